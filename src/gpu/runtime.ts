@@ -1,0 +1,287 @@
+// The GPU runtime every kernel runs through: one device, a buffer pool, a pipeline cache keyed by the WGSL
+// text, and a recorder that puts many dispatches into one compute pass and one submit.
+//
+// Why batching matters: on llvmpipe a dispatch costs ~45 µs inside a shared pass but ~208 µs when the CPU
+// waits after each (shared/GPU-NOTES.md). So `dispatch` only records; work is submitted by `flush()`
+// (or when the uniform arena fills), and the CPU waits only in `read()` and `sync()`.
+//
+// Runtime sizes travel in a uniform block per dispatch. All of a submit's uniform blocks live in one
+// "arena" buffer, written with a single writeBuffer just before the submit.
+import { DeviceLostError, GpuError, ShaderCompileError } from '../errors.js';
+import { BufferPool } from './buffer-pool.js';
+import { type AdapterDescription, type DeviceOptions, describeAdapter, openDevice } from './device.js';
+
+/** A compute kernel: its WGSL text is its identity (the pipeline cache key), its name labels GPU objects. */
+export interface Kernel {
+  name: string;
+  wgsl: string;
+  entryPoint?: string;
+}
+
+/** One recorded dispatch. Binding 0 is the uniform block `params`; `buffers` are bindings 1, 2, ... */
+export interface Dispatch {
+  kernel: Kernel;
+  params: ArrayBufferView;
+  buffers: GPUBuffer[];
+  workgroups: [number, number?, number?];
+}
+
+const ARENA_BYTES = 256 * 1024;
+const MAP_READ = 0x0001;
+const COPY_DST = 0x0008;
+const UNIFORM = 0x0040;
+const COPY_SRC = 0x0004;
+const QUERY_RESOLVE = 0x0200;
+
+interface Recording {
+  encoder: GPUCommandEncoder;
+  pass: GPUComputePassEncoder | null;
+  dispatches: number;
+}
+
+export class Gpu {
+  readonly pool: BufferPool;
+  /** Dispatches recorded since the runtime was made, and submits made; for logs and benchmarks. */
+  readonly counters = { dispatches: 0, submits: 0, pipelines: 0 };
+
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly arena: GPUBuffer;
+  private readonly arenaCpu = new Uint8Array(ARENA_BYTES);
+  private readonly slot: number;
+  private arenaUsed = 0;
+  private rec: Recording | null = null;
+  private compileChecks: Promise<void>[] = [];
+  private error: Error | null = null;
+  private destroyed = false;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly adapter: AdapterDescription,
+    private readonly ownsDevice: boolean,
+  ) {
+    this.pool = new BufferPool(device);
+    this.slot = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
+    this.arena = device.createBuffer({ size: ARENA_BYTES, usage: UNIFORM | COPY_DST, label: 'webgpu-nn uniform arena' });
+    device.lost.then((info) => {
+      if (!this.destroyed) this.error ??= new DeviceLostError(`GPU device lost (${info.reason}): ${info.message}`);
+    });
+    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      this.error ??= new GpuError(`WebGPU error: ${ev.error.message}`);
+    };
+  }
+
+  /** Opens the adapter chosen by options or WEBGPU_NN_* environment variables (see device.ts). */
+  static async create(options: DeviceOptions = {}): Promise<Gpu> {
+    const { device, adapter } = await openDevice(options);
+    return new Gpu(device, adapter, true);
+  }
+
+  /** Wraps a device another program opened, so it can run our kernels on its own buffers. */
+  static fromDevice(device: GPUDevice, adapterInfo?: GPUAdapterInfo): Gpu {
+    return new Gpu(device, describeAdapter(adapterInfo, undefined, device), false);
+  }
+
+  get isSoftware(): boolean {
+    return this.adapter.kind === 'software';
+  }
+
+  /** The compute pipeline for a kernel, compiled once per distinct WGSL text. */
+  pipeline(kernel: Kernel): GPUComputePipeline {
+    const entryPoint = kernel.entryPoint ?? 'main';
+    const key = `${entryPoint}\n${kernel.wgsl}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ code: kernel.wgsl, label: kernel.name });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: kernel.name });
+      // A compile error outranks the errors it causes later (invalid pipeline, invalid command buffer),
+      // so read()/sync() await these checks before reporting anything.
+      const check = this.device.popErrorScope().then(async (err) => {
+        if (!err) return;
+        const info = await module.getCompilationInfo();
+        const lines = info.messages.map((m) => `  line ${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`);
+        this.error = new ShaderCompileError(`kernel ${kernel.name} failed to compile:\n${lines.join('\n') || err.message}`);
+      });
+      this.compileChecks.push(check);
+      this.pipelines.set(key, p);
+      this.counters.pipelines++;
+    }
+    return p;
+  }
+
+  /** Records one dispatch into the current compute pass. Nothing runs until flush/read/sync. */
+  dispatch(d: Dispatch): void {
+    this.throwIfFailed();
+    const bytes = d.params.byteLength;
+    if (bytes > this.slot) throw new GpuError(`kernel ${d.kernel.name}: uniform block of ${bytes} bytes exceeds ${this.slot}`);
+    if (this.arenaUsed + this.slot > ARENA_BYTES) this.flush();
+    const offset = this.arenaUsed;
+    this.arenaCpu.set(new Uint8Array(d.params.buffer, d.params.byteOffset, bytes), offset);
+    this.arenaUsed += this.slot;
+
+    const pipeline = this.pipeline(d.kernel);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset, size: Math.ceil(bytes / 16) * 16 } }];
+    d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: d.kernel.name });
+
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = d.workgroups;
+    if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    this.rec!.dispatches++;
+    this.counters.dispatches++;
+  }
+
+  /** Records a buffer-to-buffer copy in queue order with the dispatches around it. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.throwIfFailed();
+    this.encoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Writes CPU data into a buffer, after all work recorded so far (writeBuffer would otherwise jump ahead of it). */
+  write(buffer: GPUBuffer, data: ArrayBufferView, bufferOffset = 0): void {
+    this.throwIfFailed();
+    if (this.rec) this.flush();
+    this.device.queue.writeBuffer(buffer, bufferOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Submits everything recorded so far, without waiting for it. */
+  flush(): void {
+    if (!this.rec) return;
+    const { encoder, pass } = this.rec;
+    pass?.end();
+    this.rec = null;
+    if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu.buffer, 0, this.arenaUsed);
+    this.arenaUsed = 0;
+    this.device.queue.submit([encoder.finish()]);
+    this.counters.submits++;
+  }
+
+  /** Copies `bytes` bytes of a buffer back to the CPU, after all recorded work. */
+  async read(buffer: GPUBuffer, bytes = buffer.size, offset = 0): Promise<ArrayBuffer> {
+    this.throwIfFailed();
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST, label: `readback of ${buffer.label}` });
+    this.encoder().copyBufferToBuffer(buffer, offset, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(MAP_READ);
+    } catch (e) {
+      await this.settleCompileChecks();
+      this.throwIfFailed();
+      throw new GpuError(`reading back ${buffer.label} failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    await this.settleCompileChecks();
+    this.throwIfFailed();
+    return out;
+  }
+
+  /** Waits until the GPU has finished all recorded work; throws any GPU error it raised. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.settleCompileChecks();
+    this.throwIfFailed();
+  }
+
+  private async settleCompileChecks(): Promise<void> {
+    const checks = this.compileChecks;
+    this.compileChecks = [];
+    await Promise.all(checks);
+  }
+
+  /**
+   * Runs `record` (which must only dispatch) inside one compute pass with GPU timestamps at its start and
+   * end, and returns the GPU time in milliseconds; null where the adapter has no timestamp queries.
+   */
+  async timeGpu(record: () => void): Promise<number | null> {
+    if (!this.device.features.has('timestamp-query')) {
+      record();
+      await this.sync();
+      return null;
+    }
+    this.flush();
+    const querySet = this.device.createQuerySet({ type: 'timestamp', count: 2, label: 'webgpu-nn timer' });
+    const encoder = this.device.createCommandEncoder({ label: 'webgpu-nn timed' });
+    const pass = encoder.beginComputePass({
+      label: 'webgpu-nn timed',
+      timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+    });
+    this.rec = { encoder, pass, dispatches: 0 };
+    record();
+    const resolved = this.device.createBuffer({ size: 16, usage: QUERY_RESOLVE | COPY_SRC, label: 'webgpu-nn timestamps' });
+    this.encoder().resolveQuerySet(querySet, 0, 2, resolved, 0);
+    const [t0, t1] = new BigUint64Array(await this.read(resolved, 16));
+    resolved.destroy();
+    querySet.destroy();
+    return Number(t1 - t0) / 1e6;
+  }
+
+  /** Releases the pool and, if this runtime opened the device, the device itself (lets Node exit). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.flush();
+    this.destroyed = true;
+    this.pool.trim();
+    this.arena.destroy();
+    if (this.ownsDevice) this.device.destroy();
+  }
+
+  private throwIfFailed(): void {
+    if (this.destroyed) throw new GpuError('this Gpu runtime was destroyed');
+    if (this.error) throw this.error;
+  }
+
+  private encoder(): GPUCommandEncoder {
+    if (!this.rec) this.rec = { encoder: this.device.createCommandEncoder({ label: 'webgpu-nn' }), pass: null, dispatches: 0 };
+    if (this.rec.pass) {
+      this.rec.pass.end();
+      this.rec.pass = null;
+    }
+    return this.rec.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.rec?.pass) {
+      const encoder = this.encoder();
+      this.rec!.pass = encoder.beginComputePass({ label: 'webgpu-nn' });
+    }
+    return this.rec!.pass!;
+  }
+}
+
+/** Packs a uniform block: numbers are u32 unless wrapped with {@link f32} or {@link i32}. */
+export function uniforms(...fields: (number | { f32: number } | { i32: number })[]): Uint32Array {
+  const n = Math.max(4, Math.ceil(fields.length / 4) * 4); // WGSL uniform structs: 16-byte multiples
+  const u = new Uint32Array(n);
+  const f = new Float32Array(u.buffer);
+  const s = new Int32Array(u.buffer);
+  fields.forEach((v, i) => {
+    if (typeof v === 'number') u[i] = v;
+    else if ('f32' in v) f[i] = v.f32;
+    else s[i] = v.i32;
+  });
+  return u;
+}
+export const f32 = (value: number) => ({ f32: value });
+export const i32 = (value: number) => ({ i32: value });
+
+/**
+ * Workgroup counts for `n` invocations of `size` threads, spread over x and y when n needs more than
+ * maxComputeWorkgroupsPerDimension (65535) groups. Shaders recover the flat index with {@link FLAT_INDEX}.
+ */
+export function grid1d(n: number, size: number): [number, number] {
+  const groups = Math.ceil(n / size);
+  if (groups <= 65535) return [Math.max(groups, 1), 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y];
+}
+
+/** WGSL: the flat invocation index for a grid from {@link grid1d}; needs `wid`, `nwg` and `lid` builtins. */
+export const FLAT_INDEX = (size: number) => `(wid.y * nwg.x + wid.x) * ${size}u + lid.x`;
+export const FLAT_BUILTINS =
+  '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u';

@@ -1,0 +1,377 @@
+// The functional API, named like torch.nn.functional: each op checks shapes (errors name the op and the
+// shapes), records its kernels, and, when gradients are on, a Node whose backward rule sits right under
+// the forward. Each rule's comment gives the math and says what the forward saved for it.
+import { DataError, ShapeError } from '../errors.js';
+import * as bn from '../shaders/batch-norm.js';
+import * as conv from '../shaders/conv2d.js';
+import * as drop from '../shaders/dropout.js';
+import * as ew from '../shaders/elementwise.js';
+import * as mm from '../shaders/matmul.js';
+import * as pool from '../shaders/pool.js';
+import * as red from '../shaders/reduce.js';
+import * as sm from '../shaders/softmax.js';
+import { type Node, Tensor, getDefaultGpu, installGradHelpers, isGradEnabled, shapeStr } from './tensor.js';
+
+const gpuOf = (t: Tensor) => t.gpu;
+
+/** Attaches a backward rule to `out` when gradients are on and some input needs them. */
+function record(out: Tensor, name: string, inputs: Tensor[], backward: Node['backward']): Tensor {
+  if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { name, inputs, backward };
+  }
+  return out;
+}
+
+function expectShape(op: string, what: string, t: Tensor, ndim: number, hint: string): void {
+  if (t.ndim !== ndim) throw new ShapeError(`${op}: ${what} must be ${ndim}-D ${hint}, got ${shapeStr(t.shape)}`);
+}
+
+const like = (t: Tensor, label: string) => Tensor.empty(t.shape, { gpu: t.gpu, label });
+
+// ---------------------------------------------------------------- creation
+
+/** A tensor from CPU data (float32 unless dtype is 'int32'). */
+export function tensor(
+  data: ArrayLike<number>,
+  shape: readonly number[] = [data.length],
+  opts: { requiresGrad?: boolean; dtype?: 'float32' | 'int32'; label?: string } = {},
+): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== n) throw new DataError(`tensor(): ${data.length} values do not fill shape ${shapeStr(shape)} (${n} elements)`);
+  const t = Tensor.empty(shape, { dtype: opts.dtype, label: opts.label });
+  const typed = opts.dtype === 'int32' ? Int32Array.from(data) : data instanceof Float32Array ? data : Float32Array.from(data);
+  t.gpu.write(t.buffer, typed);
+  t.requiresGrad = opts.requiresGrad ?? false;
+  return t;
+}
+
+export function full(shape: readonly number[], value: number, opts: { requiresGrad?: boolean; label?: string } = {}): Tensor {
+  const t = Tensor.empty(shape, { label: opts.label });
+  ew.fill(t.gpu, t.buffer, { n: t.size, value });
+  t.requiresGrad = opts.requiresGrad ?? false;
+  return t;
+}
+export const zeros = (shape: readonly number[], opts: { requiresGrad?: boolean; label?: string } = {}) => full(shape, 0, opts);
+export const ones = (shape: readonly number[], opts: { requiresGrad?: boolean; label?: string } = {}) => full(shape, 1, opts);
+
+// ---------------------------------------------------------------- elementwise
+
+function sameShape(op: string, a: Tensor, b: Tensor): void {
+  if (a.size !== b.size || a.ndim !== b.ndim || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new ShapeError(`${op}: shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)} differ (broadcasting is not supported)`);
+  }
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  sameShape('add', a, b);
+  const y = like(a, 'add');
+  ew.add(gpuOf(a), a.buffer, b.buffer, y.buffer, { n: a.size });
+  // da = dy, db = dy
+  return record(y, 'add', [a, b], (dy) => [dy, dy]);
+}
+
+export function sub(a: Tensor, b: Tensor): Tensor {
+  sameShape('sub', a, b);
+  const y = like(a, 'sub');
+  ew.sub(gpuOf(a), a.buffer, b.buffer, y.buffer, { n: a.size });
+  // da = dy, db = -dy
+  return record(y, 'sub', [a, b], (dy) => [dy, mulScalar(dy, -1)]);
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  sameShape('mul', a, b);
+  const y = like(a, 'mul');
+  ew.mul(gpuOf(a), a.buffer, b.buffer, y.buffer, { n: a.size });
+  // da = dy * b, db = dy * a   (saves a and b)
+  return record(y, 'mul', [a, b], (dy) => [mul(dy, b), mul(dy, a)]);
+}
+
+export function mulScalar(a: Tensor, alpha: number): Tensor {
+  const y = like(a, 'mulScalar');
+  ew.scale(gpuOf(a), a.buffer, y.buffer, { n: a.size, alpha });
+  // da = alpha * dy
+  return record(y, 'mulScalar', [a], (dy) => [mulScalar(dy, alpha)]);
+}
+
+export function relu(x: Tensor): Tensor {
+  const y = like(x, 'relu');
+  ew.relu(gpuOf(x), x.buffer, y.buffer, x.size);
+  // dx = dy * (x > 0)   (saves x)
+  return record(y, 'relu', [x], (dy) => {
+    const dx = like(x, 'relu grad');
+    ew.reluBackward(gpuOf(x), x.buffer, dy.buffer, dx.buffer, x.size);
+    return [dx];
+  });
+}
+
+let dropoutCalls = 0;
+/**
+ * Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p); the identity
+ * when not training. The mask comes from a counter-based RNG keyed by (seed, step), so backward recomputes
+ * it instead of saving it. `step` defaults to a counter that advances at every call.
+ */
+export function dropout(x: Tensor, p = 0.5, training = true, opts: { seed?: number; step?: number } = {}): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new DataError(`dropout: p must be in [0, 1], got ${p}`);
+  if (!training || p === 0) return x;
+  const seed = opts.seed ?? 0x5eed;
+  const step = opts.step ?? dropoutCalls++;
+  const y = like(x, 'dropout');
+  const sizes = { n: x.size, p, seed, step };
+  drop.dropout(gpuOf(x), x.buffer, y.buffer, sizes);
+  // dx = dy * mask / (1 - p)   (saves nothing: the mask is recomputed from seed and step)
+  return record(y, 'dropout', [x], (dy) => {
+    const dx = like(x, 'dropout grad');
+    drop.dropoutBackward(gpuOf(x), dy.buffer, dx.buffer, sizes);
+    return [dx];
+  });
+}
+
+// ---------------------------------------------------------------- reductions
+
+export function sum(x: Tensor): Tensor {
+  const y = Tensor.empty([], { gpu: x.gpu, label: 'sum' });
+  red.sum(gpuOf(x), x.buffer, y.buffer, { n: x.size });
+  // dx = dy broadcast
+  return record(y, 'sum', [x], (dy) => [broadcastScalar(dy, x.shape, 1)]);
+}
+
+export function mean(x: Tensor): Tensor {
+  const y = Tensor.empty([], { gpu: x.gpu, label: 'mean' });
+  red.mean(gpuOf(x), x.buffer, y.buffer, { n: x.size });
+  // dx = dy / n broadcast
+  return record(y, 'mean', [x], (dy) => [broadcastScalar(dy, x.shape, 1 / x.size)]);
+}
+
+/** alpha * s broadcast to `shape`, where s is a one-element tensor. */
+function broadcastScalar(s: Tensor, shape: readonly number[], alpha: number): Tensor {
+  const y = Tensor.empty(shape, { gpu: s.gpu, label: 'broadcast' });
+  ew.broadcastScalar(gpuOf(s), s.buffer, y.buffer, { n: y.size, alpha });
+  return y;
+}
+
+// ---------------------------------------------------------------- matmul and linear
+
+/** a[M,K] · b[K,N]. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  expectShape('matmul', 'a', a, 2, '[M, K]');
+  expectShape('matmul', 'b', b, 2, '[K, N]');
+  const [M, K] = a.shape;
+  const [K2, N] = b.shape;
+  if (K !== K2) throw new ShapeError(`matmul: inner sizes differ: a ${shapeStr(a.shape)} · b ${shapeStr(b.shape)}`);
+  const y = Tensor.empty([M, N], { gpu: a.gpu, label: 'matmul' });
+  mm.matmul(gpuOf(a), a.buffer, b.buffer, y.buffer, { M, N, K });
+  // da = dy · bᵀ, db = aᵀ · dy   (saves a and b)
+  return record(y, 'matmul', [a, b], (dy) => {
+    const da = a.requiresGrad ? Tensor.empty(a.shape, { gpu: a.gpu, label: 'matmul grad a' }) : null;
+    const db = b.requiresGrad ? Tensor.empty(b.shape, { gpu: a.gpu, label: 'matmul grad b' }) : null;
+    if (da) mm.matmul(gpuOf(a), dy.buffer, b.buffer, da.buffer, { M, N: K, K: N, transB: true });
+    if (db) mm.matmul(gpuOf(a), a.buffer, dy.buffer, db.buffer, { M: K, N, K: M, transA: true });
+    return [da, db];
+  });
+}
+
+/** y = x · wᵀ + b, with PyTorch's layout w[out, in]. */
+export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+  expectShape('linear', 'input', x, 2, '[batch, in_features]');
+  expectShape('linear', 'weight', w, 2, '[out_features, in_features]');
+  const [batch, inFeatures] = x.shape;
+  const [outFeatures, wIn] = w.shape;
+  if (wIn !== inFeatures) {
+    throw new ShapeError(`linear: input ${shapeStr(x.shape)} has ${inFeatures} features but weight ${shapeStr(w.shape)} expects ${wIn}`);
+  }
+  if (b && (b.ndim !== 1 || b.shape[0] !== outFeatures)) {
+    throw new ShapeError(`linear: bias ${shapeStr(b.shape)} must be [${outFeatures}] for weight ${shapeStr(w.shape)}`);
+  }
+  const sizes = { batch, inFeatures, outFeatures };
+  const y = Tensor.empty([batch, outFeatures], { gpu: x.gpu, label: 'linear' });
+  mm.linearForward(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, sizes);
+  // dx = dy · w, dw = dyᵀ · x, db = Σ_batch dy   (saves x and w)
+  const inputs = b ? [x, w, b] : [x, w];
+  return record(y, 'linear', inputs, (dy) => {
+    const dx = x.requiresGrad ? like(x, 'linear grad x') : null;
+    const dw = w.requiresGrad ? like(w, 'linear grad w') : null;
+    const db = b?.requiresGrad ? like(b, 'linear grad b') : null;
+    mm.linearBackward(gpuOf(x), x.buffer, w.buffer, dy.buffer, dx?.buffer ?? null, dw?.buffer ?? null, db?.buffer ?? null, sizes);
+    return [dx, dw, db];
+  });
+}
+
+// ---------------------------------------------------------------- convolution and pooling
+
+/** 2-D cross-correlation over NCHW input with weight [O, C, KH, KW], as torch.nn.functional.conv2d. */
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: { stride?: number; padding?: number } = {}): Tensor {
+  expectShape('conv2d', 'input', x, 4, '[N, C, H, W]');
+  expectShape('conv2d', 'weight', w, 4, '[out_channels, in_channels, kH, kW]');
+  const [N, C, H, W] = x.shape;
+  const [O, WC, KH, KW] = w.shape;
+  const stride = opts.stride ?? 1;
+  const padding = opts.padding ?? 0;
+  if (WC !== C) throw new ShapeError(`conv2d: input ${shapeStr(x.shape)} has ${C} channels but weight ${shapeStr(w.shape)} expects ${WC}`);
+  if (b && (b.ndim !== 1 || b.shape[0] !== O)) throw new ShapeError(`conv2d: bias ${shapeStr(b.shape)} must be [${O}]`);
+  const OH = Math.floor((H + 2 * padding - KH) / stride) + 1;
+  const OW = Math.floor((W + 2 * padding - KW) / stride) + 1;
+  if (OH < 1 || OW < 1) {
+    throw new ShapeError(`conv2d: kernel ${KH}x${KW} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding} (input ${shapeStr(x.shape)})`);
+  }
+  const sizes = { N, C, H, W, O, KH, KW, stride, padding };
+  const y = Tensor.empty([N, O, OH, OW], { gpu: x.gpu, label: 'conv2d' });
+  conv.conv2d(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, sizes);
+  // dx = dy ⋆ flip(w) (full correlation), dw = Σ_n,oh,ow dy · x, db = Σ_n,oh,ow dy   (saves x and w)
+  const inputs = b ? [x, w, b] : [x, w];
+  return record(y, 'conv2d', inputs, (dy) => {
+    const g = gpuOf(x);
+    const dx = x.requiresGrad ? like(x, 'conv2d grad x') : null;
+    const dw = w.requiresGrad ? like(w, 'conv2d grad w') : null;
+    const db = b?.requiresGrad ? like(b, 'conv2d grad b') : null;
+    if (dx) conv.conv2dBackwardInput(g, dy.buffer, w.buffer, dx.buffer, sizes);
+    if (dw) conv.conv2dBackwardWeight(g, x.buffer, dy.buffer, dw.buffer, sizes);
+    if (db) conv.conv2dBackwardBias(g, dy.buffer, db.buffer, { N, O, OH, OW });
+    return [dx, dw, db];
+  });
+}
+
+/** Max pooling over NCHW, floor of odd sizes as PyTorch. */
+export function maxPool2d(x: Tensor, kernel = 2, stride = kernel): Tensor {
+  expectShape('maxPool2d', 'input', x, 4, '[N, C, H, W]');
+  const [N, C, H, W] = x.shape;
+  const OH = Math.floor((H - kernel) / stride) + 1;
+  const OW = Math.floor((W - kernel) / stride) + 1;
+  if (OH < 1 || OW < 1) throw new ShapeError(`maxPool2d: window ${kernel}x${kernel} is larger than input ${shapeStr(x.shape)}`);
+  const sizes = { N, C, H, W, kernel, stride };
+  const y = Tensor.empty([N, C, OH, OW], { gpu: x.gpu, label: 'maxPool2d' });
+  const argmax = Tensor.empty([N, C, OH, OW], { gpu: x.gpu, dtype: 'int32', label: 'maxPool2d argmax' });
+  pool.maxPool2d(gpuOf(x), x.buffer, y.buffer, argmax.buffer, sizes);
+  // dx = scatter of dy to each window's argmax   (saves argmax)
+  return record(y, 'maxPool2d', [x], (dy) => {
+    const dx = like(x, 'maxPool2d grad');
+    pool.maxPool2dBackward(gpuOf(x), dy.buffer, argmax.buffer, dx.buffer, sizes);
+    return [dx];
+  });
+}
+
+// ---------------------------------------------------------------- batch norm
+
+export interface BatchNormOptions {
+  training: boolean;
+  momentum?: number;
+  eps?: number;
+  /** Running variance from the unbiased batch variance (PyTorch's nn.BatchNorm2d, default) or the biased one (the seed's CustomBatchNorm). */
+  unbiasedRunningVar?: boolean;
+}
+
+/**
+ * Batch normalisation over N,H,W per channel of NCHW input, as torch.nn.functional.batch_norm.
+ * Training: normalises with the batch's mean and biased variance and updates the running statistics in
+ * place; evaluation: normalises with the running statistics.
+ */
+export function batchNorm(
+  x: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor,
+  bias: Tensor,
+  opts: BatchNormOptions,
+): Tensor {
+  expectShape('batchNorm', 'input', x, 4, '[N, C, H, W]');
+  const [N, C, H, W] = x.shape;
+  for (const [name, t] of [['weight', weight], ['bias', bias], ['running_mean', runningMean], ['running_var', runningVar]] as const) {
+    if (t && (t.ndim !== 1 || t.shape[0] !== C)) throw new ShapeError(`batchNorm: ${name} ${shapeStr(t.shape)} must be [${C}] for input ${shapeStr(x.shape)}`);
+  }
+  const g = gpuOf(x);
+  const eps = opts.eps ?? 1e-5;
+  const sizes = { N, C, H, W, eps, momentum: opts.momentum ?? 0.1, unbiasedRunningVar: opts.unbiasedRunningVar ?? true };
+  const y = like(x, 'batchNorm');
+  if (!opts.training) {
+    if (!runningMean || !runningVar) throw new DataError('batchNorm: evaluation mode needs running_mean and running_var');
+    bn.batchNormForwardEval(g, x.buffer, weight.buffer, bias.buffer, runningMean.buffer, runningVar.buffer, y.buffer, sizes);
+    // dx = dy · γ / √(running_var + ε); dγ, dβ as in training with the running statistics   (saves x)
+    return record(y, 'batchNorm(eval)', [x, weight, bias], () => {
+      throw new DataError('batchNorm: backward through evaluation mode is not supported; call model.train() before training');
+    });
+  }
+  if (N * H * W < 2) throw new ShapeError(`batchNorm: training needs more than one value per channel, got input ${shapeStr(x.shape)}`);
+  const mean = Tensor.empty([C], { gpu: x.gpu, label: 'batchNorm mean' });
+  const invStd = Tensor.empty([C], { gpu: x.gpu, label: 'batchNorm invStd' });
+  bn.batchNormForwardTrain(g, x.buffer, weight.buffer, bias.buffer, y.buffer, mean.buffer, invStd.buffer, sizes);
+  if (runningMean && runningVar) bn.updateRunningStats(g, mean.buffer, invStd.buffer, runningMean.buffer, runningVar.buffer, sizes);
+  // dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy   (saves x, mean, invStd)
+  return record(y, 'batchNorm', [x, weight, bias], (dy) => {
+    const dx = like(x, 'batchNorm grad x');
+    const dgamma = like(weight, 'batchNorm grad weight');
+    const dbeta = like(bias, 'batchNorm grad bias');
+    bn.batchNormBackward(g, x.buffer, dy.buffer, weight.buffer, mean.buffer, invStd.buffer, dx.buffer, dgamma.buffer, dbeta.buffer, sizes);
+    return [dx, dgamma, dbeta];
+  });
+}
+
+// ---------------------------------------------------------------- log-softmax and losses
+
+/** log(softmax(x)) along the last dimension of a [rows, cols] tensor (dim=1 in the seed). */
+export function logSoftmax(x: Tensor, dim = 1): Tensor {
+  expectShape('logSoftmax', 'input', x, 2, '[batch, classes]');
+  if (dim !== 1 && dim !== -1) throw new ShapeError(`logSoftmax: only dim=1 (the class dimension) is supported, got dim=${dim}`);
+  const [rows, cols] = x.shape;
+  const y = like(x, 'logSoftmax');
+  sm.logSoftmax(gpuOf(x), x.buffer, y.buffer, { rows, cols });
+  // dx = dy − exp(y)·Σ_row dy   (saves y)
+  return record(y, 'logSoftmax', [x], (dy) => {
+    const dx = like(x, 'logSoftmax grad');
+    sm.logSoftmaxBackward(gpuOf(x), y.buffer, dy.buffer, dx.buffer, { rows, cols });
+    return [dx];
+  });
+}
+
+function checkTarget(op: string, input: Tensor, target: Tensor): void {
+  if (target.dtype !== 'int32' || target.ndim !== 1 || target.shape[0] !== input.shape[0]) {
+    throw new ShapeError(`${op}: target must be an int32 tensor [${input.shape[0]}] of class indices, got ${target.dtype} ${shapeStr(target.shape)}`);
+  }
+}
+
+/** Mean negative log-likelihood of the target classes, from log-probabilities [batch, classes]. */
+export function nllLoss(logp: Tensor, target: Tensor): Tensor {
+  expectShape('nllLoss', 'input', logp, 2, '[batch, classes]');
+  checkTarget('nllLoss', logp, target);
+  const [rows, cols] = logp.shape;
+  const loss = Tensor.empty([], { gpu: logp.gpu, label: 'nllLoss' });
+  sm.nllLoss(gpuOf(logp), logp.buffer, target.buffer, loss.buffer, { rows, cols });
+  // dlogp[r, t_r] = −dy / rows, 0 elsewhere   (saves target)
+  return record(loss, 'nllLoss', [logp], (dy) => {
+    const dx = like(logp, 'nllLoss grad');
+    sm.nllLossBackward(gpuOf(logp), target.buffer, dy.buffer, dx.buffer, { rows, cols });
+    return [dx];
+  });
+}
+
+/** Mean cross-entropy of logits [batch, classes] (= nllLoss(logSoftmax(x))), fused into one kernel. */
+export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
+  expectShape('crossEntropy', 'input', logits, 2, '[batch, classes]');
+  checkTarget('crossEntropy', logits, target);
+  const [rows, cols] = logits.shape;
+  const loss = Tensor.empty([], { gpu: logits.gpu, label: 'crossEntropy' });
+  const logp = like(logits, 'crossEntropy logp');
+  sm.logSoftmaxNllLoss(gpuOf(logits), logits.buffer, target.buffer, logp.buffer, loss.buffer, { rows, cols });
+  // dlogits = dy · (softmax(x) − onehot(t)) / rows   (saves log-probabilities and target)
+  return record(loss, 'crossEntropy', [logits], (dy) => {
+    const dx = like(logits, 'crossEntropy grad');
+    sm.logSoftmaxNllLossBackward(gpuOf(logits), logp.buffer, target.buffer, dy.buffer, dx.buffer, { rows, cols });
+    return [dx];
+  });
+}
+
+// ---------------------------------------------------------------- autograd plumbing
+
+installGradHelpers(
+  (t, value) => {
+    const y = Tensor.empty(t.shape, { gpu: t.gpu, label: 'grad seed' });
+    ew.fill(t.gpu, y.buffer, { n: y.size, value });
+    return y;
+  },
+  (a, b) => {
+    const y = like(a, 'grad sum');
+    ew.add(gpuOf(a), a.buffer, b.buffer, y.buffer, { n: a.size });
+    return y;
+  },
+);
+
+export { getDefaultGpu };

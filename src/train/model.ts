@@ -1,0 +1,63 @@
+// The seed's network (SimpleCNN in the lesson), with the same layer names so state-dict keys match PyTorch:
+//
+//   conv1 1→10 k5 → maxpool 2 → ReLU → bn1 → dropout 0.5 → conv2 10→20 k5 → maxpool 2 → ReLU → bn2 →
+//   dropout 0.5 → flatten 320 → fc1 320→50 → ReLU → fc2 50→10 → log-softmax
+//
+// `logits()` stops before the log-softmax so training can use the fused cross-entropy kernel
+// (crossEntropy(logits) = nllLoss(logSoftmax(logits)), the seed's loss).
+import type { InitName } from '../nn/init.js';
+import { BatchNorm2d, Conv2d, Dropout, Linear, Module } from '../nn/modules.js';
+import * as F from '../nn/ops.js';
+import type { Tensor } from '../nn/tensor.js';
+
+export interface MnistCnnOptions {
+  rng: () => number;
+  init?: InitName;
+  /** Batch norm after each conv block (the seed's); false gives the lesson's "without BN" baseline. */
+  batchNorm?: boolean;
+  dropout?: number;
+  /** Running variance from the unbiased batch variance (nn.BatchNorm2d) or the biased one (the seed's CustomBatchNorm). */
+  unbiasedRunningVar?: boolean;
+  /** Seed of the dropout masks. */
+  seed?: number;
+}
+
+export class MnistCnn extends Module {
+  readonly conv1: Conv2d;
+  readonly conv2: Conv2d;
+  readonly bn1: BatchNorm2d | null;
+  readonly bn2: BatchNorm2d | null;
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  readonly dropout: Dropout;
+
+  constructor(readonly options: MnistCnnOptions) {
+    super();
+    const layer = { rng: options.rng, init: options.init };
+    const bnOpts = { momentum: 0.1, eps: 1e-5, unbiasedRunningVar: options.unbiasedRunningVar ?? true };
+    this.conv1 = this.child('conv1', new Conv2d(1, 10, 5, layer));
+    this.bn1 = options.batchNorm === false ? null : this.child('bn1', new BatchNorm2d(10, bnOpts));
+    this.conv2 = this.child('conv2', new Conv2d(10, 20, 5, layer));
+    this.bn2 = options.batchNorm === false ? null : this.child('bn2', new BatchNorm2d(20, bnOpts));
+    this.fc1 = this.child('fc1', new Linear(320, 50, layer));
+    this.fc2 = this.child('fc2', new Linear(50, 10, layer));
+    this.dropout = this.child('dropout', new Dropout(options.dropout ?? 0.5, options.seed ?? 0x5eed));
+  }
+
+  /** Scores before the log-softmax, [N, 10], from images [N, 1, 28, 28]. */
+  logits(x: Tensor): Tensor {
+    let h = F.relu(F.maxPool2d(this.conv1.forward(x), 2));
+    if (this.bn1) h = this.bn1.forward(h);
+    h = this.dropout.forward(h);
+    h = F.relu(F.maxPool2d(this.conv2.forward(h), 2));
+    if (this.bn2) h = this.bn2.forward(h);
+    h = this.dropout.forward(h);
+    h = F.relu(this.fc1.forward(h.reshape([-1, 320])));
+    return this.fc2.forward(h);
+  }
+
+  /** Log-probabilities [N, 10], as the seed's forward returns. */
+  forward(x: Tensor): Tensor {
+    return F.logSoftmax(this.logits(x), 1);
+  }
+}

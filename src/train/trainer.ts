@@ -1,0 +1,162 @@
+// The training loop: whole steps recorded and submitted without waiting on the GPU; per-epoch sums of the
+// loss and of correct predictions kept on the GPU and read back once per epoch; validation in evaluation
+// mode; best weights snapshotted on the GPU as real copies (the seed keeps state_dict() references, so its
+// "best" model is really the last one).
+import type { Gpu } from '../gpu/runtime.js';
+import type { InitName } from '../nn/init.js';
+import * as F from '../nn/ops.js';
+import { SGD } from '../nn/optim.js';
+import { Tensor, noGrad, tidy } from '../nn/tensor.js';
+import { accumulate, countCorrect } from '../shaders/metrics.js';
+import type { GpuDataset } from './gpu-data.js';
+import { MnistCnn } from './model.js';
+import { mulberry32, shuffleInPlace } from './random.js';
+
+export interface TrainOptions {
+  epochs: number;
+  patience: number;
+  minDelta: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  seed: number;
+  init: InitName;
+  batchNorm: boolean;
+  dropout: number;
+  unbiasedRunningVar: boolean;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number;
+  valAcc: number;
+  epochSeconds: number;
+  samplesPerSecond: number;
+}
+
+export interface Split {
+  data: GpuDataset;
+  indices: Uint32Array;
+}
+
+export class Trainer {
+  readonly model: MnistCnn;
+  readonly optimizer: SGD;
+  readonly norm: { mean: number; std: number };
+  private best: Map<string, Tensor> | null = null;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly options: TrainOptions,
+    norm: { mean: number; std: number } = { mean: 0, std: 1 },
+  ) {
+    this.norm = norm;
+    this.model = new MnistCnn({
+      rng: mulberry32(options.seed),
+      init: options.init,
+      batchNorm: options.batchNorm,
+      dropout: options.dropout,
+      unbiasedRunningVar: options.unbiasedRunningVar,
+      seed: options.seed,
+    });
+    this.optimizer = new SGD(this.model.parameters(), {
+      lr: options.lr,
+      weightDecay: options.weightDecay,
+      momentum: options.momentum,
+    });
+  }
+
+  /**
+   * One pass over the training split in a seeded shuffled order (the order depends only on seed and
+   * epoch, so a resumed run sees the same batches). Returns the mean of the batch losses, as the seed
+   * computes it. `interrupted` is polled between steps.
+   */
+  async trainEpoch(train: Split, epoch: number, interrupted: () => boolean = () => false, onStep?: (done: number, total: number) => void): Promise<number> {
+    const { gpu, model, optimizer, options } = this;
+    const order = shuffleInPlace(Uint32Array.from(train.indices), mulberry32(options.seed * 1000003 + epoch));
+    const idx = train.data.indexList(order).keep();
+    const lossSum = F.zeros([1], { label: 'epoch loss sum' }).keep();
+    const steps = Math.ceil(order.length / options.batchSize);
+    model.train();
+    let done = 0;
+    for (let offset = 0; offset < order.length; offset += options.batchSize) {
+      if (interrupted()) break;
+      const batch = Math.min(options.batchSize, order.length - offset);
+      tidy(() => {
+        const { x, y } = train.data.batch(idx, offset, batch, this.norm);
+        optimizer.zeroGrad();
+        const loss = F.crossEntropy(model.logits(x), y);
+        loss.backward();
+        optimizer.step();
+        accumulate(gpu, loss.buffer, lossSum.buffer);
+      });
+      done++;
+      // Yield to the event loop now and then so Ctrl-C and progress output get through; no GPU wait.
+      if (done % 16 === 0) {
+        onStep?.(done, steps);
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    const total = (await lossSum.toArray())[0];
+    idx.dispose();
+    lossSum.dispose();
+    return total / Math.max(done, 1);
+  }
+
+  /** Mean batch loss and accuracy in evaluation mode (dropout off, batch norm on running statistics). */
+  async evaluate(split: Split): Promise<{ loss: number; accuracy: number }> {
+    const { gpu, model, options } = this;
+    const idx = split.data.indexList(split.indices).keep();
+    const sums = F.zeros([2], { label: 'eval sums' }).keep(); // [loss sum, correct count]
+    let batches = 0;
+    model.eval();
+    noGrad(() => {
+      for (let offset = 0; offset < split.indices.length; offset += options.batchSize) {
+        const batch = Math.min(options.batchSize, split.indices.length - offset);
+        tidy(() => {
+          const { x, y } = split.data.batch(idx, offset, batch, this.norm);
+          const logits = model.logits(x);
+          accumulate(gpu, F.crossEntropy(logits, y).buffer, sums.buffer);
+          countCorrect(gpu, logits.buffer, y.buffer, sums.buffer, { rows: batch, cols: logits.shape[1], offset: 1 });
+        });
+        batches++;
+      }
+    });
+    const [lossSum, correct] = await sums.toArray();
+    idx.dispose();
+    sums.dispose();
+    model.train();
+    return { loss: lossSum / Math.max(batches, 1), accuracy: correct / Math.max(split.indices.length, 1) };
+  }
+
+  /** Copies every parameter and batch-norm statistic into GPU buffers of its own (a real snapshot). */
+  snapshotBest(): void {
+    const state = this.model.stateDict();
+    this.best ??= new Map([...state].map(([k, t]) => [k, Tensor.empty(t.shape, { gpu: this.gpu, label: `best ${k}` }).keep()]));
+    for (const [k, t] of state) this.gpu.copy(t.buffer, 0, this.best.get(k)!.buffer, 0, t.size * 4);
+  }
+
+  /** Puts the snapshotted best weights back into the model. Returns false if there was none. */
+  restoreBest(): boolean {
+    if (!this.best) return false;
+    this.model.loadStateDict(this.best);
+    return true;
+  }
+
+  /** The model's current state as CPU arrays (for checkpoints). */
+  async stateArrays(): Promise<Record<string, { shape: number[]; data: Float32Array }>> {
+    const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const [k, t] of this.model.stateDict()) out[k] = { shape: [...t.shape], data: (await t.toArray()) as Float32Array };
+    return out;
+  }
+
+  /** Snapshotted best state as CPU arrays, or the current state if there is no snapshot. */
+  async bestArrays(): Promise<Record<string, { shape: number[]; data: Float32Array }>> {
+    if (!this.best) return this.stateArrays();
+    const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const [k, t] of this.best) out[k] = { shape: [...t.shape], data: (await t.toArray()) as Float32Array };
+    return out;
+  }
+}

@@ -1,0 +1,44 @@
+// Float64 reference: elementwise ops and reductions.
+
+// y = max(x, 0).
+export function relu(x: Float64Array): Float64Array {
+  return x.map((v) => (v > 0 ? v : 0));
+}
+
+// dx = dy where x > 0, else 0 (gradient 0 at x = 0, as in PyTorch).
+export function reluBackward(x: Float64Array, dy: Float64Array): Float64Array {
+  return x.map((v, i) => (v > 0 ? dy[i] : 0));
+}
+
+// y = x·mask/(1−p) with mask ∈ {0,1} (inverted dropout).
+export function dropoutApply(x: Float64Array, mask: ArrayLike<number>, p: number): Float64Array {
+  const k = 1 / (1 - p);
+  return x.map((v, i) => v * mask[i] * k);
+}
+
+// dx = dy·mask/(1−p).
+export function dropoutBackward(dy: Float64Array, mask: ArrayLike<number>, p: number): Float64Array {
+  return dropoutApply(dy, mask, p);
+}
+
+// c = a + b.
+export function add(a: Float64Array, b: Float64Array): Float64Array {
+  return a.map((v, i) => v + b[i]);
+}
+
+// y = s·x.
+export function scale(x: Float64Array, s: number): Float64Array {
+  return x.map((v) => v * s);
+}
+
+// Σ_i x[i].
+export function sum(x: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i];
+  return s;
+}
+
+// (1/n)·Σ_i x[i].
+export function mean(x: ArrayLike<number>): number {
+  return sum(x) / x.length;
+}

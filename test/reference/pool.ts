@@ -1,0 +1,61 @@
+// Float64 reference: 2-D max pooling (no padding, floor output size), NCHW.
+
+export interface PoolParams {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  kernel?: number;
+  stride?: number;
+}
+
+export interface PoolResult {
+  y: Float64Array;
+  argmax: Int32Array; // per output: flat index ih*W+iw into its input H*W plane
+  OH: number;
+  OW: number;
+}
+
+// y[n,c,oh,ow] = max_{kh,kw} x[n,c,oh·s+kh,ow·s+kw]; first max in row-major window order wins ties.
+export function maxPool2d(x: Float64Array, p: PoolParams): PoolResult {
+  const { N, C, H, W } = p;
+  const k = p.kernel ?? 2;
+  const s = p.stride ?? k;
+  const OH = Math.floor((H - k) / s) + 1;
+  const OW = Math.floor((W - k) / s) + 1;
+  const y = new Float64Array(N * C * OH * OW);
+  const argmax = new Int32Array(N * C * OH * OW);
+  for (let nc = 0; nc < N * C; nc++)
+    for (let oh = 0; oh < OH; oh++)
+      for (let ow = 0; ow < OW; ow++) {
+        let best = -Infinity;
+        let bestIdx = -1;
+        for (let kh = 0; kh < k; kh++)
+          for (let kw = 0; kw < k; kw++) {
+            const idx = (oh * s + kh) * W + (ow * s + kw);
+            const v = x[nc * H * W + idx];
+            // strict > keeps the first max on ties; NaN is taken as the max, as in PyTorch
+            if (bestIdx < 0 || v > best || Number.isNaN(v)) {
+              best = v;
+              bestIdx = idx;
+            }
+          }
+        const o = (nc * OH + oh) * OW + ow;
+        y[o] = best;
+        argmax[o] = bestIdx;
+      }
+  return { y, argmax, OH, OW };
+}
+
+// dx[n,c,argmax[o]] += dy[o] for every output o (scatter-add; overlapping windows accumulate).
+export function maxPool2dBackward(dy: Float64Array, argmax: Int32Array, shape: PoolParams): Float64Array {
+  const { N, C, H, W } = shape;
+  const dx = new Float64Array(N * C * H * W);
+  const perPlane = dy.length / (N * C);
+  for (let nc = 0; nc < N * C; nc++)
+    for (let j = 0; j < perPlane; j++) {
+      const o = nc * perPlane + j;
+      dx[nc * H * W + argmax[o]] += dy[o];
+    }
+  return dx;
+}
