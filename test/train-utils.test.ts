@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../src/train/atomic.js';
 import { pixelStats, splitTrainVal, type Dataset } from '../src/train/dataset.js';
 import { EarlyStopping } from '../src/train/early-stopping.js';
 import { formatDuration, ProgressBar } from '../src/train/progress.js';
-import { mulberry32, shuffleInPlace } from '../src/train/random.js';
+import { mulberry32, shuffleInPlace } from '../src/random.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'train-utils-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -123,7 +123,8 @@ describe('writeFileAtomic', () => {
   });
   it('throws when the directory does not exist, touching nothing', () => {
     const before = readdirSync(tmp).sort();
-    expect(() => writeFileAtomic(join(tmp, 'missing-dir', 'x.json'), 'x')).toThrow();
+    expect(() => writeFileAtomic(join(tmp, 'missing-dir', 'history.json'), 'x')).toThrow();
+    expect(readFileSync(join(tmp, 'history.json'), 'utf8')).toBe('{}');
     expect(existsSync(join(tmp, 'missing-dir'))).toBe(false);
     expect(readdirSync(tmp).sort()).toEqual(before);
   });

@@ -2,18 +2,10 @@
 // Names and formulas follow torch.nn.init; the seed lesson compares normal, zeros, Glorot/Xavier and
 // He/Kaiming with histograms of a layer's outputs.
 import { UsageError } from '../errors.js';
+import { mulberry32 } from '../random.js';
 
-/** A seeded uniform generator in [0, 1) (mulberry32): repeatable runs from one `--seed`. */
-export function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform generator in [0, 1): repeatable runs from one `--seed`. */
+export const makeRng = mulberry32;
 
 /** Standard normal samples by Box–Muller. */
 export function normalSampler(rng: () => number): () => number {

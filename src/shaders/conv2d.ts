@@ -214,7 +214,7 @@ const directV2Kernel = memoKernel((KH: number, KW: number, S: number, padded: bo
     }
   }
   // wk{t}: index of w for (oc_t, ic, kh, kw = 0); taps step by +1 (or −1 when flipped) along kw.
-  const wk = T.map((tt) => `let wk${tt} = ${weightIndex(flip, KH, KW, `oc${tt}`, 'ic', 'kh', '0u')};`);
+  const wk = T.map((tt) => `let wk${tt} = ${weightIndex(flip, KH, KW, `oc_${tt}`, 'ic', 'kh', '0u')};`);
   const stores = T.flatMap((tt) =>
     P.map((pp) => `if (oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < p.Wout) { y[ybase + ${tt}u * plane + ${pp}u] = a${tt}_${pp}; }`),
   );
@@ -233,8 +233,8 @@ ${directBindings(bias)}
   let n = row / p.Hout;
   let ow0 = pb * ${PT}u;
   let oc0 = wid.z * ${OT}u;
-  ${T.map((tt) => `let oc${tt} = min(oc0 + ${tt}u, p.Cout - 1u);`).join('\n  ')}
-  ${T.flatMap((tt) => P.map((pp) => `var a${tt}_${pp} = ${bias ? `bias[oc${tt}]` : '0.0'};`)).join('\n  ')}
+  ${T.map((tt) => `let oc_${tt} = min(oc0 + ${tt}u, p.Cout - 1u);`).join('\n  ')}
+  ${T.flatMap((tt) => P.map((pp) => `var a${tt}_${pp} = ${bias ? `bias[oc_${tt}]` : '0.0'};`)).join('\n  ')}
   let ih0 = i32(oh * ${S}u) - p.padH;
   let iw0 = i32(ow0 * ${S}u) - p.padW;
   for (var ic = 0u; ic < p.Cin; ic++) {
@@ -294,7 +294,7 @@ const directV3Kernel = memoKernel((KH: number, KW: number, S: number, bias: bool
   return {
     name: flip ? 'conv2d_bwd_input_v3' : 'conv2d_v3',
     wgsl: /* wgsl */ `
-struct Params { ${DIRECT_PARAMS}, tilesW: u32, tilesPerImage: u32 }
+struct Params { ${DIRECT_PARAMS}, tilesW: u32, tilesPerImage: u32, nImages: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${directBindings(bias)}
 var<workgroup> xs: array<f32, ${ICT * PH * PW}>;
@@ -307,7 +307,7 @@ var<workgroup> ws: array<f32, ${ICT * TO * KK}>;
   let oh0 = (tile / p.tilesW) * ${TILE}u;
   let ow0 = (tile % p.tilesW) * ${TILE}u;
   let oc0 = wid.z * ${TO}u;
-  let live = n < ${'p.nImages'};
+  let live = n < p.nImages;
   var acc: array<f32, ${TO}>;
   for (var t = 0u; t < ${TO}u; t++) { acc[t] = ${bias ? 'bias[min(oc0 + t, p.Cout - 1u)]' : '0.0'}; }
   let ih0 = i32(oh0 * ${S}u) - p.padH;
@@ -353,7 +353,7 @@ var<workgroup> ws: array<f32, ${ICT * TO * KK}>;
       if (oc0 + t < p.Cout) { y[((n * p.Cout + oc0 + t) * p.Hout + oh) * p.Wout + ow] = acc[t]; }
     }
   }
-}`.replace("struct Params { " + DIRECT_PARAMS + ', tilesW: u32, tilesPerImage: u32 }', `struct Params { ${DIRECT_PARAMS}, tilesW: u32, tilesPerImage: u32, nImages: u32 }`),
+}`,
   };
 });
 
@@ -532,7 +532,7 @@ ${binding(3, 'out', 'read_write')}
   let c = lane / ${KH}u;
   let kh = lane % ${KH}u;
   let o0 = wid.y * ${OT}u;
-  ${T.map((tt) => `let o${tt} = min(o0 + ${tt}u, p.O - 1u);`).join('\n  ')}
+  ${T.map((tt) => `let o_${tt} = min(o0 + ${tt}u, p.O - 1u);`).join('\n  ')}
   ${T.flatMap((tt) => K.map((kw) => `var a${tt}_${kw} = 0.0;`)).join('\n  ')}
   let r0 = wid.z * p.rowsPerSlice;
   let r1 = min(r0 + p.rowsPerSlice, p.N * p.OH);
@@ -542,7 +542,7 @@ ${binding(3, 'out', 'read_write')}
     let ih = i32(oh * ${S}u + kh) - p.pad;
     ${padded ? 'if (ih < 0 || ih >= i32(p.H)) { continue; }' : ''}
     let xr = ((n * p.C + c) * p.H + u32(ih)) * p.W;
-    ${T.map((tt) => `let dr${tt} = ((n * p.O + o${tt}) * p.OH + oh) * p.OW;`).join('\n    ')}
+    ${T.map((tt) => `let dr${tt} = ((n * p.O + o_${tt}) * p.OH + oh) * p.OW;`).join('\n    ')}
     for (var ow = 0u; ow < p.OW; ow++) {
       let iw0 = i32(ow * ${S}u) - p.pad;
       ${xs.join('\n      ')}

@@ -10,7 +10,7 @@ import { Tensor, noGrad, tidy } from '../nn/tensor.js';
 import { accumulate, countCorrect } from '../shaders/metrics.js';
 import type { GpuDataset } from './gpu-data.js';
 import { MnistCnn } from './model.js';
-import { mulberry32, shuffleInPlace } from './random.js';
+import { mulberry32, shuffleInPlace } from '../random.js';
 
 export interface TrainOptions {
   epochs: number;

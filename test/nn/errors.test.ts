@@ -1,0 +1,54 @@
+// Bad input ends in a typed error whose message names the op, the shapes and what to do.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataError, LimitError, NoAdapterError, ShapeError } from '../../src/errors.js';
+import { Gpu } from '../../src/gpu/runtime.js';
+import * as F from '../../src/nn/ops.js';
+import { Tensor, setDefaultGpu } from '../../src/nn/tensor.js';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await Gpu.create();
+  setDefaultGpu(gpu);
+});
+afterAll(() => gpu.destroy());
+
+describe('clear errors', () => {
+  it('mismatched shapes name the op and both shapes', () => {
+    const x = F.zeros([4, 320]);
+    const w = F.zeros([50, 300]);
+    expect(() => F.linear(x, w)).toThrow(ShapeError);
+    expect(() => F.linear(x, w)).toThrow(/linear: input \[4, 320\] has 320 features but weight \[50, 300\] expects 300/);
+    expect(() => F.matmul(F.zeros([2, 3]), F.zeros([4, 5]))).toThrow(/matmul: inner sizes differ: a \[2, 3\] · b \[4, 5\]/);
+    expect(() => F.conv2d(F.zeros([1, 3, 8, 8]), F.zeros([10, 1, 5, 5]))).toThrow(/conv2d: input \[1, 3, 8, 8\] has 3 channels but weight \[10, 1, 5, 5\] expects 1/);
+    expect(() => F.conv2d(F.zeros([1, 1, 4, 4]), F.zeros([2, 1, 5, 5]))).toThrow(/kernel 5x5 is larger than the padded input 4x4/);
+    expect(() => F.add(F.zeros([2, 3]), F.zeros([3, 2]))).toThrow(/add: shapes \[2, 3\] and \[3, 2\] differ/);
+    expect(() => F.maxPool2d(F.zeros([2, 3]))).toThrow(/maxPool2d: input must be 4-D \[N, C, H, W\], got \[2, 3\]/);
+    expect(() => F.zeros([6]).reshape([4, -1])).toThrow(/reshape: cannot view \[6\] \(6 elements\) as \[4, -1\]/);
+    expect(() => F.nllLoss(F.zeros([4, 10]), F.zeros([4]))).toThrow(/nllLoss: target must be an int32 tensor \[4\]/);
+  });
+
+  it('data of the wrong length', () => {
+    expect(() => F.tensor([1, 2, 3], [2, 2])).toThrow(DataError);
+    expect(() => F.tensor([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\] \(4 elements\)/);
+  });
+
+  it('a tensor larger than the adapter binds', () => {
+    const limit = gpu.adapter.limits.maxStorageBufferBindingSize;
+    const n = Math.floor(limit / 4) + 1024;
+    expect(() => Tensor.empty([n], { label: 'huge activations' })).toThrow(LimitError);
+    expect(() => Tensor.empty([n], { label: 'huge activations' })).toThrow(/huge activations: needs \d+ bytes, more than this adapter binds/);
+  });
+
+  it('using a disposed tensor', () => {
+    const t = F.zeros([3]);
+    t.dispose();
+    expect(() => F.relu(t)).toThrow(/was disposed/);
+  });
+
+  it('a missing adapter says what to run', async () => {
+    // Dawn has no D3D12 backend on Linux, so this finds no adapter, like a machine without any driver.
+    const backend = process.platform === 'win32' ? 'metal' : 'd3d12';
+    await expect(Gpu.create({ backend })).rejects.toThrow(NoAdapterError);
+    await expect(Gpu.create({ backend })).rejects.toThrow(/No WebGPU adapter found for backend "\w+"\. Run `bash scripts\/setup.sh`/);
+  });
+});
