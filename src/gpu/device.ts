@@ -8,6 +8,7 @@ import { create, globals } from 'webgpu';
 import { NoAdapterError } from '../errors.js';
 
 let globalsInstalled = false;
+const liveInstances: GPU[] = [];
 
 /** Options for {@link openDevice}. Unset fields fall back to the environment variables above. */
 export interface DeviceOptions {
@@ -59,6 +60,9 @@ export async function openDevice(options: DeviceOptions = {}): Promise<OpenedDev
   if (adapterName) flags.push(`adapter=${adapterName}`);
 
   const gpu = create(flags);
+  // The device must not outlive Dawn's instance: if `gpu` were collected, the next shader compile would
+  // touch freed memory (crashes, hangs). Keep every instance we made for the life of the process.
+  liveInstances.push(gpu);
   const adapter = await gpu.requestAdapter(power ? { powerPreference: power } : undefined);
   if (!adapter) {
     const wanted = [backend && `backend "${backend}"`, adapterName && `adapter "${adapterName}"`].filter(Boolean).join(', ');

@@ -293,8 +293,8 @@ export function batchNorm(
   if (N * H * W < 2) throw new ShapeError(`batchNorm: training needs more than one value per channel, got input ${shapeStr(x.shape)}`);
   const mean = Tensor.empty([C], { gpu: x.gpu, label: 'batchNorm mean' });
   const invStd = Tensor.empty([C], { gpu: x.gpu, label: 'batchNorm invStd' });
-  bn.batchNormForwardTrain(g, x.buffer, weight.buffer, bias.buffer, y.buffer, mean.buffer, invStd.buffer, sizes);
-  if (runningMean && runningVar) bn.updateRunningStats(g, mean.buffer, invStd.buffer, runningMean.buffer, runningVar.buffer, sizes);
+  const running = runningMean && runningVar ? { mean: runningMean.buffer, var: runningVar.buffer } : null;
+  bn.batchNormForwardTrain(g, x.buffer, weight.buffer, bias.buffer, y.buffer, mean.buffer, invStd.buffer, sizes, running);
   // dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy   (saves x, mean, invStd)
   return record(y, 'batchNorm', [x, weight, bias], (dy) => {
     const dx = like(x, 'batchNorm grad x');

@@ -1,6 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { relu, reluBackward } from '../../src/shaders/elementwise.js';
+import {
+  ELEMENTWISE_VARIANTS,
+  add,
+  axpy,
+  broadcastScalar,
+  copy,
+  dispatchMap,
+  fill,
+  type MapSpec,
+  mul,
+  relu,
+  reluBackward,
+  scale,
+  sub,
+} from '../../src/shaders/elementwise.js';
+import { f32 } from '../../src/shaders/common.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
+import { exactBuffer } from '../helpers/exact-buffer.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';
 import * as ref from '../reference/index.js';
 
@@ -20,6 +36,104 @@ describe('relu', () => {
       for (const b of [xb, dyb, yb, dxb]) gpu.pool.release(b);
     });
   }
+});
+
+// Expected values in float64 from the f32-rounded inputs. sub, mul, axpy, fill and copy have no entry in
+// test/reference (one-line maps); add and scale use it.
+const f = (a: ArrayLike<number>) => Float64Array.from(Float32Array.from(a));
+
+describe('arithmetic maps', () => {
+  for (const variant of [...ELEMENTWISE_VARIANTS, undefined]) {
+    for (const n of [1, 3, 4, 17, 33, 65, 1000, 4099]) {
+      it(`add sub mul scale axpy fill copy broadcast, ${variant ?? 'default'}, n=${n}`, async () => {
+        const { gpu } = ctx;
+        const a = f(randomArray(n, 10 + n)), b = f(randomArray(n, 20 + n));
+        const ab = upload(gpu, a), bb = upload(gpu, b);
+        const out = Array.from({ length: 8 }, () => empty(gpu, n));
+        const s = upload(gpu, [0.75]);
+        add(gpu, ab, bb, out[0], { n, variant });
+        sub(gpu, ab, bb, out[1], { n, variant });
+        mul(gpu, ab, bb, out[2], { n, variant });
+        scale(gpu, ab, out[3], { n, alpha: -1.5, variant });
+        copy(gpu, bb, out[4], { n, variant });
+        axpy(gpu, ab, out[4], { n, alpha: 0.25, variant });
+        fill(gpu, out[5], { n, value: 3.5, variant });
+        copy(gpu, ab, out[6], { n, variant });
+        broadcastScalar(gpu, s, out[7], { n, alpha: -2, variant });
+        const tol = { atol: 1e-7, rtol: 1e-6 };
+        expectClose(await download(gpu, out[0], n), ref.add(a, b), { ...tol, label: 'add' });
+        expectClose(await download(gpu, out[1], n), a.map((v, i) => v - b[i]), { ...tol, label: 'sub' });
+        expectClose(await download(gpu, out[2], n), a.map((v, i) => v * b[i]), { ...tol, label: 'mul' });
+        expectClose(await download(gpu, out[3], n), ref.scale(a, -1.5), { ...tol, label: 'scale' });
+        expectClose(await download(gpu, out[4], n), b.map((v, i) => v + 0.25 * a[i]), { ...tol, label: 'axpy' });
+        expectClose(await download(gpu, out[5], n), new Float64Array(n).fill(3.5), { ...tol, label: 'fill' });
+        expectClose(await download(gpu, out[6], n), a, { atol: 0, rtol: 0, label: 'copy' });
+        expectClose(await download(gpu, out[7], n), new Float64Array(n).fill(-1.5), { ...tol, label: 'broadcastScalar' });
+        for (const buf of [ab, bb, s, ...out]) gpu.pool.release(buf);
+      });
+    }
+  }
+
+  it('in place: scale(x, x), add(a, b, a), sub(a, b, b), axpy(y, y)', async () => {
+    const { gpu } = ctx;
+    const n = 37;
+    const a = f(randomArray(n, 1)), b = f(randomArray(n, 2));
+    for (const variant of ELEMENTWISE_VARIANTS) {
+      const x = upload(gpu, a);
+      scale(gpu, x, x, { n, alpha: 2, variant });
+      expectClose(await download(gpu, x, n), ref.scale(a, 2), { atol: 0, rtol: 1e-7, label: `scale in place ${variant}` });
+      const y = upload(gpu, a), bb = upload(gpu, b);
+      add(gpu, y, bb, y, { n, variant });
+      expectClose(await download(gpu, y, n), ref.add(a, b), { atol: 1e-7, rtol: 1e-6, label: `add into a ${variant}` });
+      const y2 = upload(gpu, a), b2 = upload(gpu, b);
+      sub(gpu, y2, b2, b2, { n, variant });
+      expectClose(await download(gpu, b2, n), a.map((v, i) => v - b[i]), { atol: 1e-7, rtol: 1e-6, label: `sub into b ${variant}` });
+      const z = upload(gpu, a);
+      axpy(gpu, z, z, { n, alpha: 1, variant });
+      expectClose(await download(gpu, z, n), ref.scale(a, 2), { atol: 0, rtol: 1e-7, label: `axpy(y, y) ${variant}` });
+      for (const buf of [x, y, bb, y2, b2, z]) gpu.pool.release(buf);
+    }
+  });
+
+  it('exact-size buffers: the default falls back to v1 when n % 4 ≠ 0, and v2 masks nothing past n', async () => {
+    const { gpu } = ctx;
+    for (const n of [5, 8, 33]) {
+      const a = f(randomArray(n, 3)), b = f(randomArray(n, 4));
+      const ab = exactBuffer(gpu, a), bb = exactBuffer(gpu, b), yb = exactBuffer(gpu, new Float32Array(n));
+      mul(gpu, ab, bb, yb, { n });
+      axpy(gpu, ab, yb, { n, alpha: 1 });
+      expectClose(await download(gpu, yb, n), a.map((v, i) => v * b[i] + v), { atol: 1e-7, rtol: 1e-6, label: `exact n=${n}` });
+      for (const buf of [ab, bb, yb]) buf.destroy();
+    }
+  });
+
+  it('the map template with 1 to 5 units per invocation (GPUs take 1, llvmpipe 4)', async () => {
+    const { gpu } = ctx;
+    const spec: MapSpec = { name: 'test_fma', params: ['alpha: f32'], inputs: ['a', 'b'], outputs: ['y', 'z'], loads: ['z'], body: 'y = a * b + p.alpha; z += a;' };
+    for (const units of [1, 2, 3, 4, 5]) {
+      for (const variant of ELEMENTWISE_VARIANTS) {
+        for (const n of [1, 7, 61, 1001]) {
+          const a = f(randomArray(n, units)), b = f(randomArray(n, n));
+          const ab = upload(gpu, a), bb = upload(gpu, b), yb = empty(gpu, n), zb = upload(gpu, b);
+          dispatchMap(gpu, spec, { a: ab, b: bb, y: yb, z: zb }, n, [f32(0.5)], variant, units);
+          expectClose(await download(gpu, yb, n), a.map((v, i) => v * b[i] + 0.5), { atol: 1e-7, rtol: 1e-6, label: `y units=${units} ${variant} n=${n}` });
+          expectClose(await download(gpu, zb, n), a.map((v, i) => v + b[i]), { atol: 1e-7, rtol: 1e-6, label: `z units=${units} ${variant} n=${n}` });
+          for (const buf of [ab, bb, yb, zb]) gpu.pool.release(buf);
+        }
+      }
+    }
+  });
+
+  it('leaves elements past n untouched', async () => {
+    const { gpu } = ctx;
+    for (const variant of ELEMENTWISE_VARIANTS) {
+      const y = upload(gpu, new Float32Array(12).fill(7));
+      fill(gpu, y, { n: 5, value: 1, variant });
+      expect(Array.from(await download(gpu, y, 12))).toEqual([1, 1, 1, 1, 1, 7, 7, 7, 7, 7, 7, 7]);
+      gpu.pool.release(y);
+    }
+  });
+
   it('releases what it acquired', () => {
     expect(ctx.gpu.pool.stats().bytesInUse).toBe(0);
   });

@@ -1,0 +1,240 @@
+// The kernel benchmark harness: validate against a CPU reference, warm up, time many samples, report the
+// median next to the adapter's measured peak (an FMA loop for GFLOP/s, a copy loop for GB/s).
+//
+// A family registers its entries in bench/kernels-<family>.ts (`export const entries: BenchEntry[]`);
+// bench/kernels.ts finds those files, runs the entries and prints the table and JSON lines.
+import { type Cost, type Gpu, memoKernel, uniforms } from '../src/shaders/common.js';
+
+/** What an entry's setup returns: buffers are made, inputs uploaded, nothing timed yet. */
+export interface BenchCase {
+  /** Records the dispatches of one run of the kernel(s); must not wait on the GPU. */
+  run(): void;
+  /** Runs once more and throws if the result does not match a CPU reference. */
+  validate(): Promise<void>;
+  /** Releases what setup acquired. */
+  dispose(): void;
+  /** Shown next to the name, e.g. the kernel version and tile the library chose for this adapter. */
+  detail?: string;
+}
+
+export interface BenchEntry {
+  /** Kernel name, e.g. `matmul_v4` or `linear fc1 backward`; `--filter` matches it and the shape. */
+  name: string;
+  /** Human-readable problem size, e.g. `512x512x512`. */
+  shape: string;
+  /** Work of one run(): the same cost function the library exports. */
+  cost: Cost;
+  /** Timed samples (default 15; `--quick`: 5). Keep at least 15 except for very long runs. */
+  samples?: number;
+  setup(gpu: Gpu): BenchCase | Promise<BenchCase>;
+}
+
+/** Thrown by an entry's setup when it cannot run on this adapter (reported as skipped, not failed). */
+export class BenchSkip extends Error {}
+
+export interface Peak {
+  gflops: number;
+  gbps: number;
+}
+
+export interface BenchOptions {
+  gpu: Gpu;
+  peak?: Peak | null;
+  quick?: boolean;
+}
+
+export interface BenchResult {
+  name: string;
+  shape: string;
+  detail: string;
+  samples: number;
+  /** 'gpu': timestamp queries around the dispatches; 'wall': CPU clock from recording to sync. */
+  timer: 'gpu' | 'wall';
+  msMedian: number;
+  msMin: number;
+  msMax: number;
+  /** Wall-clock per run, recording to GPU idle, median: includes submit and dispatch overhead. */
+  msWallMedian: number;
+  flops: number;
+  bytes: number;
+  gflops: number;
+  gbps: number;
+  /** Percent of the measured FMA-loop and copy-loop peaks. */
+  pctPeakFlops: number | null;
+  pctPeakBandwidth: number | null;
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** One GPU-timed run of `record` in ms (wall-clock to sync where the adapter has no timestamps), and its wall time. */
+async function timeOnce(gpu: Gpu, record: () => void): Promise<{ ms: number; wall: number; timer: 'gpu' | 'wall' }> {
+  await gpu.sync();
+  const t0 = performance.now();
+  const ms = await gpu.timeGpu(record); // waits for the GPU, also without timestamps
+  const wall = performance.now() - t0;
+  return ms === null ? { ms: wall, wall, timer: 'wall' } : { ms, wall, timer: 'gpu' };
+}
+
+/** Validates, warms up and times one entry. Throws if validation fails. */
+export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promise<BenchResult> {
+  const { gpu } = opts;
+  const c = await entry.setup(gpu);
+  try {
+    await c.validate();
+    await timeOnce(gpu, () => c.run()); // warm-up: the first dispatch compiles the kernel (llvmpipe: seconds)
+    await timeOnce(gpu, () => c.run());
+    const n = Math.max(1, opts.quick ? Math.min(5, entry.samples ?? 5) : (entry.samples ?? 15));
+    const ms: number[] = [], wall: number[] = [];
+    let timer: 'gpu' | 'wall' = 'gpu';
+    for (let i = 0; i < n; i++) {
+      const t = await timeOnce(gpu, () => c.run());
+      ms.push(t.ms);
+      wall.push(t.wall);
+      timer = t.timer;
+    }
+    const msMedian = median(ms);
+    const gflops = entry.cost.flops / msMedian / 1e6;
+    const gbps = entry.cost.bytes / msMedian / 1e6;
+    return {
+      name: entry.name,
+      shape: entry.shape,
+      detail: c.detail ?? '',
+      samples: n,
+      timer,
+      msMedian,
+      msMin: Math.min(...ms),
+      msMax: Math.max(...ms),
+      msWallMedian: median(wall),
+      flops: entry.cost.flops,
+      bytes: entry.cost.bytes,
+      gflops,
+      gbps,
+      pctPeakFlops: opts.peak ? (100 * gflops) / opts.peak.gflops : null,
+      pctPeakBandwidth: opts.peak ? (100 * gbps) / opts.peak.gbps : null,
+    };
+  } finally {
+    c.dispose();
+  }
+}
+
+// ---- the adapter's peak -------------------------------------------------------------------------------------
+
+const PEAK_WG = 64;
+const FMA_CHAINS = 8; // independent vec4 chains per invocation: enough to hide FMA latency
+const FMA_ITERS = 4096;
+
+// Each invocation runs FMA_CHAINS independent vec4 FMA chains for p.iters steps, then writes their sum.
+const fmaPeakKernel = memoKernel(() => ({
+  name: 'peak_fma',
+  wgsl: /* wgsl */ `
+struct Params { iters: u32, seed: f32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4f>;
+@compute @workgroup_size(${PEAK_WG}) fn main(@builtin(global_invocation_id) g: vec3u) {
+  let m = vec4f(0.999, 0.998, 0.997, 0.996);
+  let s = vec4f(p.seed * f32(g.x));
+  ${[...Array(FMA_CHAINS).keys()].map((i) => `var x${i} = s + vec4f(${i}.0);`).join('\n  ')}
+  for (var i = 0u; i < p.iters; i++) {
+    ${[...Array(FMA_CHAINS).keys()].map((i) => `x${i} = fma(x${i}, m, s);`).join('\n    ')}
+  }
+  out[g.x] = ${[...Array(FMA_CHAINS).keys()].map((i) => `x${i}`).join(' + ')};
+}`,
+}));
+
+const copyKernel = memoKernel(() => ({
+  name: 'peak_copy',
+  wgsl: /* wgsl */ `
+struct Params { n4: u32, stride: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec4f>;
+@compute @workgroup_size(${PEAK_WG}) fn main(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.y * p.stride + g.x;
+  if (i < p.n4) { dst[i] = src[i]; }
+}`,
+}));
+
+/**
+ * Measures the adapter's FMA throughput and copy bandwidth (median of `samples` runs each). Software
+ * adapters get smaller problems so this takes about a second there.
+ */
+export async function measurePeak(gpu: Gpu, samples = 7): Promise<Peak> {
+  const invocations = gpu.isSoftware ? 64 * 256 : 64 * 4096;
+  const iters = gpu.isSoftware ? FMA_ITERS / 8 : FMA_ITERS;
+  const out = gpu.pool.acquire(invocations * 16, 'peak fma out');
+  const fma = () =>
+    gpu.dispatch({ kernel: fmaPeakKernel(), params: uniforms(iters, { f32: 1e-6 }), buffers: [out], workgroups: [invocations / PEAK_WG] });
+  const flops = invocations * iters * FMA_CHAINS * 4 * 2;
+
+  const bytes = Math.min(gpu.isSoftware ? 32 << 20 : 256 << 20, gpu.device.limits.maxStorageBufferBindingSize);
+  const n4 = bytes / 16;
+  const src = gpu.pool.acquire(bytes, 'peak copy src');
+  const dst = gpu.pool.acquire(bytes, 'peak copy dst');
+  const groups = n4 / PEAK_WG;
+  const gx = Math.min(groups, 32768);
+  const gy = Math.ceil(groups / gx);
+  const copies = gpu.isSoftware ? 1 : 4;
+  const copy = () => {
+    for (let r = 0; r < copies; r++) {
+      gpu.dispatch({ kernel: copyKernel(), params: uniforms(n4, gx * PEAK_WG), buffers: [src, dst], workgroups: [gx, gy] });
+    }
+  };
+  try {
+    await timeOnce(gpu, fma);
+    await timeOnce(gpu, copy);
+    const fmaMs: number[] = [], copyMs: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      fmaMs.push((await timeOnce(gpu, fma)).ms);
+      copyMs.push((await timeOnce(gpu, copy)).ms);
+    }
+    return { gflops: flops / median(fmaMs) / 1e6, gbps: (2 * bytes * copies) / median(copyMs) / 1e6 };
+  } finally {
+    for (const b of [out, src, dst]) gpu.pool.release(b);
+  }
+}
+
+// ---- validation helpers --------------------------------------------------------------------------------------
+
+/** Throws with the first mismatches unless |got - expected| <= atol + rtol·|expected| everywhere. */
+export function checkClose(label: string, got: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol = 1e-4): void {
+  if (got.length !== expected.length) throw new Error(`${label}: got ${got.length} values, expected ${expected.length}`);
+  const bad: string[] = [];
+  let count = 0;
+  for (let i = 0; i < got.length; i++) {
+    const ok = Math.abs(got[i] - expected[i]) <= atol + rtol * Math.abs(expected[i]);
+    if (!ok) {
+      count++;
+      if (bad.length < 5) bad.push(`index ${i}: got ${got[i]}, expected ${expected[i]}`);
+    }
+  }
+  if (count) throw new Error(`${label}: ${count} of ${got.length} values mismatch (atol ${atol}, rtol ${rtol}); ${bad.join('; ')}`);
+}
+
+/** n values uniform in [lo, hi), deterministic per seed (mulberry32), as float32. */
+export function randomF32(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  }
+  return out;
+}
+
+/** A pooled buffer holding `data`. */
+export function uploadF32(gpu: Gpu, data: Float32Array, label: string): GPUBuffer {
+  const b = gpu.pool.acquire(Math.max(4, data.byteLength), label);
+  gpu.write(b, data);
+  return b;
+}
+
+export async function downloadF32(gpu: Gpu, buffer: GPUBuffer, n: number): Promise<Float32Array> {
+  return new Float32Array(await gpu.read(buffer, n * 4));
+}

@@ -1,0 +1,195 @@
+// Benchmark entries for 2-D convolution: the seed's conv1 (1→10, k5, 28x28) and conv2 (10→20, k5, 12x12) at
+// batch 64, forward, backward-input, backward-weight and backward-bias with the adapter's default version,
+// every version of the forward and backward-weight, the v2 register tiles behind conv2dTileV2 and
+// conv2dWeightTileV2, and one larger layer (32→64, k3, pad 1, 28x28).
+// Each entry validates against the float64 CPU reference (test/reference/conv2d.ts) before it is timed.
+//
+//   npm run build && npm run bench:kernels -- --filter conv
+import {
+  type Conv2dSizes,
+  type Conv2dTile,
+  type Conv2dVariant,
+  type Conv2dWeightTile,
+  conv2d,
+  conv2dBackwardBias,
+  conv2dBackwardBiasCost,
+  conv2dBackwardInput,
+  conv2dBackwardInputCost,
+  conv2dBackwardWeight,
+  conv2dBackwardWeightCost,
+  conv2dCost,
+  conv2dOutputSize,
+  conv2dTileV2,
+  conv2dWeightTileV2,
+} from '../src/shaders/conv2d.js';
+import type { Gpu } from '../src/shaders/common.js';
+import * as ref from '../test/reference/conv2d.js';
+import { type BenchCase, type BenchEntry, checkClose, downloadF32, randomF32, uploadF32 } from './harness.js';
+
+type Op = 'forward' | 'backward-input' | 'backward-weight' | 'backward-bias';
+type Sizes = Conv2dSizes & { tile?: Conv2dTile | Conv2dWeightTile };
+
+interface Layer {
+  name: string;
+  sizes: Conv2dSizes;
+}
+const CONV1: Layer = { name: 'conv1', sizes: { N: 64, C: 1, H: 28, W: 28, O: 10, KH: 5, KW: 5 } };
+const CONV2: Layer = { name: 'conv2', sizes: { N: 64, C: 10, H: 12, W: 12, O: 20, KH: 5, KW: 5 } };
+const BIG: Layer = { name: 'conv 32->64 k3', sizes: { N: 64, C: 32, H: 28, W: 28, O: 64, KH: 3, KW: 3, padding: 1 } };
+
+const f64 = (a: Float32Array) => Float64Array.from(a);
+const shapeOf = (s: Conv2dSizes) =>
+  `${s.N}x${s.C}x${s.H}x${s.W} k${s.KH}${s.padding ? ` p${s.padding}` : ''}${(s.stride ?? 1) > 1 ? ` s${s.stride}` : ''} ->${s.O}`;
+
+/** The kernel version (and v2 tile) the library runs for `op` on this adapter. */
+function describe(gpu: Gpu, op: Op, s: Sizes): string {
+  const v: Conv2dVariant = s.variant ?? (gpu.isSoftware ? 'v2' : 'v3');
+  const { OH, OW } = conv2dOutputSize(s);
+  const S = s.stride ?? 1;
+  if (op === 'backward-bias') return `conv2d_bwd_bias_${v}`;
+  if (op === 'backward-weight') {
+    if (v !== 'v2') return `conv2d_bwd_weight_${v}`;
+    const t = (s.tile as Conv2dWeightTile | undefined) ?? conv2dWeightTileV2(s.O, OW);
+    return `conv2d_bwd_weight_v2 ${t.OT}ch x ${t.PT}col wg${t.WG}`;
+  }
+  const flip = op === 'backward-input';
+  if (flip && S !== 1) return 'conv2d_bwd_input_v1';
+  const name = flip ? 'conv2d_bwd_input' : 'conv2d';
+  if (v !== 'v2') return `${name}_${v}`;
+  const t = (s.tile as Conv2dTile | undefined) ?? (flip ? conv2dTileV2(s.C, s.W, s.KW, 1, true) : conv2dTileV2(s.O, OW, s.KW, S, false));
+  return `${name}_v2 ${t.OT}ch x ${t.PT}col wg${t.WG}`;
+}
+
+// Validation: the CPU reference costs O(N·O·OH·OW·C·KH·KW) in JavaScript, so for large layers forward and
+// backward-input are checked on the first images only, and backward-weight at sampled weights.
+const MAX_REF_MACS = 2e8;
+
+function entry(layer: Layer, op: Op, opts: { label?: string; variant?: Conv2dVariant; tile?: Conv2dTile | Conv2dWeightTile; samples?: number } = {}): BenchEntry {
+  const s: Sizes = { ...layer.sizes, variant: opts.variant, tile: opts.tile };
+  const { N, C, H, W, O, KH, KW } = s;
+  const { OH, OW } = conv2dOutputSize(s);
+  const nx = N * C * H * W, nw = O * C * KH * KW, ny = N * O * OH * OW;
+  const macs = ny * C * KH * KW;
+  const cost =
+    op === 'forward' ? conv2dCost(s)
+    : op === 'backward-input' ? conv2dBackwardInputCost(s)
+    : op === 'backward-weight' ? conv2dBackwardWeightCost(s)
+    : conv2dBackwardBiasCost({ N, O, OH, OW });
+  return {
+    name: `${layer.name} ${op}${opts.label ? ` ${opts.label}` : ''}`,
+    shape: shapeOf(s),
+    cost,
+    samples: opts.samples,
+    setup(gpu): BenchCase {
+      const X = randomF32(nx, 1), Wt = randomF32(nw, 2, -0.3, 0.3), B = randomF32(O, 3), DY = randomF32(ny, 4);
+      const bufs = {
+        x: uploadF32(gpu, X, 'bench x'),
+        w: uploadF32(gpu, Wt, 'bench w'),
+        b: uploadF32(gpu, B, 'bench b'),
+        dy: uploadF32(gpu, DY, 'bench dy'),
+        out: gpu.pool.acquire(4 * Math.max(nx, nw, ny), 'bench out'),
+      };
+      const run =
+        op === 'forward' ? () => conv2d(gpu, bufs.x, bufs.w, bufs.b, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
+        : op === 'backward-input' ? () => conv2dBackwardInput(gpu, bufs.dy, bufs.w, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
+        : op === 'backward-weight' ? () => conv2dBackwardWeight(gpu, bufs.x, bufs.dy, bufs.out, s as Conv2dSizes & { tile?: Conv2dWeightTile })
+        : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW, variant: s.variant });
+      const label = `${layer.name} ${op} ${opts.label ?? ''}`;
+      return {
+        detail: describe(gpu, op, s),
+        run,
+        async validate() {
+          run();
+          const got = await downloadF32(gpu, bufs.out, Math.max(nx, nw, ny));
+          // Images checked: all of them, or as many as the reference can afford.
+          const n = Math.max(1, Math.min(N, Math.floor((MAX_REF_MACS * N) / macs)));
+          const p = { ...layer.sizes, N: n };
+          if (op === 'forward') {
+            const want = ref.conv2d(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(B), p);
+            checkClose(label, got.subarray(0, want.length), want, 1e-6 * C * KH * KW + 1e-5);
+          } else if (op === 'backward-input') {
+            const want = ref.conv2dBackward(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(DY.subarray(0, n * O * OH * OW)), p).dx;
+            checkClose(label, got.subarray(0, want.length), want, 1e-6 * O * KH * KW + 1e-5);
+          } else if (op === 'backward-weight') {
+            checkWeightGrad(label, got.subarray(0, nw), X, DY, layer.sizes);
+          } else {
+            const want = new Float64Array(O);
+            for (let i = 0; i < ny; i++) want[Math.floor(i / (OH * OW)) % O] += DY[i];
+            checkClose(label, got.subarray(0, O), want, 1e-6 * N * OH * OW + 1e-5);
+          }
+        },
+        dispose: () => Object.values(bufs).forEach((b) => gpu.pool.release(b)),
+      };
+    },
+  };
+}
+
+/** dw against the reference: all of it when affordable, else 64 sampled weights summed directly. */
+function checkWeightGrad(label: string, got: Float32Array, X: Float32Array, DY: Float32Array, s: Conv2dSizes): void {
+  const { N, C, H, W, O, KH, KW } = s;
+  const S = s.stride ?? 1, pad = s.padding ?? 0;
+  const { OH, OW } = conv2dOutputSize(s);
+  const atol = 1e-6 * N * OH * OW + 1e-5;
+  if (N * O * OH * OW * C * KH * KW <= MAX_REF_MACS) {
+    checkClose(label, got, ref.conv2dBackward(f64(X), new Float64Array(O * C * KH * KW), f64(DY), s).dw, atol);
+    return;
+  }
+  const picks = [0, got.length - 1, ...randomF32(62, 7, 0, 1).map((u) => Math.floor(u * got.length))];
+  const want = picks.map((i) => {
+    const kw = i % KW, kh = Math.floor(i / KW) % KH, c = Math.floor(i / (KW * KH)) % C, o = Math.floor(i / (KW * KH * C));
+    let acc = 0;
+    for (let n = 0; n < N; n++)
+      for (let oh = 0; oh < OH; oh++) {
+        const ih = oh * S + kh - pad;
+        if (ih < 0 || ih >= H) continue;
+        for (let ow = 0; ow < OW; ow++) {
+          const iw = ow * S + kw - pad;
+          if (iw >= 0 && iw < W) acc += DY[((n * O + o) * OH + oh) * OW + ow] * X[((n * C + c) * H + ih) * W + iw];
+        }
+      }
+    return acc;
+  });
+  checkClose(label, picks.map((i) => got[i]), want, atol);
+}
+
+// The tilings measured for the v2 defaults (the default's own entry is the plain one above them).
+const FORWARD_TILES: Conv2dTile[] = [
+  { OT: 2, PT: 8, WG: 16 },
+  { OT: 5, PT: 4, WG: 16 },
+  { OT: 4, PT: 6, WG: 16 },
+  { OT: 5, PT: 8, WG: 64 },
+];
+const INPUT_TILES: Conv2dTile[] = [
+  { OT: 1, PT: 14, WG: 16 },
+  { OT: 2, PT: 6, WG: 16 },
+  { OT: 5, PT: 4, WG: 16 },
+];
+const WEIGHT_TILES: Conv2dWeightTile[] = [
+  { OT: 5, PT: 1, WG: 8, groups: 64 },
+  { OT: 5, PT: 2, WG: 8, groups: 64 },
+  { OT: 2, PT: 4, WG: 8, groups: 64 },
+  { OT: 5, PT: 8, WG: 8, groups: 64 },
+  { OT: 5, PT: 4, WG: 8, groups: 16 },
+];
+const tileLabel = (t: Conv2dTile | Conv2dWeightTile) => `v2 tile ${t.OT}ch x ${t.PT}col wg${t.WG}${'groups' in t ? ` g${t.groups}` : ''}`;
+
+export const entries: BenchEntry[] = [
+  // the library's choice for this adapter
+  ...[CONV1, CONV2, BIG].flatMap((l) =>
+    (['forward', 'backward-input', 'backward-weight', 'backward-bias'] as Op[]).map((op) => entry(l, op, { samples: l === BIG ? 7 : undefined })),
+  ),
+  // every version at the seed's shapes
+  ...[CONV1, CONV2].flatMap((l) =>
+    (['v1', 'v2', 'v3'] as Conv2dVariant[]).flatMap((v) => [
+      entry(l, 'forward', { label: v, variant: v }),
+      entry(l, 'backward-input', { label: v, variant: v }),
+      entry(l, 'backward-weight', { label: v, variant: v }),
+    ]),
+  ),
+  // the v2 tilings behind the defaults
+  ...[CONV1, CONV2].flatMap((l) => [
+    ...FORWARD_TILES.map((t) => entry(l, 'forward', { label: tileLabel(t), variant: 'v2', tile: t })),
+    ...INPUT_TILES.map((t) => entry(l, 'backward-input', { label: tileLabel(t), variant: 'v2', tile: t })),
+    ...WEIGHT_TILES.map((t) => entry(l, 'backward-weight', { label: tileLabel(t), variant: 'v2', tile: t })),
+  ]),
+];

@@ -1,0 +1,140 @@
+// `npm run bench:kernels`: validates and times every registered kernel benchmark on this machine's adapter.
+//
+//   npm run bench:kernels -- [--filter <substring>]... [--quick] [--json] [--list] [--no-peak]
+//
+// Entries come from bench/kernels-<family>.ts files, each exporting `entries: BenchEntry[]` (see harness.ts);
+// this program finds every compiled kernels-*.js beside it, so a family adds its benchmarks without
+// touching this file. Results: a table on stdout (stderr with --json), and one JSON line per entry appended
+// to bench/results/kernels-<date>.jsonl (and printed on stdout with --json).
+import { appendFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { adapterSummary } from '../src/gpu/device.js';
+import { Gpu } from '../src/gpu/runtime.js';
+import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, measurePeak, type Peak } from './harness.js';
+
+interface Args {
+  filters: string[];
+  quick: boolean;
+  json: boolean;
+  list: boolean;
+  peak: boolean;
+}
+
+const USAGE = 'usage: npm run bench:kernels -- [--filter <substring>]... [--quick] [--json] [--list] [--no-peak]';
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { filters: [], quick: false, json: false, list: false, peak: true };
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i];
+    if (f === '--filter' && i + 1 < argv.length) a.filters.push(argv[++i].toLowerCase());
+    else if (f.startsWith('--filter=')) a.filters.push(f.slice(9).toLowerCase());
+    else if (f === '--quick') a.quick = true;
+    else if (f === '--json') a.json = true;
+    else if (f === '--list') a.list = true;
+    else if (f === '--no-peak') a.peak = false;
+    else if (f === '--help' || f === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else {
+      console.error(`bench:kernels: unknown argument ${f}\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  return a;
+}
+
+const isEntry = (x: unknown): x is BenchEntry =>
+  typeof x === 'object' && x !== null && ['name', 'shape', 'cost', 'setup'].every((k) => k in x) && typeof (x as BenchEntry).setup === 'function';
+
+/**
+ * The entries of every kernels-<family>.js file next to this program, in file-name order: its `entries`
+ * export, or else every exported array of entry-shaped objects ({name, shape, cost, setup}).
+ */
+async function loadEntries(): Promise<BenchEntry[]> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const files = readdirSync(here).filter((f) => /^kernels-[\w-]+\.js$/.test(f)).sort();
+  const all: BenchEntry[] = [];
+  for (const f of files) {
+    const mod = (await import(pathToFileURL(join(here, f)).href)) as Record<string, unknown>;
+    const lists = Array.isArray(mod.entries) ? [mod.entries] : Object.values(mod).filter((v) => Array.isArray(v) && v.length > 0 && v.every(isEntry));
+    if (lists.length === 0) throw new Error(`bench/${f.replace(/\.js$/, '.ts')} must export \`entries: BenchEntry[]\` (see bench/harness.ts)`);
+    for (const list of lists) all.push(...(list as BenchEntry[]));
+  }
+  return all;
+}
+
+const fmt = (x: number, digits = 3) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(digits));
+const pct = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}%`);
+const COLUMNS = ['kernel', 'shape', 'median ms', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'samples', 'version'];
+const WIDTHS = [30, 18, 10, 9, 9, 10, 11, 8, 0];
+const row = (cells: string[]) => cells.map((c, i) => (WIDTHS[i] ? c.padEnd(WIDTHS[i]) : c)).join(' ').trimEnd();
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const all = await loadEntries();
+  const chosen = all.filter((e) => args.filters.length === 0 || args.filters.some((f) => `${e.name} ${e.shape}`.toLowerCase().includes(f)));
+  if (args.list) {
+    for (const e of chosen) console.log(`${e.name}  ${e.shape}`);
+    return 0;
+  }
+  if (chosen.length === 0) {
+    console.error(`bench:kernels: no entry matches ${args.filters.join(', ')}; --list shows them`);
+    return 2;
+  }
+  const out = args.json ? (s: string) => process.stderr.write(`${s}\n`) : (s: string) => process.stdout.write(`${s}\n`);
+  const date = new Date();
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const resultsDir = join(root, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const resultsFile = join(resultsDir, `kernels-${date.toISOString().slice(0, 10)}.jsonl`);
+  const gpu = await Gpu.create();
+  const adapter = adapterSummary(gpu.adapter);
+  const emit = (record: object) => {
+    const line = JSON.stringify({ date: date.toISOString(), adapter, ...record });
+    appendFileSync(resultsFile, `${line}\n`);
+    if (args.json) process.stdout.write(`${line}\n`);
+  };
+  let failures = 0;
+  try {
+    out(`adapter: ${adapter}`);
+    let peak: Peak | null = null;
+    if (args.peak) {
+      peak = await measurePeak(gpu);
+      out(`peak: ${fmt(peak.gflops)} GFLOP/s (FMA loop), ${fmt(peak.gbps)} GB/s (copy loop)`);
+      emit({ kind: 'peak', ...peak });
+    }
+    out('');
+    out(row(COLUMNS));
+    out(row(COLUMNS.map((c, i) => '-'.repeat(Math.max(c.length, WIDTHS[i] || 7)))));
+    for (const e of chosen) {
+      let r: BenchResult;
+      try {
+        r = await benchKernel(e, { gpu, peak, quick: args.quick });
+      } catch (err) {
+        const skipped = err instanceof BenchSkip;
+        if (!skipped) failures++;
+        const why = (err as Error).message.split('\n')[0];
+        out(row([e.name, e.shape, skipped ? `skipped: ${why}` : `FAILED: ${why}`]));
+        emit({ kind: 'kernel', name: e.name, shape: e.shape, status: skipped ? 'skipped' : 'failed', error: (err as Error).message });
+        continue;
+      }
+      const samples = `${r.samples}${r.timer === 'wall' ? ' wall' : ''}`;
+      out(row([r.name, r.shape, fmt(r.msMedian), fmt(r.gflops), fmt(r.gbps), pct(r.pctPeakFlops), pct(r.pctPeakBandwidth), samples, r.detail]));
+      emit({ kind: 'kernel', status: 'ok', ...r });
+    }
+  } finally {
+    gpu.destroy();
+  }
+  out(`\nresults appended to ${resultsFile}${failures ? `; ${failures} FAILED` : ''}`);
+  return failures ? 1 : 0;
+}
+
+// Exit explicitly: a Dawn instance still referenced somewhere would otherwise keep Node alive.
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

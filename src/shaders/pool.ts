@@ -1,0 +1,272 @@
+// 2-D max pooling, NCHW, no padding, floor output size as PyTorch: OH = ⌊(H − k)/s⌋ + 1, OW likewise.
+// y[n,c,oh,ow] = max over the k×k window at (oh·s, ow·s); argmax[n,c,oh,ow] = ih·W + iw of the maximum in
+// its input H·W plane (i32), the first one in row-major window order on ties (strict >), NaN taken as the
+// maximum (as PyTorch). Backward: dx[n,c,i] = Σ over windows o containing i with argmax[o] = i of dy[o].
+// Cost: forward k²·outputs compares, 4·(inputs + 2·outputs) bytes; backward 4·(2·inputs·w + inputs) bytes,
+// w = windows per input (1 when s ≥ k).
+//
+// max_pool2d_v1        one invocation per output row, scalar loads; any k, s (compile-time), any H, W.
+// max_pool2d_v2        k = s = 2 and W % 8 = 0 (so rows are whole vec4s and OW % 4 = 0): one invocation per 4
+//                      outputs of a row, reading the 2×8 input block as four vec4 and writing y and argmax as
+//                      one vec4 each. Barrier-free, for llvmpipe and GPUs alike.
+// max_pool2d_grad_v1   a gather (no atomics), one invocation per input row: when s ≥ k an element lies in at
+//                      most one window, found by division (branch-free); otherwise it visits the windows that
+//                      contain it (⌈(ih−k+1)/s⌉..⌊ih/s⌋ by rows, likewise by columns: one when s ≥ k, up to
+//                      ⌈k/s⌉² when windows overlap) and sums dy where the window's argmax is itself.
+// max_pool2d_grad_v2   k = s = 2 and W % 8 = 0: one invocation per 2×8 input block, reading dy and argmax as
+//                      one vec4 each and writing four vec4 of dx.
+// Chosen: v2 whenever the shape allows it, else v1; `variant` forces v1 (the tests run both).
+import { ShapeError } from '../errors.js';
+import { type Cost, FLAT_BUILTINS, FLAT_INDEX, type Gpu, grid1d, memoKernel, uniforms } from './common.js';
+
+export type PoolVariant = 'v1' | 'v2';
+export const POOL_VARIANTS: readonly PoolVariant[] = ['v1', 'v2'];
+
+export interface PoolSizes {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  /** Window size (default 2). */
+  kernel?: number;
+  /** Step between windows (default: the window size). */
+  stride?: number;
+  /** Force a kernel version; by default v2 where the shape allows it (k = s = 2, W % 8 = 0), else v1. */
+  variant?: PoolVariant;
+}
+
+const WG = 64;
+
+/** Output height and width of a max pool, PyTorch's floor rule. */
+export function poolOutputSize(s: PoolSizes): { OH: number; OW: number } {
+  const k = s.kernel ?? 2;
+  const st = s.stride ?? k;
+  return { OH: Math.floor((s.H - k) / st) + 1, OW: Math.floor((s.W - k) / st) + 1 };
+}
+
+function checkSizes(op: string, s: PoolSizes): { k: number; st: number; OH: number; OW: number } {
+  const k = s.kernel ?? 2;
+  const st = s.stride ?? k;
+  for (const [name, v] of Object.entries({ N: s.N, C: s.C, H: s.H, W: s.W, kernel: k, stride: st })) {
+    if (!Number.isInteger(v) || v < (name === 'N' || name === 'C' ? 0 : 1)) {
+      throw new ShapeError(`${op}: ${name} = ${v} must be a positive integer (N=${s.N} C=${s.C} H=${s.H} W=${s.W} kernel=${k} stride=${st})`);
+    }
+  }
+  if (s.H < k || s.W < k) throw new ShapeError(`${op}: input ${s.H}x${s.W} is smaller than the ${k}x${k} window; pad it or use a smaller kernel`);
+  return { k, st, ...poolOutputSize(s) };
+}
+
+/** True where the vec4 kernels apply: 2×2 windows with stride 2 and a multiple of 4 outputs per row. */
+export function pool2Aligned(s: PoolSizes): boolean {
+  const k = s.kernel ?? 2;
+  return k === 2 && (s.stride ?? k) === 2 && s.W % 8 === 0 && s.H >= 2;
+}
+
+const PARAMS = 'struct Params { planes: u32, H: u32, W: u32, OH: u32, OW: u32 }';
+
+// The window scan shared by both forward versions: best value and its plane index for the window at (h0, w0).
+// `v > best || v != v`: strict > keeps the first maximum; v != v takes a NaN as the maximum.
+const SCAN = /* wgsl */ `
+fn scan(base: u32, h0: u32, w0: u32) -> Best {
+  var b = Best(x[base + h0 * p.W + w0], i32(h0 * p.W + w0));
+  for (var kh = 0u; kh < K; kh++) {
+    for (var kw = 0u; kw < K; kw++) {
+      let j = (h0 + kh) * p.W + w0 + kw;
+      let v = x[base + j];
+      if (v > b.v || v != v) { b = Best(v, i32(j)); }
+    }
+  }
+  return b;
+}`;
+
+const forwardV1 = memoKernel((k: number, s: number, saveArgmax: boolean) => ({
+  name: `max_pool2d_v1_k${k}s${s}${saveArgmax ? '' : '_noidx'}`,
+  wgsl: /* wgsl */ `
+${PARAMS}
+const K = ${k}u;
+const S = ${s}u;
+struct Best { v: f32, j: i32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${saveArgmax ? '@group(0) @binding(3) var<storage, read_write> argmax: array<i32>;' : ''}
+${SCAN}
+@compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
+  let t = ${FLAT_INDEX(WG)}; // output row (plane, oh)
+  if (t >= p.planes * p.OH) { return; }
+  let plane = t / p.OH;
+  let h0 = (t - plane * p.OH) * S;
+  let base = plane * p.H * p.W;
+  for (var ow = 0u; ow < p.OW; ow++) {
+    let b = scan(base, h0, ow * S);
+    y[t * p.OW + ow] = b.v;
+    ${saveArgmax ? 'argmax[t * p.OW + ow] = b.j;' : ''}
+  }
+}`,
+}));
+
+// v2: invocation (plane, oh, q) computes outputs ow = 4q..4q+3 from input rows 2oh, 2oh+1, columns 8q..8q+7.
+// Column pairs (a, b) of a row are (v.x, v.y), (v.z, v.w) of its two vec4s; the window order is row 0 a, b,
+// row 1 a, b, so ties keep the earliest as in v1.
+const forwardV2 = memoKernel((saveArgmax: boolean) => ({
+  name: `max_pool2d_v2${saveArgmax ? '' : '_noidx'}`,
+  wgsl: /* wgsl */ `
+${PARAMS}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+${saveArgmax ? '@group(0) @binding(3) var<storage, read_write> argmax: array<vec4<i32>>;' : ''}
+fn pick(b: ptr<function, vec4<f32>>, bj: ptr<function, vec4<i32>>, v: vec4<f32>, j: vec4<i32>) {
+  let take = (v > *b) | (v != v);
+  *b = select(*b, v, take);
+  *bj = select(*bj, j, take);
+}
+@compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
+  let g = ${FLAT_INDEX(WG)};
+  let Q = p.OW / 4u;
+  if (g >= p.planes * p.OH * Q) { return; }
+  let q = g % Q;
+  let t = g / Q;
+  let oh = t % p.OH;
+  let plane = t / p.OH;
+  let r0 = (plane * p.H + 2u * oh) * (p.W / 4u) + 2u * q; // vec4 index of row 2oh, column 8q
+  let r1 = r0 + p.W / 4u;
+  let a0 = x[r0]; let a1 = x[r0 + 1u]; let b0 = x[r1]; let b1 = x[r1 + 1u];
+  // Plane index of the left column of each output's window in row 2oh.
+  let j0 = vec4<i32>(i32(2u * oh * p.W + 8u * q)) + vec4<i32>(0, 2, 4, 6);
+  let W = i32(p.W);
+  var best = vec4<f32>(a0.x, a0.z, a1.x, a1.z);
+  var bj = j0;
+  pick(&best, &bj, vec4<f32>(a0.y, a0.w, a1.y, a1.w), j0 + 1);
+  pick(&best, &bj, vec4<f32>(b0.x, b0.z, b1.x, b1.z), j0 + W);
+  pick(&best, &bj, vec4<f32>(b0.y, b0.w, b1.y, b1.w), j0 + W + 1);
+  y[g] = best;
+  ${saveArgmax ? 'argmax[g] = bj;' : ''}
+}`,
+}));
+
+/**
+ * y = max-pool(x); argmax (i32, index ih·W + iw into the input plane) is what the backward needs, and may be
+ * null for inference. x: [N,C,H,W], y and argmax: [N,C,OH,OW].
+ */
+export function maxPool2d(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, argmax: GPUBuffer | null, sizes: PoolSizes): void {
+  const { k, st, OH, OW } = checkSizes('maxPool2d', sizes);
+  const planes = sizes.N * sizes.C;
+  if (planes === 0) return;
+  const params = uniforms(planes, sizes.H, sizes.W, OH, OW);
+  const buffers = argmax ? [x, y, argmax] : [x, y];
+  if ((sizes.variant ?? 'v2') === 'v2' && pool2Aligned(sizes)) {
+    gpu.dispatch({ kernel: forwardV2(!!argmax), params, buffers, workgroups: grid1d((planes * OH * OW) / 4, WG) });
+  } else {
+    if (sizes.variant === 'v2') throw new ShapeError(`maxPool2d: max_pool2d_v2 needs kernel = stride = 2 and W % 8 = 0, got kernel=${k} stride=${st} W=${sizes.W}`);
+    gpu.dispatch({ kernel: forwardV1(k, st, !!argmax), params, buffers, workgroups: grid1d(planes * OH, WG) });
+  }
+}
+
+const backwardV1 = memoKernel((k: number, s: number) => ({
+  name: `max_pool2d_grad_v1_k${k}s${s}`,
+  wgsl: /* wgsl */ `
+${PARAMS}
+const K = ${k}u;
+const S = ${s}u;
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> argmax: array<i32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+${s < k ? `// Windows o with o·S ≤ i < o·S + K, clipped to [0, count): first and one-past-last.
+fn windows(i: u32, count: u32) -> vec2<u32> {
+  let lo = select(0u, (i - K) / S + 1u, i >= K);
+  return vec2<u32>(lo, min(i / S + 1u, count));
+}` : ''}
+@compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
+  let t = ${FLAT_INDEX(WG)}; // input row (plane, ih)
+  if (t >= p.planes * p.H) { return; }
+  let plane = t / p.H;
+  let ih = t - plane * p.H;
+  ${s >= k ? `// Windows do not overlap: at most one contains (ih, iw); no loops, so no divergent trip counts.
+  let oh = ih / S;
+  let rowOk = ih - oh * S < K && oh < p.OH;
+  let orow = (plane * p.OH + min(oh, p.OH - 1u)) * p.OW;
+  for (var iw = 0u; iw < p.W; iw++) {
+    let ow = iw / S;
+    let o = orow + min(ow, p.OW - 1u);
+    let hit = rowOk && iw - ow * S < K && ow < p.OW && argmax[o] == i32(ih * p.W + iw);
+    dx[t * p.W + iw] = select(0.0, dy[o], hit);
+  }` : `let rows = windows(ih, p.OH);
+  for (var iw = 0u; iw < p.W; iw++) {
+    let cols = windows(iw, p.OW);
+    let j = i32(ih * p.W + iw);
+    var g = 0.0;
+    for (var oh = rows.x; oh < rows.y; oh++) {
+      for (var ow = cols.x; ow < cols.y; ow++) {
+        let o = (plane * p.OH + oh) * p.OW + ow;
+        if (argmax[o] == j) { g += dy[o]; }
+      }
+    }
+    dx[t * p.W + iw] = g;
+  }`}
+}`,
+}));
+
+// v2: invocation (plane, oh, q) owns input rows 2oh, 2oh+1, columns 8q..8q+7, i.e. the windows of outputs
+// 4q..4q+3 of row oh. Input rows past 2·OH (odd H) get zeros from the same invocations of the last row.
+const backwardV2 = memoKernel(() => ({
+  name: 'max_pool2d_grad_v2',
+  wgsl: /* wgsl */ `
+${PARAMS}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dy: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> argmax: array<vec4<i32>>;
+@group(0) @binding(3) var<storage, read_write> dx: array<vec4<f32>>;
+@compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
+  let g = ${FLAT_INDEX(WG)};
+  let Q = p.OW / 4u;
+  if (g >= p.planes * p.OH * Q) { return; }
+  let q = g % Q;
+  let t = g / Q;
+  let oh = t % p.OH;
+  let plane = t / p.OH;
+  let d = dy[g];
+  let a = argmax[g];
+  let j0 = vec4<i32>(i32(2u * oh * p.W + 8u * q)) + vec4<i32>(0, 2, 4, 6);
+  let W = i32(p.W);
+  let z = vec4<f32>();
+  let r0 = (plane * p.H + 2u * oh) * (p.W / 4u) + 2u * q;
+  let r1 = r0 + p.W / 4u;
+  let tl = select(z, d, a == j0);          // top-left of each window
+  let tr = select(z, d, a == j0 + 1);
+  let bl = select(z, d, a == j0 + W);
+  let br = select(z, d, a == j0 + W + 1);
+  dx[r0] = vec4<f32>(tl.x, tr.x, tl.y, tr.y);
+  dx[r0 + 1u] = vec4<f32>(tl.z, tr.z, tl.w, tr.w);
+  dx[r1] = vec4<f32>(bl.x, br.x, bl.y, br.y);
+  dx[r1 + 1u] = vec4<f32>(bl.z, br.z, bl.w, br.w);
+  if (oh == p.OH - 1u && p.H > 2u * p.OH) { dx[r1 + p.W / 4u] = z; dx[r1 + p.W / 4u + 1u] = z; }
+}`,
+}));
+
+// dx[n,c,i] = Σ_{o : argmax[n,c,o] = i} dy[n,c,o]   (dx is overwritten, every element)
+export function maxPool2dBackward(gpu: Gpu, dy: GPUBuffer, argmax: GPUBuffer, dx: GPUBuffer, sizes: PoolSizes): void {
+  const { k, st, OH, OW } = checkSizes('maxPool2dBackward', sizes);
+  const planes = sizes.N * sizes.C;
+  if (planes === 0) return;
+  const params = uniforms(planes, sizes.H, sizes.W, OH, OW);
+  if ((sizes.variant ?? 'v2') === 'v2' && pool2Aligned(sizes)) {
+    gpu.dispatch({ kernel: backwardV2(), params, buffers: [dy, argmax, dx], workgroups: grid1d((planes * OH * OW) / 4, WG) });
+  } else {
+    if (sizes.variant === 'v2') throw new ShapeError(`maxPool2dBackward: max_pool2d_grad_v2 needs kernel = stride = 2 and W % 8 = 0, got kernel=${k} stride=${st} W=${sizes.W}`);
+    gpu.dispatch({ kernel: backwardV1(k, st), params, buffers: [dy, argmax, dx], workgroups: grid1d(planes * sizes.H, WG) });
+  }
+}
+
+export const maxPool2dCost = (s: PoolSizes): Cost => {
+  const k = s.kernel ?? 2;
+  const { OH, OW } = poolOutputSize(s);
+  const inputs = s.N * s.C * s.H * s.W, outputs = s.N * s.C * OH * OW;
+  return { flops: k * k * outputs, bytes: 4 * (inputs + 2 * outputs) };
+};
+export const maxPool2dBackwardCost = (s: PoolSizes): Cost => {
+  const { OH, OW } = poolOutputSize(s);
+  const inputs = s.N * s.C * s.H * s.W, outputs = s.N * s.C * OH * OW;
+  return { flops: outputs, bytes: 4 * (inputs + 2 * outputs) };
+};

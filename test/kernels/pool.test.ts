@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { type PoolSizes, maxPool2d, maxPool2dBackward, pool2Aligned, poolOutputSize } from '../../src/shaders/pool.js';
+import { expectClose, randomArray } from '../helpers/compare.js';
+import { download, downloadI32, empty, upload, useGpu } from '../helpers/gpu.js';
+import * as ref from '../reference/index.js';
+
+const ctx = useGpu();
+
+// [N, C, H, W, kernel, stride]
+const SHAPES: [number, number, number, number, number, number][] = [
+  [1, 1, 2, 2, 2, 2],
+  [1, 1, 5, 7, 2, 2],
+  [2, 3, 9, 9, 2, 2],
+  [3, 2, 24, 24, 2, 2],
+  [2, 3, 8, 8, 2, 2],
+  [1, 3, 9, 16, 2, 2], // odd H, aligned W: v2 zeroes the dropped last row in the backward
+  [2, 1, 16, 9, 2, 2],
+  [2, 2, 9, 9, 3, 2], // overlapping windows
+  [1, 2, 5, 7, 3, 2],
+  [2, 1, 7, 6, 2, 1], // heavily overlapping
+  [1, 2, 10, 11, 3, 3],
+  [2, 2, 11, 10, 2, 3], // stride > kernel: gaps between windows
+  [1, 1, 4, 5, 1, 1],
+  [64, 10, 24, 24, 2, 2], // the seed, after conv1
+  [64, 20, 8, 8, 2, 2], // the seed, after conv2
+  [17, 5, 12, 12, 2, 2],
+];
+
+describe('maxPool2d', () => {
+  for (const [N, C, H, W, kernel, stride] of SHAPES) {
+    const sizes: PoolSizes = { N, C, H, W, kernel, stride };
+    const variants = pool2Aligned(sizes) ? (['v1', 'v2'] as const) : (['v1'] as const);
+    for (const variant of variants) {
+      for (const ties of [false, true]) {
+        it(`${variant} ${N}x${C}x${H}x${W} k${kernel} s${stride}${ties ? ' with ties' : ''}`, async () => {
+          const { gpu } = ctx;
+          const n = N * C * H * W;
+          // With ties: values from {-1, 0, 1}, so windows often hold several maxima (the first must win).
+          let x = Float64Array.from(Float32Array.from(randomArray(n, n + kernel, -1, 1)));
+          if (ties) x = x.map((v) => Math.round(v));
+          const { OH, OW } = poolOutputSize(sizes);
+          const expected = ref.maxPool2d(x, sizes);
+          expect([OH, OW]).toEqual([expected.OH, expected.OW]);
+          const m = N * C * OH * OW;
+          const dy = randomArray(m, m + 1);
+          const xb = upload(gpu, x), yb = empty(gpu, m), ab = empty(gpu, m), dyb = upload(gpu, dy), dxb = upload(gpu, new Float32Array(n).fill(9));
+          maxPool2d(gpu, xb, yb, ab, { ...sizes, variant });
+          maxPool2dBackward(gpu, dyb, ab, dxb, { ...sizes, variant });
+          expectClose(await download(gpu, yb, m), expected.y, { atol: 0, rtol: 0, label: 'y' });
+          expect(Array.from(await downloadI32(gpu, ab, m))).toEqual(Array.from(expected.argmax));
+          const dx = ref.maxPool2dBackward(Float64Array.from(Float32Array.from(dy)), expected.argmax, sizes);
+          expectClose(await download(gpu, dxb, n), dx, { atol: 1e-6, rtol: 1e-6, label: 'dx' });
+          // Without argmax (inference) y is the same.
+          const y2 = empty(gpu, m);
+          maxPool2d(gpu, xb, y2, null, { ...sizes, variant });
+          expectClose(await download(gpu, y2, m), expected.y, { atol: 0, rtol: 0, label: 'y without argmax' });
+          for (const b of [xb, yb, ab, dyb, dxb, y2]) gpu.pool.release(b);
+        });
+      }
+    }
+  }
+
+  it('rejects windows larger than the input and v2 on unaligned shapes', () => {
+    const { gpu } = ctx;
+    const b = empty(gpu, 64);
+    expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 1, W: 5 })).toThrow(/smaller than the 2x2 window/);
+    expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(/max_pool2d_v2 needs/);
+    gpu.pool.release(b);
+  });
+
+  it('releases what it acquired', () => {
+    expect(ctx.gpu.pool.stats().bytesInUse).toBe(0);
+  });
+});
