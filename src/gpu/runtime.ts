@@ -52,6 +52,7 @@ export class Gpu {
   private rec: Recording | null = null;
   private compileChecks: Promise<void>[] = [];
   private error: Error | null = null;
+  private uncaptured: Error | null = null;
   private destroyed = false;
 
   private constructor(
@@ -65,8 +66,10 @@ export class Gpu {
     device.lost.then((info) => {
       if (!this.destroyed) this.error ??= new DeviceLostError(`GPU device lost (${info.reason}): ${info.message}`);
     });
+    // Reported at the next read()/sync(), after pending compile checks, so that a shader's compile error
+    // is what the user sees rather than the invalid-pipeline errors it causes.
     device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
-      this.error ??= new GpuError(`WebGPU error: ${ev.error.message}`);
+      this.uncaptured ??= new GpuError(`WebGPU error: ${ev.error.message}`);
     };
   }
 
@@ -192,6 +195,7 @@ export class Gpu {
     const checks = this.compileChecks;
     this.compileChecks = [];
     await Promise.all(checks);
+    this.error ??= this.uncaptured;
   }
 
   /**

@@ -7,7 +7,8 @@ import type { InitName } from '../nn/init.js';
 import * as F from '../nn/ops.js';
 import { SGD } from '../nn/optim.js';
 import { Tensor, noGrad, tidy } from '../nn/tensor.js';
-import { accumulate, countCorrect } from '../shaders/metrics.js';
+import { accumulate } from '../shaders/metrics.js';
+import { logSoftmaxNllLoss } from '../shaders/softmax.js';
 import type { GpuDataset } from './gpu-data.js';
 import { MnistCnn } from './model.js';
 import { mulberry32, shuffleInPlace } from '../random.js';
@@ -109,7 +110,8 @@ export class Trainer {
   async evaluate(split: Split): Promise<{ loss: number; accuracy: number }> {
     const { gpu, model, options } = this;
     const idx = split.data.indexList(split.indices).keep();
-    const sums = F.zeros([2], { label: 'eval sums' }).keep(); // [loss sum, correct count]
+    const lossSum = F.zeros([1], { label: 'eval loss sum' }).keep();
+    const correct = F.zeros([1], { label: 'eval correct count' }).keep(); // u32 bits; 0.0f is 0u
     let batches = 0;
     model.eval();
     noGrad(() => {
@@ -118,17 +120,18 @@ export class Trainer {
         tidy(() => {
           const { x, y } = split.data.batch(idx, offset, batch, this.norm);
           const logits = model.logits(x);
-          accumulate(gpu, F.crossEntropy(logits, y).buffer, sums.buffer);
-          countCorrect(gpu, logits.buffer, y.buffer, sums.buffer, { rows: batch, cols: logits.shape[1], offset: 1 });
+          // One fused pass: the batch's mean loss added to lossSum, its correct predictions to correct.
+          const sizes = { rows: batch, cols: logits.shape[1], accumulate: true };
+          logSoftmaxNllLoss(gpu, logits.buffer, y.buffer, null, lossSum.buffer, sizes, { correct: correct.buffer });
         });
         batches++;
       }
     });
-    const [lossSum, correct] = await sums.toArray();
-    idx.dispose();
-    sums.dispose();
+    const totalLoss = (await lossSum.toArray())[0];
+    const hits = new Uint32Array((await correct.toArray()).buffer)[0];
+    for (const t of [idx, lossSum, correct]) t.dispose();
     model.train();
-    return { loss: lossSum / Math.max(batches, 1), accuracy: correct / Math.max(split.indices.length, 1) };
+    return { loss: totalLoss / Math.max(batches, 1), accuracy: hits / Math.max(split.indices.length, 1) };
   }
 
   /** Copies every parameter and batch-norm statistic into GPU buffers of its own (a real snapshot). */
