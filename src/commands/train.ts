@@ -1,6 +1,6 @@
 // `webgpu-nn train`: the seed's program. Trains the MNIST CNN with SGD and early stopping on the GPU,
 // printing one line per epoch (and a progress bar on a terminal), and leaves in the output directory:
-//   history.json      [{epoch, trainLoss, valLoss, valAcc, epochSeconds, samplesPerSecond}]
+//   history.json      [{epoch, trainLoss, valLoss, valAcc, epochSeconds, trainSeconds, samplesPerSecond}]
 //   loss.png          train and validation loss against epoch
 //   best.safetensors  the best weights and batch-norm statistics (restored into the model at the end)
 //   last.safetensors  the last epoch's state, optimizer and early-stopping counters, for --resume
@@ -161,11 +161,12 @@ async function run(
         status = 'interrupted';
         break;
       }
+      const trainSeconds = (performance.now() - t0) / 1000; // trainEpoch ends with a readback: GPU work is done
       const { loss: valLoss, accuracy: valAcc } = await trainer.evaluate(valSplit);
       const epochSeconds = (performance.now() - t0) / 1000;
       const record: EpochRecord = {
-        epoch, trainLoss, valLoss, valAcc, epochSeconds,
-        samplesPerSecond: (split.train.length + split.val.length) / epochSeconds,
+        epoch, trainLoss, valLoss, valAcc, epochSeconds, trainSeconds,
+        samplesPerSecond: split.train.length / trainSeconds,
       };
       history.push(record);
       if (!Number.isFinite(trainLoss) || !Number.isFinite(valLoss)) {
@@ -177,7 +178,7 @@ async function run(
       const { improved, stop } = stopper.step(valLoss);
       bar.log(
         `epoch ${String(epoch).padStart(3)}  train loss ${trainLoss.toFixed(6)}  val loss ${valLoss.toFixed(6)}  ` +
-          `val acc ${(100 * valAcc).toFixed(2)}%  ${epochSeconds.toFixed(1)}s  ${Math.round(record.samplesPerSecond)} samples/s` +
+          `val acc ${(100 * valAcc).toFixed(2)}%  ${epochSeconds.toFixed(1)}s  ${Math.round(record.samplesPerSecond)} train samples/s` +
           (improved ? '  *best' : ''),
       );
       bar.update(epoch);
@@ -299,7 +300,7 @@ function readResumeState(dir: string): ResumeState {
 export function lossPlot(history: EpochRecord[]): Buffer {
   const x = history.map((h) => h.epoch);
   return lineChart({
-    title: 'Train and validation loss vs epochs (dropout, batch norm, early stopping)',
+    title: 'Train and validation loss vs epochs',
     xLabel: 'Epochs',
     yLabel: 'Loss',
     series: [

@@ -3,7 +3,7 @@
 // relu_v1        y = max(x, 0)                 one invocation per element, grid1d(n, 256)
 // relu_grad_v1   dx = dy * (x > 0)             (backward: saves x, the forward's input)
 //
-// The other ops are built from one template, `mapKernel`, which the dropout and SGD families share:
+// The other ops are built from one template, `mapKernel`, shared with dropout, SGD and batch-norm evaluation:
 // <op>_v1        scalar loads and stores, one element per unit (the fallback: any buffer sizes)
 // <op>_v2        vec4 loads and stores, 4 elements per unit; the last vec4 is masked, so n need not be a
 //                multiple of 4, but every buffer must hold ceil(n/4)·4 floats (pool buffers always do: their

@@ -158,7 +158,8 @@ function drawFrame(cv: Canvas, o: { title: string; xLabel: string; yLabel: strin
     cv.text(yLabels[i], plot.x - 9, y - 3, { align: 'right' });
   });
   cv.stroke(plot, INK);
-  cv.text(o.title, W / 2, 16, { scale: 2, align: 'center' });
+  // A title too long for double size is drawn at single size rather than clipped.
+  cv.text(o.title, W / 2, 16, { scale: textWidth(o.title, 2) <= W - 16 ? 2 : 1, align: 'center' });
   cv.text(o.xLabel, plot.x + plot.w / 2, H - 14 - 7, { align: 'center' });
   cv.text(o.yLabel, 12, plot.y + plot.h / 2, { align: 'center', vertical: true });
   return { plot, xAxis, yAxis, sx, sy };

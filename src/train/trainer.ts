@@ -33,7 +33,11 @@ export interface EpochRecord {
   trainLoss: number;
   valLoss: number;
   valAcc: number;
+  /** Wall time of the whole epoch: training and validation. */
   epochSeconds: number;
+  /** Wall time of the training pass alone. */
+  trainSeconds: number;
+  /** Training samples per second of the training pass. */
   samplesPerSecond: number;
 }
 
