@@ -5,7 +5,7 @@ import { adapterSummary } from '../gpu/device.js';
 import { Gpu } from '../gpu/runtime.js';
 import { noGrad, setDefaultGpu, tidy } from '../nn/tensor.js';
 import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
-import { type Dataset, loadEmbeddedDigits, splitTrainVal } from '../train/dataset.js';
+import { type Dataset, loadEmbeddedDigits, splitTrainVal, takeFirst } from '../train/dataset.js';
 import { GpuDataset } from '../train/gpu-data.js';
 import { loadMnistDir } from '../train/idx.js';
 import { loadTrained } from './checkpoint.js';
@@ -35,7 +35,7 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
       indices = Uint32Array.from({ length: test.count }, (_, i) => i);
       what = `test set of ${dataDir}`;
     } else {
-      ds = config.limit ? { ...train, count: Math.min(config.limit, train.count) } : train;
+      ds = config.limit ? takeFirst(train, config.limit) : train;
       indices = splitTrainVal(ds.count, config.valSplit, config.seed).val;
       what = `validation split of ${dataDir ?? 'the embedded digits'} (seed ${config.seed}, ${config.valSplit})`;
     }

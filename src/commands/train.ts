@@ -15,7 +15,7 @@ import { INITIALIZERS, type InitName } from '../nn/init.js';
 import { setDefaultGpu } from '../nn/tensor.js';
 import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
 import { writeFileAtomic } from '../train/atomic.js';
-import { type Dataset, loadEmbeddedDigits, pixelStats, splitTrainVal } from '../train/dataset.js';
+import { type Dataset, loadEmbeddedDigits, pixelStats, splitTrainVal, takeFirst } from '../train/dataset.js';
 import { EarlyStopping, type EarlyStoppingState } from '../train/early-stopping.js';
 import { GpuDataset } from '../train/gpu-data.js';
 import { loadMnistDir } from '../train/idx.js';
@@ -91,7 +91,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
   // Data first: a bad --data fails before the GPU is opened.
   const { train: full, test } = config.data ? loadMnistDir(config.data) : { train: loadEmbeddedDigits(), test: null };
-  const source = config.limit ? take(full, Math.min(config.limit, full.count)) : full;
+  const source = config.limit ? takeFirst(full, config.limit) : full;
   const split = splitTrainVal(source.count, config.valSplit, config.seed);
   if (split.train.length === 0 || split.val.length === 0) {
     throw new UsageError(`--val-split ${config.valSplit} of ${source.count} images leaves an empty split; use more data or another fraction`);
@@ -221,11 +221,6 @@ async function run(
   log(`${history.length} epochs in ${total.toFixed(1)}s; wrote ${outDir}/history.json, loss.png, best.safetensors`);
   data.dispose();
   return status === 'diverged' ? 1 : 0;
-}
-
-function take(ds: Dataset, n: number): Dataset {
-  const px = ds.rows * ds.cols;
-  return { ...ds, images: ds.images.subarray(0, n * px), labels: ds.labels.subarray(0, n), count: n };
 }
 
 function checkpointMeta(config: RunConfig, record: EpochRecord): Record<string, string> {

@@ -17,7 +17,8 @@
 // Chosen (defaultMatmulVariant): v4 on software adapters with a fixed subgroup size, else v2; v3 on GPUs.
 // `variant` forces one; the tests run all four. Every variant fuses the epilogue: + bias[j] (linearForward)
 // and + C (accumulate, a uniform flag, for gradient accumulation).
-// v2 and v4 clamp loads to the last row/column and mask the stores, so any M, N, K works.
+// v2 and v4 clamp loads to the last row/column and mask the stores, so any M, N, K works; they hand out
+// blocks in bands of 8 block rows, which keeps 2048^3 as fast as 1024^3 on llvmpipe (twice as fast as without).
 //
 // bias_add_v1    y[r,c] = x[r,c] + b[c], one invocation per element (in place when x and y are one buffer).
 // bias_grad_v1   db[c] = Σ_r dy[r,c], one invocation per column looping over rows (software adapters).
@@ -74,10 +75,11 @@ export interface SubgroupTile {
   sg: number;
 }
 
-// Tiles, measured on llvmpipe (2 Zen 5 vCPUs) at M=N=K=512 with the time llvmpipe takes to compile the kernel
-// at its first dispatch (`npm run bench:kernels -- --filter tile`); compile time grows with the unrolled tile:
-//   v4 4x32: ~21 GFLOP/s, 2-4 s   4x16: ~19, 1-1.6 s   8x16: ~21, 4-5 s   2x32: ~18   8x32: ~14 (spills)
-//   v2 4x8 on 8x8: ~8 GFLOP/s, 1-2.4 s    8x16 on 4x4: ~12, 5-14 s    8x8 on 4x4: ~11, 2-6 s
+// Tiles, measured on llvmpipe (2 Zen 5 vCPUs shared with other jobs, so ranges over several runs) at
+// M=N=K=512 (`npm run bench:kernels -- --filter tile`), and the time llvmpipe takes to compile the kernel at
+// its first dispatch, which grows with the unrolled tile (Mesa's disk cache then keeps it):
+//   v4  4x32: 14-22 GFLOP/s, 2-4 s    4x16: 11-19, 1-1.6 s    8x16: 10-22, 4-5 s    2x32: 12-19
+//   v2  4x8 on 8x8: 4.5-8, 1-2.4 s    8x8 on 4x4: 7-11, 2-6 s    8x16 on 4x4: 7.5-12.5, 5-14 s
 // v2 is only the fallback for software adapters without subgroups, so it gets the cheap tile. v4 takes the
 // wide tile only for large matrices, where it pays; narrow outputs (N = 10, 50) waste less with 16 columns.
 export const DEFAULT_TILE: RegisterTile = { tm: 4, tn: 8, wgx: 8, wgy: 8 };

@@ -100,3 +100,10 @@ export function pixelStats(ds: Dataset, indices: ArrayLike<number>): { mean: num
   for (let v = 0; v < 256; v++) sq += hist[v] * (v - mean) ** 2;
   return { mean: mean / 255, std: Math.sqrt(sq / n) / 255 };
 }
+
+/** The first n images (all of them when n ≥ count), as views: --limit N. */
+export function takeFirst(ds: Dataset, n: number): Dataset {
+  const count = Math.min(n, ds.count);
+  const px = ds.rows * ds.cols;
+  return { ...ds, images: ds.images.subarray(0, count * px), labels: ds.labels.subarray(0, count), count };
+}

@@ -1,7 +1,7 @@
 // A data set that lives on the GPU: all images as bytes (four to a u32 word, so 60,000 MNIST images take
 // 47 MB, under the 128 MiB binding limit that float32 would exceed) and labels as i32, uploaded once.
 // Each epoch uploads one index list (a shuffled permutation); each step gathers its batch on the GPU.
-import { LimitError } from '../errors.js';
+import { DataError, LimitError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { Tensor } from '../nn/tensor.js';
 import { gatherImages, gatherLabels } from '../shaders/gather.js';
@@ -17,6 +17,9 @@ export class GpuDataset {
   ) {}
 
   static upload(gpu: Gpu, ds: Dataset, name: string): GpuDataset {
+    if (ds.labels.length !== ds.count || ds.images.length !== ds.count * ds.rows * ds.cols) {
+      throw new DataError(`${name} set: ${ds.count} images of ${ds.rows}x${ds.cols} need ${ds.count * ds.rows * ds.cols} pixels and ${ds.count} labels, got ${ds.images.length} and ${ds.labels.length}`);
+    }
     const bytes = Math.ceil(ds.images.length / 4) * 4;
     const limit = gpu.adapter.limits.maxStorageBufferBindingSize;
     if (bytes > limit) {

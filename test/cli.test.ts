@@ -1,0 +1,154 @@
+// The `webgpu-nn` command end to end, as a user runs it: train on the embedded digits, then predict on PNGs
+// this test writes, evaluate, interrupt and resume, and bad input. Needs the build (`npm test` makes it).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadEmbeddedDigits } from '../src/train/dataset.js';
+import { readSafetensors } from '../src/train/safetensors.js';
+
+const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
+
+function run(args: string[], onLine?: (line: string, child: ChildProcess) => void): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (onLine) for (const line of String(d).split('\n')) onLine(line, child);
+    });
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+/** A digit as a PNG: 28x28 gray (white on black, like MNIST), or larger RGB dark-on-light (like paper). */
+function digitPng(pixels: Uint8Array, opts: { scale: number; paper: boolean }): Buffer {
+  const size = 28 * opts.scale;
+  const png = new PNG({ width: size, height: size });
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const v = pixels[Math.floor(y / opts.scale) * 28 + Math.floor(x / opts.scale)];
+      const g = opts.paper ? 255 - v : v;
+      png.data.set([g, g, opts.paper ? Math.min(255, g + 10) : g, 255], 4 * (y * size + x));
+    }
+  }
+  return PNG.sync.write(png);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'webgpu-nn-cli-'));
+const runDir = join(dir, 'run');
+
+describe('webgpu-nn train / predict / evaluate', () => {
+  let train: Awaited<ReturnType<typeof run>>;
+  beforeAll(async () => {
+    expect(existsSync(CLI), `${CLI} is missing: run \`npm run build\` (npm test does)`).toBe(true);
+    train = await run(['train', '--limit', '2000', '--epochs', '3', '--lr', '0.05', '--momentum', '0.9', '--out', runDir]);
+  });
+
+  it('trains on the embedded digits well above chance and writes history.json, loss.png, best.safetensors, config.json', () => {
+    expect(train.code, train.err).toBe(0);
+    expect(train.out).toMatch(/^adapter: /m);
+    expect(train.out).toMatch(/^epoch +3 +train loss \d\.\d+ +val loss \d\.\d+ +val acc [\d.]+%/m);
+    const history = JSON.parse(readFileSync(join(runDir, 'history.json'), 'utf8'));
+    expect(history).toHaveLength(3);
+    for (const h of history) for (const k of ['epoch', 'trainLoss', 'valLoss', 'valAcc', 'epochSeconds']) expect(h).toHaveProperty(k);
+    // Chance is 10% (the 10 classes are balanced). With lr 0.05 and momentum 0.9, 3 epochs of 1,600 images
+    // reached 91% here; a wrong gradient sign or a broken layer stays near chance. 75% leaves room for
+    // seed-to-seed variation while failing anything that does not really learn.
+    expect(Math.max(...history.map((h: { valAcc: number }) => h.valAcc))).toBeGreaterThan(0.75);
+    expect(history[2].trainLoss).toBeLessThan(history[0].trainLoss);
+    const png = PNG.sync.read(readFileSync(join(runDir, 'loss.png')));
+    expect([png.width, png.height]).toEqual([800, 500]);
+    const ckpt = readSafetensors(join(runDir, 'best.safetensors'));
+    expect(ckpt.tensors['conv1.weight'].shape).toEqual([10, 1, 5, 5]);
+    expect(ckpt.tensors['bn2.running_var'].shape).toEqual([20]);
+    expect(ckpt.metadata.format).toBe('webgpu-nn MnistCnn');
+    expect(JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')).adapter.description).toBeTruthy();
+  });
+
+  it('predict classifies PNGs it has never seen, gray 28x28 and RGB 56x56 dark-on-light alike', async () => {
+    const digits = loadEmbeddedDigits(); // images after the first 2,000 were not in the training run
+    const files: string[] = [];
+    const labels: number[] = [];
+    for (let i = 9000; i < 9010; i++) {
+      const px = digits.images.subarray(i * 784, (i + 1) * 784);
+      for (const [name, opts] of [['gray', { scale: 1, paper: false }], ['paper', { scale: 2, paper: true }]] as const) {
+        const f = join(dir, `digit-${i}-${name}.png`);
+        writeFileSync(f, digitPng(px, opts));
+        files.push(f);
+      }
+      labels.push(digits.labels[i]);
+    }
+    const { code, out, err } = await run(['predict', '--model', runDir, ...files]);
+    expect(code, err).toBe(0);
+    const predicted = out.trim().split('\n').filter((l) => l.includes('digit-')).map((l) => {
+      const m = /: (\d) \(([\d.]+)%\)/.exec(l);
+      expect(m, l).not.toBeNull();
+      return Number(m![1]);
+    });
+    expect(predicted).toHaveLength(20);
+    for (let i = 0; i < 10; i++) expect(predicted[2 * i + 1], `paper version of image ${i}`).toBe(predicted[2 * i]);
+    const correct = labels.filter((l, i) => predicted[2 * i] === l).length;
+    expect(correct).toBeGreaterThanOrEqual(6); // a ~90% model; chance would get 1
+    expect(out).toMatch(/inverted: dark digit on light background/);
+  });
+
+  it('evaluate prints the accuracy and a confusion matrix', async () => {
+    const { code, out, err } = await run(['evaluate', '--model', runDir]);
+    expect(code, err).toBe(0);
+    expect(out).toMatch(/accuracy on the validation split of the embedded digits .*: [\d.]+% \(\d+\/400\)/);
+    expect(out).toMatch(/confusion matrix/);
+    expect(out.split('\n').filter((l) => /^ +\d +( +\d+){10} +[\d.]+%$/.test(l))).toHaveLength(10);
+  });
+});
+
+describe('interrupt and resume', () => {
+  it('Ctrl-C saves history and the best checkpoint; --resume continues from the next epoch', async () => {
+    const out = join(dir, 'interrupted');
+    let sent = false;
+    const first = await run(['train', '--limit', '640', '--epochs', '50', '--out', out], (line, child) => {
+      if (!sent && /^epoch +2 /.test(line)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    expect(first.code, first.err).toBe(130);
+    expect(first.out).toMatch(/continue with --resume/);
+    const history = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'));
+    expect(history.length).toBeGreaterThanOrEqual(2);
+    expect(existsSync(join(out, 'best.safetensors'))).toBe(true);
+    const done = history.length;
+
+    const second = await run(['train', '--resume', out, '--epochs', String(done + 2)]);
+    expect(second.code, second.err).toBe(0);
+    expect(second.out).toMatch(new RegExp(`resuming after epoch ${done}`));
+    expect(second.out).toMatch(new RegExp(`^epoch +${done + 1} `, 'm'));
+    const after = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'));
+    expect(after.map((h: { epoch: number }) => h.epoch)).toEqual(Array.from({ length: done + 2 }, (_, i) => i + 1));
+  });
+});
+
+describe('bad input', () => {
+  it('names the flag, the file or the directory', async () => {
+    const lr = await run(['train', '--lr', 'abc']);
+    expect(lr.code).toBe(2);
+    expect(lr.err).toMatch(/--lr: expected a number > 0, got "abc"/);
+    const missing = await run(['train', '--data', join(dir, 'no-such-dir')]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain('no-such-dir');
+    const notPng = join(dir, 'not-a-png.png');
+    writeFileSync(notPng, 'hello');
+    const pred = await run(['predict', '--model', runDir, notPng]);
+    expect(pred.code).toBe(1);
+    expect(pred.err).toMatch(/not-a-png\.png: not a PNG image/);
+    const resume = await run(['train', '--resume', join(dir, 'nothing-here')]);
+    expect(resume.code).toBe(2);
+    expect(resume.err).toMatch(/--resume .*nothing-here.*last\.safetensors is missing/);
+    const unknown = await run(['trian']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/unknown command "trian"/);
+  });
+});
