@@ -48,12 +48,14 @@ export interface BenchResult {
   shape: string;
   detail: string;
   samples: number;
+  /** Runs recorded per sample (small kernels repeat so a sample spans many timer ticks); times are per run. */
+  repeat: number;
   /** 'gpu': timestamp queries around the dispatches; 'wall': CPU clock from recording to sync. */
   timer: 'gpu' | 'wall';
   msMedian: number;
   msMin: number;
   msMax: number;
-  /** Wall-clock per run, recording to GPU idle, median: includes submit and dispatch overhead. */
+  /** Wall-clock per run, recording to GPU idle, median: includes recording, submit and readback overhead. */
   msWallMedian: number;
   flops: number;
   bytes: number;
@@ -79,6 +81,12 @@ async function timeOnce(gpu: Gpu, record: () => void): Promise<{ ms: number; wal
   return ms === null ? { ms: wall, wall, timer: 'wall' } : { ms, wall, timer: 'gpu' };
 }
 
+// A sample must span many ticks of the GPU timer (llvmpipe's timestamps tick every 65.5 µs), so small
+// kernels run several times per sample, all in the one timed compute pass. The runtime's uniform arena holds
+// 1024 dispatches per submit, and a submit mid-sample would end the timed pass: stay below it.
+const MIN_SAMPLE_MS = 5;
+const MAX_DISPATCHES_PER_SAMPLE = 900;
+
 /** Validates, warms up and times one entry. Throws if validation fails. */
 export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promise<BenchResult> {
   const { gpu } = opts;
@@ -86,14 +94,21 @@ export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promis
   try {
     await c.validate();
     await timeOnce(gpu, () => c.run()); // warm-up: the first dispatch compiles the kernel (llvmpipe: seconds)
-    await timeOnce(gpu, () => c.run());
+    const before = gpu.counters.dispatches;
+    const first = await timeOnce(gpu, () => c.run());
+    const perRun = Math.max(1, gpu.counters.dispatches - before);
+    const maxRepeat = Math.max(1, Math.floor(MAX_DISPATCHES_PER_SAMPLE / perRun));
+    const repeat = first.ms >= MIN_SAMPLE_MS ? 1 : Math.min(maxRepeat, Math.ceil(MIN_SAMPLE_MS / Math.max(first.ms, 0.01)));
+    const record = () => {
+      for (let r = 0; r < repeat; r++) c.run();
+    };
     const n = Math.max(1, opts.quick ? Math.min(5, entry.samples ?? 5) : (entry.samples ?? 15));
     const ms: number[] = [], wall: number[] = [];
     let timer: 'gpu' | 'wall' = 'gpu';
     for (let i = 0; i < n; i++) {
-      const t = await timeOnce(gpu, () => c.run());
-      ms.push(t.ms);
-      wall.push(t.wall);
+      const t = await timeOnce(gpu, record);
+      ms.push(t.ms / repeat);
+      wall.push(t.wall / repeat);
       timer = t.timer;
     }
     const msMedian = median(ms);
@@ -104,6 +119,7 @@ export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promis
       shape: entry.shape,
       detail: c.detail ?? '',
       samples: n,
+      repeat,
       timer,
       msMedian,
       msMin: Math.min(...ms),

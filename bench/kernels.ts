@@ -67,7 +67,7 @@ async function loadEntries(): Promise<BenchEntry[]> {
 const fmt = (x: number, digits = 3) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(digits));
 const pct = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}%`);
 const COLUMNS = ['kernel', 'shape', 'median ms', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'samples', 'version'];
-const WIDTHS = [30, 18, 10, 9, 9, 10, 11, 8, 0];
+const WIDTHS = [30, 18, 10, 9, 9, 10, 11, 9, 0];
 const row = (cells: string[]) => cells.map((c, i) => (WIDTHS[i] ? c.padEnd(WIDTHS[i]) : c)).join(' ').trimEnd();
 
 async function main(): Promise<number> {
@@ -119,7 +119,7 @@ async function main(): Promise<number> {
         emit({ kind: 'kernel', name: e.name, shape: e.shape, status: skipped ? 'skipped' : 'failed', error: (err as Error).message });
         continue;
       }
-      const samples = `${r.samples}${r.timer === 'wall' ? ' wall' : ''}`;
+      const samples = `${r.samples}${r.repeat > 1 ? `x${r.repeat}` : ''}${r.timer === 'wall' ? ' wall' : ''}`;
       out(row([r.name, r.shape, fmt(r.msMedian), fmt(r.gflops), fmt(r.gbps), pct(r.pctPeakFlops), pct(r.pctPeakBandwidth), samples, r.detail]));
       emit({ kind: 'kernel', status: 'ok', ...r });
     }

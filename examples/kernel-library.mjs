@@ -3,7 +3,8 @@ import { create, globals } from 'webgpu';
 import { Gpu, matmul, relu } from 'webgpu-nn/kernels';
 
 Object.assign(globalThis, globals);
-const adapter = await create([]).requestAdapter();
+const navigatorGpu = create([]); // keep Dawn's instance referenced for as long as its device is in use
+const adapter = await navigatorGpu.requestAdapter();
 const device = await adapter.requestDevice();
 
 const M = 2, K = 3, N = 2;
