@@ -105,6 +105,29 @@ describe('webgpu-nn train / predict / evaluate', () => {
   });
 });
 
+describe('init-histograms', () => {
+  it('draws one histogram per initialiser, with the output statistics theory predicts', async () => {
+    const out = join(dir, 'init');
+    const r = await run(['init-histograms', '--out', out, '--batch', '32']);
+    expect(r.code, r.err).toBe(0);
+    for (const name of ['input', 'pytorch', 'normal', 'zeros', 'xavier-normal', 'xavier-uniform', 'kaiming-normal', 'kaiming-uniform']) {
+      expect(PNG.sync.read(readFileSync(join(out, `${name}.png`))).width, name).toBe(800);
+    }
+    const stat = (name: string) => {
+      const m = new RegExp(`^${name} +mean +([\\d.-]+) +std +([\\d.-]+) +zeros +([\\d.]+)%`, 'm').exec(r.out);
+      expect(m, name).not.toBeNull();
+      return { mean: Number(m![1]), zeros: Number(m![3]) };
+    };
+    // Kaiming-normal keeps the pre-activation variance at 2·E[x²] = 2 for N(0, 1) inputs, so the ReLU output
+    // has mean σ/√(2π) = √2/√(2π) ≈ 0.564 and is zero half the time.
+    expect(Math.abs(stat('kaiming-normal').mean - Math.sqrt(2) / Math.sqrt(2 * Math.PI))).toBeLessThan(0.06);
+    expect(Math.abs(stat('kaiming-normal').zeros - 50)).toBeLessThan(3);
+    expect(stat('zeros').zeros).toBe(100);
+    // N(0, 1) weights blow the scale up by √784 = 28: mean ≈ 28/√(2π) ≈ 11.2.
+    expect(Math.abs(stat('normal').mean - 28 / Math.sqrt(2 * Math.PI))).toBeLessThan(1.5);
+  });
+});
+
 describe('interrupt and resume', () => {
   it('Ctrl-C saves history and the best checkpoint; --resume continues from the next epoch', async () => {
     const out = join(dir, 'interrupted');
