@@ -54,6 +54,7 @@ export class Gpu {
   private error: Error | null = null;
   private uncaptured: Error | null = null;
   private destroyed = false;
+  private timing = false;
 
   private constructor(
     readonly device: GPUDevice,
@@ -117,7 +118,11 @@ export class Gpu {
     this.throwIfFailed();
     const bytes = d.params.byteLength;
     if (bytes > this.slot) throw new GpuError(`kernel ${d.kernel.name}: uniform block of ${bytes} bytes exceeds ${this.slot}`);
-    if (this.arenaUsed + this.slot > ARENA_BYTES) this.flush();
+    if (this.arenaUsed + this.slot > ARENA_BYTES) {
+      // A flush would end timeGpu's timestamped pass early and silently give a wrong time.
+      if (this.timing) throw new GpuError(`timeGpu: more than ${ARENA_BYTES / this.slot} dispatches in one timed block; time fewer at once`);
+      this.flush();
+    }
     const offset = this.arenaUsed;
     this.arenaCpu.set(new Uint8Array(d.params.buffer, d.params.byteOffset, bytes), offset);
     this.arenaUsed += this.slot;
@@ -216,7 +221,12 @@ export class Gpu {
       timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
     });
     this.rec = { encoder, pass, dispatches: 0 };
-    record();
+    this.timing = true;
+    try {
+      record();
+    } finally {
+      this.timing = false;
+    }
     const resolved = this.device.createBuffer({ size: 16, usage: QUERY_RESOLVE | COPY_SRC, label: 'webgpu-nn timestamps' });
     this.encoder().resolveQuerySet(querySet, 0, 2, resolved, 0);
     const [t0, t1] = new BigUint64Array(await this.read(resolved, 16));

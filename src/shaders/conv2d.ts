@@ -33,9 +33,10 @@
 // On llvmpipe (2 cores, busy machine) the v2 kernels run the seed's layers at 5–11 GFLOP/s, v1 at 0.2–0.6,
 // v3 at 0.1–0.5: `npm run bench:kernels -- --filter conv`.
 import { ShapeError } from '../errors.js';
+import { fixedSubgroupSize } from './matmul.js';
 import { type Cost, FLAT_BUILTINS, FLAT_INDEX, type Gpu, type Kernel, grid1d, i32, memoKernel, uniforms } from './common.js';
 
-export type Conv2dVariant = 'v1' | 'v2' | 'v3';
+export type Conv2dVariant = 'v1' | 'v2' | 'v3' | 'v4';
 
 /** Sizes of a convolution: x[N,C,H,W] convolved with w[O,C,KH,KW]. */
 export interface Conv2dSizes {
@@ -299,6 +300,106 @@ function directV2(gpu: Gpu, a: DirectArgs, N: number, bufs: GPUBuffer[], tile?: 
   });
 }
 
+// v4 (llvmpipe with subgroups): v2's register tile, one subgroup per workgroup (WG = sg lanes), sharing the
+// weight loads. Per (ic, kh) the tile needs OT·KW weights, the same in every lane: lane l loads taps l, l + sg,
+// ... and subgroupBroadcast from a constant lane (a register shuffle on llvmpipe) hands every lane all of them,
+// so ceil(OT·KW / sg) loads replace OT·KW. No lane returns early (a broadcast reads the other lanes'
+// registers): lanes past the end compute a clamped duplicate and skip the store; padding rows skip only the FMAs.
+const directV4Kernel = memoKernel((KH: number, KW: number, S: number, padded: boolean, flip: boolean, t: Conv2dTile, sg: number): Kernel => {
+  const { OT, PT } = t;
+  const span = (PT - 1) * S + KW;
+  const NT = OT * KW;
+  const G = range(Math.ceil(NT / sg));
+  const pre = G.flatMap((g) => [
+    `let j${g} = min(${g * sg}u + sid, ${NT - 1}u);`,
+    `let jc${g} = min(oc0 + j${g} / ${KW}u, p.Cout - 1u);`,
+    flip ? `let wl${g} = jc${g} * ${KH * KW}u + ${KW - 1}u - j${g} % ${KW}u;` : `let wl${g} = jc${g} * p.Cin * ${KH * KW}u + j${g} % ${KW}u;`,
+  ]);
+  const wo = flip ? `ic * p.Cout * ${KH * KW}u + (${KH - 1}u - kh) * ${KW}u` : `(ic * ${KH}u + kh) * ${KW}u`;
+  const loads = [`let wo = ${wo};`, ...G.map((g) => `let wg${g} = w[wl${g} + wo];`)];
+  for (const tt of range(OT)) for (const kw of range(KW)) {
+    const j = tt * KW + kw;
+    loads.push(`let w${tt}_${kw} = subgroupBroadcast(wg${Math.floor(j / sg)}, ${j % sg}u);`);
+  }
+  const body: string[] = range(span).map((j) =>
+    padded
+      ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.Win) - 1))], c${j} >= 0 && c${j} < i32(p.Win));`
+      : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.Win - 1u)];`,
+  );
+  for (const kw of range(KW)) for (const tt of range(OT)) body.push(...range(PT).map((pp) => `a${tt}_${pp} = fma(w${tt}_${kw}, x${pp * S + kw}, a${tt}_${pp});`));
+  const stores = range(OT).flatMap((tt) =>
+    range(PT).map((pp) => `if (live && oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < p.Wout) { y[ybase + ${tt}u * plane + ${pp}u] = a${tt}_${pp}; }`),
+  );
+  return {
+    name: flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4',
+    wgsl: /* wgsl */ `enable subgroups;
+struct Params { ${DIRECT_PARAMS}, lanes: u32, nPB: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+${DIRECT_BINDINGS}
+@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+  let glane = (wid.y * nwg.x + wid.x) * ${sg}u + sid;
+  let live = glane < p.lanes;
+  let lane = min(glane, p.lanes - 1u);
+  let pb = lane % p.nPB;
+  let row = lane / p.nPB;
+  let oh = row % p.Hout;
+  let n = row / p.Hout;
+  let ow0 = pb * ${PT}u;
+  let oc0 = wid.z * ${OT}u;
+  ${pre.join('\n  ')}
+  ${range(OT).map((tt) => `let b${tt} = ${biasOf(`min(oc0 + ${tt}u, p.Cout - 1u)`)};`).join('\n  ')}
+  ${range(OT).flatMap((tt) => range(PT).map((pp) => `var a${tt}_${pp} = b${tt};`)).join('\n  ')}
+  let ih0 = i32(oh * ${S}u) - p.padH;
+  let iw0 = i32(ow0 * ${S}u) - p.padW;
+  for (var ic = 0u; ic < p.Cin; ic++) {
+    for (var kh = 0u; kh < ${KH}u; kh++) {
+      ${loads.join('\n      ')}
+      let ih = ih0 + i32(kh);
+      ${padded ? 'if (ih >= 0 && ih < i32(p.Hin)) {' : '{'}
+      let xr = ((n * p.Cin + ic) * p.Hin + u32(ih)) * p.Win;
+      ${body.join('\n      ')}
+      }
+    }
+  }
+  let plane = p.Hout * p.Wout;
+  let ybase = ((n * p.Cout + oc0) * p.Hout + oh) * p.Wout + ow0;
+  ${stores.join('\n  ')}
+}`,
+  };
+});
+
+/** The v4 tile: as v2's, but a weight costs a broadcast (about 1 FMA) plus 1/sg of a load. */
+export function conv2dTileV4(Cout: number, Wout: number, KW: number, S: number, flip: boolean, sg: number): Conv2dTile {
+  const maxPT = flip ? 14 : 8;
+  const maxAcc = flip ? 24 : 40;
+  let best: Conv2dTile = { OT: 1, PT: 1, WG: sg };
+  let bestScore = Infinity;
+  for (let OT = 1; OT <= Math.min(Cout, 5); OT++) {
+    for (let PT = 1; PT <= Math.min(Wout, maxPT) && OT * PT <= maxAcc; PT++) {
+      const waste = ((Math.ceil(Cout / OT) * OT) / Cout) * ((Math.ceil(Wout / PT) * PT) / Wout);
+      const score = waste * (1 + (8 * ((PT - 1) * S + KW + Math.ceil((OT * KW) / sg)) + OT * KW) / (OT * PT * KW));
+      if (score < bestScore) [best, bestScore] = [{ OT, PT, WG: sg }, score];
+    }
+  }
+  return best;
+}
+
+function directV4(gpu: Gpu, a: DirectArgs, N: number, bufs: GPUBuffer[], tile?: Conv2dTile): void {
+  const sg = fixedSubgroupSize(gpu);
+  if (!sg) return directV2(gpu, a, N, bufs, tile); // no subgroups: v4 is v2
+  const t = tile ?? conv2dTileV4(a.Cout, a.Wout, a.KW, a.S, a.flip, sg);
+  const nPB = Math.ceil(a.Wout / t.PT);
+  const lanes = N * a.Hout * nPB;
+  const padded = a.padH !== 0 || a.padW !== 0;
+  const [gx, gy] = grid1d(lanes, sg);
+  gpu.dispatch({
+    kernel: directV4Kernel(a.KH, a.KW, a.S, padded, a.flip, { ...t, WG: sg }, sg),
+    params: uniforms(...directParams(a), lanes, nPB),
+    buffers: bufs,
+    workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
+  });
+}
+
 // v3 (GPUs): a workgroup computes TO output channels × an 8×8 output patch of one image, one thread per output
 // pixel. Per chunk of ICT input channels the threads stage the input patch (zero outside the image) and the
 // chunk's weights (zero past Cout) in workgroup memory, then every thread reads its taps from there.
@@ -394,6 +495,7 @@ function directV3(gpu: Gpu, a: DirectArgs, N: number, bufs: GPUBuffer[]): void {
 function direct(gpu: Gpu, variant: Conv2dVariant, a: DirectArgs, N: number, bufs: GPUBuffer[], tile?: Conv2dTile): void {
   if (variant === 'v1') directV1(gpu, a, N, bufs);
   else if (variant === 'v2') directV2(gpu, a, N, bufs, tile);
+  else if (variant === 'v4') directV4(gpu, a, N, bufs, tile);
   else directV3(gpu, a, N, bufs);
 }
 
@@ -587,6 +689,78 @@ ${BWD_W_BINDINGS}
   };
 });
 
+// v4 (llvmpipe with subgroups): v2 with one subgroup per workgroup (WG = sg lanes over (c, kh)) sharing the dy
+// loads, which are the same in every lane: per step of PT columns (PT a multiple of sg) lane l loads columns
+// ow + l, ow + l + sg, ... of each of its OT dy rows, and subgroupBroadcast hands every lane all PT of them, so
+// OT·PT/sg loads replace OT·PT. No lane returns early: lanes past C·KH compute a clamped duplicate and skip
+// the store; padding rows read zeros instead of skipping (a broadcast must not sit in divergent control flow).
+const bwdWeightV4Kernel = memoKernel((KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number): Kernel => {
+  const { OT, PT } = t;
+  const span = (PT - 1) * S + KW;
+  const body = range(span).map((j) =>
+    padded
+      ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.W) - 1))], rowOk && c${j} >= 0 && c${j} < i32(p.W));`
+      : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`,
+  );
+  for (const gq of range(PT / sg)) {
+    body.push(`{ let owl = ow + ${gq * sg}u + sid; let owc = min(owl, p.OW - 1u);`);
+    body.push(...range(OT).map((tt) => `  let d${tt}_${gq} = select(0.0, dy[dr${tt} + owc], owl < p.OW);`), '}');
+  }
+  // (dy values are per-lane slices; declare them outside the block)
+  const dyDecl = range(PT / sg).flatMap((gq) => range(OT).map((tt) => `var d${tt}_${gq} = 0.0;`));
+  const bodyFixed = body.map((l) => l.replace(/^ {2}let (d\d+_\d+) =/, '  $1 ='));
+  for (const pp of range(PT)) {
+    for (const tt of range(OT)) {
+      bodyFixed.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${range(KW).map((kw) => `a${tt}_${kw} = fma(g, x${pp * S + kw}, a${tt}_${kw});`).join(' ')} }`);
+    }
+  }
+  const stores = range(OT).flatMap((tt) =>
+    range(KW).map((kw) => {
+      const i = `wbase + ${tt * KH * KW}u * p.C + ${kw}u`;
+      return `if (live && o0 + ${tt}u < p.O) { dw[${i}] = select(a${tt}_${kw}, dw[${i}] + a${tt}_${kw}, p.accumulate != 0u); }`;
+    }),
+  );
+  return {
+    name: 'conv2d_bwd_weight_v4',
+    wgsl: /* wgsl */ `enable subgroups;
+struct Params { ${BWD_W_PARAMS}, rowsPerSlice: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+${BWD_W_BINDINGS}
+@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+  let glane = wid.x * ${sg}u + sid;
+  let live = glane < p.C * ${KH}u;
+  let lane = min(glane, p.C * ${KH}u - 1u);
+  let c = lane / ${KH}u;
+  let kh = lane % ${KH}u;
+  let o0 = wid.y * ${OT}u;
+  ${range(OT).map((tt) => `let o_${tt} = min(o0 + ${tt}u, p.O - 1u);`).join('\n  ')}
+  ${range(OT).flatMap((tt) => range(KW).map((kw) => `var a${tt}_${kw} = 0.0;`)).join('\n  ')}
+  ${dyDecl.join('\n  ')}
+  let r0 = wid.z * p.rowsPerSlice;
+  let r1 = min(r0 + p.rowsPerSlice, p.N * p.OH);
+  for (var r = r0; r < r1; r++) {
+    let n = r / p.OH;
+    let oh = r % p.OH;
+    let ihr = i32(oh * ${S}u + kh) - p.pad;
+    ${padded ? 'let rowOk = ihr >= 0 && ihr < i32(p.H); let ih = clamp(ihr, 0, i32(p.H) - 1);' : 'let ih = ihr;'}
+    let xr = ((n * p.C + c) * p.H + u32(ih)) * p.W;
+    ${range(OT).map((tt) => `let dr${tt} = ((n * p.O + o_${tt}) * p.OH + oh) * p.OW;`).join('\n    ')}
+    for (var ow = 0u; ow < p.OW; ow += ${PT}u) {
+      let iw0 = i32(ow * ${S}u) - p.pad;
+      ${bodyFixed.join('\n      ')}
+    }
+  }
+  let wbase = wid.z * p.O * p.C * ${KH * KW}u + ((o0 * p.C + c) * ${KH}u + kh) * ${KW}u;
+  ${stores.join('\n  ')}
+}`,
+  };
+});
+
+/** The v4 backward-weight tile: v2's channel tile, one broadcast load per lane per dy row per step. */
+export function conv2dWeightTileV4(O: number, OW: number, sg: number): Conv2dWeightTile {
+  return { ...conv2dWeightTileV2(O, OW), PT: sg * Math.max(1, Math.min(2, Math.round(OW / sg))), WG: sg };
+}
+
 // v3 (GPUs): a workgroup of WG_R threads per weight element; thread j sums reduction positions j, j + WG_R, ...
 // (consecutive threads read consecutive dy and x), then a tree reduction in workgroup memory.
 const WG_R = 64;
@@ -639,12 +813,14 @@ export function conv2dBackwardWeight(gpu: Gpu, x: GPUBuffer, dy: GPUBuffer, dw: 
     gpu.dispatch({ kernel: bwdWeightV3Kernel(), params: uniforms(...bwdWParams(g, acc), g.KH, g.KW, g.S), buffers: [x, dy, dw], workgroups });
     return;
   }
-  const t = sizes.tile ?? conv2dWeightTileV2(g.O, g.OW);
+  const sg = g.variant === 'v4' ? fixedSubgroupSize(gpu) : null; // v4 without subgroups is v2
+  const t = sg ? { ...(sizes.tile ?? conv2dWeightTileV4(g.O, g.OW, sg)), WG: sg } : (sizes.tile ?? conv2dWeightTileV2(g.O, g.OW));
+  if (sg && t.PT % sg !== 0) throw new ShapeError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);
   const groups = Math.ceil((g.C * g.KH) / t.WG) * Math.ceil(g.O / t.OT);
   const rows = g.N * g.OH;
   const rowsPerSlice = Math.ceil(rows / Math.min(rows, 65535, Math.max(1, Math.round(t.groups / groups))));
   const slices = Math.ceil(rows / rowsPerSlice);
-  const kernel = bwdWeightV2Kernel(g.KH, g.KW, g.S, g.pad !== 0, t);
+  const kernel = sg ? bwdWeightV4Kernel(g.KH, g.KW, g.S, g.pad !== 0, t, sg) : bwdWeightV2Kernel(g.KH, g.KW, g.S, g.pad !== 0, t);
   const workgroups: [number, number, number] = [Math.ceil((g.C * g.KH) / t.WG), Math.ceil(g.O / t.OT), slices];
   if (slices === 1) {
     gpu.dispatch({ kernel, params: uniforms(...bwdWParams(g, acc), rowsPerSlice), buffers: [x, dy, dw], workgroups });

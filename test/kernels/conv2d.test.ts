@@ -15,7 +15,7 @@ import { download, empty, upload, useGpu } from '../helpers/gpu.js';
 import * as ref from '../reference/index.js';
 
 const ctx = useGpu();
-const VARIANTS: Conv2dVariant[] = ['v1', 'v2', 'v3'];
+const VARIANTS: Conv2dVariant[] = ['v1', 'v2', 'v3', 'v4'];
 
 type Shape = Omit<Conv2dSizes, 'variant'> & { label: string };
 const SHAPES: Shape[] = [
