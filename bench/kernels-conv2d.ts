@@ -21,6 +21,7 @@ import {
   conv2dOutputSize,
   conv2dTileV2,
   conv2dWeightTileV2,
+  defaultConv2dVariant,
 } from '../src/shaders/conv2d.js';
 import type { Gpu } from '../src/shaders/common.js';
 import * as ref from '../test/reference/conv2d.js';
@@ -43,10 +44,10 @@ const shapeOf = (s: Conv2dSizes) =>
 
 /** The kernel version (and v2 tile) the library runs for `op` on this adapter. */
 function describe(gpu: Gpu, op: Op, s: Sizes): string {
-  const v: Conv2dVariant = s.variant ?? (gpu.isSoftware ? 'v2' : 'v3');
+  const v: Conv2dVariant = s.variant ?? defaultConv2dVariant(gpu);
   const { OH, OW } = conv2dOutputSize(s);
   const S = s.stride ?? 1;
-  if (op === 'backward-bias') return `conv2d_bwd_bias_${v}`;
+  if (op === 'backward-bias') return `conv2d_bwd_bias_${v === 'v4' ? 'v2' : v}`;
   if (op === 'backward-weight') {
     if (v !== 'v2') return `conv2d_bwd_weight_${v}`;
     const t = (s.tile as Conv2dWeightTile | undefined) ?? conv2dWeightTileV2(s.O, OW);
@@ -180,7 +181,7 @@ export const entries: BenchEntry[] = [
   ),
   // every version at the seed's shapes
   ...[CONV1, CONV2].flatMap((l) =>
-    (['v1', 'v2', 'v3'] as Conv2dVariant[]).flatMap((v) => [
+    (['v1', 'v2', 'v3', 'v4'] as Conv2dVariant[]).flatMap((v) => [
       entry(l, 'forward', { label: v, variant: v }),
       entry(l, 'backward-input', { label: v, variant: v }),
       entry(l, 'backward-weight', { label: v, variant: v }),

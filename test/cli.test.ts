@@ -10,6 +10,9 @@ import { loadEmbeddedDigits } from '../src/train/dataset.js';
 import { readSafetensors } from '../src/train/safetensors.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
+// Each command is a new process that compiles its kernels; with Mesa's shader cache cold (a fresh machine)
+// llvmpipe takes 1–5 s per kernel, so these tests get generous limits. They assert no times.
+const COLD_START_TIMEOUT = 600_000;
 
 function run(args: string[], onLine?: (line: string, child: ChildProcess) => void): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -46,7 +49,7 @@ describe('webgpu-nn train / predict / evaluate', () => {
   beforeAll(async () => {
     expect(existsSync(CLI), `${CLI} is missing: run \`npm run build\` (npm test does)`).toBe(true);
     train = await run(['train', '--limit', '2000', '--epochs', '3', '--lr', '0.05', '--momentum', '0.9', '--out', runDir]);
-  });
+  }, COLD_START_TIMEOUT);
 
   it('trains on the embedded digits well above chance and writes history.json, loss.png, best.safetensors, config.json', () => {
     expect(train.code, train.err).toBe(0);
@@ -94,7 +97,7 @@ describe('webgpu-nn train / predict / evaluate', () => {
     const correct = labels.filter((l, i) => predicted[2 * i] === l).length;
     expect(correct).toBeGreaterThanOrEqual(6); // a ~90% model; chance would get 1
     expect(out).toMatch(/inverted: dark digit on light background/);
-  });
+  }, COLD_START_TIMEOUT);
 
   it('evaluate prints the accuracy and a confusion matrix', async () => {
     const { code, out, err } = await run(['evaluate', '--model', runDir]);
@@ -102,7 +105,7 @@ describe('webgpu-nn train / predict / evaluate', () => {
     expect(out).toMatch(/accuracy on the validation split of the embedded digits .*: [\d.]+% \(\d+\/400\)/);
     expect(out).toMatch(/confusion matrix/);
     expect(out.split('\n').filter((l) => /^ +\d +( +\d+){10} +[\d.]+%$/.test(l))).toHaveLength(10);
-  });
+  }, COLD_START_TIMEOUT);
 });
 
 describe('init-histograms', () => {
@@ -125,7 +128,7 @@ describe('init-histograms', () => {
     expect(stat('zeros').zeros).toBe(100);
     // N(0, 1) weights blow the scale up by √784 = 28: mean ≈ 28/√(2π) ≈ 11.2.
     expect(Math.abs(stat('normal').mean - 28 / Math.sqrt(2 * Math.PI))).toBeLessThan(1.5);
-  });
+  }, COLD_START_TIMEOUT);
 });
 
 describe('interrupt and resume', () => {
@@ -151,7 +154,7 @@ describe('interrupt and resume', () => {
     expect(second.out).toMatch(new RegExp(`^epoch +${done + 1} `, 'm'));
     const after = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'));
     expect(after.map((h: { epoch: number }) => h.epoch)).toEqual(Array.from({ length: done + 2 }, (_, i) => i + 1));
-  });
+  }, COLD_START_TIMEOUT);
 });
 
 describe('bad input', () => {
@@ -173,5 +176,5 @@ describe('bad input', () => {
     const unknown = await run(['trian']);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(/unknown command "trian"/);
-  });
+  }, COLD_START_TIMEOUT);
 });

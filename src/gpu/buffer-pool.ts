@@ -29,6 +29,9 @@ export class BufferPool {
   private bytesInUse = 0;
   private bytesAllocated = 0;
   private buffersAllocated = 0;
+  private readonly owned = new WeakSet<GPUBuffer>();
+  /** Bumped by trim(): anything cached about pool buffers (bind groups) from before is stale. */
+  generation = 0;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -45,6 +48,7 @@ export class BufferPool {
     let buffer = this.free.get(size)?.pop();
     if (!buffer) {
       buffer = this.device.createBuffer({ size, usage: USAGE_STORAGE, label });
+      this.owned.add(buffer);
       this.bytesAllocated += size;
       this.buffersAllocated++;
     } else {
@@ -74,6 +78,12 @@ export class BufferPool {
       }
     }
     this.free.clear();
+    this.generation++;
+  }
+
+  /** Whether the pool made this buffer (and so alone decides when it is destroyed). */
+  owns(buffer: GPUBuffer): boolean {
+    return this.owned.has(buffer);
   }
 
   stats(): PoolStats {

@@ -33,6 +33,15 @@ const UNIFORM = 0x0040;
 const COPY_SRC = 0x0004;
 const QUERY_RESOLVE = 0x0200;
 
+interface Compiled {
+  pipeline: GPUComputePipeline;
+  /** Binding numbers declared var<storage, read_write>: their buffer may not be bound twice. */
+  writable: Set<number>;
+  layout: GPUBindGroupLayout;
+  bindGroups: Map<string, GPUBindGroup>;
+  generation: number;
+}
+
 interface Recording {
   encoder: GPUCommandEncoder;
   pass: GPUComputePassEncoder | null;
@@ -44,7 +53,10 @@ export class Gpu {
   /** Dispatches recorded since the runtime was made, and submits made; for logs and benchmarks. */
   readonly counters = { dispatches: 0, submits: 0, pipelines: 0 };
 
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pipelines = new Map<string, Compiled>();
+  private readonly byKernel = new WeakMap<Kernel, Compiled>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 0;
   private readonly arena: GPUBuffer;
   private readonly arenaCpu = new Uint8Array(ARENA_BYTES);
   private readonly slot: number;
@@ -91,13 +103,20 @@ export class Gpu {
 
   /** The compute pipeline for a kernel, compiled once per distinct WGSL text. */
   pipeline(kernel: Kernel): GPUComputePipeline {
+    return this.compiled(kernel).pipeline;
+  }
+
+  private compiled(kernel: Kernel): Compiled {
+    // Memoized kernels are the same object every time: a WeakMap hit avoids hashing the WGSL text.
+    let c = this.byKernel.get(kernel);
+    if (c) return c;
     const entryPoint = kernel.entryPoint ?? 'main';
     const key = `${entryPoint}\n${kernel.wgsl}`;
-    let p = this.pipelines.get(key);
-    if (!p) {
+    c = this.pipelines.get(key);
+    if (!c) {
       this.device.pushErrorScope('validation');
       const module = this.device.createShaderModule({ code: kernel.wgsl, label: kernel.name });
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: kernel.name });
+      const pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: kernel.name });
       // A compile error outranks the errors it causes later (invalid pipeline, invalid command buffer),
       // so read()/sync() await these checks before reporting anything.
       const check = this.device.popErrorScope().then(async (err) => {
@@ -107,10 +126,43 @@ export class Gpu {
         this.error = new ShaderCompileError(`kernel ${kernel.name} failed to compile:\n${lines.join('\n') || err.message}`);
       });
       this.compileChecks.push(check);
-      this.pipelines.set(key, p);
+      const writable = new Set([...kernel.wgsl.matchAll(/@binding\((\d+)\)\s*var<storage,\s*read_write>/g)].map((m) => Number(m[1])));
+      c = { pipeline, writable, layout: pipeline.getBindGroupLayout(0), bindGroups: new Map(), generation: this.pool.generation };
+      this.pipelines.set(key, c);
       this.counters.pipelines++;
     }
-    return p;
+    this.byKernel.set(kernel, c);
+    return c;
+  }
+
+  /**
+   * The bind group for a dispatch. A training step binds the same pooled buffers at the same arena offsets
+   * every step, so groups are cached per pipeline; only for pool buffers, which are destroyed only by
+   * pool.trim() (that bumps the pool's generation and so empties the caches).
+   */
+  private bindGroup(c: Compiled, label: string, offset: number, size: number, buffers: GPUBuffer[]): GPUBindGroup {
+    let key: string | null = null;
+    if (buffers.every((b) => this.pool.owns(b))) {
+      if (c.generation !== this.pool.generation || c.bindGroups.size > 4096) {
+        c.bindGroups.clear();
+        c.generation = this.pool.generation;
+      }
+      key = `${offset}:${size}`;
+      for (const b of buffers) key += `,${this.bufferId(b)}`;
+      const hit = c.bindGroups.get(key);
+      if (hit) return hit;
+    }
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset, size } }];
+    buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+    const group = this.device.createBindGroup({ layout: c.layout, entries, label });
+    if (key) c.bindGroups.set(key, group);
+    return group;
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = ++this.nextBufferId));
+    return id;
   }
 
   /** Records one dispatch into the current compute pass. Nothing runs until flush/read/sync. */
@@ -127,13 +179,17 @@ export class Gpu {
     this.arenaCpu.set(new Uint8Array(d.params.buffer, d.params.byteOffset, bytes), offset);
     this.arenaUsed += this.slot;
 
-    const pipeline = this.pipeline(d.kernel);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset, size: Math.ceil(bytes / 16) * 16 } }];
-    d.buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: d.kernel.name });
+    const c = this.compiled(d.kernel);
+    for (const w of c.writable) {
+      const b = d.buffers[w - 1];
+      if (b && d.buffers.indexOf(b) !== d.buffers.lastIndexOf(b)) {
+        throw new GpuError(`kernel ${d.kernel.name}: buffer "${b.label}" is bound twice, once writable; WebGPU forbids that aliasing. Use a separate output buffer.`);
+      }
+    }
+    const bindGroup = this.bindGroup(c, d.kernel.name, offset, Math.ceil(bytes / 16) * 16, d.buffers);
 
     const pass = this.computePass();
-    pass.setPipeline(pipeline);
+    pass.setPipeline(c.pipeline);
     pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = d.workgroups;
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);

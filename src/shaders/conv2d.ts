@@ -15,9 +15,17 @@
 //                        feeds up to OT·KW FMAs. Lanes run over (n, oh, column block). Tile: conv2dTileV2.
 //   conv2d_v3            GPUs: a workgroup computes TO channels × an 8×8 output patch of one image, staging the
 //                        input patch and the weights for a chunk of input channels in workgroup memory.
+//   conv2d_v4            llvmpipe with subgroups: a workgroup is one subgroup whose sg lanes are sg images; the
+//                        workgroup picks the output row, a column block (PT ≤ 12 columns) and OT output channels
+//                        (up to 120 accumulators per lane). The weights of each (ic, kh) step are loaded once per
+//                        subgroup, a slice per lane, and shared with subgroupBroadcast (every per-lane load is a
+//                        gather on llvmpipe); with row and block uniform, padding rows are skipped by the loop
+//                        bounds and each kind of column block (edges, interior, tail) is compiled without the
+//                        padding taps. Tile: conv2dTileV4.
 //   conv2d_bwd_input_v1  one dx element per invocation (any stride).
-//   conv2d_bwd_input_v2/3  stride 1: the forward v2/v3 kernels run as a convolution of dy with the kernel flipped
-//                        and its channel axes swapped, padding KH−1−pad (other strides run v1).
+//   conv2d_bwd_input_v2/3/4  stride 1: the forward v2/v3/v4 kernels run as a convolution of dy with the kernel
+//                        flipped and its channel axes swapped, padding KH−1−pad (other strides run v1). v4 gains
+//                        most here: with 8×8 dy and k5, over half the taps of the padded convolution are padding.
 //   conv2d_bwd_weight_v1 one dw element per invocation, looping over N·OH·OW.
 //   conv2d_bwd_weight_v2 llvmpipe: an invocation owns OT output channels × KW taps of one (c, kh) and sums over
 //                        a slice of the N·OH rows, PT columns per step (lanes run over (c, kh), so dy
@@ -25,13 +33,21 @@
 //                        accumulates) into dw. Tile: conv2dWeightTileV2.
 //   conv2d_bwd_weight_v3 GPUs: a workgroup per weight element splits the N·OH·OW reduction over its threads
 //                        (consecutive threads, consecutive addresses) and tree-reduces in workgroup memory.
+//   conv2d_bwd_weight_v4 llvmpipe with subgroups: v2 with one subgroup per workgroup, steps of sg columns, and the
+//                        dy values (the same in every lane) loaded one column per lane and shared with
+//                        subgroupBroadcast: OT loads per step instead of OT·sg. Tile: conv2dWeightTileV4.
 //   conv2d_bwd_bias_v1   one db element per invocation.
-//   conv2d_bwd_bias_v2   llvmpipe: one invocation per (n, o) plane, then conv2d_sum_partials over n.
+//   conv2d_bwd_bias_v2   llvmpipe: one invocation per (n, o) plane, then conv2d_sum_partials over n (also v4).
 //   conv2d_bwd_bias_v3   GPUs: a workgroup per o, tree reduction in workgroup memory.
-// Chosen by default: v2 on software adapters (gpu.isSoftware), v3 elsewhere. Only the v2 kernels take sizes
-// as compile-time constants (their tiles are unrolled into registers); v1 and v3 compile once for all shapes.
-// On llvmpipe (2 cores, busy machine) the v2 kernels run the seed's layers at 5–11 GFLOP/s, v1 at 0.2–0.6,
-// v3 at 0.1–0.5: `npm run bench:kernels -- --filter conv`.
+// Chosen by default (defaultConv2dVariant): v4 on software adapters with fixed-size subgroups (llvmpipe: 8),
+// v2 on other software adapters, v3 elsewhere; v4 forced on an adapter without them runs v2. Only the v2 and v4
+// kernels take sizes as compile-time constants (their tiles are unrolled into registers); v1 and v3 compile
+// once for all shapes. On llvmpipe (2 cores, busy machine) the v2 kernels run the seed's layers at 5–11
+// GFLOP/s, v1 at 0.2–0.6, v3 at 0.1–0.5: `npm run bench:kernels -- --filter conv`. v4 against v2 on the seed's
+// layers at batch 64, same process, alternating, median of 21, two runs (busy machine): forward conv1 1.6–2.1x,
+// conv2 2.5–2.8x; backward-input conv2 4.4–4.8x; backward-weight conv1 1.8–2.2x, conv2 2.4x (8–15.6 GFLOP/s
+// where v2 ran 2.8–6.3); the seed's training step (bench/train.ts, batch 64) went from 37 to 27 ms.
+// Its kernels take llvmpipe about 8.6 s to compile for the seed's layers (v2: 3.3 s; Mesa caches them on disk).
 import { ShapeError } from '../errors.js';
 import { fixedSubgroupSize } from './matmul.js';
 import { type Cost, FLAT_BUILTINS, FLAT_INDEX, type Gpu, type Kernel, grid1d, i32, memoKernel, uniforms } from './common.js';
@@ -51,7 +67,7 @@ export interface Conv2dSizes {
   stride?: number;
   /** Zero padding, same on both axes; default 0. */
   padding?: number;
-  /** Forces a kernel version (tests run every one); default v2 on software adapters, v3 on GPUs. */
+  /** Forces a kernel version (tests run every one); default {@link defaultConv2dVariant}. */
   variant?: Conv2dVariant;
 }
 
@@ -77,6 +93,12 @@ interface Geometry {
   S: number; pad: number; OH: number; OW: number; variant: Conv2dVariant;
 }
 
+/** The version run when none is forced: v4 on software adapters with fixed-size subgroups, else v2; v3 on GPUs. */
+export function defaultConv2dVariant(gpu: Gpu): Conv2dVariant {
+  if (!gpu.isSoftware) return 'v3';
+  return fixedSubgroupSize(gpu) ? 'v4' : 'v2';
+}
+
 function geometry(gpu: Gpu, op: string, s: Conv2dSizes): Geometry {
   const S = s.stride ?? 1;
   const pad = s.padding ?? 0;
@@ -89,7 +111,7 @@ function geometry(gpu: Gpu, op: string, s: Conv2dSizes): Geometry {
         'padded input at least as large as the kernel.',
     );
   }
-  return { N: s.N, C: s.C, H: s.H, W: s.W, O: s.O, KH: s.KH, KW: s.KW, S, pad, OH, OW, variant: s.variant ?? (gpu.isSoftware ? 'v2' : 'v3') };
+  return { N: s.N, C: s.C, H: s.H, W: s.W, O: s.O, KH: s.KH, KW: s.KW, S, pad, OH, OW, variant: s.variant ?? defaultConv2dVariant(gpu) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -300,14 +322,23 @@ function directV2(gpu: Gpu, a: DirectArgs, N: number, bufs: GPUBuffer[], tile?: 
   });
 }
 
-// v4 (llvmpipe with subgroups): v2's register tile, one subgroup per workgroup (WG = sg lanes), sharing the
-// weight loads. Per (ic, kh) the tile needs OT·KW weights, the same in every lane: lane l loads taps l, l + sg,
-// ... and subgroupBroadcast from a constant lane (a register shuffle on llvmpipe) hands every lane all of them,
-// so ceil(OT·KW / sg) loads replace OT·KW. No lane returns early (a broadcast reads the other lanes'
-// registers): lanes past the end compute a clamped duplicate and skip the store; padding rows skip only the FMAs.
-const directV4Kernel = memoKernel((KH: number, KW: number, S: number, padded: boolean, flip: boolean, t: Conv2dTile, sg: number): Kernel => {
+// v4 (llvmpipe with subgroups): one subgroup per workgroup, its sg lanes over sg images; workgroup (gx, gy)
+// picks the output row and column block, wid.z OT output channels, and each lane computes OT channels × PT
+// columns of that row for its image. Everything but the image is uniform, which buys three things:
+//  - the OT·KW weights of a (ic, kh) step are the same in every lane: lane l loads taps l, l + sg, ... and
+//    subgroupBroadcast from a constant lane (a register shuffle on llvmpipe) hands every lane all of them, so
+//    ceil(OT·KW / sg) loads (each a gather on llvmpipe) replace OT·KW;
+//  - padding rows are skipped by the kh loop bounds for the whole subgroup;
+//  - Win, Wout and the column padding are compile-time, so each class of column block (left edge, interior,
+//    right edge, tail) gets its own unrolled body without the loads and FMAs that would touch padding columns
+//    or columns past Wout. Backward-input at stride 1 pads by KW−1−pad: with 8×8 dy and k5 that is more than
+//    half of the taps, which the v2 kernel multiplies by zero.
+// No lane returns early (a broadcast reads the other lanes' registers): lanes past N compute image N−1 again
+// and skip the store. Tiles are large (up to 120 accumulators): measured faster than v2-sized ones here.
+const directV4Kernel = memoKernel((KH: number, KW: number, S: number, flip: boolean, t: Conv2dTile, sg: number, Win: number, Wout: number, padW: number): Kernel => {
   const { OT, PT } = t;
   const span = (PT - 1) * S + KW;
+  const nPB = Math.ceil(Wout / PT);
   const NT = OT * KW;
   const G = range(Math.ceil(NT / sg));
   const pre = G.flatMap((g) => [
@@ -316,85 +347,100 @@ const directV4Kernel = memoKernel((KH: number, KW: number, S: number, padded: bo
     flip ? `let wl${g} = jc${g} * ${KH * KW}u + ${KW - 1}u - j${g} % ${KW}u;` : `let wl${g} = jc${g} * p.Cin * ${KH * KW}u + j${g} % ${KW}u;`,
   ]);
   const wo = flip ? `ic * p.Cout * ${KH * KW}u + (${KH - 1}u - kh) * ${KW}u` : `(ic * ${KH}u + kh) * ${KW}u`;
-  const loads = [`let wo = ${wo};`, ...G.map((g) => `let wg${g} = w[wl${g} + wo];`)];
+  const wloads = [`let wo = ${wo};`, ...G.map((g) => `let wg${g} = w[wl${g} + wo];`)];
   for (const tt of range(OT)) for (const kw of range(KW)) {
     const j = tt * KW + kw;
-    loads.push(`let w${tt}_${kw} = subgroupBroadcast(wg${Math.floor(j / sg)}, ${j % sg}u);`);
+    wloads.push(`let w${tt}_${kw} = subgroupBroadcast(wg${Math.floor(j / sg)}, ${j % sg}u);`);
   }
-  const body: string[] = range(span).map((j) =>
-    padded
-      ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.Win) - 1))], c${j} >= 0 && c${j} < i32(p.Win));`
-      : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.Win - 1u)];`,
-  );
-  for (const kw of range(KW)) for (const tt of range(OT)) body.push(...range(PT).map((pp) => `a${tt}_${pp} = fma(w${tt}_${kw}, x${pp * S + kw}, a${tt}_${pp});`));
+  // classes of column blocks with the same valid input columns and output columns
+  const classes = new Map<string, number[]>();
+  for (const b of range(nPB)) {
+    const iw0 = b * PT * S - padW;
+    const xs = range(span).filter((j) => iw0 + j >= 0 && iw0 + j < Win);
+    const ps = range(PT).filter((pp) => b * PT + pp < Wout);
+    const key = `${xs.join(',')}|${ps.join(',')}`;
+    classes.set(key, [...(classes.get(key) ?? []), b]);
+  }
+  const nests: string[] = [];
+  for (const [key, blocks] of classes) {
+    const [xs, ps] = key.split('|').map((l) => (l ? l.split(',').map(Number) : []));
+    const x0 = xs[0] ?? 0; // xr points at input column iw0 + x0, the block's first one inside the image
+    const body = xs.map((j) => `let x${j} = x[xr + ${j - x0}u];`);
+    for (const kw of range(KW)) for (const tt of range(OT)) for (const pp of ps) {
+      if (xs.includes(pp * S + kw)) body.push(`a${tt}_${pp} = fma(w${tt}_${kw}, x${pp * S + kw}, a${tt}_${pp});`);
+    }
+    const cond = blocks.map((b) => `pb == ${b}u`).join(' || ');
+    nests.push(`if (${cond}) {
+    for (var ic = 0u; ic < p.Cin; ic++) {
+      for (var kh = khLo; kh < khHi; kh++) {
+        ${wloads.join('\n        ')}
+        let xr = ((n * p.Cin + ic) * p.Hin + u32(ih0 + i32(kh))) * ${Win}u + u32(iw0 + ${x0});
+        ${body.join('\n        ')}
+      }
+    }
+  }`);
+  }
   const stores = range(OT).flatMap((tt) =>
-    range(PT).map((pp) => `if (live && oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < p.Wout) { y[ybase + ${tt}u * plane + ${pp}u] = a${tt}_${pp}; }`),
+    range(PT).map((pp) => `if (live && oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < ${Wout}u) { y[ybase + ${tt}u * plane + ${pp}u] = a${tt}_${pp}; }`),
   );
   return {
     name: flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4',
     wgsl: /* wgsl */ `enable subgroups;
-struct Params { ${DIRECT_PARAMS}, lanes: u32, nPB: u32 }
+struct Params { ${DIRECT_PARAMS}, N: u32, nNB: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${DIRECT_BINDINGS}
 @compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
-  let glane = (wid.y * nwg.x + wid.x) * ${sg}u + sid;
-  let live = glane < p.lanes;
-  let lane = min(glane, p.lanes - 1u);
-  let pb = lane % p.nPB;
-  let row = lane / p.nPB;
-  let oh = row % p.Hout;
-  let n = row / p.Hout;
+  let gidx = wid.y * nwg.x + wid.x;  // (oh, pb, image block); past the end only at grid rounding
+  let nb = gidx % p.nNB;
+  let pb = (gidx / p.nNB) % ${nPB}u;
+  let oh = min(gidx / (p.nNB * ${nPB}u), p.Hout - 1u);
+  let nl = nb * ${sg}u + sid;
+  let live = nl < p.N && gidx < p.nNB * ${nPB}u * p.Hout;
+  let n = min(nl, p.N - 1u);
   let ow0 = pb * ${PT}u;
   let oc0 = wid.z * ${OT}u;
   ${pre.join('\n  ')}
   ${range(OT).map((tt) => `let b${tt} = ${biasOf(`min(oc0 + ${tt}u, p.Cout - 1u)`)};`).join('\n  ')}
   ${range(OT).flatMap((tt) => range(PT).map((pp) => `var a${tt}_${pp} = b${tt};`)).join('\n  ')}
   let ih0 = i32(oh * ${S}u) - p.padH;
-  let iw0 = i32(ow0 * ${S}u) - p.padW;
-  for (var ic = 0u; ic < p.Cin; ic++) {
-    for (var kh = 0u; kh < ${KH}u; kh++) {
-      ${loads.join('\n      ')}
-      let ih = ih0 + i32(kh);
-      ${padded ? 'if (ih >= 0 && ih < i32(p.Hin)) {' : '{'}
-      let xr = ((n * p.Cin + ic) * p.Hin + u32(ih)) * p.Win;
-      ${body.join('\n      ')}
-      }
-    }
-  }
-  let plane = p.Hout * p.Wout;
-  let ybase = ((n * p.Cout + oc0) * p.Hout + oh) * p.Wout + ow0;
+  let iw0 = i32(ow0 * ${S}u) - ${padW};
+  let khLo = u32(max(-ih0, 0));
+  let khHi = u32(clamp(i32(p.Hin) - ih0, 0, ${KH}));
+  ${nests.join(' else ')}
+  let plane = p.Hout * ${Wout}u;
+  let ybase = ((n * p.Cout + oc0) * p.Hout + oh) * ${Wout}u + ow0;
   ${stores.join('\n  ')}
 }`,
   };
 });
 
-/** The v4 tile: as v2's, but a weight costs a broadcast (about 1 FMA) plus 1/sg of a load. */
-export function conv2dTileV4(Cout: number, Wout: number, KW: number, S: number, flip: boolean, sg: number): Conv2dTile {
-  const maxPT = flip ? 14 : 8;
-  const maxAcc = flip ? 24 : 40;
-  let best: Conv2dTile = { OT: 1, PT: 1, WG: sg };
-  let bestScore = Infinity;
-  for (let OT = 1; OT <= Math.min(Cout, 5); OT++) {
-    for (let PT = 1; PT <= Math.min(Wout, maxPT) && OT * PT <= maxAcc; PT++) {
-      const waste = ((Math.ceil(Cout / OT) * OT) / Cout) * ((Math.ceil(Wout / PT) * PT) / Wout);
-      const score = waste * (1 + (8 * ((PT - 1) * S + KW + Math.ceil((OT * KW) / sg)) + OT * KW) / (OT * PT * KW));
-      if (score < bestScore) [best, bestScore] = [{ OT, PT, WG: sg }, score];
-    }
+/**
+ * The v4 tile (measured on the seed's layers, A/B on llvmpipe): a whole output row, or a column block of at
+ * most 12, per lane (fewest column-tail FMAs), and as many output channels as fit 120 accumulators with the
+ * fewest channel-tail ones. conv1 forward ran 1.5x faster at 10x12 than at 5x12; conv2 as fast at 10x8 as at
+ * 20x8, which takes llvmpipe 4.7 s to compile instead of 2 (uncached).
+ */
+export function conv2dTileV4(Cout: number, Wout: number): Conv2dTile {
+  let PT = Wout;
+  if (Wout > 12) {
+    PT = 12;
+    for (let pt = 12; pt >= 6; pt--) if (Math.ceil(Wout / pt) * pt < Math.ceil(Wout / PT) * PT) PT = pt;
   }
-  return best;
+  let OT = 1;
+  for (let ot = 2; ot <= Math.min(Cout, Math.floor(120 / PT)); ot++) if (Math.ceil(Cout / ot) * ot - Cout <= Math.ceil(Cout / OT) * OT - Cout) OT = ot;
+  return { OT, PT, WG: 0 }; // WG: unused, a v4 workgroup is one subgroup
 }
 
 function directV4(gpu: Gpu, a: DirectArgs, N: number, bufs: GPUBuffer[], tile?: Conv2dTile): void {
   const sg = fixedSubgroupSize(gpu);
-  if (!sg) return directV2(gpu, a, N, bufs, tile); // no subgroups: v4 is v2
-  const t = tile ?? conv2dTileV4(a.Cout, a.Wout, a.KW, a.S, a.flip, sg);
+  if (!sg) return directV2(gpu, a, N, bufs, tile && { ...tile, WG: tile.WG || 16 }); // no subgroups: v4 is v2
+  const t = tile ?? conv2dTileV4(a.Cout, a.Wout);
   const nPB = Math.ceil(a.Wout / t.PT);
-  const lanes = N * a.Hout * nPB;
-  const padded = a.padH !== 0 || a.padW !== 0;
-  const [gx, gy] = grid1d(lanes, sg);
+  const nNB = Math.ceil(N / sg);
+  const [gx, gy] = grid1d(nNB * nPB * a.Hout, 1);
   gpu.dispatch({
-    kernel: directV4Kernel(a.KH, a.KW, a.S, padded, a.flip, { ...t, WG: sg }, sg),
-    params: uniforms(...directParams(a), lanes, nPB),
+    kernel: directV4Kernel(a.KH, a.KW, a.S, a.flip, { ...t, WG: sg }, sg, a.Win, a.Wout, a.padW),
+    params: uniforms(...directParams(a), N, nNB),
     buffers: bufs,
     workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
   });
@@ -702,16 +748,14 @@ const bwdWeightV4Kernel = memoKernel((KH: number, KW: number, S: number, padded:
       ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.W) - 1))], rowOk && c${j} >= 0 && c${j} < i32(p.W));`
       : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`,
   );
+  // dy[dr_t + ow + gq·sg + lane], zero past OW; every lane then gets all PT columns by broadcast
   for (const gq of range(PT / sg)) {
-    body.push(`{ let owl = ow + ${gq * sg}u + sid; let owc = min(owl, p.OW - 1u);`);
-    body.push(...range(OT).map((tt) => `  let d${tt}_${gq} = select(0.0, dy[dr${tt} + owc], owl < p.OW);`), '}');
+    body.push(`let owl${gq} = ow + ${gq * sg}u + sid;`);
+    body.push(...range(OT).map((tt) => `let d${tt}_${gq} = select(0.0, dy[dr${tt} + min(owl${gq}, p.OW - 1u)], owl${gq} < p.OW);`));
   }
-  // (dy values are per-lane slices; declare them outside the block)
-  const dyDecl = range(PT / sg).flatMap((gq) => range(OT).map((tt) => `var d${tt}_${gq} = 0.0;`));
-  const bodyFixed = body.map((l) => l.replace(/^ {2}let (d\d+_\d+) =/, '  $1 ='));
   for (const pp of range(PT)) {
     for (const tt of range(OT)) {
-      bodyFixed.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${range(KW).map((kw) => `a${tt}_${kw} = fma(g, x${pp * S + kw}, a${tt}_${kw});`).join(' ')} }`);
+      body.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${range(KW).map((kw) => `a${tt}_${kw} = fma(g, x${pp * S + kw}, a${tt}_${kw});`).join(' ')} }`);
     }
   }
   const stores = range(OT).flatMap((tt) =>
@@ -735,7 +779,6 @@ ${BWD_W_BINDINGS}
   let o0 = wid.y * ${OT}u;
   ${range(OT).map((tt) => `let o_${tt} = min(o0 + ${tt}u, p.O - 1u);`).join('\n  ')}
   ${range(OT).flatMap((tt) => range(KW).map((kw) => `var a${tt}_${kw} = 0.0;`)).join('\n  ')}
-  ${dyDecl.join('\n  ')}
   let r0 = wid.z * p.rowsPerSlice;
   let r1 = min(r0 + p.rowsPerSlice, p.N * p.OH);
   for (var r = r0; r < r1; r++) {
@@ -747,7 +790,7 @@ ${BWD_W_BINDINGS}
     ${range(OT).map((tt) => `let dr${tt} = ((n * p.O + o_${tt}) * p.OH + oh) * p.OW;`).join('\n    ')}
     for (var ow = 0u; ow < p.OW; ow += ${PT}u) {
       let iw0 = i32(ow * ${S}u) - p.pad;
-      ${bodyFixed.join('\n      ')}
+      ${body.join('\n      ')}
     }
   }
   let wbase = wid.z * p.O * p.C * ${KH * KW}u + ((o0 * p.C + c) * ${KH}u + kh) * ${KW}u;
@@ -756,9 +799,16 @@ ${BWD_W_BINDINGS}
   };
 });
 
-/** The v4 backward-weight tile: v2's channel tile, one broadcast load per lane per dy row per step. */
-export function conv2dWeightTileV4(O: number, OW: number, sg: number): Conv2dWeightTile {
-  return { ...conv2dWeightTileV2(O, OW), PT: sg * Math.max(1, Math.min(2, Math.round(OW / sg))), WG: sg };
+/**
+ * The v4 backward-weight tile (A/B on the seed's layers): sg columns per step (2·sg ran at half the speed on
+ * conv1), as many output channels as fit 50 accumulators with the fewest channel-tail ones (conv1 ran 1.5x
+ * faster with 10 than with 5; conv2 no faster with 20, which takes 7 s to compile instead of 2), and few row
+ * slices (16 groups: 64 and more ran slower, 4 to 32 alike).
+ */
+export function conv2dWeightTileV4(O: number, KW: number, sg: number): Conv2dWeightTile {
+  let OT = 1;
+  for (let t = 2; t <= Math.min(O, Math.floor(50 / KW)); t++) if (Math.ceil(O / t) * t - O <= Math.ceil(O / OT) * OT - O) OT = t;
+  return { OT, PT: sg, WG: sg, groups: 16 };
 }
 
 // v3 (GPUs): a workgroup of WG_R threads per weight element; thread j sums reduction positions j, j + WG_R, ...
@@ -814,7 +864,7 @@ export function conv2dBackwardWeight(gpu: Gpu, x: GPUBuffer, dy: GPUBuffer, dw: 
     return;
   }
   const sg = g.variant === 'v4' ? fixedSubgroupSize(gpu) : null; // v4 without subgroups is v2
-  const t = sg ? { ...(sizes.tile ?? conv2dWeightTileV4(g.O, g.OW, sg)), WG: sg } : (sizes.tile ?? conv2dWeightTileV2(g.O, g.OW));
+  const t = sg ? { ...(sizes.tile ?? conv2dWeightTileV4(g.O, g.KW, sg)), WG: sg } : (sizes.tile ?? conv2dWeightTileV2(g.O, g.OW));
   if (sg && t.PT % sg !== 0) throw new ShapeError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);
   const groups = Math.ceil((g.C * g.KH) / t.WG) * Math.ceil(g.O / t.OT);
   const rows = g.N * g.OH;
@@ -904,7 +954,7 @@ export function conv2dBackwardBias(gpu: Gpu, dy: GPUBuffer, db: GPUBuffer, sizes
     throw new ShapeError(`conv2dBackwardBias: bad sizes N=${N} O=${O} OH=${OH} OW=${OW}; all must be positive integers.`);
   }
   const acc = sizes.accumulate ?? false;
-  const variant = sizes.variant ?? (gpu.isSoftware ? 'v2' : 'v3');
+  const variant = sizes.variant ?? defaultConv2dVariant(gpu);
   const params = uniforms(N, O, OH * OW, +acc);
   if (variant === 'v1') {
     gpu.dispatch({ kernel: bwdBiasV1Kernel(), params, buffers: [dy, db], workgroups: grid1d(O, WG_V1) });

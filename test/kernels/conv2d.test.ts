@@ -104,6 +104,17 @@ describe('conv2d', () => {
     for (const t of TILES) it(`${s.label} (v2 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => check(s, 'v2', t));
   }
 
+  // v4 tiles other than the defaults: several column-block classes with channel and column tails, one-column
+  // blocks, and weight tiles with several steps per row (PT a multiple of the subgroup size, 8 on llvmpipe).
+  // v4 ignores WG (a workgroup is one subgroup); without subgroups these run as v2 tiles.
+  const TILES_V4: { tile: Conv2dTile; weightTile: Conv2dWeightTile }[] = [
+    { tile: { OT: 3, PT: 4, WG: 8 }, weightTile: { OT: 3, PT: 8, WG: 8, groups: 512 } },
+    { tile: { OT: 4, PT: 1, WG: 8 }, weightTile: { OT: 4, PT: 16, WG: 8, groups: 1 } },
+  ];
+  for (const s of odd) {
+    for (const t of TILES_V4) it(`${s.label} (v4 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => check(s, 'v4', t));
+  }
+
   it('rejects a kernel larger than the padded input', () => {
     const { gpu } = ctx;
     const b = empty(gpu, 16);

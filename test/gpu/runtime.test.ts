@@ -1,0 +1,79 @@
+// The runtime's contracts: errors surface as typed exceptions naming the kernel, the pool reuses and counts
+// buffers, cached bind groups survive pool.trim(), and timestamps time recorded work.
+import { describe, expect, it } from 'vitest';
+import { GpuError, ShaderCompileError } from '../../src/errors.js';
+import { sizeClass } from '../../src/gpu/buffer-pool.js';
+import { Gpu, uniforms } from '../../src/gpu/runtime.js';
+import { relu } from '../../src/shaders/elementwise.js';
+import { download, upload, useGpu } from '../helpers/gpu.js';
+
+const ctx = useGpu();
+
+describe('runtime', () => {
+  it('a WGSL error is a ShaderCompileError naming the kernel and the line', async () => {
+    const gpu = await Gpu.create(); // its own device: the error poisons the runtime that saw it
+    const x = gpu.pool.acquire(16, 'x');
+    gpu.dispatch({ kernel: { name: 'broken_kernel_v1', wgsl: '@compute @workgroup_size(1) fn main() { let a: f32 = 1u; }' }, params: uniforms(1), buffers: [], workgroups: [1] });
+    const err = await gpu.read(x, 4).catch((e) => e);
+    expect(err).toBeInstanceOf(ShaderCompileError);
+    expect(err.message).toMatch(/kernel broken_kernel_v1 failed to compile:\n\s+line 1:/);
+    gpu.destroy();
+  });
+
+  it('binding one buffer as input and output of a kernel is refused, naming the kernel and the buffer', () => {
+    const a = ctx.gpu.pool.acquire(16, 'activations');
+    expect(() => relu(ctx.gpu, a, a, 4)).toThrow(GpuError);
+    expect(() => relu(ctx.gpu, a, a, 4)).toThrow(/kernel relu_v1: buffer "activations" is bound twice, once writable/);
+    ctx.gpu.pool.release(a);
+  });
+
+  it('a WebGPU validation error surfaces as a GpuError at the next read, with Dawn\'s message', async () => {
+    const gpu = await Gpu.create();
+    const small = gpu.pool.acquire(256, 'small buffer');
+    const err = await gpu.read(small, 4096).catch((e) => e); // copy past the end of the buffer
+    expect(err).toBeInstanceOf(GpuError);
+    expect(err.message).toMatch(/small buffer/);
+    gpu.destroy();
+  });
+
+  it('the pool reuses freed buffers by size class and counts bytes', () => {
+    const { pool } = ctx.gpu;
+    const before = pool.stats();
+    const a = pool.acquire(1000, 'a');
+    expect(a.size).toBe(sizeClass(1000));
+    expect(sizeClass(1000)).toBeGreaterThanOrEqual(1000);
+    expect(sizeClass(1000)).toBeLessThanOrEqual(1.25 * 1024);
+    pool.release(a);
+    const b = pool.acquire(900, 'b');
+    expect(b).toBe(a); // same class, reused
+    expect(pool.stats().bytesInUse).toBe(before.bytesInUse + a.size);
+    pool.release(b);
+    expect(pool.stats().bytesInUse).toBe(before.bytesInUse);
+  });
+
+  it('results stay right across pool.trim(), which destroys buffers that cached bind groups refer to', async () => {
+    const { gpu } = ctx;
+    for (let round = 0; round < 3; round++) {
+      const x = upload(gpu, [1, -2, 3, -4]);
+      const y = gpu.pool.acquire(16, 'y');
+      relu(gpu, x, y, 4);
+      expect(Array.from(await download(gpu, y, 4))).toEqual([1, 0, 3, 0]);
+      gpu.pool.release(x);
+      gpu.pool.release(y);
+      gpu.pool.trim();
+    }
+  });
+
+  it('timeGpu returns the GPU time of the recorded work where timestamps exist', async () => {
+    const { gpu } = ctx;
+    const n = 1 << 20;
+    const x = gpu.pool.acquire(4 * n, 'x'), y = gpu.pool.acquire(4 * n, 'y');
+    const ms = await gpu.timeGpu(() => {
+      for (let i = 0; i < 10; i++) relu(gpu, x, y, n);
+    });
+    if (gpu.device.features.has('timestamp-query')) expect(ms).toBeGreaterThan(0);
+    else expect(ms).toBeNull();
+    gpu.pool.release(x);
+    gpu.pool.release(y);
+  });
+});
