@@ -157,6 +157,18 @@ describe('interrupt and resume', () => {
   }, COLD_START_TIMEOUT);
 });
 
+describe('divergence', () => {
+  it('a NaN loss stops the run with a message and exit status 1, keeping the history', async () => {
+    const out = join(dir, 'diverged');
+    // N(0, 1) weights without batch norm and an absurd learning rate overflow float32 within the first epoch.
+    const r = await run(['train', '--limit', '640', '--epochs', '3', '--lr', '1e30', '--no-bn', '--init', 'normal', '--out', out]);
+    expect(r.code, r.err).toBe(1);
+    expect(r.out).toMatch(/epoch 1: the loss is (NaN|Infinity|-Infinity); stopping\. Lower --lr/);
+    expect(JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'))).toHaveLength(1);
+    expect(r.out).not.toMatch(/best\.safetensors/); // no epoch was good, so there is no best checkpoint to claim
+  }, COLD_START_TIMEOUT);
+});
+
 describe('bad input', () => {
   it('names the flag, the file or the directory', async () => {
     const lr = await run(['train', '--lr', 'abc']);

@@ -218,7 +218,8 @@ async function run(
     testData.dispose();
   }
   const total = history.reduce((s, h) => s + h.epochSeconds, 0);
-  log(`${history.length} epochs in ${total.toFixed(1)}s; wrote ${outDir}/history.json, loss.png, best.safetensors`);
+  const written = ['history.json', 'loss.png', 'best.safetensors'].filter((f) => existsSync(join(outDir, f)));
+  log(`${history.length} epochs in ${total.toFixed(1)}s; wrote ${outDir}/{${written.join(', ')}}`);
   data.dispose();
   return status === 'diverged' ? 1 : 0;
 }
