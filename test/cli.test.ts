@@ -1,7 +1,8 @@
 // The `webgpu-nn` command end to end, as a user runs it: train on the embedded digits, then predict on PNGs
 // this test writes, evaluate, interrupt and resume, and bad input. Needs the build (`npm test` makes it).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -154,6 +155,42 @@ describe('interrupt and resume', () => {
     expect(second.out).toMatch(new RegExp(`^epoch +${done + 1} `, 'm'));
     const after = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'));
     expect(after.map((h: { epoch: number }) => h.epoch)).toEqual(Array.from({ length: done + 2 }, (_, i) => i + 1));
+  }, COLD_START_TIMEOUT);
+});
+
+describe('--data DIR with MNIST IDX files', () => {
+  /** An IDX file: big-endian header (magic 0x0000080N: unsigned bytes, N dimensions), then the bytes. */
+  const idx = (dims: number[], data: Uint8Array) => {
+    const header = Buffer.alloc(4 + 4 * dims.length);
+    header.writeUInt32BE(0x800 + dims.length, 0);
+    dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+    return Buffer.concat([header, data]);
+  };
+
+  it('trains on the train-* files, reports test accuracy from t10k-*, and evaluate uses the test set', async () => {
+    const digits = loadEmbeddedDigits();
+    const data = join(dir, 'mnist');
+    mkdirSync(data);
+    const part = (from: number, n: number) => ({ images: digits.images.subarray(from * 784, (from + n) * 784), labels: digits.labels.subarray(from, from + n) });
+    const train = part(0, 1000), test = part(9000, 300);
+    // Gzipped training files and raw test files: both forms a full MNIST download comes in.
+    writeFileSync(join(data, 'train-images-idx3-ubyte.gz'), gzipSync(idx([1000, 28, 28], train.images)));
+    writeFileSync(join(data, 'train-labels-idx1-ubyte.gz'), gzipSync(idx([1000], train.labels)));
+    writeFileSync(join(data, 't10k-images-idx3-ubyte'), idx([300, 28, 28], test.images));
+    writeFileSync(join(data, 't10k-labels-idx1-ubyte'), idx([300], test.labels));
+    const out = join(dir, 'idx-run');
+    const r = await run(['train', '--data', data, '--epochs', '2', '--lr', '0.05', '--momentum', '0.9', '--out', out]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(new RegExp(`data: ${data.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: 800 train, 200 validation, 300 test`));
+    expect(r.out).toMatch(/^test: loss [\d.]+, accuracy [\d.]+% on 300 images$/m);
+    const ev = await run(['evaluate', '--model', out]);
+    expect(ev.code, ev.err).toBe(0);
+    expect(ev.out).toMatch(/accuracy on the test set of .*: [\d.]+% \(\d+\/300\)/);
+
+    writeFileSync(join(data, 't10k-labels-idx1-ubyte'), idx([299], test.labels.subarray(0, 299)));
+    const bad = await run(['train', '--data', data, '--epochs', '1']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/t10k/); // names the mismatched files
   }, COLD_START_TIMEOUT);
 });
 
