@@ -6,7 +6,7 @@
 //   last.safetensors  the last epoch's state, optimizer and early-stopping counters, for --resume
 //   config.json       the run's settings and adapter
 // Every file is written atomically. Ctrl-C stops after the current step and saves what there is.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileFormatError, UsageError, WebGpuNnError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
@@ -306,4 +306,3 @@ export function lossPlot(history: EpochRecord[]): Buffer {
   });
 }
 
-export const readFileText = (p: string) => readFileSync(p, 'utf8');
