@@ -25,6 +25,11 @@ function record(out: Tensor, name: string, inputs: Tensor[], backward: Node['bac
 
 function expectShape(op: string, what: string, t: Tensor, ndim: number, hint: string): void {
   if (t.ndim !== ndim) throw new ShapeError(`${op}: ${what} must be ${ndim}-D ${hint}, got ${shapeStr(t.shape)}`);
+  expectFloat(op, what, t);
+}
+
+function expectFloat(op: string, what: string, t: Tensor): void {
+  if (t.dtype !== 'float32') throw new DataError(`${op}: ${what} must be float32, got ${t.dtype} ${shapeStr(t.shape)}`);
 }
 
 const like = (t: Tensor, label: string) => Tensor.empty(t.shape, { gpu: t.gpu, label });
@@ -58,6 +63,8 @@ export const ones = (shape: readonly number[], opts: { requiresGrad?: boolean; l
 // ---------------------------------------------------------------- elementwise
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
+  expectFloat(op, 'a', a);
+  expectFloat(op, 'b', b);
   if (a.size !== b.size || a.ndim !== b.ndim || a.shape.some((d, i) => d !== b.shape[i])) {
     throw new ShapeError(`${op}: shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)} differ (broadcasting is not supported)`);
   }
@@ -95,6 +102,7 @@ export function mulScalar(a: Tensor, alpha: number): Tensor {
 }
 
 export function relu(x: Tensor): Tensor {
+  expectFloat('relu', 'input', x);
   const y = like(x, 'relu');
   ew.relu(gpuOf(x), x.buffer, y.buffer, x.size);
   // dx = dy * (x > 0)   (saves x)

@@ -27,6 +27,12 @@ describe('clear errors', () => {
     expect(() => F.nllLoss(F.zeros([4, 10]), F.zeros([4]))).toThrow(/nllLoss: target must be an int32 tensor \[4\]/);
   });
 
+  it('a dtype an op cannot take', () => {
+    const labels = F.tensor([1, 2, 3, 4], [2, 2], { dtype: 'int32' });
+    expect(() => F.relu(labels)).toThrow(/relu: input must be float32, got int32 \[2, 2\]/);
+    expect(() => F.matmul(labels, F.zeros([2, 2]))).toThrow(/matmul: a must be float32, got int32 \[2, 2\]/);
+  });
+
   it('data of the wrong length', () => {
     expect(() => F.tensor([1, 2, 3], [2, 2])).toThrow(DataError);
     expect(() => F.tensor([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\] \(4 elements\)/);
