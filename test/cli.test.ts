@@ -222,6 +222,11 @@ describe('bad input', () => {
     const resume = await run(['train', '--resume', join(dir, 'nothing-here')]);
     expect(resume.code).toBe(2);
     expect(resume.err).toMatch(/--resume .*nothing-here.*last\.safetensors is missing/);
+    const before = readFileSync(join(runDir, 'history.json'), 'utf8');
+    const again = await run(['train', '--out', runDir, '--epochs', '1']);
+    expect(again.code).toBe(2);
+    expect(again.err).toMatch(/--out .* already holds a run \(history\.json, best\.safetensors, last\.safetensors\); continue it with --resume/);
+    expect(readFileSync(join(runDir, 'history.json'), 'utf8')).toBe(before); // untouched
     const unknown = await run(['trian']);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(/unknown command "trian"/);

@@ -88,6 +88,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
   };
   if (previous && argv.includes('--epochs')) config.epochs = flags.epochs;
   const outDir = resumeDir ?? flags.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
+  if (!resumeDir) {
+    // Never overwrite another run's results: they may be all someone has of a long training.
+    const taken = ['history.json', 'best.safetensors', 'last.safetensors'].filter((f) => existsSync(join(outDir, f)));
+    if (taken.length) {
+      throw new UsageError(`--out ${outDir} already holds a run (${taken.join(', ')}); continue it with --resume ${outDir}, or choose another --out`);
+    }
+  }
 
   // Data first: a bad --data fails before the GPU is opened.
   const { train: full, test } = config.data ? loadMnistDir(config.data) : { train: loadEmbeddedDigits(), test: null };
