@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   evaluate: { summary: 'accuracy and confusion matrix of a trained model', run: async (a) => (await import('./commands/evaluate.js')).evaluateCommand(a) },
   predict: { summary: 'classify PNG images of digits', run: async (a) => (await import('./commands/predict.js')).predictCommand(a) },
   'init-histograms': { summary: 'the lesson\'s weight-initialisation histograms', run: async (a) => (await import('./commands/init-histograms.js')).initHistogramsCommand(a) },
+  'bn-gradients': { summary: 'the lesson\'s gradient experiment: per-layer gradient norms with and without batch norm', run: async (a) => (await import('./commands/bn-gradients.js')).bnGradientsCommand(a) },
   demo: { summary: 'print the adapter and check a few kernels against the CPU', run: async (a) => (await import('./commands/demo.js')).demoCommand(a) },
 };
 

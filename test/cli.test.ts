@@ -132,6 +132,23 @@ describe('init-histograms', () => {
   }, COLD_START_TIMEOUT);
 });
 
+describe('bn-gradients', () => {
+  it('records every step\'s weight-gradient norm of each layer, with and without batch norm, and draws them', async () => {
+    const out = join(dir, 'bng');
+    const r = await run(['bn-gradients', '--epochs', '1', '--limit', '640', '--out', out]);
+    expect(r.code, r.err).toBe(0);
+    const steps = Math.ceil(512 / 64); // 80% of 640 images, batch 64
+    const json = JSON.parse(readFileSync(join(out, 'bn-gradients.json'), 'utf8'));
+    for (const run of ['with BN', 'without BN']) {
+      for (const layer of ['conv1.weight', 'conv2.weight', 'fc1.weight', 'fc2.weight']) {
+        expect(json[run][layer], `${run} ${layer}`).toHaveLength(steps);
+        for (const v of json[run][layer]) expect(Number.isFinite(v) && v > 0).toBe(true);
+      }
+    }
+    expect(PNG.sync.read(readFileSync(join(out, 'bn-gradients.png'))).width).toBe(1000);
+  }, COLD_START_TIMEOUT);
+});
+
 describe('interrupt and resume', () => {
   it('Ctrl-C saves history and the best checkpoint; --resume continues from the next epoch', async () => {
     const out = join(dir, 'interrupted');

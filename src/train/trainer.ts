@@ -78,7 +78,14 @@ export class Trainer {
    * epoch, so a resumed run sees the same batches). Returns the mean of the batch losses, as the seed
    * computes it. `interrupted` is polled between steps.
    */
-  async trainEpoch(train: Split, epoch: number, interrupted: () => boolean = () => false, onStep?: (done: number, total: number) => void): Promise<number> {
+  async trainEpoch(
+    train: Split,
+    epoch: number,
+    interrupted: () => boolean = () => false,
+    onStep?: (done: number, total: number) => void,
+    /** Called inside each step after the optimizer, while the step's gradients are still there (records only). */
+    afterStep?: () => void,
+  ): Promise<number> {
     const { gpu, model, optimizer, options } = this;
     const order = shuffleInPlace(Uint32Array.from(train.indices), mulberry32(options.seed * 1000003 + epoch));
     const idx = train.data.indexList(order).keep();
@@ -96,6 +103,7 @@ export class Trainer {
         loss.backward();
         optimizer.step();
         accumulate(gpu, loss.buffer, lossSum.buffer);
+        afterStep?.();
       });
       done++;
       // Yield to the event loop now and then so Ctrl-C and progress output get through; no GPU wait.
