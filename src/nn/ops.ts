@@ -241,18 +241,28 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: { st
 
 /** Max pooling over NCHW, floor of odd sizes as PyTorch. */
 export function maxPool2d(x: Tensor, kernel = 2, stride = kernel): Tensor {
-  expectShape('maxPool2d', 'input', x, 4, '[N, C, H, W]');
+  return pool2d('maxPool2d', x, kernel, stride, false);
+}
+
+/** relu(maxPool2d(x)) in one kernel each way (the seed's "F.relu(F.max_pool2d(x, 2))"). */
+export function maxPool2dRelu(x: Tensor, kernel = 2, stride = kernel): Tensor {
+  return pool2d('maxPool2dRelu', x, kernel, stride, true);
+}
+
+function pool2d(op: string, x: Tensor, kernel: number, stride: number, relu: boolean): Tensor {
+  expectShape(op, 'input', x, 4, '[N, C, H, W]');
   const [N, C, H, W] = x.shape;
   const OH = Math.floor((H - kernel) / stride) + 1;
   const OW = Math.floor((W - kernel) / stride) + 1;
-  if (OH < 1 || OW < 1) throw new ShapeError(`maxPool2d: window ${kernel}x${kernel} is larger than input ${shapeStr(x.shape)}`);
-  const sizes = { N, C, H, W, kernel, stride };
-  const y = Tensor.empty([N, C, OH, OW], { gpu: x.gpu, label: 'maxPool2d' });
-  const argmax = Tensor.empty([N, C, OH, OW], { gpu: x.gpu, dtype: 'int32', label: 'maxPool2d argmax' });
+  if (OH < 1 || OW < 1) throw new ShapeError(`${op}: window ${kernel}x${kernel} is larger than input ${shapeStr(x.shape)}`);
+  const sizes = { N, C, H, W, kernel, stride, relu };
+  const y = Tensor.empty([N, C, OH, OW], { gpu: x.gpu, label: op });
+  const argmax = Tensor.empty([N, C, OH, OW], { gpu: x.gpu, dtype: 'int32', label: `${op} argmax` });
   pool.maxPool2d(gpuOf(x), x.buffer, y.buffer, argmax.buffer, sizes);
-  // dx = scatter of dy to each window's argmax   (saves argmax)
-  return record(y, 'maxPool2d', [x], (dy) => {
-    const dx = like(x, 'maxPool2d grad');
+  // dx = scatter of dy to each window's argmax; with relu, windows whose max was ≤ 0 have argmax −1 and
+  // scatter nothing, i.e. dy·(y > 0)   (saves argmax)
+  return record(y, op, [x], (dy) => {
+    const dx = like(x, `${op} grad`);
     pool.maxPool2dBackward(gpuOf(x), dy.buffer, argmax.buffer, dx.buffer, sizes);
     return [dx];
   });

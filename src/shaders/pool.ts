@@ -16,6 +16,8 @@
 // max_pool2d_grad_v2   k = s = 2 and W % 8 = 0: one invocation per 2×8 input block, reading dy and argmax as
 //                      one vec4 each and writing four vec4 of dx.
 // Chosen: v2 whenever the shape allows it, else v1; `variant` forces v1 (the tests run both).
+// `relu: true` fuses a ReLU into either forward (the seed's maxpool → ReLU): y = max(pool, 0) and argmax −1
+// where the maximum is ≤ 0, which the backward kernels, unchanged, read as "no input gets this gradient".
 import { ShapeError } from '../errors.js';
 import { type Cost, FLAT_BUILTINS, FLAT_INDEX, type Gpu, grid1d, memoKernel, uniforms } from './common.js';
 
@@ -33,6 +35,11 @@ export interface PoolSizes {
   stride?: number;
   /** Force a kernel version; by default v2 where the shape allows it (k = s = 2, W % 8 = 0), else v1. */
   variant?: PoolVariant;
+  /**
+   * Fuse a ReLU after the pool: y = max(pool, 0), with argmax −1 where the window's maximum is ≤ 0, so the
+   * unchanged backward sends those windows no gradient, exactly relu's dx = dy·(y > 0). A NaN maximum stays.
+   */
+  relu?: boolean;
 }
 
 const WG = 64;
@@ -79,8 +86,8 @@ fn scan(base: u32, h0: u32, w0: u32) -> Best {
   return b;
 }`;
 
-const forwardV1 = memoKernel((k: number, s: number, saveArgmax: boolean) => ({
-  name: `max_pool2d_v1_k${k}s${s}${saveArgmax ? '' : '_noidx'}`,
+const forwardV1 = memoKernel((k: number, s: number, saveArgmax: boolean, relu: boolean) => ({
+  name: `max_pool2d_v1_k${k}s${s}${saveArgmax ? '' : '_noidx'}${relu ? '_relu' : ''}`,
   wgsl: /* wgsl */ `
 ${PARAMS}
 const K = ${k}u;
@@ -98,7 +105,8 @@ ${SCAN}
   let h0 = (t - plane * p.OH) * S;
   let base = plane * p.H * p.W;
   for (var ow = 0u; ow < p.OW; ow++) {
-    let b = scan(base, h0, ow * S);
+    ${relu ? 'var' : 'let'} b = scan(base, h0, ow * S);
+    ${relu ? 'if (b.v <= 0.0) { b = Best(0.0, -1); }' : ''}
     y[t * p.OW + ow] = b.v;
     ${saveArgmax ? 'argmax[t * p.OW + ow] = b.j;' : ''}
   }
@@ -108,8 +116,8 @@ ${SCAN}
 // v2: invocation (plane, oh, q) computes outputs ow = 4q..4q+3 from input rows 2oh, 2oh+1, columns 8q..8q+7.
 // Column pairs (a, b) of a row are (v.x, v.y), (v.z, v.w) of its two vec4s; the window order is row 0 a, b,
 // row 1 a, b, so ties keep the earliest as in v1.
-const forwardV2 = memoKernel((saveArgmax: boolean) => ({
-  name: `max_pool2d_v2${saveArgmax ? '' : '_noidx'}`,
+const forwardV2 = memoKernel((saveArgmax: boolean, relu: boolean) => ({
+  name: `max_pool2d_v2${saveArgmax ? '' : '_noidx'}${relu ? '_relu' : ''}`,
   wgsl: /* wgsl */ `
 ${PARAMS}
 @group(0) @binding(0) var<uniform> p: Params;
@@ -140,6 +148,7 @@ fn pick(b: ptr<function, vec4<f32>>, bj: ptr<function, vec4<i32>>, v: vec4<f32>,
   pick(&best, &bj, vec4<f32>(a0.y, a0.w, a1.y, a1.w), j0 + 1);
   pick(&best, &bj, vec4<f32>(b0.x, b0.z, b1.x, b1.z), j0 + W);
   pick(&best, &bj, vec4<f32>(b0.y, b0.w, b1.y, b1.w), j0 + W + 1);
+  ${relu ? 'let dead = best <= vec4<f32>(); best = select(best, vec4<f32>(), dead); bj = select(bj, vec4<i32>(-1), dead);' : ''}
   y[g] = best;
   ${saveArgmax ? 'argmax[g] = bj;' : ''}
 }`,
@@ -156,10 +165,10 @@ export function maxPool2d(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, argmax: GPUBuffe
   const params = uniforms(planes, sizes.H, sizes.W, OH, OW);
   const buffers = argmax ? [x, y, argmax] : [x, y];
   if ((sizes.variant ?? 'v2') === 'v2' && pool2Aligned(sizes)) {
-    gpu.dispatch({ kernel: forwardV2(!!argmax), params, buffers, workgroups: grid1d((planes * OH * OW) / 4, WG) });
+    gpu.dispatch({ kernel: forwardV2(!!argmax, !!sizes.relu), params, buffers, workgroups: grid1d((planes * OH * OW) / 4, WG) });
   } else {
     if (sizes.variant === 'v2') throw new ShapeError(`maxPool2d: max_pool2d_v2 needs kernel = stride = 2 and W % 8 = 0, got kernel=${k} stride=${st} W=${sizes.W}`);
-    gpu.dispatch({ kernel: forwardV1(k, st, !!argmax), params, buffers, workgroups: grid1d(planes * OH, WG) });
+    gpu.dispatch({ kernel: forwardV1(k, st, !!argmax, !!sizes.relu), params, buffers, workgroups: grid1d(planes * OH, WG) });
   }
 }
 

@@ -46,10 +46,10 @@ export class MnistCnn extends Module {
 
   /** Scores before the log-softmax, [N, 10], from images [N, 1, 28, 28]. */
   logits(x: Tensor): Tensor {
-    let h = F.relu(F.maxPool2d(this.conv1.forward(x), 2));
+    let h = F.maxPool2dRelu(this.conv1.forward(x), 2); // = F.relu(F.max_pool2d(conv1(x), 2)), fused
     if (this.bn1) h = this.bn1.forward(h);
     h = this.dropout.forward(h);
-    h = F.relu(F.maxPool2d(this.conv2.forward(h), 2));
+    h = F.maxPool2dRelu(this.conv2.forward(h), 2);
     if (this.bn2) h = this.bn2.forward(h);
     h = this.dropout.forward(h);
     h = F.relu(this.fc1.forward(h.reshape([-1, 320])));

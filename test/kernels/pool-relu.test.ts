@@ -1,0 +1,60 @@
+// maxPool2d with a fused ReLU, against the float64 reference chain relu(maxPool2d(x)) and its backward
+// maxPool2dBackward(reluBackward(...)), for both kernel versions; and the autograd op against the unfused ops.
+import { describe, expect, it } from 'vitest';
+import * as F from '../../src/nn/ops.js';
+import { setDefaultGpu } from '../../src/nn/tensor.js';
+import { maxPool2d, maxPool2dBackward, type PoolVariant } from '../../src/shaders/pool.js';
+import { expectClose, randomArray } from '../helpers/compare.js';
+import { download, downloadI32, empty, upload, useGpu } from '../helpers/gpu.js';
+import * as ref from '../reference/index.js';
+
+const ctx = useGpu();
+
+const shapes = [
+  { N: 2, C: 3, H: 24, W: 24, kernel: 2, stride: 2 }, // v2-eligible, as conv1's output
+  { N: 3, C: 2, H: 8, W: 8, kernel: 2, stride: 2 }, // as conv2's
+  { N: 2, C: 2, H: 7, W: 9, kernel: 2, stride: 2 }, // odd: floor, v1 only
+  { N: 1, C: 2, H: 7, W: 7, kernel: 3, stride: 2 }, // overlapping windows, v1 only
+];
+
+describe('maxPool2d with fused relu', () => {
+  for (const s of shapes) {
+    for (const variant of ['v1', 'v2'] as PoolVariant[]) {
+      if (variant === 'v2' && !(s.kernel === 2 && s.W % 8 === 0)) continue;
+      it(`${variant} ${s.N}x${s.C}x${s.H}x${s.W} k${s.kernel} s${s.stride}`, async () => {
+        const { gpu } = ctx;
+        const n = s.N * s.C * s.H * s.W;
+        const x = randomArray(n, n + s.kernel, -1, 0.6); // mostly negative: many windows are cut by the relu
+        const pooled = ref.maxPool2d(x, s);
+        const m = pooled.y.length;
+        const y = ref.relu(pooled.y);
+        const dy = randomArray(m, 7);
+        const dx = ref.maxPool2dBackward(ref.reluBackward(pooled.y, dy), pooled.argmax, s);
+        const xb = upload(gpu, x), yb = empty(gpu, m), ab = empty(gpu, m), dyb = upload(gpu, dy), dxb = empty(gpu, n);
+        maxPool2d(gpu, xb, yb, ab, { ...s, relu: true, variant });
+        maxPool2dBackward(gpu, dyb, ab, dxb, { ...s, variant });
+        expectClose(await download(gpu, yb, m), y, { label: 'y', atol: 0, rtol: 1e-6 });
+        expectClose(await download(gpu, dxb, n), dx, { label: 'dx', atol: 1e-7, rtol: 1e-6 });
+        const argmax = await downloadI32(gpu, ab, m);
+        pooled.y.forEach((v, i) => expect(argmax[i] === -1, `argmax[${i}] for max ${v}`).toBe(v <= 0));
+        for (const b of [xb, yb, ab, dyb, dxb]) gpu.pool.release(b);
+      });
+    }
+  }
+
+  it('F.maxPool2dRelu equals F.relu(F.maxPool2d) in value and gradient', async () => {
+    setDefaultGpu(ctx.gpu);
+    const data = Float32Array.from(randomArray(2 * 3 * 12 * 12, 3, -1, 1));
+    const grads: Float32Array[] = [];
+    const outs: Float32Array[] = [];
+    for (const fused of [true, false]) {
+      const x = F.tensor(data, [2, 3, 12, 12], { requiresGrad: true });
+      const y = fused ? F.maxPool2dRelu(x) : F.relu(F.maxPool2d(x));
+      F.sum(F.mul(y, y)).backward();
+      outs.push((await y.toArray()) as Float32Array);
+      grads.push((await x.grad!.toArray()) as Float32Array);
+    }
+    expectClose(outs[0], outs[1], { label: 'value', atol: 0, rtol: 0 });
+    expectClose(grads[0], grads[1], { label: 'gradient', atol: 0, rtol: 0 });
+  });
+});
