@@ -24,18 +24,25 @@ export class SGD {
     if (nesterov && (momentum <= 0 || dampening !== 0)) throw new DataError('SGD: nesterov needs momentum > 0 and dampening 0');
   }
 
-  /** Updates every parameter that has a gradient, in place on the GPU. */
+  /** Updates every parameter that has a gradient, in place on the GPU, in a few multi-tensor dispatches. */
   step(): void {
     const { lr, momentum, dampening, weightDecay, nesterov } = this.options;
+    // PyTorch initialises a momentum buffer on a parameter's first step with a gradient: group by that.
+    const groups: Record<'first' | 'later', sgd.SgdTensor[]> = { first: [], later: [] };
     for (const p of this.params) {
       if (!p.grad) continue;
       let v: Tensor | null = null;
-      const firstStep = momentum > 0 && !this.velocity.has(p);
+      let first = false;
       if (momentum > 0) {
+        first = !this.velocity.has(p);
         v = this.velocity.get(p) ?? Tensor.empty(p.shape, { gpu: p.gpu, label: 'sgd momentum' }).keep();
         this.velocity.set(p, v);
       }
-      sgd.sgdStep(p.gpu, p.buffer, p.grad.buffer, v?.buffer ?? null, { n: p.size, lr, weightDecay, momentum, dampening, nesterov, firstStep });
+      groups[first ? 'first' : 'later'].push({ param: p.buffer, grad: p.grad.buffer, velocity: v?.buffer ?? null, n: p.size });
+    }
+    const gpu = this.params[0]?.gpu;
+    for (const [name, tensors] of Object.entries(groups)) {
+      if (tensors.length) sgd.sgdStepMany(gpu, tensors, { lr, weightDecay, momentum, dampening, nesterov, firstStep: name === 'first' });
     }
   }
 
