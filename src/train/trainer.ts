@@ -105,6 +105,8 @@ export class Trainer {
         accumulate(gpu, loss.buffer, lossSum.buffer);
         afterStep?.();
       });
+      // Submit each step as soon as it is recorded, so the GPU starts on it while the next one is recorded.
+      gpu.flush();
       done++;
       // Yield to the event loop now and then so Ctrl-C and progress output get through; no GPU wait.
       if (done % 16 === 0) {
