@@ -7,9 +7,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
-import { Gpu } from '../gpu/runtime.js';
+import { withGpu } from './with-gpu.js';
 import * as F from '../nn/ops.js';
-import { Tensor, setDefaultGpu } from '../nn/tensor.js';
+import { Tensor } from '../nn/tensor.js';
 import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
 import { writeFileAtomic } from '../train/atomic.js';
 import { loadEmbeddedDigits, splitTrainVal } from '../train/dataset.js';
@@ -34,9 +34,7 @@ export async function bnGradientsCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (flags._.length) throw new UsageError(`webgpu-nn bn-gradients: unexpected argument "${flags._[0]}"`);
-  const gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-  try {
+  return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     const ds = loadEmbeddedDigits(flags.limit);
     const split = splitTrainVal(ds.count, 0.2, flags.seed);
@@ -90,7 +88,5 @@ export async function bnGradientsCommand(argv: string[]): Promise<number> {
     writeFileAtomic(join(flags.out, 'bn-gradients.json'), `${JSON.stringify(results)}\n`);
     console.log(`wrote ${join(flags.out, 'bn-gradients.png')} and bn-gradients.json`);
     return 0;
-  } finally {
-    gpu.destroy();
-  }
+  });
 }

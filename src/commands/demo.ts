@@ -1,17 +1,15 @@
 // `webgpu-nn demo`: prints the adapter, then runs a matrix product and the seed's network on the GPU,
 // checking the product against a plain CPU loop. A quick "does WebGPU work here" check.
 import { adapterSummary } from '../gpu/device.js';
-import { Gpu } from '../gpu/runtime.js';
+import { withGpu } from './with-gpu.js';
 import { makeRng } from '../nn/init.js';
 import * as F from '../nn/ops.js';
-import { noGrad, setDefaultGpu } from '../nn/tensor.js';
+import { noGrad } from '../nn/tensor.js';
 import { loadEmbeddedDigits } from '../train/dataset.js';
 import { MnistCnn } from '../train/model.js';
 
 export async function demoCommand(_argv: string[]): Promise<number> {
-  const gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-  try {
+  return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     console.log(`features: ${gpu.adapter.features.join(', ')}; max storage binding ${gpu.adapter.limits.maxStorageBufferBindingSize} bytes`);
 
@@ -40,7 +38,5 @@ export async function demoCommand(_argv: string[]): Promise<number> {
     console.log(`untrained CNN on ${digits.count} digits: each row of softmax sums to ${sums.map((s) => s.toFixed(4)).join(', ')}`);
     console.log(`${gpu.counters.dispatches} dispatches in ${gpu.counters.submits} submits, ${gpu.counters.pipelines} pipelines; WebGPU works here.`);
     return worst < 1e-3 ? 0 : 1;
-  } finally {
-    gpu.destroy();
-  }
+  });
 }

@@ -2,8 +2,8 @@
 // test set (t10k files) when the data has one, else on the run's own validation split.
 import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
-import { Gpu } from '../gpu/runtime.js';
-import { noGrad, setDefaultGpu, tidy } from '../nn/tensor.js';
+import { withGpu } from './with-gpu.js';
+import { noGrad, tidy } from '../nn/tensor.js';
 import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
 import { type Dataset, loadEmbeddedDigits, splitTrainVal, takeFirst } from '../train/dataset.js';
 import { GpuDataset } from '../train/gpu-data.js';
@@ -23,10 +23,9 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (!flags.model) throw new UsageError('webgpu-nn evaluate: --model DIR is required (a webgpu-nn train output directory)');
-  const gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-  try {
-    const { trainer, config } = loadTrained(gpu, flags.model);
+  const model = flags.model;
+  return withGpu(async (gpu) => {
+    const { trainer, config } = loadTrained(gpu, model);
     const dataDir = flags.data ?? config.data;
     const { train, test } = dataDir ? loadMnistDir(dataDir) : { train: loadEmbeddedDigits(), test: null };
     let ds: Dataset, indices: Uint32Array, what: string;
@@ -64,9 +63,7 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
     console.log(`accuracy on the ${what}: ${(100 * correct / indices.length).toFixed(2)}% (${correct}/${indices.length})`);
     console.log(formatConfusion(confusion));
     return 0;
-  } finally {
-    gpu.destroy();
-  }
+  });
 }
 
 /** Rows: true digit; columns: predicted digit; last column: per-class recall. */

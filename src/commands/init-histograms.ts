@@ -5,10 +5,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
-import { Gpu } from '../gpu/runtime.js';
+import { withGpu } from './with-gpu.js';
 import { INITIALIZERS, initWeight, makeRng, normalSampler } from '../nn/init.js';
 import * as F from '../nn/ops.js';
-import { noGrad, setDefaultGpu } from '../nn/tensor.js';
+import { noGrad } from '../nn/tensor.js';
 import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
 import { writeFileAtomic } from '../train/atomic.js';
 import { histogram } from '../train/plot.js';
@@ -26,9 +26,7 @@ export async function initHistogramsCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (flags._.length) throw new UsageError(`webgpu-nn init-histograms: unexpected argument "${flags._[0]}"`);
-  const gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-  try {
+  return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     mkdirSync(flags.out, { recursive: true });
     const rng = makeRng(flags.seed);
@@ -49,7 +47,5 @@ export async function initHistogramsCommand(argv: string[]): Promise<number> {
       console.log(`${name.padEnd(16)} mean ${m.toFixed(4).padStart(9)}  std ${sd.toFixed(4).padStart(9)}  zeros ${(100 * dead).toFixed(1).padStart(5)}%  -> ${file}`);
     }
     return 0;
-  } finally {
-    gpu.destroy();
-  }
+  });
 }

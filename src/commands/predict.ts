@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
 import { FileFormatError, UsageError } from '../errors.js';
-import { Gpu } from '../gpu/runtime.js';
+import { withGpu } from './with-gpu.js';
 import * as F from '../nn/ops.js';
-import { noGrad, setDefaultGpu } from '../nn/tensor.js';
+import { noGrad } from '../nn/tensor.js';
 import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
 import { loadTrained } from './checkpoint.js';
 
@@ -73,10 +73,9 @@ export async function predictCommand(argv: string[]): Promise<number> {
   if (!flags._.length) throw new UsageError('webgpu-nn predict: give one or more PNG files after the flags');
   const images = flags._.map((f) => ({ file: f, ...readDigitPng(f) }));
 
-  const gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-  try {
-    const { trainer } = loadTrained(gpu, flags.model);
+  const model = flags.model;
+  return withGpu(async (gpu) => {
+    const { trainer } = loadTrained(gpu, model);
     const { mean, std } = trainer.norm;
     const batch = new Float32Array(images.length * 784);
     images.forEach((im, i) => im.pixels.forEach((v, j) => (batch[i * 784 + j] = (v - mean) / std)));
@@ -92,7 +91,5 @@ export async function predictCommand(argv: string[]): Promise<number> {
       console.log(`${im.file}: ${text}${im.inverted ? '  [inverted: dark digit on light background]' : ''}`);
     });
     return 0;
-  } finally {
-    gpu.destroy();
-  }
+  });
 }

@@ -10,9 +10,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileFormatError, UsageError, WebGpuNnError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
-import { Gpu } from '../gpu/runtime.js';
+import type { Gpu } from '../gpu/runtime.js';
+import { withGpu } from './with-gpu.js';
 import { INITIALIZERS, type InitName } from '../nn/init.js';
-import { setDefaultGpu } from '../nn/tensor.js';
 import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
 import { writeFileAtomic } from '../train/atomic.js';
 import { type Dataset, loadEmbeddedDigits, pixelStats, splitTrainVal, takeFirst } from '../train/dataset.js';
@@ -105,13 +105,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   if (config.normalize && !previous) config.norm = pixelStats(source, split.train);
 
-  const gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-  try {
+  return withGpu(async (gpu) => {
     return await run(gpu, config, outDir, source, split, test, previous);
-  } finally {
-    gpu.destroy();
-  }
+  });
 }
 
 async function run(
