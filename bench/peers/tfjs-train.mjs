@@ -28,6 +28,8 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The same seeded shuffle as webgpu-nn's own loop (the bench driver runs after `npm run build`).
+import { mulberry32 } from '../../dist/src/random.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const INSTALL_HINT =
@@ -67,18 +69,6 @@ function parseArgs(argv) {
   }
   if (!['webgpu', 'cpu'].includes(o.backend)) throw new Error(`--backend: expected webgpu or cpu, got ${o.backend}`);
   return o;
-}
-
-/** mulberry32, as webgpu-nn's src/random.ts: a seeded shuffle per epoch. */
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffled(n, rng) {

@@ -185,11 +185,12 @@ async function run(
           (improved ? '  *best' : ''),
       );
       bar.update(epoch);
+      const state = await trainer.stateArrays(); // one readback serves both checkpoints
       if (improved) {
         trainer.snapshotBest();
-        writeSafetensors(join(outDir, 'best.safetensors'), await trainer.stateArrays(), checkpointMeta(config, record));
+        writeSafetensors(join(outDir, 'best.safetensors'), state, checkpointMeta(config, record));
       }
-      await saveProgress(trainer, stopper, outDir, history, config);
+      await saveProgress(trainer, state, stopper, outDir, history, config);
       if (stop) {
         status = 'early-stop';
         bar.log(`early stopping: no improvement in validation loss for ${config.patience} epochs`);
@@ -238,8 +239,15 @@ function checkpointMeta(config: RunConfig, record: EpochRecord): Record<string, 
 }
 
 /** Everything --resume needs, written after every epoch. */
-async function saveProgress(trainer: Trainer, stopper: EarlyStopping, outDir: string, history: EpochRecord[], config: RunConfig): Promise<void> {
-  const tensors = await trainer.stateArrays();
+async function saveProgress(
+  trainer: Trainer,
+  state: Record<string, { shape: number[]; data: Float32Array }>,
+  stopper: EarlyStopping,
+  outDir: string,
+  history: EpochRecord[],
+  config: RunConfig,
+): Promise<void> {
+  const tensors = { ...state };
   const velocity = await trainer.optimizer.velocityArrays();
   velocity.forEach((v, i) => {
     if (v) tensors[`optimizer.velocity.${i}`] = v;

@@ -45,7 +45,6 @@ interface Compiled {
 interface Recording {
   encoder: GPUCommandEncoder;
   pass: GPUComputePassEncoder | null;
-  dispatches: number;
 }
 
 export class Gpu {
@@ -193,7 +192,6 @@ export class Gpu {
     pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = d.workgroups;
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
-    this.rec!.dispatches++;
     this.counters.dispatches++;
   }
 
@@ -276,7 +274,7 @@ export class Gpu {
       label: 'webgpu-nn timed',
       timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
     });
-    this.rec = { encoder, pass, dispatches: 0 };
+    this.rec = { encoder, pass };
     this.timing = true;
     try {
       record();
@@ -307,7 +305,7 @@ export class Gpu {
   }
 
   private encoder(): GPUCommandEncoder {
-    if (!this.rec) this.rec = { encoder: this.device.createCommandEncoder({ label: 'webgpu-nn' }), pass: null, dispatches: 0 };
+    if (!this.rec) this.rec = { encoder: this.device.createCommandEncoder({ label: 'webgpu-nn' }), pass: null };
     if (this.rec.pass) {
       this.rec.pass.end();
       this.rec.pass = null;

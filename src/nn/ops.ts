@@ -10,7 +10,7 @@ import * as mm from '../shaders/matmul.js';
 import * as pool from '../shaders/pool.js';
 import * as red from '../shaders/reduce.js';
 import * as sm from '../shaders/softmax.js';
-import { type Node, Tensor, getDefaultGpu, installGradHelpers, isGradEnabled, shapeStr } from './tensor.js';
+import { type Node, Tensor, installGradHelpers, isGradEnabled, shapeStr } from './tensor.js';
 
 const gpuOf = (t: Tensor) => t.gpu;
 
@@ -392,4 +392,3 @@ installGradHelpers(
   },
 );
 
-export { getDefaultGpu };

@@ -113,6 +113,15 @@ ${SCAN}
 }`,
 }));
 
+// v2 forward and backward share their invocation layout: g → (plane, oh, q) over planes × OH × OW/4.
+const V2_INDEX = /* wgsl */ `let g = ${FLAT_INDEX(WG)};
+  let Q = p.OW / 4u;
+  if (g >= p.planes * p.OH * Q) { return; }
+  let q = g % Q;
+  let t = g / Q;
+  let oh = t % p.OH;
+  let plane = t / p.OH;`;
+
 // v2: invocation (plane, oh, q) computes outputs ow = 4q..4q+3 from input rows 2oh, 2oh+1, columns 8q..8q+7.
 // Column pairs (a, b) of a row are (v.x, v.y), (v.z, v.w) of its two vec4s; the window order is row 0 a, b,
 // row 1 a, b, so ties keep the earliest as in v1.
@@ -130,13 +139,7 @@ fn pick(b: ptr<function, vec4<f32>>, bj: ptr<function, vec4<i32>>, v: vec4<f32>,
   *bj = select(*bj, j, take);
 }
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
-  let g = ${FLAT_INDEX(WG)};
-  let Q = p.OW / 4u;
-  if (g >= p.planes * p.OH * Q) { return; }
-  let q = g % Q;
-  let t = g / Q;
-  let oh = t % p.OH;
-  let plane = t / p.OH;
+  ${V2_INDEX}
   let r0 = (plane * p.H + 2u * oh) * (p.W / 4u) + 2u * q; // vec4 index of row 2oh, column 8q
   let r1 = r0 + p.W / 4u;
   let a0 = x[r0]; let a1 = x[r0 + 1u]; let b0 = x[r1]; let b1 = x[r1 + 1u];
@@ -228,13 +231,7 @@ ${PARAMS}
 @group(0) @binding(2) var<storage, read> argmax: array<vec4<i32>>;
 @group(0) @binding(3) var<storage, read_write> dx: array<vec4<f32>>;
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
-  let g = ${FLAT_INDEX(WG)};
-  let Q = p.OW / 4u;
-  if (g >= p.planes * p.OH * Q) { return; }
-  let q = g % Q;
-  let t = g / Q;
-  let oh = t % p.OH;
-  let plane = t / p.OH;
+  ${V2_INDEX}
   let d = dy[g];
   let a = argmax[g];
   let j0 = vec4<i32>(i32(2u * oh * p.W + 8u * q)) + vec4<i32>(0, 2, 4, 6);

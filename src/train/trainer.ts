@@ -168,12 +168,4 @@ export class Trainer {
     for (const [k, t] of this.model.stateDict()) out[k] = { shape: [...t.shape], data: (await t.toArray()) as Float32Array };
     return out;
   }
-
-  /** Snapshotted best state as CPU arrays, or the current state if there is no snapshot. */
-  async bestArrays(): Promise<Record<string, { shape: number[]; data: Float32Array }>> {
-    if (!this.best) return this.stateArrays();
-    const out: Record<string, { shape: number[]; data: Float32Array }> = {};
-    for (const [k, t] of this.best) out[k] = { shape: [...t.shape], data: (await t.toArray()) as Float32Array };
-    return out;
-  }
 }
