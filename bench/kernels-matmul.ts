@@ -1,20 +1,9 @@
 // Benchmark entries for matmul and the linear layer: square matmuls with the adapter's default kernel,
 // every version and the register-tile choices at 512, and the seed's linear layers at batch 64.
 import * as ref from '../test/reference/matmul.js';
-import type { Gpu } from '../src/shaders/common.js';
-import {
-  type MatmulSizes,
-  type MatmulVariant,
-  type RegisterTile,
-  type SubgroupTile,
-  linearBackward,
-  linearBackwardCost,
-  linearCost,
-  linearForward,
-  matmul,
-  matmulCost,
-  matmulPlan,
-} from '../src/shaders/matmul.js';
+import type { Gpu } from '../src/gpu/runtime.js';
+import { MATMUL, type MatmulSizes, type RegisterTile, type SubgroupTile, matmul, matmulCost, matmulPlan } from '../src/shaders/matmul/index.js';
+import { linearBackward, linearBackwardCost, linearCost, linearForward } from '../src/shaders/matmul/linear.js';
 import { type BenchCase, type BenchEntry, BenchSkip, checkClose, downloadF32, randomF32, uploadF32 } from './harness.js';
 
 const f64 = (a: Float32Array) => Float64Array.from(a);
@@ -138,8 +127,7 @@ function linearEntries({ name, batch, inFeatures, outFeatures }: Layer): BenchEn
   ];
 }
 
-const VARIANTS: MatmulVariant[] = ['v1', 'v2', 'v3', 'v4'];
-// The tile measurements behind DEFAULT_TILE and the v4 tile choice in src/shaders/matmul.ts.
+// The tile measurements behind DEFAULT_TILE and the v4 tile choice in src/shaders/matmul/index.ts.
 const REGISTER_TILES: RegisterTile[] = [
   { tm: 4, tn: 8, wgx: 8, wgy: 8 },
   { tm: 8, tn: 8, wgx: 4, wgy: 4 },
@@ -159,7 +147,7 @@ export const entries: BenchEntry[] = [
   matmulEntry('matmul', 1024),
   matmulEntry('matmul', 2048, { samples: 7 }),
   // every version, and the tile shapes
-  ...VARIANTS.map((v) => matmulEntry(`matmul_${v}`, 512, { variant: v })),
+  ...MATMUL.names.map((v) => matmulEntry(`matmul_${v}`, 512, { variant: v })),
   ...REGISTER_TILES.map((t) => matmulEntry(`matmul_v2 tile ${t.tm}x${t.tn} wg ${t.wgx}x${t.wgy}`, 512, { variant: 'v2', registerTile: t })),
   ...SUBGROUP_TILES.map((t) => matmulEntry(`matmul_v4 tile ${t.tm}x${t.tn}`, 512, { variant: 'v4', subgroupTile: t })),
   // the seed's linear layers at batch 64

@@ -26,6 +26,12 @@ export class ShaderCompileError extends WebGpuNnError {}
 /** A WebGPU validation error, out-of-memory or internal error, naming the labelled kernel or buffer. */
 export class GpuError extends WebGpuNnError {}
 
+/** A kernel variant that does not exist, or cannot run on this adapter or these sizes. Names the op and the variant. */
+export class VariantError extends WebGpuNnError {}
+
+/** An object used in a state that does not allow it: no default Gpu yet, a disposed tensor, a destroyed runtime. */
+export class StateError extends WebGpuNnError {}
+
 /** The GPU device was lost (driver reset, device destroyed). */
 export class DeviceLostError extends WebGpuNnError {}
 

@@ -5,7 +5,7 @@ import type { DeviceOptions } from './gpu/device.js';
 import { setDefaultGpu } from './nn/tensor.js';
 
 export * from './errors.js';
-export { Gpu, uniforms, f32, i32 } from './gpu/runtime.js';
+export { Gpu } from './gpu/runtime.js';
 export type { Kernel, Dispatch } from './gpu/runtime.js';
 export { type AdapterDescription, type DeviceOptions, adapterSummary } from './gpu/device.js';
 export { Tensor, tidy, noGrad, withGrad, setDefaultGpu, getDefaultGpu } from './nn/tensor.js';

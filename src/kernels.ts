@@ -3,10 +3,13 @@
 // one or more dispatches into a shared compute pass; `gpu.flush()` submits them (`await gpu.read(...)` or
 // `gpu.sync()` also wait). Buffers need STORAGE usage (and COPY_SRC/COPY_DST for reads and writes); sizes
 // are in elements and must fit the buffers. A buffer may not be both input and output of one call.
-export { Gpu, uniforms, f32, i32, grid1d } from './gpu/runtime.js';
+export { Gpu } from './gpu/runtime.js';
+export { declareKernel, launch } from './gpu/kernel.js';
+export { grid1d } from './shaders/wgsl.js';
 export type { Kernel, Dispatch } from './gpu/runtime.js';
-export type { Cost } from './shaders/common.js';
-export * from './shaders/matmul.js';
+export type { Cost } from './shaders/op.js';
+export * from './shaders/matmul/index.js';
+export * from './shaders/matmul/linear.js';
 export * from './shaders/conv2d.js';
 export * from './shaders/pool.js';
 export * from './shaders/batch-norm.js';

@@ -11,11 +11,16 @@ import { DeviceLostError, GpuError, ShaderCompileError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { type AdapterDescription, type DeviceOptions, describeAdapter, openDevice } from './device.js';
 
-/** A compute kernel: its WGSL text is its identity (the pipeline cache key), its name labels GPU objects. */
+/**
+ * A compute kernel: its WGSL text is its identity (the pipeline cache key), its name labels GPU objects.
+ * Binding 0 is the uniform block; `bindings` gives the access of storage bindings 1, 2, … (kernels made by
+ * `declareKernel` always have it); without it the layout is inferred from the WGSL ('auto').
+ */
 export interface Kernel {
   name: string;
   wgsl: string;
   entryPoint?: string;
+  bindings?: readonly ('read' | 'read_write')[];
 }
 
 /** One recorded dispatch. Binding 0 is the uniform block `params`; `buffers` are bindings 1, 2, ... */
@@ -32,6 +37,7 @@ const COPY_DST = 0x0008;
 const UNIFORM = 0x0040;
 const COPY_SRC = 0x0004;
 const QUERY_RESOLVE = 0x0200;
+const COMPUTE_STAGE = 0x4;
 
 interface Compiled {
   pipeline: GPUComputePipeline;
@@ -115,7 +121,8 @@ export class Gpu {
     if (!c) {
       this.device.pushErrorScope('validation');
       const module = this.device.createShaderModule({ code: kernel.wgsl, label: kernel.name });
-      const pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: kernel.name });
+      const layout = kernel.bindings ? this.explicitLayout(kernel.name, kernel.bindings) : 'auto';
+      const pipeline = this.device.createComputePipeline({ layout, compute: { module, entryPoint }, label: kernel.name });
       // A compile error outranks the errors it causes later (invalid pipeline, invalid command buffer),
       // so read()/sync() await these checks before reporting anything.
       const check = this.device.popErrorScope().then(async (err) => {
@@ -125,13 +132,23 @@ export class Gpu {
         this.error = new ShaderCompileError(`kernel ${kernel.name} failed to compile:\n${lines.join('\n') || err.message}`);
       });
       this.compileChecks.push(check);
-      const writable = new Set([...kernel.wgsl.matchAll(/@binding\((\d+)\)\s*var<storage,\s*read_write>/g)].map((m) => Number(m[1])));
+      const writable = kernel.bindings
+        ? new Set(kernel.bindings.flatMap((access, i) => (access === 'read_write' ? [i + 1] : [])))
+        : new Set([...kernel.wgsl.matchAll(/@binding\((\d+)\)\s*var<storage,\s*read_write>/g)].map((m) => Number(m[1])));
       c = { pipeline, writable, layout: pipeline.getBindGroupLayout(0), bindGroups: new Map(), generation: this.pool.generation };
       this.pipelines.set(key, c);
       this.counters.pipelines++;
     }
     this.byKernel.set(kernel, c);
     return c;
+  }
+
+  /** Binding 0 the uniform block, then one storage binding per declared buffer. */
+  private explicitLayout(label: string, bindings: readonly ('read' | 'read_write')[]): GPUPipelineLayout {
+    const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: COMPUTE_STAGE, buffer: { type: 'uniform' } }];
+    bindings.forEach((access, i) => entries.push({ binding: i + 1, visibility: COMPUTE_STAGE, buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' } }));
+    const group = this.device.createBindGroupLayout({ label, entries });
+    return this.device.createPipelineLayout({ label, bindGroupLayouts: [group] });
   }
 
   /**
@@ -321,35 +338,3 @@ export class Gpu {
     return this.rec!.pass!;
   }
 }
-
-/** Packs a uniform block: numbers are u32 unless wrapped with {@link f32} or {@link i32}. */
-export function uniforms(...fields: (number | { f32: number } | { i32: number })[]): Uint32Array {
-  const n = Math.max(4, Math.ceil(fields.length / 4) * 4); // WGSL uniform structs: 16-byte multiples
-  const u = new Uint32Array(n);
-  const f = new Float32Array(u.buffer);
-  const s = new Int32Array(u.buffer);
-  fields.forEach((v, i) => {
-    if (typeof v === 'number') u[i] = v;
-    else if ('f32' in v) f[i] = v.f32;
-    else s[i] = v.i32;
-  });
-  return u;
-}
-export const f32 = (value: number) => ({ f32: value });
-export const i32 = (value: number) => ({ i32: value });
-
-/**
- * Workgroup counts for `n` invocations of `size` threads, spread over x and y when n needs more than
- * maxComputeWorkgroupsPerDimension (65535) groups. Shaders recover the flat index with {@link FLAT_INDEX}.
- */
-export function grid1d(n: number, size: number): [number, number] {
-  const groups = Math.ceil(n / size);
-  if (groups <= 65535) return [Math.max(groups, 1), 1];
-  const y = Math.ceil(groups / 65535);
-  return [Math.ceil(groups / y), y];
-}
-
-/** WGSL: the flat invocation index for a grid from {@link grid1d}; needs `wid`, `nwg` and `lid` builtins. */
-export const FLAT_INDEX = (size: number) => `(wid.y * nwg.x + wid.x) * ${size}u + lid.x`;
-export const FLAT_BUILTINS =
-  '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u';

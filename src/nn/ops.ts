@@ -6,7 +6,8 @@ import * as bn from '../shaders/batch-norm.js';
 import * as conv from '../shaders/conv2d.js';
 import * as drop from '../shaders/dropout.js';
 import * as ew from '../shaders/elementwise.js';
-import * as mm from '../shaders/matmul.js';
+import * as mm from '../shaders/matmul/index.js';
+import * as lin from '../shaders/matmul/linear.js';
 import * as pool from '../shaders/pool.js';
 import * as red from '../shaders/reduce.js';
 import * as sm from '../shaders/softmax.js';
@@ -193,14 +194,14 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   }
   const sizes = { batch, inFeatures, outFeatures };
   const y = Tensor.empty([batch, outFeatures], { gpu: x.gpu, label: 'linear' });
-  mm.linearForward(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, sizes);
+  lin.linearForward(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, sizes);
   // dx = dy · w, dw = dyᵀ · x, db = Σ_batch dy   (saves x and w)
   const inputs = b ? [x, w, b] : [x, w];
   return record(y, 'linear', inputs, (dy) => {
     const dx = x.requiresGrad ? like(x, 'linear grad x') : null;
     const dw = w.requiresGrad ? like(w, 'linear grad w') : null;
     const db = b?.requiresGrad ? like(b, 'linear grad b') : null;
-    mm.linearBackward(gpuOf(x), x.buffer, w.buffer, dy.buffer, dx?.buffer ?? null, dw?.buffer ?? null, db?.buffer ?? null, sizes);
+    lin.linearBackward(gpuOf(x), x.buffer, w.buffer, dy.buffer, dx?.buffer ?? null, dw?.buffer ?? null, db?.buffer ?? null, sizes);
     return [dx, dw, db];
   });
 }

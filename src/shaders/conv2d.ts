@@ -49,7 +49,7 @@
 // where v2 ran 2.8–6.3); the seed's training step (bench/train.ts, batch 64) went from 37 to 27 ms.
 // Its kernels take llvmpipe about 8.6 s to compile for the seed's layers (v2: 3.3 s; Mesa caches them on disk).
 import { ShapeError } from '../errors.js';
-import { fixedSubgroupSize } from './matmul.js';
+import { fixedSubgroupSize } from '../gpu/capabilities.js';
 import { type Cost, FLAT_BUILTINS, FLAT_INDEX, type Gpu, type Kernel, grid1d, i32, memoKernel, uniforms } from './common.js';
 
 export type Conv2dVariant = 'v1' | 'v2' | 'v3' | 'v4';

@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import {
-  BIAS_GRAD_VARIANTS,
-  MATMUL_VARIANTS,
-  biasAdd,
-  biasGrad,
-  fixedSubgroupSize,
-  linearBackward,
-  linearForward,
-  matmul,
-  type MatmulVariant,
-} from '../../src/shaders/matmul.js';
+import { MATMUL, matmul } from '../../src/shaders/matmul/index.js';
+import { BIAS_GRAD, biasAdd, biasGrad, linearBackward, linearForward } from '../../src/shaders/matmul/linear.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';
+import { runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
 const ctx = useGpu();
@@ -31,8 +23,8 @@ function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
   return t;
 }
 
-/** v4 needs fixed-size subgroups; where the adapter has none it is not run (and never chosen). */
-const variants = (): MatmulVariant[] => MATMUL_VARIANTS.filter((v) => v !== 'v4' || fixedSubgroupSize(ctx.gpu) !== null);
+/** Every variant this adapter can run (v4 needs fixed-size subgroups; forcing it elsewhere must fail). */
+const variants = () => runnableVariants(ctx.gpu, MATMUL, { M: 1, N: 1, K: 1 });
 
 // M x K x N: degenerate, awkward, the seed's fc1 (batch 64, 320 -> 50) and fc2 at batch 256, large.
 const SHAPES: [number, number, number][] = [
@@ -124,7 +116,7 @@ describe('bias', () => {
 
       const dyb = upload(gpu, x);
       const expectedDb = ref.biasGrad(x, rows, cols);
-      for (const variant of BIAS_GRAD_VARIANTS) {
+      for (const variant of runnableVariants(gpu, BIAS_GRAD, { rows, cols })) {
         biasGrad(gpu, dyb, dbb, { rows, cols, variant });
         expectClose(await download(gpu, dbb, cols), expectedDb, { label: `biasGrad ${rows}x${cols} ${variant}`, ...tol(rows) });
         gpu.write(dbb, Float32Array.from(db0));
@@ -167,7 +159,7 @@ describe('linear', () => {
         linearForward(gpu, xb, wb, null, yb, { ...sizes, variant });
         expectClose(await download(gpu, yb, batch * outF), yNoBias, { label: `linear no bias ${tag}`, ...tol(inF) });
 
-        for (const biasGradVariant of BIAS_GRAD_VARIANTS) {
+        for (const biasGradVariant of BIAS_GRAD.names) {
           linearBackward(gpu, xb, wb, dyb, dxb, dwb, dbb, { ...sizes, variant, biasGradVariant });
           expectClose(await download(gpu, dxb, batch * inF), g.dx, { label: `linear dx ${tag}`, ...tol(outF) });
           expectClose(await download(gpu, dwb, outF * inF), g.dw, { label: `linear dw ${tag}`, ...tol(batch) });

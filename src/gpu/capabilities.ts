@@ -1,0 +1,28 @@
+// What an adapter can do beyond WebGPU's core, as kernel variants need to know it: a variant lists the
+// capabilities it requires, and the variant registry (shaders/op.ts) refuses to run it where one is missing.
+import type { Gpu } from './runtime.js';
+
+const subgroupSizes = new WeakMap<GPUDevice, number | null>();
+
+/** The adapter's subgroup size when the device has subgroups and the size is fixed (llvmpipe: 8), else null. */
+export function fixedSubgroupSize(gpu: Pick<Gpu, 'device'>): number | null {
+  let size = subgroupSizes.get(gpu.device);
+  if (size === undefined) {
+    const info = gpu.device.adapterInfo as GPUAdapterInfo | undefined;
+    const min = info?.subgroupMinSize;
+    const max = info?.subgroupMaxSize;
+    size = gpu.device.features.has('subgroups') && min && min === max ? min : null;
+    subgroupSizes.set(gpu.device, size);
+  }
+  return size;
+}
+
+/** A capability a kernel variant may require. */
+export type Requirement = 'fixed-subgroups';
+
+export const REQUIREMENTS: Record<Requirement, { description: string; met: (gpu: Pick<Gpu, 'device'>) => boolean }> = {
+  'fixed-subgroups': {
+    description: 'the "subgroups" feature with a fixed subgroup size',
+    met: (gpu) => fixedSubgroupSize(gpu) !== null,
+  },
+};

@@ -1,0 +1,111 @@
+// Kernels declared as data. A declaration names the kernel, its uniform parameters and its storage buffers in
+// binding order, and gives the WGSL that uses them. From that one declaration come
+//   - the WGSL header: `struct Params { … }` at binding 0 (read as `p.<name>`) and one `@binding` line per buffer,
+//   - the bind-group layout (explicit, so a buffer the entry point happens not to touch is still bound),
+//   - the uniform packing (by parameter name) and the order the buffers are bound in (by buffer name),
+// so no kernel numbers its bindings or packs its uniforms by hand, and a missing or misspelt name is an error
+// that names the kernel rather than a silently shifted binding.
+//
+//   const scale = declareKernel({
+//     name: 'scale_v1',
+//     params: { n: 'u32', alpha: 'f32' },
+//     buffers: { x: 'read', y: 'read_write' },
+//     wgsl: `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
+//       if (g.x < p.n) { y[g.x] = p.alpha * x[g.x]; } }`,
+//   });
+//   launch(gpu, scale, { params: { n, alpha: 0.5 }, buffers: { x, y }, workgroups: [Math.ceil(n / 64)] });
+import { DataError } from '../errors.js';
+import type { Gpu, Kernel } from './runtime.js';
+
+/** WGSL scalar types a uniform parameter may have. */
+export type ParamType = 'u32' | 'i32' | 'f32';
+export type BufferAccess = 'read' | 'read_write';
+/** A storage buffer: its access (an array of f32), or its access and its WGSL element type, e.g. `{ read: 'vec4f' }`. */
+export type BufferDecl = BufferAccess | { read: string } | { read_write: string };
+
+export interface KernelDecl {
+  /** `<family>_<op>_v<N>[_<compile-time constants>]`: labels GPU objects and errors. */
+  name: string;
+  /** Uniform fields in declaration order, read in WGSL as `p.<name>`. */
+  params?: Record<string, ParamType>;
+  /** Storage buffers in binding order (bindings 1, 2, …), read in WGSL by these names. */
+  buffers: Record<string, BufferDecl>;
+  /** WGSL extensions to enable, e.g. `['subgroups']`. */
+  enable?: readonly string[];
+  /** Everything after the header: helpers, workgroup variables and the entry point `main`. */
+  wgsl: string;
+}
+
+/** A kernel made by {@link declareKernel}: what the runtime compiles, plus how to fill its bindings. */
+export interface DeclaredKernel extends Kernel {
+  readonly params: readonly (readonly [string, ParamType])[];
+  readonly buffers: readonly string[];
+  readonly bindings: readonly BufferAccess[];
+}
+
+const elementType = (b: BufferDecl) => (typeof b === 'string' ? 'f32' : 'read' in b ? b.read : b.read_write);
+const accessOf = (b: BufferDecl): BufferAccess => (typeof b === 'string' ? b : 'read' in b ? 'read' : 'read_write');
+
+/** Builds a kernel's WGSL header, layout and packing from its declaration. */
+export function declareKernel(decl: KernelDecl): DeclaredKernel {
+  const params = Object.entries(decl.params ?? {});
+  const buffers = Object.entries(decl.buffers);
+  const header = [
+    ...(decl.enable ?? []).map((e) => `enable ${e};`),
+    ...(params.length ? [`struct Params { ${params.map(([n, t]) => `${n}: ${t}`).join(', ')} }`, '@group(0) @binding(0) var<uniform> p: Params;'] : []),
+    ...buffers.map(([n, b], i) => `@group(0) @binding(${i + 1}) var<storage, ${accessOf(b)}> ${n}: array<${elementType(b)}>;`),
+  ];
+  return {
+    name: decl.name,
+    wgsl: `${header.join('\n')}\n${decl.wgsl}`,
+    params,
+    buffers: buffers.map(([n]) => n),
+    bindings: buffers.map(([, b]) => accessOf(b)),
+  };
+}
+
+export interface LaunchArgs {
+  /** A value for every declared parameter, by name. */
+  params?: Record<string, number>;
+  /** A buffer for every declared buffer, by name (one buffer may appear under several read-only names). */
+  buffers: Record<string, GPUBuffer>;
+  /** Workgroup counts in x, y, z. */
+  workgroups: readonly [number, number?, number?];
+}
+
+/** Records one dispatch of a declared kernel: packs its uniforms and binds its buffers in declaration order. */
+export function launch(gpu: Gpu, kernel: DeclaredKernel, args: LaunchArgs): void {
+  const values = args.params ?? {};
+  if (Object.keys(values).length !== kernel.params.length) {
+    const unknown = Object.keys(values).filter((k) => !kernel.params.some(([n]) => n === k));
+    if (unknown.length) throw new DataError(`kernel ${kernel.name}: unknown parameter(s) ${unknown.join(', ')}; it declares ${kernel.params.map(([n]) => n).join(', ') || 'none'}`);
+  }
+  gpu.dispatch({
+    kernel,
+    params: packParams(kernel, values),
+    buffers: kernel.buffers.map((name) => {
+      const b = args.buffers[name];
+      if (!b) throw new DataError(`kernel ${kernel.name}: no buffer given for "${name}" (it binds ${kernel.buffers.join(', ')})`);
+      return b;
+    }),
+    workgroups: [args.workgroups[0], args.workgroups[1] ?? 1, args.workgroups[2] ?? 1],
+  });
+}
+
+/** The uniform block: every field 4 bytes in declaration order, padded to a multiple of 16 bytes (WGSL's rule). */
+function packParams(kernel: DeclaredKernel, values: Record<string, number>): Uint32Array {
+  const u = new Uint32Array(Math.max(4, Math.ceil(kernel.params.length / 4) * 4));
+  const f = new Float32Array(u.buffer);
+  const s = new Int32Array(u.buffer);
+  kernel.params.forEach(([name, type], i) => {
+    const v = values[name];
+    const ok = type === 'f32' ? typeof v === 'number'
+      : type === 'u32' ? Number.isInteger(v) && v >= 0 && v <= 0xffffffff
+      : Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff;
+    if (!ok) throw new DataError(`kernel ${kernel.name}: parameter ${name} = ${v} is not a valid ${type}`);
+    if (type === 'f32') f[i] = v;
+    else if (type === 'i32') s[i] = v;
+    else u[i] = v;
+  });
+  return u;
+}

@@ -1,0 +1,152 @@
+// Matrix multiply: C[M,N] = op(A)·op(B) (+ bias[N]) (+ C), float32, row-major.
+// Layout: A stored [M,K], or [K,M] when transA; B stored [K,N], or [N,K] when transB; C [M,N].
+// Cost: 2·M·N·K flops; 4·(MK + KN + MN) bytes (each operand read once, C written once).
+//
+// Variants (the MATMUL registry below; the WGSL is in kernels.ts):
+//   v1  naive: one invocation per C element, a scalar loop over K. The simplest-correct fallback.
+//   v2  register-tiled, barrier-free: each invocation computes a TM x TN tile of C in registers, reading A and B
+//       as vec4 wherever the contiguous dimension is a multiple of 4 (scalar loads otherwise). No workgroup
+//       memory: on llvmpipe a workgroup runs on one CPU thread and every barrier stops its SIMD loop
+//       (shared/GPU-NOTES.md). For software adapters without subgroups.
+//   v3  workgroup-memory tiled, for GPUs: a 16x16 workgroup computes a 64x64 block of C, each invocation a 4x4
+//       register tile strided by 16; 64x16 slabs of A and B are staged through workgroup memory with coalesced
+//       loads (the transposes are undone while staging).
+//   v4  v2's register tiles with one subgroup per workgroup sharing its B loads: each lane loads a slice of B's
+//       row and subgroupBroadcast gives every lane all of it. On llvmpipe every per-lane load is a gather, the
+//       real cost of v2, and sharing the loads makes v4 the faster one there. Needs fixed-size subgroups.
+// Preferred: v4 on software adapters with fixed-size subgroups, else v2; v3 on GPUs. Every variant fuses the
+// epilogue: + bias[j] and + C (accumulate, a uniform flag, for gradient accumulation). v2 and v4 clamp loads
+// to the last row/column and mask the stores, so any M, N, K works; they hand out blocks in bands of 8 block
+// rows so that large products keep their operands in cache.
+//
+// The linear layer, the bias kernels and their backward rules are in linear.ts.
+import { ShapeError } from '../../errors.js';
+import { fixedSubgroupSize } from '../../gpu/capabilities.js';
+import { type DeclaredKernel, launch } from '../../gpu/kernel.js';
+import type { Gpu } from '../../gpu/runtime.js';
+import { type Cost, defineOp } from '../op.js';
+import {
+  type MatmulLayout,
+  type RegisterTile,
+  type SubgroupTile,
+  V1_WG,
+  V3_BM,
+  matmulV1Kernel,
+  matmulV2Kernel,
+  matmulV3Kernel,
+  matmulV4Kernel,
+} from './kernels.js';
+
+export type { RegisterTile, SubgroupTile } from './kernels.js';
+
+export interface MatmulSizes {
+  M: number;
+  N: number;
+  K: number;
+  /** A is stored [K,M] (C = Aᵀ·B). */
+  transA?: boolean;
+  /** B is stored [N,K] (C = A·Bᵀ). */
+  transB?: boolean;
+  /** C += op(A)·op(B) instead of C = op(A)·op(B). */
+  accumulate?: boolean;
+  /** Force a variant (tests, benchmarks); by default the registry chooses. */
+  variant?: MatmulVariant;
+  /** Benchmarks only: the v2 register tile (default {@link DEFAULT_TILE}). */
+  registerTile?: RegisterTile;
+  /** Benchmarks only: the v4 tile (by default 4x32 when M and N are at least 128, else 4x16). */
+  subgroupTile?: Omit<SubgroupTile, 'sg'>;
+}
+
+export interface MatmulBuffers {
+  a: GPUBuffer;
+  b: GPUBuffer;
+  c: GPUBuffer;
+  bias: GPUBuffer | null;
+}
+
+/** The kernel a variant dispatches for these sizes, and its grid. */
+interface Plan {
+  kernel: DeclaredKernel;
+  workgroups: [number, number];
+}
+
+// The v2 tile is the fallback for software adapters without subgroups, so it takes the tile that compiles
+// quickly; v4 takes the wide tile only for large matrices, where it pays, and narrow outputs (N = 10, 50)
+// waste less with 16 columns. Measured with `npm run bench:kernels -- --filter tile`.
+export const DEFAULT_TILE: RegisterTile = { tm: 4, tn: 8, wgx: 8, wgy: 8 };
+const subgroupTileFor = (M: number, N: number): Omit<SubgroupTile, 'sg'> => (M >= 128 && N >= 128 ? { tm: 4, tn: 32 } : { tm: 4, tn: 16 });
+
+function layoutOf(s: MatmulSizes, bias: boolean): MatmulLayout {
+  const transA = !!s.transA;
+  const transB = !!s.transB;
+  return { transA, transB, vecA: (transA ? s.M : s.K) % 4 === 0, vecB: (transB ? s.K : s.N) % 4 === 0, bias };
+}
+
+const PLANS = {
+  v1: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => ({
+    kernel: matmulV1Kernel(l.transA, l.transB, l.bias),
+    workgroups: [Math.ceil(s.N / V1_WG), Math.ceil(s.M / V1_WG)],
+  }),
+  v2: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => {
+    const t = s.registerTile ?? DEFAULT_TILE;
+    return { kernel: matmulV2Kernel(l, t), workgroups: [Math.ceil(s.N / (t.tn * t.wgx)), Math.ceil(s.M / (t.tm * t.wgy))] };
+  },
+  v3: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => ({
+    kernel: matmulV3Kernel(l.transA, l.transB, l.bias),
+    workgroups: [Math.ceil(s.N / V3_BM), Math.ceil(s.M / V3_BM)],
+  }),
+  v4: (gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => {
+    const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
+    const t = { ...(s.subgroupTile ?? subgroupTileFor(s.M, s.N)), sg };
+    return { kernel: matmulV4Kernel(l, t), workgroups: [Math.ceil(s.N / t.tn), Math.ceil(s.M / (t.tm * sg))] };
+  },
+};
+
+function runPlan(plan: Plan, gpu: Gpu, { a, b, c, bias }: MatmulBuffers, s: MatmulSizes): void {
+  const { kernel, workgroups } = plan;
+  if (workgroups[0] > 65535 || workgroups[1] > 65535) {
+    throw new ShapeError(`${kernel.name}: M=${s.M} N=${s.N} needs ${workgroups.join('x')} workgroups, more than 65535 per dimension; split the matrix`);
+  }
+  const buffers: Record<string, GPUBuffer> = bias ? { a, b, c, bias } : { a, b, c };
+  launch(gpu, kernel, { params: { M: s.M, N: s.N, K: s.K, accumulate: s.accumulate ? 1 : 0 }, buffers, workgroups });
+}
+
+const variant = (name: keyof typeof PLANS) => (gpu: Gpu, bufs: MatmulBuffers, s: MatmulSizes) =>
+  runPlan(PLANS[name](gpu, s, layoutOf(s, bufs.bias !== null)), gpu, bufs, s);
+
+export type MatmulVariant = 'v1' | 'v2' | 'v3' | 'v4';
+
+export const MATMUL = defineOp<MatmulSizes, MatmulBuffers, MatmulVariant>({
+  name: 'matmul',
+  variants: {
+    v1: { summary: 'naive, one invocation per output: the fallback', run: variant('v1') },
+    v2: { summary: 'register tiles, no workgroup memory: software adapters', run: variant('v2') },
+    v3: { summary: 'workgroup-memory tiles: GPUs', run: variant('v3') },
+    v4: { summary: 'register tiles sharing B loads across a subgroup: software adapters', requires: ['fixed-subgroups'], run: variant('v4') },
+  },
+  prefer: (gpu) => (gpu.isSoftware ? ['v4', 'v2'] : ['v3']),
+  cost: ({ M, N, K }: MatmulSizes): Cost => ({ flops: 2 * M * N * K, bytes: 4 * (M * K + K * N + M * N) }),
+});
+
+/** The kernel and grid `matmul` would dispatch for these sizes on this adapter (for logs and benchmarks). */
+export function matmulPlan(gpu: Gpu, sizes: MatmulSizes, withBias = false): Plan {
+  const name = MATMUL.resolve(gpu, sizes, sizes.variant);
+  return PLANS[name](gpu, sizes, layoutOf(sizes, withBias));
+}
+
+/** C = op(A)·op(B) + bias (+ C with accumulate), bias[N] broadcast over rows and added in the epilogue. */
+export function matmulBias(gpu: Gpu, a: GPUBuffer, b: GPUBuffer, bias: GPUBuffer | null, c: GPUBuffer, sizes: MatmulSizes): void {
+  const { M, N, K } = sizes;
+  for (const [name, v] of Object.entries({ M, N, K })) {
+    if (!Number.isInteger(v) || v < 0) throw new ShapeError(`matmul: ${name} must be a non-negative integer, got ${v}`);
+  }
+  if (M === 0 || N === 0) return;
+  MATMUL.run(gpu, { a, b, c, bias }, sizes);
+}
+
+/** C[M,N] = op(A)·op(B), or C += op(A)·op(B) with `accumulate`. A is [M,K] ([K,M] if transA), B [K,N] ([N,K] if transB). */
+export function matmul(gpu: Gpu, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer, sizes: MatmulSizes): void {
+  matmulBias(gpu, a, b, null, c, sizes);
+}
+
+export const matmulCost = MATMUL.cost;

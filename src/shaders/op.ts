@@ -1,0 +1,100 @@
+// The variant registry. Every kernel op (matmul, conv2d's backward-weight, …) is one `Op`: its variants by
+// name in order (the first is the simplest correct one, the fallback), what each requires of the adapter and
+// of the sizes, how each records its dispatches, the op's cost, and the order variants are preferred in
+// when nothing forces one. Selection, the tests and the benchmarks all read the same registry, so a variant
+// that exists is tested and benchmarked, and an unknown or impossible variant is an error naming both the op
+// and the variant, never a silent fallback to another kernel.
+import { VariantError } from '../errors.js';
+import { REQUIREMENTS, type Requirement } from '../gpu/capabilities.js';
+import { adapterSummary } from '../gpu/device.js';
+import type { Gpu } from '../gpu/runtime.js';
+
+/** Work a kernel launch does: floating-point operations and bytes moved to and from memory (ideal, no cache). */
+export interface Cost {
+  flops: number;
+  bytes: number;
+}
+
+/** One way to compute an op. `S` are the op's sizes, `B` its buffers. */
+export interface Variant<S, B> {
+  /** One line: how it works and what it is for ("register tiles, no barriers: software adapters"). */
+  summary: string;
+  /** Adapter capabilities it needs. */
+  requires?: readonly Requirement[];
+  /** Why it cannot compute these sizes (e.g. "stride 1 only"), or null when it can. */
+  rejects?: (sizes: S) => string | null;
+  /** Records its dispatches. */
+  run: (gpu: Gpu, buffers: B, sizes: S) => void;
+}
+
+export interface OpSpec<S, B, N extends string> {
+  /** `family` or `family.op`, as errors, tests and benchmarks name it. */
+  name: string;
+  /** In order: the first is the fallback every adapter and size can run. */
+  variants: { readonly [K in N]: Variant<S, B> };
+  /** Preference on this adapter when nothing forces a variant; the first that can run is chosen. */
+  prefer: (gpu: Gpu, sizes: S) => readonly N[];
+  cost: (sizes: S) => Cost;
+}
+
+/** Sizes may force a variant by name (tests, benchmarks); otherwise the op chooses. */
+export interface Forced<N extends string> {
+  variant?: N;
+}
+
+export class Op<S, B, N extends string> {
+  readonly name: string;
+  readonly names: readonly N[];
+  readonly cost: (sizes: S) => Cost;
+
+  constructor(private readonly spec: OpSpec<S, B, N>) {
+    this.name = spec.name;
+    this.names = Object.keys(spec.variants) as N[];
+    this.cost = spec.cost;
+  }
+
+  variant(name: N): Variant<S, B> {
+    return this.spec.variants[this.known(name)];
+  }
+
+  /** Why `name` cannot run `sizes` on this adapter (a missing capability, unsupported sizes), or null. */
+  unavailable(gpu: Gpu, name: N, sizes: S): string | null {
+    const v = this.variant(name);
+    const missing = (v.requires ?? []).find((r) => !REQUIREMENTS[r].met(gpu));
+    if (missing) return `needs ${REQUIREMENTS[missing].description}, which this adapter (${adapterSummary(gpu.adapter)}) lacks`;
+    return v.rejects?.(sizes) ?? null;
+  }
+
+  /** Every variant that can run `sizes` here, in registry order: what tests compare and a tuner times. */
+  candidates(gpu: Gpu, sizes: S): N[] {
+    return this.names.filter((n) => this.unavailable(gpu, n, sizes) === null);
+  }
+
+  /** The variant `run` uses: the forced one (an error if it cannot run), else the first preferred that can. */
+  resolve(gpu: Gpu, sizes: S, forced?: string): N {
+    if (forced !== undefined) {
+      const name = this.known(forced);
+      const why = this.unavailable(gpu, name, sizes);
+      if (why) throw new VariantError(`${this.name} variant ${name} cannot run here: it ${why}`);
+      return name;
+    }
+    for (const name of [...this.spec.prefer(gpu, sizes), ...this.names]) {
+      if (this.unavailable(gpu, name, sizes) === null) return name;
+    }
+    throw new VariantError(`${this.name}: no variant can run these sizes (${this.names.map((n) => `${n}: ${this.unavailable(gpu, n, sizes)}`).join('; ')})`);
+  }
+
+  /** Records the op with the variant `sizes.variant` forces, or the one resolve() chooses. */
+  run(gpu: Gpu, buffers: B, sizes: S & Forced<N>): void {
+    this.spec.variants[this.resolve(gpu, sizes, sizes.variant)].run(gpu, buffers, sizes);
+  }
+
+  private known(name: string): N {
+    if (!(this.names as readonly string[]).includes(name)) {
+      throw new VariantError(`${this.name} has no variant "${name}"; its variants are ${this.names.join(', ')}`);
+    }
+    return name as N;
+  }
+}
+
+export const defineOp = <S, B, const N extends string>(spec: OpSpec<S, B, N>): Op<S, B, N> => new Op(spec);

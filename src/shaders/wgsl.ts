@@ -1,0 +1,74 @@
+// WGSL building blocks every kernel family uses: flat invocation indices over large grids, the one workgroup
+// tree reduction, and memoised generators (equal compile-time constants give the identical kernel object, which
+// the runtime's pipeline cache then finds without hashing the WGSL text).
+
+/** 0, 1, …, n − 1: for unrolling loops while generating WGSL. */
+export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * Workgroup counts for `n` invocations of `size` threads, spread over x and y when n needs more than
+ * maxComputeWorkgroupsPerDimension (65535) groups. Shaders recover the flat index with {@link FLAT_INDEX}.
+ */
+export function grid1d(n: number, size: number): [number, number] {
+  const groups = Math.ceil(n / size);
+  if (groups <= 65535) return [Math.max(groups, 1), 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y];
+}
+
+/** WGSL: the flat invocation index for a grid from {@link grid1d}; needs the {@link FLAT_BUILTINS} arguments. */
+export const FLAT_INDEX = (size: number) => `(wid.y * nwg.x + wid.x) * ${size}u + lid.x`;
+export const FLAT_BUILTINS =
+  '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u';
+
+/** Memoizes a WGSL generator on its compile-time constants, so equal constants give the identical Kernel. */
+export function memoKernel<A extends unknown[], K>(make: (...args: A) => K): (...args: A) => K {
+  const cache = new Map<string, K>();
+  return (...args: A) => {
+    const key = JSON.stringify(args);
+    let k = cache.get(key);
+    if (!k) cache.set(key, (k = make(...args)));
+    return k;
+  };
+}
+
+export interface TreeReductionSpec {
+  /** Name of the generated WGSL function (its workgroup array is `<fn>_buf`). */
+  fn: string;
+  /** WGSL type of the values, e.g. `f32` or `vec2<f32>`. */
+  type: string;
+  /** Values reduced per lane: the workgroup's invocations taking part (a power of two). */
+  size: number;
+  /** Independent reductions side by side (default 1): lane l reduces values [l, l + lanes, …]. */
+  lanes?: number;
+  /** How two partial results combine (default `a + b`). */
+  combine?: (a: string, b: string) => string;
+}
+
+/**
+ * The workgroup tree reduction, as module-scope WGSL: a workgroup array and
+ * `fn <fn>(i: u32, v: T) -> T` (with `lanes > 1`: `fn <fn>(i: u32, lane: u32, v: T) -> T`) that returns the
+ * combination of the `size` values given by invocations i = 0 … size − 1 to every one of them. Pairs combine
+ * halving the stride (i with i + size/2, then i + size/4, …), one barrier per level. On llvmpipe each barrier
+ * stops a workgroup's SIMD loop (shared/GPU-NOTES.md), so the software variants avoid it; GPU variants use it.
+ * Every invocation of the workgroup must call it, from uniform control flow.
+ */
+export function treeReduction(s: TreeReductionSpec): string {
+  const lanes = s.lanes ?? 1;
+  const combine = s.combine ?? ((a, b) => `${a} + ${b}`);
+  if (!Number.isInteger(Math.log2(s.size))) throw new RangeError(`treeReduction ${s.fn}: size ${s.size} is not a power of two`);
+  const at = (i: string) => (lanes === 1 ? `${s.fn}_buf[${i}]` : `${s.fn}_buf[(${i}) * ${lanes}u + lane]`);
+  return /* wgsl */ `
+var<workgroup> ${s.fn}_buf: array<${s.type}, ${s.size * lanes}>;
+fn ${s.fn}(i: u32, ${lanes === 1 ? '' : 'lane: u32, '}v: ${s.type}) -> ${s.type} {
+  ${at('i')} = v;
+  for (var h = ${s.size / 2}u; h > 0u; h >>= 1u) {
+    workgroupBarrier();
+    if (i < h) { ${at('i')} = ${combine(at('i'), at('i + h'))}; }
+  }
+  workgroupBarrier();
+  let r = ${at('0u')};
+  workgroupBarrier();
+  return r;
+}`;
+}
