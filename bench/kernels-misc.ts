@@ -50,7 +50,7 @@ function poolBench(N: number, C: number, H: number, W: number, variant: pool.Poo
   return {
     name: `max_pool2d${backward ? '_grad' : ''}_${variant}`,
     shape: `${N}x${C}x${H}x${W} k2`,
-    cost: backward ? pool.maxPool2dBackwardCost(sizes) : pool.maxPool2dCost(sizes),
+    cost: (backward ? pool.MAX_POOL2D_BACKWARD : pool.MAX_POOL2D).cost(sizes),
     setup(gpu): BenchCase {
       const B = new Buffers(gpu);
       const n = N * C * H * W;
@@ -237,10 +237,10 @@ const each = <V extends string>(vs: readonly V[], make: (v: V) => BenchEntry) =>
 
 /** The entries, at the seed's shapes for batch 64. */
 export const entries: BenchEntry[] = [
-  ...each(pool.POOL_VARIANTS, (v) => poolBench(64, 10, 24, 24, v, false)),
-  ...each(pool.POOL_VARIANTS, (v) => poolBench(64, 10, 24, 24, v, true)),
-  ...each(pool.POOL_VARIANTS, (v) => poolBench(64, 20, 8, 8, v, false)),
-  ...each(pool.POOL_VARIANTS, (v) => poolBench(64, 20, 8, 8, v, true)),
+  ...each(pool.MAX_POOL2D.names, (v) => poolBench(64, 10, 24, 24, v, false)),
+  ...each(pool.MAX_POOL2D_BACKWARD.names, (v) => poolBench(64, 10, 24, 24, v, true)),
+  ...each(pool.MAX_POOL2D.names, (v) => poolBench(64, 20, 8, 8, v, false)),
+  ...each(pool.MAX_POOL2D_BACKWARD.names, (v) => poolBench(64, 20, 8, 8, v, true)),
   ...each(bn.BATCH_NORM_TRAIN.names, (v) => batchNormBench(64, 10, 12, 12, v, false)),
   ...each(bn.BATCH_NORM_BACKWARD.names, (v) => batchNormBench(64, 10, 12, 12, v, true)),
   ...each(bn.BATCH_NORM_TRAIN.names, (v) => batchNormBench(64, 20, 4, 4, v, false)),
