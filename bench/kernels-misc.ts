@@ -4,7 +4,7 @@
 //
 //   npm run build && npm run bench:kernels -- --filter max_pool2d
 import type { Gpu } from '../src/shaders/common.js';
-import * as bn from '../src/shaders/batch-norm.js';
+import * as bn from '../src/shaders/batch-norm/index.js';
 import * as drop from '../src/shaders/dropout.js';
 import * as ew from '../src/shaders/elementwise.js';
 import * as pool from '../src/shaders/pool.js';
@@ -50,7 +50,7 @@ function poolBench(N: number, C: number, H: number, W: number, variant: pool.Poo
   return {
     name: `max_pool2d${backward ? '_grad' : ''}_${variant}`,
     shape: `${N}x${C}x${H}x${W} k2`,
-    cost: backward ? pool.maxPool2dBackwardCost(sizes) : pool.maxPool2dCost(sizes),
+    cost: (backward ? pool.MAX_POOL2D_BACKWARD : pool.MAX_POOL2D).cost(sizes),
     setup(gpu): BenchCase {
       const B = new Buffers(gpu);
       const n = N * C * H * W;
@@ -78,7 +78,7 @@ function batchNormBench(N: number, C: number, H: number, W: number, variant: bn.
   return {
     name: `batch_norm_${backward ? 'grad' : 'train'}_${variant}`,
     shape: `${N}x${C}x${H}x${W}`,
-    cost: backward ? bn.batchNormBackwardCost(sizes) : bn.batchNormForwardTrainCost(sizes),
+    cost: (backward ? bn.BATCH_NORM_BACKWARD : bn.BATCH_NORM_TRAIN).cost(sizes),
     setup(gpu): BenchCase {
       const B = new Buffers(gpu);
       const n = N * C * H * W;
@@ -237,14 +237,14 @@ const each = <V extends string>(vs: readonly V[], make: (v: V) => BenchEntry) =>
 
 /** The entries, at the seed's shapes for batch 64. */
 export const entries: BenchEntry[] = [
-  ...each(pool.POOL_VARIANTS, (v) => poolBench(64, 10, 24, 24, v, false)),
-  ...each(pool.POOL_VARIANTS, (v) => poolBench(64, 10, 24, 24, v, true)),
-  ...each(pool.POOL_VARIANTS, (v) => poolBench(64, 20, 8, 8, v, false)),
-  ...each(pool.POOL_VARIANTS, (v) => poolBench(64, 20, 8, 8, v, true)),
-  ...each(bn.BATCH_NORM_VARIANTS, (v) => batchNormBench(64, 10, 12, 12, v, false)),
-  ...each(bn.BATCH_NORM_VARIANTS, (v) => batchNormBench(64, 10, 12, 12, v, true)),
-  ...each(bn.BATCH_NORM_VARIANTS, (v) => batchNormBench(64, 20, 4, 4, v, false)),
-  ...each(bn.BATCH_NORM_VARIANTS, (v) => batchNormBench(64, 20, 4, 4, v, true)),
+  ...each(pool.MAX_POOL2D.names, (v) => poolBench(64, 10, 24, 24, v, false)),
+  ...each(pool.MAX_POOL2D_BACKWARD.names, (v) => poolBench(64, 10, 24, 24, v, true)),
+  ...each(pool.MAX_POOL2D.names, (v) => poolBench(64, 20, 8, 8, v, false)),
+  ...each(pool.MAX_POOL2D_BACKWARD.names, (v) => poolBench(64, 20, 8, 8, v, true)),
+  ...each(bn.BATCH_NORM_TRAIN.names, (v) => batchNormBench(64, 10, 12, 12, v, false)),
+  ...each(bn.BATCH_NORM_BACKWARD.names, (v) => batchNormBench(64, 10, 12, 12, v, true)),
+  ...each(bn.BATCH_NORM_TRAIN.names, (v) => batchNormBench(64, 20, 4, 4, v, false)),
+  ...each(bn.BATCH_NORM_BACKWARD.names, (v) => batchNormBench(64, 20, 4, 4, v, true)),
   ...each(sm.SOFTMAX_VARIANTS, (v) => lossBench(64, 10, v, true)),
   ...each(sm.SOFTMAX_VARIANTS, (v) => lossBench(64, 10, v, false)),
   ...each(ew.ELEMENTWISE_VARIANTS, (v) => sgdBench(16_000, v, 0)),

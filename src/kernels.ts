@@ -12,7 +12,7 @@ export * from './shaders/matmul/index.js';
 export * from './shaders/matmul/linear.js';
 export * from './shaders/conv2d.js';
 export * from './shaders/pool.js';
-export * from './shaders/batch-norm.js';
+export * from './shaders/batch-norm/index.js';
 export * from './shaders/softmax.js';
 export * from './shaders/dropout.js';
 export * from './shaders/elementwise.js';

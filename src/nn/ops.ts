@@ -2,7 +2,7 @@
 // shapes), records its kernels, and, when gradients are on, a Node whose backward rule sits right under
 // the forward. Each rule's comment gives the math and says what the forward saved for it.
 import { DataError, ShapeError } from '../errors.js';
-import * as bn from '../shaders/batch-norm.js';
+import * as bn from '../shaders/batch-norm/index.js';
 import * as conv from '../shaders/conv2d.js';
 import * as drop from '../shaders/dropout.js';
 import * as ew from '../shaders/elementwise.js';
@@ -304,7 +304,7 @@ export function batchNorm(
   if (!opts.training) {
     if (!runningMean || !runningVar) throw new DataError('batchNorm: evaluation mode needs running_mean and running_var');
     bn.batchNormForwardEval(g, x.buffer, weight.buffer, bias.buffer, runningMean.buffer, runningVar.buffer, y.buffer, sizes);
-    // dx = dy · γ / √(running_var + ε); dγ, dβ as in training with the running statistics   (saves x)
+    // No backward through evaluation mode yet (another issue adds it): the rule refuses   (saves nothing)
     return record(y, 'batchNorm(eval)', [x, weight, bias], () => {
       throw new DataError('batchNorm: backward through evaluation mode is not supported; call model.train() before training');
     });

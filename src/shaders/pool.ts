@@ -5,6 +5,7 @@
 // Cost: forward k²·outputs compares, 4·(inputs + 2·outputs) bytes; backward 4·(2·inputs·w + inputs) bytes,
 // w = windows per input (1 when s ≥ k).
 //
+// Variants (the MAX_POOL2D and MAX_POOL2D_BACKWARD registries):
 // max_pool2d_v1        one invocation per output row, scalar loads; any k, s (compile-time), any H, W.
 // max_pool2d_v2        k = s = 2 and W % 8 = 0 (so rows are whole vec4s and OW % 4 = 0): one invocation per 4
 //                      outputs of a row, reading the 2×8 input block as four vec4 and writing y and argmax as
@@ -15,14 +16,17 @@
 //                      ⌈k/s⌉² when windows overlap) and sums dy where the window's argmax is itself.
 // max_pool2d_grad_v2   k = s = 2 and W % 8 = 0: one invocation per 2×8 input block, reading dy and argmax as
 //                      one vec4 each and writing four vec4 of dx.
-// Chosen: v2 whenever the shape allows it, else v1; `variant` forces v1 (the tests run both).
+// Preferred: v2 wherever the shape allows it (v2 rejects the others), else the fallback v1; `variant` forces
+// one, and forcing v2 on a shape it rejects is a VariantError.
 // `relu: true` fuses a ReLU into either forward (the seed's maxpool → ReLU): y = max(pool, 0) and argmax −1
 // where the maximum is ≤ 0, which the backward kernels, unchanged, read as "no input gets this gradient".
 import { ShapeError } from '../errors.js';
-import { type Cost, FLAT_BUILTINS, FLAT_INDEX, type Gpu, grid1d, memoKernel, uniforms } from './common.js';
+import { declareKernel, launch } from '../gpu/kernel.js';
+import type { Gpu } from '../gpu/runtime.js';
+import { defineOp } from './op.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
 
 export type PoolVariant = 'v1' | 'v2';
-export const POOL_VARIANTS: readonly PoolVariant[] = ['v1', 'v2'];
 
 export interface PoolSizes {
   N: number;
@@ -33,7 +37,7 @@ export interface PoolSizes {
   kernel?: number;
   /** Step between windows (default: the window size). */
   stride?: number;
-  /** Force a kernel version; by default v2 where the shape allows it (k = s = 2, W % 8 = 0), else v1. */
+  /** Force a variant; by default v2 where the shape allows it (k = s = 2, W % 8 = 0), else v1. */
   variant?: PoolVariant;
   /**
    * Fuse a ReLU after the pool: y = max(pool, 0), with argmax −1 where the window's maximum is ≤ 0, so the
@@ -51,7 +55,7 @@ export function poolOutputSize(s: PoolSizes): { OH: number; OW: number } {
   return { OH: Math.floor((s.H - k) / st) + 1, OW: Math.floor((s.W - k) / st) + 1 };
 }
 
-function checkSizes(op: string, s: PoolSizes): { k: number; st: number; OH: number; OW: number } {
+function checkSizes(op: string, s: PoolSizes): void {
   const k = s.kernel ?? 2;
   const st = s.stride ?? k;
   for (const [name, v] of Object.entries({ N: s.N, C: s.C, H: s.H, W: s.W, kernel: k, stride: st })) {
@@ -60,16 +64,20 @@ function checkSizes(op: string, s: PoolSizes): { k: number; st: number; OH: numb
     }
   }
   if (s.H < k || s.W < k) throw new ShapeError(`${op}: input ${s.H}x${s.W} is smaller than the ${k}x${k} window; pad it or use a smaller kernel`);
-  return { k, st, ...poolOutputSize(s) };
 }
 
-/** True where the vec4 kernels apply: 2×2 windows with stride 2 and a multiple of 4 outputs per row. */
-export function pool2Aligned(s: PoolSizes): boolean {
+/** Why the vec4 kernels (v2) cannot pool these sizes: they need 2×2 windows, stride 2, a multiple of 4 outputs per row. */
+function rejectsV2(s: PoolSizes): string | null {
   const k = s.kernel ?? 2;
-  return k === 2 && (s.stride ?? k) === 2 && s.W % 8 === 0 && s.H >= 2;
+  const st = s.stride ?? k;
+  return k === 2 && st === 2 && s.W % 8 === 0 && s.H >= 2 ? null : `needs kernel = stride = 2, W % 8 = 0 and H ≥ 2, got kernel=${k} stride=${st} ${s.H}x${s.W}`;
 }
 
-const PARAMS = 'struct Params { planes: u32, H: u32, W: u32, OH: u32, OW: u32 }';
+const PARAMS = { planes: 'u32', H: 'u32', W: 'u32', OH: 'u32', OW: 'u32' } as const;
+const params = (s: PoolSizes) => {
+  const { OH, OW } = poolOutputSize(s);
+  return { planes: s.N * s.C, H: s.H, W: s.W, OH, OW };
+};
 
 // The window scan shared by both forward versions: best value and its plane index for the window at (h0, w0).
 // `v > best || v != v`: strict > keeps the first maximum; v != v takes a NaN as the maximum.
@@ -86,17 +94,15 @@ fn scan(base: u32, h0: u32, w0: u32) -> Best {
   return b;
 }`;
 
-const forwardV1 = memoKernel((k: number, s: number, saveArgmax: boolean, relu: boolean) => ({
-  name: `max_pool2d_v1_k${k}s${s}${saveArgmax ? '' : '_noidx'}${relu ? '_relu' : ''}`,
-  wgsl: /* wgsl */ `
-${PARAMS}
+const forwardV1 = memoKernel((k: number, s: number, saveArgmax: boolean, relu: boolean) =>
+  declareKernel({
+    name: `max_pool2d_v1_k${k}s${s}${saveArgmax ? '' : '_noidx'}${relu ? '_relu' : ''}`,
+    params: PARAMS,
+    buffers: saveArgmax ? { x: 'read', y: 'read_write', argmax: { read_write: 'i32' } } : { x: 'read', y: 'read_write' },
+    wgsl: /* wgsl */ `
 const K = ${k}u;
 const S = ${s}u;
 struct Best { v: f32, j: i32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${saveArgmax ? '@group(0) @binding(3) var<storage, read_write> argmax: array<i32>;' : ''}
 ${SCAN}
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let t = ${FLAT_INDEX(WG)}; // output row (plane, oh)
@@ -111,7 +117,8 @@ ${SCAN}
     ${saveArgmax ? 'argmax[t * p.OW + ow] = b.j;' : ''}
   }
 }`,
-}));
+  }),
+);
 
 // v2 forward and backward share their invocation layout: g → (plane, oh, q) over planes × OH × OW/4.
 const V2_INDEX = /* wgsl */ `let g = ${FLAT_INDEX(WG)};
@@ -125,14 +132,16 @@ const V2_INDEX = /* wgsl */ `let g = ${FLAT_INDEX(WG)};
 // v2: invocation (plane, oh, q) computes outputs ow = 4q..4q+3 from input rows 2oh, 2oh+1, columns 8q..8q+7.
 // Column pairs (a, b) of a row are (v.x, v.y), (v.z, v.w) of its two vec4s; the window order is row 0 a, b,
 // row 1 a, b, so ties keep the earliest as in v1.
-const forwardV2 = memoKernel((saveArgmax: boolean, relu: boolean) => ({
-  name: `max_pool2d_v2${saveArgmax ? '' : '_noidx'}${relu ? '_relu' : ''}`,
-  wgsl: /* wgsl */ `
-${PARAMS}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-${saveArgmax ? '@group(0) @binding(3) var<storage, read_write> argmax: array<vec4<i32>>;' : ''}
+const forwardV2 = memoKernel((saveArgmax: boolean, relu: boolean) =>
+  declareKernel({
+    name: `max_pool2d_v2${saveArgmax ? '' : '_noidx'}${relu ? '_relu' : ''}`,
+    params: PARAMS,
+    buffers: {
+      x: { read: 'vec4<f32>' },
+      y: { read_write: 'vec4<f32>' },
+      ...(saveArgmax ? { argmax: { read_write: 'vec4<i32>' } } : {}),
+    },
+    wgsl: /* wgsl */ `
 fn pick(b: ptr<function, vec4<f32>>, bj: ptr<function, vec4<i32>>, v: vec4<f32>, j: vec4<i32>) {
   let take = (v > *b) | (v != v);
   *b = select(*b, v, take);
@@ -155,36 +164,65 @@ fn pick(b: ptr<function, vec4<f32>>, bj: ptr<function, vec4<i32>>, v: vec4<f32>,
   y[g] = best;
   ${saveArgmax ? 'argmax[g] = bj;' : ''}
 }`,
-}));
+  }),
+);
+
+export interface PoolBuffers {
+  x: GPUBuffer;
+  y: GPUBuffer;
+  /** Null for inference: then no argmax is written. */
+  argmax: GPUBuffer | null;
+}
+
+const poolBuffers = ({ x, y, argmax }: PoolBuffers): Record<string, GPUBuffer> => (argmax ? { x, y, argmax } : { x, y });
+
+export const MAX_POOL2D = defineOp<PoolSizes, PoolBuffers, PoolVariant>({
+  name: 'max_pool2d',
+  variants: {
+    v1: {
+      summary: 'one invocation per output row, scalar loads: any window and stride',
+      run: (gpu, b, s) => {
+        const u = params(s);
+        const k = s.kernel ?? 2;
+        launch(gpu, forwardV1(k, s.stride ?? k, !!b.argmax, !!s.relu), { params: u, buffers: poolBuffers(b), workgroups: grid1d(u.planes * u.OH, WG) });
+      },
+    },
+    v2: {
+      summary: 'one invocation per 4 outputs of a row, vec4 loads and stores: 2x2 windows, stride 2',
+      rejects: rejectsV2,
+      run: (gpu, b, s) => {
+        const u = params(s);
+        launch(gpu, forwardV2(!!b.argmax, !!s.relu), { params: u, buffers: poolBuffers(b), workgroups: grid1d((u.planes * u.OH * u.OW) / 4, WG) });
+      },
+    },
+  },
+  prefer: () => ['v2'],
+  cost: (s) => {
+    const k = s.kernel ?? 2;
+    const { OH, OW } = poolOutputSize(s);
+    const inputs = s.N * s.C * s.H * s.W, outputs = s.N * s.C * OH * OW;
+    return { flops: k * k * outputs, bytes: 4 * (inputs + 2 * outputs) };
+  },
+});
 
 /**
  * y = max-pool(x); argmax (i32, index ih·W + iw into the input plane) is what the backward needs, and may be
  * null for inference. x: [N,C,H,W], y and argmax: [N,C,OH,OW].
  */
 export function maxPool2d(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, argmax: GPUBuffer | null, sizes: PoolSizes): void {
-  const { k, st, OH, OW } = checkSizes('maxPool2d', sizes);
-  const planes = sizes.N * sizes.C;
-  if (planes === 0) return;
-  const params = uniforms(planes, sizes.H, sizes.W, OH, OW);
-  const buffers = argmax ? [x, y, argmax] : [x, y];
-  if ((sizes.variant ?? 'v2') === 'v2' && pool2Aligned(sizes)) {
-    gpu.dispatch({ kernel: forwardV2(!!argmax, !!sizes.relu), params, buffers, workgroups: grid1d((planes * OH * OW) / 4, WG) });
-  } else {
-    if (sizes.variant === 'v2') throw new ShapeError(`maxPool2d: max_pool2d_v2 needs kernel = stride = 2 and W % 8 = 0, got kernel=${k} stride=${st} W=${sizes.W}`);
-    gpu.dispatch({ kernel: forwardV1(k, st, !!argmax, !!sizes.relu), params, buffers, workgroups: grid1d(planes * OH, WG) });
-  }
+  checkSizes('maxPool2d', sizes);
+  if (sizes.N * sizes.C === 0) return;
+  MAX_POOL2D.run(gpu, { x, y, argmax }, sizes);
 }
 
-const backwardV1 = memoKernel((k: number, s: number) => ({
-  name: `max_pool2d_grad_v1_k${k}s${s}`,
-  wgsl: /* wgsl */ `
-${PARAMS}
+const backwardV1 = memoKernel((k: number, s: number) =>
+  declareKernel({
+    name: `max_pool2d_grad_v1_k${k}s${s}`,
+    params: PARAMS,
+    buffers: { dy: 'read', argmax: { read: 'i32' }, dx: 'read_write' },
+    wgsl: /* wgsl */ `
 const K = ${k}u;
 const S = ${s}u;
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> argmax: array<i32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 ${s < k ? `// Windows o with o·S ≤ i < o·S + K, clipped to [0, count): first and one-past-last.
 fn windows(i: u32, count: u32) -> vec2<u32> {
   let lo = select(0u, (i - K) / S + 1u, i >= K);
@@ -218,18 +256,17 @@ fn windows(i: u32, count: u32) -> vec2<u32> {
     dx[t * p.W + iw] = g;
   }`}
 }`,
-}));
+  }),
+);
 
 // v2: invocation (plane, oh, q) owns input rows 2oh, 2oh+1, columns 8q..8q+7, i.e. the windows of outputs
 // 4q..4q+3 of row oh. Input rows past 2·OH (odd H) get zeros from the same invocations of the last row.
-const backwardV2 = memoKernel(() => ({
-  name: 'max_pool2d_grad_v2',
-  wgsl: /* wgsl */ `
-${PARAMS}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dy: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> argmax: array<vec4<i32>>;
-@group(0) @binding(3) var<storage, read_write> dx: array<vec4<f32>>;
+const backwardV2 = memoKernel(() =>
+  declareKernel({
+    name: 'max_pool2d_grad_v2',
+    params: PARAMS,
+    buffers: { dy: { read: 'vec4<f32>' }, argmax: { read: 'vec4<i32>' }, dx: { read_write: 'vec4<f32>' } },
+    wgsl: /* wgsl */ `
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   ${V2_INDEX}
   let d = dy[g];
@@ -249,30 +286,49 @@ ${PARAMS}
   dx[r1 + 1u] = vec4<f32>(bl.z, br.z, bl.w, br.w);
   if (oh == p.OH - 1u && p.H > 2u * p.OH) { dx[r1 + p.W / 4u] = z; dx[r1 + p.W / 4u + 1u] = z; }
 }`,
-}));
+  }),
+);
+
+export interface PoolBackwardBuffers {
+  dy: GPUBuffer;
+  argmax: GPUBuffer;
+  dx: GPUBuffer;
+}
+
+export const MAX_POOL2D_BACKWARD = defineOp<PoolSizes, PoolBackwardBuffers, PoolVariant>({
+  name: 'max_pool2d.backward',
+  variants: {
+    v1: {
+      summary: 'a gather, one invocation per input row: any window and stride',
+      run: (gpu, { dy, argmax, dx }, s) => {
+        const u = params(s);
+        const k = s.kernel ?? 2;
+        launch(gpu, backwardV1(k, s.stride ?? k), { params: u, buffers: { dy, argmax, dx }, workgroups: grid1d(u.planes * s.H, WG) });
+      },
+    },
+    v2: {
+      summary: 'one invocation per 2x8 input block, vec4 loads and stores: 2x2 windows, stride 2',
+      rejects: rejectsV2,
+      run: (gpu, { dy, argmax, dx }, s) => {
+        const u = params(s);
+        launch(gpu, backwardV2(), { params: u, buffers: { dy, argmax, dx }, workgroups: grid1d((u.planes * u.OH * u.OW) / 4, WG) });
+      },
+    },
+  },
+  prefer: () => ['v2'],
+  cost: (s) => {
+    const { OH, OW } = poolOutputSize(s);
+    const inputs = s.N * s.C * s.H * s.W, outputs = s.N * s.C * OH * OW;
+    return { flops: outputs, bytes: 4 * (inputs + 2 * outputs) };
+  },
+});
 
 // dx[n,c,i] = Σ_{o : argmax[n,c,o] = i} dy[n,c,o]   (dx is overwritten, every element)
 export function maxPool2dBackward(gpu: Gpu, dy: GPUBuffer, argmax: GPUBuffer, dx: GPUBuffer, sizes: PoolSizes): void {
-  const { k, st, OH, OW } = checkSizes('maxPool2dBackward', sizes);
-  const planes = sizes.N * sizes.C;
-  if (planes === 0) return;
-  const params = uniforms(planes, sizes.H, sizes.W, OH, OW);
-  if ((sizes.variant ?? 'v2') === 'v2' && pool2Aligned(sizes)) {
-    gpu.dispatch({ kernel: backwardV2(), params, buffers: [dy, argmax, dx], workgroups: grid1d((planes * OH * OW) / 4, WG) });
-  } else {
-    if (sizes.variant === 'v2') throw new ShapeError(`maxPool2dBackward: max_pool2d_grad_v2 needs kernel = stride = 2 and W % 8 = 0, got kernel=${k} stride=${st} W=${sizes.W}`);
-    gpu.dispatch({ kernel: backwardV1(k, st), params, buffers: [dy, argmax, dx], workgroups: grid1d(planes * sizes.H, WG) });
-  }
+  checkSizes('maxPool2dBackward', sizes);
+  if (sizes.N * sizes.C === 0) return;
+  MAX_POOL2D_BACKWARD.run(gpu, { dy, argmax, dx }, sizes);
 }
 
-export const maxPool2dCost = (s: PoolSizes): Cost => {
-  const k = s.kernel ?? 2;
-  const { OH, OW } = poolOutputSize(s);
-  const inputs = s.N * s.C * s.H * s.W, outputs = s.N * s.C * OH * OW;
-  return { flops: k * k * outputs, bytes: 4 * (inputs + 2 * outputs) };
-};
-export const maxPool2dBackwardCost = (s: PoolSizes): Cost => {
-  const { OH, OW } = poolOutputSize(s);
-  const inputs = s.N * s.C * s.H * s.W, outputs = s.N * s.C * OH * OW;
-  return { flops: outputs, bytes: 4 * (inputs + 2 * outputs) };
-};
+export const maxPool2dCost = MAX_POOL2D.cost;
+export const maxPool2dBackwardCost = MAX_POOL2D_BACKWARD.cost;

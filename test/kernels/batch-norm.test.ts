@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BATCH_NORM_VARIANTS,
+  BATCH_NORM_BACKWARD,
+  BATCH_NORM_STATS,
+  BATCH_NORM_TRAIN,
   batchNormBackward,
   batchNormForwardEval,
   batchNormForwardTrain,
   batchNormStats,
   updateRunningStats,
-} from '../../src/shaders/batch-norm.js';
+} from '../../src/shaders/batch-norm/index.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';
+import { runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
 const ctx = useGpu();
@@ -31,12 +34,21 @@ const SHAPES: [number, number, number, number, number][] = [
   [7, 3, 5, 5, -300],
 ];
 
+/** Every variant of the statistics, training forward and backward (all three registries name the same ones). */
+function variants(sizes: { N: number; C: number; H: number; W: number }) {
+  const names = runnableVariants(ctx.gpu, BATCH_NORM_TRAIN, sizes);
+  expect(runnableVariants(ctx.gpu, BATCH_NORM_STATS, sizes)).toEqual(names);
+  expect(runnableVariants(ctx.gpu, BATCH_NORM_BACKWARD, sizes)).toEqual(names);
+  return names;
+}
+
 describe('batch norm', () => {
-  for (const variant of BATCH_NORM_VARIANTS) {
-    for (const [N, C, H, W, offset] of SHAPES) {
-      const M = N * H * W;
-      const label = `${variant} ${N}x${C}x${H}x${W}${offset ? ` offset ${offset}` : ''}`;
-      it(`${label}: statistics, training forward with running stats, evaluation, backward`, async () => {
+  for (const [N, C, H, W, offset] of SHAPES) {
+    const M = N * H * W;
+    const shape = `${N}x${C}x${H}x${W}${offset ? ` offset ${offset}` : ''}`;
+    it(`${shape}, every variant: statistics, training forward with running stats, evaluation, backward`, async () => {
+      for (const variant of variants({ N, C, H, W })) {
+        const label = `${variant} ${shape}`;
         const { gpu } = ctx;
         const n = N * C * H * W;
         const sizes = { N, C, H, W, eps: 1e-5, variant };
@@ -52,31 +64,31 @@ describe('batch norm', () => {
         const xb = upload(gpu, x), gb = upload(gpu, gamma), bb = upload(gpu, beta);
         const mean = empty(gpu, C), varb = empty(gpu, C), inv = empty(gpu, C), yb = empty(gpu, n);
         batchNormStats(gpu, xb, mean, varb, inv, sizes);
-        expectClose(await download(gpu, mean, C), expected.mean, { atol, rtol: 1e-6, label: 'stats mean' });
-        expectClose(await download(gpu, varb, C), expected.varBiased, { atol: 1e-5, rtol: 1e-4, label: 'stats var' });
-        expectClose(await download(gpu, inv, C), expected.invStd, { atol: 1e-5, rtol: 1e-4, label: 'stats invStd' });
+        expectClose(await download(gpu, mean, C), expected.mean, { atol, rtol: 1e-6, label: `${label} stats mean` });
+        expectClose(await download(gpu, varb, C), expected.varBiased, { atol: 1e-5, rtol: 1e-4, label: `${label} stats var` });
+        expectClose(await download(gpu, inv, C), expected.invStd, { atol: 1e-5, rtol: 1e-4, label: `${label} stats invStd` });
 
         if (M >= 2) {
           for (const unbiased of [true, false]) {
             const rm = upload(gpu, rm0), rv = upload(gpu, rv0);
             gpu.write(mean, new Float32Array(C).fill(NaN));
             batchNormForwardTrain(gpu, xb, gb, bb, yb, mean, inv, { ...sizes, momentum: 0.3, unbiasedRunningVar: unbiased }, { mean: rm, var: rv });
-            expectClose(await download(gpu, yb, n), expected.y, { atol: atol * 2, rtol: 1e-4, label: 'train y' });
-            expectClose(await download(gpu, mean, C), expected.mean, { atol, rtol: 1e-6, label: 'train mean' });
-            expectClose(await download(gpu, inv, C), expected.invStd, { atol: 1e-5, rtol: 1e-4, label: 'train invStd' });
+            expectClose(await download(gpu, yb, n), expected.y, { atol: atol * 2, rtol: 1e-4, label: `${label} train y` });
+            expectClose(await download(gpu, mean, C), expected.mean, { atol, rtol: 1e-6, label: `${label} train mean` });
+            expectClose(await download(gpu, inv, C), expected.invStd, { atol: 1e-5, rtol: 1e-4, label: `${label} train invStd` });
             const run = ref.updateRunningStats(rm0, rv0, expected.mean, expected.varBiased, M, 0.3, unbiased);
-            expectClose(await download(gpu, rm, C), run.runningMean, { atol, rtol: 1e-5, label: `running mean (unbiased ${unbiased})` });
-            expectClose(await download(gpu, rv, C), run.runningVar, { atol: 1e-5, rtol: 1e-4, label: `running var (unbiased ${unbiased})` });
+            expectClose(await download(gpu, rm, C), run.runningMean, { atol, rtol: 1e-5, label: `${label} running mean (unbiased ${unbiased})` });
+            expectClose(await download(gpu, rv, C), run.runningVar, { atol: 1e-5, rtol: 1e-4, label: `${label} running var (unbiased ${unbiased})` });
             // The standalone update from (mean, invStd) agrees, with PyTorch's default momentum.
             gpu.write(rm, Float32Array.from(rm0));
             gpu.write(rv, Float32Array.from(rv0));
             updateRunningStats(gpu, mean, inv, rm, rv, { ...sizes, unbiasedRunningVar: unbiased });
             const run2 = ref.updateRunningStats(rm0, rv0, expected.mean, expected.varBiased, M, 0.1, unbiased);
-            expectClose(await download(gpu, rm, C), run2.runningMean, { atol, rtol: 1e-5, label: 'updateRunningStats mean' });
-            expectClose(await download(gpu, rv, C), run2.runningVar, { atol: 1e-5, rtol: 1e-4, label: 'updateRunningStats var' });
+            expectClose(await download(gpu, rm, C), run2.runningMean, { atol, rtol: 1e-5, label: `${label} updateRunningStats mean` });
+            expectClose(await download(gpu, rv, C), run2.runningVar, { atol: 1e-5, rtol: 1e-4, label: `${label} updateRunningStats var` });
             // Without running buffers the forward gives the same y.
             batchNormForwardTrain(gpu, xb, gb, bb, yb, mean, inv, sizes);
-            expectClose(await download(gpu, yb, n), expected.y, { atol: atol * 2, rtol: 1e-4, label: 'train y without running' });
+            expectClose(await download(gpu, yb, n), expected.y, { atol: atol * 2, rtol: 1e-4, label: `${label} train y without running` });
             gpu.pool.release(rm);
             gpu.pool.release(rv);
           }
@@ -87,7 +99,7 @@ describe('batch norm', () => {
         // Evaluation from running statistics (both map versions).
         const rmb = upload(gpu, rm0), rvb = upload(gpu, rv0);
         batchNormForwardEval(gpu, xb, gb, bb, rmb, rvb, yb, sizes);
-        expectClose(await download(gpu, yb, n), ref.batchNorm2dEval(x, gamma, beta, rm0, rv0, sizes), { atol: 1e-5 + 1e-6 * Math.abs(offset), rtol: 1e-5, label: 'eval y' });
+        expectClose(await download(gpu, yb, n), ref.batchNorm2dEval(x, gamma, beta, rm0, rv0, sizes), { atol: 1e-5 + 1e-6 * Math.abs(offset), rtol: 1e-5, label: `${label} eval y` });
 
         // Backward from the reference's saved statistics (rounded to float32, as the GPU holds them).
         const sm = f(expected.mean), si = f(expected.invStd);
@@ -97,16 +109,16 @@ describe('batch norm', () => {
         const dg = upload(gpu, new Float32Array(C).fill(1)), db = upload(gpu, new Float32Array(C).fill(-1));
         batchNormBackward(gpu, xb, dyb, gb, smb, sib, dxb, dg, db, { ...sizes, accumulate: true });
         const scale = Math.max(...si) * Math.max(...gamma);
-        expectClose(await download(gpu, dxb, n), g.dx, { atol: 2e-5 * scale + 1e-7 * Math.abs(offset) * scale * 10, rtol: 1e-4, label: 'dx' });
+        expectClose(await download(gpu, dxb, n), g.dx, { atol: 2e-5 * scale + 1e-7 * Math.abs(offset) * scale * 10, rtol: 1e-4, label: `${label} dx` });
         const sumTol = 1e-6 * n / C + 1e-5;
-        expectClose(await download(gpu, dg, C), g.dgamma.map((v) => v + 1), { atol: sumTol * (1 + Math.abs(offset) / 100), rtol: 1e-4, label: 'dgamma (accumulated)' });
-        expectClose(await download(gpu, db, C), g.dbeta.map((v) => v - 1), { atol: sumTol, rtol: 1e-4, label: 'dbeta (accumulated)' });
+        expectClose(await download(gpu, dg, C), g.dgamma.map((v) => v + 1), { atol: sumTol * (1 + Math.abs(offset) / 100), rtol: 1e-4, label: `${label} dgamma (accumulated)` });
+        expectClose(await download(gpu, db, C), g.dbeta.map((v) => v - 1), { atol: sumTol, rtol: 1e-4, label: `${label} dbeta (accumulated)` });
         batchNormBackward(gpu, xb, dyb, gb, smb, sib, dxb, dg, db, sizes);
-        expectClose(await download(gpu, db, C), g.dbeta, { atol: sumTol, rtol: 1e-4, label: 'dbeta (overwritten)' });
+        expectClose(await download(gpu, db, C), g.dbeta, { atol: sumTol, rtol: 1e-4, label: `${label} dbeta (overwritten)` });
 
         for (const b of [xb, gb, bb, mean, varb, inv, yb, rmb, rvb, smb, sib, dyb, dxb, dg, db]) gpu.pool.release(b);
-      });
-    }
+      }
+    });
   }
 
   it('both eval map versions agree', async () => {

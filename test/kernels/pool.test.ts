@@ -1,10 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { type PoolSizes, maxPool2d, maxPool2dBackward, pool2Aligned, poolOutputSize } from '../../src/shaders/pool.js';
+import { VariantError } from '../../src/errors.js';
+import { MAX_POOL2D, MAX_POOL2D_BACKWARD, type PoolSizes, maxPool2d, maxPool2dBackward, poolOutputSize } from '../../src/shaders/pool.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, downloadI32, empty, upload, useGpu } from '../helpers/gpu.js';
+import { runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
 const ctx = useGpu();
+
+/** The variants that can pool these sizes (forward and backward agree: v2 only for 2x2 stride 2, W % 8 = 0). */
+function variants(sizes: PoolSizes) {
+  const names = runnableVariants(ctx.gpu, MAX_POOL2D, sizes);
+  expect(runnableVariants(ctx.gpu, MAX_POOL2D_BACKWARD, sizes)).toEqual(names);
+  return names;
+}
 
 // [N, C, H, W, kernel, stride]
 const SHAPES: [number, number, number, number, number, number][] = [
@@ -29,10 +38,10 @@ const SHAPES: [number, number, number, number, number, number][] = [
 describe('maxPool2d', () => {
   for (const [N, C, H, W, kernel, stride] of SHAPES) {
     const sizes: PoolSizes = { N, C, H, W, kernel, stride };
-    const variants = pool2Aligned(sizes) ? (['v1', 'v2'] as const) : (['v1'] as const);
-    for (const variant of variants) {
-      for (const ties of [false, true]) {
-        it(`${variant} ${N}x${C}x${H}x${W} k${kernel} s${stride}${ties ? ' with ties' : ''}`, async () => {
+    for (const ties of [false, true]) {
+      it(`${N}x${C}x${H}x${W} k${kernel} s${stride}${ties ? ' with ties' : ''}, every variant`, async () => {
+        for (const variant of variants(sizes)) {
+          const label = `${variant} ${N}x${C}x${H}x${W} k${kernel} s${stride}${ties ? ' with ties' : ''}`;
           const { gpu } = ctx;
           const n = N * C * H * W;
           // With ties: values from {-1, 0, 1}, so windows often hold several maxima (the first must win).
@@ -46,17 +55,17 @@ describe('maxPool2d', () => {
           const xb = upload(gpu, x), yb = empty(gpu, m), ab = empty(gpu, m), dyb = upload(gpu, dy), dxb = upload(gpu, new Float32Array(n).fill(9));
           maxPool2d(gpu, xb, yb, ab, { ...sizes, variant });
           maxPool2dBackward(gpu, dyb, ab, dxb, { ...sizes, variant });
-          expectClose(await download(gpu, yb, m), expected.y, { atol: 0, rtol: 0, label: 'y' });
-          expect(Array.from(await downloadI32(gpu, ab, m))).toEqual(Array.from(expected.argmax));
+          expectClose(await download(gpu, yb, m), expected.y, { atol: 0, rtol: 0, label: `${label} y` });
+          expect(Array.from(await downloadI32(gpu, ab, m)), `${label} argmax`).toEqual(Array.from(expected.argmax));
           const dx = ref.maxPool2dBackward(Float64Array.from(Float32Array.from(dy)), expected.argmax, sizes);
-          expectClose(await download(gpu, dxb, n), dx, { atol: 1e-6, rtol: 1e-6, label: 'dx' });
+          expectClose(await download(gpu, dxb, n), dx, { atol: 1e-6, rtol: 1e-6, label: `${label} dx` });
           // Without argmax (inference) y is the same.
           const y2 = empty(gpu, m);
           maxPool2d(gpu, xb, y2, null, { ...sizes, variant });
-          expectClose(await download(gpu, y2, m), expected.y, { atol: 0, rtol: 0, label: 'y without argmax' });
+          expectClose(await download(gpu, y2, m), expected.y, { atol: 0, rtol: 0, label: `${label} y without argmax` });
           for (const b of [xb, yb, ab, dyb, dxb, y2]) gpu.pool.release(b);
-        });
-      }
+        }
+      });
     }
   }
 
@@ -64,7 +73,9 @@ describe('maxPool2d', () => {
     const { gpu } = ctx;
     const b = empty(gpu, 64);
     expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 1, W: 5 })).toThrow(/smaller than the 2x2 window/);
-    expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(/max_pool2d_v2 needs/);
+    expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(VariantError);
+    expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(/max_pool2d variant v2 cannot run here: it needs kernel = stride = 2, W % 8 = 0/);
+    expect(() => maxPool2dBackward(gpu, b, b, b, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(/max_pool2d.backward variant v2 cannot run here/);
     gpu.pool.release(b);
   });
 

@@ -1,0 +1,153 @@
+// Batch norm's backward kernels (training mode): from x, dy and the forward's saved μ and invStd,
+// dβ = Σdy, dγ = invStd·Σdy·(x − μ) and dx = k1·dy − k2 − (x − μ)·k3 with k1 = γ·invStd,
+// k2 = k1·Σdy/M, k3 = k1·invStd²·Σdy·(x − μ)/M. Each variant walks the channel as its forward does (forward.ts).
+import { type BufferDecl, declareKernel } from '../../gpu/kernel.js';
+import { memoKernel } from '../wgsl.js';
+import {
+  CHUNK,
+  PARAMS,
+  PARTIALS_IN,
+  PARTIALS_OUT,
+  TREE_SUM,
+  V1_WG,
+  V2_WG,
+  V3_ARGS,
+  V3_CHUNK,
+  V3_WG,
+  forChunk,
+  forStrided,
+  head,
+  units,
+} from './forward.js';
+
+const GRAD_DX = 'dx[k] = k1 * dy[k] - k2 - (x[k] - mean) * k3;';
+const GRAD_COEFFS = /* wgsl */ `
+  let k1 = gamma[c] * inv;
+  let k2 = k1 * sums.x / count;
+  let k3 = k1 * inv * inv * sums.y / count;`;
+// With `accumulate`, dγ += … and dβ += … (parameter gradients accumulate); dx is always overwritten.
+const gradStore = (accumulate: boolean) => /* wgsl */ `
+    dgamma[c] = inv * sums.y${accumulate ? ' + dgamma[c]' : ''};
+    dbeta[c] = sums.x${accumulate ? ' + dbeta[c]' : ''};`;
+
+// ---- v1: two passes over chunks ------------------------------------------------------------------------------
+
+// Pass 1: (Σdy, Σdy·(x − μ)) of each chunk; chunk 0 copies (μ, invStd) for pass 2.
+export const gradPartialV1 = memoKernel((vec: boolean) =>
+  declareKernel({
+    name: `batch_norm_grad_partial_v1${vec ? '_vec4' : ''}`,
+    params: PARAMS,
+    buffers: { x: units(vec, 'read'), dy: units(vec, 'read'), meanIn: 'read', invStdIn: 'read', part: PARTIALS_OUT },
+    wgsl: /* wgsl */ `${head(vec)}
+@compute @workgroup_size(${V1_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let g = gid.x;
+  if (g >= p.C * p.P) { return; }
+  ${CHUNK}
+  let mean = meanIn[c];
+  var a = T();
+  var b = T();
+  ${forChunk('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
+  part[g] = vec2<f32>(hsum(a), hsum(b));
+  if (q == 0u) { part[p.C * p.P + c] = vec2<f32>(mean, invStdIn[c]); }
+}`,
+  }),
+);
+
+// Pass 2: sum the channel's partials, write the chunk's dx; chunk 0 writes dγ and dβ.
+export const gradV1 = memoKernel((vec: boolean, accumulate: boolean) =>
+  declareKernel({
+    name: `batch_norm_grad_v1${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    params: PARAMS,
+    buffers: {
+      x: units(vec, 'read'),
+      dy: units(vec, 'read'),
+      gamma: 'read',
+      part: PARTIALS_IN,
+      dx: units(vec, 'read_write'),
+      dgamma: 'read_write',
+      dbeta: 'read_write',
+    },
+    wgsl: /* wgsl */ `${head(vec)}
+@compute @workgroup_size(${V1_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let g = gid.x;
+  if (g >= p.C * p.P) { return; }
+  ${CHUNK}
+  var sums = vec2<f32>();
+  for (var r = 0u; r < p.P; r++) { sums += part[c * p.P + r]; }
+  let saved = part[p.C * p.P + c];
+  let mean = saved.x;
+  let inv = saved.y;
+  let count = f32(p.Mu * VW);
+  ${GRAD_COEFFS}
+  if (q == 0u) {${gradStore(accumulate)}
+  }
+  ${forChunk(GRAD_DX)}
+}`,
+  }),
+);
+
+// ---- v2 and v3: one dispatch, one workgroup per channel --------------------------------------------------------
+
+const gradBuffers = (vec: boolean): Record<string, BufferDecl> => ({
+  x: units(vec, 'read'),
+  dy: units(vec, 'read'),
+  gamma: 'read',
+  meanIn: 'read',
+  invStdIn: 'read',
+  dx: units(vec, 'read_write'),
+  dgamma: 'read_write',
+  dbeta: 'read_write',
+});
+
+// v2: grid-strided sums reduced by the workgroup tree.
+export const gradV2 = memoKernel((vec: boolean, accumulate: boolean) =>
+  declareKernel({
+    name: `batch_norm_grad_v2${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    params: PARAMS,
+    buffers: gradBuffers(vec),
+    wgsl: /* wgsl */ `${head(vec)}
+${TREE_SUM}
+@compute @workgroup_size(${V2_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let c = wid.x;
+  let mean = meanIn[c];
+  let inv = invStdIn[c];
+  var a = T();
+  var b = T();
+  ${forStrided('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
+  let sums = treeSum(t, vec2<f32>(hsum(a), hsum(b)));
+  let count = f32(p.Mu * VW);
+  ${GRAD_COEFFS}
+  if (t == 0u) {${gradStore(accumulate)}
+  }
+  ${forStrided(GRAD_DX)}
+}`,
+  }),
+);
+
+// v3: chunk sums meet in workgroup memory behind one barrier; every invocation adds them up itself.
+export const gradV3 = memoKernel((vec: boolean, accumulate: boolean) =>
+  declareKernel({
+    name: `batch_norm_grad_v3${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    params: PARAMS,
+    buffers: gradBuffers(vec),
+    wgsl: /* wgsl */ `${head(vec)}
+var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
+@compute @workgroup_size(${V3_WG}) fn main(${V3_ARGS}) {
+  ${V3_CHUNK}
+  let mean = meanIn[c];
+  let inv = invStdIn[c];
+  var a = T();
+  var b = T();
+  ${forChunk('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
+  if (live) { wpart[lq] = vec2<f32>(hsum(a), hsum(b)); }
+  workgroupBarrier();
+  var sums = vec2<f32>();
+  for (var r = 0u; r < p.P; r++) { sums += wpart[r]; }
+  let count = f32(p.Mu * VW);
+  ${GRAD_COEFFS}
+  if (lq == 0u) {${gradStore(accumulate)}
+  }
+  ${forChunk(GRAD_DX)}
+}`,
+  }),
+);

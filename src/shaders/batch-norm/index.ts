@@ -1,0 +1,372 @@
+// Batch normalisation over (N, H, W) per channel of NCHW float32 input, as torch.nn.BatchNorm2d.
+// M = N·H·W values per channel. Training: μ_c, σ²_c = batch mean and biased variance (two-pass within a chunk,
+// chunks merged with Chan's formula: never E[x²] − E[x]²), invStd_c = 1/√(σ²_c + ε),
+// y = γ_c·(x − μ_c)·invStd_c + β_c; the forward saves μ and invStd for the backward. Running statistics:
+// r_μ = (1 − m)·r_μ + m·μ, r_σ² = (1 − m)·r_σ² + m·σ²·k with k = M/(M − 1) (unbiasedRunningVar, PyTorch's
+// nn.BatchNorm2d) or k = 1 (the seed's CustomBatchNorm). Evaluation: y = γ·(x − r_μ)/√(r_σ² + ε) + β.
+// Backward (training mode): x̂ = (x − μ)·invStd, dβ = Σdy, dγ = Σdy·x̂, dx = γ·invStd/M·(M·dy − dβ − x̂·dγ).
+// There is no evaluation-mode backward yet (nn/ops.ts's rule refuses it; another issue adds it).
+// Cost: forward ~5 flops and 8 bytes per value (x read twice in v1's cache-warm chunks, y written once),
+// backward ~8 flops and 12 bytes per value.
+//
+// Variants of the statistics, the training forward and the backward (the BATCH_NORM_STATS, BATCH_NORM_TRAIN and
+// BATCH_NORM_BACKWARD registries below; the WGSL is in forward.ts and backward.ts):
+//   v1  two dispatches, no barriers. Pass 1, invocation (c, chunk): mean and M2 of its chunk (two-pass, in
+//       registers) [backward: Σdy and Σdy·(x − μ)]; chunk 0 also copies the per-channel inputs the second pass
+//       needs into the partials buffer. Pass 2, invocation (c, chunk): merges its channel's partials and
+//       normalises its chunk [writes its dx]; chunk 0 writes μ, invStd and the running statistics [dγ, dβ]; for
+//       the statistics alone, one invocation per channel merges. ~512 invocations in all, whatever C is, so
+//       even few channels keep every CPU thread busy.
+//   v2  one workgroup of 256 per channel: grid-strided (coalesced) loads and tree reductions in workgroup
+//       memory, one dispatch. For GPUs.
+//   v3  one workgroup of 32 per channel, invocation q owning contiguous chunk q (v1's chunk loop); partials meet
+//       in workgroup memory behind ONE barrier, then every invocation merges them itself and normalises its
+//       chunk: one dispatch and no tree. For llvmpipe, where a barrier stops the workgroup's SIMD loop
+//       (shared/GPU-NOTES.md), so one barrier and one dispatch beat v1's two dispatches once there are enough
+//       channels to occupy the threads (bench:kernels measures it).
+//   Each loads vec4 where H·W % 4 = 0 (v1 and v3 chunks then hold whole vec4s), scalars otherwise.
+// Preferred: v2 on GPUs; on software adapters v3 from 8 channels, v1 below (more parallel chunks).
+// Also: batch_norm_running_v1, the running-statistics update from (μ, invStd) alone, one invocation per channel,
+// for callers that do not pass the running buffers to the forward (which fuses it); batch_norm_eval, the
+// evaluation forward on the elementwise map template (`mapVariant`: v1 scalar, v2 vec4).
+// The seed's shapes have few channels (10 and 20) and M = 9216 and 1024 values per channel.
+import { ShapeError } from '../../errors.js';
+import { launch } from '../../gpu/kernel.js';
+import type { Gpu } from '../../gpu/runtime.js';
+import { type ElementwiseVariant, dispatchMap } from '../elementwise.js';
+import { type Cost, defineOp } from '../op.js';
+import { gradPartialV1, gradV1, gradV2, gradV3 } from './backward.js';
+import { EVAL, V1_WG, V3_WG, forwardV2, forwardV3, partialV1, runningV1, statsV1, trainV1 } from './forward.js';
+
+export type BatchNormVariant = 'v1' | 'v2' | 'v3';
+
+export interface BatchNormSizes {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  /** Added to the variance (default 1e-5). */
+  eps?: number;
+  /** Force a variant; by default v2 on GPUs, v3 on software adapters (v1 there below 8 channels). */
+  variant?: BatchNormVariant;
+}
+
+export interface BatchNormTrainSizes extends BatchNormSizes {
+  /** Weight of the batch statistics in the running update (default 0.1, as PyTorch). */
+  momentum?: number;
+  /** Running variance from the unbiased batch variance, M/(M−1)·σ² (default true, as nn.BatchNorm2d). */
+  unbiasedRunningVar?: boolean;
+}
+
+export interface BatchNormBackwardSizes extends BatchNormSizes {
+  /** dγ += ..., dβ += ... instead of overwriting them (dx is always overwritten). */
+  accumulate?: boolean;
+}
+
+/** The running statistics a training forward updates in place. */
+export interface RunningStats {
+  mean: GPUBuffer;
+  var: GPUBuffer;
+}
+
+export interface BatchNormStatsBuffers {
+  x: GPUBuffer;
+  mean: GPUBuffer;
+  variance: GPUBuffer;
+  invStd: GPUBuffer;
+}
+
+export interface BatchNormTrainBuffers {
+  x: GPUBuffer;
+  gamma: GPUBuffer;
+  beta: GPUBuffer;
+  y: GPUBuffer;
+  mean: GPUBuffer;
+  invStd: GPUBuffer;
+  running: RunningStats | null;
+}
+
+export interface BatchNormBackwardBuffers {
+  x: GPUBuffer;
+  dy: GPUBuffer;
+  gamma: GPUBuffer;
+  mean: GPUBuffer;
+  invStd: GPUBuffer;
+  dx: GPUBuffer;
+  dgamma: GPUBuffer;
+  dbeta: GPUBuffer;
+}
+
+// ---- plan ----------------------------------------------------------------------------------------------------
+
+// v3 gives each channel one workgroup; with fewer channels v1's chunks keep more CPU threads busy.
+const V3_MIN_CHANNELS = 8;
+const V1_TARGET_INVOCATIONS = 512;
+const V1_MIN_CHUNK = 64; // values
+
+interface Plan {
+  C: number;
+  M: number;
+  /** Values per load: 4 when H·W % 4 = 0 (vec4), else 1. */
+  vw: number;
+  HWu: number;
+  Mu: number;
+  /** Chunks per channel and units (vw values) per chunk (v1; v3 from {@link planV3}). */
+  P: number;
+  Lu: number;
+}
+
+function checkSizes(op: string, s: BatchNormSizes): void {
+  for (const [name, v] of Object.entries({ N: s.N, C: s.C, H: s.H, W: s.W })) {
+    if (!Number.isInteger(v) || v < 1) throw new ShapeError(`${op}: ${name} = ${v} must be a positive integer (input [${s.N}, ${s.C}, ${s.H}, ${s.W}])`);
+  }
+}
+
+function plan(s: BatchNormSizes): Plan {
+  const HW = s.H * s.W;
+  const M = s.N * HW;
+  const vw = HW % 4 === 0 ? 4 : 1;
+  const Mu = M / vw;
+  let P = Math.max(1, Math.min(Math.ceil(V1_TARGET_INVOCATIONS / s.C), Math.floor(M / V1_MIN_CHUNK)));
+  const Lu = Math.ceil(Mu / P);
+  P = Math.ceil(Mu / Lu);
+  return { C: s.C, M, vw, HWu: HW / vw, Mu, P, Lu };
+}
+
+/** v3 splits each channel into at most V3_WG chunks, one per invocation of its workgroup. */
+function planV3(pl: Plan): Plan {
+  const Lu = Math.ceil(pl.Mu / Math.min(V3_WG, pl.Mu));
+  return { ...pl, Lu, P: Math.ceil(pl.Mu / Lu) };
+}
+
+/** The uniforms every batch-norm kernel reads (forward.ts's PARAMS). */
+const params = (pl: Plan, eps: number, momentum = 0, corr = 1) => ({ C: pl.C, HWu: pl.HWu, Mu: pl.Mu, P: pl.P, Lu: pl.Lu, eps, momentum, corr });
+
+const trainParams = (pl: Plan, s: BatchNormTrainSizes) =>
+  params(pl, s.eps ?? 1e-5, s.momentum ?? 0.1, (s.unbiasedRunningVar ?? true) ? pl.M / (pl.M - 1) : 1);
+
+const prefer = (gpu: Gpu, s: BatchNormSizes): BatchNormVariant[] => [!gpu.isSoftware ? 'v2' : s.C >= V3_MIN_CHANNELS ? 'v3' : 'v1'];
+
+// v1's partials buffer: C·P chunk pairs, then C per-channel pairs (vec2<f32> each).
+const acquirePartials = (gpu: Gpu, pl: Plan, label: string) => gpu.pool.acquire((pl.C * pl.P + pl.C) * 8, label);
+const v1Groups = (pl: Plan): [number] => [Math.ceil((pl.C * pl.P) / V1_WG)];
+
+const values = (s: BatchNormSizes) => s.N * s.C * s.H * s.W;
+
+// ---- registries ----------------------------------------------------------------------------------------------
+
+const statsBuffers = (b: BatchNormStatsBuffers) => ({ x: b.x, meanOut: b.mean, varOut: b.variance, invStdOut: b.invStd });
+
+export const BATCH_NORM_STATS = defineOp<BatchNormSizes, BatchNormStatsBuffers, BatchNormVariant>({
+  name: 'batch_norm.stats',
+  variants: {
+    v1: {
+      summary: 'two dispatches over ~512 chunks, no barriers: software adapters, few channels',
+      run: (gpu, b, s) => {
+        const pl = plan(s);
+        const vec = pl.vw === 4;
+        const part = acquirePartials(gpu, pl, 'batchNorm partials');
+        const u = params(pl, s.eps ?? 1e-5);
+        launch(gpu, partialV1(vec, false), { params: u, buffers: { x: b.x, part }, workgroups: v1Groups(pl) });
+        launch(gpu, statsV1(vec), { params: u, buffers: { ...statsBuffers(b), part }, workgroups: [Math.ceil(pl.C / V1_WG)] });
+        gpu.pool.release(part);
+      },
+    },
+    v2: {
+      summary: 'a workgroup of 256 per channel, tree reductions: GPUs',
+      run: (gpu, b, s) => {
+        const pl = plan(s);
+        launch(gpu, forwardV2(pl.vw === 4, 'stats', false), { params: params(pl, s.eps ?? 1e-5), buffers: statsBuffers(b), workgroups: [pl.C] });
+      },
+    },
+    v3: {
+      summary: 'a workgroup of 32 contiguous chunks per channel, one barrier: software adapters',
+      run: (gpu, b, s) => {
+        const pl = plan(s);
+        launch(gpu, forwardV3(pl.vw === 4, 'stats', false), { params: params(planV3(pl), s.eps ?? 1e-5), buffers: statsBuffers(b), workgroups: [pl.C] });
+      },
+    },
+  },
+  prefer,
+  // One add per value for the mean, subtract-multiply-add for M2; x read once (ideal, no cache).
+  cost: (s) => ({ flops: 4 * values(s), bytes: 4 * values(s) }),
+});
+
+const trainBuffers = (b: BatchNormTrainBuffers): Record<string, GPUBuffer> => ({
+  x: b.x,
+  gamma: b.gamma,
+  beta: b.beta,
+  y: b.y,
+  meanOut: b.mean,
+  invStdOut: b.invStd,
+  ...(b.running ? { runMean: b.running.mean, runVar: b.running.var } : {}),
+});
+
+export const BATCH_NORM_TRAIN = defineOp<BatchNormTrainSizes, BatchNormTrainBuffers, BatchNormVariant>({
+  name: 'batch_norm.train',
+  variants: {
+    v1: {
+      summary: 'two dispatches over ~512 chunks, no barriers: software adapters, few channels',
+      run: (gpu, b, s) => {
+        const pl = plan(s);
+        const vec = pl.vw === 4;
+        const u = trainParams(pl, s);
+        const part = acquirePartials(gpu, pl, 'batchNorm partials');
+        launch(gpu, partialV1(vec, true), { params: u, buffers: { x: b.x, gamma: b.gamma, beta: b.beta, part }, workgroups: v1Groups(pl) });
+        launch(gpu, trainV1(vec, !!b.running), { params: u, buffers: { ...trainBuffers(b), part }, workgroups: v1Groups(pl) });
+        gpu.pool.release(part);
+      },
+    },
+    v2: {
+      summary: 'a workgroup of 256 per channel, tree reductions: GPUs',
+      run: (gpu, b, s) => {
+        const pl = plan(s);
+        launch(gpu, forwardV2(pl.vw === 4, 'train', !!b.running), { params: trainParams(pl, s), buffers: trainBuffers(b), workgroups: [pl.C] });
+      },
+    },
+    v3: {
+      summary: 'a workgroup of 32 contiguous chunks per channel, one barrier: software adapters',
+      run: (gpu, b, s) => {
+        const pl = plan(s);
+        launch(gpu, forwardV3(pl.vw === 4, 'train', !!b.running), { params: trainParams(planV3(pl), s), buffers: trainBuffers(b), workgroups: [pl.C] });
+      },
+    },
+  },
+  prefer,
+  cost: (s) => ({ flops: 6 * values(s), bytes: 4 * 2 * values(s) }),
+});
+
+const gradBuffers = (b: BatchNormBackwardBuffers): Record<string, GPUBuffer> => ({
+  x: b.x,
+  dy: b.dy,
+  gamma: b.gamma,
+  meanIn: b.mean,
+  invStdIn: b.invStd,
+  dx: b.dx,
+  dgamma: b.dgamma,
+  dbeta: b.dbeta,
+});
+
+export const BATCH_NORM_BACKWARD = defineOp<BatchNormBackwardSizes, BatchNormBackwardBuffers, BatchNormVariant>({
+  name: 'batch_norm.backward',
+  variants: {
+    v1: {
+      summary: 'two dispatches over ~512 chunks, no barriers: software adapters, few channels',
+      run: (gpu, b, s) => {
+        const pl = plan(s);
+        const vec = pl.vw === 4;
+        const u = params(pl, s.eps ?? 1e-5);
+        const part = acquirePartials(gpu, pl, 'batchNorm grad partials');
+        const buffers = { ...gradBuffers(b), part };
+        launch(gpu, gradPartialV1(vec), { params: u, buffers, workgroups: v1Groups(pl) });
+        launch(gpu, gradV1(vec, !!s.accumulate), { params: u, buffers, workgroups: v1Groups(pl) });
+        gpu.pool.release(part);
+      },
+    },
+    v2: {
+      summary: 'a workgroup of 256 per channel, tree reductions: GPUs',
+      run: (gpu, b, s) => {
+        const pl = plan(s);
+        launch(gpu, gradV2(pl.vw === 4, !!s.accumulate), { params: params(pl, s.eps ?? 1e-5), buffers: gradBuffers(b), workgroups: [pl.C] });
+      },
+    },
+    v3: {
+      summary: 'a workgroup of 32 contiguous chunks per channel, one barrier: software adapters',
+      run: (gpu, b, s) => {
+        const pl = plan(s);
+        launch(gpu, gradV3(pl.vw === 4, !!s.accumulate), { params: params(planV3(pl), s.eps ?? 1e-5), buffers: gradBuffers(b), workgroups: [pl.C] });
+      },
+    },
+  },
+  prefer,
+  cost: (s) => ({ flops: 8 * values(s), bytes: 4 * 3 * values(s) }),
+});
+
+// ---- public functions ----------------------------------------------------------------------------------------
+
+/**
+ * Per-channel batch statistics of x [N,C,H,W]: mean, biased variance and invStd = 1/√(var + ε), each [C].
+ * (The training forward computes these itself; this is for callers that want the statistics alone.)
+ */
+export function batchNormStats(gpu: Gpu, x: GPUBuffer, mean: GPUBuffer, variance: GPUBuffer, invStd: GPUBuffer, sizes: BatchNormSizes): void {
+  checkSizes('batchNormStats', sizes);
+  BATCH_NORM_STATS.run(gpu, { x, mean, variance, invStd }, sizes);
+}
+
+/**
+ * Training forward: y = γ·(x − μ)·invStd + β with the batch statistics, saving μ and invStd [C] for the
+ * backward; with `running`, also updates the running statistics in the same dispatch.
+ */
+export function batchNormForwardTrain(
+  gpu: Gpu,
+  x: GPUBuffer,
+  gamma: GPUBuffer,
+  beta: GPUBuffer,
+  y: GPUBuffer,
+  mean: GPUBuffer,
+  invStd: GPUBuffer,
+  sizes: BatchNormTrainSizes,
+  running: RunningStats | null = null,
+): void {
+  checkSizes('batchNormForwardTrain', sizes);
+  if (sizes.N * sizes.H * sizes.W < 2) {
+    throw new ShapeError(`batchNormForwardTrain: training needs more than one value per channel, got input [${sizes.N}, ${sizes.C}, ${sizes.H}, ${sizes.W}]`);
+  }
+  BATCH_NORM_TRAIN.run(gpu, { x, gamma, beta, y, mean, invStd, running }, sizes);
+}
+
+/**
+ * Running-statistics update from the saved (μ, invStd) of a training forward, for callers that did not pass
+ * `running` to batchNormForwardTrain (which does this in the same dispatch). The variance is recovered as
+ * 1/invStd² − ε, so pass the forward's ε.
+ */
+export function updateRunningStats(gpu: Gpu, mean: GPUBuffer, invStd: GPUBuffer, runningMean: GPUBuffer, runningVar: GPUBuffer, sizes: BatchNormTrainSizes): void {
+  checkSizes('updateRunningStats', sizes);
+  const pl = plan(sizes);
+  const corr = (sizes.unbiasedRunningVar ?? true) && pl.M > 1 ? pl.M / (pl.M - 1) : 1;
+  launch(gpu, runningV1(), {
+    params: params(pl, sizes.eps ?? 1e-5, sizes.momentum ?? 0.1, corr),
+    buffers: { meanIn: mean, invStdIn: invStd, runMean: runningMean, runVar: runningVar },
+    workgroups: [Math.ceil(pl.C / V1_WG)],
+  });
+}
+
+/**
+ * Evaluation forward: y = γ·(x − running_mean)/√(running_var + ε) + β (`mapVariant`: v1 scalar, v2 vec4).
+ * No backward yet: evaluation mode is for inference (nn/ops.ts's rule refuses to differentiate it).
+ */
+export function batchNormForwardEval(
+  gpu: Gpu,
+  x: GPUBuffer,
+  gamma: GPUBuffer,
+  beta: GPUBuffer,
+  runningMean: GPUBuffer,
+  runningVar: GPUBuffer,
+  y: GPUBuffer,
+  sizes: BatchNormSizes & { mapVariant?: ElementwiseVariant },
+): void {
+  checkSizes('batchNormForwardEval', sizes);
+  const HW = sizes.H * sizes.W;
+  dispatchMap(gpu, EVAL, { x, gamma, beta, rmean: runningMean, rvar: runningVar, y }, sizes.N * sizes.C * HW, [HW, sizes.C, { f32: sizes.eps ?? 1e-5 }], sizes.mapVariant);
+}
+
+// dx = γ·invStd/M·(M·dy − Σdy − x̂·Σdy·x̂), dγ = Σdy·x̂, dβ = Σdy   (x̂ = (x − μ)·invStd; saved: x, μ, invStd)
+export function batchNormBackward(
+  gpu: Gpu,
+  x: GPUBuffer,
+  dy: GPUBuffer,
+  gamma: GPUBuffer,
+  mean: GPUBuffer,
+  invStd: GPUBuffer,
+  dx: GPUBuffer,
+  dgamma: GPUBuffer,
+  dbeta: GPUBuffer,
+  sizes: BatchNormBackwardSizes,
+): void {
+  checkSizes('batchNormBackward', sizes);
+  BATCH_NORM_BACKWARD.run(gpu, { x, dy, gamma, mean, invStd, dx, dgamma, dbeta }, sizes);
+}
+
+export const batchNormForwardTrainCost = BATCH_NORM_TRAIN.cost;
+export const batchNormForwardEvalCost = (s: BatchNormSizes): Cost => ({ flops: 3 * values(s), bytes: 4 * 2 * values(s) });
+export const batchNormBackwardCost = BATCH_NORM_BACKWARD.cost;
