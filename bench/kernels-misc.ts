@@ -247,9 +247,9 @@ export const entries: BenchEntry[] = [
   ...each(bn.BATCH_NORM_VARIANTS, (v) => batchNormBench(64, 20, 4, 4, v, true)),
   ...each(sm.SOFTMAX_VARIANTS, (v) => lossBench(64, 10, v, true)),
   ...each(sm.SOFTMAX_VARIANTS, (v) => lossBench(64, 10, v, false)),
-  ...each(ew.ELEMENTWISE_VARIANTS, (v) => sgdBench(16_000, v, 0)),
-  ...each(ew.ELEMENTWISE_VARIANTS, (v) => sgdBench(16_000, v, 0.9)),
-  ...each(ew.ELEMENTWISE_VARIANTS, (v) => dropoutBench(64 * 10 * 12 * 12, v)),
-  ...each(ew.ELEMENTWISE_VARIANTS, (v) => axpyBench(64 * 10 * 12 * 12, v)),
+  ...each(sgd.SGD_STEP.names, (v) => sgdBench(16_000, v, 0)),
+  ...each(sgd.SGD_MOMENTUM_STEP.names, (v) => sgdBench(16_000, v, 0.9)),
+  ...each(drop.DROPOUT.names, (v) => dropoutBench(64 * 10 * 12 * 12, v)),
+  ...each(ew.AXPY.names, (v) => axpyBench(64 * 10 * 12 * 12, v)),
   ...each(red.REDUCE_VARIANTS, (v) => sumBench(64 * 10 * 12 * 12, v)),
 ];
