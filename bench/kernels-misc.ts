@@ -251,5 +251,5 @@ export const entries: BenchEntry[] = [
   ...each(sgd.SGD_MOMENTUM_STEP.names, (v) => sgdBench(16_000, v, 0.9)),
   ...each(drop.DROPOUT.names, (v) => dropoutBench(64 * 10 * 12 * 12, v)),
   ...each(ew.AXPY.names, (v) => axpyBench(64 * 10 * 12 * 12, v)),
-  ...each(red.REDUCE_VARIANTS, (v) => sumBench(64 * 10 * 12 * 12, v)),
+  ...each(red.REDUCE_SUM.names, (v) => sumBench(64 * 10 * 12 * 12, v)),
 ];
