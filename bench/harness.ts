@@ -3,7 +3,10 @@
 //
 // A family registers its entries in bench/kernels-<family>.ts (`export const entries: BenchEntry[]`);
 // bench/kernels.ts finds those files, runs the entries and prints the table and JSON lines.
-import { type Cost, type Gpu, memoKernel, uniforms } from '../src/shaders/common.js';
+import { declareKernel, launch } from '../src/gpu/kernel.js';
+import type { Gpu } from '../src/gpu/runtime.js';
+import type { Cost } from '../src/shaders/op.js';
+import { memoKernel } from '../src/shaders/wgsl.js';
 
 /** What an entry's setup returns: buffers are made, inputs uploaded, nothing timed yet. */
 export interface BenchCase {
@@ -144,12 +147,12 @@ const FMA_CHAINS = 8; // independent vec4 chains per invocation: enough to hide 
 const FMA_ITERS = 4096;
 
 // Each invocation runs FMA_CHAINS independent vec4 FMA chains for p.iters steps, then writes their sum.
-const fmaPeakKernel = memoKernel(() => ({
-  name: 'peak_fma',
-  wgsl: /* wgsl */ `
-struct Params { iters: u32, seed: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4f>;
+const fmaPeakKernel = memoKernel(() =>
+  declareKernel({
+    name: 'peak_fma',
+    params: { iters: 'u32', seed: 'f32' },
+    buffers: { out: { read_write: 'vec4f' } },
+    wgsl: /* wgsl */ `
 @compute @workgroup_size(${PEAK_WG}) fn main(@builtin(global_invocation_id) g: vec3u) {
   let m = vec4f(0.999, 0.998, 0.997, 0.996);
   let s = vec4f(p.seed * f32(g.x));
@@ -159,20 +162,21 @@ struct Params { iters: u32, seed: f32 }
   }
   out[g.x] = ${[...Array(FMA_CHAINS).keys()].map((i) => `x${i}`).join(' + ')};
 }`,
-}));
+  }),
+);
 
-const copyKernel = memoKernel(() => ({
-  name: 'peak_copy',
-  wgsl: /* wgsl */ `
-struct Params { n4: u32, stride: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> dst: array<vec4f>;
+const copyKernel = memoKernel(() =>
+  declareKernel({
+    name: 'peak_copy',
+    params: { n4: 'u32', stride: 'u32' },
+    buffers: { src: { read: 'vec4f' }, dst: { read_write: 'vec4f' } },
+    wgsl: /* wgsl */ `
 @compute @workgroup_size(${PEAK_WG}) fn main(@builtin(global_invocation_id) g: vec3u) {
   let i = g.y * p.stride + g.x;
   if (i < p.n4) { dst[i] = src[i]; }
 }`,
-}));
+  }),
+);
 
 /**
  * Measures the adapter's FMA throughput and copy bandwidth (best of `samples` runs each). Software
@@ -183,7 +187,7 @@ export async function measurePeak(gpu: Gpu, samples = 7): Promise<Peak> {
   const iters = gpu.isSoftware ? FMA_ITERS / 8 : FMA_ITERS;
   const out = gpu.pool.acquire(invocations * 16, 'peak fma out');
   const fma = () =>
-    gpu.dispatch({ kernel: fmaPeakKernel(), params: uniforms(iters, { f32: 1e-6 }), buffers: [out], workgroups: [invocations / PEAK_WG] });
+    launch(gpu, fmaPeakKernel(), { params: { iters, seed: 1e-6 }, buffers: { out }, workgroups: [invocations / PEAK_WG] });
   const flops = invocations * iters * FMA_CHAINS * 4 * 2;
 
   const bytes = Math.min(gpu.isSoftware ? 32 << 20 : 256 << 20, gpu.device.limits.maxStorageBufferBindingSize);
@@ -196,7 +200,7 @@ export async function measurePeak(gpu: Gpu, samples = 7): Promise<Peak> {
   const copies = gpu.isSoftware ? 1 : 4;
   const copy = () => {
     for (let r = 0; r < copies; r++) {
-      gpu.dispatch({ kernel: copyKernel(), params: uniforms(n4, gx * PEAK_WG), buffers: [src, dst], workgroups: [gx, gy] });
+      launch(gpu, copyKernel(), { params: { n4, stride: gx * PEAK_WG }, buffers: { src, dst }, workgroups: [gx, gy] });
     }
   };
   try {

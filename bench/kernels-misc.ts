@@ -3,7 +3,7 @@
 // Each entry validates against the float64 CPU reference (test/reference) before bench/harness.ts times it.
 //
 //   npm run build && npm run bench:kernels -- --filter max_pool2d
-import type { Gpu } from '../src/shaders/common.js';
+import type { Gpu } from '../src/gpu/runtime.js';
 import * as bn from '../src/shaders/batch-norm/index.js';
 import * as drop from '../src/shaders/dropout.js';
 import * as ew from '../src/shaders/elementwise.js';
@@ -245,11 +245,11 @@ export const entries: BenchEntry[] = [
   ...each(bn.BATCH_NORM_BACKWARD.names, (v) => batchNormBench(64, 10, 12, 12, v, true)),
   ...each(bn.BATCH_NORM_TRAIN.names, (v) => batchNormBench(64, 20, 4, 4, v, false)),
   ...each(bn.BATCH_NORM_BACKWARD.names, (v) => batchNormBench(64, 20, 4, 4, v, true)),
-  ...each(sm.SOFTMAX_VARIANTS, (v) => lossBench(64, 10, v, true)),
-  ...each(sm.SOFTMAX_VARIANTS, (v) => lossBench(64, 10, v, false)),
-  ...each(ew.ELEMENTWISE_VARIANTS, (v) => sgdBench(16_000, v, 0)),
-  ...each(ew.ELEMENTWISE_VARIANTS, (v) => sgdBench(16_000, v, 0.9)),
-  ...each(ew.ELEMENTWISE_VARIANTS, (v) => dropoutBench(64 * 10 * 12 * 12, v)),
-  ...each(ew.ELEMENTWISE_VARIANTS, (v) => axpyBench(64 * 10 * 12 * 12, v)),
-  ...each(red.REDUCE_VARIANTS, (v) => sumBench(64 * 10 * 12 * 12, v)),
+  ...each(sm.CROSS_ENTROPY.names, (v) => lossBench(64, 10, v, true)),
+  ...each(sm.NLL_LOSS.names, (v) => lossBench(64, 10, v, false)),
+  ...each(sgd.SGD_STEP.names, (v) => sgdBench(16_000, v, 0)),
+  ...each(sgd.SGD_MOMENTUM_STEP.names, (v) => sgdBench(16_000, v, 0.9)),
+  ...each(drop.DROPOUT.names, (v) => dropoutBench(64 * 10 * 12 * 12, v)),
+  ...each(ew.AXPY.names, (v) => axpyBench(64 * 10 * 12 * 12, v)),
+  ...each(red.REDUCE_SUM.names, (v) => sumBench(64 * 10 * 12 * 12, v)),
 ];

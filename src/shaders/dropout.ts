@@ -6,11 +6,13 @@
 //   keep_i = (h_i >> 8) ≥ round(p·2²⁴)         an exact 24-bit comparison: p = 0 keeps all, p = 1 none
 // Cost: ~20 integer ops per element, 8 bytes per element.
 //
-// dropout_v1 / dropout_v2   the elementwise map template (scalar / vec4 loads; see elementwise.ts), one kernel
-//                           for forward and backward: the backward is the same map applied to dy.
+// dropout_v1 / dropout_v2   the elementwise map template (the DROPOUT registry: v1 scalar, v2 vec4, chosen
+//                           whenever the buffers hold whole vec4s; see elementwise.ts), one kernel for forward
+//                           and backward: the backward is the same map applied to dy.
 import { DataError } from '../errors.js';
-import { type Cost, type Gpu, f32 } from './common.js';
-import { type ElementwiseVariant, type MapSpec, dispatchMap } from './elementwise.js';
+import type { Gpu } from '../gpu/runtime.js';
+import { type ElementwiseVariant, mapOp, runMap } from './elementwise.js';
+import type { Cost } from './op.js';
 
 export interface DropoutSizes {
   n: number;
@@ -31,9 +33,11 @@ export function pcgHash(v: number): number {
   return ((w >>> 22) ^ w) >>> 0;
 }
 
-const DROPOUT: MapSpec = {
+export const dropoutCost = ({ n }: { n: number }): Cost => ({ flops: 2 * n, bytes: 8 * n });
+
+export const DROPOUT = mapOp({
   name: 'dropout',
-  params: ['key: u32', 'threshold: u32', 'scale: f32'],
+  params: { key: 'u32', threshold: 'u32', scale: 'f32' },
   inputs: ['x'],
   outputs: ['y'],
   helpers: /* wgsl */ `
@@ -44,23 +48,21 @@ fn pcg(v: U) -> U {
 }`,
   body: `let h = pcg(pcg(idx ^ U(p.key)) + U(p.key));
   y = select(T(), x * p.scale, (h >> U(8u)) >= U(p.threshold));`,
-};
+}, dropoutCost);
 
-function dropoutParams(s: DropoutSizes): Parameters<typeof dispatchMap>[4] {
+function dropoutParams(s: DropoutSizes): Record<string, number> {
   if (!(s.p >= 0 && s.p <= 1)) throw new DataError(`dropout: p = ${s.p} must be in [0, 1]`);
   const key = pcgHash((s.seed ^ pcgHash(s.step)) >>> 0);
   const threshold = Math.round(s.p * 2 ** 24);
-  return [key, threshold, f32(s.p < 1 ? 1 / (1 - s.p) : 0)];
+  return { key, threshold, scale: s.p < 1 ? 1 / (1 - s.p) : 0 };
 }
 
 /** y = x·mask/(1 − p) with the mask of (seed, step); p = 0 copies x, p = 1 gives zeros. */
 export function dropout(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, sizes: DropoutSizes): void {
-  dispatchMap(gpu, DROPOUT, { x, y }, sizes.n, dropoutParams(sizes), sizes.variant);
+  runMap(gpu, DROPOUT, { x, y }, { n: sizes.n, params: dropoutParams(sizes), variant: sizes.variant });
 }
 
 // dx = dy·mask/(1 − p)   (the same (seed, step) recomputes the forward's mask)
 export function dropoutBackward(gpu: Gpu, dy: GPUBuffer, dx: GPUBuffer, sizes: DropoutSizes): void {
-  dispatchMap(gpu, DROPOUT, { x: dy, y: dx }, sizes.n, dropoutParams(sizes), sizes.variant);
+  runMap(gpu, DROPOUT, { x: dy, y: dx }, { n: sizes.n, params: dropoutParams(sizes), variant: sizes.variant });
 }
-
-export const dropoutCost = ({ n }: { n: number }): Cost => ({ flops: 2 * n, bytes: 8 * n });

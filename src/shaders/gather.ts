@@ -5,18 +5,20 @@
 //   (one shuffled permutation per epoch); x: float32 [B, P]. One invocation per output pixel.
 //   Cost: 4 flops and ~5 bytes per pixel.
 // gather_labels_v1: y[b] = labels[idx[offset + b]] (i32). One invocation per sample.
-import { type Cost, FLAT_BUILTINS, FLAT_INDEX, type Gpu, f32, grid1d, memoKernel, uniforms } from './common.js';
+// Single kernels, no variants: no registry.
+import { declareKernel, launch } from '../gpu/kernel.js';
+import type { Gpu } from '../gpu/runtime.js';
+import type { Cost } from './op.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
 
 const WG = 256;
 
-const imagesKernel = memoKernel(() => ({
-  name: 'gather_images_v1',
-  wgsl: /* wgsl */ `
-struct Params { batch: u32, pixels: u32, offset: u32, _pad: u32, mean: f32, invStd: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> images: array<u32>;
-@group(0) @binding(2) var<storage, read> idx: array<u32>;
-@group(0) @binding(3) var<storage, read_write> x: array<f32>;
+const imagesKernel = memoKernel(() =>
+  declareKernel({
+    name: 'gather_images_v1',
+    params: { batch: 'u32', pixels: 'u32', offset: 'u32', mean: 'f32', invStd: 'f32' },
+    buffers: { images: { read: 'u32' }, idx: { read: 'u32' }, x: 'read_write' },
+    wgsl: /* wgsl */ `
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG)};
   if (i >= p.batch * p.pixels) { return; }
@@ -25,21 +27,21 @@ struct Params { batch: u32, pixels: u32, offset: u32, _pad: u32, mean: f32, invS
   let v = (images[byteIndex >> 2u] >> ((byteIndex & 3u) * 8u)) & 0xffu;
   x[i] = (f32(v) / 255.0 - p.mean) * p.invStd;
 }`,
-}));
+  }),
+);
 
-const labelsKernel = memoKernel(() => ({
-  name: 'gather_labels_v1',
-  wgsl: /* wgsl */ `
-struct Params { batch: u32, offset: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read> idx: array<u32>;
-@group(0) @binding(3) var<storage, read_write> y: array<i32>;
+const labelsKernel = memoKernel(() =>
+  declareKernel({
+    name: 'gather_labels_v1',
+    params: { batch: 'u32', offset: 'u32' },
+    buffers: { labels: { read: 'i32' }, idx: { read: 'u32' }, y: { read_write: 'i32' } },
+    wgsl: /* wgsl */ `
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG)};
   if (i < p.batch) { y[i] = labels[idx[p.offset + i]]; }
 }`,
-}));
+  }),
+);
 
 export interface GatherSizes {
   /** Samples to gather, starting at position `offset` of the index list. */
@@ -55,17 +57,16 @@ export interface GatherSizes {
 /** x[b, :] = normalised pixels of image idx[offset + b]; images are u8 packed in u32 words. */
 export function gatherImages(gpu: Gpu, images: GPUBuffer, idx: GPUBuffer, x: GPUBuffer, s: GatherSizes): void {
   const n = s.batch * s.pixels;
-  gpu.dispatch({
-    kernel: imagesKernel(),
-    params: uniforms(s.batch, s.pixels, s.offset, 0, f32(s.mean ?? 0), f32(1 / (s.std ?? 1))),
-    buffers: [images, idx, x],
+  launch(gpu, imagesKernel(), {
+    params: { batch: s.batch, pixels: s.pixels, offset: s.offset, mean: s.mean ?? 0, invStd: 1 / (s.std ?? 1) },
+    buffers: { images, idx, x },
     workgroups: grid1d(n, WG),
   });
 }
 
 /** y[b] = labels[idx[offset + b]]. */
 export function gatherLabels(gpu: Gpu, labels: GPUBuffer, idx: GPUBuffer, y: GPUBuffer, s: { batch: number; offset: number }): void {
-  gpu.dispatch({ kernel: labelsKernel(), params: uniforms(s.batch, s.offset), buffers: [labels, idx, y], workgroups: grid1d(s.batch, WG) });
+  launch(gpu, labelsKernel(), { params: { batch: s.batch, offset: s.offset }, buffers: { labels, idx, y }, workgroups: grid1d(s.batch, WG) });
 }
 
 export const gatherImagesCost = (s: GatherSizes): Cost => ({ flops: 4 * s.batch * s.pixels, bytes: 5 * s.batch * s.pixels });

@@ -6,12 +6,18 @@
 // Cost: 3 flops per element plain, 7 with momentum; 12 bytes per element plain (θ read and written, grad
 // read), 20 with momentum.
 //
-// sgd_v1 / sgd_v2             without momentum: the elementwise map template (scalar / vec4; elementwise.ts)
-// sgd_momentum_v1 / _v2       with a momentum buffer; nesterov and the first step are uniform flags.
-// sgd_many_v1, sgd_many_momentum_v1   the same over up to 7 tensors per dispatch (sgdStepMany, below).
+// The arithmetic is written once, `sgdUpdate` below, and used by both kernel families:
+// sgd_v1 / sgd_v2             without momentum (SGD_STEP): the elementwise map template, v1 scalar, v2 vec4
+//                             (chosen whenever the buffers hold whole vec4s; see elementwise.ts)
+// sgd_momentum_v1 / _v2       with a momentum buffer (SGD_MOMENTUM_STEP); nesterov and the first step are
+//                             uniform flags.
+// sgd_many_v1, sgd_many_momentum_v1   the same update over up to 7 tensors per dispatch (sgdStepMany, below).
 import { DataError, ShapeError } from '../errors.js';
-import { type Cost, FLAT_BUILTINS, FLAT_INDEX, type Gpu, f32, grid1d, memoKernel, uniforms } from './common.js';
-import { type ElementwiseVariant, type MapSpec, dispatchMap } from './elementwise.js';
+import { type ParamType, declareKernel, launch } from '../gpu/kernel.js';
+import type { Gpu } from '../gpu/runtime.js';
+import { type ElementwiseVariant, type MapSpec, mapOp, runMap } from './elementwise.js';
+import type { Cost } from './op.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, range } from './wgsl.js';
 
 export interface SgdSizes {
   n: number;
@@ -26,52 +32,63 @@ export interface SgdSizes {
   variant?: ElementwiseVariant;
 }
 
-const PARAMS = ['lr: f32', 'wd: f32', 'm: f32', 'damp1: f32', 'nesterov: u32', 'first: u32'];
+const PARAMS = { lr: 'f32', wd: 'f32', m: 'f32', damp1: 'f32', nesterov: 'u32', first: 'u32' } as const satisfies Record<string, ParamType>;
 
-const PLAIN: MapSpec = {
-  name: 'sgd',
-  params: PARAMS,
-  inputs: ['grad'],
-  outputs: ['param'],
-  loads: ['param'],
-  body: 'param -= p.lr * (grad + p.wd * param);',
-};
+/**
+ * WGSL of one SGD update on the locals `param` and `velocity` (vars) and `grad` (a let), of type f32 or vec4:
+ * the map bodies and the multi-tensor kernel both use it, so the arithmetic and its order exist once.
+ */
+const sgdUpdate = (momentum: boolean) =>
+  momentum
+    ? `var g = grad + p.wd * param;
+  if (p.first != 0u) { velocity = g; } else { velocity = p.m * velocity + p.damp1 * g; }
+  if (p.nesterov != 0u) { g += p.m * velocity; } else { g = velocity; }
+  param -= p.lr * g;`
+    : 'param -= p.lr * (grad + p.wd * param);';
 
-const MOMENTUM: MapSpec = {
+const plainSpec: MapSpec = { name: 'sgd', params: PARAMS, inputs: ['grad'], outputs: ['param'], loads: ['param'], body: sgdUpdate(false) };
+const momentumSpec: MapSpec = {
   name: 'sgd_momentum',
   params: PARAMS,
   inputs: ['grad'],
   outputs: ['param', 'velocity'],
   loads: ['param', 'velocity'],
-  body: `var g = grad + p.wd * param;
-  if (p.first != 0u) { velocity = g; } else { velocity = p.m * velocity + p.damp1 * g; }
-  if (p.nesterov != 0u) { g += p.m * velocity; } else { g = velocity; }
-  param -= p.lr * g;`,
+  body: sgdUpdate(true),
 };
+
+export const sgdCost = ({ n, momentum }: { n: number; momentum?: number }): Cost =>
+  momentum ? { flops: 7 * n, bytes: 20 * n } : { flops: 3 * n, bytes: 12 * n };
+
+export const SGD_STEP = mapOp(plainSpec, ({ n }) => sgdCost({ n }));
+export const SGD_MOMENTUM_STEP = mapOp(momentumSpec, ({ n }) => sgdCost({ n, momentum: 1 }));
+
+type SgdHyper = Omit<SgdSizes, 'n' | 'variant'>;
+
+/** The uniform values of a step; throws on Nesterov without momentum or with dampening. */
+function hyperParams(op: string, s: SgdHyper): Record<keyof typeof PARAMS, number> {
+  const m = s.momentum ?? 0;
+  const damp = s.dampening ?? 0;
+  if (s.nesterov && (m <= 0 || damp !== 0)) throw new DataError(`${op}: Nesterov momentum needs momentum > 0 and dampening = 0, got momentum=${m} dampening=${damp}`);
+  return { lr: s.lr, wd: s.weightDecay ?? 0, m, damp1: 1 - damp, nesterov: s.nesterov ? 1 : 0, first: s.firstStep ? 1 : 0 };
+}
 
 /**
  * θ ← SGD step (in place) from grad; `velocity` is the momentum buffer (required when momentum ≠ 0, its
  * contents ignored on the first step; pass null without momentum).
  */
 export function sgdStep(gpu: Gpu, param: GPUBuffer, grad: GPUBuffer, velocity: GPUBuffer | null, s: SgdSizes): void {
-  const m = s.momentum ?? 0;
-  const damp = s.dampening ?? 0;
-  if (s.nesterov && (m <= 0 || damp !== 0)) throw new DataError(`sgdStep: Nesterov momentum needs momentum > 0 and dampening = 0, got momentum=${m} dampening=${damp}`);
-  if (m !== 0 && !velocity) throw new ShapeError(`sgdStep: momentum=${m} needs a velocity buffer of ${s.n} floats`);
-  const params = [f32(s.lr), f32(s.weightDecay ?? 0), f32(m), f32(1 - damp), s.nesterov ? 1 : 0, s.firstStep ? 1 : 0];
-  if (m === 0) dispatchMap(gpu, PLAIN, { grad, param }, s.n, params, s.variant);
-  else dispatchMap(gpu, MOMENTUM, { grad, param, velocity: velocity! }, s.n, params, s.variant);
+  const params = hyperParams('sgdStep', s);
+  if (params.m !== 0 && !velocity) throw new ShapeError(`sgdStep: momentum=${params.m} needs a velocity buffer of ${s.n} floats`);
+  if (params.m === 0) runMap(gpu, SGD_STEP, { grad, param }, { n: s.n, params, variant: s.variant });
+  else runMap(gpu, SGD_MOMENTUM_STEP, { grad, param, velocity: velocity! }, { n: s.n, params, variant: s.variant });
 }
-
-export const sgdCost = ({ n, momentum }: { n: number; momentum?: number }): Cost =>
-  momentum ? { flops: 7 * n, bytes: 20 * n } : { flops: 3 * n, bytes: 12 * n };
 
 // ---- many tensors per dispatch ------------------------------------------------------------------------------
 // sgd_many_v1 / sgd_many_momentum_v1: the same update over up to K tensors in one dispatch (a model has a
-// dozen small parameter tensors; one dispatch each costs ~45 µs on llvmpipe, more than their arithmetic).
+// dozen small parameter tensors, and on llvmpipe one dispatch each costs more than their arithmetic).
 // The tensors are laid end to end in one index space: invocation i finds its tensor k by the prefix offsets
 // o_k ≤ i < o_{k+1} in the uniform block and updates element i − o_k. K is bounded by the adapter's storage
-// bindings per stage (2 per tensor, 3 with momentum).
+// bindings per stage (2 per tensor, 3 with momentum). A single kernel per (K, momentum): no registry.
 
 /** One parameter tensor of a multi-tensor step: its buffers and element count. */
 export interface SgdTensor {
@@ -83,51 +100,45 @@ export interface SgdTensor {
 }
 
 const MAX_GROUP = 7;
+const MANY_WG = 256;
 
 const manyKernel = memoKernel((K: number, momentum: boolean) => {
-  const per = momentum ? 3 : 2;
-  const offsets = range(K + 1).map((k) => `o${k}: u32`).join(', ');
-  const decl = range(K).flatMap((k) => [
-    `@group(0) @binding(${1 + per * k}) var<storage, read_write> param${k}: array<f32>;`,
-    `@group(0) @binding(${2 + per * k}) var<storage, read> grad${k}: array<f32>;`,
-    ...(momentum ? [`@group(0) @binding(${3 + per * k}) var<storage, read_write> vel${k}: array<f32>;`] : []),
-  ]);
-  // The same arithmetic, in the same order, as the PLAIN and MOMENTUM map bodies above.
-  const update = (k: number) =>
-    momentum
-      ? `var g = grad${k}[j] + p.wd * param${k}[j];
-    var v = vel${k}[j];
-    if (p.first != 0u) { v = g; } else { v = p.m * v + p.damp1 * g; }
-    vel${k}[j] = v;
-    if (p.nesterov != 0u) { g += p.m * v; } else { g = v; }
-    param${k}[j] -= p.lr * g;`
-      : `param${k}[j] -= p.lr * (grad${k}[j] + p.wd * param${k}[j]);`;
-  const branches = range(K).map((k) => `${k ? ' else ' : ''}if (i < p.o${k + 1}) {\n    let j = i - p.o${k};\n    ${update(k)}\n  }`).join('');
-  return {
+  const branches = range(K)
+    .map((k) => `${k ? ' else ' : ''}if (i < p.o${k + 1}) {
+    let j = i - p.o${k};
+    let grad = grad${k}[j];
+    var param = param${k}[j];
+    ${momentum ? `var velocity = vel${k}[j];\n    ` : ''}${sgdUpdate(momentum).replaceAll('\n  ', '\n    ')}
+    ${momentum ? `vel${k}[j] = velocity;\n    ` : ''}param${k}[j] = param;
+  }`)
+    .join('');
+  return declareKernel({
     name: `sgd_many${momentum ? '_momentum' : ''}_v1_x${K}`,
+    params: { ...Object.fromEntries(range(K + 1).map((k) => [`o${k}`, 'u32' as const])), ...PARAMS },
+    buffers: Object.fromEntries(
+      range(K).flatMap((k) => [
+        [`param${k}`, 'read_write' as const],
+        [`grad${k}`, 'read' as const],
+        ...(momentum ? [[`vel${k}`, 'read_write' as const] as const] : []),
+      ]),
+    ),
     wgsl: /* wgsl */ `
-struct Params { ${offsets}, lr: f32, wd: f32, m: f32, damp1: f32, nesterov: u32, first: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-${decl.join('\n')}
 @compute @workgroup_size(${MANY_WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(MANY_WG)};
   if (i >= p.o${K}) { return; }
   ${branches}
 }`,
-  };
+  });
 });
-const MANY_WG = 256;
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
  * One SGD step (sgdStep's arithmetic) over many tensors in as few dispatches as the adapter's binding limit
  * allows. All tensors share the hyperparameters and the first-step flag.
  */
-export function sgdStepMany(gpu: Gpu, tensors: SgdTensor[], s: Omit<SgdSizes, 'n' | 'variant'>): void {
-  const m = s.momentum ?? 0;
-  const damp = s.dampening ?? 0;
-  if (s.nesterov && (m <= 0 || damp !== 0)) throw new DataError(`sgdStepMany: Nesterov momentum needs momentum > 0 and dampening = 0, got momentum=${m} dampening=${damp}`);
-  const per = m !== 0 ? 3 : 2;
+export function sgdStepMany(gpu: Gpu, tensors: SgdTensor[], s: SgdHyper): void {
+  const params = hyperParams('sgdStepMany', s);
+  const momentum = params.m !== 0;
+  const per = momentum ? 3 : 2;
   const K = Math.max(1, Math.min(MAX_GROUP, Math.floor(gpu.device.limits.maxStorageBuffersPerShaderStage / per)));
   const live = tensors.filter((t) => t.n > 0);
   for (let start = 0; start < live.length; start += K) {
@@ -137,17 +148,19 @@ export function sgdStepMany(gpu: Gpu, tensors: SgdTensor[], s: Omit<SgdSizes, 'n
       sgdStep(gpu, t.param, t.grad, t.velocity, { ...s, n: t.n });
       continue;
     }
-    const offsets = [0];
-    for (const t of group) offsets.push(offsets.at(-1)! + t.n);
-    const buffers = group.flatMap((t) => {
-      if (m !== 0 && !t.velocity) throw new ShapeError(`sgdStepMany: momentum=${m} needs a velocity buffer of ${t.n} floats`);
-      return m !== 0 ? [t.param, t.grad, t.velocity!] : [t.param, t.grad];
+    const offsets: Record<string, number> = { o0: 0 };
+    const buffers: Record<string, GPUBuffer> = {};
+    group.forEach((t, k) => {
+      if (momentum && !t.velocity) throw new ShapeError(`sgdStepMany: momentum=${params.m} needs a velocity buffer of ${t.n} floats`);
+      offsets[`o${k + 1}`] = offsets[`o${k}`] + t.n;
+      buffers[`param${k}`] = t.param;
+      buffers[`grad${k}`] = t.grad;
+      if (momentum) buffers[`vel${k}`] = t.velocity!;
     });
-    gpu.dispatch({
-      kernel: manyKernel(group.length, m !== 0),
-      params: uniforms(...offsets, f32(s.lr), f32(s.weightDecay ?? 0), f32(m), f32(1 - damp), s.nesterov ? 1 : 0, s.firstStep ? 1 : 0),
+    launch(gpu, manyKernel(group.length, momentum), {
+      params: { ...offsets, ...params },
       buffers,
-      workgroups: grid1d(offsets.at(-1)!, MANY_WG),
+      workgroups: grid1d(offsets[`o${group.length}`], MANY_WG),
     });
   }
 }

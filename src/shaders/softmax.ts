@@ -11,23 +11,26 @@
 //
 // log_softmax_v1       one invocation per row, three scalar passes over its cols (cols is 10 in the seed).
 // log_softmax_v2       one workgroup of 64 per row: strided passes, max and sum as tree reductions (for GPUs
-//                      and wide rows, cols ≥ 256; llvmpipe always takes v1).
+//                      and wide rows).
+//   Chosen (LOG_SOFTMAX): v2 on GPUs with cols ≥ 256, else v1 (llvmpipe always takes v1).
 // log_softmax_grad_v1  dx = dy − exp(y)·Σ_row dy, one invocation per row.
 // <loss>_v1            (nll_loss, cross_entropy, correct_count) a single invocation looping over the rows: the
 //                      simplest-correct fallback.
-// <loss>_v2            one workgroup of 64, rows strided over invocations, a tree reduction (6 barriers). Also
-//                      the faster on llvmpipe: fused cross-entropy at 64x10 took 10 µs against v1's 21-23 µs
-//                      (serial loops run one SIMD lane), and 256 invocations were slower (18 µs).
+// <loss>_v2            one workgroup of 64, rows strided over invocations, a tree reduction of (loss, hits).
+//                      Also the faster on llvmpipe, where v1's serial loop runs in one SIMD lane (and a
+//                      workgroup of 256 was slower there than 64).
+//   Chosen (NLL_LOSS, CROSS_ENTROPY, CORRECT_COUNT): v2 everywhere.
 // nll_loss_grad_v1     dlogp = −g at each target, 0 elsewhere; one invocation per element.
 // cross_entropy_grad_v1  dlogits = g·(exp(logp) − onehot); one invocation per element.
 //   (g = scale·dy[0]·s, dy the upstream gradient of L when given.)
-// Chosen: log-softmax v1 except on GPUs with cols ≥ 256; the losses v2 everywhere; `variant` forces one (the
-// tests run both).
+// `variant` forces a variant of the op it is given to (the tests run every one).
 import { ShapeError } from '../errors.js';
-import { type Cost, FLAT_BUILTINS, FLAT_INDEX, type Gpu, f32, grid1d, memoKernel, uniforms } from './common.js';
+import { declareKernel, launch } from '../gpu/kernel.js';
+import type { Gpu } from '../gpu/runtime.js';
+import { type Cost, defineOp } from './op.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, treeReduction } from './wgsl.js';
 
 export type SoftmaxVariant = 'v1' | 'v2';
-export const SOFTMAX_VARIANTS: readonly SoftmaxVariant[] = ['v1', 'v2'];
 
 export interface SoftmaxSizes {
   rows: number;
@@ -68,17 +71,16 @@ function check(op: string, s: SoftmaxSizes): void {
 }
 const lossScale = (s: { rows: number; reduction?: 'mean' | 'sum' }) => (s.reduction === 'sum' || s.rows === 0 ? 1 : 1 / s.rows);
 
-const PARAMS = 'struct Params { rows: u32, cols: u32, scale: f32, gscale: f32 }';
+const ROWS = { rows: 'u32', cols: 'u32' } as const;
 
 // ---- log-softmax -------------------------------------------------------------------------------------------
 
-const logSoftmaxV1 = memoKernel(() => ({
-  name: 'log_softmax_v1',
-  wgsl: /* wgsl */ `
-${PARAMS}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+const logSoftmaxV1 = memoKernel(() =>
+  declareKernel({
+    name: 'log_softmax_v1',
+    params: ROWS,
+    buffers: { x: 'read', y: 'read_write' },
+    wgsl: /* wgsl */ `
 @compute @workgroup_size(${ROW_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let r = gid.x;
   if (r >= p.rows) { return; }
@@ -90,16 +92,17 @@ ${PARAMS}
   let lse = m + log(s);
   for (var j = 0u; j < p.cols; j++) { y[base + j] = x[base + j] - lse; }
 }`,
-}));
+  }),
+);
 
-const logSoftmaxV2 = memoKernel(() => ({
-  name: 'log_softmax_v2',
-  wgsl: /* wgsl */ `
-${PARAMS}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-var<workgroup> red: array<f32, ${V2_ROW_WG}>;
+const logSoftmaxV2 = memoKernel(() =>
+  declareKernel({
+    name: 'log_softmax_v2',
+    params: ROWS,
+    buffers: { x: 'read', y: 'read_write' },
+    wgsl: /* wgsl */ `
+${treeReduction({ fn: 'rowMax', type: 'f32', size: V2_ROW_WG, combine: (a, b) => `max(${a}, ${b})` })}
+${treeReduction({ fn: 'rowSum', type: 'f32', size: V2_ROW_WG })}
 @compute @workgroup_size(${V2_ROW_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                                              @builtin(local_invocation_index) t: u32) {
   let r = wid.y * nwg.x + wid.x;
@@ -107,45 +110,46 @@ var<workgroup> red: array<f32, ${V2_ROW_WG}>;
   let base = r * p.cols;
   var m = x[base];
   for (var j = t; j < p.cols; j += ${V2_ROW_WG}u) { m = max(m, x[base + j]); }
-  red[t] = m;
-  for (var h = ${V2_ROW_WG / 2}u; h > 0u; h >>= 1u) {
-    workgroupBarrier();
-    if (t < h) { red[t] = max(red[t], red[t + h]); }
-  }
-  workgroupBarrier();
-  m = red[0];
-  workgroupBarrier();
+  m = rowMax(t, m);
   var s = 0.0;
   for (var j = t; j < p.cols; j += ${V2_ROW_WG}u) { s += exp(x[base + j] - m); }
-  red[t] = s;
-  for (var h = ${V2_ROW_WG / 2}u; h > 0u; h >>= 1u) {
-    workgroupBarrier();
-    if (t < h) { red[t] += red[t + h]; }
-  }
-  workgroupBarrier();
-  let lse = m + log(red[0]);
+  let lse = m + log(rowSum(t, s));
   for (var j = t; j < p.cols; j += ${V2_ROW_WG}u) { y[base + j] = x[base + j] - lse; }
 }`,
-}));
+  }),
+);
+
+type LogSoftmaxBuffers = { x: GPUBuffer; y: GPUBuffer };
+
+export const LOG_SOFTMAX = defineOp<SoftmaxSizes, LogSoftmaxBuffers, SoftmaxVariant>({
+  name: 'log_softmax',
+  variants: {
+    v1: {
+      summary: 'one invocation per row, serial passes: the fallback, and narrow rows',
+      run: (gpu, buffers, s) => launch(gpu, logSoftmaxV1(), { params: { rows: s.rows, cols: s.cols }, buffers, workgroups: [Math.ceil(s.rows / ROW_WG)] }),
+    },
+    v2: {
+      summary: 'one workgroup per row, tree reductions of max and sum: wide rows on GPUs',
+      run: (gpu, buffers, s) => launch(gpu, logSoftmaxV2(), { params: { rows: s.rows, cols: s.cols }, buffers, workgroups: grid1d(s.rows, 1) }),
+    },
+  },
+  prefer: (gpu, s) => (!gpu.isSoftware && s.cols >= 256 ? ['v2'] : ['v1']),
+  cost: ({ rows, cols }) => ({ flops: 4 * rows * cols, bytes: 8 * rows * cols }),
+});
 
 /** y = log_softmax(x) along each row of x [rows, cols]. */
 export function logSoftmax(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, sizes: SoftmaxSizes): void {
   check('logSoftmax', sizes);
   if (sizes.rows === 0) return;
-  const params = uniforms(sizes.rows, sizes.cols);
-  const variant = sizes.variant ?? (!gpu.isSoftware && sizes.cols >= 256 ? 'v2' : 'v1');
-  if (variant === 'v2') gpu.dispatch({ kernel: logSoftmaxV2(), params, buffers: [x, y], workgroups: grid1d(sizes.rows, 1) });
-  else gpu.dispatch({ kernel: logSoftmaxV1(), params, buffers: [x, y], workgroups: [Math.ceil(sizes.rows / ROW_WG)] });
+  LOG_SOFTMAX.run(gpu, { x, y }, sizes);
 }
 
-const logSoftmaxGradV1 = memoKernel(() => ({
-  name: 'log_softmax_grad_v1',
-  wgsl: /* wgsl */ `
-${PARAMS}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+const logSoftmaxGradV1 = memoKernel(() =>
+  declareKernel({
+    name: 'log_softmax_grad_v1',
+    params: ROWS,
+    buffers: { y: 'read', dy: 'read', dx: 'read_write' },
+    wgsl: /* wgsl */ `
 @compute @workgroup_size(${ROW_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let r = gid.x;
   if (r >= p.rows) { return; }
@@ -154,22 +158,25 @@ ${PARAMS}
   for (var j = 0u; j < p.cols; j++) { s += dy[base + j]; }
   for (var j = 0u; j < p.cols; j++) { dx[base + j] = dy[base + j] - exp(y[base + j]) * s; }
 }`,
-}));
+  }),
+);
 
 // dx = dy − exp(y)·Σ_row dy   (saved: y, the forward's output)
 export function logSoftmaxBackward(gpu: Gpu, y: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, sizes: SoftmaxSizes): void {
   check('logSoftmaxBackward', sizes);
   if (sizes.rows === 0) return;
-  gpu.dispatch({ kernel: logSoftmaxGradV1(), params: uniforms(sizes.rows, sizes.cols), buffers: [y, dy, dx], workgroups: [Math.ceil(sizes.rows / ROW_WG)] });
+  launch(gpu, logSoftmaxGradV1(), { params: { rows: sizes.rows, cols: sizes.cols }, buffers: { y, dy, dx }, workgroups: [Math.ceil(sizes.rows / ROW_WG)] });
 }
 
-export const logSoftmaxCost = ({ rows, cols }: SoftmaxSizes): Cost => ({ flops: 4 * rows * cols, bytes: 8 * rows * cols });
+export const logSoftmaxCost = LOG_SOFTMAX.cost;
 
 // ---- losses: one generator for NLL, fused cross-entropy and the correct count --------------------------------
 
+type LossKind = 'nll' | 'ce' | 'correct';
+
 interface LossKernelSpec {
   /** 'nll' reads log-probabilities, 'ce' logits, 'correct' any scores (argmax only). */
-  kind: 'nll' | 'ce' | 'correct';
+  kind: LossKind;
   logp: boolean; // ce: write log-probabilities
   dlogits: boolean; // ce: write the gradient
   correct: boolean; // count argmax hits
@@ -180,15 +187,6 @@ interface LossKernelSpec {
 const lossKernel = memoKernel((k: LossKernelSpec) => {
   const hasLoss = k.kind !== 'correct';
   const needArgmax = k.correct;
-  let b = 1;
-  const decl = [
-    `@group(0) @binding(${b++}) var<storage, read> x: array<f32>;`,
-    `@group(0) @binding(${b++}) var<storage, read> tgt: array<i32>;`,
-    k.logp ? `@group(0) @binding(${b++}) var<storage, read_write> logp: array<f32>;` : '',
-    k.dlogits ? `@group(0) @binding(${b++}) var<storage, read_write> dlogits: array<f32>;` : '',
-    hasLoss ? `@group(0) @binding(${b++}) var<storage, read_write> loss: array<f32>;` : '',
-    k.correct ? `@group(0) @binding(${b++}) var<storage, read_write> correct: array<u32>;` : '',
-  ];
   // Per row: the loss term and whether the argmax hit the target.
   const row = /* wgsl */ `
 struct Row { loss: f32, hit: u32 }
@@ -228,44 +226,69 @@ fn row(r: u32) -> Row {
   ${finish('L', 'H')}
 }`
       : /* wgsl */ `
-var<workgroup> redL: array<f32, ${RED_WG}>;
-var<workgroup> redH: array<u32, ${RED_WG}>;
+${treeReduction({ fn: 'workgroupRows', type: 'Row', size: RED_WG, combine: (a, b) => `Row(${a}.loss + ${b}.loss, ${a}.hit + ${b}.hit)` })}
 @compute @workgroup_size(${RED_WG}) fn main(@builtin(local_invocation_index) tid: u32) {
   var L = 0.0;
   var H = 0u;
   for (var r = tid; r < p.rows; r += ${RED_WG}u) { let o = row(r); L += o.loss; H += o.hit; }
-  redL[tid] = L;
-  redH[tid] = H;
-  for (var h = ${RED_WG / 2}u; h > 0u; h >>= 1u) {
-    workgroupBarrier();
-    if (tid < h) { redL[tid] += redL[tid + h]; redH[tid] += redH[tid + h]; }
-  }
-  if (tid == 0u) { ${finish('redL[0]', 'redH[0]')} }
+  let total = workgroupRows(tid, Row(L, H));
+  if (tid == 0u) { ${finish('total.loss', 'total.hit')} }
 }`;
-  return {
+  return declareKernel({
     name,
-    wgsl: /* wgsl */ `
-${PARAMS}
-@group(0) @binding(0) var<uniform> p: Params;
-${decl.filter(Boolean).join('\n')}
-${row}
-${main}`,
-  };
+    params: { rows: 'u32', cols: 'u32', scale: 'f32', gscale: 'f32' },
+    buffers: {
+      x: 'read',
+      tgt: { read: 'i32' },
+      ...(k.logp ? { logp: 'read_write' as const } : {}),
+      ...(k.dlogits ? { dlogits: 'read_write' as const } : {}),
+      ...(hasLoss ? { loss: 'read_write' as const } : {}),
+      ...(k.correct ? { correct: { read_write: 'u32' } } : {}),
+    },
+    wgsl: `${row}\n${main}`,
+  });
 });
 
-function dispatchLoss(gpu: Gpu, spec: Omit<LossKernelSpec, 'variant'>, buffers: GPUBuffer[], s: LossSizes, gscale = 0): void {
-  gpu.dispatch({
-    kernel: lossKernel({ ...spec, variant: s.variant ?? 'v2' }),
-    params: uniforms(s.rows, s.cols, f32(lossScale(s)), f32(gscale)),
+/** Buffers of a loss: scores and targets in, the loss (and for cross-entropy optionally logp, dlogits, the count) out. */
+interface LossBuffers {
+  x: GPUBuffer;
+  tgt: GPUBuffer;
+  loss?: GPUBuffer;
+  logp?: GPUBuffer;
+  dlogits?: GPUBuffer;
+  correct?: GPUBuffer;
+}
+
+/** The registry of one loss kind: v1 a single invocation, v2 a workgroup reduction; v2 preferred everywhere. */
+const lossOp = (name: string, kind: LossKind) =>
+  defineOp<LossSizes & { gradScale?: number }, LossBuffers, SoftmaxVariant>({
+    name,
+    variants: {
+      v1: { summary: 'one invocation looping over the rows: the fallback', run: (gpu, b, s) => runLoss(gpu, kind, 'v1', b, s) },
+      v2: { summary: 'rows strided over a workgroup of 64, then a tree reduction: every adapter', run: (gpu, b, s) => runLoss(gpu, kind, 'v2', b, s) },
+    },
+    prefer: () => ['v2'],
+    cost: ({ rows, cols }) => ({ flops: 4 * rows * cols, bytes: 4 * rows * cols + 4 * rows }),
+  });
+
+function runLoss(gpu: Gpu, kind: LossKind, variant: SoftmaxVariant, b: LossBuffers, s: LossSizes & { gradScale?: number }): void {
+  const spec = { kind, logp: !!b.logp, dlogits: !!b.dlogits, correct: !!b.correct, accumulate: !!s.accumulate, variant };
+  const buffers = Object.fromEntries(Object.entries(b).filter(([, v]) => !!v)) as Record<string, GPUBuffer>;
+  launch(gpu, lossKernel(spec), {
+    params: { rows: s.rows, cols: s.cols, scale: lossScale(s), gscale: s.gradScale ?? 0 },
     buffers,
     workgroups: [1],
   });
 }
 
+export const NLL_LOSS = lossOp('nll_loss', 'nll');
+export const CROSS_ENTROPY = lossOp('cross_entropy', 'ce');
+export const CORRECT_COUNT = lossOp('correct_count', 'correct');
+
 /** loss[0] = −s·Σ_r logp[r, target[r]] (s = 1/rows for 'mean'), from log-probabilities [rows, cols]. */
 export function nllLoss(gpu: Gpu, logp: GPUBuffer, target: GPUBuffer, loss: GPUBuffer, sizes: LossSizes): void {
   check('nllLoss', sizes);
-  dispatchLoss(gpu, { kind: 'nll', logp: false, dlogits: false, correct: false, accumulate: !!sizes.accumulate }, [logp, target, loss], sizes);
+  NLL_LOSS.run(gpu, { x: logp, tgt: target, loss }, sizes);
 }
 
 /**
@@ -283,27 +306,28 @@ export function logSoftmaxNllLoss(
   out: CrossEntropyOutputs = {},
 ): void {
   check('logSoftmaxNllLoss', sizes);
-  const buffers = [logits, target, logp, out.dlogits, loss, out.correct].filter((b): b is GPUBuffer => !!b);
-  const spec = { kind: 'ce' as const, logp: !!logp, dlogits: !!out.dlogits, correct: !!out.correct, accumulate: !!sizes.accumulate };
-  dispatchLoss(gpu, spec, buffers, sizes, (out.scale ?? 1) * lossScale(sizes));
+  const buffers: LossBuffers = { x: logits, tgt: target, loss, logp: logp ?? undefined, dlogits: out.dlogits, correct: out.correct };
+  CROSS_ENTROPY.run(gpu, buffers, { ...sizes, gradScale: (out.scale ?? 1) * lossScale(sizes) });
 }
 
 /** correct[0] (u32) = #{r : argmax_j scores[r, j] = target[r]} (+ correct[0] with accumulate). */
 export function correctCount(gpu: Gpu, scores: GPUBuffer, target: GPUBuffer, correct: GPUBuffer, sizes: LossSizes): void {
   check('correctCount', sizes);
-  dispatchLoss(gpu, { kind: 'correct', logp: false, dlogits: false, correct: true, accumulate: !!sizes.accumulate }, [scores, target, correct], sizes);
+  CORRECT_COUNT.run(gpu, { x: scores, tgt: target, correct }, sizes);
 }
 
-// Per-element gradient kernels; `dy` (the loss's upstream gradient, one float) is optional.
-const gradKernel = memoKernel((kind: 'nll' | 'ce', withDy: boolean) => ({
-  name: `${kind === 'nll' ? 'nll_loss' : 'cross_entropy'}_grad_v1${withDy ? '' : '_nody'}`,
-  wgsl: /* wgsl */ `
-${PARAMS}
-@group(0) @binding(0) var<uniform> p: Params;
-${kind === 'ce' ? '@group(0) @binding(1) var<storage, read> logp: array<f32>;' : ''}
-@group(0) @binding(${kind === 'ce' ? 2 : 1}) var<storage, read> tgt: array<i32>;
-${withDy ? `@group(0) @binding(${kind === 'ce' ? 3 : 2}) var<storage, read> dy: array<f32>;` : ''}
-@group(0) @binding(${(kind === 'ce' ? 3 : 2) + (withDy ? 1 : 0)}) var<storage, read_write> dx: array<f32>;
+// Per-element gradient kernels (single kernels: no registry); `dy` (the loss's upstream gradient, one float) is optional.
+const gradKernel = memoKernel((kind: 'nll' | 'ce', withDy: boolean) =>
+  declareKernel({
+    name: `${kind === 'nll' ? 'nll_loss' : 'cross_entropy'}_grad_v1${withDy ? '' : '_nody'}`,
+    params: { rows: 'u32', cols: 'u32', gscale: 'f32' },
+    buffers: {
+      ...(kind === 'ce' ? { logp: 'read' as const } : {}),
+      tgt: { read: 'i32' },
+      ...(withDy ? { dy: 'read' as const } : {}),
+      dx: 'read_write',
+    },
+    wgsl: /* wgsl */ `
 @compute @workgroup_size(256) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(256)};
   if (i >= p.rows * p.cols) { return; }
@@ -313,16 +337,16 @@ ${withDy ? `@group(0) @binding(${kind === 'ce' ? 3 : 2}) var<storage, read> dy: 
   let g = p.gscale${withDy ? ' * dy[0]' : ''};
   dx[i] = ${kind === 'nll' ? 'select(0.0, -g, on)' : 'g * (exp(logp[i]) - select(0.0, 1.0, on))'};
 }`,
-}));
+  }),
+);
 
-function dispatchGrad(gpu: Gpu, kind: 'nll' | 'ce', buffers: (GPUBuffer | null)[], s: LossGradSizes): void {
+function launchGrad(gpu: Gpu, kind: 'nll' | 'ce', buffers: { logp?: GPUBuffer; tgt: GPUBuffer; dy: GPUBuffer | null; dx: GPUBuffer }, s: LossGradSizes): void {
   const n = s.rows * s.cols;
   if (n === 0) return;
-  const withDy = buffers.includes(null) ? false : true;
-  gpu.dispatch({
-    kernel: gradKernel(kind, withDy),
-    params: uniforms(s.rows, s.cols, f32(1), f32((s.scale ?? 1) * lossScale(s))),
-    buffers: buffers.filter((b): b is GPUBuffer => !!b),
+  const { dy, ...rest } = buffers;
+  launch(gpu, gradKernel(kind, dy !== null), {
+    params: { rows: s.rows, cols: s.cols, gscale: (s.scale ?? 1) * lossScale(s) },
+    buffers: (dy ? { ...rest, dy } : rest) as Record<string, GPUBuffer>,
     workgroups: grid1d(n, 256),
   });
 }
@@ -330,13 +354,13 @@ function dispatchGrad(gpu: Gpu, kind: 'nll' | 'ce', buffers: (GPUBuffer | null)[
 // dlogp[r, t_r] = −scale·dy[0]·s, 0 elsewhere   (saved: target; dy may be null for dy = 1)
 export function nllLossBackward(gpu: Gpu, target: GPUBuffer, dy: GPUBuffer | null, dlogp: GPUBuffer, sizes: LossGradSizes): void {
   check('nllLossBackward', sizes);
-  dispatchGrad(gpu, 'nll', [target, dy, dlogp], sizes);
+  launchGrad(gpu, 'nll', { tgt: target, dy, dx: dlogp }, sizes);
 }
 
 // dlogits = scale·dy[0]·s·(exp(logp) − onehot(t))   (saved: logp from the fused forward, target)
 export function logSoftmaxNllLossBackward(gpu: Gpu, logp: GPUBuffer, target: GPUBuffer, dy: GPUBuffer | null, dlogits: GPUBuffer, sizes: LossGradSizes): void {
   check('logSoftmaxNllLossBackward', sizes);
-  dispatchGrad(gpu, 'ce', [logp, target, dy, dlogits], sizes);
+  launchGrad(gpu, 'ce', { logp, tgt: target, dy, dx: dlogits }, sizes);
 }
 
-export const lossCost = ({ rows, cols }: SoftmaxSizes): Cost => ({ flops: 4 * rows * cols, bytes: 4 * rows * cols + 4 * rows });
+export const lossCost = CROSS_ENTROPY.cost;

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { GpuError, ShaderCompileError } from '../../src/errors.js';
 import { sizeClass } from '../../src/gpu/buffer-pool.js';
-import { Gpu, uniforms } from '../../src/gpu/runtime.js';
+import { declareKernel, launch } from '../../src/gpu/kernel.js';
+import { Gpu } from '../../src/gpu/runtime.js';
 import { relu } from '../../src/shaders/elementwise.js';
 import { download, upload, useGpu } from '../helpers/gpu.js';
 
@@ -13,10 +14,12 @@ describe('runtime', () => {
   it('a WGSL error is a ShaderCompileError naming the kernel and the line', async () => {
     const gpu = await Gpu.create(); // its own device: the error poisons the runtime that saw it
     const x = gpu.pool.acquire(16, 'x');
-    gpu.dispatch({ kernel: { name: 'broken_kernel_v1', wgsl: '@compute @workgroup_size(1) fn main() { let a: f32 = 1u; }' }, params: uniforms(1), buffers: [], workgroups: [1] });
+    const broken = declareKernel({ name: 'broken_kernel_v1', params: { n: 'u32' }, buffers: {}, wgsl: '@compute @workgroup_size(1) fn main() { let a: f32 = 1u; }' });
+    launch(gpu, broken, { params: { n: 1 }, buffers: {}, workgroups: [1] });
+    const line = broken.wgsl.split('\n').findIndex((l) => l.includes('let a: f32')) + 1; // after the generated header
     const err = await gpu.read(x, 4).catch((e) => e);
     expect(err).toBeInstanceOf(ShaderCompileError);
-    expect(err.message).toMatch(/kernel broken_kernel_v1 failed to compile:\n\s+line 1:/);
+    expect(err.message).toMatch(new RegExp(`kernel broken_kernel_v1 failed to compile:\\n\\s+line ${line}:`));
     gpu.destroy();
   });
 

@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { dropout, dropoutBackward, pcgHash } from '../../src/shaders/dropout.js';
-import { ELEMENTWISE_VARIANTS } from '../../src/shaders/elementwise.js';
+import { sizeClass } from '../../src/gpu/buffer-pool.js';
+import { DROPOUT, dropout, dropoutBackward, pcgHash } from '../../src/shaders/dropout.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { exactBuffer } from '../helpers/exact-buffer.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';
+import { runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
 const ctx = useGpu();
 const f = (a: ArrayLike<number>) => Float64Array.from(Float32Array.from(a));
+// The registry's sizes for a map of n elements over pooled buffers (what run() and upload() allocate).
+const pooled = (n: number) => ({ n, capacity: sizeClass(4 * n) / 4 });
 
 // x in [0.5, 1.5): never zero, so the mask is recovered from the output as y ≠ 0.
 async function run(n: number, p: number, seed: number, step: number, variant?: 'v1' | 'v2') {
@@ -43,21 +46,21 @@ describe('dropout', () => {
     });
   }
 
-  for (const variant of [...ELEMENTWISE_VARIANTS, undefined]) {
-    for (const n of [1, 3, 17, 65, 1000, 100_003]) {
-      it(`${variant ?? 'default'} forward and backward use one mask, vs the reference, n=${n}`, async () => {
-        const { gpu } = ctx;
-        const p = 0.3;
+  for (const n of [1, 3, 17, 65, 1000, 100_003]) {
+    it(`every variant and the default: forward and backward use one mask, vs the reference, n=${n}`, async () => {
+      const { gpu } = ctx;
+      const p = 0.3;
+      for (const variant of [...runnableVariants(gpu, DROPOUT, pooled(n)), undefined]) {
         const { x, y, mask } = await run(n, p, 42, 3, variant);
-        expectClose(y, ref.dropoutApply(x, mask, p), { atol: 0, rtol: 1e-6, label: 'forward' });
+        expectClose(y, ref.dropoutApply(x, mask, p), { atol: 0, rtol: 1e-6, label: `forward ${variant ?? 'default'}` });
         const dy = f(randomArray(n, n + 5, 0.5, 1.5));
         const dyb = upload(gpu, dy), dxb = empty(gpu, n);
         dropoutBackward(gpu, dyb, dxb, { n, p, seed: 42, step: 3, variant });
-        expectClose(await download(gpu, dxb, n), ref.dropoutBackward(dy, mask, p), { atol: 0, rtol: 1e-6, label: 'backward' });
+        expectClose(await download(gpu, dxb, n), ref.dropoutBackward(dy, mask, p), { atol: 0, rtol: 1e-6, label: `backward ${variant ?? 'default'}` });
         gpu.pool.release(dyb);
         gpu.pool.release(dxb);
-      });
-    }
+      }
+    });
   }
 
   it('v1 and v2 give the same mask; exact-size buffers work', async () => {
@@ -88,7 +91,7 @@ describe('dropout', () => {
   });
 
   it('p = 0 copies, p = 1 gives zeros', async () => {
-    for (const variant of ELEMENTWISE_VARIANTS) {
+    for (const variant of runnableVariants(ctx.gpu, DROPOUT, pooled(1003))) {
       const zero = await run(1003, 0, 1, 1, variant);
       expectClose(zero.y, zero.x, { atol: 0, rtol: 0, label: 'p=0' });
       const one = await run(1003, 1, 1, 1, variant);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ELEMENTWISE_VARIANTS } from '../../src/shaders/elementwise.js';
-import { sgdStep } from '../../src/shaders/sgd.js';
+import { capacityOf } from '../../src/shaders/elementwise.js';
+import { SGD_MOMENTUM_STEP, SGD_STEP, sgdStep } from '../../src/shaders/sgd.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';
+import { runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
 const ctx = useGpu();
@@ -18,28 +19,29 @@ const CONFIGS: ref.SgdOptions[] = [
 ];
 
 describe('sgdStep', () => {
-  for (const variant of ELEMENTWISE_VARIANTS) {
-    for (const n of [1, 17, 1001, 16_000]) {
-      for (const opts of CONFIGS) {
-        it(`${variant} n=${n} ${JSON.stringify(opts)}: 3 steps vs torch.optim.SGD's rule`, async () => {
-          const { gpu } = ctx;
-          let param: Float64Array = f(randomArray(n, n, -1, 1));
+  for (const n of [1, 17, 1001, 16_000]) {
+    for (const opts of CONFIGS) {
+      it(`every variant, n=${n} ${JSON.stringify(opts)}: 3 steps vs torch.optim.SGD's rule`, async () => {
+        const { gpu } = ctx;
+        const param0 = f(randomArray(n, n, -1, 1));
+        const pb = upload(gpu, param0);
+        const vb = opts.momentum ? empty(gpu, n) : null;
+        const grads = [0, 1, 2].map((step) => f(randomArray(n, 100 * step + n + 1, -2, 2)));
+        const gbs = grads.map((g) => upload(gpu, g));
+        const op = opts.momentum ? SGD_MOMENTUM_STEP : SGD_STEP;
+        for (const variant of runnableVariants(gpu, op, { n, capacity: capacityOf([pb, ...gbs, ...(vb ? [vb] : [])]) })) {
+          gpu.write(pb, Float32Array.from(param0));
+          let param: Float64Array = param0;
           let velocity: Float64Array | null = null;
-          const pb = upload(gpu, param);
-          const vb = opts.momentum ? empty(gpu, n) : null;
           for (let step = 0; step < 3; step++) {
-            const grad = f(randomArray(n, 100 * step + n + 1, -2, 2));
-            const gb = upload(gpu, grad);
-            sgdStep(gpu, pb, gb, vb, { n, ...opts, firstStep: step === 0, variant });
-            gpu.pool.release(gb);
-            ({ param, velocity } = ref.sgdStep(param, grad, opts, velocity));
+            sgdStep(gpu, pb, gbs[step], vb, { n, ...opts, firstStep: step === 0, variant });
+            ({ param, velocity } = ref.sgdStep(param, grads[step], opts, velocity));
           }
-          expectClose(await download(gpu, pb, n), param, { atol: 1e-6, rtol: 1e-5, label: 'param' });
-          if (vb) expectClose(await download(gpu, vb, n), velocity!, { atol: 1e-6, rtol: 1e-5, label: 'velocity' });
-          gpu.pool.release(pb);
-          if (vb) gpu.pool.release(vb);
-        });
-      }
+          expectClose(await download(gpu, pb, n), param, { atol: 1e-6, rtol: 1e-5, label: `param ${variant}` });
+          if (vb) expectClose(await download(gpu, vb, n), velocity!, { atol: 1e-6, rtol: 1e-5, label: `velocity ${variant}` });
+        }
+        for (const b of [pb, ...gbs, ...(vb ? [vb] : [])]) gpu.pool.release(b);
+      });
     }
   }
 
