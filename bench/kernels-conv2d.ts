@@ -1,31 +1,31 @@
 // Benchmark entries for 2-D convolution: the seed's conv1 (1→10, k5, 28x28) and conv2 (10→20, k5, 12x12) at
-// batch 64, forward, backward-input, backward-weight and backward-bias with the adapter's default version,
-// every version of the forward and backward-weight, the v2 register tiles behind conv2dTileV2 and
-// conv2dWeightTileV2, and one larger layer (32→64, k3, pad 1, 28x28).
+// batch 64, forward, backward-input, backward-weight and backward-bias with the adapter's default variant,
+// every variant of the forward, backward-input and backward-weight registries (those this adapter cannot run
+// are skipped), the v2 register tiles behind conv2dTileV2 and conv2dWeightTileV2, and one larger layer
+// (32→64, k3, pad 1, 28x28).
 // Each entry validates against the float64 CPU reference (test/reference/conv2d.ts) before it is timed.
 //
 //   npm run build && npm run bench:kernels -- --filter conv
+import type { Gpu } from '../src/gpu/runtime.js';
 import {
+  CONV2D_BACKWARD_BIAS,
+  CONV2D_BACKWARD_INPUT,
+  CONV2D_BACKWARD_WEIGHT,
+  CONV2D_FORWARD,
   type Conv2dSizes,
   type Conv2dTile,
   type Conv2dVariant,
   type Conv2dWeightTile,
   conv2d,
   conv2dBackwardBias,
-  conv2dBackwardBiasCost,
   conv2dBackwardInput,
-  conv2dBackwardInputCost,
   conv2dBackwardWeight,
-  conv2dBackwardWeightCost,
-  conv2dCost,
   conv2dOutputSize,
   conv2dTileV2,
   conv2dWeightTileV2,
-  defaultConv2dVariant,
-} from '../src/shaders/conv2d.js';
-import type { Gpu } from '../src/shaders/common.js';
+} from '../src/shaders/conv2d/index.js';
 import * as ref from '../test/reference/conv2d.js';
-import { type BenchCase, type BenchEntry, checkClose, downloadF32, randomF32, uploadF32 } from './harness.js';
+import { type BenchCase, type BenchEntry, BenchSkip, checkClose, downloadF32, randomF32, uploadF32 } from './harness.js';
 
 type Op = 'forward' | 'backward-input' | 'backward-weight' | 'backward-bias';
 type Sizes = Conv2dSizes & { tile?: Conv2dTile | Conv2dWeightTile };
@@ -42,22 +42,21 @@ const f64 = (a: Float32Array) => Float64Array.from(a);
 const shapeOf = (s: Conv2dSizes) =>
   `${s.N}x${s.C}x${s.H}x${s.W} k${s.KH}${s.padding ? ` p${s.padding}` : ''}${(s.stride ?? 1) > 1 ? ` s${s.stride}` : ''} ->${s.O}`;
 
-/** The kernel version (and v2 tile) the library runs for `op` on this adapter. */
+/** The kernel (and v2 tile) the library runs for `op` on this adapter; a VariantError where it cannot run. */
 function describe(gpu: Gpu, op: Op, s: Sizes): string {
-  const v: Conv2dVariant = s.variant ?? defaultConv2dVariant(gpu);
   const { OH, OW } = conv2dOutputSize(s);
-  const S = s.stride ?? 1;
-  if (op === 'backward-bias') return `conv2d_bwd_bias_${v === 'v4' ? 'v2' : v}`;
+  if (op === 'backward-bias') return `conv2d_bwd_bias_${CONV2D_BACKWARD_BIAS.resolve(gpu, { N: s.N, O: s.O, OH, OW })}`;
   if (op === 'backward-weight') {
+    const v = CONV2D_BACKWARD_WEIGHT.resolve(gpu, s as Conv2dSizes, s.variant);
     if (v !== 'v2') return `conv2d_bwd_weight_${v}`;
     const t = (s.tile as Conv2dWeightTile | undefined) ?? conv2dWeightTileV2(s.O, OW);
     return `conv2d_bwd_weight_v2 ${t.OT}ch x ${t.PT}col wg${t.WG}`;
   }
   const flip = op === 'backward-input';
-  if (flip && S !== 1) return 'conv2d_bwd_input_v1';
+  const v = (flip ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).resolve(gpu, s, s.variant);
   const name = flip ? 'conv2d_bwd_input' : 'conv2d';
   if (v !== 'v2') return `${name}_${v}`;
-  const t = (s.tile as Conv2dTile | undefined) ?? (flip ? conv2dTileV2(s.C, s.W, s.KW, 1, true) : conv2dTileV2(s.O, OW, s.KW, S, false));
+  const t = (s.tile as Conv2dTile | undefined) ?? (flip ? conv2dTileV2(s.C, s.W, s.KW, 1, true) : conv2dTileV2(s.O, OW, s.KW, s.stride ?? 1, false));
   return `${name}_v2 ${t.OT}ch x ${t.PT}col wg${t.WG}`;
 }
 
@@ -72,16 +71,22 @@ function entry(layer: Layer, op: Op, opts: { label?: string; variant?: Conv2dVar
   const nx = N * C * H * W, nw = O * C * KH * KW, ny = N * O * OH * OW;
   const macs = ny * C * KH * KW;
   const cost =
-    op === 'forward' ? conv2dCost(s)
-    : op === 'backward-input' ? conv2dBackwardInputCost(s)
-    : op === 'backward-weight' ? conv2dBackwardWeightCost(s)
-    : conv2dBackwardBiasCost({ N, O, OH, OW });
+    op === 'forward' ? CONV2D_FORWARD.cost(s)
+    : op === 'backward-input' ? CONV2D_BACKWARD_INPUT.cost(s)
+    : op === 'backward-weight' ? CONV2D_BACKWARD_WEIGHT.cost(layer.sizes)
+    : CONV2D_BACKWARD_BIAS.cost({ N, O, OH, OW });
   return {
     name: `${layer.name} ${op}${opts.label ? ` ${opts.label}` : ''}`,
     shape: shapeOf(s),
     cost,
     samples: opts.samples,
     setup(gpu): BenchCase {
+      let detail: string;
+      try {
+        detail = describe(gpu, op, s);
+      } catch (e) {
+        throw new BenchSkip((e as Error).message);
+      }
       const X = randomF32(nx, 1), Wt = randomF32(nw, 2, -0.3, 0.3), B = randomF32(O, 3), DY = randomF32(ny, 4);
       const bufs = {
         x: uploadF32(gpu, X, 'bench x'),
@@ -94,10 +99,10 @@ function entry(layer: Layer, op: Op, opts: { label?: string; variant?: Conv2dVar
         op === 'forward' ? () => conv2d(gpu, bufs.x, bufs.w, bufs.b, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
         : op === 'backward-input' ? () => conv2dBackwardInput(gpu, bufs.dy, bufs.w, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
         : op === 'backward-weight' ? () => conv2dBackwardWeight(gpu, bufs.x, bufs.dy, bufs.out, s as Conv2dSizes & { tile?: Conv2dWeightTile })
-        : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW, variant: s.variant });
+        : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
       const label = `${layer.name} ${op} ${opts.label ?? ''}`;
       return {
-        detail: describe(gpu, op, s),
+        detail,
         run,
         async validate() {
           run();
@@ -179,14 +184,12 @@ export const entries: BenchEntry[] = [
   ...[CONV1, CONV2, BIG].flatMap((l) =>
     (['forward', 'backward-input', 'backward-weight', 'backward-bias'] as Op[]).map((op) => entry(l, op, { samples: l === BIG ? 7 : undefined })),
   ),
-  // every version at the seed's shapes
-  ...[CONV1, CONV2].flatMap((l) =>
-    (['v1', 'v2', 'v3', 'v4'] as Conv2dVariant[]).flatMap((v) => [
-      entry(l, 'forward', { label: v, variant: v }),
-      entry(l, 'backward-input', { label: v, variant: v }),
-      entry(l, 'backward-weight', { label: v, variant: v }),
-    ]),
-  ),
+  // every variant of each op's registry at the seed's shapes (skipped where this adapter cannot run it)
+  ...[CONV1, CONV2].flatMap((l) => [
+    ...CONV2D_FORWARD.names.map((v) => entry(l, 'forward', { label: v, variant: v })),
+    ...CONV2D_BACKWARD_INPUT.names.map((v) => entry(l, 'backward-input', { label: v, variant: v })),
+    ...CONV2D_BACKWARD_WEIGHT.names.map((v) => entry(l, 'backward-weight', { label: v, variant: v })),
+  ]),
   // the v2 tilings behind the defaults
   ...[CONV1, CONV2].flatMap((l) => [
     ...FORWARD_TILES.map((t) => entry(l, 'forward', { label: tileLabel(t), variant: 'v2', tile: t })),

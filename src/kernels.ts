@@ -10,7 +10,7 @@ export type { Kernel, Dispatch } from './gpu/runtime.js';
 export type { Cost } from './shaders/op.js';
 export * from './shaders/matmul/index.js';
 export * from './shaders/matmul/linear.js';
-export * from './shaders/conv2d.js';
+export * from './shaders/conv2d/index.js';
 export * from './shaders/pool.js';
 export * from './shaders/batch-norm/index.js';
 export * from './shaders/softmax.js';

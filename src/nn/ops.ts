@@ -3,7 +3,7 @@
 // the forward. Each rule's comment gives the math and says what the forward saved for it.
 import { DataError, ShapeError } from '../errors.js';
 import * as bn from '../shaders/batch-norm/index.js';
-import * as conv from '../shaders/conv2d.js';
+import * as conv from '../shaders/conv2d/index.js';
 import * as drop from '../shaders/dropout.js';
 import * as ew from '../shaders/elementwise.js';
 import * as mm from '../shaders/matmul/index.js';

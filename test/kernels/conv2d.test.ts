@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { VariantError } from '../../src/errors.js';
 import {
+  CONV2D_BACKWARD_BIAS,
+  CONV2D_BACKWARD_INPUT,
+  CONV2D_BACKWARD_WEIGHT,
+  CONV2D_FORWARD,
+  type Conv2dBiasVariant,
   type Conv2dSizes,
   type Conv2dTile,
   type Conv2dVariant,
@@ -9,13 +15,13 @@ import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
   conv2dOutputSize,
-} from '../../src/shaders/conv2d.js';
+} from '../../src/shaders/conv2d/index.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';
+import { runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
 const ctx = useGpu();
-const VARIANTS: Conv2dVariant[] = ['v1', 'v2', 'v3', 'v4'];
 
 type Shape = Omit<Conv2dSizes, 'variant'> & { label: string };
 const SHAPES: Shape[] = [
@@ -54,44 +60,101 @@ function dataFor(s: Shape): Data {
   return d;
 }
 
-/** Runs forward (with and without bias) and every backward on the GPU and compares with the reference. */
-async function check(s: Shape, variant: Conv2dVariant, tiles: { tile?: Conv2dTile; weightTile?: Conv2dWeightTile } = {}) {
+// float32 sums of C·KH·KW (or N·OH·OW) products of values in [-1, 1]
+const atol = (terms: number) => 2e-6 * Math.sqrt(terms * 50);
+const tagOf = (s: Shape, variant: string, tile?: Conv2dTile | Conv2dWeightTile) => `${s.label} ${variant}${tile ? ` ${JSON.stringify(tile)}` : ''}`;
+
+/** Forward, with and without bias, against the reference. */
+async function checkForward(s: Shape, variant: Conv2dVariant, tile?: Conv2dTile) {
   const { gpu } = ctx;
-  const sizes: Conv2dSizes = { ...s, variant };
-  const { N, C, H, W, O, KH, KW } = s;
-  const { OH, OW } = conv2dOutputSize(sizes);
-  const nx = N * C * H * W, nw = O * C * KH * KW, ny = N * O * OH * OW;
+  const { N, O } = s;
+  const { OH, OW } = conv2dOutputSize(s);
+  const ny = N * O * OH * OW;
   const d = dataFor(s);
-  const xb = upload(gpu, d.x), wb = upload(gpu, d.w), bb = upload(gpu, d.b), dyb = upload(gpu, d.dy);
-  const yb = empty(gpu, ny), ynb = empty(gpu, ny), dxb = empty(gpu, nx), dwb = empty(gpu, nw), dbb = empty(gpu, O);
-  const dwAcc = upload(gpu, d.dw0), dbAcc = upload(gpu, d.db0);
-
-  conv2d(gpu, xb, wb, bb, yb, { ...sizes, tile: tiles.tile });
-  conv2d(gpu, xb, wb, null, ynb, { ...sizes, tile: tiles.tile });
-  conv2dBackwardInput(gpu, dyb, wb, dxb, { ...sizes, tile: tiles.tile });
-  conv2dBackwardWeight(gpu, xb, dyb, dwb, { ...sizes, tile: tiles.weightTile });
-  conv2dBackwardWeight(gpu, xb, dyb, dwAcc, { ...sizes, tile: tiles.weightTile, accumulate: true });
-  conv2dBackwardBias(gpu, dyb, dbb, { N, O, OH, OW, variant });
-  conv2dBackwardBias(gpu, dyb, dbAcc, { N, O, OH, OW, variant, accumulate: true });
-
-  // float32 sums of C·KH·KW (or N·OH·OW) products of values in [-1, 1]
-  const atol = (terms: number) => 2e-6 * Math.sqrt(terms * 50);
-  const tag = `${s.label} ${variant}${tiles.tile || tiles.weightTile ? ` ${JSON.stringify(tiles)}` : ''}`;
-  const g = d.grads;
-  expectClose(await download(gpu, yb, ny), d.y, { label: `${tag} y`, atol: atol(C * KH * KW), rtol: 1e-5 });
-  expectClose(await download(gpu, ynb, ny), d.yn, { label: `${tag} y (no bias)`, atol: atol(C * KH * KW), rtol: 1e-5 });
-  expectClose(await download(gpu, dxb, nx), g.dx, { label: `${tag} dx`, atol: atol(O * KH * KW), rtol: 1e-5 });
-  const atolW = atol(N * OH * OW);
-  expectClose(await download(gpu, dwb, nw), g.dw, { label: `${tag} dw`, atol: atolW, rtol: 1e-5 });
-  expectClose(await download(gpu, dwAcc, nw), g.dw.map((v, i) => v + d.dw0[i]), { label: `${tag} dw accumulate`, atol: atolW, rtol: 1e-5 });
-  expectClose(await download(gpu, dbb, O), g.db, { label: `${tag} db`, atol: atolW, rtol: 1e-5 });
-  expectClose(await download(gpu, dbAcc, O), g.db.map((v, i) => v + d.db0[i]), { label: `${tag} db accumulate`, atol: atolW, rtol: 1e-5 });
-  for (const buf of [xb, wb, bb, dyb, yb, ynb, dxb, dwb, dbb, dwAcc, dbAcc]) gpu.pool.release(buf);
+  const xb = upload(gpu, d.x), wb = upload(gpu, d.w), bb = upload(gpu, d.b), yb = empty(gpu, ny), ynb = empty(gpu, ny);
+  conv2d(gpu, xb, wb, bb, yb, { ...s, variant, tile });
+  conv2d(gpu, xb, wb, null, ynb, { ...s, variant, tile });
+  const tag = tagOf(s, variant, tile);
+  expectClose(await download(gpu, yb, ny), d.y, { label: `${tag} y`, atol: atol(s.C * s.KH * s.KW), rtol: 1e-5 });
+  expectClose(await download(gpu, ynb, ny), d.yn, { label: `${tag} y (no bias)`, atol: atol(s.C * s.KH * s.KW), rtol: 1e-5 });
+  for (const buf of [xb, wb, bb, yb, ynb]) gpu.pool.release(buf);
 }
 
+async function checkBackwardInput(s: Shape, variant: Conv2dVariant, tile?: Conv2dTile) {
+  const { gpu } = ctx;
+  const nx = s.N * s.C * s.H * s.W;
+  const d = dataFor(s);
+  const wb = upload(gpu, d.w), dyb = upload(gpu, d.dy), dxb = empty(gpu, nx);
+  conv2dBackwardInput(gpu, dyb, wb, dxb, { ...s, variant, tile });
+  expectClose(await download(gpu, dxb, nx), d.grads.dx, { label: `${tagOf(s, variant, tile)} dx`, atol: atol(s.O * s.KH * s.KW), rtol: 1e-5 });
+  for (const buf of [wb, dyb, dxb]) gpu.pool.release(buf);
+}
+
+/** dw = … and dw += … */
+async function checkBackwardWeight(s: Shape, variant: Conv2dVariant, tile?: Conv2dWeightTile) {
+  const { gpu } = ctx;
+  const nw = s.O * s.C * s.KH * s.KW;
+  const { OH, OW } = conv2dOutputSize(s);
+  const d = dataFor(s);
+  const xb = upload(gpu, d.x), dyb = upload(gpu, d.dy), dwb = empty(gpu, nw), dwAcc = upload(gpu, d.dw0);
+  conv2dBackwardWeight(gpu, xb, dyb, dwb, { ...s, variant, tile });
+  conv2dBackwardWeight(gpu, xb, dyb, dwAcc, { ...s, variant, tile, accumulate: true });
+  const tag = tagOf(s, variant, tile);
+  const atolW = atol(s.N * OH * OW);
+  expectClose(await download(gpu, dwb, nw), d.grads.dw, { label: `${tag} dw`, atol: atolW, rtol: 1e-5 });
+  expectClose(await download(gpu, dwAcc, nw), d.grads.dw.map((v, i) => v + d.dw0[i]), { label: `${tag} dw accumulate`, atol: atolW, rtol: 1e-5 });
+  for (const buf of [xb, dyb, dwb, dwAcc]) gpu.pool.release(buf);
+}
+
+/** db = … and db += … */
+async function checkBackwardBias(s: Shape, variant: Conv2dBiasVariant) {
+  const { gpu } = ctx;
+  const { N, O } = s;
+  const { OH, OW } = conv2dOutputSize(s);
+  const d = dataFor(s);
+  const dyb = upload(gpu, d.dy), dbb = empty(gpu, O), dbAcc = upload(gpu, d.db0);
+  conv2dBackwardBias(gpu, dyb, dbb, { N, O, OH, OW, variant });
+  conv2dBackwardBias(gpu, dyb, dbAcc, { N, O, OH, OW, variant, accumulate: true });
+  const tag = tagOf(s, variant);
+  const atolW = atol(N * OH * OW);
+  expectClose(await download(gpu, dbb, O), d.grads.db, { label: `${tag} db`, atol: atolW, rtol: 1e-5 });
+  expectClose(await download(gpu, dbAcc, O), d.grads.db.map((v, i) => v + d.db0[i]), { label: `${tag} db accumulate`, atol: atolW, rtol: 1e-5 });
+  for (const buf of [dyb, dbb, dbAcc]) gpu.pool.release(buf);
+}
+
+const biasSizes = (s: Shape) => ({ N: s.N, O: s.O, ...conv2dOutputSize(s) });
+
 describe('conv2d', () => {
+  // Every variant of each op's registry that this adapter can run for the shape (forcing any other one must
+  // fail with a VariantError: v4 without fixed-size subgroups, backward-input v2-v4 at stride != 1, v3 with a
+  // kernel too large to stage).
   for (const s of SHAPES) {
-    for (const variant of VARIANTS) it(`${s.label} (${variant})`, () => check(s, variant));
+    it(`${s.label}: ${CONV2D_FORWARD.name}`, async () => {
+      for (const v of runnableVariants(ctx.gpu, CONV2D_FORWARD, s)) await checkForward(s, v);
+    });
+    it(`${s.label}: ${CONV2D_BACKWARD_INPUT.name}`, async () => {
+      for (const v of runnableVariants(ctx.gpu, CONV2D_BACKWARD_INPUT, s)) await checkBackwardInput(s, v);
+    });
+    it(`${s.label}: ${CONV2D_BACKWARD_WEIGHT.name}`, async () => {
+      for (const v of runnableVariants(ctx.gpu, CONV2D_BACKWARD_WEIGHT, s)) await checkBackwardWeight(s, v);
+    });
+    it(`${s.label}: ${CONV2D_BACKWARD_BIAS.name}`, async () => {
+      for (const v of runnableVariants(ctx.gpu, CONV2D_BACKWARD_BIAS, biasSizes(s))) await checkBackwardBias(s, v);
+    });
+  }
+
+  /** Tiles other than the defaults for one variant; where the variant cannot run, forcing it must fail. */
+  async function checkTiles(s: Shape, variant: 'v2' | 'v4', t: { tile: Conv2dTile; weightTile: Conv2dWeightTile }) {
+    const { gpu } = ctx;
+    const b = empty(gpu, 16);
+    const sizes = { ...s, variant };
+    if (CONV2D_FORWARD.unavailable(gpu, variant, s) === null) await checkForward(s, variant, t.tile);
+    else expect(() => conv2d(gpu, b, b, null, b, { ...sizes, tile: t.tile })).toThrow(VariantError);
+    if (CONV2D_BACKWARD_INPUT.unavailable(gpu, variant, s) === null) await checkBackwardInput(s, variant, t.tile);
+    else expect(() => conv2dBackwardInput(gpu, b, b, b, { ...sizes, tile: t.tile })).toThrow(VariantError);
+    if (CONV2D_BACKWARD_WEIGHT.unavailable(gpu, variant, s) === null) await checkBackwardWeight(s, variant, t.weightTile);
+    else expect(() => conv2dBackwardWeight(gpu, b, b, b, { ...sizes, tile: t.weightTile })).toThrow(VariantError);
+    gpu.pool.release(b);
   }
 
   // v2 tiles other than the defaults: channel and column tails, one-lane workgroups, many row slices.
@@ -101,24 +164,33 @@ describe('conv2d', () => {
     { tile: { OT: 4, PT: 3, WG: 1 }, weightTile: { OT: 4, PT: 1, WG: 1, groups: 1 } },
   ];
   for (const s of odd) {
-    for (const t of TILES) it(`${s.label} (v2 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => check(s, 'v2', t));
+    for (const t of TILES) it(`${s.label} (v2 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => checkTiles(s, 'v2', t));
   }
 
   // v4 tiles other than the defaults: several column-block classes with channel and column tails, one-column
   // blocks, and weight tiles with several steps per row (PT a multiple of the subgroup size, 8 on llvmpipe).
-  // v4 ignores WG (a workgroup is one subgroup); without subgroups these run as v2 tiles.
+  // v4 ignores WG (a workgroup is one subgroup).
   const TILES_V4: { tile: Conv2dTile; weightTile: Conv2dWeightTile }[] = [
     { tile: { OT: 3, PT: 4, WG: 8 }, weightTile: { OT: 3, PT: 8, WG: 8, groups: 512 } },
     { tile: { OT: 4, PT: 1, WG: 8 }, weightTile: { OT: 4, PT: 16, WG: 8, groups: 1 } },
   ];
   for (const s of odd) {
-    for (const t of TILES_V4) it(`${s.label} (v4 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => check(s, 'v4', t));
+    for (const t of TILES_V4) it(`${s.label} (v4 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => checkTiles(s, 'v4', t));
   }
 
   it('rejects a kernel larger than the padded input', () => {
     const { gpu } = ctx;
     const b = empty(gpu, 16);
     expect(() => conv2d(gpu, b, b, null, b, { N: 1, C: 1, H: 3, W: 3, O: 1, KH: 5, KW: 5 })).toThrow(/conv2d: bad sizes/);
+    gpu.pool.release(b);
+  });
+
+  it('rejects a variant the op does not have, naming the op', () => {
+    const { gpu } = ctx;
+    const b = empty(gpu, 16);
+    const force = (variant: string) => ({ N: 1, O: 1, OH: 1, OW: 1, variant: variant as Conv2dBiasVariant });
+    expect(() => conv2dBackwardBias(gpu, b, b, force('v4'))).toThrow(/conv2d.backward-bias has no variant "v4"/);
+    expect(() => conv2d(gpu, b, b, null, b, { N: 1, C: 1, H: 1, W: 1, O: 1, KH: 1, KW: 1, variant: 'v5' as Conv2dVariant })).toThrow(VariantError);
     gpu.pool.release(b);
   });
 

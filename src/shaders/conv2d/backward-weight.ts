@@ -1,0 +1,255 @@
+// Backward-weight kernels: dw[o,c,kh,kw] (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh·s+kh−pad,ow·s+kw−pad]
+// (see index.ts for which variant is for what). Buffers x, dy, dw.
+import { VariantError } from '../../errors.js';
+import { fixedSubgroupSize } from '../../gpu/capabilities.js';
+import { type ParamType, declareKernel, launch } from '../../gpu/kernel.js';
+import type { Gpu } from '../../gpu/runtime.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, range, treeReduction } from '../wgsl.js';
+import { WG_V1 } from './direct.js';
+import type { Geometry } from './sizes.js';
+import { sumPartials } from './sum-partials.js';
+
+export interface BackwardWeightBuffers {
+  x: GPUBuffer;
+  dy: GPUBuffer;
+  dw: GPUBuffer;
+}
+
+/** Tile of a v2 or v4 invocation: it owns OT output channels × KW taps of one (c, kh). */
+export interface Conv2dWeightTile {
+  /** Output channels per invocation. */
+  OT: number;
+  /** Output columns per step. */
+  PT: number;
+  /** Invocations per workgroup (v2; a v4 workgroup is one subgroup). */
+  WG: number;
+  /** Workgroups to aim for when choosing how many slices to split the rows into. */
+  groups: number;
+}
+
+const BUFFERS = { x: 'read', dy: 'read', dw: 'read_write' } as const;
+const PARAMS = {
+  N: 'u32', C: 'u32', H: 'u32', W: 'u32', O: 'u32', OH: 'u32', OW: 'u32', pad: 'i32', accumulate: 'u32',
+} as const satisfies Record<string, ParamType>;
+const params = (g: Geometry, accumulate: boolean) => ({
+  N: g.N, C: g.C, H: g.H, W: g.W, O: g.O, OH: g.OH, OW: g.OW, pad: g.pad, accumulate: +accumulate,
+});
+
+// ---- v1: one dw element per invocation, looping over N·OH·OW ----------------------------------------------
+
+const backwardWeightV1Kernel = memoKernel(() =>
+  declareKernel({
+    name: 'conv2d_bwd_weight_v1',
+    params: { ...PARAMS, KH: 'u32', KW: 'u32', S: 'u32' },
+    buffers: BUFFERS,
+    wgsl: /* wgsl */ `@compute @workgroup_size(${WG_V1}) fn main(${FLAT_BUILTINS}) {
+  let i = ${FLAT_INDEX(WG_V1)};
+  if (i >= p.O * p.C * p.KH * p.KW) { return; }
+  let kw = i % p.KW;
+  let kh = (i / p.KW) % p.KH;
+  let c = (i / (p.KH * p.KW)) % p.C;
+  let o = i / (p.KH * p.KW * p.C);
+  var acc = 0.0;
+  for (var n = 0u; n < p.N; n++) {
+    for (var oh = 0u; oh < p.OH; oh++) {
+      let ih = i32(oh * p.S + kh) - p.pad;
+      if (ih < 0 || ih >= i32(p.H)) { continue; }
+      let xRow = ((n * p.C + c) * p.H + u32(ih)) * p.W;
+      let dyRow = ((n * p.O + o) * p.OH + oh) * p.OW;
+      for (var ow = 0u; ow < p.OW; ow++) {
+        let iw = i32(ow * p.S + kw) - p.pad;
+        if (iw < 0 || iw >= i32(p.W)) { continue; }
+        acc += dy[dyRow + ow] * x[xRow + u32(iw)];
+      }
+    }
+  }
+  dw[i] = select(acc, dw[i] + acc, p.accumulate != 0u);
+}`,
+  }),
+);
+
+export function backwardWeightV1(gpu: Gpu, g: Geometry, buffers: BackwardWeightBuffers, accumulate: boolean): void {
+  launch(gpu, backwardWeightV1Kernel(), {
+    params: { ...params(g, accumulate), KH: g.KH, KW: g.KW, S: g.S },
+    buffers: { ...buffers },
+    workgroups: grid1d(g.O * g.C * g.KH * g.KW, WG_V1),
+  });
+}
+
+// ---- v2 and v4: register tiles over row slices, no barriers (software adapters) ----------------------------
+//
+// v2: lanes over (c, kh); workgroup_id.y picks OT output channels, workgroup_id.z a slice of the N·OH rows.
+// An invocation keeps OT × KW sums. It walks a row PT output columns at a time: it loads the (PT−1)·S + KW x
+// values those columns touch and OT·PT dy values (uniform across the workgroup: lanes differ only in c and
+// kh) for OT·PT·KW FMAs. Slice z writes part[z][o][c][kh][kw]; with one slice that is dw itself, else
+// conv2d_sum_partials adds (and accumulates) the slices into dw.
+//
+// v4 (sg = the subgroup size): v2 with one subgroup per workgroup (WG = sg lanes over (c, kh)) sharing the dy
+// loads, which are the same in every lane: per step of PT columns (PT a multiple of sg) lane l loads columns
+// ow + l, ow + l + sg, ... of each of its OT dy rows, and subgroupBroadcast hands every lane all PT of them, so
+// OT·PT/sg loads replace OT·PT. No lane returns early: lanes past C·KH compute a clamped duplicate and skip
+// the store; padding rows read zeros instead of skipping (a broadcast must not sit in divergent control flow).
+
+const backwardWeightTiledKernel = memoKernel((KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number | null) => {
+  const { OT, PT, WG } = t;
+  const span = (PT - 1) * S + KW;
+  const rowOk = sg ? 'rowOk && ' : '';
+  const body = range(span).map((j) =>
+    padded
+      ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.W) - 1))], ${rowOk}c${j} >= 0 && c${j} < i32(p.W));`
+      : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`, // min: columns past OW in the last step
+  );
+  const fmas = (tt: number, pp: number) => range(KW).map((kw) => `a${tt}_${kw} = fma(g, x${pp * S + kw}, a${tt}_${kw});`).join(' ');
+  if (sg === null) {
+    for (const pp of range(PT)) {
+      body.push(`{ let live = ow + ${pp}u < p.OW; let owc = min(ow + ${pp}u, p.OW - 1u);`);
+      for (const tt of range(OT)) body.push(`  { let g = select(0.0, dy[dr${tt} + owc], live); ${fmas(tt, pp)} }`);
+      body.push('}');
+    }
+  } else {
+    // dy[dr_t + ow + gq·sg + lane], zero past OW; every lane then gets all PT columns by broadcast
+    for (const gq of range(PT / sg)) {
+      body.push(`let owl${gq} = ow + ${gq * sg}u + sid;`);
+      body.push(...range(OT).map((tt) => `let d${tt}_${gq} = select(0.0, dy[dr${tt} + min(owl${gq}, p.OW - 1u)], owl${gq} < p.OW);`));
+    }
+    for (const pp of range(PT)) {
+      for (const tt of range(OT)) body.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${fmas(tt, pp)} }`);
+    }
+  }
+  const stores = range(OT).flatMap((tt) =>
+    range(KW).map((kw) => {
+      const i = `wbase + ${tt * KH * KW}u * p.C + ${kw}u`;
+      return `if (${sg ? 'live && ' : ''}o0 + ${tt}u < p.O) { dw[${i}] = select(a${tt}_${kw}, dw[${i}] + a${tt}_${kw}, p.accumulate != 0u); }`;
+    }),
+  );
+  const entry = sg
+    ? `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+  let glane = wid.x * ${sg}u + sid;
+  let live = glane < p.C * ${KH}u;
+  let lane = min(glane, p.C * ${KH}u - 1u);`
+    : `@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let lane = wid.x * ${WG}u + lid.x;
+  if (lane >= p.C * ${KH}u) { return; }`;
+  const row = sg
+    ? `let ihr = i32(oh * ${S}u + kh) - p.pad;
+    ${padded ? 'let rowOk = ihr >= 0 && ihr < i32(p.H); let ih = clamp(ihr, 0, i32(p.H) - 1);' : 'let ih = ihr;'}`
+    : `let ih = i32(oh * ${S}u + kh) - p.pad;
+    ${padded ? 'if (ih < 0 || ih >= i32(p.H)) { continue; }' : ''}`;
+  return declareKernel({
+    name: sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2',
+    enable: sg ? ['subgroups'] : [],
+    params: { ...PARAMS, rowsPerSlice: 'u32' },
+    buffers: BUFFERS,
+    wgsl: /* wgsl */ `${entry}
+  let c = lane / ${KH}u;
+  let kh = lane % ${KH}u;
+  let o0 = wid.y * ${OT}u;
+  ${range(OT).map((tt) => `let o_${tt} = min(o0 + ${tt}u, p.O - 1u);`).join('\n  ')}
+  ${range(OT).flatMap((tt) => range(KW).map((kw) => `var a${tt}_${kw} = 0.0;`)).join('\n  ')}
+  let r0 = wid.z * p.rowsPerSlice;
+  let r1 = min(r0 + p.rowsPerSlice, p.N * p.OH);
+  for (var r = r0; r < r1; r++) {
+    let n = r / p.OH;
+    let oh = r % p.OH;
+    ${row}
+    let xr = ((n * p.C + c) * p.H + u32(ih)) * p.W;
+    ${range(OT).map((tt) => `let dr${tt} = ((n * p.O + o_${tt}) * p.OH + oh) * p.OW;`).join('\n    ')}
+    for (var ow = 0u; ow < p.OW; ow += ${PT}u) {
+      let iw0 = i32(ow * ${S}u) - p.pad;
+      ${body.join('\n      ')}
+    }
+  }
+  let wbase = wid.z * p.O * p.C * ${KH * KW}u + ((o0 * p.C + c) * ${KH}u + kh) * ${KW}u;
+  ${stores.join('\n  ')}
+}`,
+  });
+});
+
+/** The v2 tile (measured on the seed's shapes: bench/kernels-conv2d.ts). */
+export function conv2dWeightTileV2(O: number, OW: number): Conv2dWeightTile {
+  let OT = 1;
+  for (let t = 2; t <= Math.min(O, 5); t++) if (Math.ceil(O / t) * t - O <= Math.ceil(O / OT) * OT - O) OT = t;
+  return { OT, PT: Math.min(OW, 4), WG: 8, groups: 64 };
+}
+
+/**
+ * The v4 tile (measured on the seed's layers with bench/kernels-conv2d.ts): sg columns per step (2·sg ran
+ * slower on conv1), as many output channels as fit 50 accumulators with the fewest channel-tail ones (on conv1
+ * 10 ran faster than 5; on conv2 20 ran no faster than 10 and took much longer to compile), and few row slices
+ * (more than 16 groups ran slower).
+ */
+export function conv2dWeightTileV4(O: number, KW: number, sg: number): Conv2dWeightTile {
+  let OT = 1;
+  for (let t = 2; t <= Math.min(O, Math.floor(50 / KW)); t++) if (Math.ceil(O / t) * t - O <= Math.ceil(O / OT) * OT - O) OT = t;
+  return { OT, PT: sg, WG: sg, groups: 16 };
+}
+
+/** v2 (subgroups = false) or v4: the row slices, then conv2d_sum_partials when there are several. */
+export function backwardWeightTiled(gpu: Gpu, g: Geometry, buffers: BackwardWeightBuffers, accumulate: boolean, subgroups: boolean, tile?: Conv2dWeightTile): void {
+  const sg = subgroups ? fixedSubgroupSize(gpu)! : null; // the registry checked the requirement
+  const t = sg ? { ...(tile ?? conv2dWeightTileV4(g.O, g.KW, sg)), WG: sg } : (tile ?? conv2dWeightTileV2(g.O, g.OW));
+  if (sg && t.PT % sg !== 0) throw new VariantError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);
+  const M = g.O * g.C * g.KH * g.KW;
+  const groups = Math.ceil((g.C * g.KH) / t.WG) * Math.ceil(g.O / t.OT);
+  const rows = g.N * g.OH;
+  const rowsPerSlice = Math.ceil(rows / Math.min(rows, 65535, Math.max(1, Math.round(t.groups / groups))));
+  const slices = Math.ceil(rows / rowsPerSlice);
+  const kernel = backwardWeightTiledKernel(g.KH, g.KW, g.S, g.pad !== 0, t, sg);
+  const workgroups: [number, number, number] = [Math.ceil((g.C * g.KH) / t.WG), Math.ceil(g.O / t.OT), slices];
+  const { x, dy, dw } = buffers;
+  if (slices === 1) {
+    launch(gpu, kernel, { params: { ...params(g, accumulate), rowsPerSlice }, buffers: { x, dy, dw }, workgroups });
+    return;
+  }
+  const part = gpu.pool.acquire(4 * slices * M, 'conv2d dw partial sums');
+  launch(gpu, kernel, { params: { ...params(g, false), rowsPerSlice }, buffers: { x, dy, dw: part }, workgroups });
+  sumPartials(gpu, part, dw, M, slices, accumulate);
+  gpu.pool.release(part); // safe: the queue runs the recorded dispatches before any later use of the buffer
+}
+
+// ---- v3: a workgroup per weight element, tree reduction in workgroup memory (GPUs) -------------------------
+//
+// WG_R threads per weight element; thread j sums reduction positions j, j + WG_R, ... (consecutive threads
+// read consecutive dy and x), then the workgroup's tree reduction adds the WG_R partial sums.
+
+const WG_R = 64;
+
+const backwardWeightV3Kernel = memoKernel(() =>
+  declareKernel({
+    name: 'conv2d_bwd_weight_v3',
+    params: { ...PARAMS, KH: 'u32', KW: 'u32', S: 'u32' },
+    buffers: BUFFERS,
+    wgsl: /* wgsl */ `${treeReduction({ fn: 'workgroupSum', type: 'f32', size: WG_R })}
+@compute @workgroup_size(${WG_R}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let kw = wid.x % p.KW;
+  let kh = (wid.x / p.KW) % p.KH;
+  let c = wid.x / (p.KW * p.KH);
+  let o = wid.y;
+  let plane = p.OH * p.OW;
+  var acc = 0.0;
+  for (var r = lid.x; r < p.N * plane; r += ${WG_R}u) {
+    let n = r / plane;
+    let oh = (r % plane) / p.OW;
+    let ow = r % p.OW;
+    let ih = i32(oh * p.S + kh) - p.pad;
+    let iw = i32(ow * p.S + kw) - p.pad;
+    if (ih >= 0 && ih < i32(p.H) && iw >= 0 && iw < i32(p.W)) {
+      acc = fma(dy[(n * p.O + o) * plane + oh * p.OW + ow], x[((n * p.C + c) * p.H + u32(ih)) * p.W + u32(iw)], acc);
+    }
+  }
+  let total = workgroupSum(lid.x, acc);
+  if (lid.x == 0u) {
+    let i = (o * p.C + c) * p.KH * p.KW + kh * p.KW + kw;
+    dw[i] = select(total, dw[i] + total, p.accumulate != 0u);
+  }
+}`,
+  }),
+);
+
+export function backwardWeightV3(gpu: Gpu, g: Geometry, buffers: BackwardWeightBuffers, accumulate: boolean): void {
+  launch(gpu, backwardWeightV3Kernel(), {
+    params: { ...params(g, accumulate), KH: g.KH, KW: g.KW, S: g.S },
+    buffers: { ...buffers },
+    workgroups: [g.C * g.KH * g.KW, g.O],
+  });
+}

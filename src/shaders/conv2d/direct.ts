@@ -1,0 +1,457 @@
+// The "direct" convolution kernels: the forward pass, and at stride 1 the backward-input pass, which is the
+// same convolution with the kernel flipped (see index.ts for which variant is for what).
+//
+// They read a[N,Cin,Hin,Win] and write b[N,Cout,Hout,Wout]. flip = false: tap (oc, ic, kh, kw) is
+// w[oc, ic, kh, kw] (forward). flip = true: the input is dy, the output dx, and tap (oc, ic, kh, kw) is
+// w[ic, oc, KH−1−kh, KW−1−kw]. Buffers x, w, bias, y; without a bias, w is bound in its place and hasBias = 0.
+// Only v2 and v4 take sizes as compile-time constants (their tiles are unrolled into registers, which is what
+// makes them fast on llvmpipe); v1 and v3 read every size from the uniform, so one pipeline serves all shapes
+// (llvmpipe compiles a constant-bound loop nest by unrolling it, which costs seconds per shape).
+import { VariantError } from '../../errors.js';
+import { fixedSubgroupSize } from '../../gpu/capabilities.js';
+import { type ParamType, declareKernel, launch } from '../../gpu/kernel.js';
+import type { Gpu } from '../../gpu/runtime.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, range } from '../wgsl.js';
+import type { Geometry } from './sizes.js';
+
+/** One direct convolution: its sizes, the input padding on each axis, and whether the kernel is flipped. */
+export interface DirectArgs {
+  N: number; Cin: number; Hin: number; Win: number; Cout: number; Hout: number; Wout: number;
+  S: number; padH: number; padW: number; KH: number; KW: number; flip: boolean; hasBias: boolean;
+}
+
+export interface DirectBuffers {
+  x: GPUBuffer;
+  w: GPUBuffer;
+  /** Bound only when hasBias; pass w otherwise. */
+  bias: GPUBuffer;
+  y: GPUBuffer;
+}
+
+/** Register tile of a v2 or v4 invocation. */
+export interface Conv2dTile {
+  /** Output channels per invocation. */
+  OT: number;
+  /** Adjacent output columns per invocation. */
+  PT: number;
+  /** Invocations per workgroup (v2; a v4 workgroup is one subgroup). */
+  WG: number;
+}
+
+const BUFFERS = { x: 'read', w: 'read', bias: 'read', y: 'read_write' } as const;
+const DIRECT_PARAMS = {
+  Cin: 'u32', Hin: 'u32', Win: 'u32', Cout: 'u32', Hout: 'u32', Wout: 'u32', padH: 'i32', padW: 'i32', hasBias: 'u32',
+} as const satisfies Record<string, ParamType>;
+const directParams = (a: DirectArgs) => ({
+  Cin: a.Cin, Hin: a.Hin, Win: a.Win, Cout: a.Cout, Hout: a.Hout, Wout: a.Wout, padH: a.padH, padW: a.padW, hasBias: +a.hasBias,
+});
+
+/** WGSL index of w for tap (oc, ic, kh, kw); KH, KW are WGSL expressions (constants or uniforms). */
+function weightIndex(flip: boolean, KH: string, KW: string, oc: string, ic: string, kh: string, kw: string): string {
+  return flip
+    ? `((${ic}) * p.Cout + (${oc})) * ${KH} * ${KW} + (${KH} - 1u - (${kh})) * ${KW} + (${KW} - 1u - (${kw}))`
+    : `((${oc}) * p.Cin + (${ic})) * ${KH} * ${KW} + (${kh}) * ${KW} + (${kw})`;
+}
+
+const biasOf = (oc: string) => `select(0.0, bias[${oc}], p.hasBias != 0u)`;
+
+// ---- v1: one output per invocation (the forward; backward-input v1 gathers its taps, at any stride) -------
+
+export const WG_V1 = 64;
+
+const directV1Kernel = memoKernel(() =>
+  declareKernel({
+    name: 'conv2d_v1',
+    params: { ...DIRECT_PARAMS, KH: 'u32', KW: 'u32', S: 'u32', total: 'u32' },
+    buffers: BUFFERS,
+    wgsl: /* wgsl */ `@compute @workgroup_size(${WG_V1}) fn main(${FLAT_BUILTINS}) {
+  let i = ${FLAT_INDEX(WG_V1)};
+  if (i >= p.total) { return; }
+  let ow = i % p.Wout;
+  let oh = (i / p.Wout) % p.Hout;
+  let oc = (i / (p.Wout * p.Hout)) % p.Cout;
+  let n = i / (p.Wout * p.Hout * p.Cout);
+  var acc = ${biasOf('oc')};
+  for (var ic = 0u; ic < p.Cin; ic++) {
+    for (var kh = 0u; kh < p.KH; kh++) {
+      let ih = i32(oh * p.S + kh) - p.padH;
+      if (ih < 0 || ih >= i32(p.Hin)) { continue; }
+      let row = ((n * p.Cin + ic) * p.Hin + u32(ih)) * p.Win;
+      for (var kw = 0u; kw < p.KW; kw++) {
+        let iw = i32(ow * p.S + kw) - p.padW;
+        if (iw < 0 || iw >= i32(p.Win)) { continue; }
+        acc += x[row + u32(iw)] * w[${weightIndex(false, 'p.KH', 'p.KW', 'oc', 'ic', 'kh', 'kw')}];
+      }
+    }
+  }
+  y[i] = acc;
+}`,
+  }),
+);
+
+export function directV1(gpu: Gpu, a: DirectArgs & { flip: false }, buffers: DirectBuffers): void {
+  const total = a.N * a.Cout * a.Hout * a.Wout;
+  launch(gpu, directV1Kernel(), {
+    params: { ...directParams(a), KH: a.KH, KW: a.KW, S: a.S, total },
+    buffers: { ...buffers },
+    workgroups: grid1d(total, WG_V1),
+  });
+}
+
+// Backward-input v1, any stride: one dx element per invocation; the forward taps that read x[n,c,ih,iw] are
+// oh = (ih + pad − kh) / s where that divides.
+const backwardInputV1Kernel = memoKernel(() =>
+  declareKernel({
+    name: 'conv2d_bwd_input_v1',
+    params: { total: 'u32', C: 'u32', H: 'u32', W: 'u32', O: 'u32', OH: 'u32', OW: 'u32', pad: 'u32', KH: 'u32', KW: 'u32', S: 'u32' },
+    buffers: { dy: 'read', w: 'read', dx: 'read_write' },
+    wgsl: /* wgsl */ `@compute @workgroup_size(${WG_V1}) fn main(${FLAT_BUILTINS}) {
+  let i = ${FLAT_INDEX(WG_V1)};
+  if (i >= p.total) { return; }
+  let iw = (i % p.W) + p.pad;
+  let ih = ((i / p.W) % p.H) + p.pad;
+  let c = (i / (p.W * p.H)) % p.C;
+  let n = i / (p.W * p.H * p.C);
+  var acc = 0.0;
+  for (var o = 0u; o < p.O; o++) {
+    for (var kh = 0u; kh < p.KH && kh <= ih; kh++) {
+      let th = ih - kh;  // = oh·s
+      if (th % p.S != 0u || th / p.S >= p.OH) { continue; }
+      let dyRow = ((n * p.O + o) * p.OH + th / p.S) * p.OW;
+      let wRow = ((o * p.C + c) * p.KH + kh) * p.KW;
+      for (var kw = 0u; kw < p.KW && kw <= iw; kw++) {
+        let tw = iw - kw;
+        if (tw % p.S != 0u || tw / p.S >= p.OW) { continue; }
+        acc += dy[dyRow + tw / p.S] * w[wRow + kw];
+      }
+    }
+  }
+  dx[i] = acc;
+}`,
+  }),
+);
+
+export function backwardInputV1(gpu: Gpu, g: Geometry, buffers: { dy: GPUBuffer; w: GPUBuffer; dx: GPUBuffer }): void {
+  const total = g.N * g.C * g.H * g.W;
+  launch(gpu, backwardInputV1Kernel(), {
+    params: { total, C: g.C, H: g.H, W: g.W, O: g.O, OH: g.OH, OW: g.OW, pad: g.pad, KH: g.KH, KW: g.KW, S: g.S },
+    buffers: { ...buffers },
+    workgroups: grid1d(total, WG_V1),
+  });
+}
+
+// ---- v2: register tile, no barriers (software adapters) ---------------------------------------------------
+//
+// A tile of OT output channels × PT output columns, unrolled over (kw, t, p) so the tile lives in registers;
+// the kh and ic loops stay loops. Lanes run over (n, oh, column block) and the workgroup's OT channels come
+// from workgroup_id.z, so its weight addresses are uniform. Per (ic, kh) an invocation loads (PT−1)·S + KW
+// input values and OT·KW weights for OT·PT·KW FMAs.
+
+const directV2Kernel = memoKernel((KH: number, KW: number, S: number, padded: boolean, flip: boolean, t: Conv2dTile) => {
+  const { OT, PT, WG } = t;
+  const span = (PT - 1) * S + KW; // input columns one tile row touches
+  const body: string[] = range(span).map((j) =>
+    padded
+      ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.Win) - 1))], c${j} >= 0 && c${j} < i32(p.Win));`
+      : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.Win - 1u)];`, // min: columns past Wout in the last block
+  );
+  // wk{t}: index of tap (oc_t, ic, kh, kw = 0); taps step by +1 along kw (−1 when flipped).
+  body.push(...range(OT).map((tt) => `let wk${tt} = ${weightIndex(flip, `${KH}u`, `${KW}u`, `oc_${tt}`, 'ic', 'kh', '0u')};`));
+  for (const kw of range(KW)) {
+    for (const tt of range(OT)) {
+      body.push(`{ let wv = w[wk${tt} ${flip ? '-' : '+'} ${kw}u];`);
+      body.push(...range(PT).map((pp) => `  a${tt}_${pp} = fma(wv, x${pp * S + kw}, a${tt}_${pp});`), '}');
+    }
+  }
+  const stores = range(OT).flatMap((tt) =>
+    range(PT).map((pp) => `if (oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < p.Wout) { y[ybase + ${tt}u * plane + ${pp}u] = a${tt}_${pp}; }`),
+  );
+  return declareKernel({
+    name: flip ? 'conv2d_bwd_input_v2' : 'conv2d_v2',
+    params: { ...DIRECT_PARAMS, lanes: 'u32', nPB: 'u32' },
+    buffers: BUFFERS,
+    wgsl: /* wgsl */ `@compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
+  let lane = ${FLAT_INDEX(WG)};
+  if (lane >= p.lanes) { return; }
+  let pb = lane % p.nPB;
+  let row = lane / p.nPB;
+  let oh = row % p.Hout;
+  let n = row / p.Hout;
+  let ow0 = pb * ${PT}u;
+  let oc0 = wid.z * ${OT}u;
+  ${range(OT).map((tt) => `let oc_${tt} = min(oc0 + ${tt}u, p.Cout - 1u);`).join('\n  ')}
+  ${range(OT).map((tt) => `let b${tt} = ${biasOf(`oc_${tt}`)};`).join('\n  ')}
+  ${range(OT).flatMap((tt) => range(PT).map((pp) => `var a${tt}_${pp} = b${tt};`)).join('\n  ')}
+  let ih0 = i32(oh * ${S}u) - p.padH;
+  let iw0 = i32(ow0 * ${S}u) - p.padW;
+  for (var ic = 0u; ic < p.Cin; ic++) {
+    for (var kh = 0u; kh < ${KH}u; kh++) {
+      let ih = ih0 + i32(kh);
+      ${padded ? 'if (ih < 0 || ih >= i32(p.Hin)) { continue; }' : ''}
+      let xr = ((n * p.Cin + ic) * p.Hin + u32(ih)) * p.Win;
+      ${body.join('\n      ')}
+    }
+  }
+  let plane = p.Hout * p.Wout;
+  let ybase = ((n * p.Cout + oc0) * p.Hout + oh) * p.Wout + ow0;
+  ${stores.join('\n  ')}
+}`,
+  });
+});
+
+/**
+ * The v2 tile for a direct convolution: the (OT, PT) with the fewest loads per useful FMA, counting the FMAs
+ * wasted on channel and column tails, within a register budget. Per (ic, kh) an invocation loads
+ * (PT−1)·S + KW inputs and OT·KW weights for OT·PT·KW FMAs; a load costs about 8 FMAs on llvmpipe (measured:
+ * the weight loads, though uniform, cost about as much as the gathered input loads). Flipped (backward-input)
+ * kernels pad by KW−1−pad, so their loads carry bounds checks and their budget is smaller.
+ * The measurements behind it: bench/kernels-conv2d.ts.
+ */
+export function conv2dTileV2(Cout: number, Wout: number, KW: number, S: number, flip: boolean): Conv2dTile {
+  const maxPT = flip ? 14 : 8;
+  const maxAcc = flip ? 24 : 40;
+  let best: Conv2dTile = { OT: 1, PT: 1, WG: 16 };
+  let bestScore = Infinity;
+  for (let OT = 1; OT <= Math.min(Cout, 5); OT++) {
+    for (let PT = 1; PT <= Math.min(Wout, maxPT) && OT * PT <= maxAcc; PT++) {
+      const waste = ((Math.ceil(Cout / OT) * OT) / Cout) * ((Math.ceil(Wout / PT) * PT) / Wout);
+      const score = waste * (1 + (8 * ((PT - 1) * S + KW + OT * KW)) / (OT * PT * KW));
+      if (score < bestScore) [best, bestScore] = [{ OT, PT, WG: 16 }, score];
+    }
+  }
+  return best;
+}
+
+export function directV2(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?: Conv2dTile): void {
+  const t = tile ?? conv2dTileV2(a.Cout, a.Wout, a.KW, a.S, a.flip);
+  const nPB = Math.ceil(a.Wout / t.PT);
+  const lanes = a.N * a.Hout * nPB;
+  const padded = a.padH !== 0 || a.padW !== 0;
+  const [gx, gy] = grid1d(lanes, t.WG);
+  launch(gpu, directV2Kernel(a.KH, a.KW, a.S, padded, a.flip, t), {
+    params: { ...directParams(a), lanes, nPB },
+    buffers: { ...buffers },
+    workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
+  });
+}
+
+// ---- v3: input patch and weights staged in workgroup memory (GPUs) ----------------------------------------
+//
+// A workgroup computes TO output channels × an 8×8 output patch of one image, one thread per output pixel.
+// Per chunk of ICT input channels the threads stage the input patch (zero outside the image) and the chunk's
+// weights (zero past Cout) in workgroup memory, then every thread reads its taps from there.
+
+const TO = 8;
+const TILE = 8;
+const XS = 2048; // floats of staged input
+const WS = 1024; // floats of staged weights: 12 KiB in all, within the 16 KiB every adapter offers
+
+/** The staged patch (PH × PW) and input channels per chunk for a kernel, or null when one channel does not fit. */
+export function v3Chunk(KH: number, KW: number, S: number): { PH: number; PW: number; ICT: number } | null {
+  const PH = (TILE - 1) * S + KH;
+  const PW = (TILE - 1) * S + KW;
+  const ICT = Math.min(8, Math.floor(XS / (PH * PW)), Math.floor(WS / (TO * KH * KW)));
+  return ICT >= 1 ? { PH, PW, ICT } : null;
+}
+
+const directV3Kernel = memoKernel((flip: boolean) =>
+  declareKernel({
+    name: flip ? 'conv2d_bwd_input_v3' : 'conv2d_v3',
+    params: {
+      ...DIRECT_PARAMS, KH: 'u32', KW: 'u32', S: 'u32', ICT: 'u32', PH: 'u32', PW: 'u32', tilesW: 'u32', tilesPerImage: 'u32', N: 'u32',
+    },
+    buffers: BUFFERS,
+    wgsl: /* wgsl */ `var<workgroup> xs: array<f32, ${XS}>;  // [icl][PH][PW]
+var<workgroup> ws: array<f32, ${WS}>;  // [t][icl][KH][KW]
+@compute @workgroup_size(${TILE}, ${TILE}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+    @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let g = wid.y * nwg.x + wid.x;  // (n, patch) flattened; groups past the end (grid rounding) only stage zeros
+  let n = g / p.tilesPerImage;
+  let live = n < p.N;
+  let oh0 = ((g % p.tilesPerImage) / p.tilesW) * ${TILE}u;
+  let ow0 = ((g % p.tilesPerImage) % p.tilesW) * ${TILE}u;
+  let oc0 = wid.z * ${TO}u;
+  let KK = p.KH * p.KW;
+  var acc: array<f32, ${TO}>;
+  for (var t = 0u; t < ${TO}u; t++) { acc[t] = ${biasOf('min(oc0 + t, p.Cout - 1u)')}; }
+  let ih0 = i32(oh0 * p.S) - p.padH;
+  let iw0 = i32(ow0 * p.S) - p.padW;
+  for (var ic0 = 0u; ic0 < p.Cin; ic0 += p.ICT) {
+    for (var e = li; e < p.ICT * p.PH * p.PW; e += ${TILE * TILE}u) {
+      let ic = ic0 + e / (p.PH * p.PW);
+      let ih = ih0 + i32((e / p.PW) % p.PH);
+      let iw = iw0 + i32(e % p.PW);
+      var v = 0.0;
+      if (live && ic < p.Cin && ih >= 0 && ih < i32(p.Hin) && iw >= 0 && iw < i32(p.Win)) {
+        v = x[((n * p.Cin + ic) * p.Hin + u32(ih)) * p.Win + u32(iw)];
+      }
+      xs[e] = v;
+    }
+    for (var e = li; e < ${TO}u * p.ICT * KK; e += ${TILE * TILE}u) {
+      let oc = oc0 + e / (p.ICT * KK);
+      let ic = ic0 + (e / KK) % p.ICT;
+      let kh = (e / p.KW) % p.KH;
+      let kw = e % p.KW;
+      var v = 0.0;
+      if (oc < p.Cout && ic < p.Cin) { v = w[${weightIndex(flip, 'p.KH', 'p.KW', 'oc', 'ic', 'kh', 'kw')}]; }
+      ws[e] = v;
+    }
+    workgroupBarrier();
+    for (var icl = 0u; icl < p.ICT; icl++) {
+      for (var kh = 0u; kh < p.KH; kh++) {
+        for (var kw = 0u; kw < p.KW; kw++) {
+          let xv = xs[(icl * p.PH + lid.y * p.S + kh) * p.PW + lid.x * p.S + kw];
+          let wi = (icl * p.KH + kh) * p.KW + kw;
+          for (var t = 0u; t < ${TO}u; t++) { acc[t] = fma(xv, ws[t * p.ICT * KK + wi], acc[t]); }
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  let oh = oh0 + lid.y;
+  let ow = ow0 + lid.x;
+  if (live && oh < p.Hout && ow < p.Wout) {
+    for (var t = 0u; t < ${TO}u; t++) {
+      if (oc0 + t < p.Cout) { y[((n * p.Cout + oc0 + t) * p.Hout + oh) * p.Wout + ow] = acc[t]; }
+    }
+  }
+}`,
+  }),
+);
+
+export function directV3(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers): void {
+  const chunk = v3Chunk(a.KH, a.KW, a.S);
+  if (!chunk) throw new VariantError(`${a.flip ? 'conv2d_bwd_input_v3' : 'conv2d_v3'}: a ${a.KH}x${a.KW} kernel at stride ${a.S} is too large to stage`);
+  const tilesW = Math.ceil(a.Wout / TILE);
+  const tilesPerImage = tilesW * Math.ceil(a.Hout / TILE);
+  const [gx, gy] = grid1d(a.N * tilesPerImage, 1);
+  launch(gpu, directV3Kernel(a.flip), {
+    params: { ...directParams(a), KH: a.KH, KW: a.KW, S: a.S, ICT: chunk.ICT, PH: chunk.PH, PW: chunk.PW, tilesW, tilesPerImage, N: a.N },
+    buffers: { ...buffers },
+    workgroups: [gx, gy, Math.ceil(a.Cout / TO)],
+  });
+}
+
+// ---- v4: v2 with one subgroup of images per workgroup (software adapters with subgroups) ------------------
+//
+// One subgroup per workgroup, its sg lanes over sg images; workgroup (gx, gy) picks the output row and column
+// block, wid.z OT output channels, and each lane computes OT channels × PT columns of that row for its image.
+// Everything but the image is uniform, which buys three things:
+//  - the OT·KW weights of a (ic, kh) step are the same in every lane: lane l loads taps l, l + sg, ... and
+//    subgroupBroadcast from a constant lane (a register shuffle on llvmpipe) hands every lane all of them, so
+//    ceil(OT·KW / sg) loads (each a gather on llvmpipe) replace OT·KW;
+//  - padding rows are skipped by the kh loop bounds for the whole subgroup;
+//  - Win, Wout and the column padding are compile-time, so each class of column block (left edge, interior,
+//    right edge, tail) gets its own unrolled body without the loads and FMAs that would touch padding columns
+//    or columns past Wout. Backward-input at stride 1 pads by KW−1−pad: with 8×8 dy and k5 that is more than
+//    half of the taps, which the v2 kernel multiplies by zero.
+// No lane returns early (a broadcast reads the other lanes' registers): lanes past N compute image N−1 again
+// and skip the store. Tiles are large (up to 120 accumulators): measured faster than v2-sized ones here.
+
+const directV4Kernel = memoKernel((KH: number, KW: number, S: number, flip: boolean, t: Conv2dTile, sg: number, Win: number, Wout: number, padW: number) => {
+  const { OT, PT } = t;
+  const span = (PT - 1) * S + KW;
+  const nPB = Math.ceil(Wout / PT);
+  const NT = OT * KW;
+  const G = range(Math.ceil(NT / sg));
+  const pre = G.flatMap((g) => [
+    `let j${g} = min(${g * sg}u + sid, ${NT - 1}u);`,
+    `let jc${g} = min(oc0 + j${g} / ${KW}u, p.Cout - 1u);`,
+    flip ? `let wl${g} = jc${g} * ${KH * KW}u + ${KW - 1}u - j${g} % ${KW}u;` : `let wl${g} = jc${g} * p.Cin * ${KH * KW}u + j${g} % ${KW}u;`,
+  ]);
+  const wo = flip ? `ic * p.Cout * ${KH * KW}u + (${KH - 1}u - kh) * ${KW}u` : `(ic * ${KH}u + kh) * ${KW}u`;
+  const wloads = [`let wo = ${wo};`, ...G.map((g) => `let wg${g} = w[wl${g} + wo];`)];
+  for (const tt of range(OT)) for (const kw of range(KW)) {
+    const j = tt * KW + kw;
+    wloads.push(`let w${tt}_${kw} = subgroupBroadcast(wg${Math.floor(j / sg)}, ${j % sg}u);`);
+  }
+  // classes of column blocks with the same valid input columns and output columns
+  const classes = new Map<string, number[]>();
+  for (const b of range(nPB)) {
+    const iw0 = b * PT * S - padW;
+    const xs = range(span).filter((j) => iw0 + j >= 0 && iw0 + j < Win);
+    const ps = range(PT).filter((pp) => b * PT + pp < Wout);
+    const key = `${xs.join(',')}|${ps.join(',')}`;
+    classes.set(key, [...(classes.get(key) ?? []), b]);
+  }
+  const nests: string[] = [];
+  for (const [key, blocks] of classes) {
+    const [xs, ps] = key.split('|').map((l) => (l ? l.split(',').map(Number) : []));
+    const x0 = xs[0] ?? 0; // xr points at input column iw0 + x0, the block's first one inside the image
+    const body = xs.map((j) => `let x${j} = x[xr + ${j - x0}u];`);
+    for (const kw of range(KW)) for (const tt of range(OT)) for (const pp of ps) {
+      if (xs.includes(pp * S + kw)) body.push(`a${tt}_${pp} = fma(w${tt}_${kw}, x${pp * S + kw}, a${tt}_${pp});`);
+    }
+    const cond = blocks.map((b) => `pb == ${b}u`).join(' || ');
+    nests.push(`if (${cond}) {
+    for (var ic = 0u; ic < p.Cin; ic++) {
+      for (var kh = khLo; kh < khHi; kh++) {
+        ${wloads.join('\n        ')}
+        let xr = ((n * p.Cin + ic) * p.Hin + u32(ih0 + i32(kh))) * ${Win}u + u32(iw0 + ${x0});
+        ${body.join('\n        ')}
+      }
+    }
+  }`);
+  }
+  const stores = range(OT).flatMap((tt) =>
+    range(PT).map((pp) => `if (live && oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < ${Wout}u) { y[ybase + ${tt}u * plane + ${pp}u] = a${tt}_${pp}; }`),
+  );
+  return declareKernel({
+    name: flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4',
+    enable: ['subgroups'],
+    params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32' },
+    buffers: BUFFERS,
+    wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+  let gidx = wid.y * nwg.x + wid.x;  // (oh, pb, image block); past the end only at grid rounding
+  let nb = gidx % p.nNB;
+  let pb = (gidx / p.nNB) % ${nPB}u;
+  let oh = min(gidx / (p.nNB * ${nPB}u), p.Hout - 1u);
+  let nl = nb * ${sg}u + sid;
+  let live = nl < p.N && gidx < p.nNB * ${nPB}u * p.Hout;
+  let n = min(nl, p.N - 1u);
+  let ow0 = pb * ${PT}u;
+  let oc0 = wid.z * ${OT}u;
+  ${pre.join('\n  ')}
+  ${range(OT).map((tt) => `let b${tt} = ${biasOf(`min(oc0 + ${tt}u, p.Cout - 1u)`)};`).join('\n  ')}
+  ${range(OT).flatMap((tt) => range(PT).map((pp) => `var a${tt}_${pp} = b${tt};`)).join('\n  ')}
+  let ih0 = i32(oh * ${S}u) - p.padH;
+  let iw0 = i32(ow0 * ${S}u) - ${padW};
+  let khLo = u32(max(-ih0, 0));
+  let khHi = u32(clamp(i32(p.Hin) - ih0, 0, ${KH}));
+  ${nests.join(' else ')}
+  let plane = p.Hout * ${Wout}u;
+  let ybase = ((n * p.Cout + oc0) * p.Hout + oh) * ${Wout}u + ow0;
+  ${stores.join('\n  ')}
+}`,
+  });
+});
+
+/**
+ * The v4 tile (measured on the seed's layers with bench/kernels-conv2d.ts): a whole output row, or a column
+ * block of at most 12, per lane (fewest column-tail FMAs), and as many output channels as fit 120
+ * accumulators with the fewest channel-tail ones. On conv1, 10 channels ran faster than 5; on conv2, 20
+ * channels ran no faster than 10 and took llvmpipe much longer to compile.
+ */
+export function conv2dTileV4(Cout: number, Wout: number): Conv2dTile {
+  let PT = Wout;
+  if (Wout > 12) {
+    PT = 12;
+    for (let pt = 12; pt >= 6; pt--) if (Math.ceil(Wout / pt) * pt < Math.ceil(Wout / PT) * PT) PT = pt;
+  }
+  let OT = 1;
+  for (let ot = 2; ot <= Math.min(Cout, Math.floor(120 / PT)); ot++) if (Math.ceil(Cout / ot) * ot - Cout <= Math.ceil(Cout / OT) * OT - Cout) OT = ot;
+  return { OT, PT, WG: 0 }; // WG: unused, a v4 workgroup is one subgroup
+}
+
+export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?: Conv2dTile): void {
+  const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
+  const t = tile ?? conv2dTileV4(a.Cout, a.Wout);
+  const nPB = Math.ceil(a.Wout / t.PT);
+  const nNB = Math.ceil(a.N / sg);
+  const [gx, gy] = grid1d(nNB * nPB * a.Hout, 1);
+  launch(gpu, directV4Kernel(a.KH, a.KW, a.S, a.flip, { ...t, WG: sg }, sg, a.Win, a.Wout, a.padW), {
+    params: { ...directParams(a), N: a.N, nNB },
+    buffers: { ...buffers },
+    workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
+  });
+}

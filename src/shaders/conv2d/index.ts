@@ -1,0 +1,265 @@
+// 2-D convolution, PyTorch semantics (cross-correlation, zero padding, equal stride and padding on both axes).
+// Layout: x[N,C,H,W], w[O,C,KH,KW], bias[O], y[N,O,OH,OW], all row-major float32;
+// OH = floor((H + 2·pad − KH) / stride) + 1, likewise OW.
+//
+//   y[n,o,oh,ow] = bias[o] + Σ_{c,kh,kw} x[n,c,oh·s+kh−pad,ow·s+kw−pad] · w[o,c,kh,kw]
+//   dx = full correlation of dy with the flipped kernel; dw[o,c,kh,kw] = Σ_{n,oh,ow} dy·x; db[o] = Σ dy[n,o,·,·]
+//
+// Cost (the cost functions below; bytes count each operand read once and the result written once):
+//   forward          2·N·O·OH·OW·C·KH·KW flops, 4·(N·C·H·W + O·C·KH·KW + O + N·O·OH·OW) bytes
+//   backward-input   2·N·O·OH·OW·C·KH·KW flops, 4·(N·O·OH·OW + O·C·KH·KW + N·C·H·W) bytes
+//   backward-weight  2·N·O·OH·OW·C·KH·KW flops, 4·(N·C·H·W + N·O·OH·OW + O·C·KH·KW) bytes
+//   backward-bias    N·O·OH·OW flops, 4·(N·O·OH·OW + O) bytes
+//
+// Four ops, each with its registry of variants (the `variant` field of its sizes forces one; the tests run
+// every one this adapter can). The WGSL is in direct.ts (forward and backward-input), backward-weight.ts and
+// backward-bias.ts; sum-partials.ts adds the partial sums of the split reductions.
+//
+// CONV2D_FORWARD and CONV2D_BACKWARD_INPUT ("direct" convolutions: at stride 1, dx is the convolution of dy,
+// padded by KH−1−pad, with the kernel flipped and its channel axes swapped, so the forward kernels compute it)
+//   v1  forward: one output per invocation, loops over c, kh, kw. backward-input: one dx element per
+//       invocation, gathering the taps that read it, at any stride. The fallback.
+//   v2  register tile, no barriers (software adapters): an invocation computes OT output channels × PT
+//       adjacent output columns of one row; the workgroup's OT channels come from workgroup_id.z, so its weight
+//       addresses are uniform, and each loaded input value feeds up to OT·KW FMAs. Lanes run over (n, oh,
+//       column block). Tile: conv2dTileV2. Backward-input: stride 1 only.
+//   v3  workgroup memory (GPUs): a workgroup computes 8 channels × an 8×8 output patch of one image, staging
+//       the input patch and the weights for a chunk of input channels in workgroup memory. Not for kernels too
+//       large to stage one input channel; backward-input: stride 1 only.
+//   v4  v2 with subgroups (software adapters with fixed-size subgroups): a workgroup is one subgroup whose sg
+//       lanes are sg images; the workgroup picks the output row, a column block (≤ 12 columns) and OT output
+//       channels (up to 120 accumulators per lane). The weights of each (ic, kh) step are loaded once per
+//       subgroup, a slice per lane, and shared with subgroupBroadcast (every per-lane load is a gather on
+//       llvmpipe); with row and block uniform, padding rows are skipped by the loop bounds and each kind of
+//       column block (edges, interior, tail) is compiled without the padding taps. It gains most on
+//       backward-input, where with 8×8 dy and k5 over half the taps of the padded convolution are padding.
+//       Tile: conv2dTileV4. Backward-input: stride 1 only.
+// CONV2D_BACKWARD_WEIGHT
+//   v1  one dw element per invocation, looping over N·OH·OW. The fallback.
+//   v2  register tile, no barriers (software adapters): an invocation owns OT output channels × KW taps of one
+//       (c, kh) and sums over a slice of the N·OH rows, PT columns per step (lanes run over (c, kh), so dy
+//       addresses are uniform); slices write partial sums that conv2d_sum_partials adds (and accumulates) into
+//       dw. Tile: conv2dWeightTileV2.
+//   v3  workgroup tree reduction (GPUs): a workgroup per weight element splits the N·OH·OW reduction over its
+//       threads (consecutive threads, consecutive addresses) and tree-reduces in workgroup memory.
+//   v4  v2 with subgroups (software adapters with fixed-size subgroups): one subgroup per workgroup, steps of
+//       sg columns, and the dy values (the same in every lane) loaded one column per lane and shared with
+//       subgroupBroadcast: OT loads per step instead of OT·sg. Tile: conv2dWeightTileV4.
+// CONV2D_BACKWARD_BIAS
+//   v1  one db element per invocation. The fallback.
+//   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
+//   v3  a workgroup per o, tree reduction in workgroup memory (GPUs).
+//
+// Preferred: on software adapters v4 (where subgroups have a fixed size), else v2, else v1 (backward-input
+// at stride ≠ 1); on GPUs v3, else v2 (a kernel too large to stage), else v1 (backward-input at stride ≠ 1).
+// Backward-bias has no v4: v2 on software adapters, v3 on GPUs. On llvmpipe the v2 and v4 kernels run the
+// seed's layers many times faster than v1 and v3, because a barrier there stops a workgroup's SIMD loop
+// (shared/GPU-NOTES.md), and v4 beats v2 by sharing loads; `npm run bench:kernels -- --filter conv` measures
+// them. The v2 and v4 kernels take their sizes as compile-time constants, so llvmpipe compiles one per layer
+// (Mesa caches them on disk); v1 and v3 compile once for all shapes.
+import { ShapeError } from '../../errors.js';
+import type { Gpu } from '../../gpu/runtime.js';
+import { type Cost, defineOp } from '../op.js';
+import { backwardBiasV1, backwardBiasV2, backwardBiasV3 } from './backward-bias.js';
+import { type Conv2dWeightTile, backwardWeightTiled, backwardWeightV1, backwardWeightV3 } from './backward-weight.js';
+import { type Conv2dTile, type DirectArgs, type DirectBuffers, backwardInputV1, directV1, directV2, directV3, directV4, v3Chunk } from './direct.js';
+import { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize, geometry } from './sizes.js';
+
+export type { Conv2dTile } from './direct.js';
+export { conv2dTileV2, conv2dTileV4 } from './direct.js';
+export type { Conv2dWeightTile } from './backward-weight.js';
+export { conv2dWeightTileV2, conv2dWeightTileV4 } from './backward-weight.js';
+export { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize } from './sizes.js';
+
+/** Forward and backward-input sizes; `tile` overrides the v2 or v4 register tile (benchmarks, tests). */
+export type Conv2dForwardSizes = Conv2dSizes & { tile?: Conv2dTile };
+/** `accumulate`: dw += … instead of dw = …; `tile` overrides the v2 or v4 tile (benchmarks, tests). */
+export type Conv2dBackwardWeightSizes = Conv2dSizes & { accumulate?: boolean; tile?: Conv2dWeightTile };
+
+export type Conv2dBiasVariant = 'v1' | 'v2' | 'v3';
+export interface Conv2dBackwardBiasSizes {
+  N: number;
+  O: number;
+  OH: number;
+  OW: number;
+  /** db += Σ dy instead of db = Σ dy. */
+  accumulate?: boolean;
+  /** Forces a variant (tests, benchmarks); by default CONV2D_BACKWARD_BIAS chooses. */
+  variant?: Conv2dBiasVariant;
+}
+
+export interface Conv2dBuffers {
+  x: GPUBuffer;
+  w: GPUBuffer;
+  bias: GPUBuffer | null;
+  y: GPUBuffer;
+}
+export interface Conv2dBackwardInputBuffers {
+  dy: GPUBuffer;
+  w: GPUBuffer;
+  dx: GPUBuffer;
+}
+export interface Conv2dBackwardWeightBuffers {
+  x: GPUBuffer;
+  dy: GPUBuffer;
+  dw: GPUBuffer;
+}
+export interface Conv2dBackwardBiasBuffers {
+  dy: GPUBuffer;
+  db: GPUBuffer;
+}
+
+// ---- the direct convolutions: forward, and backward-input as a flipped forward at stride 1 -----------------
+
+function forwardArgs(s: Conv2dSizes, hasBias: boolean): DirectArgs & { flip: false } {
+  const g = geometry('conv2d', s);
+  return { N: g.N, Cin: g.C, Hin: g.H, Win: g.W, Cout: g.O, Hout: g.OH, Wout: g.OW, S: g.S, padH: g.pad, padW: g.pad, KH: g.KH, KW: g.KW, flip: false, hasBias };
+}
+
+// At stride 1, dx is the convolution of dy (padded by KH−1−pad) with the flipped, channel-swapped kernel.
+function backwardInputArgs(s: Conv2dSizes): DirectArgs {
+  const g = geometry('conv2dBackwardInput', s);
+  return {
+    N: g.N, Cin: g.O, Hin: g.OH, Win: g.OW, Cout: g.C, Hout: g.H, Wout: g.W,
+    S: 1, padH: g.KH - 1 - g.pad, padW: g.KW - 1 - g.pad, KH: g.KH, KW: g.KW, flip: true, hasBias: false,
+  };
+}
+
+const forwardBuffers = ({ x, w, bias, y }: Conv2dBuffers): DirectBuffers => ({ x, w, bias: bias ?? w, y });
+const backwardInputBuffers = ({ dy, w, dx }: Conv2dBackwardInputBuffers): DirectBuffers => ({ x: dy, w, bias: w, y: dx });
+
+const stride1 = (s: Conv2dSizes) => ((s.stride ?? 1) === 1 ? null : `computes stride 1 only (these sizes have stride ${s.stride})`);
+const stageable = (KH: number, KW: number, S: number) =>
+  v3Chunk(KH, KW, S) ? null : `cannot stage a ${KH}x${KW} kernel at stride ${S} in workgroup memory`;
+
+/** Software adapters: v4 where subgroups have a fixed size, else v2; GPUs: v3, else v2 (kernels too large to stage); v1 last. */
+const preferDirect = (gpu: Gpu): Conv2dVariant[] => (gpu.isSoftware ? ['v4', 'v2', 'v1'] : ['v3', 'v2', 'v1']);
+
+export const CONV2D_FORWARD = defineOp<Conv2dForwardSizes, Conv2dBuffers, Conv2dVariant>({
+  name: 'conv2d.forward',
+  variants: {
+    v1: { summary: 'one output per invocation: the fallback', run: (gpu, b, s) => directV1(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b)) },
+    v2: {
+      summary: 'register tile of channels x columns, no barriers: software adapters',
+      run: (gpu, b, s) => directV2(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile),
+    },
+    v3: {
+      summary: 'input patch and weights staged in workgroup memory: GPUs',
+      rejects: (s) => stageable(s.KH, s.KW, s.stride ?? 1),
+      run: (gpu, b, s) => directV3(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b)),
+    },
+    v4: {
+      summary: 'register tiles over a subgroup of images sharing the weight loads: software adapters',
+      requires: ['fixed-subgroups'],
+      run: (gpu, b, s) => directV4(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile),
+    },
+  },
+  prefer: preferDirect,
+  cost: (s: Conv2dSizes): Cost => {
+    const { OH, OW } = conv2dOutputSize(s);
+    return { flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW, bytes: 4 * (s.N * s.C * s.H * s.W + s.O * s.C * s.KH * s.KW + s.O + s.N * s.O * OH * OW) };
+  },
+});
+
+export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackwardInputBuffers, Conv2dVariant>({
+  name: 'conv2d.backward-input',
+  variants: {
+    v1: { summary: 'one dx element per invocation, any stride: the fallback', run: (gpu, b, s) => backwardInputV1(gpu, geometry('conv2dBackwardInput', s), b) },
+    v2: {
+      summary: 'the forward v2 on the flipped kernel: software adapters, stride 1',
+      rejects: stride1,
+      run: (gpu, b, s) => directV2(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile),
+    },
+    v3: {
+      summary: 'the forward v3 on the flipped kernel: GPUs, stride 1',
+      rejects: (s) => stride1(s) ?? stageable(s.KH, s.KW, 1),
+      run: (gpu, b, s) => directV3(gpu, backwardInputArgs(s), backwardInputBuffers(b)),
+    },
+    v4: {
+      summary: 'the forward v4 on the flipped kernel, padding taps skipped: software adapters, stride 1',
+      requires: ['fixed-subgroups'],
+      rejects: stride1,
+      run: (gpu, b, s) => directV4(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile),
+    },
+  },
+  prefer: preferDirect,
+  cost: (s: Conv2dSizes): Cost => {
+    const { OH, OW } = conv2dOutputSize(s);
+    return { flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW, bytes: 4 * (s.N * s.O * OH * OW + s.O * s.C * s.KH * s.KW + s.N * s.C * s.H * s.W) };
+  },
+});
+
+/** y = conv2d(x, w) + bias, bias optional (null). y[N,O,OH,OW]. */
+export function conv2d(gpu: Gpu, x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, y: GPUBuffer, sizes: Conv2dForwardSizes): void {
+  geometry('conv2d', sizes);
+  CONV2D_FORWARD.run(gpu, { x, w, bias, y }, sizes);
+}
+
+// dx[n,c,ih,iw] = Σ_{o,kh,kw: ih = oh·s+kh−pad, iw = ow·s+kw−pad} dy[n,o,oh,ow] · w[o,c,kh,kw]
+export function conv2dBackwardInput(gpu: Gpu, dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, sizes: Conv2dForwardSizes): void {
+  geometry('conv2dBackwardInput', sizes);
+  CONV2D_BACKWARD_INPUT.run(gpu, { dy, w, dx }, sizes);
+}
+
+export const conv2dCost = CONV2D_FORWARD.cost;
+export const conv2dBackwardInputCost = CONV2D_BACKWARD_INPUT.cost;
+
+// ---- backward-weight ---------------------------------------------------------------------------------------
+
+const weightGeometry = (s: Conv2dSizes) => geometry('conv2dBackwardWeight', s);
+
+export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2dBackwardWeightBuffers, Conv2dVariant>({
+  name: 'conv2d.backward-weight',
+  variants: {
+    v1: { summary: 'one dw element per invocation: the fallback', run: (gpu, b, s) => backwardWeightV1(gpu, weightGeometry(s), b, !!s.accumulate) },
+    v2: {
+      summary: 'register tiles over row slices, no barriers: software adapters',
+      run: (gpu, b, s) => backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, false, s.tile),
+    },
+    v3: { summary: 'a workgroup per weight, tree reduction: GPUs', run: (gpu, b, s) => backwardWeightV3(gpu, weightGeometry(s), b, !!s.accumulate) },
+    v4: {
+      summary: 'v2 sharing the dy loads across a subgroup: software adapters',
+      requires: ['fixed-subgroups'],
+      run: (gpu, b, s) => backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, true, s.tile),
+    },
+  },
+  prefer: (gpu) => (gpu.isSoftware ? ['v4', 'v2', 'v1'] : ['v3', 'v1']),
+  cost: (s: Conv2dSizes): Cost => {
+    const { OH, OW } = conv2dOutputSize(s);
+    return { flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW, bytes: 4 * (s.N * s.C * s.H * s.W + s.N * s.O * OH * OW + s.O * s.C * s.KH * s.KW) };
+  },
+});
+
+// dw (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh·s+kh−pad,ow·s+kw−pad]
+export function conv2dBackwardWeight(gpu: Gpu, x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, sizes: Conv2dBackwardWeightSizes): void {
+  weightGeometry(sizes);
+  CONV2D_BACKWARD_WEIGHT.run(gpu, { x, dy, dw }, sizes);
+}
+
+export const conv2dBackwardWeightCost = CONV2D_BACKWARD_WEIGHT.cost;
+
+// ---- backward-bias -----------------------------------------------------------------------------------------
+
+const biasArgs = (s: Conv2dBackwardBiasSizes) => ({ N: s.N, O: s.O, plane: s.OH * s.OW, accumulate: !!s.accumulate });
+
+export const CONV2D_BACKWARD_BIAS = defineOp<Conv2dBackwardBiasSizes, Conv2dBackwardBiasBuffers, Conv2dBiasVariant>({
+  name: 'conv2d.backward-bias',
+  variants: {
+    v1: { summary: 'one db element per invocation: the fallback', run: (gpu, b, s) => backwardBiasV1(gpu, biasArgs(s), b) },
+    v2: { summary: 'a sum per (n, o) plane, then a sum over n: software adapters', run: (gpu, b, s) => backwardBiasV2(gpu, biasArgs(s), b) },
+    v3: { summary: 'a workgroup per channel, tree reduction: GPUs', run: (gpu, b, s) => backwardBiasV3(gpu, biasArgs(s), b) },
+  },
+  prefer: (gpu) => (gpu.isSoftware ? ['v2', 'v1'] : ['v3', 'v1']),
+  cost: (s: Conv2dBackwardBiasSizes): Cost => ({ flops: s.N * s.O * s.OH * s.OW, bytes: 4 * (s.N * s.O * s.OH * s.OW + s.O) }),
+});
+
+// db (+)= Σ_{n,oh,ow} dy[n,o,oh,ow]
+export function conv2dBackwardBias(gpu: Gpu, dy: GPUBuffer, db: GPUBuffer, sizes: Conv2dBackwardBiasSizes): void {
+  const { N, O, OH, OW } = sizes;
+  if (![N, O, OH, OW].every((d) => Number.isInteger(d) && d >= 1)) {
+    throw new ShapeError(`conv2dBackwardBias: bad sizes N=${N} O=${O} OH=${OH} OW=${OW}; all must be positive integers.`);
+  }
+  CONV2D_BACKWARD_BIAS.run(gpu, { dy, db }, sizes);
+}
+
+export const conv2dBackwardBiasCost = CONV2D_BACKWARD_BIAS.cost;
