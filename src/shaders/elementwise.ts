@@ -78,11 +78,8 @@ export type ElementwiseVariant = 'v1' | 'v2';
  */
 export interface MapSpec {
   name: string;
-  /**
-   * Uniforms after `n`, by name and type: `{ alpha: 'f32' }`. TRANSITIONAL (issue 6): batch-norm's evaluation
-   * map still lists them as `['HW: u32', …]`; that form goes once it is converted.
-   */
-  params?: Readonly<Record<string, ParamType>> | readonly string[];
+  /** Uniforms after `n`, by name and type: `{ alpha: 'f32' }`. */
+  params?: Readonly<Record<string, ParamType>>;
   inputs?: readonly string[];
   tables?: readonly string[];
   outputs: readonly string[];
@@ -116,11 +113,6 @@ const mapUnits = (gpu: Gpu) => (gpu.isSoftware ? 4 : 1);
 /** Floats the smallest of these buffers holds: the `capacity` of a map over them. */
 export const capacityOf = (buffers: readonly GPUBuffer[]): number => Math.min(...buffers.map((b) => Math.floor(b.size / 4)));
 
-const paramDecl = (spec: MapSpec): Record<string, ParamType> =>
-  Array.isArray(spec.params)
-    ? Object.fromEntries(spec.params.map((f: string) => f.split(':').map((s) => s.trim())))
-    : { ...(spec.params as Record<string, ParamType> | undefined) };
-
 /** The kernel for `spec`; `vec` picks v2; `aliased[input]` names the output an input shares a buffer with. */
 export const mapKernel = memoKernel((spec: MapSpec, vec: boolean, aliased: Record<string, string>, units: number) => {
   const inputs = spec.inputs ?? [];
@@ -144,7 +136,7 @@ export const mapKernel = memoKernel((spec: MapSpec, vec: boolean, aliased: Recor
   );
   return declareKernel({
     name: `${spec.name}_${vec ? 'v2' : 'v1'}${Object.keys(aliased).length ? '_inplace' : ''}${units > 1 ? `_x${units}` : ''}`,
-    params: { n: 'u32', ...paramDecl(spec) },
+    params: { n: 'u32', ...spec.params },
     buffers,
     wgsl: /* wgsl */ `
 alias T = ${T};
@@ -217,29 +209,6 @@ export function runMap(gpu: Gpu, op: MapOp, buffers: MapBuffers, sizes: Omit<Map
     return b;
   });
   op.run(gpu, buffers, { ...sizes, capacity: capacityOf(mapped) });
-}
-
-const legacyOps = new WeakMap<MapSpec, MapOp>();
-
-/**
- * TRANSITIONAL (issue 6): today's signature for batch-norm's evaluation map, uniforms after n as positional
- * values (`f32(x)` for f32 fields). New code declares `mapOp(spec, cost)` and calls `runMap`.
- */
-export function dispatchMap(
-  gpu: Gpu,
-  spec: MapSpec,
-  buffers: MapBuffers,
-  n: number,
-  params: readonly (number | { f32: number } | { i32: number })[],
-  variant?: ElementwiseVariant,
-  units?: number,
-): void {
-  let op = legacyOps.get(spec);
-  // A rough cost (one float per element of each mapped buffer): nothing reads it on this path.
-  if (!op) legacyOps.set(spec, (op = mapOp(spec, ({ n }) => ({ flops: n, bytes: 4 * n * (spec.outputs.length + (spec.inputs ?? []).length) }))));
-  const names = Object.keys(paramDecl(spec));
-  const values = Object.fromEntries(params.map((v, i) => [names[i], typeof v === 'number' ? v : 'f32' in v ? v.f32 : v.i32]));
-  runMap(gpu, op, buffers, { n, params: values, variant, units });
 }
 
 // ---- arithmetic --------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ fn store(g: u32, s: f32) { y[g] = p.alpha * s${accumulate ? ' + y[g]' : ''}; }`;
   store(g, hsum(s));
 }`
       : /* wgsl */ `${head}
-${treeReduction({ fn: 'workgroupSum', type: 'f32', size: V2_WG })}
+${treeReduction({ fn: 'workgroupSum', type: 'f32', size: V2_WG, to: 'first' })}
 @compute @workgroup_size(${V2_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                                            @builtin(local_invocation_index) t: u32) {
   var s = T();

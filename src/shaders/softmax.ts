@@ -226,7 +226,7 @@ fn row(r: u32) -> Row {
   ${finish('L', 'H')}
 }`
       : /* wgsl */ `
-${treeReduction({ fn: 'workgroupRows', type: 'Row', size: RED_WG, combine: (a, b) => `Row(${a}.loss + ${b}.loss, ${a}.hit + ${b}.hit)` })}
+${treeReduction({ fn: 'workgroupRows', type: 'Row', size: RED_WG, combine: (a, b) => `Row(${a}.loss + ${b}.loss, ${a}.hit + ${b}.hit)`, to: 'first' })}
 @compute @workgroup_size(${RED_WG}) fn main(@builtin(local_invocation_index) tid: u32) {
   var L = 0.0;
   var H = 0u;

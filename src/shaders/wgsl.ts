@@ -43,13 +43,19 @@ export interface TreeReductionSpec {
   lanes?: number;
   /** How two partial results combine (default `a + b`). */
   combine?: (a: string, b: string) => string;
+  /**
+   * Who receives the total: 'all' (default; two more barriers, and the function may be called again) or
+   * 'first', invocation 0 alone (it makes the last combination itself, so it needs no barrier to see it).
+   */
+  to?: 'all' | 'first';
 }
 
 /**
  * The workgroup tree reduction, as module-scope WGSL: a workgroup array and
  * `fn <fn>(i: u32, v: T) -> T` (with `lanes > 1`: `fn <fn>(i: u32, lane: u32, v: T) -> T`) that returns the
- * combination of the `size` values given by invocations i = 0 … size − 1 to every one of them. Pairs combine
- * halving the stride (i with i + size/2, then i + size/4, …), one barrier per level. On llvmpipe each barrier
+ * combination of the `size` values given by invocations i = 0 … size − 1 to every one of them (with
+ * `to: 'first'`, to invocation 0 only). Pairs combine halving the stride (i with i + size/2, then i + size/4, …),
+ * one barrier per level. On llvmpipe each barrier
  * stops a workgroup's SIMD loop (shared/GPU-NOTES.md), so the software variants avoid it; GPU variants use it.
  * Every invocation of the workgroup must call it, from uniform control flow.
  */
@@ -66,9 +72,9 @@ fn ${s.fn}(i: u32, ${lanes === 1 ? '' : 'lane: u32, '}v: ${s.type}) -> ${s.type}
     workgroupBarrier();
     if (i < h) { ${at('i')} = ${combine(at('i'), at('i + h'))}; }
   }
-  workgroupBarrier();
+  ${s.to === 'first' ? `return ${at('0u')};` : `workgroupBarrier();
   let r = ${at('0u')};
   workgroupBarrier();
-  return r;
+  return r;`}
 }`;
 }

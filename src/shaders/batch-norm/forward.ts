@@ -3,7 +3,7 @@
 // and the WGSL building blocks the backward kernels (backward.ts) share: the channel walk and the merge of
 // per-chunk partials. The math, the variants and why each exists are in index.ts's header.
 import { type BufferDecl, declareKernel } from '../../gpu/kernel.js';
-import type { MapSpec } from '../elementwise.js';
+import { mapOp } from '../elementwise.js';
 import { memoKernel, treeReduction } from '../wgsl.js';
 
 export const V1_WG = 64;
@@ -279,12 +279,15 @@ export const runningV1 = memoKernel(() =>
 // ---- evaluation ----------------------------------------------------------------------------------------------
 
 // y = γ·(x − r_μ)/√(r_σ² + ε) + β on the elementwise map template (v1 scalar, v2 vec4).
-export const EVAL: MapSpec = {
-  name: 'batch_norm_eval',
-  params: ['HW: u32', 'C: u32', 'eps: f32'],
-  inputs: ['x'],
-  tables: ['gamma', 'beta', 'rmean', 'rvar'],
-  outputs: ['y'],
-  body: `let c = (idx / U(p.HW)) % U(p.C);
+export const BATCH_NORM_EVAL = mapOp(
+  {
+    name: 'batch_norm_eval',
+    params: { HW: 'u32', C: 'u32', eps: 'f32' },
+    inputs: ['x'],
+    tables: ['gamma', 'beta', 'rmean', 'rvar'],
+    outputs: ['y'],
+    body: `let c = (idx / U(p.HW)) % U(p.C);
   y = (x - rmean_at(c)) * gamma_at(c) * inverseSqrt(rvar_at(c) + p.eps) + beta_at(c);`,
-};
+  },
+  ({ n }) => ({ flops: 3 * n, bytes: 8 * n }),
+);

@@ -33,10 +33,10 @@
 import { ShapeError } from '../../errors.js';
 import { launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
-import { type ElementwiseVariant, dispatchMap } from '../elementwise.js';
+import { type ElementwiseVariant, runMap } from '../elementwise.js';
 import { type Cost, defineOp } from '../op.js';
 import { gradPartialV1, gradV1, gradV2, gradV3 } from './backward.js';
-import { EVAL, V1_WG, V3_WG, forwardV2, forwardV3, partialV1, runningV1, statsV1, trainV1 } from './forward.js';
+import { BATCH_NORM_EVAL, V1_WG, V3_WG, forwardV2, forwardV3, partialV1, runningV1, statsV1, trainV1 } from './forward.js';
 
 export type BatchNormVariant = 'v1' | 'v2' | 'v3';
 
@@ -347,7 +347,11 @@ export function batchNormForwardEval(
 ): void {
   checkSizes('batchNormForwardEval', sizes);
   const HW = sizes.H * sizes.W;
-  dispatchMap(gpu, EVAL, { x, gamma, beta, rmean: runningMean, rvar: runningVar, y }, sizes.N * sizes.C * HW, [HW, sizes.C, { f32: sizes.eps ?? 1e-5 }], sizes.mapVariant);
+  runMap(gpu, BATCH_NORM_EVAL, { x, gamma, beta, rmean: runningMean, rvar: runningVar, y }, {
+    n: sizes.N * sizes.C * HW,
+    params: { HW, C: sizes.C, eps: sizes.eps ?? 1e-5 },
+    variant: sizes.mapVariant,
+  });
 }
 
 // dx = γ·invStd/M·(M·dy − Σdy − x̂·Σdy·x̂), dγ = Σdy·x̂, dβ = Σdy   (x̂ = (x − μ)·invStd; saved: x, μ, invStd)
@@ -370,3 +374,4 @@ export function batchNormBackward(
 export const batchNormForwardTrainCost = BATCH_NORM_TRAIN.cost;
 export const batchNormForwardEvalCost = (s: BatchNormSizes): Cost => ({ flops: 3 * values(s), bytes: 4 * 2 * values(s) });
 export const batchNormBackwardCost = BATCH_NORM_BACKWARD.cost;
+export { BATCH_NORM_EVAL } from './forward.js';

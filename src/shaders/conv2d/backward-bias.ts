@@ -82,7 +82,7 @@ const backwardBiasV3Kernel = memoKernel(() =>
     name: 'conv2d_bwd_bias_v3',
     params: PARAMS,
     buffers: BUFFERS,
-    wgsl: /* wgsl */ `${treeReduction({ fn: 'workgroupSum', type: 'f32', size: WG_R })}
+    wgsl: /* wgsl */ `${treeReduction({ fn: 'workgroupSum', type: 'f32', size: WG_R, to: 'first' })}
 @compute @workgroup_size(${WG_R}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let o = wid.x;
   var acc = 0.0;

@@ -219,7 +219,7 @@ const backwardWeightV3Kernel = memoKernel(() =>
     name: 'conv2d_bwd_weight_v3',
     params: { ...PARAMS, KH: 'u32', KW: 'u32', S: 'u32' },
     buffers: BUFFERS,
-    wgsl: /* wgsl */ `${treeReduction({ fn: 'workgroupSum', type: 'f32', size: WG_R })}
+    wgsl: /* wgsl */ `${treeReduction({ fn: 'workgroupSum', type: 'f32', size: WG_R, to: 'first' })}
 @compute @workgroup_size(${WG_R}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let kw = wid.x % p.KW;
   let kh = (wid.x / p.KW) % p.KH;

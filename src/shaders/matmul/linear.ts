@@ -77,7 +77,7 @@ const biasGradV2Kernel = memoKernel(() =>
     name: 'bias_grad_v2',
     ...BIAS_GRAD_DECL,
     wgsl: /* wgsl */ `
-${treeReduction({ fn: 'columnSum', type: 'f32', size: BG2_T, lanes: BG2_T })}
+${treeReduction({ fn: 'columnSum', type: 'f32', size: BG2_T, lanes: BG2_T, to: 'first' })}
 @compute @workgroup_size(${BG2_T}, ${BG2_T}) fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let j = wg.x * ${BG2_T}u + lid.x;
   var s = 0.0;
