@@ -5,7 +5,7 @@
 //
 // The network is the seed's (conv 1→10 k5, maxpool, ReLU, BN, dropout 0.5, conv 10→20 k5, maxpool, ReLU, BN,
 // dropout 0.5, fc 320→50, ReLU, fc 50→10, log-softmax + NLL; SGD lr 0.01, weight decay 1e-4), trained on the
-// first N of the 10,000 embedded MNIST digits (src/train/dataset.ts). The driver writes those bytes to a raw
+// first N of the 10,000 embedded MNIST digits (src/data/dataset.ts). The driver writes those bytes to a raw
 // file (N*784 pixels, then N labels) that the peers read, so every system trains on the same data.
 //
 // Each system does one warm-up pass over the first --warmup-samples samples (pipeline compilation, caches,
@@ -26,14 +26,14 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileS
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Dataset, loadEmbeddedDigits } from '../src/data/dataset.js';
+import { GpuDataset } from '../src/data/gpu-data.js';
 import { UsageError, WebGpuNnError } from '../src/errors.js';
 import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { setDefaultGpu } from '../src/nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../src/train/args.js';
-import { type Dataset, loadEmbeddedDigits } from '../src/train/dataset.js';
-import { GpuDataset } from '../src/train/gpu-data.js';
 import { Trainer, type TrainOptions } from '../src/train/trainer.js';
+import { type FlagsSpec, formatHelp, parseFlags } from '../src/util/flags.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..'); // dist/bench/train.js → repo root
 const PEERS_DIR = join(ROOT, 'bench', '.peers');

@@ -1,11 +1,11 @@
 // Training versus evaluation mode behave as PyTorch's do, and early stopping restores the best weights.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadEmbeddedDigits, splitTrainVal } from '../src/data/dataset.js';
+import { GpuDataset } from '../src/data/gpu-data.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { BatchNorm2d, Dropout } from '../src/nn/modules.js';
 import * as F from '../src/nn/ops.js';
 import { noGrad, setDefaultGpu } from '../src/nn/tensor.js';
-import { loadEmbeddedDigits, splitTrainVal } from '../src/train/dataset.js';
-import { GpuDataset } from '../src/train/gpu-data.js';
 import { Trainer } from '../src/train/trainer.js';
 import { expectClose, randomArray } from './helpers/compare.js';
 import * as ref from './reference/index.js';

@@ -2,13 +2,13 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { pixelStats, splitTrainVal, type Dataset } from '../src/data/dataset.js';
 import { UsageError } from '../src/errors.js';
-import { formatHelp, parseFlags } from '../src/train/args.js';
-import { writeFileAtomic } from '../src/train/atomic.js';
-import { pixelStats, splitTrainVal, type Dataset } from '../src/train/dataset.js';
 import { EarlyStopping } from '../src/train/early-stopping.js';
-import { formatDuration, ProgressBar } from '../src/train/progress.js';
-import { mulberry32, shuffleInPlace } from '../src/random.js';
+import { writeFileAtomic } from '../src/util/files.js';
+import { formatHelp, parseFlags } from '../src/util/flags.js';
+import { formatDuration, ProgressBar } from '../src/util/progress.js';
+import { mulberry32, shuffleInPlace } from '../src/util/random.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'train-utils-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

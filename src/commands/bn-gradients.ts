@@ -10,11 +10,11 @@ import { adapterSummary } from '../gpu/device.js';
 import { withGpu } from './with-gpu.js';
 import * as F from '../nn/ops.js';
 import { Tensor } from '../nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
-import { writeFileAtomic } from '../train/atomic.js';
-import { loadEmbeddedDigits, splitTrainVal } from '../train/dataset.js';
-import { GpuDataset } from '../train/gpu-data.js';
-import { PALETTE, lineChart } from '../train/plot.js';
+import { type FlagsSpec, formatHelp, parseFlags } from '../util/flags.js';
+import { writeFileAtomic } from '../util/files.js';
+import { loadEmbeddedDigits, splitTrainVal } from '../data/dataset.js';
+import { GpuDataset } from '../data/gpu-data.js';
+import { PALETTE, lineChart } from '../plot/plot.js';
 import { Trainer } from '../train/trainer.js';
 
 const FLAGS = {

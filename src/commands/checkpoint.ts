@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileFormatError, UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
-import { readSafetensors } from '../train/safetensors.js';
+import { readSafetensors } from '../util/safetensors.js';
 import { Trainer } from '../train/trainer.js';
 import type { RunConfig } from './train.js';
 

@@ -5,7 +5,7 @@ import { withGpu } from './with-gpu.js';
 import { makeRng } from '../nn/init.js';
 import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
-import { loadEmbeddedDigits } from '../train/dataset.js';
+import { loadEmbeddedDigits } from '../data/dataset.js';
 import { MnistCnn } from '../train/model.js';
 
 export async function demoCommand(_argv: string[]): Promise<number> {

@@ -4,10 +4,10 @@ import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
 import { withGpu } from './with-gpu.js';
 import { noGrad, tidy } from '../nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
-import { type Dataset, loadEmbeddedDigits, splitTrainVal, takeFirst } from '../train/dataset.js';
-import { GpuDataset } from '../train/gpu-data.js';
-import { loadMnistDir } from '../train/idx.js';
+import { type FlagsSpec, formatHelp, parseFlags } from '../util/flags.js';
+import { type Dataset, loadEmbeddedDigits, splitTrainVal, takeFirst } from '../data/dataset.js';
+import { GpuDataset } from '../data/gpu-data.js';
+import { loadMnistDir } from '../data/idx.js';
 import { loadTrained } from './checkpoint.js';
 
 const FLAGS = {

@@ -9,9 +9,9 @@ import { withGpu } from './with-gpu.js';
 import { INITIALIZERS, initWeight, makeRng, normalSampler } from '../nn/init.js';
 import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
-import { writeFileAtomic } from '../train/atomic.js';
-import { histogram } from '../train/plot.js';
+import { type FlagsSpec, formatHelp, parseFlags } from '../util/flags.js';
+import { writeFileAtomic } from '../util/files.js';
+import { histogram } from '../plot/plot.js';
 
 const FLAGS = {
   out: { type: 'string', default: 'runs/init-histograms', help: 'directory for the PNG histograms' },

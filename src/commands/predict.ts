@@ -7,7 +7,7 @@ import { FileFormatError, UsageError } from '../errors.js';
 import { withGpu } from './with-gpu.js';
 import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
+import { type FlagsSpec, formatHelp, parseFlags } from '../util/flags.js';
 import { loadTrained } from './checkpoint.js';
 
 const FLAGS = {

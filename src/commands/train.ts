@@ -13,15 +13,15 @@ import { adapterSummary } from '../gpu/device.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { withGpu } from './with-gpu.js';
 import { INITIALIZERS, type InitName } from '../nn/init.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
-import { writeFileAtomic } from '../train/atomic.js';
-import { type Dataset, loadEmbeddedDigits, pixelStats, splitTrainVal, takeFirst } from '../train/dataset.js';
+import { type FlagsSpec, formatHelp, parseFlags } from '../util/flags.js';
+import { writeFileAtomic } from '../util/files.js';
+import { type Dataset, loadEmbeddedDigits, pixelStats, splitTrainVal, takeFirst } from '../data/dataset.js';
 import { EarlyStopping, type EarlyStoppingState } from '../train/early-stopping.js';
-import { GpuDataset } from '../train/gpu-data.js';
-import { loadMnistDir } from '../train/idx.js';
-import { lineChart } from '../train/plot.js';
-import { ProgressBar } from '../train/progress.js';
-import { readSafetensors, writeSafetensors } from '../train/safetensors.js';
+import { GpuDataset } from '../data/gpu-data.js';
+import { loadMnistDir } from '../data/idx.js';
+import { lineChart } from '../plot/plot.js';
+import { ProgressBar } from '../util/progress.js';
+import { readSafetensors, writeSafetensors } from '../util/safetensors.js';
 import { type EpochRecord, Trainer, type TrainOptions } from '../train/trainer.js';
 
 export const TRAIN_FLAGS = {

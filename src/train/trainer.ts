@@ -2,6 +2,7 @@
 // loss and of correct predictions kept on the GPU and read back once per epoch; validation in evaluation
 // mode; best weights snapshotted on the GPU as real copies (the seed keeps state_dict() references, so its
 // "best" model is really the last one).
+import type { GpuDataset } from '../data/gpu-data.js';
 import type { Gpu } from '../gpu/runtime.js';
 import type { InitName } from '../nn/init.js';
 import * as F from '../nn/ops.js';
@@ -9,9 +10,8 @@ import { SGD } from '../nn/optim.js';
 import { Tensor, noGrad, tidy } from '../nn/tensor.js';
 import { accumulate } from '../shaders/metrics.js';
 import { logSoftmaxNllLoss } from '../shaders/softmax.js';
-import type { GpuDataset } from './gpu-data.js';
+import { mulberry32, shuffleInPlace } from '../util/random.js';
 import { MnistCnn } from './model.js';
-import { mulberry32, shuffleInPlace } from '../random.js';
 
 export interface TrainOptions {
   epochs: number;

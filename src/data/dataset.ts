@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { DataError, FileFormatError, UsageError } from '../errors.js';
-import { mulberry32, shuffleInPlace } from '../random.js';
+import { mulberry32, shuffleInPlace } from '../util/random.js';
 
 /** Grayscale images with one label each. */
 export interface Dataset {
