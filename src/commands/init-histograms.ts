@@ -3,15 +3,15 @@
 // its outputs show which initialisers keep activations in a healthy range (He/Kaiming for ReLU).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
-import { withGpu } from './with-gpu.js';
 import { INITIALIZERS, initWeight, makeRng, normalSampler } from '../nn/init.js';
 import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../util/flags.js';
-import { writeFileAtomic } from '../util/files.js';
 import { histogram } from '../plot/plot.js';
+import { writeFileAtomic } from '../util/files.js';
+import type { FlagsSpec } from '../util/flags.js';
+import { commandFlags } from './command-flags.js';
+import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
   out: { type: 'string', default: 'runs/init-histograms', help: 'directory for the PNG histograms' },
@@ -20,12 +20,8 @@ const FLAGS = {
 } as const satisfies FlagsSpec;
 
 export async function initHistogramsCommand(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, FLAGS, 'init-histograms');
-  if (flags.help) {
-    console.log(formatHelp('init-histograms', FLAGS, 'Histograms of a Linear(784→256)+ReLU layer\'s outputs under each weight initialiser.'));
-    return 0;
-  }
-  if (flags._.length) throw new UsageError(`webgpu-nn init-histograms: unexpected argument "${flags._[0]}"`);
+  const flags = commandFlags(argv, 'init-histograms', FLAGS, 'Histograms of a Linear(784→256)+ReLU layer\'s outputs under each weight initialiser.');
+  if (!flags) return 0;
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     mkdirSync(flags.out, { recursive: true });
