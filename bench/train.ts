@@ -32,7 +32,7 @@ import { UsageError, WebGpuNnError } from '../src/errors.js';
 import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { setDefaultGpu } from '../src/nn/tensor.js';
-import { Trainer, type TrainOptions } from '../src/train/trainer.js';
+import { SEED_TRAINING, Trainer, type TrainOptions } from '../src/train/trainer.js';
 import { type FlagsSpec, formatHelp, parseFlags } from '../src/util/flags.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..'); // dist/bench/train.js → repo root
@@ -54,6 +54,7 @@ const FLAGS = {
   json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
 } as const satisfies FlagsSpec;
 
+const PROGRAM = { name: 'bench:train', usage: 'npm run bench:train --' };
 const SUMMARY =
   'Train the seed\'s CNN with webgpu-nn, PyTorch and TensorFlow.js on the same data and batch size, and compare samples/s.';
 
@@ -82,9 +83,9 @@ interface Result {
 let out: (line: string) => void = (line) => console.log(line);
 
 async function main(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, FLAGS, 'bench:train');
+  const flags = parseFlags(argv, FLAGS, PROGRAM);
   if (flags.help) {
-    console.log(formatHelp('bench:train', FLAGS, SUMMARY).replace('Usage: webgpu-nn bench:train', 'Usage: npm run bench:train --'));
+    console.log(formatHelp(PROGRAM, FLAGS, SUMMARY));
     return 0;
   }
   if (flags._.length) throw new UsageError(`unexpected argument "${flags._[0]}"`);
@@ -152,10 +153,7 @@ async function runWebgpuNn(ds: Dataset, c: Common): Promise<Result> {
   setDefaultGpu(gpu);
   const adapter = adapterSummary(gpu.adapter);
   out(`adapter: ${adapter}`);
-  const options: TrainOptions = {
-    epochs: c.epochs, patience: c.epochs, minDelta: 0, batchSize: c.batchSize, lr: 0.01, weightDecay: 1e-4,
-    momentum: 0, seed: c.seed, init: 'pytorch', batchNorm: true, dropout: 0.5, unbiasedRunningVar: true,
-  };
+  const options: TrainOptions = { ...SEED_TRAINING, epochs: c.epochs, patience: c.epochs, batchSize: c.batchSize, seed: c.seed };
   const data = GpuDataset.upload(gpu, ds, 'bench');
   try {
     const trainer = new Trainer(gpu, options); // inputs scaled to [0, 1] only, as the seed's ToTensor()
@@ -327,8 +325,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
     if (e instanceof WebGpuNnError) {
-      const msg = e.message.replace(/webgpu-nn bench:train --help/g, 'npm run bench:train -- --help').replace(/^webgpu-nn bench:train: /, '');
-      console.error(`bench:train: ${msg}`);
+      console.error(`bench:train: ${e.message.replace(/^bench:train: /, '')}`);
       process.exit(e instanceof UsageError ? 2 : 1);
     }
     console.error(e);
