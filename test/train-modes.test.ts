@@ -1,21 +1,16 @@
 // Training versus evaluation mode behave as PyTorch's do, and early stopping restores the best weights.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadEmbeddedDigits, splitTrainVal } from '../src/data/dataset.js';
 import { GpuDataset } from '../src/data/gpu-data.js';
-import { Gpu } from '../src/gpu/runtime.js';
 import { BatchNorm2d, Dropout } from '../src/nn/modules.js';
 import * as F from '../src/nn/ops.js';
-import { noGrad, setDefaultGpu } from '../src/nn/tensor.js';
-import { Trainer } from '../src/train/trainer.js';
+import { noGrad } from '../src/nn/tensor.js';
+import { SEED_TRAINING, Trainer } from '../src/train/trainer.js';
 import { expectClose, randomArray } from './helpers/compare.js';
+import { useGpu } from './helpers/gpu.js';
 import * as ref from './reference/index.js';
 
-let gpu: Gpu;
-beforeAll(async () => {
-  gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-});
-afterAll(() => gpu.destroy());
+const ctx = useGpu({ tensors: true });
 
 describe('train() and eval() as in PyTorch', () => {
   it('Dropout: training zeroes about p of the values and scales the rest by 1/(1-p); evaluation is the identity', async () => {
@@ -64,16 +59,13 @@ describe('train() and eval() as in PyTorch', () => {
 });
 
 describe('training loop', () => {
-  const options = {
-    epochs: 2, patience: 20, minDelta: 0, batchSize: 64, lr: 0.01, weightDecay: 1e-4, momentum: 0,
-    seed: 42, init: 'pytorch' as const, batchNorm: true, dropout: 0.5, unbiasedRunningVar: true,
-  };
+  const options = { ...SEED_TRAINING, epochs: 2 };
 
   it('restoreBest() brings back the snapshotted weights and statistics, not the last ones', async () => {
     const ds = loadEmbeddedDigits(640);
     const split = splitTrainVal(ds.count, 0.2, 1);
-    const data = GpuDataset.upload(gpu, ds, 'train');
-    const trainer = new Trainer(gpu, options);
+    const data = GpuDataset.upload(ctx.gpu, ds, 'train');
+    const trainer = new Trainer(ctx.gpu, options);
     await trainer.trainEpoch({ data, indices: split.train }, 1);
     trainer.snapshotBest();
     const best = await trainer.stateArrays();
@@ -90,9 +82,9 @@ describe('training loop', () => {
   it('equal seeds give equal runs', async () => {
     const ds = loadEmbeddedDigits(320);
     const split = splitTrainVal(ds.count, 0.2, 7);
-    const data = GpuDataset.upload(gpu, ds, 'train');
+    const data = GpuDataset.upload(ctx.gpu, ds, 'train');
     const losses: number[] = [];
-    for (let run = 0; run < 2; run++) losses.push(await new Trainer(gpu, options).trainEpoch({ data, indices: split.train }, 1));
+    for (let run = 0; run < 2; run++) losses.push(await new Trainer(ctx.gpu, options).trainEpoch({ data, indices: split.train }, 1));
     expect(losses[0]).toBe(losses[1]);
     data.dispose();
   });

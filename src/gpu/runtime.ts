@@ -7,7 +7,7 @@
 //
 // Runtime sizes travel in a uniform block per dispatch. All of a submit's uniform blocks live in one
 // "arena" buffer, written with a single writeBuffer just before the submit.
-import { DeviceLostError, GpuError, ShaderCompileError } from '../errors.js';
+import { DeviceLostError, GpuError, ShaderCompileError, StateError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { type AdapterDescription, type DeviceOptions, describeAdapter, openDevice } from './device.js';
 
@@ -317,7 +317,7 @@ export class Gpu {
   }
 
   private throwIfFailed(): void {
-    if (this.destroyed) throw new GpuError('this Gpu runtime was destroyed');
+    if (this.destroyed) throw new StateError('this Gpu runtime was destroyed');
     if (this.error) throw this.error;
   }
 
