@@ -9,10 +9,10 @@
 import { appendFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { UsageError, WebGpuNnError } from '../src/errors.js';
 import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../src/util/flags.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
+import { runBenchmark } from './main.js';
 import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, measurePeak, type Peak } from './harness.js';
 
 const PROGRAM = { name: 'bench:kernels', usage: 'npm run bench:kernels --' };
@@ -52,12 +52,8 @@ const WIDTHS = [30, 18, 10, 9, 9, 10, 11, 9, 0];
 const row = (cells: string[]) => cells.map((c, i) => (WIDTHS[i] ? c.padEnd(WIDTHS[i]) : c)).join(' ').trimEnd();
 
 async function main(argv: string[]): Promise<number> {
-  const args = parseFlags(argv, FLAGS, PROGRAM);
-  if (args.help) {
-    console.log(formatHelp(PROGRAM, FLAGS, SUMMARY));
-    return 0;
-  }
-  if (args._.length) throw new UsageError(`unexpected argument "${args._[0]}"`);
+  const args = parseFlagsOrHelp(argv, FLAGS, PROGRAM, SUMMARY);
+  if (!args) return 0;
   const filters = args.filter.map((f) => f.toLowerCase());
   const all = await loadEntries();
   const chosen = all.filter((e) => filters.length === 0 || filters.some((f) => `${e.name} ${e.shape}`.toLowerCase().includes(f)));
@@ -117,15 +113,4 @@ async function main(argv: string[]): Promise<number> {
   return failures ? 1 : 0;
 }
 
-// Exit explicitly: a Dawn instance still referenced somewhere would otherwise keep Node alive.
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    if (e instanceof WebGpuNnError) {
-      console.error(`bench:kernels: ${e.message.replace(/^bench:kernels: /, '')}`);
-      process.exit(e instanceof UsageError ? 2 : 1);
-    }
-    console.error(e);
-    process.exit(1);
-  },
-);
+runBenchmark(PROGRAM.name, main);

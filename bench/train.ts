@@ -33,7 +33,8 @@ import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { setDefaultGpu } from '../src/nn/tensor.js';
 import { SEED_TRAINING, Trainer, type TrainOptions } from '../src/train/trainer.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../src/util/flags.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
+import { runBenchmark } from './main.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..'); // dist/bench/train.js → repo root
 const PEERS_DIR = join(ROOT, 'bench', '.peers');
@@ -83,12 +84,8 @@ interface Result {
 let out: (line: string) => void = (line) => console.log(line);
 
 async function main(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, FLAGS, PROGRAM);
-  if (flags.help) {
-    console.log(formatHelp(PROGRAM, FLAGS, SUMMARY));
-    return 0;
-  }
-  if (flags._.length) throw new UsageError(`unexpected argument "${flags._[0]}"`);
+  const flags = parseFlagsOrHelp(argv, FLAGS, PROGRAM, SUMMARY);
+  if (!flags) return 0;
   if (flags.json) out = (line) => console.error(line);
 
   const peers = choosePeers(flags.peers, flags.python);
@@ -321,14 +318,4 @@ function report(results: Result[], adapter: string | undefined, json: boolean, c
   if (json) for (const l of lines) console.log(l);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    if (e instanceof WebGpuNnError) {
-      console.error(`bench:train: ${e.message.replace(/^bench:train: /, '')}`);
-      process.exit(e instanceof UsageError ? 2 : 1);
-    }
-    console.error(e);
-    process.exit(1);
-  },
-);
+runBenchmark(PROGRAM.name, main);

@@ -13,8 +13,7 @@ import { Tensor } from '../nn/tensor.js';
 import { PALETTE, lineChart } from '../plot/plot.js';
 import { SEED_TRAINING, Trainer } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
-import type { FlagsSpec } from '../util/flags.js';
-import { commandFlags } from './command-flags.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
@@ -28,7 +27,7 @@ const FLAGS = {
 const LAYERS = ['conv1.weight', 'conv2.weight', 'fc1.weight', 'fc2.weight'] as const;
 
 export async function bnGradientsCommand(argv: string[]): Promise<number> {
-  const flags = commandFlags(argv, 'bn-gradients', FLAGS, 'Per-layer gradient norms of the seed\'s CNN trained with and without batch norm.');
+  const flags = parseFlagsOrHelp(argv, FLAGS, 'bn-gradients', 'Per-layer gradient norms of the seed\'s CNN trained with and without batch norm.');
   if (!flags) return 0;
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);

@@ -5,8 +5,8 @@ import { GpuDataset } from '../data/gpu-data.js';
 import { adapterSummary } from '../gpu/device.js';
 import { loadModel } from '../train/checkpoint.js';
 import { confusionMatrix, correctCount, formatConfusion } from '../train/metrics.js';
-import type { FlagsSpec } from '../util/flags.js';
-import { MODEL_FLAG, commandFlags, requireModel } from './command-flags.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { MODEL_FLAG, requireModel } from './model-flag.js';
 import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
@@ -16,7 +16,7 @@ const FLAGS = {
 } as const satisfies FlagsSpec;
 
 export async function evaluateCommand(argv: string[]): Promise<number> {
-  const flags = commandFlags(argv, 'evaluate', FLAGS, 'Accuracy and confusion matrix of a trained model.', { positionals: true });
+  const flags = parseFlagsOrHelp(argv, FLAGS, 'evaluate', 'Accuracy and confusion matrix of a trained model.', { positionals: true });
   if (!flags) return 0;
   const modelDir = requireModel(flags.model, 'evaluate');
   return withGpu(async (gpu) => {

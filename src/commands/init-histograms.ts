@@ -9,8 +9,7 @@ import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
 import { histogram } from '../plot/plot.js';
 import { writeFileAtomic } from '../util/files.js';
-import type { FlagsSpec } from '../util/flags.js';
-import { commandFlags } from './command-flags.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
@@ -20,7 +19,7 @@ const FLAGS = {
 } as const satisfies FlagsSpec;
 
 export async function initHistogramsCommand(argv: string[]): Promise<number> {
-  const flags = commandFlags(argv, 'init-histograms', FLAGS, 'Histograms of a Linear(784→256)+ReLU layer\'s outputs under each weight initialiser.');
+  const flags = parseFlagsOrHelp(argv, FLAGS, 'init-histograms', 'Histograms of a Linear(784→256)+ReLU layer\'s outputs under each weight initialiser.');
   if (!flags) return 0;
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);

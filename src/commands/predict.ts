@@ -5,8 +5,8 @@ import { UsageError } from '../errors.js';
 import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
 import { loadModel } from '../train/checkpoint.js';
-import type { FlagsSpec } from '../util/flags.js';
-import { MODEL_FLAG, commandFlags, requireModel } from './command-flags.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { MODEL_FLAG, requireModel } from './model-flag.js';
 import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
@@ -16,7 +16,7 @@ const FLAGS = {
 
 export async function predictCommand(argv: string[]): Promise<number> {
   const summary = 'Classify PNG images of digits with a trained model: webgpu-nn predict --model DIR image.png ...';
-  const flags = commandFlags(argv, 'predict', FLAGS, summary, { positionals: true });
+  const flags = parseFlagsOrHelp(argv, FLAGS, 'predict', summary, { positionals: true });
   if (!flags) return 0;
   const modelDir = requireModel(flags.model, 'predict');
   if (!flags._.length) throw new UsageError('webgpu-nn predict: give one or more PNG files after the flags');

@@ -21,9 +21,8 @@ import { EarlyStopping } from '../train/early-stopping.js';
 import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';
 import { SEED_TRAINING, Trainer } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
-import type { FlagsSpec } from '../util/flags.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { ProgressBar } from '../util/progress.js';
-import { commandFlags } from './command-flags.js';
 import { withGpu } from './with-gpu.js';
 
 export const TRAIN_FLAGS = {
@@ -50,7 +49,7 @@ export const TRAIN_FLAGS = {
 const SUMMARY = 'Train the seed\'s MNIST CNN (conv-pool-relu-BN-dropout x2, fc 320→50→10) with SGD and early stopping, on the GPU.';
 
 export async function trainCommand(argv: string[]): Promise<number> {
-  const flags = commandFlags(argv, 'train', TRAIN_FLAGS, SUMMARY, { hint: '; data goes in --data DIR' });
+  const flags = parseFlagsOrHelp(argv, TRAIN_FLAGS, 'train', SUMMARY, { hint: '; data goes in --data DIR' });
   if (!flags) return 0;
 
   // Resuming takes the settings of the interrupted run; flags given now may only raise --epochs.

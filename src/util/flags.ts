@@ -124,6 +124,28 @@ function convert(name: string, f: FlagSpec, raw: string, fail: (msg: string) => 
   return v;
 }
 
+/**
+ * A program's flags, or null once its --help text is printed (the caller then exits 0). Positional arguments
+ * are an error (its message followed by `hint`) unless `positionals` is set.
+ */
+export function parseFlagsOrHelp<const S extends FlagsSpec>(
+  argv: readonly string[],
+  spec: S,
+  program: FlagsProgram,
+  summary: string,
+  opts: { positionals?: boolean; hint?: string } = {},
+): ParsedFlags<S> | null {
+  const flags = parseFlags(argv, spec, program);
+  if (flags.help) {
+    console.log(formatHelp(program, spec, summary));
+    return null;
+  }
+  if (!opts.positionals && flags._.length) {
+    throw new UsageError(`${programOf(program).name}: unexpected argument "${flags._[0]}"${opts.hint ?? ''}`);
+  }
+  return flags;
+}
+
 /** The --help text: usage line, summary, and one aligned line per flag with its type, default and range. */
 export function formatHelp(program: FlagsProgram, spec: FlagsSpec, summary: string): string {
   const rows = Object.entries(spec).map(([name, f]) => {
