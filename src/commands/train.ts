@@ -5,7 +5,8 @@
 //   best.safetensors  the best weights and batch-norm statistics (restored into the model at the end)
 //   last.safetensors  the last epoch's state, optimizer and early-stopping counters, for --resume
 //   config.json       the run's settings and adapter
-// Every file is written atomically. Ctrl-C stops after the current step and saves what there is.
+// Every file is written atomically (their formats: src/train/checkpoint.ts, src/train/history.ts). Ctrl-C
+// stops after the current step and saves what there is.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Dataset, loadMnist, pixelStats, splitTrainVal } from '../data/dataset.js';
