@@ -12,8 +12,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
-import { runBenchmark } from './main.js';
 import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, measurePeak, type Peak } from './harness.js';
+import { runBenchmark } from './main.js';
 
 const PROGRAM = { name: 'bench:kernels', usage: 'npm run bench:kernels --' };
 const FLAGS = {

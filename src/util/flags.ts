@@ -1,6 +1,6 @@
-// A small declarative command-line flag parser: each command describes its flags once, and gets
-// parsing, validation with precise errors (naming the flag, the expectation and the bad value)
-// and its --help text from that one description.
+// A small declarative command-line flag parser: each program (a webgpu-nn command, a benchmark) describes
+// its flags once, and gets parsing, validation with precise errors (naming the flag, the expectation and the
+// bad value) and its --help text from that one description.
 import { UsageError } from '../errors.js';
 
 export interface FlagSpec {
