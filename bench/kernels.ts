@@ -11,38 +11,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
 import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, measurePeak, type Peak } from './harness.js';
+import { runBenchmark } from './main.js';
 
-interface Args {
-  filters: string[];
-  quick: boolean;
-  json: boolean;
-  list: boolean;
-  peak: boolean;
-}
-
-const USAGE = 'usage: npm run bench:kernels -- [--filter <substring>]... [--quick] [--json] [--list] [--no-peak]';
-
-function parseArgs(argv: string[]): Args {
-  const a: Args = { filters: [], quick: false, json: false, list: false, peak: true };
-  for (let i = 0; i < argv.length; i++) {
-    const f = argv[i];
-    if (f === '--filter' && i + 1 < argv.length) a.filters.push(argv[++i].toLowerCase());
-    else if (f.startsWith('--filter=')) a.filters.push(f.slice(9).toLowerCase());
-    else if (f === '--quick') a.quick = true;
-    else if (f === '--json') a.json = true;
-    else if (f === '--list') a.list = true;
-    else if (f === '--no-peak') a.peak = false;
-    else if (f === '--help' || f === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else {
-      console.error(`bench:kernels: unknown argument ${f}\n${USAGE}`);
-      process.exit(2);
-    }
-  }
-  return a;
-}
+const PROGRAM = { name: 'bench:kernels', usage: 'npm run bench:kernels --' };
+const FLAGS = {
+  filter: { type: 'string', repeat: true, help: 'run only the entries whose name or shape contains this substring (case-insensitive; any of several)' },
+  quick: { type: 'bool', default: false, help: 'at most 5 timed samples per entry instead of 15' },
+  json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
+  list: { type: 'bool', default: false, help: 'list the matching entries without running them' },
+  peak: { type: 'bool', default: true, help: 'measure the adapter\'s FMA and copy peaks first (--no-peak skips them and the % columns)' },
+} as const satisfies FlagsSpec;
+const SUMMARY = 'Validate and time every registered kernel benchmark on this machine\'s adapter.';
 
 const isEntry = (x: unknown): x is BenchEntry =>
   typeof x === 'object' && x !== null && ['name', 'shape', 'cost', 'setup'].every((k) => k in x) && typeof (x as BenchEntry).setup === 'function';
@@ -70,16 +51,18 @@ const COLUMNS = ['kernel', 'shape', 'median ms', 'GFLOP/s', 'GB/s', '% FMA peak'
 const WIDTHS = [30, 18, 10, 9, 9, 10, 11, 9, 0];
 const row = (cells: string[]) => cells.map((c, i) => (WIDTHS[i] ? c.padEnd(WIDTHS[i]) : c)).join(' ').trimEnd();
 
-async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2));
+async function main(argv: string[]): Promise<number> {
+  const args = parseFlagsOrHelp(argv, FLAGS, PROGRAM, SUMMARY);
+  if (!args) return 0;
+  const filters = args.filter.map((f) => f.toLowerCase());
   const all = await loadEntries();
-  const chosen = all.filter((e) => args.filters.length === 0 || args.filters.some((f) => `${e.name} ${e.shape}`.toLowerCase().includes(f)));
+  const chosen = all.filter((e) => filters.length === 0 || filters.some((f) => `${e.name} ${e.shape}`.toLowerCase().includes(f)));
   if (args.list) {
     for (const e of chosen) console.log(`${e.name}  ${e.shape}`);
     return 0;
   }
   if (chosen.length === 0) {
-    console.error(`bench:kernels: no entry matches ${args.filters.join(', ')}; --list shows them`);
+    console.error(`bench:kernels: no entry matches ${filters.join(', ')}; --list shows them`);
     return 2;
   }
   const out = args.json ? (s: string) => process.stderr.write(`${s}\n`) : (s: string) => process.stdout.write(`${s}\n`);
@@ -130,11 +113,4 @@ async function main(): Promise<number> {
   return failures ? 1 : 0;
 }
 
-// Exit explicitly: a Dawn instance still referenced somewhere would otherwise keep Node alive.
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBenchmark(PROGRAM.name, main);

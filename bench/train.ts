@@ -5,7 +5,7 @@
 //
 // The network is the seed's (conv 1→10 k5, maxpool, ReLU, BN, dropout 0.5, conv 10→20 k5, maxpool, ReLU, BN,
 // dropout 0.5, fc 320→50, ReLU, fc 50→10, log-softmax + NLL; SGD lr 0.01, weight decay 1e-4), trained on the
-// first N of the 10,000 embedded MNIST digits (src/train/dataset.ts). The driver writes those bytes to a raw
+// first N of the 10,000 embedded MNIST digits (src/data/dataset.ts). The driver writes those bytes to a raw
 // file (N*784 pixels, then N labels) that the peers read, so every system trains on the same data.
 //
 // Each system does one warm-up pass over the first --warmup-samples samples (pipeline compilation, caches,
@@ -26,14 +26,15 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileS
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type Dataset, loadEmbeddedDigits } from '../src/data/dataset.js';
+import { GpuDataset } from '../src/data/gpu-data.js';
 import { UsageError, WebGpuNnError } from '../src/errors.js';
 import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { setDefaultGpu } from '../src/nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../src/train/args.js';
-import { type Dataset, loadEmbeddedDigits } from '../src/train/dataset.js';
-import { GpuDataset } from '../src/train/gpu-data.js';
-import { Trainer, type TrainOptions } from '../src/train/trainer.js';
+import { SEED_TRAINING, Trainer, type TrainOptions } from '../src/train/trainer.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
+import { runBenchmark } from './main.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..'); // dist/bench/train.js → repo root
 const PEERS_DIR = join(ROOT, 'bench', '.peers');
@@ -54,6 +55,7 @@ const FLAGS = {
   json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
 } as const satisfies FlagsSpec;
 
+const PROGRAM = { name: 'bench:train', usage: 'npm run bench:train --' };
 const SUMMARY =
   'Train the seed\'s CNN with webgpu-nn, PyTorch and TensorFlow.js on the same data and batch size, and compare samples/s.';
 
@@ -82,12 +84,8 @@ interface Result {
 let out: (line: string) => void = (line) => console.log(line);
 
 async function main(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, FLAGS, 'bench:train');
-  if (flags.help) {
-    console.log(formatHelp('bench:train', FLAGS, SUMMARY).replace('Usage: webgpu-nn bench:train', 'Usage: npm run bench:train --'));
-    return 0;
-  }
-  if (flags._.length) throw new UsageError(`unexpected argument "${flags._[0]}"`);
+  const flags = parseFlagsOrHelp(argv, FLAGS, PROGRAM, SUMMARY);
+  if (!flags) return 0;
   if (flags.json) out = (line) => console.error(line);
 
   const peers = choosePeers(flags.peers, flags.python);
@@ -152,10 +150,7 @@ async function runWebgpuNn(ds: Dataset, c: Common): Promise<Result> {
   setDefaultGpu(gpu);
   const adapter = adapterSummary(gpu.adapter);
   out(`adapter: ${adapter}`);
-  const options: TrainOptions = {
-    epochs: c.epochs, patience: c.epochs, minDelta: 0, batchSize: c.batchSize, lr: 0.01, weightDecay: 1e-4,
-    momentum: 0, seed: c.seed, init: 'pytorch', batchNorm: true, dropout: 0.5, unbiasedRunningVar: true,
-  };
+  const options: TrainOptions = { ...SEED_TRAINING, epochs: c.epochs, patience: c.epochs, batchSize: c.batchSize, seed: c.seed };
   const data = GpuDataset.upload(gpu, ds, 'bench');
   try {
     const trainer = new Trainer(gpu, options); // inputs scaled to [0, 1] only, as the seed's ToTensor()
@@ -323,15 +318,4 @@ function report(results: Result[], adapter: string | undefined, json: boolean, c
   if (json) for (const l of lines) console.log(l);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    if (e instanceof WebGpuNnError) {
-      const msg = e.message.replace(/webgpu-nn bench:train --help/g, 'npm run bench:train -- --help').replace(/^webgpu-nn bench:train: /, '');
-      console.error(`bench:train: ${msg}`);
-      process.exit(e instanceof UsageError ? 2 : 1);
-    }
-    console.error(e);
-    process.exit(1);
-  },
-);
+runBenchmark(PROGRAM.name, main);

@@ -14,7 +14,7 @@ export class NoAdapterError extends WebGpuNnError {}
 /** Tensor shapes that do not fit an op. The message names the op and the shapes. */
 export class ShapeError extends WebGpuNnError {}
 
-/** Data of the wrong length or type handed to a tensor or kernel. */
+/** A value an op, layer, optimizer or kernel cannot take: data of the wrong length or type, an option out of range. */
 export class DataError extends WebGpuNnError {}
 
 /** A tensor or buffer larger than the adapter allows (maxStorageBufferBindingSize, maxBufferSize). */

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadEmbeddedDigits } from '../src/train/dataset.js';
-import { readSafetensors } from '../src/train/safetensors.js';
+import { loadEmbeddedDigits } from '../src/data/dataset.js';
+import { readSafetensors } from '../src/util/safetensors.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
 // Each command is a new process that compiles its kernels; with Mesa's shader cache cold (a fresh machine)

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadEmbeddedDigits } from '../src/data/dataset.js';
+import { loadMnistDir, parseIdx, readIdxFile } from '../src/data/idx.js';
 import { FileFormatError } from '../src/errors.js';
-import { loadEmbeddedDigits } from '../src/train/dataset.js';
-import { loadMnistDir, parseIdx, readIdxFile } from '../src/train/idx.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'train-idx-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,21 +1,22 @@
 // Training versus evaluation mode behave as PyTorch's do, and early stopping restores the best weights.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Gpu } from '../src/gpu/runtime.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadEmbeddedDigits, splitTrainVal } from '../src/data/dataset.js';
+import { GpuDataset } from '../src/data/gpu-data.js';
 import { BatchNorm2d, Dropout } from '../src/nn/modules.js';
 import * as F from '../src/nn/ops.js';
-import { noGrad, setDefaultGpu } from '../src/nn/tensor.js';
-import { loadEmbeddedDigits, splitTrainVal } from '../src/train/dataset.js';
-import { GpuDataset } from '../src/train/gpu-data.js';
-import { Trainer } from '../src/train/trainer.js';
+import { noGrad } from '../src/nn/tensor.js';
+import { CHECKPOINT_FORMAT, type RunConfig, loadModel, writeBestCheckpoint } from '../src/train/checkpoint.js';
+import { confusionMatrix, correctCount } from '../src/train/metrics.js';
+import { SEED_TRAINING, Trainer } from '../src/train/trainer.js';
+import { readSafetensors } from '../src/util/safetensors.js';
 import { expectClose, randomArray } from './helpers/compare.js';
+import { useGpu } from './helpers/gpu.js';
 import * as ref from './reference/index.js';
 
-let gpu: Gpu;
-beforeAll(async () => {
-  gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-});
-afterAll(() => gpu.destroy());
+const ctx = useGpu({ tensors: true });
 
 describe('train() and eval() as in PyTorch', () => {
   it('Dropout: training zeroes about p of the values and scales the rest by 1/(1-p); evaluation is the identity', async () => {
@@ -64,16 +65,13 @@ describe('train() and eval() as in PyTorch', () => {
 });
 
 describe('training loop', () => {
-  const options = {
-    epochs: 2, patience: 20, minDelta: 0, batchSize: 64, lr: 0.01, weightDecay: 1e-4, momentum: 0,
-    seed: 42, init: 'pytorch' as const, batchNorm: true, dropout: 0.5, unbiasedRunningVar: true,
-  };
+  const options = { ...SEED_TRAINING, epochs: 2 };
 
   it('restoreBest() brings back the snapshotted weights and statistics, not the last ones', async () => {
     const ds = loadEmbeddedDigits(640);
     const split = splitTrainVal(ds.count, 0.2, 1);
-    const data = GpuDataset.upload(gpu, ds, 'train');
-    const trainer = new Trainer(gpu, options);
+    const data = GpuDataset.upload(ctx.gpu, ds, 'train');
+    const trainer = new Trainer(ctx.gpu, options);
     await trainer.trainEpoch({ data, indices: split.train }, 1);
     trainer.snapshotBest();
     const best = await trainer.stateArrays();
@@ -87,12 +85,40 @@ describe('training loop', () => {
     data.dispose();
   });
 
+  it('a best checkpoint loads back as the same model in evaluation mode, whose confusion matrix agrees with evaluate()', async () => {
+    const ds = loadEmbeddedDigits(320);
+    const split = splitTrainVal(ds.count, 0.2, 3);
+    const data = GpuDataset.upload(ctx.gpu, ds, 'train');
+    const norm = { mean: 0.13, std: 0.31 };
+    const config: RunConfig = { ...options, data: null, valSplit: 0.2, limit: 320, normalize: true, norm };
+    const trainer = new Trainer(ctx.gpu, config, norm);
+    await trainer.trainEpoch({ data, indices: split.train }, 1);
+    const state = await trainer.stateArrays();
+    const dir = mkdtempSync(join(tmpdir(), 'checkpoint-'));
+    try {
+      writeBestCheckpoint(dir, state, config, { epoch: 1, trainLoss: 1, valLoss: 2, valAcc: 0.5, epochSeconds: 1, trainSeconds: 1, samplesPerSecond: 1 });
+      expect(readSafetensors(join(dir, 'best.safetensors')).metadata).toMatchObject({ format: CHECKPOINT_FORMAT, epoch: '1', valLoss: '2' });
+      const loaded = loadModel(dir);
+      expect(loaded.config).toEqual(config);
+      expect(loaded.norm).toEqual(norm);
+      expect(loaded.model.training).toBe(false);
+      for (const [key, t] of loaded.model.stateDict()) expect(Array.from((await t.toArray()) as Float32Array), key).toEqual(Array.from(state[key].data));
+      const confusion = await confusionMatrix(loaded.model, data, split.val, { batchSize: 23, norm });
+      expect(confusion.flat().reduce((a, b) => a + b, 0)).toBe(split.val.length);
+      const { accuracy } = await trainer.evaluate({ data, indices: split.val });
+      expect(correctCount(confusion) / split.val.length).toBe(accuracy);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      data.dispose();
+    }
+  });
+
   it('equal seeds give equal runs', async () => {
     const ds = loadEmbeddedDigits(320);
     const split = splitTrainVal(ds.count, 0.2, 7);
-    const data = GpuDataset.upload(gpu, ds, 'train');
+    const data = GpuDataset.upload(ctx.gpu, ds, 'train');
     const losses: number[] = [];
-    for (let run = 0; run < 2; run++) losses.push(await new Trainer(gpu, options).trainEpoch({ data, indices: split.train }, 1));
+    for (let run = 0; run < 2; run++) losses.push(await new Trainer(ctx.gpu, options).trainEpoch({ data, indices: split.train }, 1));
     expect(losses[0]).toBe(losses[1]);
     data.dispose();
   });

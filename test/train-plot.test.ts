@@ -1,6 +1,6 @@
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { histogram, lineChart, PALETTE, type RGB } from '../src/train/plot.js';
+import { histogram, lineChart, PALETTE, type RGB } from '../src/plot/plot.js';
 
 function decode(buf: Buffer) {
   expect(buf.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));

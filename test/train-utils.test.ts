@@ -1,14 +1,16 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { PNG } from 'pngjs';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { pixelStats, splitTrainVal, type Dataset } from '../src/data/dataset.js';
+import { normalizedBatch, readDigitPng } from '../src/data/images.js';
 import { UsageError } from '../src/errors.js';
-import { formatHelp, parseFlags } from '../src/train/args.js';
-import { writeFileAtomic } from '../src/train/atomic.js';
-import { pixelStats, splitTrainVal, type Dataset } from '../src/train/dataset.js';
 import { EarlyStopping } from '../src/train/early-stopping.js';
-import { formatDuration, ProgressBar } from '../src/train/progress.js';
-import { mulberry32, shuffleInPlace } from '../src/random.js';
+import { writeFileAtomic } from '../src/util/files.js';
+import { formatHelp, parseFlags, parseFlagsOrHelp } from '../src/util/flags.js';
+import { formatDuration, ProgressBar } from '../src/util/progress.js';
+import { mulberry32, shuffleInPlace } from '../src/util/random.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'train-utils-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -228,4 +230,82 @@ describe('parseFlags', () => {
     expect(help).toMatch(/--\[no-\]bn\s+Batch normalisation \(default: true\)/);
     expect(help).toMatch(/-h, --help\s+Show this help/);
   });
+
+  const bench = { name: 'bench:x', usage: 'npm run bench:x --' };
+  const repeatable = {
+    filter: { type: 'string', repeat: true, help: 'Substring' },
+    quick: { type: 'bool', default: false, help: 'Fewer samples' },
+  } as const;
+
+  it('collects a repeated flag into a list, empty by default', () => {
+    expect(parseFlags([], repeatable, bench).filter).toEqual([]);
+    const f = parseFlags(['--filter', 'a', '--quick', '--filter=B'], repeatable, bench);
+    const list: string[] = f.filter;
+    expect(list).toEqual(['a', 'B']);
+    expect(formatHelp(bench, repeatable, 'X.')).toMatch(/--filter <value>\s+Substring \(may be repeated\)/);
+  });
+
+  it('names another program in errors and help', () => {
+    expect(() => parseFlags(['--nope'], repeatable, bench)).toThrow(/^bench:x: unknown flag --nope\. Run "npm run bench:x -- --help"/);
+    expect(formatHelp(bench, repeatable, 'X.')).toContain('Usage: npm run bench:x -- [flags]');
+  });
+
+  it('parseFlagsOrHelp prints --help and returns null, and refuses stray arguments unless allowed', () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      expect(parseFlagsOrHelp(['-h'], spec, 'train', 'Train the MNIST CNN.')).toBeNull();
+      expect(log).toHaveBeenCalledWith(formatHelp('train', spec, 'Train the MNIST CNN.'));
+    } finally {
+      log.mockRestore();
+    }
+    expect(() => parseFlagsOrHelp(['data'], spec, 'train', 'T.', { hint: '; use --data' })).toThrow(UsageError);
+    expect(() => parseFlagsOrHelp(['data'], spec, 'train', 'T.', { hint: '; use --data' })).toThrow('webgpu-nn train: unexpected argument "data"; use --data');
+    expect(parseFlagsOrHelp(['a.png', '--epochs', '3'], spec, 'predict', 'P.', { positionals: true })).toMatchObject({ _: ['a.png'], epochs: 3 });
+  });
 });
+
+describe('digit PNGs', () => {
+  /** A PNG of the 28x28 gray image `px` (0..255), each pixel scaled up to a `scale`-square, optionally dark on light. */
+  const png = (px: Uint8Array, scale: number, paper: boolean) => {
+    const size = 28 * scale;
+    const image = new PNG({ width: size, height: size });
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const v = px[Math.floor(y / scale) * 28 + Math.floor(x / scale)];
+        image.data.set(paper ? [255 - v, 255 - v, 255 - v, 255] : [v, v, v, 255], 4 * (y * size + x));
+      }
+    }
+    const file = join(tmp, `digit-${scale}-${paper}.png`);
+    writeFileAtomic(file, PNG.sync.write(image));
+    return file;
+  };
+  // A bright square on black, like an MNIST stroke.
+  const px = Uint8Array.from({ length: 784 }, (_, i) => (i % 28 >= 10 && i % 28 < 18 && i >= 280 && i < 504 ? 255 : 0));
+
+  it('reads white-on-black 28x28 as it is, and a 2x larger dark-on-light image averaged down and inverted', () => {
+    const plain = readDigitPng(png(px, 1, false));
+    expect(plain.inverted).toBe(false);
+    expect(Array.from(plain.pixels)).toEqual(Array.from(px, (v) => v / 255));
+    const paper = readDigitPng(png(px, 2, true));
+    expect(paper.inverted).toBe(true);
+    expectCloseArray(paper.pixels, Array.from(px, (v) => v / 255), 1e-6);
+  });
+
+  it('normalizedBatch stacks images with the run\'s mean and std', () => {
+    const a = new Float32Array(784).fill(0.5), b = new Float32Array(784).fill(1);
+    const batch = normalizedBatch([a, b], { mean: 0.25, std: 0.5 });
+    expect(batch.length).toBe(2 * 784);
+    expect([batch[0], batch[783], batch[784], batch[2 * 784 - 1]]).toEqual([0.5, 0.5, 1.5, 1.5]);
+  });
+
+  it('names the file that is not a PNG', () => {
+    const file = join(tmp, 'not-a.png');
+    writeFileAtomic(file, 'hello');
+    expect(() => readDigitPng(file)).toThrow(/not-a\.png: not a PNG image/);
+  });
+});
+
+function expectCloseArray(got: ArrayLike<number>, want: ArrayLike<number>, tol: number): void {
+  expect(got.length).toBe(want.length);
+  for (let i = 0; i < want.length; i++) if (Math.abs(got[i] - want[i]) > tol) expect(got[i], `pixel ${i}`).toBeCloseTo(want[i], 6);
+}

@@ -29,7 +29,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The same seeded shuffle as webgpu-nn's own loop (the bench driver runs after `npm run build`).
-import { mulberry32 } from '../../dist/src/random.js';
+import { mulberry32 } from '../../dist/src/util/random.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const INSTALL_HINT =

@@ -5,17 +5,16 @@
 // to one another; without it conv1's gradient is about ten times smaller and two epochs barely move the loss.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError } from '../errors.js';
+import { loadEmbeddedDigits, splitTrainVal } from '../data/dataset.js';
+import { GpuDataset } from '../data/gpu-data.js';
 import { adapterSummary } from '../gpu/device.js';
-import { withGpu } from './with-gpu.js';
 import * as F from '../nn/ops.js';
 import { Tensor } from '../nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
-import { writeFileAtomic } from '../train/atomic.js';
-import { loadEmbeddedDigits, splitTrainVal } from '../train/dataset.js';
-import { GpuDataset } from '../train/gpu-data.js';
-import { PALETTE, lineChart } from '../train/plot.js';
-import { Trainer } from '../train/trainer.js';
+import { PALETTE, lineChart } from '../plot/plot.js';
+import { SEED_TRAINING, Trainer } from '../train/trainer.js';
+import { writeFileAtomic } from '../util/files.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
   epochs: { type: 'int', default: 2, min: 1, max: 100, help: 'epochs per run' },
@@ -28,12 +27,8 @@ const FLAGS = {
 const LAYERS = ['conv1.weight', 'conv2.weight', 'fc1.weight', 'fc2.weight'] as const;
 
 export async function bnGradientsCommand(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, FLAGS, 'bn-gradients');
-  if (flags.help) {
-    console.log(formatHelp('bn-gradients', FLAGS, 'Per-layer gradient norms of the seed\'s CNN trained with and without batch norm.'));
-    return 0;
-  }
-  if (flags._.length) throw new UsageError(`webgpu-nn bn-gradients: unexpected argument "${flags._[0]}"`);
+  const flags = parseFlagsOrHelp(argv, FLAGS, 'bn-gradients', 'Per-layer gradient norms of the seed\'s CNN trained with and without batch norm.');
+  if (!flags) return 0;
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     const ds = loadEmbeddedDigits(flags.limit);
@@ -43,10 +38,7 @@ export async function bnGradientsCommand(argv: string[]): Promise<number> {
     const results: Record<string, Record<string, number[]> & { valAcc?: number }> = {};
     for (const batchNorm of [true, false]) {
       const name = batchNorm ? 'with BN' : 'without BN';
-      const trainer = new Trainer(gpu, {
-        epochs: flags.epochs, patience: flags.epochs, minDelta: 0, batchSize: 64, lr: flags.lr, weightDecay: 1e-4,
-        momentum: 0, seed: flags.seed, init: 'pytorch', batchNorm, dropout: 0.5, unbiasedRunningVar: true,
-      });
+      const trainer = new Trainer(gpu, { ...SEED_TRAINING, epochs: flags.epochs, patience: flags.epochs, lr: flags.lr, seed: flags.seed, batchNorm });
       const params = new Map(trainer.model.namedParameters());
       const norms: Record<string, number[]> = Object.fromEntries(LAYERS.map((l) => [l, []]));
       for (let epoch = 1; epoch <= flags.epochs; epoch++) {

@@ -1,12 +1,12 @@
 // `webgpu-nn demo`: prints the adapter, then runs a matrix product and the seed's network on the GPU,
 // checking the product against a plain CPU loop. A quick "does WebGPU work here" check.
+import { loadEmbeddedDigits } from '../data/dataset.js';
 import { adapterSummary } from '../gpu/device.js';
-import { withGpu } from './with-gpu.js';
 import { makeRng } from '../nn/init.js';
 import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
-import { loadEmbeddedDigits } from '../train/dataset.js';
 import { MnistCnn } from '../train/model.js';
+import { withGpu } from './with-gpu.js';
 
 export async function demoCommand(_argv: string[]): Promise<number> {
   return withGpu(async (gpu) => {

@@ -3,15 +3,14 @@
 // its outputs show which initialisers keep activations in a healthy range (He/Kaiming for ReLU).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
-import { withGpu } from './with-gpu.js';
 import { INITIALIZERS, initWeight, makeRng, normalSampler } from '../nn/init.js';
 import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
-import { writeFileAtomic } from '../train/atomic.js';
-import { histogram } from '../train/plot.js';
+import { histogram } from '../plot/plot.js';
+import { writeFileAtomic } from '../util/files.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
   out: { type: 'string', default: 'runs/init-histograms', help: 'directory for the PNG histograms' },
@@ -20,12 +19,8 @@ const FLAGS = {
 } as const satisfies FlagsSpec;
 
 export async function initHistogramsCommand(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, FLAGS, 'init-histograms');
-  if (flags.help) {
-    console.log(formatHelp('init-histograms', FLAGS, 'Histograms of a Linear(784→256)+ReLU layer\'s outputs under each weight initialiser.'));
-    return 0;
-  }
-  if (flags._.length) throw new UsageError(`webgpu-nn init-histograms: unexpected argument "${flags._[0]}"`);
+  const flags = parseFlagsOrHelp(argv, FLAGS, 'init-histograms', 'Histograms of a Linear(784→256)+ReLU layer\'s outputs under each weight initialiser.');
+  if (!flags) return 0;
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     mkdirSync(flags.out, { recursive: true });

@@ -1,87 +1,32 @@
 // `webgpu-nn predict --model DIR image.png ...`: classifies digit images. Accepts grayscale, RGB or RGBA
-// PNGs of any size: converted to gray, resized to 28x28 by area averaging, and inverted when the
-// background is light (MNIST digits are white on black).
-import { readFileSync } from 'node:fs';
-import { PNG } from 'pngjs';
-import { FileFormatError, UsageError } from '../errors.js';
-import { withGpu } from './with-gpu.js';
+// PNGs of any size (src/data/images.ts prepares them as MNIST digits: 28x28, white on black).
+import { normalizedBatch, readDigitPng } from '../data/images.js';
+import { UsageError } from '../errors.js';
 import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
-import { loadTrained } from './checkpoint.js';
+import { loadModel } from '../train/checkpoint.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { MODEL_FLAG, requireModel } from './model-flag.js';
+import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
-  model: { type: 'string', help: 'a webgpu-nn train output directory (or its best.safetensors)' },
+  model: MODEL_FLAG,
   top: { type: 'int', default: 1, min: 1, max: 10, help: 'show this many most likely digits' },
 } as const satisfies FlagsSpec;
 
-/** Reads a PNG as 28x28 floats in [0, 1], white digit on black. */
-export function readDigitPng(file: string): { pixels: Float32Array; inverted: boolean } {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new UsageError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  let png: PNG;
-  try {
-    png = PNG.sync.read(bytes);
-  } catch (e) {
-    throw new FileFormatError(`${file}: not a PNG image (${(e as Error).message}); predict reads PNG files`);
-  }
-  const { width, height, data } = png;
-  if (width < 1 || height < 1) throw new FileFormatError(`${file}: empty image`);
-  // Gray in [0, 1], compositing transparency over white (as a viewer shows it).
-  const gray = new Float32Array(width * height);
-  for (let i = 0; i < gray.length; i++) {
-    const a = data[4 * i + 3] / 255;
-    const lum = (0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2]) / 255;
-    gray[i] = lum * a + (1 - a);
-  }
-  const out = new Float32Array(28 * 28);
-  for (let y = 0; y < 28; y++) {
-    for (let x = 0; x < 28; x++) {
-      // Area average of the source pixels under output pixel (x, y).
-      const x0 = (x * width) / 28, x1 = ((x + 1) * width) / 28, y0 = (y * height) / 28, y1 = ((y + 1) * height) / 28;
-      let sum = 0, area = 0;
-      for (let sy = Math.floor(y0); sy < Math.ceil(y1); sy++) {
-        const wy = Math.min(y1, sy + 1) - Math.max(y0, sy);
-        for (let sx = Math.floor(x0); sx < Math.ceil(x1); sx++) {
-          const w = wy * (Math.min(x1, sx + 1) - Math.max(x0, sx));
-          sum += w * gray[sy * width + sx];
-          area += w;
-        }
-      }
-      out[y * 28 + x] = sum / area;
-    }
-  }
-  // Border pixels tell the background: light means a dark digit on paper, so invert.
-  let border = 0;
-  for (let i = 0; i < 28; i++) border += out[i] + out[27 * 28 + i] + out[i * 28] + out[i * 28 + 27];
-  const inverted = border / (4 * 28) > 0.5;
-  if (inverted) out.forEach((v, i) => (out[i] = 1 - v));
-  return { pixels: out, inverted };
-}
-
 export async function predictCommand(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, FLAGS, 'predict');
-  if (flags.help) {
-    console.log(formatHelp('predict', FLAGS, 'Classify PNG images of digits with a trained model: webgpu-nn predict --model DIR image.png ...'));
-    return 0;
-  }
-  if (!flags.model) throw new UsageError('webgpu-nn predict: --model DIR is required (a webgpu-nn train output directory)');
+  const summary = 'Classify PNG images of digits with a trained model: webgpu-nn predict --model DIR image.png ...';
+  const flags = parseFlagsOrHelp(argv, FLAGS, 'predict', summary, { positionals: true });
+  if (!flags) return 0;
+  const modelDir = requireModel(flags.model, 'predict');
   if (!flags._.length) throw new UsageError('webgpu-nn predict: give one or more PNG files after the flags');
   const images = flags._.map((f) => ({ file: f, ...readDigitPng(f) }));
 
-  const model = flags.model;
-  return withGpu(async (gpu) => {
-    const { trainer } = loadTrained(gpu, model);
-    const { mean, std } = trainer.norm;
-    const batch = new Float32Array(images.length * 784);
-    images.forEach((im, i) => im.pixels.forEach((v, j) => (batch[i * 784 + j] = (v - mean) / std)));
+  return withGpu(async () => {
+    const { model, norm } = loadModel(modelDir);
+    const batch = normalizedBatch(images.map((im) => im.pixels), norm);
     const probs = await noGrad(async () => {
-      const x = F.tensor(batch, [images.length, 1, 28, 28]);
-      const logp = trainer.model.forward(x);
+      const logp = model.forward(F.tensor(batch, [images.length, 1, 28, 28]));
       return (await logp.toArray()) as Float32Array;
     });
     images.forEach((im, i) => {

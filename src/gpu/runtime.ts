@@ -1,13 +1,13 @@
 // The GPU runtime every kernel runs through: one device, a buffer pool, a pipeline cache keyed by the WGSL
 // text, and a recorder that puts many dispatches into one compute pass and one submit.
 //
-// Why batching matters: on llvmpipe a dispatch costs ~45 µs inside a shared pass but ~208 µs when the CPU
-// waits after each (shared/GPU-NOTES.md). So `dispatch` only records; work is submitted by `flush()`
+// Why batching matters: on llvmpipe a dispatch recorded into a shared pass costs several times less than one
+// the CPU waits for. So `dispatch` only records; work is submitted by `flush()`
 // (or when the uniform arena fills), and the CPU waits only in `read()` and `sync()`.
 //
 // Runtime sizes travel in a uniform block per dispatch. All of a submit's uniform blocks live in one
 // "arena" buffer, written with a single writeBuffer just before the submit.
-import { DeviceLostError, GpuError, ShaderCompileError } from '../errors.js';
+import { DeviceLostError, GpuError, ShaderCompileError, StateError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { type AdapterDescription, type DeviceOptions, describeAdapter, openDevice } from './device.js';
 
@@ -317,7 +317,7 @@ export class Gpu {
   }
 
   private throwIfFailed(): void {
-    if (this.destroyed) throw new GpuError('this Gpu runtime was destroyed');
+    if (this.destroyed) throw new StateError('this Gpu runtime was destroyed');
     if (this.error) throw this.error;
   }
 

@@ -2,7 +2,7 @@
 // Names and formulas follow torch.nn.init; the seed lesson compares normal, zeros, Glorot/Xavier and
 // He/Kaiming with histograms of a layer's outputs.
 import { UsageError } from '../errors.js';
-import { mulberry32 } from '../random.js';
+import { mulberry32 } from '../util/random.js';
 
 /** A seeded uniform generator in [0, 1): repeatable runs from one `--seed`. */
 export const makeRng = mulberry32;

@@ -37,7 +37,7 @@ export abstract class Module {
     return out;
   }
 
-  /** Parameters and buffers by name (live tensors, not copies: snapshot with `copyStateDict`). */
+  /** Parameters and buffers by name: the live tensors, not copies (to keep a snapshot, copy them, e.g. with another module's loadStateDict). */
   stateDict(): Map<string, Tensor> {
     return new Map([...this.namedParameters(), ...this.namedBuffers()]);
   }

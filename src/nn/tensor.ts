@@ -8,7 +8,7 @@
 // Memory: every tensor made inside `tidy(fn)` goes back to the pool when fn returns, except the values fn
 // returns, tensors made `keep()`, and leaves' `.grad`. A training step runs inside one tidy, so the bytes in
 // use do not grow from step to step. Nothing here waits for the GPU; only toArray()/item() do.
-import { DataError, ShapeError } from '../errors.js';
+import { ShapeError, StateError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
 
 export type DType = 'float32' | 'int32';
@@ -35,7 +35,7 @@ export function setDefaultGpu(gpu: Gpu | null): void {
   defaultGpu = gpu;
 }
 export function getDefaultGpu(): Gpu {
-  if (!defaultGpu) throw new DataError('no Gpu runtime: call `await init()` (or setDefaultGpu(gpu)) before making tensors');
+  if (!defaultGpu) throw new StateError('no Gpu runtime: call `await init()` (or setDefaultGpu(gpu)) before making tensors');
   return defaultGpu;
 }
 
@@ -74,7 +74,7 @@ export class Tensor {
   }
 
   get buffer(): GPUBuffer {
-    if (!this.storage) throw new DataError(`tensor ${shapeStr(this.shape)} was disposed and cannot be used`);
+    if (!this.storage) throw new StateError(`tensor ${shapeStr(this.shape)} was disposed and cannot be used`);
     return this.storage.buffer;
   }
   get disposed(): boolean {
@@ -139,7 +139,7 @@ export class Tensor {
 
   /** Backpropagates from this tensor (a scalar, unless `grad` is given) into every leaf's `.grad`. */
   backward(grad?: Tensor): void {
-    if (!this.requiresGrad) throw new DataError('backward(): this tensor does not require grad (no input of it has requiresGrad)');
+    if (!this.requiresGrad) throw new StateError('backward(): this tensor does not require grad (no input of it has requiresGrad)');
     if (!grad && this.size !== 1) throw new ShapeError(`backward(): tensor has shape ${shapeStr(this.shape)}; pass a gradient for non-scalar outputs`);
     if (grad && grad.size !== this.size) throw new ShapeError(`backward(): gradient ${shapeStr(grad.shape)} does not match tensor ${shapeStr(this.shape)}`);
     const seed = grad ?? fillLike(this, 1);

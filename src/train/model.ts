@@ -9,6 +9,7 @@ import type { InitName } from '../nn/init.js';
 import { BatchNorm2d, Conv2d, Dropout, Linear, Module } from '../nn/modules.js';
 import * as F from '../nn/ops.js';
 import type { Tensor } from '../nn/tensor.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface MnistCnnOptions {
   rng: () => number;
@@ -60,4 +61,26 @@ export class MnistCnn extends Module {
   forward(x: Tensor): Tensor {
     return F.logSoftmax(this.logits(x), 1);
   }
+}
+
+/** The architecture choices of a run: what `createMnistCnn` needs besides the seed. */
+export interface MnistCnnSettings {
+  /** Seed of the initial weights (mulberry32) and of the dropout masks. */
+  seed: number;
+  init: InitName;
+  batchNorm: boolean;
+  dropout: number;
+  unbiasedRunningVar: boolean;
+}
+
+/** The network a run with these settings trains, initialised from its seed (in training mode). */
+export function createMnistCnn(s: MnistCnnSettings): MnistCnn {
+  return new MnistCnn({
+    rng: mulberry32(s.seed),
+    init: s.init,
+    batchNorm: s.batchNorm,
+    dropout: s.dropout,
+    unbiasedRunningVar: s.unbiasedRunningVar,
+    seed: s.seed,
+  });
 }

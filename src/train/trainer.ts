@@ -2,18 +2,18 @@
 // loss and of correct predictions kept on the GPU and read back once per epoch; validation in evaluation
 // mode; best weights snapshotted on the GPU as real copies (the seed keeps state_dict() references, so its
 // "best" model is really the last one).
+import type { GpuDataset } from '../data/gpu-data.js';
 import type { Gpu } from '../gpu/runtime.js';
-import type { InitName } from '../nn/init.js';
 import * as F from '../nn/ops.js';
 import { SGD } from '../nn/optim.js';
 import { Tensor, noGrad, tidy } from '../nn/tensor.js';
 import { accumulate } from '../shaders/metrics.js';
 import { logSoftmaxNllLoss } from '../shaders/softmax.js';
-import type { GpuDataset } from './gpu-data.js';
-import { MnistCnn } from './model.js';
-import { mulberry32, shuffleInPlace } from '../random.js';
+import { mulberry32, shuffleInPlace } from '../util/random.js';
+import { type MnistCnn, type MnistCnnSettings, createMnistCnn } from './model.js';
 
-export interface TrainOptions {
+/** Settings of a training run (the model's architecture choices among them). */
+export interface TrainOptions extends MnistCnnSettings {
   epochs: number;
   patience: number;
   minDelta: number;
@@ -21,25 +21,13 @@ export interface TrainOptions {
   lr: number;
   weightDecay: number;
   momentum: number;
-  seed: number;
-  init: InitName;
-  batchNorm: boolean;
-  dropout: number;
-  unbiasedRunningVar: boolean;
 }
 
-export interface EpochRecord {
-  epoch: number;
-  trainLoss: number;
-  valLoss: number;
-  valAcc: number;
-  /** Wall time of the whole epoch: training and validation. */
-  epochSeconds: number;
-  /** Wall time of the training pass alone. */
-  trainSeconds: number;
-  /** Training samples per second of the training pass. */
-  samplesPerSecond: number;
-}
+/** The seed program's settings: the defaults of `webgpu-nn train`. */
+export const SEED_TRAINING: Readonly<TrainOptions> = {
+  epochs: 100, patience: 20, minDelta: 0, batchSize: 64, lr: 0.01, weightDecay: 1e-4, momentum: 0, seed: 42,
+  init: 'pytorch', batchNorm: true, dropout: 0.5, unbiasedRunningVar: true,
+};
 
 export interface Split {
   data: GpuDataset;
@@ -58,14 +46,7 @@ export class Trainer {
     norm: { mean: number; std: number } = { mean: 0, std: 1 },
   ) {
     this.norm = norm;
-    this.model = new MnistCnn({
-      rng: mulberry32(options.seed),
-      init: options.init,
-      batchNorm: options.batchNorm,
-      dropout: options.dropout,
-      unbiasedRunningVar: options.unbiasedRunningVar,
-      seed: options.seed,
-    });
+    this.model = createMnistCnn(options);
     this.optimizer = new SGD(this.model.parameters(), {
       lr: options.lr,
       weightDecay: options.weightDecay,

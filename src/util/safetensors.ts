@@ -3,7 +3,7 @@
 // a multiple of 8, then the raw little-endian tensor bytes. Only F32 tensors are used here.
 import { readFileSync } from 'node:fs';
 import { DataError, FileFormatError } from '../errors.js';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from './files.js';
 
 export interface NamedTensor { shape: number[]; data: Float32Array }
 export type TensorMap = Record<string, NamedTensor>;

@@ -1,0 +1,53 @@
+// Classification metrics of a trained model: the confusion matrix (rows: true digit, columns: predicted)
+// and its text table with per-class recall.
+import type { GpuDataset } from '../data/gpu-data.js';
+import { noGrad, tidy } from '../nn/tensor.js';
+import type { MnistCnn } from './model.js';
+
+/**
+ * Counts of (true digit, predicted digit) over the samples at `indices`, in forward passes of `batchSize`
+ * images normalised with `norm`. The prediction is the highest score (the first on a tie).
+ */
+export async function confusionMatrix(
+  model: MnistCnn,
+  data: GpuDataset,
+  indices: Uint32Array,
+  opts: { batchSize: number; norm: { mean: number; std: number } },
+): Promise<number[][]> {
+  const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+  const idx = data.indexList(indices).keep();
+  for (let offset = 0; offset < indices.length; offset += opts.batchSize) {
+    const batch = Math.min(opts.batchSize, indices.length - offset);
+    const { logits, labels } = noGrad(() => tidy(() => {
+      const { x, y } = data.batch(idx, offset, batch, opts.norm);
+      return { logits: model.logits(x), labels: y };
+    }));
+    const [scores, truth] = [(await logits.toArray()) as Float32Array, (await labels.toArray()) as Int32Array];
+    logits.dispose();
+    labels.dispose();
+    for (let r = 0; r < batch; r++) {
+      let best = 0;
+      for (let c = 1; c < 10; c++) if (scores[r * 10 + c] > scores[r * 10 + best]) best = c;
+      confusion[truth[r]][best]++;
+    }
+  }
+  idx.dispose();
+  return confusion;
+}
+
+/** Correct predictions: the diagonal's sum. */
+export function correctCount(m: number[][]): number {
+  return m.reduce((s, row, i) => s + row[i], 0);
+}
+
+/** Rows: true digit; columns: predicted digit; last column: per-class recall. */
+export function formatConfusion(m: number[][]): string {
+  const w = Math.max(4, ...m.flat().map((v) => String(v).length + 1));
+  const pad = (s: string | number) => String(s).padStart(w);
+  const lines = ['confusion matrix (rows: true digit, columns: predicted)', `${'true'.padStart(5)} ${m.map((_, c) => pad(c)).join('')}  recall`];
+  m.forEach((row, r) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    lines.push(`${String(r).padStart(5)} ${row.map(pad).join('')}  ${total ? ((100 * row[r]) / total).toFixed(1) + '%' : '-'}`);
+  });
+  return lines.join('\n');
+}
