@@ -136,7 +136,7 @@ async function main() {
       writeOut({ ...base, error: 'no WebGPU adapter from Dawn (run `bash scripts/setup.sh`)' });
       return 0;
     }
-    const i = adapter.info ?? {};
+    const i = adapter.info;
     adapterDesc = `${i.vendor ?? ''} ${i.architecture ?? ''} (${i.description ?? ''})`.replace(/\s+/g, ' ').trim();
   }
 

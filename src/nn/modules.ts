@@ -45,7 +45,7 @@ export abstract class Module {
   /** Copies values into this module's tensors; every key must exist with the same shape. */
   loadStateDict(state: Map<string, Tensor> | Record<string, { shape: readonly number[]; data: Float32Array }>): void {
     const own = this.stateDict();
-    const entries = state instanceof Map ? [...state] : Object.entries(state);
+    const entries: [string, Tensor | { shape: readonly number[]; data: Float32Array }][] = state instanceof Map ? [...state] : Object.entries(state);
     const given = new Set(entries.map(([k]) => k));
     const missing = [...own.keys()].filter((k) => !given.has(k));
     if (missing.length) throw new DataError(`loadStateDict: missing ${missing.join(', ')}`);

@@ -1,7 +1,7 @@
 // The functional API, named like torch.nn.functional: each op checks shapes (errors name the op and the
 // shapes), records its kernels, and, when gradients are on, a Node whose backward rule sits right under
 // the forward. Each rule's comment gives the math and says what the forward saved for it.
-import { DataError, ShapeError } from '../errors.js';
+import { DataError, ShapeError, StateError } from '../errors.js';
 import * as bn from '../shaders/batch-norm/index.js';
 import * as conv from '../shaders/conv2d/index.js';
 import * as drop from '../shaders/dropout.js';
@@ -306,7 +306,7 @@ export function batchNorm(
     bn.batchNormForwardEval(g, x.buffer, weight.buffer, bias.buffer, runningMean.buffer, runningVar.buffer, y.buffer, sizes);
     // No backward through evaluation mode yet (another issue adds it): the rule refuses   (saves nothing)
     return record(y, 'batchNorm(eval)', [x, weight, bias], () => {
-      throw new DataError('batchNorm: backward through evaluation mode is not supported; call model.train() before training');
+      throw new StateError('batchNorm: backward through evaluation mode is not supported; call model.train() before training');
     });
   }
   if (N * H * W < 2) throw new ShapeError(`batchNorm: training needs more than one value per channel, got input ${shapeStr(x.shape)}`);
