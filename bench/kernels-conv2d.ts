@@ -25,7 +25,9 @@ import {
   conv2dWeightTileV2,
 } from '../src/shaders/conv2d/index.js';
 import * as ref from '../test/reference/conv2d.js';
-import { type BenchCase, type BenchEntry, BenchSkip, checkClose, downloadF32, randomF32, uploadF32 } from './harness.js';
+import { download, upload } from '../test/helpers/buffers.js';
+import { expectClose, randomF32 } from '../test/helpers/compare.js';
+import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 
 type Op = 'forward' | 'backward-input' | 'backward-weight' | 'backward-bias';
 type Sizes = Conv2dSizes & { tile?: Conv2dTile | Conv2dWeightTile };
@@ -89,10 +91,10 @@ function entry(layer: Layer, op: Op, opts: { label?: string; variant?: Conv2dVar
       }
       const X = randomF32(nx, 1), Wt = randomF32(nw, 2, -0.3, 0.3), B = randomF32(O, 3), DY = randomF32(ny, 4);
       const bufs = {
-        x: uploadF32(gpu, X, 'bench x'),
-        w: uploadF32(gpu, Wt, 'bench w'),
-        b: uploadF32(gpu, B, 'bench b'),
-        dy: uploadF32(gpu, DY, 'bench dy'),
+        x: upload(gpu, X, 'bench x'),
+        w: upload(gpu, Wt, 'bench w'),
+        b: upload(gpu, B, 'bench b'),
+        dy: upload(gpu, DY, 'bench dy'),
         out: gpu.pool.acquire(4 * Math.max(nx, nw, ny), 'bench out'),
       };
       const run =
@@ -106,22 +108,22 @@ function entry(layer: Layer, op: Op, opts: { label?: string; variant?: Conv2dVar
         run,
         async validate() {
           run();
-          const got = await downloadF32(gpu, bufs.out, Math.max(nx, nw, ny));
+          const got = await download(gpu, bufs.out, Math.max(nx, nw, ny));
           // Images checked: all of them, or as many as the reference can afford.
           const n = Math.max(1, Math.min(N, Math.floor((MAX_REF_MACS * N) / macs)));
           const p = { ...layer.sizes, N: n };
           if (op === 'forward') {
             const want = ref.conv2d(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(B), p);
-            checkClose(label, got.subarray(0, want.length), want, 1e-6 * C * KH * KW + 1e-5);
+            expectClose(got.subarray(0, want.length), want, { label, atol: 1e-6 * C * KH * KW + 1e-5 });
           } else if (op === 'backward-input') {
             const want = ref.conv2dBackward(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(DY.subarray(0, n * O * OH * OW)), p).dx;
-            checkClose(label, got.subarray(0, want.length), want, 1e-6 * O * KH * KW + 1e-5);
+            expectClose(got.subarray(0, want.length), want, { label, atol: 1e-6 * O * KH * KW + 1e-5 });
           } else if (op === 'backward-weight') {
             checkWeightGrad(label, got.subarray(0, nw), X, DY, layer.sizes);
           } else {
             const want = new Float64Array(O);
             for (let i = 0; i < ny; i++) want[Math.floor(i / (OH * OW)) % O] += DY[i];
-            checkClose(label, got.subarray(0, O), want, 1e-6 * N * OH * OW + 1e-5);
+            expectClose(got.subarray(0, O), want, { label, atol: 1e-6 * N * OH * OW + 1e-5 });
           }
         },
         dispose: () => Object.values(bufs).forEach((b) => gpu.pool.release(b)),
@@ -137,7 +139,7 @@ function checkWeightGrad(label: string, got: Float32Array, X: Float32Array, DY: 
   const { OH, OW } = conv2dOutputSize(s);
   const atol = 1e-6 * N * OH * OW + 1e-5;
   if (N * O * OH * OW * C * KH * KW <= MAX_REF_MACS) {
-    checkClose(label, got, ref.conv2dBackward(f64(X), new Float64Array(O * C * KH * KW), f64(DY), s).dw, atol);
+    expectClose(got, ref.conv2dBackward(f64(X), new Float64Array(O * C * KH * KW), f64(DY), s).dw, { label, atol });
     return;
   }
   const picks = [0, got.length - 1, ...randomF32(62, 7, 0, 1).map((u) => Math.floor(u * got.length))];
@@ -155,7 +157,7 @@ function checkWeightGrad(label: string, got: Float32Array, X: Float32Array, DY: 
       }
     return acc;
   });
-  checkClose(label, picks.map((i) => got[i]), want, atol);
+  expectClose(picks.map((i) => got[i]), want, { label, atol });
 }
 
 // The tilings measured for the v2 defaults (the default's own entry is the plain one above them).

@@ -4,13 +4,15 @@ import * as ref from '../test/reference/matmul.js';
 import type { Gpu } from '../src/gpu/runtime.js';
 import { MATMUL, type MatmulSizes, type RegisterTile, type SubgroupTile, matmul, matmulCost, matmulPlan } from '../src/shaders/matmul/index.js';
 import { linearBackward, linearBackwardCost, linearCost, linearForward } from '../src/shaders/matmul/linear.js';
-import { type BenchCase, type BenchEntry, BenchSkip, checkClose, downloadF32, randomF32, uploadF32 } from './harness.js';
+import { download, upload } from '../test/helpers/buffers.js';
+import { expectClose, randomF32 } from '../test/helpers/compare.js';
+import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 
 const f64 = (a: Float32Array) => Float64Array.from(a);
 
 // C = A·B checked at sampled positions (all of C costs O(n^3) in JavaScript: 10 s at 2048).
 async function checkMatmulSampled(gpu: Gpu, label: string, A: Float32Array, B: Float32Array, c: GPUBuffer, M: number, N: number, K: number) {
-  const C = await downloadF32(gpu, c, M * N);
+  const C = await download(gpu, c, M * N);
   const picks = [0, N - 1, (M - 1) * N, M * N - 1, ...randomF32(256, M + N + K, 0, 1).map((u) => Math.floor(u * M * N))];
   const got: number[] = [], want: number[] = [];
   for (const o of picks) {
@@ -20,7 +22,7 @@ async function checkMatmulSampled(gpu: Gpu, label: string, A: Float32Array, B: F
     got.push(C[o]);
     want.push(s);
   }
-  checkClose(label, got, want, 1e-6 * K + 1e-5);
+  expectClose(got, want, { label, atol: 1e-6 * K + 1e-5 });
 }
 
 function matmulEntry(name: string, n: number, opts: Partial<MatmulSizes> & { samples?: number } = {}): BenchEntry {
@@ -38,7 +40,7 @@ function matmulEntry(name: string, n: number, opts: Partial<MatmulSizes> & { sam
         throw new BenchSkip((e as Error).message);
       }
       const A = randomF32(n * n, 1), B = randomF32(n * n, 2);
-      const a = uploadF32(gpu, A, 'bench A'), b = uploadF32(gpu, B, 'bench B');
+      const a = upload(gpu, A, 'bench A'), b = upload(gpu, B, 'bench B');
       const c = gpu.pool.acquire(n * n * 4, 'bench C');
       const run = () => matmul(gpu, a, b, c, sizes);
       return {
@@ -68,10 +70,10 @@ function linearEntries({ name, batch, inFeatures, outFeatures }: Layer): BenchEn
     const X = randomF32(batch * inFeatures, 3), W = randomF32(outFeatures * inFeatures, 4, -0.2, 0.2);
     const Bv = randomF32(outFeatures, 5), DY = randomF32(batch * outFeatures, 6);
     const bufs = {
-      x: uploadF32(gpu, X, 'bench x'),
-      w: uploadF32(gpu, W, 'bench w'),
-      b: uploadF32(gpu, Bv, 'bench b'),
-      dy: uploadF32(gpu, DY, 'bench dy'),
+      x: upload(gpu, X, 'bench x'),
+      w: upload(gpu, W, 'bench w'),
+      b: upload(gpu, Bv, 'bench b'),
+      dy: upload(gpu, DY, 'bench dy'),
       y: gpu.pool.acquire(batch * outFeatures * 4, 'bench y'),
       dx: gpu.pool.acquire(batch * inFeatures * 4, 'bench dx'),
       dw: gpu.pool.acquire(outFeatures * inFeatures * 4, 'bench dw'),
@@ -95,7 +97,7 @@ function linearEntries({ name, batch, inFeatures, outFeatures }: Layer): BenchEn
           async validate() {
             run();
             const want = ref.linear(f64(d.X), f64(d.W), f64(d.Bv), batch, inFeatures, outFeatures);
-            checkClose(`linear ${name} y`, await downloadF32(gpu, d.bufs.y, batch * outFeatures), want, 1e-6 * inFeatures + 1e-5);
+            expectClose(await download(gpu, d.bufs.y, batch * outFeatures), want, { label: `linear ${name} y`, atol: 1e-6 * inFeatures + 1e-5 });
           },
           dispose: d.dispose,
         };
@@ -116,9 +118,9 @@ function linearEntries({ name, batch, inFeatures, outFeatures }: Layer): BenchEn
           async validate() {
             run();
             const g = ref.linearBackward(f64(d.X), f64(d.W), f64(d.DY), batch, inFeatures, outFeatures);
-            checkClose(`linear ${name} dx`, await downloadF32(gpu, d.bufs.dx, batch * inFeatures), g.dx, 1e-6 * outFeatures + 1e-5);
-            checkClose(`linear ${name} dw`, await downloadF32(gpu, d.bufs.dw, outFeatures * inFeatures), g.dw, 1e-6 * batch + 1e-5);
-            checkClose(`linear ${name} db`, await downloadF32(gpu, d.bufs.db, outFeatures), g.db, 1e-6 * batch + 1e-5);
+            expectClose(await download(gpu, d.bufs.dx, batch * inFeatures), g.dx, { label: `linear ${name} dx`, atol: 1e-6 * outFeatures + 1e-5 });
+            expectClose(await download(gpu, d.bufs.dw, outFeatures * inFeatures), g.dw, { label: `linear ${name} dw`, atol: 1e-6 * batch + 1e-5 });
+            expectClose(await download(gpu, d.bufs.db, outFeatures), g.db, { label: `linear ${name} db`, atol: 1e-6 * batch + 1e-5 });
           },
           dispose: d.dispose,
         };

@@ -11,6 +11,7 @@ import * as pool from '../src/shaders/pool.js';
 import * as red from '../src/shaders/reduce.js';
 import * as sgd from '../src/shaders/sgd.js';
 import * as sm from '../src/shaders/softmax.js';
+import { download, empty, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomArray } from '../test/helpers/compare.js';
 import * as ref from '../test/reference/index.js';
 import type { BenchCase, BenchEntry } from './harness.js';
@@ -22,19 +23,17 @@ class Buffers {
   private list: GPUBuffer[] = [];
   constructor(private gpu: Gpu) {}
   upload(data: ArrayLike<number> | Int32Array): GPUBuffer {
-    const typed = data instanceof Int32Array ? data : Float32Array.from(data);
-    const b = this.gpu.pool.acquire(Math.max(4, typed.byteLength), 'bench');
-    this.gpu.write(b, typed);
-    this.list.push(b);
-    return b;
+    return this.track(upload(this.gpu, data, 'bench'));
   }
   empty(n: number): GPUBuffer {
-    const b = this.gpu.pool.acquire(Math.max(4, n * 4), 'bench');
+    return this.track(empty(this.gpu, n, 'bench'));
+  }
+  read(b: GPUBuffer, n: number): Promise<Float32Array> {
+    return download(this.gpu, b, n);
+  }
+  private track(b: GPUBuffer): GPUBuffer {
     this.list.push(b);
     return b;
-  }
-  async read(b: GPUBuffer, n: number): Promise<Float32Array> {
-    return new Float32Array(await this.gpu.read(b, n * 4));
   }
   release(): void {
     for (const b of this.list) this.gpu.pool.release(b);

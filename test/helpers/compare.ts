@@ -61,6 +61,9 @@ export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float64Ar
   return out;
 }
 
+// n values uniform in [lo, hi), as float32 (the same sequence as randomArray, rounded).
+export const randomF32 = (n: number, seed: number, lo = -1, hi = 1): Float32Array => Float32Array.from(randomArray(n, seed, lo, hi));
+
 // Copy into a Float32Array (rounding to f32), e.g. for upload to the GPU.
 export function toF32(a: ArrayLike<number>): Float32Array {
   return Float32Array.from(a);

@@ -1,4 +1,4 @@
-// One Gpu runtime per test file (Dawn's node tests do the same), plus upload/download helpers.
+// One Gpu runtime per test file (Dawn's node tests do the same); the upload/download helpers live in buffers.ts.
 import { afterAll, beforeAll } from 'vitest';
 import { Gpu } from '../../src/gpu/runtime.js';
 import { setDefaultGpu } from '../../src/nn/tensor.js';
@@ -30,22 +30,4 @@ export async function withOwnGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T> {
   }
 }
 
-/** A pooled storage buffer holding `data` as float32 (or int32/uint32 when given such an array). */
-export function upload(gpu: Gpu, data: ArrayLike<number> | Int32Array | Uint32Array, label = 'test input'): GPUBuffer {
-  const typed = data instanceof Int32Array || data instanceof Uint32Array || data instanceof Float32Array ? data : Float32Array.from(data);
-  const buffer = gpu.pool.acquire(Math.max(4, typed.byteLength), label);
-  gpu.write(buffer, typed);
-  return buffer;
-}
-
-/** An uninitialised pooled buffer for n 32-bit values. */
-export function empty(gpu: Gpu, n: number, label = 'test output'): GPUBuffer {
-  return gpu.pool.acquire(Math.max(4, n * 4), label);
-}
-
-export async function download(gpu: Gpu, buffer: GPUBuffer, n: number): Promise<Float32Array> {
-  return new Float32Array(await gpu.read(buffer, n * 4));
-}
-export async function downloadI32(gpu: Gpu, buffer: GPUBuffer, n: number): Promise<Int32Array> {
-  return new Int32Array(await gpu.read(buffer, n * 4));
-}
+export { download, downloadI32, empty, upload } from './buffers.js';
