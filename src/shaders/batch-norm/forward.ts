@@ -194,6 +194,18 @@ const forwardBuffers = (vec: boolean, train: boolean, running: boolean): Record<
       }
     : { x: units(vec, 'read'), meanOut: 'read_write', varOut: 'read_write', invStdOut: 'read_write' };
 
+// The end of a one-dispatch forward, given the channel's mean and variance: invocation `first` stores μ and
+// invStd (and the running statistics, or σ² for the statistics alone); in training every invocation then
+// normalises the values its loop (`walk`) visits.
+const finishForward = (first: string, train: boolean, running: boolean, walk: (body: string) => string) => /* wgsl */ `
+  let inv = inverseSqrt(variance + p.eps);
+  if (${first} == 0u) {
+    meanOut[c] = mean;
+    invStdOut[c] = inv;
+    ${train ? (running ? RUNNING : '') : 'varOut[c] = variance;'}
+  }
+  ${train ? `let sc = gamma[c] * inv;\n  let b = beta[c];\n  ${walk('y[k] = (x[k] - mean) * sc + b;')}` : ''}`;
+
 // v2: grid-strided sums, the mean and then Σ(x − μ)² reduced by the workgroup tree.
 export const forwardV2 = memoKernel((vec: boolean, mode: 'train' | 'stats', running: boolean) => {
   const train = mode === 'train';
@@ -212,13 +224,7 @@ ${TREE_SUM}
   var d = T();
   ${forStrided('let e = x[k] - mean; d += e * e;')}
   let variance = treeSum(t, vec2<f32>(hsum(d), 0.0)).x / count;
-  let inv = inverseSqrt(variance + p.eps);
-  if (t == 0u) {
-    meanOut[c] = mean;
-    invStdOut[c] = inv;
-    ${train ? (running ? RUNNING : '') : 'varOut[c] = variance;'}
-  }
-  ${train ? `let sc = gamma[c] * inv;\n  let b = beta[c];\n  ${forStrided('y[k] = (x[k] - mean) * sc + b;')}` : ''}
+  ${finishForward('t', train, running, forStrided)}
 }`,
   });
 });
@@ -246,13 +252,7 @@ ${merge((q) => `wpart[${q}]`)}
   let st = channelStats(c);
   let mean = st.x;
   let variance = st.y;
-  let inv = inverseSqrt(variance + p.eps);
-  if (lq == 0u) {
-    meanOut[c] = mean;
-    invStdOut[c] = inv;
-    ${train ? (running ? RUNNING : '') : 'varOut[c] = variance;'}
-  }
-  ${train ? `let sc = gamma[c] * inv;\n  let b = beta[c];\n  ${forChunk('y[k] = (x[k] - mean) * sc + b;')}` : ''}
+  ${finishForward('lq', train, running, forChunk)}
 }`,
   });
 });

@@ -31,7 +31,7 @@
 // evaluation forward on the elementwise map template (`mapVariant`: v1 scalar, v2 vec4).
 // The seed's shapes have few channels (10 and 20) and M = 9216 and 1024 values per channel.
 import { ShapeError } from '../../errors.js';
-import { launch } from '../../gpu/kernel.js';
+import { type DeclaredKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { type ElementwiseVariant, runMap } from '../elementwise.js';
 import { type Cost, defineOp } from '../op.js';
@@ -155,39 +155,63 @@ const values = (s: BatchNormSizes) => s.N * s.C * s.H * s.W;
 
 // ---- registries ----------------------------------------------------------------------------------------------
 
+/**
+ * One batch-norm op's registry: v1 records `twoPass` (its partials and its second pass); v2 and v3 record one
+ * dispatch of the kernel `onePass` gives, a workgroup per channel (v3 with its contiguous-chunk plan).
+ */
+function batchNormOp<S extends BatchNormSizes, B>(spec: {
+  name: string;
+  twoPass: (gpu: Gpu, b: B, s: S, pl: Plan) => void;
+  onePass: (variant: 'v2' | 'v3', vec: boolean, b: B, s: S) => DeclaredKernel;
+  params: (pl: Plan, s: S) => Record<string, number>;
+  buffers: (b: B) => Record<string, GPUBuffer>;
+  cost: (s: S) => Cost;
+}) {
+  const onePass = (variant: 'v2' | 'v3') => (gpu: Gpu, b: B, s: S) => {
+    const pl = plan(s);
+    const kernel = spec.onePass(variant, pl.vw === 4, b, s);
+    launch(gpu, kernel, { params: spec.params(variant === 'v3' ? planV3(pl) : pl, s), buffers: spec.buffers(b), workgroups: [pl.C] });
+  };
+  return defineOp<S, B, BatchNormVariant>({
+    name: spec.name,
+    variants: {
+      v1: { summary: 'two dispatches over ~512 chunks, no barriers: software adapters, few channels', run: (gpu, b, s) => spec.twoPass(gpu, b, s, plan(s)) },
+      v2: { summary: 'a workgroup of 256 per channel, tree reductions: GPUs', run: onePass('v2') },
+      v3: { summary: 'a workgroup of 32 contiguous chunks per channel, one barrier: software adapters', run: onePass('v3') },
+    },
+    prefer,
+    cost: spec.cost,
+  });
+}
+
+const epsParams = (pl: Plan, s: BatchNormSizes) => params(pl, s.eps ?? 1e-5);
+
+/** v1's two passes: its partials pass, then its second pass, sharing the uniforms and a partials buffer. */
+function twoPasses(
+  gpu: Gpu,
+  pl: Plan,
+  u: Record<string, number>,
+  label: string,
+  first: Record<string, GPUBuffer>,
+  second: Record<string, GPUBuffer>,
+  kernels: [DeclaredKernel, DeclaredKernel],
+  secondGroups: [number],
+): void {
+  const part = acquirePartials(gpu, pl, label);
+  launch(gpu, kernels[0], { params: u, buffers: { ...first, part }, workgroups: v1Groups(pl) });
+  launch(gpu, kernels[1], { params: u, buffers: { ...second, part }, workgroups: secondGroups });
+  gpu.pool.release(part);
+}
+
 const statsBuffers = (b: BatchNormStatsBuffers) => ({ x: b.x, meanOut: b.mean, varOut: b.variance, invStdOut: b.invStd });
 
-export const BATCH_NORM_STATS = defineOp<BatchNormSizes, BatchNormStatsBuffers, BatchNormVariant>({
+export const BATCH_NORM_STATS = batchNormOp<BatchNormSizes, BatchNormStatsBuffers>({
   name: 'batch_norm.stats',
-  variants: {
-    v1: {
-      summary: 'two dispatches over ~512 chunks, no barriers: software adapters, few channels',
-      run: (gpu, b, s) => {
-        const pl = plan(s);
-        const vec = pl.vw === 4;
-        const part = acquirePartials(gpu, pl, 'batchNorm partials');
-        const u = params(pl, s.eps ?? 1e-5);
-        launch(gpu, partialV1(vec, false), { params: u, buffers: { x: b.x, part }, workgroups: v1Groups(pl) });
-        launch(gpu, statsV1(vec), { params: u, buffers: { ...statsBuffers(b), part }, workgroups: [Math.ceil(pl.C / V1_WG)] });
-        gpu.pool.release(part);
-      },
-    },
-    v2: {
-      summary: 'a workgroup of 256 per channel, tree reductions: GPUs',
-      run: (gpu, b, s) => {
-        const pl = plan(s);
-        launch(gpu, forwardV2(pl.vw === 4, 'stats', false), { params: params(pl, s.eps ?? 1e-5), buffers: statsBuffers(b), workgroups: [pl.C] });
-      },
-    },
-    v3: {
-      summary: 'a workgroup of 32 contiguous chunks per channel, one barrier: software adapters',
-      run: (gpu, b, s) => {
-        const pl = plan(s);
-        launch(gpu, forwardV3(pl.vw === 4, 'stats', false), { params: params(planV3(pl), s.eps ?? 1e-5), buffers: statsBuffers(b), workgroups: [pl.C] });
-      },
-    },
-  },
-  prefer,
+  twoPass: (gpu, b, s, pl) =>
+    twoPasses(gpu, pl, epsParams(pl, s), 'batchNorm partials', { x: b.x }, statsBuffers(b), [partialV1(pl.vw === 4, false), statsV1(pl.vw === 4)], [Math.ceil(pl.C / V1_WG)]),
+  onePass: (variant, vec) => (variant === 'v2' ? forwardV2 : forwardV3)(vec, 'stats', false),
+  params: epsParams,
+  buffers: statsBuffers,
   // One add per value for the mean, subtract-multiply-add for M2; x read once (ideal, no cache).
   cost: (s) => ({ flops: 4 * values(s), bytes: 4 * values(s) }),
 });
@@ -202,37 +226,13 @@ const trainBuffers = (b: BatchNormTrainBuffers): Record<string, GPUBuffer> => ({
   ...(b.running ? { runMean: b.running.mean, runVar: b.running.var } : {}),
 });
 
-export const BATCH_NORM_TRAIN = defineOp<BatchNormTrainSizes, BatchNormTrainBuffers, BatchNormVariant>({
+export const BATCH_NORM_TRAIN = batchNormOp<BatchNormTrainSizes, BatchNormTrainBuffers>({
   name: 'batch_norm.train',
-  variants: {
-    v1: {
-      summary: 'two dispatches over ~512 chunks, no barriers: software adapters, few channels',
-      run: (gpu, b, s) => {
-        const pl = plan(s);
-        const vec = pl.vw === 4;
-        const u = trainParams(pl, s);
-        const part = acquirePartials(gpu, pl, 'batchNorm partials');
-        launch(gpu, partialV1(vec, true), { params: u, buffers: { x: b.x, gamma: b.gamma, beta: b.beta, part }, workgroups: v1Groups(pl) });
-        launch(gpu, trainV1(vec, !!b.running), { params: u, buffers: { ...trainBuffers(b), part }, workgroups: v1Groups(pl) });
-        gpu.pool.release(part);
-      },
-    },
-    v2: {
-      summary: 'a workgroup of 256 per channel, tree reductions: GPUs',
-      run: (gpu, b, s) => {
-        const pl = plan(s);
-        launch(gpu, forwardV2(pl.vw === 4, 'train', !!b.running), { params: trainParams(pl, s), buffers: trainBuffers(b), workgroups: [pl.C] });
-      },
-    },
-    v3: {
-      summary: 'a workgroup of 32 contiguous chunks per channel, one barrier: software adapters',
-      run: (gpu, b, s) => {
-        const pl = plan(s);
-        launch(gpu, forwardV3(pl.vw === 4, 'train', !!b.running), { params: trainParams(planV3(pl), s), buffers: trainBuffers(b), workgroups: [pl.C] });
-      },
-    },
-  },
-  prefer,
+  twoPass: (gpu, b, s, pl) =>
+    twoPasses(gpu, pl, trainParams(pl, s), 'batchNorm partials', { x: b.x, gamma: b.gamma, beta: b.beta }, trainBuffers(b), [partialV1(pl.vw === 4, true), trainV1(pl.vw === 4, !!b.running)], v1Groups(pl)),
+  onePass: (variant, vec, b) => (variant === 'v2' ? forwardV2 : forwardV3)(vec, 'train', !!b.running),
+  params: trainParams,
+  buffers: trainBuffers,
   cost: (s) => ({ flops: 6 * values(s), bytes: 4 * 2 * values(s) }),
 });
 
@@ -247,38 +247,13 @@ const gradBuffers = (b: BatchNormBackwardBuffers): Record<string, GPUBuffer> => 
   dbeta: b.dbeta,
 });
 
-export const BATCH_NORM_BACKWARD = defineOp<BatchNormBackwardSizes, BatchNormBackwardBuffers, BatchNormVariant>({
+export const BATCH_NORM_BACKWARD = batchNormOp<BatchNormBackwardSizes, BatchNormBackwardBuffers>({
   name: 'batch_norm.backward',
-  variants: {
-    v1: {
-      summary: 'two dispatches over ~512 chunks, no barriers: software adapters, few channels',
-      run: (gpu, b, s) => {
-        const pl = plan(s);
-        const vec = pl.vw === 4;
-        const u = params(pl, s.eps ?? 1e-5);
-        const part = acquirePartials(gpu, pl, 'batchNorm grad partials');
-        const buffers = { ...gradBuffers(b), part };
-        launch(gpu, gradPartialV1(vec), { params: u, buffers, workgroups: v1Groups(pl) });
-        launch(gpu, gradV1(vec, !!s.accumulate), { params: u, buffers, workgroups: v1Groups(pl) });
-        gpu.pool.release(part);
-      },
-    },
-    v2: {
-      summary: 'a workgroup of 256 per channel, tree reductions: GPUs',
-      run: (gpu, b, s) => {
-        const pl = plan(s);
-        launch(gpu, gradV2(pl.vw === 4, !!s.accumulate), { params: params(pl, s.eps ?? 1e-5), buffers: gradBuffers(b), workgroups: [pl.C] });
-      },
-    },
-    v3: {
-      summary: 'a workgroup of 32 contiguous chunks per channel, one barrier: software adapters',
-      run: (gpu, b, s) => {
-        const pl = plan(s);
-        launch(gpu, gradV3(pl.vw === 4, !!s.accumulate), { params: params(planV3(pl), s.eps ?? 1e-5), buffers: gradBuffers(b), workgroups: [pl.C] });
-      },
-    },
-  },
-  prefer,
+  twoPass: (gpu, b, s, pl) =>
+    twoPasses(gpu, pl, epsParams(pl, s), 'batchNorm grad partials', gradBuffers(b), gradBuffers(b), [gradPartialV1(pl.vw === 4), gradV1(pl.vw === 4, !!s.accumulate)], v1Groups(pl)),
+  onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate),
+  params: epsParams,
+  buffers: gradBuffers,
   cost: (s) => ({ flops: 8 * values(s), bytes: 4 * 3 * values(s) }),
 });
 
