@@ -106,7 +106,8 @@ export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promis
       for (let r = 0; r < repeat; r++) c.run();
     };
     const n = Math.max(1, opts.quick ? Math.min(5, entry.samples ?? 5) : (entry.samples ?? 15));
-    const ms: number[] = [], wall: number[] = [];
+    const ms: number[] = [],
+      wall: number[] = [];
     let timer: 'gpu' | 'wall' = 'gpu';
     for (let i = 0; i < n; i++) {
       const t = await timeOnce(gpu, record);
@@ -186,8 +187,7 @@ export async function measurePeak(gpu: Gpu, samples = 7): Promise<Peak> {
   const invocations = gpu.isSoftware ? 64 * 256 : 64 * 4096;
   const iters = gpu.isSoftware ? FMA_ITERS / 8 : FMA_ITERS;
   const out = gpu.pool.acquire(invocations * 16, 'peak fma out');
-  const fma = () =>
-    launch(gpu, fmaPeakKernel(), { params: { iters, seed: 1e-6 }, buffers: { out }, workgroups: [invocations / PEAK_WG] });
+  const fma = () => launch(gpu, fmaPeakKernel(), { params: { iters, seed: 1e-6 }, buffers: { out }, workgroups: [invocations / PEAK_WG] });
   const flops = invocations * iters * FMA_CHAINS * 4 * 2;
 
   const bytes = Math.min(gpu.isSoftware ? 32 << 20 : 256 << 20, gpu.device.limits.maxStorageBufferBindingSize);
@@ -206,7 +206,8 @@ export async function measurePeak(gpu: Gpu, samples = 7): Promise<Peak> {
   try {
     await timeOnce(gpu, fma);
     await timeOnce(gpu, copy);
-    const fmaMs: number[] = [], copyMs: number[] = [];
+    const fmaMs: number[] = [],
+      copyMs: number[] = [];
     for (let i = 0; i < samples; i++) {
       fmaMs.push((await timeOnce(gpu, fma)).ms);
       copyMs.push((await timeOnce(gpu, copy)).ms);

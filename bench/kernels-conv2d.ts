@@ -58,7 +58,9 @@ function describe(gpu: Gpu, op: Op, s: Sizes): string {
   const v = (flip ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).resolve(gpu, s, s.variant);
   const name = flip ? 'conv2d_bwd_input' : 'conv2d';
   if (v !== 'v2') return `${name}_${v}`;
-  const t = (s.tile as Conv2dTile | undefined) ?? (flip ? conv2dTileV2(s.C, s.W, s.KW, 1, true) : conv2dTileV2(s.O, OW, s.KW, s.stride ?? 1, false));
+  const t =
+    (s.tile as Conv2dTile | undefined) ??
+    (flip ? conv2dTileV2(s.C, s.W, s.KW, 1, true) : conv2dTileV2(s.O, OW, s.KW, s.stride ?? 1, false));
   return `${name}_v2 ${t.OT}ch x ${t.PT}col wg${t.WG}`;
 }
 
@@ -66,17 +68,26 @@ function describe(gpu: Gpu, op: Op, s: Sizes): string {
 // backward-input are checked on the first images only, and backward-weight at sampled weights.
 const MAX_REF_MACS = 2e8;
 
-function entry(layer: Layer, op: Op, opts: { label?: string; variant?: Conv2dVariant; tile?: Conv2dTile | Conv2dWeightTile; samples?: number } = {}): BenchEntry {
+function entry(
+  layer: Layer,
+  op: Op,
+  opts: { label?: string; variant?: Conv2dVariant; tile?: Conv2dTile | Conv2dWeightTile; samples?: number } = {},
+): BenchEntry {
   const s: Sizes = { ...layer.sizes, variant: opts.variant, tile: opts.tile };
   const { N, C, H, W, O, KH, KW } = s;
   const { OH, OW } = conv2dOutputSize(s);
-  const nx = N * C * H * W, nw = O * C * KH * KW, ny = N * O * OH * OW;
+  const nx = N * C * H * W,
+    nw = O * C * KH * KW,
+    ny = N * O * OH * OW;
   const macs = ny * C * KH * KW;
   const cost =
-    op === 'forward' ? CONV2D_FORWARD.cost(s)
-    : op === 'backward-input' ? CONV2D_BACKWARD_INPUT.cost(s)
-    : op === 'backward-weight' ? CONV2D_BACKWARD_WEIGHT.cost(layer.sizes)
-    : CONV2D_BACKWARD_BIAS.cost({ N, O, OH, OW });
+    op === 'forward'
+      ? CONV2D_FORWARD.cost(s)
+      : op === 'backward-input'
+        ? CONV2D_BACKWARD_INPUT.cost(s)
+        : op === 'backward-weight'
+          ? CONV2D_BACKWARD_WEIGHT.cost(layer.sizes)
+          : CONV2D_BACKWARD_BIAS.cost({ N, O, OH, OW });
   return {
     name: `${layer.name} ${op}${opts.label ? ` ${opts.label}` : ''}`,
     shape: shapeOf(s),
@@ -89,7 +100,10 @@ function entry(layer: Layer, op: Op, opts: { label?: string; variant?: Conv2dVar
       } catch (e) {
         throw new BenchSkip((e as Error).message);
       }
-      const X = randomF32(nx, 1), Wt = randomF32(nw, 2, -0.3, 0.3), B = randomF32(O, 3), DY = randomF32(ny, 4);
+      const X = randomF32(nx, 1),
+        Wt = randomF32(nw, 2, -0.3, 0.3),
+        B = randomF32(O, 3),
+        DY = randomF32(ny, 4);
       const bufs = {
         x: upload(gpu, X, 'bench x'),
         w: upload(gpu, Wt, 'bench w'),
@@ -98,10 +112,13 @@ function entry(layer: Layer, op: Op, opts: { label?: string; variant?: Conv2dVar
         out: gpu.pool.acquire(4 * Math.max(nx, nw, ny), 'bench out'),
       };
       const run =
-        op === 'forward' ? () => conv2d(gpu, bufs.x, bufs.w, bufs.b, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
-        : op === 'backward-input' ? () => conv2dBackwardInput(gpu, bufs.dy, bufs.w, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
-        : op === 'backward-weight' ? () => conv2dBackwardWeight(gpu, bufs.x, bufs.dy, bufs.out, s as Conv2dSizes & { tile?: Conv2dWeightTile })
-        : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
+        op === 'forward'
+          ? () => conv2d(gpu, bufs.x, bufs.w, bufs.b, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
+          : op === 'backward-input'
+            ? () => conv2dBackwardInput(gpu, bufs.dy, bufs.w, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
+            : op === 'backward-weight'
+              ? () => conv2dBackwardWeight(gpu, bufs.x, bufs.dy, bufs.out, s as Conv2dSizes & { tile?: Conv2dWeightTile })
+              : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
       const label = `${layer.name} ${op} ${opts.label ?? ''}`;
       return {
         detail,
@@ -135,7 +152,8 @@ function entry(layer: Layer, op: Op, opts: { label?: string; variant?: Conv2dVar
 /** dw against the reference: all of it when affordable, else 64 sampled weights summed directly. */
 function checkWeightGrad(label: string, got: Float32Array, X: Float32Array, DY: Float32Array, s: Conv2dSizes): void {
   const { N, C, H, W, O, KH, KW } = s;
-  const S = s.stride ?? 1, pad = s.padding ?? 0;
+  const S = s.stride ?? 1,
+    pad = s.padding ?? 0;
   const { OH, OW } = conv2dOutputSize(s);
   const atol = 1e-6 * N * OH * OW + 1e-5;
   if (N * O * OH * OW * C * KH * KW <= MAX_REF_MACS) {
@@ -144,7 +162,10 @@ function checkWeightGrad(label: string, got: Float32Array, X: Float32Array, DY: 
   }
   const picks = [0, got.length - 1, ...randomF32(62, 7, 0, 1).map((u) => Math.floor(u * got.length))];
   const want = picks.map((i) => {
-    const kw = i % KW, kh = Math.floor(i / KW) % KH, c = Math.floor(i / (KW * KH)) % C, o = Math.floor(i / (KW * KH * C));
+    const kw = i % KW,
+      kh = Math.floor(i / KW) % KH,
+      c = Math.floor(i / (KW * KH)) % C,
+      o = Math.floor(i / (KW * KH * C));
     let acc = 0;
     for (let n = 0; n < N; n++)
       for (let oh = 0; oh < OH; oh++) {
@@ -157,7 +178,11 @@ function checkWeightGrad(label: string, got: Float32Array, X: Float32Array, DY: 
       }
     return acc;
   });
-  expectClose(picks.map((i) => got[i]), want, { label, atol });
+  expectClose(
+    picks.map((i) => got[i]),
+    want,
+    { label, atol },
+  );
 }
 
 // The tilings measured for the v2 defaults (the default's own entry is the plain one above them).
@@ -184,7 +209,9 @@ const tileLabel = (t: Conv2dTile | Conv2dWeightTile) => `v2 tile ${t.OT}ch x ${t
 export const entries: BenchEntry[] = [
   // the library's choice for this adapter
   ...[CONV1, CONV2, BIG].flatMap((l) =>
-    (['forward', 'backward-input', 'backward-weight', 'backward-bias'] as Op[]).map((op) => entry(l, op, { samples: l === BIG ? 7 : undefined })),
+    (['forward', 'backward-input', 'backward-weight', 'backward-bias'] as Op[]).map((op) =>
+      entry(l, op, { samples: l === BIG ? 7 : undefined }),
+    ),
   ),
   // every variant of each op's registry at the seed's shapes (skipped where this adapter cannot run it)
   ...[CONV1, CONV2].flatMap((l) => [

@@ -2,7 +2,15 @@
 // every version and the register-tile choices at 512, and the seed's linear layers at batch 64.
 import * as ref from '../test/reference/matmul.js';
 import type { Gpu } from '../src/gpu/runtime.js';
-import { MATMUL, type MatmulSizes, type RegisterTile, type SubgroupTile, matmul, matmulCost, matmulPlan } from '../src/shaders/matmul/index.js';
+import {
+  MATMUL,
+  type MatmulSizes,
+  type RegisterTile,
+  type SubgroupTile,
+  matmul,
+  matmulCost,
+  matmulPlan,
+} from '../src/shaders/matmul/index.js';
 import { linearBackward, linearBackwardCost, linearCost, linearForward } from '../src/shaders/matmul/linear.js';
 import { download, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomF32 } from '../test/helpers/compare.js';
@@ -11,12 +19,23 @@ import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 const f64 = (a: Float32Array) => Float64Array.from(a);
 
 // C = A·B checked at sampled positions (all of C costs O(n^3) in JavaScript: 10 s at 2048).
-async function checkMatmulSampled(gpu: Gpu, label: string, A: Float32Array, B: Float32Array, c: GPUBuffer, M: number, N: number, K: number) {
+async function checkMatmulSampled(
+  gpu: Gpu,
+  label: string,
+  A: Float32Array,
+  B: Float32Array,
+  c: GPUBuffer,
+  M: number,
+  N: number,
+  K: number,
+) {
   const C = await download(gpu, c, M * N);
   const picks = [0, N - 1, (M - 1) * N, M * N - 1, ...randomF32(256, M + N + K, 0, 1).map((u) => Math.floor(u * M * N))];
-  const got: number[] = [], want: number[] = [];
+  const got: number[] = [],
+    want: number[] = [];
   for (const o of picks) {
-    const i = Math.floor(o / N), j = o % N;
+    const i = Math.floor(o / N),
+      j = o % N;
     let s = 0;
     for (let k = 0; k < K; k++) s += A[i * K + k] * B[k * N + j];
     got.push(C[o]);
@@ -39,8 +58,10 @@ function matmulEntry(name: string, n: number, opts: Partial<MatmulSizes> & { sam
       } catch (e) {
         throw new BenchSkip((e as Error).message);
       }
-      const A = randomF32(n * n, 1), B = randomF32(n * n, 2);
-      const a = upload(gpu, A, 'bench A'), b = upload(gpu, B, 'bench B');
+      const A = randomF32(n * n, 1),
+        B = randomF32(n * n, 2);
+      const a = upload(gpu, A, 'bench A'),
+        b = upload(gpu, B, 'bench B');
       const c = gpu.pool.acquire(n * n * 4, 'bench C');
       const run = () => matmul(gpu, a, b, c, sizes);
       return {
@@ -67,8 +88,10 @@ function linearEntries({ name, batch, inFeatures, outFeatures }: Layer): BenchEn
   const sizes = { batch, inFeatures, outFeatures };
   const shape = `${batch}x${inFeatures}->${outFeatures}`;
   const data = (gpu: Gpu) => {
-    const X = randomF32(batch * inFeatures, 3), W = randomF32(outFeatures * inFeatures, 4, -0.2, 0.2);
-    const Bv = randomF32(outFeatures, 5), DY = randomF32(batch * outFeatures, 6);
+    const X = randomF32(batch * inFeatures, 3),
+      W = randomF32(outFeatures * inFeatures, 4, -0.2, 0.2);
+    const Bv = randomF32(outFeatures, 5),
+      DY = randomF32(batch * outFeatures, 6);
     const bufs = {
       x: upload(gpu, X, 'bench x'),
       w: upload(gpu, W, 'bench w'),
@@ -97,7 +120,10 @@ function linearEntries({ name, batch, inFeatures, outFeatures }: Layer): BenchEn
           async validate() {
             run();
             const want = ref.linear(f64(d.X), f64(d.W), f64(d.Bv), batch, inFeatures, outFeatures);
-            expectClose(await download(gpu, d.bufs.y, batch * outFeatures), want, { label: `linear ${name} y`, atol: 1e-6 * inFeatures + 1e-5 });
+            expectClose(await download(gpu, d.bufs.y, batch * outFeatures), want, {
+              label: `linear ${name} y`,
+              atol: 1e-6 * inFeatures + 1e-5,
+            });
           },
           dispose: d.dispose,
         };
@@ -118,8 +144,14 @@ function linearEntries({ name, batch, inFeatures, outFeatures }: Layer): BenchEn
           async validate() {
             run();
             const g = ref.linearBackward(f64(d.X), f64(d.W), f64(d.DY), batch, inFeatures, outFeatures);
-            expectClose(await download(gpu, d.bufs.dx, batch * inFeatures), g.dx, { label: `linear ${name} dx`, atol: 1e-6 * outFeatures + 1e-5 });
-            expectClose(await download(gpu, d.bufs.dw, outFeatures * inFeatures), g.dw, { label: `linear ${name} dw`, atol: 1e-6 * batch + 1e-5 });
+            expectClose(await download(gpu, d.bufs.dx, batch * inFeatures), g.dx, {
+              label: `linear ${name} dx`,
+              atol: 1e-6 * outFeatures + 1e-5,
+            });
+            expectClose(await download(gpu, d.bufs.dw, outFeatures * inFeatures), g.dw, {
+              label: `linear ${name} dw`,
+              atol: 1e-6 * batch + 1e-5,
+            });
             expectClose(await download(gpu, d.bufs.db, outFeatures), g.db, { label: `linear ${name} db`, atol: 1e-6 * batch + 1e-5 });
           },
           dispose: d.dispose,

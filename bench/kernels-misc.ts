@@ -57,13 +57,18 @@ function poolBench(N: number, C: number, H: number, W: number, variant: pool.Poo
       const expected = ref.maxPool2d(x, sizes);
       const m = expected.y.length;
       const dy = f(randomArray(m, 2));
-      const xb = B.upload(x), yb = B.empty(m), ab = B.upload(expected.argmax), dyb = B.upload(dy), dxb = B.empty(n);
+      const xb = B.upload(x),
+        yb = B.empty(m),
+        ab = B.upload(expected.argmax),
+        dyb = B.upload(dy),
+        dxb = B.empty(n);
       const run = () => (backward ? pool.maxPool2dBackward(gpu, dyb, ab, dxb, sizes) : pool.maxPool2d(gpu, xb, yb, ab, sizes));
       return {
         run,
         async validate() {
           run();
-          if (backward) expectClose(await B.read(dxb, n), ref.maxPool2dBackward(dy, expected.argmax, sizes), { label: 'max_pool2d dx', atol: 1e-6 });
+          if (backward)
+            expectClose(await B.read(dxb, n), ref.maxPool2dBackward(dy, expected.argmax, sizes), { label: 'max_pool2d dx', atol: 1e-6 });
           else expectClose(await B.read(yb, m), expected.y, { label: 'max_pool2d y', atol: 0, rtol: 0 });
         },
         dispose: () => B.release(),
@@ -81,13 +86,24 @@ function batchNormBench(N: number, C: number, H: number, W: number, variant: bn.
     setup(gpu): BenchCase {
       const B = new Buffers(gpu);
       const n = N * C * H * W;
-      const x = f(randomArray(n, 3)), gamma = f(randomArray(C, 4, 0.5, 1.5)), beta = f(randomArray(C, 5)), dy = f(randomArray(n, 6));
+      const x = f(randomArray(n, 3)),
+        gamma = f(randomArray(C, 4, 0.5, 1.5)),
+        beta = f(randomArray(C, 5)),
+        dy = f(randomArray(n, 6));
       const expected = ref.batchNorm2dTrain(x, gamma, beta, sizes);
       const grads = ref.batchNorm2dBackward(x, gamma, dy, expected.mean, expected.invStd, sizes);
-      const xb = B.upload(x), gb = B.upload(gamma), bb = B.upload(beta), yb = B.empty(n);
-      const mean = B.upload(expected.mean), inv = B.upload(expected.invStd);
-      const rm = B.upload(new Float32Array(C)), rv = B.upload(new Float32Array(C).fill(1));
-      const dyb = B.upload(dy), dxb = B.empty(n), dg = B.empty(C), db = B.empty(C);
+      const xb = B.upload(x),
+        gb = B.upload(gamma),
+        bb = B.upload(beta),
+        yb = B.empty(n);
+      const mean = B.upload(expected.mean),
+        inv = B.upload(expected.invStd);
+      const rm = B.upload(new Float32Array(C)),
+        rv = B.upload(new Float32Array(C).fill(1));
+      const dyb = B.upload(dy),
+        dxb = B.empty(n),
+        dg = B.empty(C),
+        db = B.empty(C);
       // Training forward with the running-statistics update fused in, as a training step runs it.
       const run = () =>
         backward
@@ -117,7 +133,12 @@ function lossBench(rows: number, cols: number, variant: sm.SoftmaxVariant, fused
       const B = new Buffers(gpu);
       const x = f(randomArray(rows * cols, 7, -5, 5));
       const t = Int32Array.from(randomArray(rows, 8, 0, cols), Math.floor);
-      const xb = B.upload(x), tb = B.upload(t), lp = B.empty(rows * cols), loss = B.empty(1), dl = B.empty(rows * cols), correct = B.empty(1);
+      const xb = B.upload(x),
+        tb = B.upload(t),
+        lp = B.empty(rows * cols),
+        loss = B.empty(1),
+        dl = B.empty(rows * cols),
+        correct = B.empty(1);
       const s = { rows, cols, variant };
       const run = () => {
         if (fused) sm.logSoftmaxNllLoss(gpu, xb, tb, null, loss, s, { dlogits: dl, correct });
@@ -131,7 +152,12 @@ function lossBench(rows: number, cols: number, variant: sm.SoftmaxVariant, fused
         async validate() {
           run();
           expectClose(await B.read(loss, 1), [ref.crossEntropyFromLogits(x, t, rows, cols)], { label: 'loss', atol: 1e-5, rtol: 1e-5 });
-          if (fused) expectClose(await B.read(dl, rows * cols), ref.crossEntropyFromLogitsBackward(x, t, rows, cols), { label: 'dlogits', atol: 1e-6, rtol: 1e-4 });
+          if (fused)
+            expectClose(await B.read(dl, rows * cols), ref.crossEntropyFromLogitsBackward(x, t, rows, cols), {
+              label: 'dlogits',
+              atol: 1e-6,
+              rtol: 1e-4,
+            });
         },
         dispose: () => B.release(),
       };
@@ -147,8 +173,11 @@ function sgdBench(n: number, variant: ew.ElementwiseVariant, momentum: number): 
     cost: sgd.sgdCost({ n, momentum }),
     setup(gpu): BenchCase {
       const B = new Buffers(gpu);
-      const p0 = f(randomArray(n, 9)), g = f(randomArray(n, 10));
-      const pb = B.upload(p0), gb = B.upload(g), vb = momentum ? B.empty(n) : null;
+      const p0 = f(randomArray(n, 9)),
+        g = f(randomArray(n, 10));
+      const pb = B.upload(p0),
+        gb = B.upload(g),
+        vb = momentum ? B.empty(n) : null;
       const run = () => sgd.sgdStep(gpu, pb, gb, vb, { n, ...opts, firstStep: true, variant });
       return {
         run,
@@ -170,7 +199,8 @@ function dropoutBench(n: number, variant: ew.ElementwiseVariant): BenchEntry {
     setup(gpu): BenchCase {
       const B = new Buffers(gpu);
       const x = f(randomArray(n, 11, 0.5, 1.5));
-      const xb = B.upload(x), yb = B.empty(n);
+      const xb = B.upload(x),
+        yb = B.empty(n);
       const run = () => drop.dropout(gpu, xb, yb, { n, p: 0.5, seed: 1, step: 2, variant });
       return {
         run,
@@ -196,13 +226,18 @@ function axpyBench(n: number, variant: ew.ElementwiseVariant): BenchEntry {
     setup(gpu): BenchCase {
       const B = new Buffers(gpu);
       const x = f(randomArray(n, 12));
-      const xb = B.upload(x), yb = B.empty(n);
+      const xb = B.upload(x),
+        yb = B.empty(n);
       return {
         run: () => ew.axpy(gpu, xb, yb, { n, alpha: 0.5, variant }),
         async validate() {
           ew.fill(gpu, yb, { n, value: 1 });
           ew.axpy(gpu, xb, yb, { n, alpha: 0.5, variant });
-          expectClose(await B.read(yb, n), x.map((v) => 1 + 0.5 * v), { label: 'axpy', atol: 1e-7, rtol: 1e-6 });
+          expectClose(
+            await B.read(yb, n),
+            x.map((v) => 1 + 0.5 * v),
+            { label: 'axpy', atol: 1e-7, rtol: 1e-6 },
+          );
         },
         dispose: () => B.release(),
       };
@@ -218,7 +253,8 @@ function sumBench(n: number, variant: red.ReduceVariant): BenchEntry {
     setup(gpu): BenchCase {
       const B = new Buffers(gpu);
       const x = f(randomArray(n, 13));
-      const xb = B.upload(x), out = B.empty(1);
+      const xb = B.upload(x),
+        out = B.empty(1);
       const run = () => red.sum(gpu, xb, out, { n, variant });
       return {
         run,

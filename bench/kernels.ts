@@ -17,16 +17,23 @@ import { runBenchmark } from './main.js';
 
 const PROGRAM = { name: 'bench:kernels', usage: 'npm run bench:kernels --' };
 const FLAGS = {
-  filter: { type: 'string', repeat: true, help: 'run only the entries whose name or shape contains this substring (case-insensitive; any of several)' },
+  filter: {
+    type: 'string',
+    repeat: true,
+    help: 'run only the entries whose name or shape contains this substring (case-insensitive; any of several)',
+  },
   quick: { type: 'bool', default: false, help: 'at most 5 timed samples per entry instead of 15' },
   json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
   list: { type: 'bool', default: false, help: 'list the matching entries without running them' },
-  peak: { type: 'bool', default: true, help: 'measure the adapter\'s FMA and copy peaks first (--no-peak skips them and the % columns)' },
+  peak: { type: 'bool', default: true, help: "measure the adapter's FMA and copy peaks first (--no-peak skips them and the % columns)" },
 } as const satisfies FlagsSpec;
-const SUMMARY = 'Validate and time every registered kernel benchmark on this machine\'s adapter.';
+const SUMMARY = "Validate and time every registered kernel benchmark on this machine's adapter.";
 
 const isEntry = (x: unknown): x is BenchEntry =>
-  typeof x === 'object' && x !== null && ['name', 'shape', 'cost', 'setup'].every((k) => k in x) && typeof (x as BenchEntry).setup === 'function';
+  typeof x === 'object' &&
+  x !== null &&
+  ['name', 'shape', 'cost', 'setup'].every((k) => k in x) &&
+  typeof (x as BenchEntry).setup === 'function';
 
 /**
  * The entries of every kernels-<family>.js file next to this program, in file-name order: its `entries`
@@ -34,12 +41,17 @@ const isEntry = (x: unknown): x is BenchEntry =>
  */
 async function loadEntries(): Promise<BenchEntry[]> {
   const here = dirname(fileURLToPath(import.meta.url));
-  const files = readdirSync(here).filter((f) => /^kernels-[\w-]+\.js$/.test(f)).sort();
+  const files = readdirSync(here)
+    .filter((f) => /^kernels-[\w-]+\.js$/.test(f))
+    .sort();
   const all: BenchEntry[] = [];
   for (const f of files) {
     const mod = (await import(pathToFileURL(join(here, f)).href)) as Record<string, unknown>;
-    const lists = Array.isArray(mod.entries) ? [mod.entries] : Object.values(mod).filter((v) => Array.isArray(v) && v.length > 0 && v.every(isEntry));
-    if (lists.length === 0) throw new Error(`bench/${f.replace(/\.js$/, '.ts')} must export \`entries: BenchEntry[]\` (see bench/harness.ts)`);
+    const lists = Array.isArray(mod.entries)
+      ? [mod.entries]
+      : Object.values(mod).filter((v) => Array.isArray(v) && v.length > 0 && v.every(isEntry));
+    if (lists.length === 0)
+      throw new Error(`bench/${f.replace(/\.js$/, '.ts')} must export \`entries: BenchEntry[]\` (see bench/harness.ts)`);
     for (const list of lists) all.push(...(list as BenchEntry[]));
   }
   return all;
@@ -49,7 +61,11 @@ const fmt = (x: number, digits = 3) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.to
 const pct = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}%`);
 const COLUMNS = ['kernel', 'shape', 'median ms', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'samples', 'version'];
 const WIDTHS = [30, 18, 10, 9, 9, 10, 11, 9, 0];
-const row = (cells: string[]) => cells.map((c, i) => (WIDTHS[i] ? c.padEnd(WIDTHS[i]) : c)).join(' ').trimEnd();
+const row = (cells: string[]) =>
+  cells
+    .map((c, i) => (WIDTHS[i] ? c.padEnd(WIDTHS[i]) : c))
+    .join(' ')
+    .trimEnd();
 
 async function main(argv: string[]): Promise<number> {
   const args = parseFlagsOrHelp(argv, FLAGS, PROGRAM, SUMMARY);
@@ -103,7 +119,19 @@ async function main(argv: string[]): Promise<number> {
         continue;
       }
       const samples = `${r.samples}${r.repeat > 1 ? `x${r.repeat}` : ''}${r.timer === 'wall' ? ' wall' : ''}`;
-      out(row([r.name, r.shape, fmt(r.msMedian), fmt(r.gflops), fmt(r.gbps), pct(r.pctPeakFlops), pct(r.pctPeakBandwidth), samples, r.detail]));
+      out(
+        row([
+          r.name,
+          r.shape,
+          fmt(r.msMedian),
+          fmt(r.gflops),
+          fmt(r.gbps),
+          pct(r.pctPeakFlops),
+          pct(r.pctPeakBandwidth),
+          samples,
+          r.detail,
+        ]),
+      );
       emit({ kind: 'kernel', status: 'ok', ...r });
     }
   } finally {

@@ -46,18 +46,29 @@ const FLAGS = {
   samples: { type: 'int', default: 8000, min: 1, max: 10000, help: 'training samples per epoch (the first N embedded MNIST digits)' },
   epochs: { type: 'int', default: 3, min: 1, help: 'timed epochs per system' },
   'batch-size': { type: 'int', default: 64, min: 1, max: 4096, help: 'samples per step' },
-  'warmup-samples': { type: 'int', default: 640, min: 1, help: 'untimed warm-up pass over this many samples; its mean loss is the start loss' },
-  peers: { type: 'string', help: `comma-separated peers: ${PEER_NAMES.join(', ')}, or none (default: pytorch if python3 can import torch)` },
+  'warmup-samples': {
+    type: 'int',
+    default: 640,
+    min: 1,
+    help: 'untimed warm-up pass over this many samples; its mean loss is the start loss',
+  },
+  peers: {
+    type: 'string',
+    help: `comma-separated peers: ${PEER_NAMES.join(', ')}, or none (default: pytorch if python3 can import torch)`,
+  },
   threads: { type: 'int', default: 2, min: 1, help: 'PyTorch intra-op threads' },
-  python: { type: 'string', default: existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', help: 'Python interpreter for the PyTorch peer' },
+  python: {
+    type: 'string',
+    default: existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3',
+    help: 'Python interpreter for the PyTorch peer',
+  },
   seed: { type: 'int', default: 42, min: 0, help: 'seed for initialisation, shuffling and dropout (each system uses its own generator)' },
   'peer-timeout': { type: 'int', default: 3600, min: 1, help: 'seconds a peer may run before it is stopped' },
   json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
 } as const satisfies FlagsSpec;
 
 const PROGRAM = { name: 'bench:train', usage: 'npm run bench:train --' };
-const SUMMARY =
-  'Train the seed\'s CNN with webgpu-nn, PyTorch and TensorFlow.js on the same data and batch size, and compare samples/s.';
+const SUMMARY = "Train the seed's CNN with webgpu-nn, PyTorch and TensorFlow.js on the same data and batch size, and compare samples/s.";
 
 /** One system's result, as the peers print it (snake_case, one JSON line) and as the results file keeps it. */
 interface Result {
@@ -93,8 +104,10 @@ async function main(argv: string[]): Promise<number> {
   if (ds.count < flags.samples) throw new UsageError(`--samples ${flags.samples}: only ${ds.count} embedded digits exist`);
   const warmup = Math.min(flags.warmupSamples, ds.count);
   const common = { samples: ds.count, epochs: flags.epochs, batchSize: flags.batchSize, warmup, seed: flags.seed };
-  out(`bench:train: ${ds.count} embedded MNIST digits × ${flags.epochs} timed epochs, batch ${flags.batchSize}, ` +
-    `warm-up ${warmup} samples; peers: ${peers.length ? peers.join(', ') : 'none'}`);
+  out(
+    `bench:train: ${ds.count} embedded MNIST digits × ${flags.epochs} timed epochs, batch ${flags.batchSize}, ` +
+      `warm-up ${warmup} samples; peers: ${peers.length ? peers.join(', ') : 'none'}`,
+  );
   out(`host: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}`);
 
   const results: Result[] = [];
@@ -123,9 +136,13 @@ async function main(argv: string[]): Promise<number> {
 function choosePeers(list: string | undefined, python: string): PeerName[] {
   if (list !== undefined) {
     if (list === 'none' || list === '') return [];
-    const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+    const names = list
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     for (const n of names) {
-      if (!(PEER_NAMES as readonly string[]).includes(n)) throw new UsageError(`--peers: unknown peer "${n}"; choose from ${PEER_NAMES.join(', ')} (or none)`);
+      if (!(PEER_NAMES as readonly string[]).includes(n))
+        throw new UsageError(`--peers: unknown peer "${n}"; choose from ${PEER_NAMES.join(', ')} (or none)`);
     }
     return [...new Set(names)] as PeerName[];
   }
@@ -175,18 +192,31 @@ async function runWebgpuNn(ds: Dataset, c: Common): Promise<Result> {
       const s = (performance.now() - t0) / 1000;
       epochSeconds.push(s);
       epochLosses.push(loss);
-      out(`webgpu-nn: epoch ${epoch}: ${s.toFixed(2)} s (${(1000 * s / stepsPerEpoch).toFixed(2)} ms/step, ` +
-        `${Math.round(ds.count / s)} samples/s), mean loss ${loss.toFixed(4)}`);
+      out(
+        `webgpu-nn: epoch ${epoch}: ${s.toFixed(2)} s (${((1000 * s) / stepsPerEpoch).toFixed(2)} ms/step, ` +
+          `${Math.round(ds.count / s)} samples/s), mean loss ${loss.toFixed(4)}`,
+      );
     }
     const steps = stepsPerEpoch * c.epochs;
     const timed = epochSeconds.reduce((a, b) => a + b, 0);
     const finalLoss = epochLosses[epochLosses.length - 1];
     return {
-      system: 'webgpu-nn', version, backend: 'webgpu', device: gpu.adapter.description || adapter, adapter,
+      system: 'webgpu-nn',
+      version,
+      backend: 'webgpu',
+      device: gpu.adapter.description || adapter,
+      adapter,
       adapter_kind: gpu.adapter.kind,
-      samples: ds.count, epochs: c.epochs, batch_size: c.batchSize, warmup_samples: c.warmup, warmup_seconds: warmupSeconds,
+      samples: ds.count,
+      epochs: c.epochs,
+      batch_size: c.batchSize,
+      warmup_samples: c.warmup,
+      warmup_seconds: warmupSeconds,
       samples_per_sec: (ds.count * c.epochs) / timed,
-      epoch_seconds: epochSeconds, epoch_losses: epochLosses, initial_loss: initialLoss, final_loss: finalLoss,
+      epoch_seconds: epochSeconds,
+      epoch_losses: epochLosses,
+      initial_loss: initialLoss,
+      final_loss: finalLoss,
       valid: Number.isFinite(finalLoss) && finalLoss < initialLoss,
       dispatches_per_step: (gpu.counters.dispatches - before.dispatches) / steps,
       submits_per_step: (gpu.counters.submits - before.submits) / steps,
@@ -201,8 +231,9 @@ async function runWebgpuNn(ds: Dataset, c: Common): Promise<Result> {
 
 /** Installs TF.js into bench/.peers when it is not there yet (it is not a dependency of webgpu-nn). */
 function ensureTfjs(): void {
-  const have = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-webgpu']
-    .every((p) => existsSync(join(PEERS_DIR, 'node_modules', p, 'package.json')));
+  const have = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-webgpu'].every((p) =>
+    existsSync(join(PEERS_DIR, 'node_modules', p, 'package.json')),
+  );
   if (have) return;
   const args = ['install', '--prefix', relative(process.cwd(), PEERS_DIR) || '.', '--no-save', '--no-audit', '--no-fund', ...TFJS_PACKAGES];
   out(`tfjs: TensorFlow.js is not in ${relative(process.cwd(), PEERS_DIR)}; installing it there (not a project dependency):`);
@@ -212,8 +243,22 @@ function ensureTfjs(): void {
   if (r.status !== 0) out(`tfjs: npm install failed (exit ${r.status ?? r.signal}); the tfjs peer will report the error`);
 }
 
-function runPeer(peer: PeerName, dataFile: string, c: Common, flags: { python: string; threads: number; peerTimeout: number }): Promise<Result> {
-  const shared = ['--epochs', String(c.epochs), '--batch-size', String(c.batchSize), '--warmup-samples', String(c.warmup), '--seed', String(c.seed)];
+function runPeer(
+  peer: PeerName,
+  dataFile: string,
+  c: Common,
+  flags: { python: string; threads: number; peerTimeout: number },
+): Promise<Result> {
+  const shared = [
+    '--epochs',
+    String(c.epochs),
+    '--batch-size',
+    String(c.batchSize),
+    '--warmup-samples',
+    String(c.warmup),
+    '--seed',
+    String(c.seed),
+  ];
   let cmd: string;
   let args: string[];
   if (peer === 'pytorch') {
@@ -235,7 +280,10 @@ function runPeer(peer: PeerName, dataFile: string, c: Common, flags: { python: s
     const timer = setTimeout(() => child.kill('SIGTERM'), flags.peerTimeout * 1000);
     const done = (code: number | null, why?: string) => {
       clearTimeout(timer);
-      const line = stdout.split('\n').reverse().find((l) => l.trim().startsWith('{'));
+      const line = stdout
+        .split('\n')
+        .reverse()
+        .find((l) => l.trim().startsWith('{'));
       let r: Result | null = null;
       try {
         r = line ? (JSON.parse(line) as Result) : null;
@@ -262,7 +310,8 @@ function runPeer(peer: PeerName, dataFile: string, c: Common, flags: { python: s
 }
 
 const isFiniteNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const fmt = (v: unknown, digits: number) => (isFiniteNum(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—');
+const fmt = (v: unknown, digits: number) =>
+  isFiniteNum(v) ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—';
 
 function report(results: Result[], adapter: string | undefined, json: boolean, c: Common): void {
   const base = results.find((r) => r.system === 'webgpu-nn')?.samples_per_sec ?? null;
@@ -274,34 +323,47 @@ function report(results: Result[], adapter: string | undefined, json: boolean, c
   const rows = results.map((r) => {
     const sps = r.samples_per_sec;
     const epochS = r.epoch_seconds?.length ? r.epoch_seconds.reduce((a, b) => a + b, 0) / r.epoch_seconds.length : null;
-    const name = r.system + (r.backend && r.system !== 'webgpu-nn' && r.system !== 'pytorch' ? ` (${r.backend})` : '') +
+    const name =
+      r.system +
+      (r.backend && r.system !== 'webgpu-nn' && r.system !== 'pytorch' ? ` (${r.backend})` : '') +
       (r.system === 'pytorch' && r.threads ? ` (${r.threads} threads)` : '');
     if (r.error) return [name, r.version ?? '', 'error', '', '', '', '', '', r.error.split('\n')[0].slice(0, 70)];
     const rb = ratio(sps, base);
     const rt = ratio(sps, torch);
     return [
-      name, r.version ?? '', fmt(sps, 1),
+      name,
+      r.version ?? '',
+      fmt(sps, 1),
       rb === null ? '—' : `${fmt(rb, rb < 0.1 ? 3 : 2)}×`,
       rt === null ? '—' : `${fmt(rt, rt < 0.1 ? 3 : 2)}×`,
-      fmt(epochS, 2), epochS === null ? '—' : fmt((1000 * epochS) / steps, 2),
+      fmt(epochS, 2),
+      epochS === null ? '—' : fmt((1000 * epochS) / steps, 2),
       `${fmt(r.initial_loss, 4)} → ${fmt(r.final_loss, 4)}`,
       r.valid ? 'ok' : 'FAILED (loss did not fall)',
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const numeric = new Set([2, 3, 4, 5, 6]);
-  const line = (cells: string[]) => cells.map((s, i) => (numeric.has(i) ? s.padStart(widths[i]) : s.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((s, i) => (numeric.has(i) ? s.padStart(widths[i]) : s.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   out('');
   out(`adapter (webgpu-nn${results.some((r) => r.system === 'tfjs') ? ', tfjs' : ''}): ${adapter ?? 'unknown'}`);
-  out(`${c.samples} samples × ${c.epochs} epochs, batch ${c.batchSize} (${steps} steps/epoch), after a ${c.warmup}-sample warm-up; ` +
-    '÷ columns: samples/s divided by that system\'s');
+  out(
+    `${c.samples} samples × ${c.epochs} epochs, batch ${c.batchSize} (${steps} steps/epoch), after a ${c.warmup}-sample warm-up; ` +
+      "÷ columns: samples/s divided by that system's",
+  );
   out(line(header));
   out(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows) out(line(row));
   const ours = results.find((r) => r.system === 'webgpu-nn');
   if (ours && isFiniteNum(ours.dispatches_per_step)) {
-    out(`webgpu-nn: ${fmt(ours.dispatches_per_step, 1)} dispatches and ${fmt(ours.submits_per_step, 2)} submits per step, ` +
-      `${ours.pipelines} pipelines compiled`);
+    out(
+      `webgpu-nn: ${fmt(ours.dispatches_per_step, 1)} dispatches and ${fmt(ours.submits_per_step, 2)} submits per step, ` +
+        `${ours.pipelines} pipelines compiled`,
+    );
   }
 
   const date = new Date();
@@ -309,10 +371,17 @@ function report(results: Result[], adapter: string | undefined, json: boolean, c
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `train-${date.toISOString().slice(0, 10)}.jsonl`);
   const host = { cpu: cpus()[0]?.model ?? null, logical_cpus: cpus().length, node: process.version };
-  const lines = results.map((r) => JSON.stringify({
-    bench: 'train', date: date.toISOString(), ...r, adapter: r.adapter ?? (r.system === 'tfjs' ? adapter : undefined), host,
-    ratio_to_webgpu_nn: ratio(r.samples_per_sec, base), ratio_to_pytorch: ratio(r.samples_per_sec, torch),
-  }));
+  const lines = results.map((r) =>
+    JSON.stringify({
+      bench: 'train',
+      date: date.toISOString(),
+      ...r,
+      adapter: r.adapter ?? (r.system === 'tfjs' ? adapter : undefined),
+      host,
+      ratio_to_webgpu_nn: ratio(r.samples_per_sec, base),
+      ratio_to_pytorch: ratio(r.samples_per_sec, torch),
+    }),
+  );
   appendFileSync(file, `${lines.join('\n')}\n`);
   out(`results appended to ${relative(process.cwd(), file)}`);
   if (json) for (const l of lines) console.log(l);

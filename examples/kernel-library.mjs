@@ -7,9 +7,14 @@ const navigatorGpu = create([]); // keep Dawn's instance referenced for as long 
 const adapter = await navigatorGpu.requestAdapter();
 const device = await adapter.requestDevice();
 
-const M = 2, K = 3, N = 2;
+const M = 2,
+  K = 3,
+  N = 2;
 const buffer = (data) => {
-  const b = device.createBuffer({ size: 16 * Math.ceil(data.length / 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  const b = device.createBuffer({
+    size: 16 * Math.ceil(data.length / 4),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
   device.queue.writeBuffer(b, 0, new Float32Array(data));
   return b;
 };

@@ -20,5 +20,8 @@ for (let step = 0; step < 3; step++) {
   console.log(`step ${step}: loss ${(await loss.item()).toFixed(4)}`);
   loss.dispose();
 }
-console.log('dloss/dw', Array.from(await w.grad.toArray(), (v) => +v.toFixed(4)));
+console.log(
+  'dloss/dw',
+  Array.from(await w.grad.toArray(), (v) => +v.toFixed(4)),
+);
 gpu.destroy(); // lets Node exit

@@ -4,12 +4,27 @@
 import { UsageError, WebGpuNnError } from './errors.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
-  train: { summary: 'train the seed\'s MNIST CNN with early stopping (the main program)', run: async (a) => (await import('./commands/train.js')).trainCommand(a) },
-  evaluate: { summary: 'accuracy and confusion matrix of a trained model', run: async (a) => (await import('./commands/evaluate.js')).evaluateCommand(a) },
+  train: {
+    summary: "train the seed's MNIST CNN with early stopping (the main program)",
+    run: async (a) => (await import('./commands/train.js')).trainCommand(a),
+  },
+  evaluate: {
+    summary: 'accuracy and confusion matrix of a trained model',
+    run: async (a) => (await import('./commands/evaluate.js')).evaluateCommand(a),
+  },
   predict: { summary: 'classify PNG images of digits', run: async (a) => (await import('./commands/predict.js')).predictCommand(a) },
-  'init-histograms': { summary: 'the lesson\'s weight-initialisation histograms', run: async (a) => (await import('./commands/init-histograms.js')).initHistogramsCommand(a) },
-  'bn-gradients': { summary: 'the lesson\'s gradient experiment: per-layer gradient norms with and without batch norm', run: async (a) => (await import('./commands/bn-gradients.js')).bnGradientsCommand(a) },
-  demo: { summary: 'print the adapter and check a few kernels against the CPU', run: async (a) => (await import('./commands/demo.js')).demoCommand(a) },
+  'init-histograms': {
+    summary: "the lesson's weight-initialisation histograms",
+    run: async (a) => (await import('./commands/init-histograms.js')).initHistogramsCommand(a),
+  },
+  'bn-gradients': {
+    summary: "the lesson's gradient experiment: per-layer gradient norms with and without batch norm",
+    run: async (a) => (await import('./commands/bn-gradients.js')).bnGradientsCommand(a),
+  },
+  demo: {
+    summary: 'print the adapter and check a few kernels against the CPU',
+    run: async (a) => (await import('./commands/demo.js')).demoCommand(a),
+  },
 };
 
 function usage(): string {

@@ -10,8 +10,18 @@ import { setDefaultGpu } from './nn/tensor.js';
 
 // Errors: every error thrown on purpose is a WebGpuNnError; the subclass says what kind of fault it is.
 export {
-  WebGpuNnError, NoAdapterError, ShapeError, DataError, LimitError, ShaderCompileError, GpuError, VariantError,
-  StateError, DeviceLostError, UsageError, FileFormatError,
+  WebGpuNnError,
+  NoAdapterError,
+  ShapeError,
+  DataError,
+  LimitError,
+  ShaderCompileError,
+  GpuError,
+  VariantError,
+  StateError,
+  DeviceLostError,
+  UsageError,
+  FileFormatError,
 } from './errors.js';
 
 // The device: `init()` below, or a Gpu of your own (Gpu.create, Gpu.fromDevice) made the tensors' default.

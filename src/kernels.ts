@@ -53,7 +53,15 @@ export {
 export type { Conv2dBackwardBiasSizes, Conv2dBackwardWeightSizes, Conv2dSizes, Conv2dVariant } from './shaders/conv2d/index.js';
 
 // ---- pooling ----------------------------------------------------------------------------------------------------
-export { MAX_POOL2D, MAX_POOL2D_BACKWARD, maxPool2d, maxPool2dBackward, maxPool2dBackwardCost, maxPool2dCost, poolOutputSize } from './shaders/pool.js';
+export {
+  MAX_POOL2D,
+  MAX_POOL2D_BACKWARD,
+  maxPool2d,
+  maxPool2dBackward,
+  maxPool2dBackwardCost,
+  maxPool2dCost,
+  poolOutputSize,
+} from './shaders/pool.js';
 export type { PoolSizes, PoolVariant } from './shaders/pool.js';
 
 // ---- batch normalisation -----------------------------------------------------------------------------------------
@@ -71,7 +79,13 @@ export {
   batchNormStats,
   updateRunningStats,
 } from './shaders/batch-norm/index.js';
-export type { BatchNormBackwardSizes, BatchNormSizes, BatchNormTrainSizes, BatchNormVariant, RunningStats } from './shaders/batch-norm/index.js';
+export type {
+  BatchNormBackwardSizes,
+  BatchNormSizes,
+  BatchNormTrainSizes,
+  BatchNormVariant,
+  RunningStats,
+} from './shaders/batch-norm/index.js';
 
 // ---- log-softmax and the classification losses ----------------------------------------------------------------
 export {

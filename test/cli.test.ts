@@ -15,10 +15,14 @@ const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
 // llvmpipe takes 1–5 s per kernel, so these tests get generous limits. They assert no times.
 const COLD_START_TIMEOUT = 600_000;
 
-function run(args: string[], onLine?: (line: string, child: ChildProcess) => void): Promise<{ code: number | null; out: string; err: string }> {
+function run(
+  args: string[],
+  onLine?: (line: string, child: ChildProcess) => void,
+): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
+    let out = '',
+      err = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d;
       if (onLine) for (const line of String(d).split('\n')) onLine(line, child);
@@ -73,106 +77,133 @@ describe('webgpu-nn train / predict / evaluate', () => {
     expect(JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')).adapter.description).toBeTruthy();
   });
 
-  it('predict classifies PNGs it has never seen, gray 28x28 and RGB 56x56 dark-on-light alike', async () => {
-    const digits = loadEmbeddedDigits(); // images after the first 2,000 were not in the training run
-    const files: string[] = [];
-    const labels: number[] = [];
-    for (let i = 9000; i < 9010; i++) {
-      const px = digits.images.subarray(i * 784, (i + 1) * 784);
-      for (const [name, opts] of [['gray', { scale: 1, paper: false }], ['paper', { scale: 2, paper: true }]] as const) {
-        const f = join(dir, `digit-${i}-${name}.png`);
-        writeFileSync(f, digitPng(px, opts));
-        files.push(f);
+  it(
+    'predict classifies PNGs it has never seen, gray 28x28 and RGB 56x56 dark-on-light alike',
+    async () => {
+      const digits = loadEmbeddedDigits(); // images after the first 2,000 were not in the training run
+      const files: string[] = [];
+      const labels: number[] = [];
+      for (let i = 9000; i < 9010; i++) {
+        const px = digits.images.subarray(i * 784, (i + 1) * 784);
+        for (const [name, opts] of [
+          ['gray', { scale: 1, paper: false }],
+          ['paper', { scale: 2, paper: true }],
+        ] as const) {
+          const f = join(dir, `digit-${i}-${name}.png`);
+          writeFileSync(f, digitPng(px, opts));
+          files.push(f);
+        }
+        labels.push(digits.labels[i]);
       }
-      labels.push(digits.labels[i]);
-    }
-    const { code, out, err } = await run(['predict', '--model', runDir, ...files]);
-    expect(code, err).toBe(0);
-    const predicted = out.trim().split('\n').filter((l) => l.includes('digit-')).map((l) => {
-      const m = /: (\d) \(([\d.]+)%\)/.exec(l);
-      expect(m, l).not.toBeNull();
-      return Number(m![1]);
-    });
-    expect(predicted).toHaveLength(20);
-    for (let i = 0; i < 10; i++) expect(predicted[2 * i + 1], `paper version of image ${i}`).toBe(predicted[2 * i]);
-    const correct = labels.filter((l, i) => predicted[2 * i] === l).length;
-    expect(correct).toBeGreaterThanOrEqual(6); // a ~90% model; chance would get 1
-    expect(out).toMatch(/inverted: dark digit on light background/);
-  }, COLD_START_TIMEOUT);
+      const { code, out, err } = await run(['predict', '--model', runDir, ...files]);
+      expect(code, err).toBe(0);
+      const predicted = out
+        .trim()
+        .split('\n')
+        .filter((l) => l.includes('digit-'))
+        .map((l) => {
+          const m = /: (\d) \(([\d.]+)%\)/.exec(l);
+          expect(m, l).not.toBeNull();
+          return Number(m![1]);
+        });
+      expect(predicted).toHaveLength(20);
+      for (let i = 0; i < 10; i++) expect(predicted[2 * i + 1], `paper version of image ${i}`).toBe(predicted[2 * i]);
+      const correct = labels.filter((l, i) => predicted[2 * i] === l).length;
+      expect(correct).toBeGreaterThanOrEqual(6); // a ~90% model; chance would get 1
+      expect(out).toMatch(/inverted: dark digit on light background/);
+    },
+    COLD_START_TIMEOUT,
+  );
 
-  it('evaluate prints the accuracy and a confusion matrix', async () => {
-    const { code, out, err } = await run(['evaluate', '--model', runDir]);
-    expect(code, err).toBe(0);
-    expect(out).toMatch(/accuracy on the validation split of the embedded digits .*: [\d.]+% \(\d+\/400\)/);
-    expect(out).toMatch(/confusion matrix/);
-    expect(out.split('\n').filter((l) => /^ +\d +( +\d+){10} +[\d.]+%$/.test(l))).toHaveLength(10);
-  }, COLD_START_TIMEOUT);
+  it(
+    'evaluate prints the accuracy and a confusion matrix',
+    async () => {
+      const { code, out, err } = await run(['evaluate', '--model', runDir]);
+      expect(code, err).toBe(0);
+      expect(out).toMatch(/accuracy on the validation split of the embedded digits .*: [\d.]+% \(\d+\/400\)/);
+      expect(out).toMatch(/confusion matrix/);
+      expect(out.split('\n').filter((l) => /^ +\d +( +\d+){10} +[\d.]+%$/.test(l))).toHaveLength(10);
+    },
+    COLD_START_TIMEOUT,
+  );
 });
 
 describe('init-histograms', () => {
-  it('draws one histogram per initialiser, with the output statistics theory predicts', async () => {
-    const out = join(dir, 'init');
-    const r = await run(['init-histograms', '--out', out, '--batch', '32']);
-    expect(r.code, r.err).toBe(0);
-    for (const name of ['input', 'pytorch', 'normal', 'zeros', 'xavier-normal', 'xavier-uniform', 'kaiming-normal', 'kaiming-uniform']) {
-      expect(PNG.sync.read(readFileSync(join(out, `${name}.png`))).width, name).toBe(800);
-    }
-    const stat = (name: string) => {
-      const m = new RegExp(`^${name} +mean +([\\d.-]+) +std +([\\d.-]+) +zeros +([\\d.]+)%`, 'm').exec(r.out);
-      expect(m, name).not.toBeNull();
-      return { mean: Number(m![1]), zeros: Number(m![3]) };
-    };
-    // Kaiming-normal keeps the pre-activation variance at 2·E[x²] = 2 for N(0, 1) inputs, so the ReLU output
-    // has mean σ/√(2π) = √2/√(2π) ≈ 0.564 and is zero half the time.
-    expect(Math.abs(stat('kaiming-normal').mean - Math.sqrt(2) / Math.sqrt(2 * Math.PI))).toBeLessThan(0.06);
-    expect(Math.abs(stat('kaiming-normal').zeros - 50)).toBeLessThan(3);
-    expect(stat('zeros').zeros).toBe(100);
-    // N(0, 1) weights blow the scale up by √784 = 28: mean ≈ 28/√(2π) ≈ 11.2.
-    expect(Math.abs(stat('normal').mean - 28 / Math.sqrt(2 * Math.PI))).toBeLessThan(1.5);
-  }, COLD_START_TIMEOUT);
+  it(
+    'draws one histogram per initialiser, with the output statistics theory predicts',
+    async () => {
+      const out = join(dir, 'init');
+      const r = await run(['init-histograms', '--out', out, '--batch', '32']);
+      expect(r.code, r.err).toBe(0);
+      for (const name of ['input', 'pytorch', 'normal', 'zeros', 'xavier-normal', 'xavier-uniform', 'kaiming-normal', 'kaiming-uniform']) {
+        expect(PNG.sync.read(readFileSync(join(out, `${name}.png`))).width, name).toBe(800);
+      }
+      const stat = (name: string) => {
+        const m = new RegExp(`^${name} +mean +([\\d.-]+) +std +([\\d.-]+) +zeros +([\\d.]+)%`, 'm').exec(r.out);
+        expect(m, name).not.toBeNull();
+        return { mean: Number(m![1]), zeros: Number(m![3]) };
+      };
+      // Kaiming-normal keeps the pre-activation variance at 2·E[x²] = 2 for N(0, 1) inputs, so the ReLU output
+      // has mean σ/√(2π) = √2/√(2π) ≈ 0.564 and is zero half the time.
+      expect(Math.abs(stat('kaiming-normal').mean - Math.sqrt(2) / Math.sqrt(2 * Math.PI))).toBeLessThan(0.06);
+      expect(Math.abs(stat('kaiming-normal').zeros - 50)).toBeLessThan(3);
+      expect(stat('zeros').zeros).toBe(100);
+      // N(0, 1) weights blow the scale up by √784 = 28: mean ≈ 28/√(2π) ≈ 11.2.
+      expect(Math.abs(stat('normal').mean - 28 / Math.sqrt(2 * Math.PI))).toBeLessThan(1.5);
+    },
+    COLD_START_TIMEOUT,
+  );
 });
 
 describe('bn-gradients', () => {
-  it('records every step\'s weight-gradient norm of each layer, with and without batch norm, and draws them', async () => {
-    const out = join(dir, 'bng');
-    const r = await run(['bn-gradients', '--epochs', '1', '--limit', '640', '--out', out]);
-    expect(r.code, r.err).toBe(0);
-    const steps = Math.ceil(512 / 64); // 80% of 640 images, batch 64
-    const json = JSON.parse(readFileSync(join(out, 'bn-gradients.json'), 'utf8'));
-    for (const run of ['with BN', 'without BN']) {
-      for (const layer of ['conv1.weight', 'conv2.weight', 'fc1.weight', 'fc2.weight']) {
-        expect(json[run][layer], `${run} ${layer}`).toHaveLength(steps);
-        for (const v of json[run][layer]) expect(Number.isFinite(v) && v > 0).toBe(true);
+  it(
+    "records every step's weight-gradient norm of each layer, with and without batch norm, and draws them",
+    async () => {
+      const out = join(dir, 'bng');
+      const r = await run(['bn-gradients', '--epochs', '1', '--limit', '640', '--out', out]);
+      expect(r.code, r.err).toBe(0);
+      const steps = Math.ceil(512 / 64); // 80% of 640 images, batch 64
+      const json = JSON.parse(readFileSync(join(out, 'bn-gradients.json'), 'utf8'));
+      for (const run of ['with BN', 'without BN']) {
+        for (const layer of ['conv1.weight', 'conv2.weight', 'fc1.weight', 'fc2.weight']) {
+          expect(json[run][layer], `${run} ${layer}`).toHaveLength(steps);
+          for (const v of json[run][layer]) expect(Number.isFinite(v) && v > 0).toBe(true);
+        }
       }
-    }
-    expect(PNG.sync.read(readFileSync(join(out, 'bn-gradients.png'))).width).toBe(1000);
-  }, COLD_START_TIMEOUT);
+      expect(PNG.sync.read(readFileSync(join(out, 'bn-gradients.png'))).width).toBe(1000);
+    },
+    COLD_START_TIMEOUT,
+  );
 });
 
 describe('interrupt and resume', () => {
-  it('Ctrl-C saves history and the best checkpoint; --resume continues from the next epoch', async () => {
-    const out = join(dir, 'interrupted');
-    let sent = false;
-    const first = await run(['train', '--limit', '640', '--epochs', '50', '--out', out], (line, child) => {
-      if (!sent && /^epoch +2 /.test(line)) {
-        sent = true;
-        child.kill('SIGINT');
-      }
-    });
-    expect(first.code, first.err).toBe(130);
-    expect(first.out).toMatch(/continue with --resume/);
-    const history = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'));
-    expect(history.length).toBeGreaterThanOrEqual(2);
-    expect(existsSync(join(out, 'best.safetensors'))).toBe(true);
-    const done = history.length;
+  it(
+    'Ctrl-C saves history and the best checkpoint; --resume continues from the next epoch',
+    async () => {
+      const out = join(dir, 'interrupted');
+      let sent = false;
+      const first = await run(['train', '--limit', '640', '--epochs', '50', '--out', out], (line, child) => {
+        if (!sent && /^epoch +2 /.test(line)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      });
+      expect(first.code, first.err).toBe(130);
+      expect(first.out).toMatch(/continue with --resume/);
+      const history = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'));
+      expect(history.length).toBeGreaterThanOrEqual(2);
+      expect(existsSync(join(out, 'best.safetensors'))).toBe(true);
+      const done = history.length;
 
-    const second = await run(['train', '--resume', out, '--epochs', String(done + 2)]);
-    expect(second.code, second.err).toBe(0);
-    expect(second.out).toMatch(new RegExp(`resuming after epoch ${done}`));
-    expect(second.out).toMatch(new RegExp(`^epoch +${done + 1} `, 'm'));
-    const after = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'));
-    expect(after.map((h: { epoch: number }) => h.epoch)).toEqual(Array.from({ length: done + 2 }, (_, i) => i + 1));
-  }, COLD_START_TIMEOUT);
+      const second = await run(['train', '--resume', out, '--epochs', String(done + 2)]);
+      expect(second.code, second.err).toBe(0);
+      expect(second.out).toMatch(new RegExp(`resuming after epoch ${done}`));
+      expect(second.out).toMatch(new RegExp(`^epoch +${done + 1} `, 'm'));
+      const after = JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'));
+      expect(after.map((h: { epoch: number }) => h.epoch)).toEqual(Array.from({ length: done + 2 }, (_, i) => i + 1));
+    },
+    COLD_START_TIMEOUT,
+  );
 });
 
 describe('--data DIR with MNIST IDX files', () => {
@@ -184,68 +215,86 @@ describe('--data DIR with MNIST IDX files', () => {
     return Buffer.concat([header, data]);
   };
 
-  it('trains on the train-* files, reports test accuracy from t10k-*, and evaluate uses the test set', async () => {
-    const digits = loadEmbeddedDigits();
-    const data = join(dir, 'mnist');
-    mkdirSync(data);
-    const part = (from: number, n: number) => ({ images: digits.images.subarray(from * 784, (from + n) * 784), labels: digits.labels.subarray(from, from + n) });
-    const train = part(0, 1000), test = part(9000, 300);
-    // Gzipped training files and raw test files: both forms a full MNIST download comes in.
-    writeFileSync(join(data, 'train-images-idx3-ubyte.gz'), gzipSync(idx([1000, 28, 28], train.images)));
-    writeFileSync(join(data, 'train-labels-idx1-ubyte.gz'), gzipSync(idx([1000], train.labels)));
-    writeFileSync(join(data, 't10k-images-idx3-ubyte'), idx([300, 28, 28], test.images));
-    writeFileSync(join(data, 't10k-labels-idx1-ubyte'), idx([300], test.labels));
-    const out = join(dir, 'idx-run');
-    const r = await run(['train', '--data', data, '--epochs', '2', '--lr', '0.05', '--momentum', '0.9', '--out', out]);
-    expect(r.code, r.err).toBe(0);
-    expect(r.out).toMatch(new RegExp(`data: ${data.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: 800 train, 200 validation, 300 test`));
-    expect(r.out).toMatch(/^test: loss [\d.]+, accuracy [\d.]+% on 300 images$/m);
-    const ev = await run(['evaluate', '--model', out]);
-    expect(ev.code, ev.err).toBe(0);
-    expect(ev.out).toMatch(/accuracy on the test set of .*: [\d.]+% \(\d+\/300\)/);
+  it(
+    'trains on the train-* files, reports test accuracy from t10k-*, and evaluate uses the test set',
+    async () => {
+      const digits = loadEmbeddedDigits();
+      const data = join(dir, 'mnist');
+      mkdirSync(data);
+      const part = (from: number, n: number) => ({
+        images: digits.images.subarray(from * 784, (from + n) * 784),
+        labels: digits.labels.subarray(from, from + n),
+      });
+      const train = part(0, 1000),
+        test = part(9000, 300);
+      // Gzipped training files and raw test files: both forms a full MNIST download comes in.
+      writeFileSync(join(data, 'train-images-idx3-ubyte.gz'), gzipSync(idx([1000, 28, 28], train.images)));
+      writeFileSync(join(data, 'train-labels-idx1-ubyte.gz'), gzipSync(idx([1000], train.labels)));
+      writeFileSync(join(data, 't10k-images-idx3-ubyte'), idx([300, 28, 28], test.images));
+      writeFileSync(join(data, 't10k-labels-idx1-ubyte'), idx([300], test.labels));
+      const out = join(dir, 'idx-run');
+      const r = await run(['train', '--data', data, '--epochs', '2', '--lr', '0.05', '--momentum', '0.9', '--out', out]);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toMatch(new RegExp(`data: ${data.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: 800 train, 200 validation, 300 test`));
+      expect(r.out).toMatch(/^test: loss [\d.]+, accuracy [\d.]+% on 300 images$/m);
+      const ev = await run(['evaluate', '--model', out]);
+      expect(ev.code, ev.err).toBe(0);
+      expect(ev.out).toMatch(/accuracy on the test set of .*: [\d.]+% \(\d+\/300\)/);
 
-    writeFileSync(join(data, 't10k-labels-idx1-ubyte'), idx([299], test.labels.subarray(0, 299)));
-    const bad = await run(['train', '--data', data, '--epochs', '1']);
-    expect(bad.code).toBe(1);
-    expect(bad.err).toMatch(/t10k/); // names the mismatched files
-  }, COLD_START_TIMEOUT);
+      writeFileSync(join(data, 't10k-labels-idx1-ubyte'), idx([299], test.labels.subarray(0, 299)));
+      const bad = await run(['train', '--data', data, '--epochs', '1']);
+      expect(bad.code).toBe(1);
+      expect(bad.err).toMatch(/t10k/); // names the mismatched files
+    },
+    COLD_START_TIMEOUT,
+  );
 });
 
 describe('divergence', () => {
-  it('a NaN loss stops the run with a message and exit status 1, keeping the history', async () => {
-    const out = join(dir, 'diverged');
-    // N(0, 1) weights without batch norm and an absurd learning rate overflow float32 within the first epoch.
-    const r = await run(['train', '--limit', '640', '--epochs', '3', '--lr', '1e30', '--no-bn', '--init', 'normal', '--out', out]);
-    expect(r.code, r.err).toBe(1);
-    expect(r.out).toMatch(/epoch 1: the loss is (NaN|Infinity|-Infinity); stopping\. Lower --lr/);
-    expect(JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'))).toHaveLength(1);
-    expect(r.out).not.toMatch(/best\.safetensors/); // no epoch was good, so there is no best checkpoint to claim
-  }, COLD_START_TIMEOUT);
+  it(
+    'a NaN loss stops the run with a message and exit status 1, keeping the history',
+    async () => {
+      const out = join(dir, 'diverged');
+      // N(0, 1) weights without batch norm and an absurd learning rate overflow float32 within the first epoch.
+      const r = await run(['train', '--limit', '640', '--epochs', '3', '--lr', '1e30', '--no-bn', '--init', 'normal', '--out', out]);
+      expect(r.code, r.err).toBe(1);
+      expect(r.out).toMatch(/epoch 1: the loss is (NaN|Infinity|-Infinity); stopping\. Lower --lr/);
+      expect(JSON.parse(readFileSync(join(out, 'history.json'), 'utf8'))).toHaveLength(1);
+      expect(r.out).not.toMatch(/best\.safetensors/); // no epoch was good, so there is no best checkpoint to claim
+    },
+    COLD_START_TIMEOUT,
+  );
 });
 
 describe('bad input', () => {
-  it('names the flag, the file or the directory', async () => {
-    const lr = await run(['train', '--lr', 'abc']);
-    expect(lr.code).toBe(2);
-    expect(lr.err).toMatch(/--lr: expected a number > 0, got "abc"/);
-    const missing = await run(['train', '--data', join(dir, 'no-such-dir')]);
-    expect(missing.code).toBe(1);
-    expect(missing.err).toContain('no-such-dir');
-    const notPng = join(dir, 'not-a-png.png');
-    writeFileSync(notPng, 'hello');
-    const pred = await run(['predict', '--model', runDir, notPng]);
-    expect(pred.code).toBe(1);
-    expect(pred.err).toMatch(/not-a-png\.png: not a PNG image/);
-    const resume = await run(['train', '--resume', join(dir, 'nothing-here')]);
-    expect(resume.code).toBe(2);
-    expect(resume.err).toMatch(/--resume .*nothing-here.*last\.safetensors is missing/);
-    const before = readFileSync(join(runDir, 'history.json'), 'utf8');
-    const again = await run(['train', '--out', runDir, '--epochs', '1']);
-    expect(again.code).toBe(2);
-    expect(again.err).toMatch(/--out .* already holds a run \(history\.json, best\.safetensors, last\.safetensors\); continue it with --resume/);
-    expect(readFileSync(join(runDir, 'history.json'), 'utf8')).toBe(before); // untouched
-    const unknown = await run(['trian']);
-    expect(unknown.code).toBe(2);
-    expect(unknown.err).toMatch(/unknown command "trian"/);
-  }, COLD_START_TIMEOUT);
+  it(
+    'names the flag, the file or the directory',
+    async () => {
+      const lr = await run(['train', '--lr', 'abc']);
+      expect(lr.code).toBe(2);
+      expect(lr.err).toMatch(/--lr: expected a number > 0, got "abc"/);
+      const missing = await run(['train', '--data', join(dir, 'no-such-dir')]);
+      expect(missing.code).toBe(1);
+      expect(missing.err).toContain('no-such-dir');
+      const notPng = join(dir, 'not-a-png.png');
+      writeFileSync(notPng, 'hello');
+      const pred = await run(['predict', '--model', runDir, notPng]);
+      expect(pred.code).toBe(1);
+      expect(pred.err).toMatch(/not-a-png\.png: not a PNG image/);
+      const resume = await run(['train', '--resume', join(dir, 'nothing-here')]);
+      expect(resume.code).toBe(2);
+      expect(resume.err).toMatch(/--resume .*nothing-here.*last\.safetensors is missing/);
+      const before = readFileSync(join(runDir, 'history.json'), 'utf8');
+      const again = await run(['train', '--out', runDir, '--epochs', '1']);
+      expect(again.code).toBe(2);
+      expect(again.err).toMatch(
+        /--out .* already holds a run \(history\.json, best\.safetensors, last\.safetensors\); continue it with --resume/,
+      );
+      expect(readFileSync(join(runDir, 'history.json'), 'utf8')).toBe(before); // untouched
+      const unknown = await run(['trian']);
+      expect(unknown.code).toBe(2);
+      expect(unknown.err).toMatch(/unknown command "trian"/);
+    },
+    COLD_START_TIMEOUT,
+  );
 });

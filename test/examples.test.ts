@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..');
-const runExample = (file: string) => execFileSync(process.execPath, [join(root, 'examples', file)], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const runExample = (file: string) =>
+  execFileSync(process.execPath, [join(root, 'examples', file)], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 describe('README examples', () => {
   const readme = readFileSync(join(root, 'README.md'), 'utf8');
@@ -17,7 +18,7 @@ describe('README examples', () => {
     });
   }
 
-  it('tensor-api.mjs: the loss falls over three SGD steps and the gradient has the weight\'s shape', () => {
+  it("tensor-api.mjs: the loss falls over three SGD steps and the gradient has the weight's shape", () => {
     const out = runExample('tensor-api.mjs');
     const losses = [...out.matchAll(/step \d: loss ([\d.]+)/g)].map((m) => Number(m[1]));
     expect(losses).toHaveLength(3);
@@ -26,7 +27,7 @@ describe('README examples', () => {
     expect(grad).toHaveLength(6);
   });
 
-  it('kernel-library.mjs: relu(a · b) on the caller\'s own device and buffers', () => {
+  it("kernel-library.mjs: relu(a · b) on the caller's own device and buffers", () => {
     // a = [[1,2,3],[4,5,6]], b = [[1,-1],[0,1],[-1,0]]: a·b = [[-2,1],[-2,1]], relu → [0,1,0,1]
     expect(runExample('kernel-library.mjs')).toMatch(/relu\(a · b\) = \[ 0, 1, 0, 1 \]/);
   });

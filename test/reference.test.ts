@@ -64,7 +64,9 @@ describe('matmul / linear', () => {
   });
 
   it('transposed operands equal matmul of explicitly transposed arrays', () => {
-    const M = 4, K = 5, N = 3;
+    const M = 4,
+      K = 5,
+      N = 3;
     const a = randomArray(M * K, 1); // [M,K]
     const b = randomArray(K * N, 2); // [K,N]
     const ref = matmul(a, b, M, K, N);
@@ -76,7 +78,9 @@ describe('matmul / linear', () => {
   });
 
   it('linear backward matches finite differences', () => {
-    const batch = 3, inF = 5, outF = 4;
+    const batch = 3,
+      inF = 5,
+      outF = 4;
     const x = randomArray(batch * inF, 10);
     const w = randomArray(outF * inF, 11);
     const b = randomArray(outF, 12);
@@ -119,8 +123,10 @@ describe('conv2d', () => {
   ];
   for (const [name, p] of cases) {
     it(`backward matches finite differences (${name})`, () => {
-      const s = p.stride ?? 1, pad = p.padding ?? 0;
-      const OH = convOutSize(p.H, p.KH, s, pad), OW = convOutSize(p.W, p.KW, s, pad);
+      const s = p.stride ?? 1,
+        pad = p.padding ?? 0;
+      const OH = convOutSize(p.H, p.KH, s, pad),
+        OW = convOutSize(p.W, p.KW, s, pad);
       const x = randomArray(p.N * p.C * p.H * p.W, 30);
       const w = randomArray(p.O * p.C * p.KH * p.KW, 31);
       const b = randomArray(p.O, 32);
@@ -152,7 +158,8 @@ describe('maxPool2d', () => {
     it(`backward matches finite differences (${name})`, () => {
       const x = randomArray(p.N * p.C * p.H * p.W, 40);
       const { y, argmax, OH, OW } = maxPool2d(x, p);
-      const k = p.kernel ?? 2, s = p.stride ?? k;
+      const k = p.kernel ?? 2,
+        s = p.stride ?? k;
       expect([OH, OW]).toEqual([Math.floor((p.H - k) / s) + 1, Math.floor((p.W - k) / s) + 1]);
       const R = randomArray(y.length, 41);
       const loss = () => dot(maxPool2d(x, p).y, R);
@@ -181,14 +188,16 @@ describe('batch norm', () => {
 
   it('eval with the batch statistics reproduces training output', () => {
     const x = randomArray(size, 51);
-    const gamma = randomArray(3, 52), beta = randomArray(3, 53);
+    const gamma = randomArray(3, 52),
+      beta = randomArray(3, 53);
     const t = batchNorm2dTrain(x, gamma, beta, shape);
     expectClose(batchNorm2dEval(x, gamma, beta, t.mean, t.varBiased, shape, 1e-5), t.y, { atol: 1e-12, label: 'bn eval' });
   });
 
   it('backward matches finite differences', () => {
     const x = randomArray(size, 54);
-    const gamma = randomArray(3, 55, 0.5, 1.5), beta = randomArray(3, 56);
+    const gamma = randomArray(3, 55, 0.5, 1.5),
+      beta = randomArray(3, 56);
     const R = randomArray(size, 57);
     const loss = () => dot(batchNorm2dTrain(x, gamma, beta, shape).y, R);
     const t = batchNorm2dTrain(x, gamma, beta, shape);
@@ -199,9 +208,12 @@ describe('batch norm', () => {
   });
 
   it('running stats: unbiased vs biased variance', () => {
-    const rm = Float64Array.of(0, 1), rv = Float64Array.of(1, 2);
-    const m = Float64Array.of(2, 3), vb = Float64Array.of(4, 0.5);
-    const count = 5, mom = 0.1;
+    const rm = Float64Array.of(0, 1),
+      rv = Float64Array.of(1, 2);
+    const m = Float64Array.of(2, 3),
+      vb = Float64Array.of(4, 0.5);
+    const count = 5,
+      mom = 0.1;
     const u = updateRunningStats(rm, rv, m, vb, count, mom, true);
     const b = updateRunningStats(rm, rv, m, vb, count, mom, false);
     expectClose(u.runningMean, [0.9 * 0 + 0.1 * 2, 0.9 * 1 + 0.1 * 3], { label: 'running mean' });
@@ -212,7 +224,8 @@ describe('batch norm', () => {
 });
 
 describe('log-softmax / nll', () => {
-  const rows = 4, cols = 7;
+  const rows = 4,
+    cols = 7;
 
   it('log-softmax rows exp-sum to 1, even for large logits', () => {
     const x = randomArray(rows * cols, 60, -5, 5);
@@ -263,7 +276,8 @@ describe('elementwise', () => {
   });
 
   it('add, scale, sum, mean', () => {
-    const a = Float64Array.of(1, 2, 3), b = Float64Array.of(4, 5, 6);
+    const a = Float64Array.of(1, 2, 3),
+      b = Float64Array.of(4, 5, 6);
     expect(Array.from(add(a, b))).toEqual([5, 7, 9]);
     expect(Array.from(scale(a, -2))).toEqual([-2, -4, -6]);
     expect(sum(b)).toBe(15);
@@ -274,7 +288,9 @@ describe('elementwise', () => {
 describe('sgd', () => {
   const theta0 = Float64Array.of(1, -2);
   const grads = [Float64Array.of(0.5, -1), Float64Array.of(0.25, 2), Float64Array.of(-1, 0.5)];
-  const lr = 0.1, wd = 0.01, m = 0.9;
+  const lr = 0.1,
+    wd = 0.01,
+    m = 0.9;
 
   function run(opts: { dampening: number; nesterov: boolean }): Float64Array {
     let param: Float64Array = theta0;
@@ -286,10 +302,17 @@ describe('sgd', () => {
   it('momentum + dampening over 3 steps matches hand-unrolled torch.optim.SGD', () => {
     const d = 0.2;
     const expected = [0, 1].map((i) => {
-      const t0 = theta0[i], [g0, g1, g2] = grads.map((g) => g[i]);
-      const a0 = g0 + wd * t0, b0 = a0, t1 = t0 - lr * b0; // first step: buf = g, no dampening
-      const a1 = g1 + wd * t1, b1 = m * b0 + (1 - d) * a1, t2 = t1 - lr * b1;
-      const a2 = g2 + wd * t2, b2 = m * b1 + (1 - d) * a2, t3 = t2 - lr * b2;
+      const t0 = theta0[i],
+        [g0, g1, g2] = grads.map((g) => g[i]);
+      const a0 = g0 + wd * t0,
+        b0 = a0,
+        t1 = t0 - lr * b0; // first step: buf = g, no dampening
+      const a1 = g1 + wd * t1,
+        b1 = m * b0 + (1 - d) * a1,
+        t2 = t1 - lr * b1;
+      const a2 = g2 + wd * t2,
+        b2 = m * b1 + (1 - d) * a2,
+        t3 = t2 - lr * b2;
       return t3;
     });
     expectClose(run({ dampening: d, nesterov: false }), expected, { atol: 1e-14, rtol: 0, label: 'sgd momentum' });
@@ -297,10 +320,17 @@ describe('sgd', () => {
 
   it('nesterov momentum over 3 steps matches hand-unrolled torch.optim.SGD', () => {
     const expected = [0, 1].map((i) => {
-      const t0 = theta0[i], [g0, g1, g2] = grads.map((g) => g[i]);
-      const a0 = g0 + wd * t0, b0 = a0, t1 = t0 - lr * (a0 + m * b0);
-      const a1 = g1 + wd * t1, b1 = m * b0 + a1, t2 = t1 - lr * (a1 + m * b1);
-      const a2 = g2 + wd * t2, b2 = m * b1 + a2, t3 = t2 - lr * (a2 + m * b2);
+      const t0 = theta0[i],
+        [g0, g1, g2] = grads.map((g) => g[i]);
+      const a0 = g0 + wd * t0,
+        b0 = a0,
+        t1 = t0 - lr * (a0 + m * b0);
+      const a1 = g1 + wd * t1,
+        b1 = m * b0 + a1,
+        t2 = t1 - lr * (a1 + m * b1);
+      const a2 = g2 + wd * t2,
+        b2 = m * b1 + a2,
+        t3 = t2 - lr * (a2 + m * b2);
       return t3;
     });
     expectClose(run({ dampening: 0, nesterov: true }), expected, { atol: 1e-14, rtol: 0, label: 'sgd nesterov' });

@@ -32,7 +32,11 @@ function mnistDir(name: string, files: Record<string, Uint8Array>): string {
 }
 
 function errorOf(fn: () => unknown): Error {
-  try { fn(); } catch (e) { return e as Error; }
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
   throw new Error('expected an error');
 }
 
@@ -46,9 +50,17 @@ describe('parseIdx', () => {
   });
   it.each([
     ['bad magic', Uint8Array.from([0x50, 0x4b, 3, 4, 0, 0, 0, 0]), /a\.idx: not an IDX file: expected magic .* found 0x504b0304/],
-    ['float type', idx([1], new Uint8Array(4), 0x0d), /a\.idx: unsupported IDX data type: expected 0x08 \(unsigned byte\), found 0x0d \(float\)/],
+    [
+      'float type',
+      idx([1], new Uint8Array(4), 0x0d),
+      /a\.idx: unsupported IDX data type: expected 0x08 \(unsigned byte\), found 0x0d \(float\)/,
+    ],
     ['truncated header', Uint8Array.from([0, 0, 8, 3, 0, 0]), /a\.idx: truncated IDX header: expected 16 bytes/],
-    ['truncated data', idx([N, 28, 28], images).subarray(0, 100), /a\.idx: truncated IDX data: dimensions \[5, 28, 28\] need 3920 bytes, found 84/],
+    [
+      'truncated data',
+      idx([N, 28, 28], images).subarray(0, 100),
+      /a\.idx: truncated IDX data: dimensions \[5, 28, 28\] need 3920 bytes, found 84/,
+    ],
     ['trailing bytes', idx([2], Uint8Array.from([1, 2, 3])), /a\.idx: 1 unexpected trailing bytes/],
   ])('rejects %s naming the file', (_, bytes, re) => {
     const err = errorOf(() => parseIdx(bytes, 'a.idx'));
@@ -60,7 +72,8 @@ describe('parseIdx', () => {
 describe('readIdxFile / loadMnistDir', () => {
   it('loads raw and gzipped files with and without the test pair', () => {
     const raw = mnistDir('raw', {
-      'train-images-idx3-ubyte': idx([N, 28, 28], images), 'train-labels-idx1-ubyte': idx([N], labels),
+      'train-images-idx3-ubyte': idx([N, 28, 28], images),
+      'train-labels-idx1-ubyte': idx([N], labels),
     });
     const { train, test } = loadMnistDir(raw);
     expect(test).toBeNull();
@@ -69,8 +82,10 @@ describe('readIdxFile / loadMnistDir', () => {
     expect(train.labels).toEqual(labels);
 
     const gz = mnistDir('gz', {
-      'train-images-idx3-ubyte.gz': gzipSync(idx([N, 28, 28], images)), 'train-labels-idx1-ubyte.gz': gzipSync(idx([N], labels)),
-      't10k-images-idx3-ubyte.gz': gzipSync(idx([2, 28, 28], images.subarray(0, 2 * 784))), 't10k-labels-idx1-ubyte': idx([2], labels.subarray(0, 2)),
+      'train-images-idx3-ubyte.gz': gzipSync(idx([N, 28, 28], images)),
+      'train-labels-idx1-ubyte.gz': gzipSync(idx([N], labels)),
+      't10k-images-idx3-ubyte.gz': gzipSync(idx([2, 28, 28], images.subarray(0, 2 * 784))),
+      't10k-labels-idx1-ubyte': idx([2], labels.subarray(0, 2)),
     });
     const both = loadMnistDir(gz);
     expect(both.train.images).toEqual(images);
@@ -89,15 +104,19 @@ describe('readIdxFile / loadMnistDir', () => {
 
   it('requires both test files or neither', () => {
     const dir = mnistDir('half-test', {
-      'train-images-idx3-ubyte': idx([N, 28, 28], images), 'train-labels-idx1-ubyte': idx([N], labels),
+      'train-images-idx3-ubyte': idx([N, 28, 28], images),
+      'train-labels-idx1-ubyte': idx([N], labels),
       't10k-images-idx3-ubyte': idx([N, 28, 28], images),
     });
-    expect(errorOf(() => loadMnistDir(dir)).message).toMatch(/t10k-images-idx3-ubyte is present .* t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte\.gz/);
+    expect(errorOf(() => loadMnistDir(dir)).message).toMatch(
+      /t10k-images-idx3-ubyte is present .* t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte\.gz/,
+    );
   });
 
   it('reports count mismatches naming both files, and labels above 9', () => {
     const dir = mnistDir('mismatch', {
-      'train-images-idx3-ubyte': idx([N, 28, 28], images), 'train-labels-idx1-ubyte': idx([4], labels.subarray(0, 4)),
+      'train-images-idx3-ubyte': idx([N, 28, 28], images),
+      'train-labels-idx1-ubyte': idx([4], labels.subarray(0, 4)),
     });
     const err = errorOf(() => loadMnistDir(dir));
     expect(err.message).toContain(join(dir, 'train-images-idx3-ubyte'));
@@ -105,7 +124,8 @@ describe('readIdxFile / loadMnistDir', () => {
     expect(err.message).toMatch(/5 images .* 4 labels/);
 
     const bad = mnistDir('bad-label', {
-      'train-images-idx3-ubyte': idx([N, 28, 28], images), 'train-labels-idx1-ubyte': idx([N], Uint8Array.from([1, 2, 10, 3, 4])),
+      'train-images-idx3-ubyte': idx([N, 28, 28], images),
+      'train-labels-idx1-ubyte': idx([N], Uint8Array.from([1, 2, 10, 3, 4])),
     });
     expect(errorOf(() => loadMnistDir(bad)).message).toMatch(/train-labels-idx1-ubyte: label 10 at index 2 is out of range/);
   });
@@ -117,9 +137,12 @@ describe('readIdxFile / loadMnistDir', () => {
     expect(err).toBeInstanceOf(FileFormatError);
     expect(err.message).toMatch(/corrupt\.gz: corrupt gzip data/);
     const dir = mnistDir('wrong-size', {
-      'train-images-idx3-ubyte': idx([1, 8, 8], new Uint8Array(64)), 'train-labels-idx1-ubyte': idx([1], Uint8Array.from([1])),
+      'train-images-idx3-ubyte': idx([1, 8, 8], new Uint8Array(64)),
+      'train-labels-idx1-ubyte': idx([1], Uint8Array.from([1])),
     });
-    expect(errorOf(() => loadMnistDir(dir)).message).toMatch(/train-images-idx3-ubyte: expected MNIST images of shape \[N, 28, 28\], found \[1, 8, 8\]/);
+    expect(errorOf(() => loadMnistDir(dir)).message).toMatch(
+      /train-images-idx3-ubyte: expected MNIST images of shape \[N, 28, 28\], found \[1, 8, 8\]/,
+    );
   });
 });
 

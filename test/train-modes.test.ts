@@ -20,7 +20,8 @@ const ctx = useGpu({ tensors: true });
 
 describe('train() and eval() as in PyTorch', () => {
   it('Dropout: training zeroes about p of the values and scales the rest by 1/(1-p); evaluation is the identity', async () => {
-    const n = 20000, p = 0.5;
+    const n = 20000,
+      p = 0.5;
     const data = randomArray(n, 1, 0.5, 1.5); // no zeros in the input, so a zero means "dropped"
     const x = F.tensor(Float32Array.from(data), [n]);
     const drop = new Dropout(p);
@@ -39,27 +40,48 @@ describe('train() and eval() as in PyTorch', () => {
     const data = randomArray(s.N * s.C * s.H * s.W, 2, -2, 3);
     const x = F.tensor(Float32Array.from(data), [s.N, s.C, s.H, s.W]);
     const bn = new BatchNorm2d(s.C);
-    const gamma = new Float64Array(s.C).fill(1), beta = new Float64Array(s.C);
+    const gamma = new Float64Array(s.C).fill(1),
+      beta = new Float64Array(s.C);
     const train = ref.batchNorm2dTrain(data, gamma, beta, s);
     expectClose(await noGrad(() => bn.forward(x)).toArray(), train.y, { label: 'bn train forward', atol: 1e-5, rtol: 1e-4 });
-    const running = ref.updateRunningStats(new Float64Array(s.C), new Float64Array(s.C).fill(1), train.mean, train.varBiased, s.N * s.H * s.W, 0.1, true);
+    const running = ref.updateRunningStats(
+      new Float64Array(s.C),
+      new Float64Array(s.C).fill(1),
+      train.mean,
+      train.varBiased,
+      s.N * s.H * s.W,
+      0.1,
+      true,
+    );
     expectClose(await bn.runningMean.toArray(), running.runningMean, { label: 'running_mean', atol: 1e-6, rtol: 1e-5 });
     expectClose(await bn.runningVar.toArray(), running.runningVar, { label: 'running_var', atol: 1e-6, rtol: 1e-5 });
 
     const meanBeforeEval = Array.from(await bn.runningMean.toArray());
     bn.eval();
     const evalY = await noGrad(() => bn.forward(x)).toArray();
-    expectClose(evalY, ref.batchNorm2dEval(data, gamma, beta, running.runningMean, running.runningVar, s), { label: 'bn eval forward', atol: 1e-5, rtol: 1e-4 });
+    expectClose(evalY, ref.batchNorm2dEval(data, gamma, beta, running.runningMean, running.runningVar, s), {
+      label: 'bn eval forward',
+      atol: 1e-5,
+      rtol: 1e-4,
+    });
     expect(Array.from(await bn.runningMean.toArray()), 'running_mean unchanged by eval').toEqual(meanBeforeEval);
   });
 
-  it('the seed\'s biased running-variance update is available', async () => {
+  it("the seed's biased running-variance update is available", async () => {
     const s = { N: 2, C: 2, H: 3, W: 3 };
     const data = randomArray(s.N * s.C * s.H * s.W, 3);
     const bn = new BatchNorm2d(s.C, { unbiasedRunningVar: false });
     noGrad(() => bn.forward(F.tensor(Float32Array.from(data), [s.N, s.C, s.H, s.W])));
     const train = ref.batchNorm2dTrain(data, new Float64Array(s.C).fill(1), new Float64Array(s.C), s);
-    const running = ref.updateRunningStats(new Float64Array(s.C), new Float64Array(s.C).fill(1), train.mean, train.varBiased, 18, 0.1, false);
+    const running = ref.updateRunningStats(
+      new Float64Array(s.C),
+      new Float64Array(s.C).fill(1),
+      train.mean,
+      train.varBiased,
+      18,
+      0.1,
+      false,
+    );
     expectClose(await bn.runningVar.toArray(), running.runningVar, { label: 'biased running_var', atol: 1e-6, rtol: 1e-5 });
   });
 });
@@ -96,13 +118,26 @@ describe('training loop', () => {
     const state = await trainer.stateArrays();
     const dir = mkdtempSync(join(tmpdir(), 'checkpoint-'));
     try {
-      writeBestCheckpoint(dir, state, config, { epoch: 1, trainLoss: 1, valLoss: 2, valAcc: 0.5, epochSeconds: 1, trainSeconds: 1, samplesPerSecond: 1 });
-      expect(readSafetensors(join(dir, 'best.safetensors')).metadata).toMatchObject({ format: CHECKPOINT_FORMAT, epoch: '1', valLoss: '2' });
+      writeBestCheckpoint(dir, state, config, {
+        epoch: 1,
+        trainLoss: 1,
+        valLoss: 2,
+        valAcc: 0.5,
+        epochSeconds: 1,
+        trainSeconds: 1,
+        samplesPerSecond: 1,
+      });
+      expect(readSafetensors(join(dir, 'best.safetensors')).metadata).toMatchObject({
+        format: CHECKPOINT_FORMAT,
+        epoch: '1',
+        valLoss: '2',
+      });
       const loaded = loadModel(dir);
       expect(loaded.config).toEqual(config);
       expect(loaded.norm).toEqual(norm);
       expect(loaded.model.training).toBe(false);
-      for (const [key, t] of loaded.model.stateDict()) expect(Array.from((await t.toArray()) as Float32Array), key).toEqual(Array.from(state[key].data));
+      for (const [key, t] of loaded.model.stateDict())
+        expect(Array.from((await t.toArray()) as Float32Array), key).toEqual(Array.from(state[key].data));
       const confusion = await confusionMatrix(loaded.model, data, split.val, { batchSize: 23, norm });
       expect(confusion.flat().reduce((a, b) => a + b, 0)).toBe(split.val.length);
       const { accuracy } = await trainer.evaluate({ data, indices: split.val });

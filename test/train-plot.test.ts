@@ -10,10 +10,11 @@ function decode(buf: Buffer) {
 /** Pixels of exactly colour `c` inside the box [x0, x1) x [y0, y1). */
 function count(png: PNG, c: RGB, x0 = 0, y0 = 0, x1 = png.width, y1 = png.height): number {
   let n = 0;
-  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
-    const i = (y * png.width + x) * 4;
-    if (png.data[i] === c[0] && png.data[i + 1] === c[1] && png.data[i + 2] === c[2]) n++;
-  }
+  for (let y = y0; y < y1; y++)
+    for (let x = x0; x < x1; x++) {
+      const i = (y * png.width + x) * 4;
+      if (png.data[i] === c[0] && png.data[i + 1] === c[1] && png.data[i + 2] === c[2]) n++;
+    }
   return n;
 }
 
@@ -23,10 +24,17 @@ const base = { title: 'Loss', xLabel: 'Epoch', yLabel: 'Loss' };
 
 describe('lineChart', () => {
   it('draws a decodable PNG of the requested size with the series in the plot area', () => {
-    const png = decode(lineChart({
-      ...base, width: 640, height: 400,
-      series: [{ name: 'train', x: epochs, y: epochs.map((e) => 1 / e) }, { name: 'val', x: epochs, y: epochs.map((e) => 1.2 / e) }],
-    }));
+    const png = decode(
+      lineChart({
+        ...base,
+        width: 640,
+        height: 400,
+        series: [
+          { name: 'train', x: epochs, y: epochs.map((e) => 1 / e) },
+          { name: 'val', x: epochs, y: epochs.map((e) => 1.2 / e) },
+        ],
+      }),
+    );
     expect([png.width, png.height]).toEqual([640, 400]);
     // Both series colours appear well inside the axes, not just in the legend.
     expect(count(png, PALETTE[0], 100, 60, 600, 340)).toBeGreaterThan(200);
@@ -42,11 +50,21 @@ describe('lineChart', () => {
   });
 
   it('handles a single point, a constant series and non-finite values', () => {
-    const one = decode(lineChart({ ...base, series: [{ name: 'train', x: [1], y: [0.5] }, { name: 'val', x: [1], y: [NaN] }] }));
+    const one = decode(
+      lineChart({
+        ...base,
+        series: [
+          { name: 'train', x: [1], y: [0.5] },
+          { name: 'val', x: [1], y: [NaN] },
+        ],
+      }),
+    );
     expect(count(one, PALETTE[0], 100, 60, 700, 430)).toBeGreaterThan(20); // the marker
     const flat = decode(lineChart({ ...base, series: [{ name: 'c', x: epochs, y: epochs.map(() => 3) }] }));
     expect(count(flat, PALETTE[0], 100, 60, 700, 430)).toBeGreaterThan(300);
-    const gaps = decode(lineChart({ ...base, series: [{ name: 'g', x: epochs, y: epochs.map((e) => (e % 5 === 0 ? NaN : e === 3 ? Infinity : e)) }] }));
+    const gaps = decode(
+      lineChart({ ...base, series: [{ name: 'g', x: epochs, y: epochs.map((e) => (e % 5 === 0 ? NaN : e === 3 ? Infinity : e)) }] }),
+    );
     expect(count(gaps, PALETTE[0], 100, 60, 700, 430)).toBeGreaterThan(100);
   });
 

@@ -19,7 +19,11 @@ function build(header: string, data: Uint8Array = new Uint8Array(0)): Uint8Array
 }
 
 function errorOf(fn: () => unknown): Error {
-  try { fn(); } catch (e) { return e as Error; }
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
   throw new Error('expected an error');
 }
 
@@ -62,14 +66,42 @@ describe('safetensors', () => {
 
   it.each([
     ['a short file', new Uint8Array(4), /at least an 8-byte header length/],
-    ['a header longer than the file', (() => { const b = build('{}'); b[0] = 200; return b; })(), /header length 200 exceeds/],
+    [
+      'a header longer than the file',
+      (() => {
+        const b = build('{}');
+        b[0] = 200;
+        return b;
+      })(),
+      /header length 200 exceeds/,
+    ],
     ['invalid JSON', build('{"a": [1, '), /invalid JSON/],
     ['a non-object header', build('[1]'), /expected a JSON object/],
-    ['an unsupported dtype', build('{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}', new Uint8Array(4)), /tensor "w": dtype "F16" is not supported; expected "F32"/],
-    ['out-of-range offsets', build('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', new Uint8Array(4)), /tensor "w": data_offsets \[0, 8\] out of range for 4 data bytes/],
-    ['a size mismatch', build('{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', new Uint8Array(8)), /tensor "w": shape \[3\] needs 12 bytes but data_offsets span 8/],
-    ['a bad shape', build('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}'), /tensor "w": shape must be an array of non-negative integers/],
-    ['a gap in the data', build('{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', new Uint8Array(8)), /tensor "w": data starts at byte 4, expected 0/],
+    [
+      'an unsupported dtype',
+      build('{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}', new Uint8Array(4)),
+      /tensor "w": dtype "F16" is not supported; expected "F32"/,
+    ],
+    [
+      'out-of-range offsets',
+      build('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', new Uint8Array(4)),
+      /tensor "w": data_offsets \[0, 8\] out of range for 4 data bytes/,
+    ],
+    [
+      'a size mismatch',
+      build('{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', new Uint8Array(8)),
+      /tensor "w": shape \[3\] needs 12 bytes but data_offsets span 8/,
+    ],
+    [
+      'a bad shape',
+      build('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}'),
+      /tensor "w": shape must be an array of non-negative integers/,
+    ],
+    [
+      'a gap in the data',
+      build('{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', new Uint8Array(8)),
+      /tensor "w": data starts at byte 4, expected 0/,
+    ],
     ['trailing data', build('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(8)), /4 trailing bytes/],
     ['non-string metadata', build('{"__metadata__":{"epoch":3}}'), /metadata "epoch" must be a string/],
   ])('rejects %s naming the file', (_, bytes, re) => {

@@ -17,7 +17,9 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('random', () => {
   it('mulberry32 is deterministic per seed and in [0, 1)', () => {
-    const a = mulberry32(42), b = mulberry32(42), c = mulberry32(43);
+    const a = mulberry32(42),
+      b = mulberry32(42),
+      c = mulberry32(43);
     const xs = Array.from({ length: 1000 }, () => a());
     expect(xs).toEqual(Array.from({ length: 1000 }, () => b()));
     expect(xs.slice(0, 5)).not.toEqual(Array.from({ length: 5 }, () => c()));
@@ -25,7 +27,10 @@ describe('random', () => {
     expect(Math.max(...xs)).toBeLessThan(1);
   });
   it('shuffleInPlace permutes arrays and typed arrays', () => {
-    const arr = shuffleInPlace(Array.from({ length: 50 }, (_, i) => i), mulberry32(1));
+    const arr = shuffleInPlace(
+      Array.from({ length: 50 }, (_, i) => i),
+      mulberry32(1),
+    );
     expect([...arr].sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i));
     expect(arr).not.toEqual(Array.from({ length: 50 }, (_, i) => i));
     const typed = shuffleInPlace(Uint32Array.from(arr.keys()), mulberry32(1));
@@ -61,9 +66,9 @@ describe('splitTrainVal', () => {
 describe('pixelStats', () => {
   it('computes mean and std over the selected images in [0, 1] units', () => {
     const ds: Dataset = { images: new Uint8Array(3 * 4), labels: new Uint8Array(3), count: 3, rows: 2, cols: 2 };
-    ds.images.set([0, 255, 0, 255], 0);   // image 0: mean 0.5, std 0.5
+    ds.images.set([0, 255, 0, 255], 0); // image 0: mean 0.5, std 0.5
     ds.images.set([255, 255, 255, 255], 4); // image 1: all ones
-    ds.images.set([51, 51, 51, 51], 8);     // image 2: all 0.2
+    ds.images.set([51, 51, 51, 51], 8); // image 2: all 0.2
     const s0 = pixelStats(ds, [0]);
     expect(s0.mean).toBeCloseTo(0.5, 12);
     expect(s0.std).toBeCloseTo(0.5, 12);
@@ -82,7 +87,10 @@ describe('EarlyStopping', () => {
     for (const [i, l] of losses.entries()) {
       const r = es.step(l);
       improved.push(r.improved);
-      if (r.stop) { stopAt = i + 1; break; }
+      if (r.stop) {
+        stopAt = i + 1;
+        break;
+      }
     }
     expect(improved).toEqual([true, true, false, true, false, false, false]);
     expect(stopAt).toBe(7);
@@ -143,7 +151,17 @@ describe('writeFileAtomic', () => {
 describe('ProgressBar', () => {
   const sink = (isTTY: boolean) => {
     const out: string[] = [];
-    return { out, stream: { isTTY, columns: 120, write: (s: string) => { out.push(s); return true; } } };
+    return {
+      out,
+      stream: {
+        isTTY,
+        columns: 120,
+        write: (s: string) => {
+          out.push(s);
+          return true;
+        },
+      },
+    };
   };
   it('redraws one line with percentage, counts, elapsed, ETA and rate on a TTY', () => {
     let t = 0;
@@ -193,7 +211,17 @@ describe('parseFlags', () => {
 
   it('parses values, defaults, --no- booleans and positionals', () => {
     const f = parseFlags(['data', '--epochs', '5', '--lr=0.5', '--no-bn', '--optimizer', 'sgd', '--verbose', '--', '--raw'], spec, 'train');
-    expect(f).toEqual({ _: ['data', '--raw'], help: false, epochs: 5, lr: 0.5, valSplit: 0.1, optimizer: 'sgd', out: undefined, bn: false, verbose: true });
+    expect(f).toEqual({
+      _: ['data', '--raw'],
+      help: false,
+      epochs: 5,
+      lr: 0.5,
+      valSplit: 0.1,
+      optimizer: 'sgd',
+      out: undefined,
+      bn: false,
+      verbose: true,
+    });
     const epochs: number = f.epochs;
     const out: string | undefined = f.out;
     expect([epochs, out]).toEqual([5, undefined]);
@@ -215,7 +243,11 @@ describe('parseFlags', () => {
   ];
   it.each(cases)('rejects %j', (argv, re) => {
     let err: unknown;
-    try { parseFlags(argv, spec, 'train'); } catch (e) { err = e; }
+    try {
+      parseFlags(argv, spec, 'train');
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toMatch(re);
     expect((err as Error).message).toContain('webgpu-nn train --help');
@@ -259,8 +291,13 @@ describe('parseFlags', () => {
       log.mockRestore();
     }
     expect(() => parseFlagsOrHelp(['data'], spec, 'train', 'T.', { hint: '; use --data' })).toThrow(UsageError);
-    expect(() => parseFlagsOrHelp(['data'], spec, 'train', 'T.', { hint: '; use --data' })).toThrow('webgpu-nn train: unexpected argument "data"; use --data');
-    expect(parseFlagsOrHelp(['a.png', '--epochs', '3'], spec, 'predict', 'P.', { positionals: true })).toMatchObject({ _: ['a.png'], epochs: 3 });
+    expect(() => parseFlagsOrHelp(['data'], spec, 'train', 'T.', { hint: '; use --data' })).toThrow(
+      'webgpu-nn train: unexpected argument "data"; use --data',
+    );
+    expect(parseFlagsOrHelp(['a.png', '--epochs', '3'], spec, 'predict', 'P.', { positionals: true })).toMatchObject({
+      _: ['a.png'],
+      epochs: 3,
+    });
   });
 });
 
@@ -288,11 +325,16 @@ describe('digit PNGs', () => {
     expect(Array.from(plain.pixels)).toEqual(Array.from(px, (v) => v / 255));
     const paper = readDigitPng(png(px, 2, true));
     expect(paper.inverted).toBe(true);
-    expectCloseArray(paper.pixels, Array.from(px, (v) => v / 255), 1e-6);
+    expectCloseArray(
+      paper.pixels,
+      Array.from(px, (v) => v / 255),
+      1e-6,
+    );
   });
 
-  it('normalizedBatch stacks images with the run\'s mean and std', () => {
-    const a = new Float32Array(784).fill(0.5), b = new Float32Array(784).fill(1);
+  it("normalizedBatch stacks images with the run's mean and std", () => {
+    const a = new Float32Array(784).fill(0.5),
+      b = new Float32Array(784).fill(1);
     const batch = normalizedBatch([a, b], { mean: 0.25, std: 0.5 });
     expect(batch.length).toBe(2 * 784);
     expect([batch[0], batch[783], batch[784], batch[2 * 784 - 1]]).toEqual([0.5, 0.5, 1.5, 1.5]);

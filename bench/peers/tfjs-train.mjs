@@ -42,8 +42,16 @@ console.log = (...a) => console.error(...a);
 
 function parseArgs(argv) {
   const o = {
-    data: null, synthetic: 0, epochs: 3, batchSize: 64, warmupSamples: 640, backend: 'webgpu', seed: 42,
-    lr: 0.01, weightDecay: 1e-4, modules: resolve(here, '..', '.peers', 'node_modules'),
+    data: null,
+    synthetic: 0,
+    epochs: 3,
+    batchSize: 64,
+    warmupSamples: 640,
+    backend: 'webgpu',
+    seed: 42,
+    lr: 0.01,
+    weightDecay: 1e-4,
+    modules: resolve(here, '..', '.peers', 'node_modules'),
   };
   const num = (flag, v) => {
     const n = Number(v);
@@ -53,15 +61,33 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {
-      case '--synthetic': o.synthetic = num(a, argv[++i]); break;
-      case '--epochs': o.epochs = num(a, argv[++i]); break;
-      case '--batch-size': o.batchSize = num(a, argv[++i]); break;
-      case '--warmup-samples': o.warmupSamples = num(a, argv[++i]); break;
-      case '--seed': o.seed = num(a, argv[++i]); break;
-      case '--lr': o.lr = num(a, argv[++i]); break;
-      case '--weight-decay': o.weightDecay = num(a, argv[++i]); break;
-      case '--backend': o.backend = argv[++i]; break;
-      case '--modules': o.modules = resolve(argv[++i]); break;
+      case '--synthetic':
+        o.synthetic = num(a, argv[++i]);
+        break;
+      case '--epochs':
+        o.epochs = num(a, argv[++i]);
+        break;
+      case '--batch-size':
+        o.batchSize = num(a, argv[++i]);
+        break;
+      case '--warmup-samples':
+        o.warmupSamples = num(a, argv[++i]);
+        break;
+      case '--seed':
+        o.seed = num(a, argv[++i]);
+        break;
+      case '--lr':
+        o.lr = num(a, argv[++i]);
+        break;
+      case '--weight-decay':
+        o.weightDecay = num(a, argv[++i]);
+        break;
+      case '--backend':
+        o.backend = argv[++i];
+        break;
+      case '--modules':
+        o.modules = resolve(argv[++i]);
+        break;
       default:
         if (a.startsWith('--')) throw new Error(`unknown flag ${a}`);
         o.data = a;
@@ -84,7 +110,8 @@ function shuffled(n, rng) {
 function loadData(o) {
   if (o.data) {
     const raw = readFileSync(o.data);
-    if (raw.length === 0 || raw.length % 785 !== 0) throw new Error(`${o.data}: ${raw.length} bytes is not a multiple of 785 (784 pixels + 1 label per image)`);
+    if (raw.length === 0 || raw.length % 785 !== 0)
+      throw new Error(`${o.data}: ${raw.length} bytes is not a multiple of 785 (784 pixels + 1 label per image)`);
     const n = raw.length / 785;
     const pixels = new Float32Array(n * 784);
     for (let i = 0; i < n * 784; i++) pixels[i] = raw[i] / 255;
@@ -99,7 +126,8 @@ function loadData(o) {
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const c = (labels[i] = Math.floor(rng() * 10));
-    const r = Math.floor(c / 4), q = c % 4;
+    const r = Math.floor(c / 4),
+      q = c % 4;
     for (let y = 0; y < 28; y++) {
       for (let x = 0; x < 28; x++) {
         const inBlock = y >= 4 + 7 * r && y < 10 + 7 * r && x >= 2 + 6 * q && x < 8 + 6 * q;
@@ -247,7 +275,13 @@ async function main() {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    writeOut({ system: 'tfjs', error: String(err?.stack ?? err).split('\n').slice(0, 3).join(' | ') });
+    writeOut({
+      system: 'tfjs',
+      error: String(err?.stack ?? err)
+        .split('\n')
+        .slice(0, 3)
+        .join(' | '),
+    });
     process.exit(1);
   },
 );

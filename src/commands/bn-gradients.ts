@@ -19,7 +19,7 @@ import { withGpu } from './with-gpu.js';
 const FLAGS = {
   epochs: { type: 'int', default: 2, min: 1, max: 100, help: 'epochs per run' },
   limit: { type: 'int', default: 4000, min: 100, max: 10000, help: 'embedded digits to use (80% train)' },
-  lr: { type: 'float', default: 0.01, min: 0, exclusiveMin: true, help: 'SGD learning rate (the seed\'s)' },
+  lr: { type: 'float', default: 0.01, min: 0, exclusiveMin: true, help: "SGD learning rate (the seed's)" },
   seed: { type: 'int', default: 42, min: 0, help: 'seed of weights, batches and dropout (shared by both runs)' },
   out: { type: 'string', default: 'runs/bn-gradients', help: 'directory for bn-gradients.png and .json' },
 } as const satisfies FlagsSpec;
@@ -27,7 +27,12 @@ const FLAGS = {
 const LAYERS = ['conv1.weight', 'conv2.weight', 'fc1.weight', 'fc2.weight'] as const;
 
 export async function bnGradientsCommand(argv: string[]): Promise<number> {
-  const flags = parseFlagsOrHelp(argv, FLAGS, 'bn-gradients', 'Per-layer gradient norms of the seed\'s CNN trained with and without batch norm.');
+  const flags = parseFlagsOrHelp(
+    argv,
+    FLAGS,
+    'bn-gradients',
+    "Per-layer gradient norms of the seed's CNN trained with and without batch norm.",
+  );
   if (!flags) return 0;
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
@@ -38,7 +43,14 @@ export async function bnGradientsCommand(argv: string[]): Promise<number> {
     const results: Record<string, Record<string, number[]> & { valAcc?: number }> = {};
     for (const batchNorm of [true, false]) {
       const name = batchNorm ? 'with BN' : 'without BN';
-      const trainer = new Trainer(gpu, { ...SEED_TRAINING, epochs: flags.epochs, patience: flags.epochs, lr: flags.lr, seed: flags.seed, batchNorm });
+      const trainer = new Trainer(gpu, {
+        ...SEED_TRAINING,
+        epochs: flags.epochs,
+        patience: flags.epochs,
+        lr: flags.lr,
+        seed: flags.seed,
+        batchNorm,
+      });
       const params = new Map(trainer.model.namedParameters());
       const norms: Record<string, number[]> = Object.fromEntries(LAYERS.map((l) => [l, []]));
       for (let epoch = 1; epoch <= flags.epochs; epoch++) {
@@ -76,7 +88,17 @@ export async function bnGradientsCommand(argv: string[]): Promise<number> {
         color: PALETTE[(l * 2 + i) % PALETTE.length],
       })),
     );
-    writeFileAtomic(join(flags.out, 'bn-gradients.png'), lineChart({ title: 'Weight-gradient norm per step, with and without batch norm', xLabel: 'Step', yLabel: 'log10 ||grad||', series, width: 1000, height: 600 }));
+    writeFileAtomic(
+      join(flags.out, 'bn-gradients.png'),
+      lineChart({
+        title: 'Weight-gradient norm per step, with and without batch norm',
+        xLabel: 'Step',
+        yLabel: 'log10 ||grad||',
+        series,
+        width: 1000,
+        height: 600,
+      }),
+    );
     writeFileAtomic(join(flags.out, 'bn-gradients.json'), `${JSON.stringify(results)}\n`);
     console.log(`wrote ${join(flags.out, 'bn-gradients.png')} and bn-gradients.json`);
     return 0;

@@ -11,7 +11,9 @@ import { withGpu } from './with-gpu.js';
 export async function demoCommand(_argv: string[]): Promise<number> {
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
-    console.log(`features: ${gpu.adapter.features.join(', ')}; max storage binding ${gpu.adapter.limits.maxStorageBufferBindingSize} bytes`);
+    console.log(
+      `features: ${gpu.adapter.features.join(', ')}; max storage binding ${gpu.adapter.limits.maxStorageBufferBindingSize} bytes`,
+    );
 
     const n = 256;
     const rng = makeRng(1);
@@ -28,15 +30,22 @@ export async function demoCommand(_argv: string[]): Promise<number> {
         worst = Math.max(worst, Math.abs(s - c[i * n + j]));
       }
     }
-    console.log(`matmul ${n}x${n}x${n}: max |GPU - CPU| = ${worst.toExponential(2)} (${ms.toFixed(1)} ms including upload, compile and readback)`);
+    console.log(
+      `matmul ${n}x${n}x${n}: max |GPU - CPU| = ${worst.toExponential(2)} (${ms.toFixed(1)} ms including upload, compile and readback)`,
+    );
 
     const digits = loadEmbeddedDigits(8);
     const model = new MnistCnn({ rng: makeRng(42) }).eval();
-    const x = F.tensor(Float32Array.from(digits.images, (v) => v / 255), [digits.count, 1, 28, 28]);
+    const x = F.tensor(
+      Float32Array.from(digits.images, (v) => v / 255),
+      [digits.count, 1, 28, 28],
+    );
     const logp = (await noGrad(() => model.forward(x)).toArray()) as Float32Array;
     const sums = Array.from({ length: digits.count }, (_, r) => logp.subarray(r * 10, r * 10 + 10).reduce((s, v) => s + Math.exp(v), 0));
     console.log(`untrained CNN on ${digits.count} digits: each row of softmax sums to ${sums.map((s) => s.toFixed(4)).join(', ')}`);
-    console.log(`${gpu.counters.dispatches} dispatches in ${gpu.counters.submits} submits, ${gpu.counters.pipelines} pipelines; WebGPU works here.`);
+    console.log(
+      `${gpu.counters.dispatches} dispatches in ${gpu.counters.submits} submits, ${gpu.counters.pipelines} pipelines; WebGPU works here.`,
+    );
     return worst < 1e-3 ? 0 : 1;
   });
 }

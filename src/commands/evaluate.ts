@@ -38,7 +38,7 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
     const confusion = await confusionMatrix(model, data, indices, { batchSize: flags.batchSize, norm });
     data.dispose();
     const correct = correctCount(confusion);
-    console.log(`accuracy on the ${what}: ${(100 * correct / indices.length).toFixed(2)}% (${correct}/${indices.length})`);
+    console.log(`accuracy on the ${what}: ${((100 * correct) / indices.length).toFixed(2)}% (${correct}/${indices.length})`);
     console.log(formatConfusion(confusion));
     return 0;
   });

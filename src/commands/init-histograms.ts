@@ -19,7 +19,12 @@ const FLAGS = {
 } as const satisfies FlagsSpec;
 
 export async function initHistogramsCommand(argv: string[]): Promise<number> {
-  const flags = parseFlagsOrHelp(argv, FLAGS, 'init-histograms', 'Histograms of a Linear(784→256)+ReLU layer\'s outputs under each weight initialiser.');
+  const flags = parseFlagsOrHelp(
+    argv,
+    FLAGS,
+    'init-histograms',
+    "Histograms of a Linear(784→256)+ReLU layer's outputs under each weight initialiser.",
+  );
   if (!flags) return 0;
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
@@ -27,7 +32,10 @@ export async function initHistogramsCommand(argv: string[]): Promise<number> {
     const rng = makeRng(flags.seed);
     const normal = normalSampler(rng);
     const input = Float32Array.from({ length: flags.batch * 784 }, normal);
-    writeFileAtomic(join(flags.out, 'input.png'), histogram({ title: 'Input distribution', xLabel: 'Input value', values: Array.from(input) }));
+    writeFileAtomic(
+      join(flags.out, 'input.png'),
+      histogram({ title: 'Input distribution', xLabel: 'Input value', values: Array.from(input) }),
+    );
     const x = F.tensor(input, [flags.batch, 784]);
     for (const name of INITIALIZERS) {
       const w = F.tensor(initWeight(name, [256, 784], makeRng(flags.seed + 1)), [256, 784]);
@@ -39,7 +47,9 @@ export async function initHistogramsCommand(argv: string[]): Promise<number> {
       const dead = values.filter((v) => v === 0).length / values.length;
       const file = join(flags.out, `${name}.png`);
       writeFileAtomic(file, histogram({ title: `Linear(784->256)+ReLU output, ${name} init`, xLabel: 'Output value', values }));
-      console.log(`${name.padEnd(16)} mean ${m.toFixed(4).padStart(9)}  std ${sd.toFixed(4).padStart(9)}  zeros ${(100 * dead).toFixed(1).padStart(5)}%  -> ${file}`);
+      console.log(
+        `${name.padEnd(16)} mean ${m.toFixed(4).padStart(9)}  std ${sd.toFixed(4).padStart(9)}  zeros ${(100 * dead).toFixed(1).padStart(5)}%  -> ${file}`,
+      );
     }
     return 0;
   });

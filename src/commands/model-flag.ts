@@ -3,7 +3,10 @@ import { UsageError } from '../errors.js';
 import type { FlagSpec } from '../util/flags.js';
 
 /** --model DIR: a `webgpu-nn train` output directory, read by `loadModel`. */
-export const MODEL_FLAG = { type: 'string', help: 'a webgpu-nn train output directory (or its best.safetensors)' } as const satisfies FlagSpec;
+export const MODEL_FLAG = {
+  type: 'string',
+  help: 'a webgpu-nn train output directory (or its best.safetensors)',
+} as const satisfies FlagSpec;
 
 /** The --model value, which the command cannot do without. */
 export function requireModel(model: string | undefined, command: string): string {

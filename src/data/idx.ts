@@ -8,7 +8,12 @@ import { FileFormatError } from '../errors.js';
 import type { Dataset } from './dataset.js';
 
 const IDX_TYPES: Record<number, string> = {
-  0x08: 'unsigned byte', 0x09: 'signed byte', 0x0b: 'short', 0x0c: 'int', 0x0d: 'float', 0x0e: 'double',
+  0x08: 'unsigned byte',
+  0x09: 'signed byte',
+  0x0b: 'short',
+  0x0c: 'int',
+  0x0d: 'float',
+  0x0e: 'double',
 };
 
 const hex = (n: number, digits: number) => '0x' + n.toString(16).padStart(digits, '0');
@@ -22,7 +27,8 @@ export function parseIdx(bytes: Uint8Array, file: string): { dims: number[]; dat
   const magic = view.getUint32(0);
   if (bytes[0] !== 0 || bytes[1] !== 0) {
     throw new FileFormatError(
-      `${file}: not an IDX file: expected magic 0x000008NN (0x00000803 for images, 0x00000801 for labels), found ${hex(magic, 8)}`);
+      `${file}: not an IDX file: expected magic 0x000008NN (0x00000803 for images, 0x00000801 for labels), found ${hex(magic, 8)}`,
+    );
   }
   const type = bytes[2];
   if (type !== 0x08) {
@@ -33,20 +39,19 @@ export function parseIdx(bytes: Uint8Array, file: string): { dims: number[]; dat
   if (ndims === 0) throw new FileFormatError(`${file}: IDX header declares 0 dimensions; expected at least 1`);
   const headerLen = 4 + 4 * ndims;
   if (bytes.length < headerLen) {
-    throw new FileFormatError(
-      `${file}: truncated IDX header: expected ${headerLen} bytes for ${ndims} dimensions, found ${bytes.length}`);
+    throw new FileFormatError(`${file}: truncated IDX header: expected ${headerLen} bytes for ${ndims} dimensions, found ${bytes.length}`);
   }
   const dims: number[] = [];
   for (let i = 0; i < ndims; i++) dims.push(view.getUint32(4 + 4 * i));
   const expected = dims.reduce((a, b) => a * b, 1);
   const found = bytes.length - headerLen;
   if (found < expected) {
-    throw new FileFormatError(
-      `${file}: truncated IDX data: dimensions [${dims.join(', ')}] need ${expected} bytes, found ${found}`);
+    throw new FileFormatError(`${file}: truncated IDX data: dimensions [${dims.join(', ')}] need ${expected} bytes, found ${found}`);
   }
   if (found > expected) {
     throw new FileFormatError(
-      `${file}: ${found - expected} unexpected trailing bytes after the IDX data (dimensions [${dims.join(', ')}] need ${expected} bytes)`);
+      `${file}: ${found - expected} unexpected trailing bytes after the IDX data (dimensions [${dims.join(', ')}] need ${expected} bytes)`,
+    );
   }
   return { dims, data: bytes.subarray(headerLen) };
 }
@@ -83,15 +88,15 @@ function loadPair(imagesPath: string, labelsPath: string): Dataset {
   const img = readIdxFile(imagesPath);
   const lab = readIdxFile(labelsPath);
   if (img.dims.length !== 3 || img.dims[1] !== 28 || img.dims[2] !== 28) {
-    throw new FileFormatError(
-      `${imagesPath}: expected MNIST images of shape [N, 28, 28], found [${img.dims.join(', ')}]`);
+    throw new FileFormatError(`${imagesPath}: expected MNIST images of shape [N, 28, 28], found [${img.dims.join(', ')}]`);
   }
   if (lab.dims.length !== 1) {
     throw new FileFormatError(`${labelsPath}: expected a 1-dimensional label file, found shape [${lab.dims.join(', ')}]`);
   }
   if (img.dims[0] !== lab.dims[0]) {
     throw new FileFormatError(
-      `image and label counts differ: ${imagesPath} has ${img.dims[0]} images but ${labelsPath} has ${lab.dims[0]} labels`);
+      `image and label counts differ: ${imagesPath} has ${img.dims[0]} images but ${labelsPath} has ${lab.dims[0]} labels`,
+    );
   }
   const bad = lab.data.findIndex((l) => l > 9);
   if (bad >= 0) {
@@ -108,13 +113,17 @@ export function loadMnistDir(dir: string): { train: Dataset; test: Dataset | nul
   const names = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
   const [trainImg, trainLab, testImg, testLab] = names.map((n) => findFile(dir, n));
   if (!trainImg || !trainLab) {
-    const missing = names.slice(0, 2).filter((_, i) => ![trainImg, trainLab][i]).map((n) => `${n} or ${n}.gz`);
+    const missing = names
+      .slice(0, 2)
+      .filter((_, i) => ![trainImg, trainLab][i])
+      .map((n) => `${n} or ${n}.gz`);
     throw new FileFormatError(`MNIST training files not found in ${dir}: looked for ${missing.join(', and ')}`);
   }
   if (!testImg !== !testLab) {
     const [have, want] = testImg ? [testImg, names[3]] : [testLab!, names[2]];
     throw new FileFormatError(
-      `${have} is present but its partner is missing in ${dir}: looked for ${want} or ${want}.gz (provide both test files or neither)`);
+      `${have} is present but its partner is missing in ${dir}: looked for ${want} or ${want}.gz (provide both test files or neither)`,
+    );
   }
   return {
     train: loadPair(trainImg, trainLab),

@@ -32,8 +32,12 @@ export function readDigitPng(file: string): { pixels: Float32Array; inverted: bo
   for (let y = 0; y < 28; y++) {
     for (let x = 0; x < 28; x++) {
       // Area average of the source pixels under output pixel (x, y).
-      const x0 = (x * width) / 28, x1 = ((x + 1) * width) / 28, y0 = (y * height) / 28, y1 = ((y + 1) * height) / 28;
-      let sum = 0, area = 0;
+      const x0 = (x * width) / 28,
+        x1 = ((x + 1) * width) / 28,
+        y0 = (y * height) / 28,
+        y1 = ((y + 1) * height) / 28;
+      let sum = 0,
+        area = 0;
       for (let sy = Math.floor(y0); sy < Math.ceil(y1); sy++) {
         const wy = Math.min(y1, sy + 1) - Math.max(y0, sy);
         for (let sx = Math.floor(x0); sx < Math.ceil(x1); sx++) {

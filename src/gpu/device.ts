@@ -43,7 +43,7 @@ export interface OpenedDevice {
 }
 
 const SETUP_HINT =
-  'Run `bash scripts/setup.sh` (as root on Debian 12 it installs Mesa\'s software Vulkan driver), ' +
+  "Run `bash scripts/setup.sh` (as root on Debian 12 it installs Mesa's software Vulkan driver), " +
   'or install your GPU\'s Vulkan driver; see the README section "Machines".';
 
 /** Opens a device on the chosen adapter, with every limit and optional feature the engine can use. */
@@ -102,7 +102,7 @@ export function describeAdapter(info: GPUAdapterInfo | undefined, adapter: GPUAd
     architecture,
     description,
     kind: software ? 'software' : 'gpu',
-    featureLevel: (adapter as GPUAdapter & { featureLevel?: string } | undefined)?.featureLevel ?? 'core',
+    featureLevel: (adapter as (GPUAdapter & { featureLevel?: string }) | undefined)?.featureLevel ?? 'core',
     features: [...device.features].sort(),
     limits: {
       maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
@@ -118,5 +118,8 @@ export function describeAdapter(info: GPUAdapterInfo | undefined, adapter: GPUAd
 
 /** One line for logs: "mesa software (llvmpipe: Mesa 25.0.7 ...), core, software adapter". */
 export function adapterSummary(a: AdapterDescription): string {
-  return `${a.vendor || 'unknown vendor'} ${a.architecture} (${a.description || 'no description'}), ${a.featureLevel}, ${a.kind} adapter`.replace(/\s+/g, ' ');
+  return `${a.vendor || 'unknown vendor'} ${a.architecture} (${a.description || 'no description'}), ${a.featureLevel}, ${a.kind} adapter`.replace(
+    /\s+/g,
+    ' ',
+  );
 }

@@ -52,7 +52,9 @@ export function declareKernel(decl: KernelDecl): DeclaredKernel {
   const buffers = Object.entries(decl.buffers);
   const header = [
     ...(decl.enable ?? []).map((e) => `enable ${e};`),
-    ...(params.length ? [`struct Params { ${params.map(([n, t]) => `${n}: ${t}`).join(', ')} }`, '@group(0) @binding(0) var<uniform> p: Params;'] : []),
+    ...(params.length
+      ? [`struct Params { ${params.map(([n, t]) => `${n}: ${t}`).join(', ')} }`, '@group(0) @binding(0) var<uniform> p: Params;']
+      : []),
     ...buffers.map(([n, b], i) => `@group(0) @binding(${i + 1}) var<storage, ${accessOf(b)}> ${n}: array<${elementType(b)}>;`),
   ];
   return {
@@ -78,7 +80,10 @@ export function launch(gpu: Gpu, kernel: DeclaredKernel, args: LaunchArgs): void
   const values = args.params ?? {};
   if (Object.keys(values).length !== kernel.params.length) {
     const unknown = Object.keys(values).filter((k) => !kernel.params.some(([n]) => n === k));
-    if (unknown.length) throw new DataError(`kernel ${kernel.name}: unknown parameter(s) ${unknown.join(', ')}; it declares ${kernel.params.map(([n]) => n).join(', ') || 'none'}`);
+    if (unknown.length)
+      throw new DataError(
+        `kernel ${kernel.name}: unknown parameter(s) ${unknown.join(', ')}; it declares ${kernel.params.map(([n]) => n).join(', ') || 'none'}`,
+      );
   }
   gpu.dispatch({
     kernel,
@@ -99,9 +104,12 @@ function packParams(kernel: DeclaredKernel, values: Record<string, number>): Uin
   const s = new Int32Array(u.buffer);
   kernel.params.forEach(([name, type], i) => {
     const v = values[name];
-    const ok = type === 'f32' ? typeof v === 'number'
-      : type === 'u32' ? Number.isInteger(v) && v >= 0 && v <= 0xffffffff
-      : Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff;
+    const ok =
+      type === 'f32'
+        ? typeof v === 'number'
+        : type === 'u32'
+          ? Number.isInteger(v) && v >= 0 && v <= 0xffffffff
+          : Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff;
     if (!ok) throw new DataError(`kernel ${kernel.name}: parameter ${name} = ${v} is not a valid ${type}`);
     if (type === 'f32') f[i] = v;
     else if (type === 'i32') s[i] = v;

@@ -146,7 +146,9 @@ export class Gpu {
   /** Binding 0 the uniform block, then one storage binding per declared buffer. */
   private explicitLayout(label: string, bindings: readonly ('read' | 'read_write')[]): GPUPipelineLayout {
     const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: COMPUTE_STAGE, buffer: { type: 'uniform' } }];
-    bindings.forEach((access, i) => entries.push({ binding: i + 1, visibility: COMPUTE_STAGE, buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' } }));
+    bindings.forEach((access, i) =>
+      entries.push({ binding: i + 1, visibility: COMPUTE_STAGE, buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' } }),
+    );
     const group = this.device.createBindGroupLayout({ label, entries });
     return this.device.createPipelineLayout({ label, bindGroupLayouts: [group] });
   }
@@ -188,7 +190,8 @@ export class Gpu {
     if (bytes > this.slot) throw new GpuError(`kernel ${d.kernel.name}: uniform block of ${bytes} bytes exceeds ${this.slot}`);
     if (this.arenaUsed + this.slot > ARENA_BYTES) {
       // A flush would end timeGpu's timestamped pass early and silently give a wrong time.
-      if (this.timing) throw new GpuError(`timeGpu: more than ${ARENA_BYTES / this.slot} dispatches in one timed block; time fewer at once`);
+      if (this.timing)
+        throw new GpuError(`timeGpu: more than ${ARENA_BYTES / this.slot} dispatches in one timed block; time fewer at once`);
       this.flush();
     }
     const offset = this.arenaUsed;
@@ -199,7 +202,9 @@ export class Gpu {
     for (const w of c.writable) {
       const b = d.buffers[w - 1];
       if (b && d.buffers.indexOf(b) !== d.buffers.lastIndexOf(b)) {
-        throw new GpuError(`kernel ${d.kernel.name}: buffer "${b.label}" is bound twice, once writable; WebGPU forbids that aliasing. Use a separate output buffer.`);
+        throw new GpuError(
+          `kernel ${d.kernel.name}: buffer "${b.label}" is bound twice, once writable; WebGPU forbids that aliasing. Use a separate output buffer.`,
+        );
       }
     }
     const bindGroup = this.bindGroup(c, d.kernel.name, offset, Math.ceil(bytes / 16) * 16, d.buffers);

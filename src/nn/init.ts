@@ -49,14 +49,28 @@ export function initWeight(name: InitName, shape: readonly number[], rng: () => 
   const uniform = (bound: number) => out.forEach((_, i) => (out[i] = (2 * rng() - 1) * bound));
   const gaussian = (std: number) => out.forEach((_, i) => (out[i] = normal() * std));
   switch (name) {
-    case 'pytorch': uniform(1 / Math.sqrt(fanIn)); break;
-    case 'normal': gaussian(1); break;
-    case 'zeros': break;
-    case 'xavier-normal': gaussian(Math.sqrt(2 / (fanIn + fanOut))); break;
-    case 'xavier-uniform': uniform(Math.sqrt(6 / (fanIn + fanOut))); break;
-    case 'kaiming-normal': gaussian(Math.sqrt(2 / fanIn)); break;
-    case 'kaiming-uniform': uniform(Math.sqrt(6 / fanIn)); break;
-    default: throw new UsageError(`--init: unknown initializer "${name}"; choose one of ${INITIALIZERS.join(', ')}`);
+    case 'pytorch':
+      uniform(1 / Math.sqrt(fanIn));
+      break;
+    case 'normal':
+      gaussian(1);
+      break;
+    case 'zeros':
+      break;
+    case 'xavier-normal':
+      gaussian(Math.sqrt(2 / (fanIn + fanOut)));
+      break;
+    case 'xavier-uniform':
+      uniform(Math.sqrt(6 / (fanIn + fanOut)));
+      break;
+    case 'kaiming-normal':
+      gaussian(Math.sqrt(2 / fanIn));
+      break;
+    case 'kaiming-uniform':
+      uniform(Math.sqrt(6 / fanIn));
+      break;
+    default:
+      throw new UsageError(`--init: unknown initializer "${name}"; choose one of ${INITIALIZERS.join(', ')}`);
   }
   return out;
 }

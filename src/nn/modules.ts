@@ -45,7 +45,8 @@ export abstract class Module {
   /** Copies values into this module's tensors; every key must exist with the same shape. */
   loadStateDict(state: Map<string, Tensor> | Record<string, { shape: readonly number[]; data: Float32Array }>): void {
     const own = this.stateDict();
-    const entries: [string, Tensor | { shape: readonly number[]; data: Float32Array }][] = state instanceof Map ? [...state] : Object.entries(state);
+    const entries: [string, Tensor | { shape: readonly number[]; data: Float32Array }][] =
+      state instanceof Map ? [...state] : Object.entries(state);
     const given = new Set(entries.map(([k]) => k));
     const missing = [...own.keys()].filter((k) => !given.has(k));
     if (missing.length) throw new DataError(`loadStateDict: missing ${missing.join(', ')}`);
@@ -84,7 +85,11 @@ export interface LayerInit {
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LayerInit & { bias?: boolean }) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LayerInit & { bias?: boolean },
+  ) {
     super();
     const shape = [outFeatures, inFeatures];
     this.weight = this.param('weight', initWeight(opts.init ?? 'pytorch', shape, opts.rng), shape);
@@ -140,7 +145,10 @@ export class BatchNorm2d extends Module {
 }
 
 export class MaxPool2d extends Module {
-  constructor(readonly kernelSize = 2, readonly stride = kernelSize) {
+  constructor(
+    readonly kernelSize = 2,
+    readonly stride = kernelSize,
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {
@@ -156,7 +164,10 @@ export class ReLU extends Module {
 
 export class Dropout extends Module {
   /** `seed` keys the GPU mask generator; each call advances the step counter. */
-  constructor(readonly p = 0.5, private readonly seed = 0x5eed) {
+  constructor(
+    readonly p = 0.5,
+    private readonly seed = 0x5eed,
+  ) {
     super();
   }
   private step = 0;

@@ -221,7 +221,9 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: { st
   const OH = Math.floor((H + 2 * padding - KH) / stride) + 1;
   const OW = Math.floor((W + 2 * padding - KW) / stride) + 1;
   if (OH < 1 || OW < 1) {
-    throw new ShapeError(`conv2d: kernel ${KH}x${KW} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding} (input ${shapeStr(x.shape)})`);
+    throw new ShapeError(
+      `conv2d: kernel ${KH}x${KW} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding} (input ${shapeStr(x.shape)})`,
+    );
   }
   const sizes = { N, C, H, W, O, KH, KW, stride, padding };
   const y = Tensor.empty([N, O, OH, OW], { gpu: x.gpu, label: 'conv2d' });
@@ -294,8 +296,14 @@ export function batchNorm(
 ): Tensor {
   expectShape('batchNorm', 'input', x, 4, '[N, C, H, W]');
   const [N, C, H, W] = x.shape;
-  for (const [name, t] of [['weight', weight], ['bias', bias], ['running_mean', runningMean], ['running_var', runningVar]] as const) {
-    if (t && (t.ndim !== 1 || t.shape[0] !== C)) throw new ShapeError(`batchNorm: ${name} ${shapeStr(t.shape)} must be [${C}] for input ${shapeStr(x.shape)}`);
+  for (const [name, t] of [
+    ['weight', weight],
+    ['bias', bias],
+    ['running_mean', runningMean],
+    ['running_var', runningVar],
+  ] as const) {
+    if (t && (t.ndim !== 1 || t.shape[0] !== C))
+      throw new ShapeError(`batchNorm: ${name} ${shapeStr(t.shape)} must be [${C}] for input ${shapeStr(x.shape)}`);
   }
   const g = gpuOf(x);
   const eps = opts.eps ?? 1e-5;
@@ -343,7 +351,9 @@ export function logSoftmax(x: Tensor, dim = 1): Tensor {
 
 function checkTarget(op: string, input: Tensor, target: Tensor): void {
   if (target.dtype !== 'int32' || target.ndim !== 1 || target.shape[0] !== input.shape[0]) {
-    throw new ShapeError(`${op}: target must be an int32 tensor [${input.shape[0]}] of class indices, got ${target.dtype} ${shapeStr(target.shape)}`);
+    throw new ShapeError(
+      `${op}: target must be an int32 tensor [${input.shape[0]}] of class indices, got ${target.dtype} ${shapeStr(target.shape)}`,
+    );
   }
 }
 
@@ -392,4 +402,3 @@ installGradHelpers(
     return y;
   },
 );
-

@@ -15,7 +15,10 @@ export class SGD {
   readonly options: Required<SGDOptions>;
   private readonly velocity = new Map<Tensor, Tensor>();
 
-  constructor(readonly params: Tensor[], options: SGDOptions) {
+  constructor(
+    readonly params: Tensor[],
+    options: SGDOptions,
+  ) {
     this.options = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...options };
     const { lr, momentum, weightDecay, nesterov, dampening } = this.options;
     if (!(lr > 0)) throw new DataError(`SGD: lr must be > 0, got ${lr}`);
@@ -56,10 +59,12 @@ export class SGD {
 
   /** Momentum buffers by parameter index (null where none yet), copied to the CPU for checkpoints. */
   async velocityArrays(): Promise<({ shape: number[]; data: Float32Array } | null)[]> {
-    return Promise.all(this.params.map(async (p) => {
-      const v = this.velocity.get(p);
-      return v ? { shape: [...v.shape], data: (await v.toArray()) as Float32Array } : null;
-    }));
+    return Promise.all(
+      this.params.map(async (p) => {
+        const v = this.velocity.get(p);
+        return v ? { shape: [...v.shape], data: (await v.toArray()) as Float32Array } : null;
+      }),
+    );
   }
 
   /** Restores momentum buffers saved by velocityArrays(). */
@@ -67,7 +72,8 @@ export class SGD {
     this.params.forEach((p, i) => {
       const saved = velocity[i];
       if (!saved) return;
-      if (saved.data.length !== p.size) throw new DataError(`SGD.loadVelocity: momentum ${i} has ${saved.data.length} values, parameter has ${p.size}`);
+      if (saved.data.length !== p.size)
+        throw new DataError(`SGD.loadVelocity: momentum ${i} has ${saved.data.length} values, parameter has ${p.size}`);
       const v = this.velocity.get(p) ?? Tensor.empty(p.shape, { gpu: p.gpu, label: 'sgd momentum' }).keep();
       p.gpu.write(v.buffer, saved.data);
       this.velocity.set(p, v);

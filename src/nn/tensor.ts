@@ -66,7 +66,8 @@ export class Tensor {
   /** A new tensor on a fresh pooled buffer (contents undefined). */
   static empty(shape: readonly number[], opts: { dtype?: DType; label?: string; gpu?: Gpu } = {}): Tensor {
     for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${opts.label ?? 'tensor'}: bad shape ${shapeStr(shape)}; sizes must be non-negative integers`);
+      if (!Number.isInteger(d) || d < 0)
+        throw new ShapeError(`${opts.label ?? 'tensor'}: bad shape ${shapeStr(shape)}; sizes must be non-negative integers`);
     }
     const gpu = opts.gpu ?? getDefaultGpu();
     const buffer = gpu.pool.acquire(Math.max(4, numel(shape) * 4), opts.label ?? `tensor ${shapeStr(shape)}`);
@@ -140,8 +141,10 @@ export class Tensor {
   /** Backpropagates from this tensor (a scalar, unless `grad` is given) into every leaf's `.grad`. */
   backward(grad?: Tensor): void {
     if (!this.requiresGrad) throw new StateError('backward(): this tensor does not require grad (no input of it has requiresGrad)');
-    if (!grad && this.size !== 1) throw new ShapeError(`backward(): tensor has shape ${shapeStr(this.shape)}; pass a gradient for non-scalar outputs`);
-    if (grad && grad.size !== this.size) throw new ShapeError(`backward(): gradient ${shapeStr(grad.shape)} does not match tensor ${shapeStr(this.shape)}`);
+    if (!grad && this.size !== 1)
+      throw new ShapeError(`backward(): tensor has shape ${shapeStr(this.shape)}; pass a gradient for non-scalar outputs`);
+    if (grad && grad.size !== this.size)
+      throw new ShapeError(`backward(): gradient ${shapeStr(grad.shape)} does not match tensor ${shapeStr(this.shape)}`);
     const seed = grad ?? fillLike(this, 1);
     runBackward(this, seed);
   }
@@ -232,7 +235,8 @@ export function tidy<T>(fn: () => T): T {
   };
   collect(result);
   for (const t of scope) {
-    if (survivors.has(t)) scopes.at(-1)?.add(t); // hand it to the enclosing scope
+    if (survivors.has(t))
+      scopes.at(-1)?.add(t); // hand it to the enclosing scope
     else t.dispose();
   }
   return result;

@@ -6,21 +6,45 @@ import { GLYPH_HEIGHT, GLYPH_WIDTH, glyph } from './font.js';
 
 export type RGB = [number, number, number];
 
-export interface Series { name: string; x: number[]; y: number[]; color?: RGB }
+export interface Series {
+  name: string;
+  x: number[];
+  y: number[];
+  color?: RGB;
+}
 
 export interface LineChartOptions {
-  title: string; xLabel: string; yLabel: string; series: Series[]; width?: number; height?: number;
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: Series[];
+  width?: number;
+  height?: number;
 }
 
 export interface HistogramOptions {
-  title: string; xLabel: string; yLabel?: string; values: number[]; bins?: number; color?: RGB;
-  width?: number; height?: number;
+  title: string;
+  xLabel: string;
+  yLabel?: string;
+  values: number[];
+  bins?: number;
+  color?: RGB;
+  width?: number;
+  height?: number;
 }
 
 /** matplotlib's "tab10" colour cycle. */
 export const PALETTE: RGB[] = [
-  [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-  [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
+  [31, 119, 180],
+  [255, 127, 14],
+  [44, 160, 44],
+  [214, 39, 40],
+  [148, 103, 189],
+  [140, 86, 75],
+  [227, 119, 194],
+  [127, 127, 127],
+  [188, 189, 34],
+  [23, 190, 207],
 ];
 
 const INK: RGB = [34, 34, 34];
@@ -28,35 +52,50 @@ const GRID: RGB = [222, 222, 222];
 const WHITE: RGB = [255, 255, 255];
 const CHAR_ADVANCE = GLYPH_WIDTH + 1;
 
-interface Rect { x: number; y: number; w: number; h: number }
+interface Rect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
 
 class Canvas {
   readonly png: PNG;
   clip: Rect | null = null;
-  constructor(readonly width: number, readonly height: number) {
+  constructor(
+    readonly width: number,
+    readonly height: number,
+  ) {
     this.png = new PNG({ width, height });
     this.png.data.fill(255);
   }
   px(x: number, y: number, c: RGB): void {
-    x = Math.floor(x); y = Math.floor(y);
+    x = Math.floor(x);
+    y = Math.floor(y);
     const k = this.clip;
     if (x < 0 || y < 0 || x >= this.width || y >= this.height) return;
     if (k && (x < k.x || y < k.y || x >= k.x + k.w || y >= k.y + k.h)) return;
     const i = (y * this.width + x) * 4;
-    this.png.data[i] = c[0]; this.png.data[i + 1] = c[1]; this.png.data[i + 2] = c[2]; this.png.data[i + 3] = 255;
+    this.png.data[i] = c[0];
+    this.png.data[i + 1] = c[1];
+    this.png.data[i + 2] = c[2];
+    this.png.data[i + 3] = 255;
   }
   fill(x: number, y: number, w: number, h: number, c: RGB): void {
     for (let j = Math.round(y); j < Math.round(y + h); j++) for (let i = Math.round(x); i < Math.round(x + w); i++) this.px(i, j, c);
   }
   stroke(r: Rect, c: RGB): void {
-    this.fill(r.x, r.y, r.w, 1, c); this.fill(r.x, r.y + r.h - 1, r.w, 1, c);
-    this.fill(r.x, r.y, 1, r.h, c); this.fill(r.x + r.w - 1, r.y, 1, r.h, c);
+    this.fill(r.x, r.y, r.w, 1, c);
+    this.fill(r.x, r.y + r.h - 1, r.w, 1, c);
+    this.fill(r.x, r.y, 1, r.h, c);
+    this.fill(r.x + r.w - 1, r.y, 1, r.h, c);
   }
   /** A 2px-wide line: a 2x2 stamp every half pixel along the segment. */
   line(x0: number, y0: number, x1: number, y1: number, c: RGB): void {
     const steps = Math.max(1, Math.ceil(Math.hypot(x1 - x0, y1 - y0) * 2));
     for (let s = 0; s <= steps; s++) {
-      const x = x0 + ((x1 - x0) * s) / steps - 0.5, y = y0 + ((y1 - y0) * s) / steps - 0.5;
+      const x = x0 + ((x1 - x0) * s) / steps - 0.5,
+        y = y0 + ((y1 - y0) * s) / steps - 0.5;
       this.fill(Math.round(x), Math.round(y), 2, 2, c);
     }
   }
@@ -64,8 +103,15 @@ class Canvas {
     for (let dy = -r; dy <= r; dy++) for (let dx = -r; dx <= r; dx++) if (dx * dx + dy * dy <= r * r + r) this.px(cx + dx, cy + dy, c);
   }
   /** Draws `s` with its top-left (after alignment) at (x, y); `vertical` rotates it to read bottom-to-top. */
-  text(s: string, x: number, y: number, o: { scale?: number; color?: RGB; align?: 'left' | 'center' | 'right'; vertical?: boolean } = {}): void {
-    const scale = o.scale ?? 1, color = o.color ?? INK, w = textWidth(s, scale);
+  text(
+    s: string,
+    x: number,
+    y: number,
+    o: { scale?: number; color?: RGB; align?: 'left' | 'center' | 'right'; vertical?: boolean } = {},
+  ): void {
+    const scale = o.scale ?? 1,
+      color = o.color ?? INK,
+      w = textWidth(s, scale);
     const shift = o.align === 'center' ? w / 2 : o.align === 'right' ? w : 0;
     x = Math.round(o.vertical ? x : x - shift);
     y = Math.round(o.vertical ? y + shift : y);
@@ -74,29 +120,40 @@ class Canvas {
       for (let col = 0; col < GLYPH_WIDTH; col++) {
         for (let row = 0; row < GLYPH_HEIGHT; row++) {
           if (!((cols[col] >> row) & 1)) continue;
-          const u = (ci * CHAR_ADVANCE + col) * scale, v = row * scale;
+          const u = (ci * CHAR_ADVANCE + col) * scale,
+            v = row * scale;
           if (o.vertical) this.fill(x + v, y - u - scale, scale, scale, color);
           else this.fill(x + u, y + v, scale, scale, color);
         }
       }
     }
   }
-  encode(): Buffer { return PNG.sync.write(this.png); }
+  encode(): Buffer {
+    return PNG.sync.write(this.png);
+  }
 }
 
 const textWidth = (s: string, scale = 1) => (s.length > 0 ? (s.length * CHAR_ADVANCE - 1) * scale : 0);
 
-interface Axis { lo: number; hi: number; step: number; ticks: number[] }
+interface Axis {
+  lo: number;
+  hi: number;
+  step: number;
+  ticks: number[];
+}
 
 /** Axis limits padded by 5% of the data span (as matplotlib does) and ticks at multiples of 1, 2 or 5 x 10^k. */
 function niceAxis(min: number, max: number, maxTicks: number, integer: boolean, pad = 0.05): Axis {
-  let lo = min, hi = max;
+  let lo = min,
+    hi = max;
   if (!(hi > lo)) {
     const d = integer ? 1 : Math.abs(lo) * 0.1 || 0.5;
-    lo -= d; hi += d;
+    lo -= d;
+    hi += d;
   } else {
     const p = (hi - lo) * pad;
-    lo -= p; hi += p;
+    lo -= p;
+    hi += p;
   }
   const raw = (hi - lo) / Math.max(1, maxTicks);
   const mag = 10 ** Math.floor(Math.log10(raw));
@@ -120,13 +177,29 @@ function formatTick(v: number, step: number, maxAbs: number): string {
   return v.toFixed(Math.max(0, -stepExp));
 }
 
-interface Frame { plot: Rect; xAxis: Axis; yAxis: Axis; sx: (v: number) => number; sy: (v: number) => number }
+interface Frame {
+  plot: Rect;
+  xAxis: Axis;
+  yAxis: Axis;
+  sx: (v: number) => number;
+  sy: (v: number) => number;
+}
 
 /** Draws title, axes box, grid, ticks and labels, and returns the data-to-pixel mapping. */
-function drawFrame(cv: Canvas, o: { title: string; xLabel: string; yLabel: string }, xr: [number, number], yr: [number, number],
-  xInt: boolean, yInt: boolean, yPad = 0.05): Frame {
-  const W = cv.width, H = cv.height;
-  const top = 16 + 14 + 16, bottom = 12 + 7 + 12 + 7 + 14, right = 24;
+function drawFrame(
+  cv: Canvas,
+  o: { title: string; xLabel: string; yLabel: string },
+  xr: [number, number],
+  yr: [number, number],
+  xInt: boolean,
+  yInt: boolean,
+  yPad = 0.05,
+): Frame {
+  const W = cv.width,
+    H = cv.height;
+  const top = 16 + 14 + 16,
+    bottom = 12 + 7 + 12 + 7 + 14,
+    right = 24;
   const plotH = H - top - bottom;
   const yAxis = niceAxis(yr[0], yr[1], Math.max(2, Math.floor(plotH / 50)), yInt, yPad);
   const yMaxAbs = Math.max(Math.abs(yAxis.lo), Math.abs(yAxis.hi));
@@ -166,8 +239,13 @@ function drawFrame(cv: Canvas, o: { title: string; xLabel: string; yLabel: strin
 }
 
 function finiteRange(values: Iterable<number>): [number, number] | null {
-  let lo = Infinity, hi = -Infinity;
-  for (const v of values) if (Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  let lo = Infinity,
+    hi = -Infinity;
+  for (const v of values)
+    if (Number.isFinite(v)) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
   return lo <= hi ? [lo, hi] : null;
 }
 
@@ -197,7 +275,8 @@ export function lineChart(opts: LineChartOptions): Buffer {
     const few = s.pts.filter(Boolean).length <= 30;
     s.pts.forEach((p, k) => {
       if (!p) return;
-      const prev = s.pts[k - 1], next = s.pts[k + 1];
+      const prev = s.pts[k - 1],
+        next = s.pts[k + 1];
       const [x, y] = [sx(p[0]), sy(p[1])];
       if (prev) {
         const [px, py] = [sx(prev[0]), sy(prev[1])];
@@ -210,17 +289,26 @@ export function lineChart(opts: LineChartOptions): Buffer {
     });
   }
   cv.clip = null;
-  drawLegend(cv, plot, series.filter((s) => s.name), samples);
+  drawLegend(
+    cv,
+    plot,
+    series.filter((s) => s.name),
+    samples,
+  );
   return cv.encode();
 }
 
 /** Legend box in whichever plot corner covers the fewest drawn points. */
 function drawLegend(cv: Canvas, plot: Rect, entries: { name: string; color: RGB }[], samples: [number, number][]): void {
   if (entries.length === 0) return;
-  const w = 8 + 22 + 6 + Math.max(...entries.map((e) => textWidth(e.name))) + 8, h = 6 + entries.length * 15 + 3, m = 10;
+  const w = 8 + 22 + 6 + Math.max(...entries.map((e) => textWidth(e.name))) + 8,
+    h = 6 + entries.length * 15 + 3,
+    m = 10;
   const corners: Rect[] = [
-    { x: plot.x + plot.w - w - m, y: plot.y + m, w, h }, { x: plot.x + m, y: plot.y + m, w, h },
-    { x: plot.x + plot.w - w - m, y: plot.y + plot.h - h - m, w, h }, { x: plot.x + m, y: plot.y + plot.h - h - m, w, h },
+    { x: plot.x + plot.w - w - m, y: plot.y + m, w, h },
+    { x: plot.x + m, y: plot.y + m, w, h },
+    { x: plot.x + plot.w - w - m, y: plot.y + plot.h - h - m, w, h },
+    { x: plot.x + m, y: plot.y + plot.h - h - m, w, h },
   ];
   const covered = (r: Rect) => samples.filter(([x, y]) => x >= r.x - 4 && x <= r.x + r.w + 4 && y >= r.y - 4 && y <= r.y + r.h + 4).length;
   const box = corners.reduce((best, r) => (covered(r) < covered(best) ? r : best));
@@ -239,20 +327,35 @@ export function histogram(opts: HistogramOptions): Buffer {
   const values = opts.values.filter(Number.isFinite);
   const bins = Math.max(1, Math.floor(opts.bins ?? 30));
   let [lo, hi] = finiteRange(values) ?? [0, 1];
-  if (hi === lo) { lo -= 0.5; hi += 0.5; }
+  if (hi === lo) {
+    lo -= 0.5;
+    hi += 0.5;
+  }
   const counts = new Array<number>(bins).fill(0);
   for (const v of values) counts[Math.min(bins - 1, Math.floor(((v - lo) / (hi - lo)) * bins))]++;
-  const frame = drawFrame(cv, { title: opts.title, xLabel: opts.xLabel, yLabel: opts.yLabel ?? 'Frequency' },
-    [lo, hi], [0, Math.max(1, ...counts) * 1.05], false, true, 0);
+  const frame = drawFrame(
+    cv,
+    { title: opts.title, xLabel: opts.xLabel, yLabel: opts.yLabel ?? 'Frequency' },
+    [lo, hi],
+    [0, Math.max(1, ...counts) * 1.05],
+    false,
+    true,
+    0,
+  );
   const { plot, sx, sy } = frame;
-  if (values.length === 0) { noData(cv, plot); return cv.encode(); }
+  if (values.length === 0) {
+    noData(cv, plot);
+    return cv.encode();
+  }
   // The count axis starts at exactly 0 so bars stand on the axis.
   const color = opts.color ?? PALETTE[0];
   cv.clip = { x: plot.x + 1, y: plot.y + 1, w: plot.w - 2, h: plot.h - 2 };
   counts.forEach((c, b) => {
     if (c === 0) return;
-    const x0 = Math.round(sx(lo + ((hi - lo) * b) / bins)), x1 = Math.round(sx(lo + ((hi - lo) * (b + 1)) / bins));
-    const yTop = Math.round(sy(c)), yBase = Math.round(sy(0));
+    const x0 = Math.round(sx(lo + ((hi - lo) * b) / bins)),
+      x1 = Math.round(sx(lo + ((hi - lo) * (b + 1)) / bins));
+    const yTop = Math.round(sy(c)),
+      yBase = Math.round(sy(0));
     cv.fill(x0, yTop, Math.max(1, x1 - x0), yBase - yTop + 1, color);
     if (x1 - x0 >= 4) cv.fill(x1 - 1, yTop, 1, yBase - yTop + 1, WHITE);
   });

@@ -35,20 +35,23 @@ export function pcgHash(v: number): number {
 
 export const dropoutCost = ({ n }: { n: number }): Cost => ({ flops: 2 * n, bytes: 8 * n });
 
-export const DROPOUT = mapOp({
-  name: 'dropout',
-  params: { key: 'u32', threshold: 'u32', scale: 'f32' },
-  inputs: ['x'],
-  outputs: ['y'],
-  helpers: /* wgsl */ `
+export const DROPOUT = mapOp(
+  {
+    name: 'dropout',
+    params: { key: 'u32', threshold: 'u32', scale: 'f32' },
+    inputs: ['x'],
+    outputs: ['y'],
+    helpers: /* wgsl */ `
 fn pcg(v: U) -> U {
   let s = v * 747796405u + 2891336453u;
   let w = ((s >> ((s >> U(28u)) + U(4u))) ^ s) * 277803737u;
   return (w >> U(22u)) ^ w;
 }`,
-  body: `let h = pcg(pcg(idx ^ U(p.key)) + U(p.key));
+    body: `let h = pcg(pcg(idx ^ U(p.key)) + U(p.key));
   y = select(T(), x * p.scale, (h >> U(8u)) >= U(p.threshold));`,
-}, dropoutCost);
+  },
+  dropoutCost,
+);
 
 function dropoutParams(s: DropoutSizes): Record<string, number> {
   if (!(s.p >= 0 && s.p <= 1)) throw new DataError(`dropout: p = ${s.p} must be in [0, 1]`);

@@ -124,16 +124,13 @@ export const mapKernel = memoKernel((spec: MapSpec, vec: boolean, aliased: Recor
   for (const x of inputs) if (!aliased[x]) buffers[`in_${x}`] = { read: T };
   for (const t of tables) buffers[t] = 'read';
   for (const y of spec.outputs) buffers[`out_${y}`] = { read_write: T };
-  const at = (t: string) =>
-    `fn ${t}_at(i: U) -> T { return ${vec ? `T(${t}[i.x], ${t}[i.y], ${t}[i.z], ${t}[i.w])` : `${t}[i]`}; }`;
+  const at = (t: string) => `fn ${t}_at(i: U) -> T { return ${vec ? `T(${t}[i.x], ${t}[i.y], ${t}[i.z], ${t}[i.w])` : `${t}[i]`}; }`;
   // Outputs are loaded before inputs so an aliased input can read its output's old value.
   const load = [
     ...spec.outputs.map((y) => `var ${y} = ${loads.has(y) ? `out_${y}[i]` : 'T()'};`),
     ...inputs.map((x) => `let ${x} = ${aliased[x] ?? `in_${x}`}${aliased[x] ? '' : '[i]'};`),
   ];
-  const store = spec.outputs.map((y) =>
-    vec ? `out_${y}[i] = select(out_${y}[i], ${y}, idx < U(p.n));` : `out_${y}[i] = ${y};`,
-  );
+  const store = spec.outputs.map((y) => (vec ? `out_${y}[i] = select(out_${y}[i], ${y}, idx < U(p.n));` : `out_${y}[i] = ${y};`));
   return declareKernel({
     name: `${spec.name}_${vec ? 'v2' : 'v1'}${Object.keys(aliased).length ? '_inplace' : ''}${units > 1 ? `_x${units}` : ''}`,
     params: { n: 'u32', ...spec.params },
@@ -231,7 +228,10 @@ export const ADD = binaryOp('add', '+');
 export const SUB = binaryOp('sub', '-');
 export const MUL = binaryOp('mul', '*');
 export const SCALE = mapOp({ name: 'scale', params: { alpha: 'f32' }, inputs: ['x'], outputs: ['y'], body: 'y = p.alpha * x;' }, scaleCost);
-export const AXPY = mapOp({ name: 'axpy', params: { alpha: 'f32' }, inputs: ['x'], outputs: ['y'], loads: ['y'], body: 'y += p.alpha * x;' }, axpyCost);
+export const AXPY = mapOp(
+  { name: 'axpy', params: { alpha: 'f32' }, inputs: ['x'], outputs: ['y'], loads: ['y'], body: 'y += p.alpha * x;' },
+  axpyCost,
+);
 export const FILL = mapOp({ name: 'fill', params: { value: 'f32' }, outputs: ['y'], body: 'y = T(p.value);' }, fillCost);
 export const COPY = mapOp({ name: 'copy', inputs: ['x'], outputs: ['y'], body: 'y = x;' }, copyCost);
 export const BROADCAST_SCALAR = mapOp(

@@ -66,7 +66,11 @@ export function gatherImages(gpu: Gpu, images: GPUBuffer, idx: GPUBuffer, x: GPU
 
 /** y[b] = labels[idx[offset + b]]. */
 export function gatherLabels(gpu: Gpu, labels: GPUBuffer, idx: GPUBuffer, y: GPUBuffer, s: { batch: number; offset: number }): void {
-  launch(gpu, labelsKernel(), { params: { batch: s.batch, offset: s.offset }, buffers: { labels, idx, y }, workgroups: grid1d(s.batch, WG) });
+  launch(gpu, labelsKernel(), {
+    params: { batch: s.batch, offset: s.offset },
+    buffers: { labels, idx, y },
+    workgroups: grid1d(s.batch, WG),
+  });
 }
 
 export const gatherImagesCost = (s: GatherSizes): Cost => ({ flops: 4 * s.batch * s.pixels, bytes: 5 * s.batch * s.pixels });

@@ -81,7 +81,9 @@ export class Op<S, B, N extends string> {
     for (const name of [...this.spec.prefer(gpu, sizes), ...this.names]) {
       if (this.unavailable(gpu, name, sizes) === null) return name;
     }
-    throw new VariantError(`${this.name}: no variant can run these sizes (${this.names.map((n) => `${n}: ${this.unavailable(gpu, n, sizes)}`).join('; ')})`);
+    throw new VariantError(
+      `${this.name}: no variant can run these sizes (${this.names.map((n) => `${n}: ${this.unavailable(gpu, n, sizes)}`).join('; ')})`,
+    );
   }
 
   /** Records the op with the variant `sizes.variant` forces, or the one resolve() chooses. */

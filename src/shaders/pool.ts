@@ -60,17 +60,22 @@ function checkSizes(op: string, s: PoolSizes): void {
   const st = s.stride ?? k;
   for (const [name, v] of Object.entries({ N: s.N, C: s.C, H: s.H, W: s.W, kernel: k, stride: st })) {
     if (!Number.isInteger(v) || v < (name === 'N' || name === 'C' ? 0 : 1)) {
-      throw new ShapeError(`${op}: ${name} = ${v} must be a positive integer (N=${s.N} C=${s.C} H=${s.H} W=${s.W} kernel=${k} stride=${st})`);
+      throw new ShapeError(
+        `${op}: ${name} = ${v} must be a positive integer (N=${s.N} C=${s.C} H=${s.H} W=${s.W} kernel=${k} stride=${st})`,
+      );
     }
   }
-  if (s.H < k || s.W < k) throw new ShapeError(`${op}: input ${s.H}x${s.W} is smaller than the ${k}x${k} window; pad it or use a smaller kernel`);
+  if (s.H < k || s.W < k)
+    throw new ShapeError(`${op}: input ${s.H}x${s.W} is smaller than the ${k}x${k} window; pad it or use a smaller kernel`);
 }
 
 /** Why the vec4 kernels (v2) cannot pool these sizes: they need 2×2 windows, stride 2, a multiple of 4 outputs per row. */
 function rejectsV2(s: PoolSizes): string | null {
   const k = s.kernel ?? 2;
   const st = s.stride ?? k;
-  return k === 2 && st === 2 && s.W % 8 === 0 && s.H >= 2 ? null : `needs kernel = stride = 2, W % 8 = 0 and H ≥ 2, got kernel=${k} stride=${st} ${s.H}x${s.W}`;
+  return k === 2 && st === 2 && s.W % 8 === 0 && s.H >= 2
+    ? null
+    : `needs kernel = stride = 2, W % 8 = 0 and H ≥ 2, got kernel=${k} stride=${st} ${s.H}x${s.W}`;
 }
 
 const PARAMS = { planes: 'u32', H: 'u32', W: 'u32', OH: 'u32', OW: 'u32' } as const;
@@ -184,7 +189,11 @@ export const MAX_POOL2D = defineOp<PoolSizes, PoolBuffers, PoolVariant>({
       run: (gpu, b, s) => {
         const u = params(s);
         const k = s.kernel ?? 2;
-        launch(gpu, forwardV1(k, s.stride ?? k, !!b.argmax, !!s.relu), { params: u, buffers: poolBuffers(b), workgroups: grid1d(u.planes * u.OH, WG) });
+        launch(gpu, forwardV1(k, s.stride ?? k, !!b.argmax, !!s.relu), {
+          params: u,
+          buffers: poolBuffers(b),
+          workgroups: grid1d(u.planes * u.OH, WG),
+        });
       },
     },
     v2: {
@@ -192,7 +201,11 @@ export const MAX_POOL2D = defineOp<PoolSizes, PoolBuffers, PoolVariant>({
       rejects: rejectsV2,
       run: (gpu, b, s) => {
         const u = params(s);
-        launch(gpu, forwardV2(!!b.argmax, !!s.relu), { params: u, buffers: poolBuffers(b), workgroups: grid1d((u.planes * u.OH * u.OW) / 4, WG) });
+        launch(gpu, forwardV2(!!b.argmax, !!s.relu), {
+          params: u,
+          buffers: poolBuffers(b),
+          workgroups: grid1d((u.planes * u.OH * u.OW) / 4, WG),
+        });
       },
     },
   },
@@ -200,7 +213,8 @@ export const MAX_POOL2D = defineOp<PoolSizes, PoolBuffers, PoolVariant>({
   cost: (s) => {
     const k = s.kernel ?? 2;
     const { OH, OW } = poolOutputSize(s);
-    const inputs = s.N * s.C * s.H * s.W, outputs = s.N * s.C * OH * OW;
+    const inputs = s.N * s.C * s.H * s.W,
+      outputs = s.N * s.C * OH * OW;
     return { flops: k * k * outputs, bytes: 4 * (inputs + 2 * outputs) };
   },
 });
@@ -223,17 +237,23 @@ const backwardV1 = memoKernel((k: number, s: number) =>
     wgsl: /* wgsl */ `
 const K = ${k}u;
 const S = ${s}u;
-${s < k ? `// Windows o with o·S ≤ i < o·S + K, clipped to [0, count): first and one-past-last.
+${
+  s < k
+    ? `// Windows o with o·S ≤ i < o·S + K, clipped to [0, count): first and one-past-last.
 fn windows(i: u32, count: u32) -> vec2<u32> {
   let lo = select(0u, (i - K) / S + 1u, i >= K);
   return vec2<u32>(lo, min(i / S + 1u, count));
-}` : ''}
+}`
+    : ''
+}
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let t = ${FLAT_INDEX(WG)}; // input row (plane, ih)
   if (t >= p.planes * p.H) { return; }
   let plane = t / p.H;
   let ih = t - plane * p.H;
-  ${s >= k ? `// Windows do not overlap: at most one contains (ih, iw); no loops, so no divergent trip counts.
+  ${
+    s >= k
+      ? `// Windows do not overlap: at most one contains (ih, iw); no loops, so no divergent trip counts.
   let oh = ih / S;
   let rowOk = ih - oh * S < K && oh < p.OH;
   let orow = (plane * p.OH + min(oh, p.OH - 1u)) * p.OW;
@@ -242,7 +262,8 @@ fn windows(i: u32, count: u32) -> vec2<u32> {
     let o = orow + min(ow, p.OW - 1u);
     let hit = rowOk && iw - ow * S < K && ow < p.OW && argmax[o] == i32(ih * p.W + iw);
     dx[t * p.W + iw] = select(0.0, dy[o], hit);
-  }` : `let rows = windows(ih, p.OH);
+  }`
+      : `let rows = windows(ih, p.OH);
   for (var iw = 0u; iw < p.W; iw++) {
     let cols = windows(iw, p.OW);
     let j = i32(ih * p.W + iw);
@@ -254,7 +275,8 @@ fn windows(i: u32, count: u32) -> vec2<u32> {
       }
     }
     dx[t * p.W + iw] = g;
-  }`}
+  }`
+  }
 }`,
   }),
 );
@@ -318,7 +340,8 @@ export const MAX_POOL2D_BACKWARD = defineOp<PoolSizes, PoolBackwardBuffers, Pool
   prefer: () => ['v2'],
   cost: (s) => {
     const { OH, OW } = poolOutputSize(s);
-    const inputs = s.N * s.C * s.H * s.W, outputs = s.N * s.C * OH * OW;
+    const inputs = s.N * s.C * s.H * s.W,
+      outputs = s.N * s.C * OH * OW;
     return { flops: outputs, bytes: 4 * (inputs + 2 * outputs) };
   },
 });

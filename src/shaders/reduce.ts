@@ -76,32 +76,38 @@ type ReduceRunSizes = ReduceSizes & { alpha?: number };
 type ReduceBuffers = { x: GPUBuffer; out: GPUBuffer };
 
 /** Pass 1 (when x is more than one slot) and pass 2 of `variant`: out[0] = α·Σ_{i<n} x[i] (+ out[0]). */
-const runReduce = (variant: ReduceVariant) => (gpu: Gpu, { x, out }: ReduceBuffers, s: ReduceRunSizes) => {
-  const { n } = s;
-  const accumulate = !!s.accumulate;
-  const alpha = s.alpha ?? 1;
-  const vecX = x.size >= Math.max(1, Math.ceil(n / 4)) * 16;
-  // Slots of pass 1, and what each reduces.
-  let slots: number, chunk: number;
-  if (variant === 'v1') {
-    chunk = Math.max(V1_MIN_CHUNK, Math.ceil(n / V1_MAX_PARTIALS / 4) * 4);
-    slots = Math.max(1, Math.ceil(n / chunk));
-  } else {
-    slots = Math.min(V2_MAX_GROUPS, Math.max(1, Math.ceil(n / (V2_WG * 16))));
-    chunk = 0; // v2 strides over the whole array
-  }
-  const final = (src: GPUBuffer, len: number, vec: boolean) =>
-    launch(gpu, reduceKernel(variant, vec, accumulate), { params: { len, chunk: len, alpha }, buffers: { x: src, y: out }, workgroups: [1] });
-  if (slots === 1) return final(x, n, vecX);
-  const partials = gpu.pool.acquire(slots * 4, 'reduce partials');
-  launch(gpu, reduceKernel(variant, vecX, false), {
-    params: { len: n, chunk, alpha: 1 },
-    buffers: { x, y: partials },
-    workgroups: [variant === 'v1' ? Math.ceil(slots / 64) : slots],
-  });
-  final(partials, slots, true); // pool buffers hold whole vec4s
-  gpu.pool.release(partials); // safe: the queue runs in order, and later users are recorded after these reads
-};
+const runReduce =
+  (variant: ReduceVariant) =>
+  (gpu: Gpu, { x, out }: ReduceBuffers, s: ReduceRunSizes) => {
+    const { n } = s;
+    const accumulate = !!s.accumulate;
+    const alpha = s.alpha ?? 1;
+    const vecX = x.size >= Math.max(1, Math.ceil(n / 4)) * 16;
+    // Slots of pass 1, and what each reduces.
+    let slots: number, chunk: number;
+    if (variant === 'v1') {
+      chunk = Math.max(V1_MIN_CHUNK, Math.ceil(n / V1_MAX_PARTIALS / 4) * 4);
+      slots = Math.max(1, Math.ceil(n / chunk));
+    } else {
+      slots = Math.min(V2_MAX_GROUPS, Math.max(1, Math.ceil(n / (V2_WG * 16))));
+      chunk = 0; // v2 strides over the whole array
+    }
+    const final = (src: GPUBuffer, len: number, vec: boolean) =>
+      launch(gpu, reduceKernel(variant, vec, accumulate), {
+        params: { len, chunk: len, alpha },
+        buffers: { x: src, y: out },
+        workgroups: [1],
+      });
+    if (slots === 1) return final(x, n, vecX);
+    const partials = gpu.pool.acquire(slots * 4, 'reduce partials');
+    launch(gpu, reduceKernel(variant, vecX, false), {
+      params: { len: n, chunk, alpha: 1 },
+      buffers: { x, y: partials },
+      workgroups: [variant === 'v1' ? Math.ceil(slots / 64) : slots],
+    });
+    final(partials, slots, true); // pool buffers hold whole vec4s
+    gpu.pool.release(partials); // safe: the queue runs in order, and later users are recorded after these reads
+  };
 
 export const REDUCE_SUM = defineOp<ReduceRunSizes, ReduceBuffers, ReduceVariant>({
   name: 'reduce_sum',

@@ -68,7 +68,8 @@ type SgdHyper = Omit<SgdSizes, 'n' | 'variant'>;
 function hyperParams(op: string, s: SgdHyper): Record<keyof typeof PARAMS, number> {
   const m = s.momentum ?? 0;
   const damp = s.dampening ?? 0;
-  if (s.nesterov && (m <= 0 || damp !== 0)) throw new DataError(`${op}: Nesterov momentum needs momentum > 0 and dampening = 0, got momentum=${m} dampening=${damp}`);
+  if (s.nesterov && (m <= 0 || damp !== 0))
+    throw new DataError(`${op}: Nesterov momentum needs momentum > 0 and dampening = 0, got momentum=${m} dampening=${damp}`);
   return { lr: s.lr, wd: s.weightDecay ?? 0, m, damp1: 1 - damp, nesterov: s.nesterov ? 1 : 0, first: s.firstStep ? 1 : 0 };
 }
 
@@ -104,13 +105,15 @@ const MANY_WG = 256;
 
 const manyKernel = memoKernel((K: number, momentum: boolean) => {
   const branches = range(K)
-    .map((k) => `${k ? ' else ' : ''}if (i < p.o${k + 1}) {
+    .map(
+      (k) => `${k ? ' else ' : ''}if (i < p.o${k + 1}) {
     let j = i - p.o${k};
     let grad = grad${k}[j];
     var param = param${k}[j];
     ${momentum ? `var velocity = vel${k}[j];\n    ` : ''}${sgdUpdate(momentum).replaceAll('\n  ', '\n    ')}
     ${momentum ? `vel${k}[j] = velocity;\n    ` : ''}param${k}[j] = param;
-  }`)
+  }`,
+    )
     .join('');
   return declareKernel({
     name: `sgd_many${momentum ? '_momentum' : ''}_v1_x${K}`,

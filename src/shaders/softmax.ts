@@ -126,11 +126,13 @@ export const LOG_SOFTMAX = defineOp<SoftmaxSizes, LogSoftmaxBuffers, SoftmaxVari
   variants: {
     v1: {
       summary: 'one invocation per row, serial passes: the fallback, and narrow rows',
-      run: (gpu, buffers, s) => launch(gpu, logSoftmaxV1(), { params: { rows: s.rows, cols: s.cols }, buffers, workgroups: [Math.ceil(s.rows / ROW_WG)] }),
+      run: (gpu, buffers, s) =>
+        launch(gpu, logSoftmaxV1(), { params: { rows: s.rows, cols: s.cols }, buffers, workgroups: [Math.ceil(s.rows / ROW_WG)] }),
     },
     v2: {
       summary: 'one workgroup per row, tree reductions of max and sum: wide rows on GPUs',
-      run: (gpu, buffers, s) => launch(gpu, logSoftmaxV2(), { params: { rows: s.rows, cols: s.cols }, buffers, workgroups: grid1d(s.rows, 1) }),
+      run: (gpu, buffers, s) =>
+        launch(gpu, logSoftmaxV2(), { params: { rows: s.rows, cols: s.cols }, buffers, workgroups: grid1d(s.rows, 1) }),
     },
   },
   prefer: (gpu, s) => (!gpu.isSoftware && s.cols >= 256 ? ['v2'] : ['v1']),
@@ -165,7 +167,11 @@ const logSoftmaxGradV1 = memoKernel(() =>
 export function logSoftmaxBackward(gpu: Gpu, y: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, sizes: SoftmaxSizes): void {
   check('logSoftmaxBackward', sizes);
   if (sizes.rows === 0) return;
-  launch(gpu, logSoftmaxGradV1(), { params: { rows: sizes.rows, cols: sizes.cols }, buffers: { y, dy, dx }, workgroups: [Math.ceil(sizes.rows / ROW_WG)] });
+  launch(gpu, logSoftmaxGradV1(), {
+    params: { rows: sizes.rows, cols: sizes.cols },
+    buffers: { y, dy, dx },
+    workgroups: [Math.ceil(sizes.rows / ROW_WG)],
+  });
 }
 
 export const logSoftmaxCost = LOG_SOFTMAX.cost;
@@ -196,17 +202,25 @@ fn row(r: u32) -> Row {
   let valid = ti >= 0 && u32(ti) < p.cols;
   let t = select(0u, u32(ti), valid);
   var out = Row(0.0, 0u);
-  ${needArgmax || k.kind === 'ce' ? `var m = x[base];
+  ${
+    needArgmax || k.kind === 'ce'
+      ? `var m = x[base];
   var best = 0u;
   for (var j = 1u; j < p.cols; j++) { let v = x[base + j]; if (v > m) { m = v; best = j; } }
-  ${needArgmax ? 'if (valid && best == t) { out.hit = 1u; }' : ''}` : ''}
+  ${needArgmax ? 'if (valid && best == t) { out.hit = 1u; }' : ''}`
+      : ''
+  }
   ${k.kind === 'nll' ? 'if (valid) { out.loss = -x[base + t]; }' : ''}
-  ${k.kind === 'ce' ? `var s = 0.0;
+  ${
+    k.kind === 'ce'
+      ? `var s = 0.0;
   for (var j = 0u; j < p.cols; j++) { s += exp(x[base + j] - m); }
   let lse = m + log(s);
   if (valid) { out.loss = lse - x[base + t]; }
   ${k.logp ? 'for (var j = 0u; j < p.cols; j++) { logp[base + j] = x[base + j] - lse; }' : ''}
-  ${k.dlogits ? 'for (var j = 0u; j < p.cols; j++) { dlogits[base + j] = p.gscale * (exp(x[base + j] - lse) - select(0.0, 1.0, valid && j == t)); }' : ''}` : ''}
+  ${k.dlogits ? 'for (var j = 0u; j < p.cols; j++) { dlogits[base + j] = p.gscale * (exp(x[base + j] - lse) - select(0.0, 1.0, valid && j == t)); }' : ''}`
+      : ''
+  }
   return out;
 }`;
   const finish = (L: string, H: string) =>
@@ -214,7 +228,8 @@ fn row(r: u32) -> Row {
       hasLoss ? `loss[0] = p.scale * ${L}${k.accumulate ? ' + loss[0]' : ''};` : '',
       k.correct ? `correct[0] = ${H}${k.accumulate ? ' + correct[0]' : ''};` : '',
     ].join(' ');
-  const name = `${{ nll: 'nll_loss', ce: 'cross_entropy', correct: 'correct_count' }[k.kind]}_${k.variant}` +
+  const name =
+    `${{ nll: 'nll_loss', ce: 'cross_entropy', correct: 'correct_count' }[k.kind]}_${k.variant}` +
     `${k.logp ? '_logp' : ''}${k.dlogits ? '_grad' : ''}${k.correct && k.kind !== 'correct' ? '_correct' : ''}${k.accumulate ? '_acc' : ''}`;
   const main =
     k.variant === 'v1'
@@ -265,7 +280,10 @@ const lossOp = (name: string, kind: LossKind) =>
     name,
     variants: {
       v1: { summary: 'one invocation looping over the rows: the fallback', run: (gpu, b, s) => runLoss(gpu, kind, 'v1', b, s) },
-      v2: { summary: 'rows strided over a workgroup of 64, then a tree reduction: every adapter', run: (gpu, b, s) => runLoss(gpu, kind, 'v2', b, s) },
+      v2: {
+        summary: 'rows strided over a workgroup of 64, then a tree reduction: every adapter',
+        run: (gpu, b, s) => runLoss(gpu, kind, 'v2', b, s),
+      },
     },
     prefer: () => ['v2'],
     cost: ({ rows, cols }) => ({ flops: 4 * rows * cols, bytes: 4 * rows * cols + 4 * rows }),
@@ -340,7 +358,12 @@ const gradKernel = memoKernel((kind: 'nll' | 'ce', withDy: boolean) =>
   }),
 );
 
-function launchGrad(gpu: Gpu, kind: 'nll' | 'ce', buffers: { logp?: GPUBuffer; tgt: GPUBuffer; dy: GPUBuffer | null; dx: GPUBuffer }, s: LossGradSizes): void {
+function launchGrad(
+  gpu: Gpu,
+  kind: 'nll' | 'ce',
+  buffers: { logp?: GPUBuffer; tgt: GPUBuffer; dy: GPUBuffer | null; dx: GPUBuffer },
+  s: LossGradSizes,
+): void {
   const n = s.rows * s.cols;
   if (n === 0) return;
   const { dy, ...rest } = buffers;
@@ -358,7 +381,14 @@ export function nllLossBackward(gpu: Gpu, target: GPUBuffer, dy: GPUBuffer | nul
 }
 
 // dlogits = scale·dy[0]·s·(exp(logp) − onehot(t))   (saved: logp from the fused forward, target)
-export function logSoftmaxNllLossBackward(gpu: Gpu, logp: GPUBuffer, target: GPUBuffer, dy: GPUBuffer | null, dlogits: GPUBuffer, sizes: LossGradSizes): void {
+export function logSoftmaxNllLossBackward(
+  gpu: Gpu,
+  logp: GPUBuffer,
+  target: GPUBuffer,
+  dy: GPUBuffer | null,
+  dlogits: GPUBuffer,
+  sizes: LossGradSizes,
+): void {
   check('logSoftmaxNllLossBackward', sizes);
   launchGrad(gpu, 'ce', { logp, tgt: target, dy, dx: dlogits }, sizes);
 }

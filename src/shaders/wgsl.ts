@@ -72,9 +72,13 @@ fn ${s.fn}(i: u32, ${lanes === 1 ? '' : 'lane: u32, '}v: ${s.type}) -> ${s.type}
     workgroupBarrier();
     if (i < h) { ${at('i')} = ${combine(at('i'), at('i + h'))}; }
   }
-  ${s.to === 'first' ? `return ${at('0u')};` : `workgroupBarrier();
+  ${
+    s.to === 'first'
+      ? `return ${at('0u')};`
+      : `workgroupBarrier();
   let r = ${at('0u')};
   workgroupBarrier();
-  return r;`}
+  return r;`
+  }
 }`;
 }

@@ -75,7 +75,10 @@ export function readResumeState(dir: string): ResumeState {
   const lastPath = join(dir, 'last.safetensors');
   const bestPath = join(dir, 'best.safetensors');
   for (const p of [lastPath, bestPath]) {
-    if (!existsSync(p)) throw new UsageError(`--resume ${dir}: ${p} is missing; is this a webgpu-nn train output directory with at least one finished epoch?`);
+    if (!existsSync(p))
+      throw new UsageError(
+        `--resume ${dir}: ${p} is missing; is this a webgpu-nn train output directory with at least one finished epoch?`,
+      );
   }
   const last = readSafetensors(lastPath);
   const meta = last.metadata;
@@ -120,7 +123,8 @@ export function restoreTrainer(trainer: Trainer, previous: ResumeState): void {
 export function loadModel(path: string, flag = '--model'): { model: MnistCnn; config: RunConfig; norm: RunConfig['norm']; file: string } {
   const file = existsSync(join(path, 'best.safetensors')) ? join(path, 'best.safetensors') : path;
   if (!existsSync(file)) throw new UsageError(`${flag} ${path}: no such file or directory; give a webgpu-nn train output directory`);
-  if (!file.endsWith('.safetensors')) throw new UsageError(`${flag} ${path}: no best.safetensors in it; give a webgpu-nn train output directory`);
+  if (!file.endsWith('.safetensors'))
+    throw new UsageError(`${flag} ${path}: no best.safetensors in it; give a webgpu-nn train output directory`);
   const { tensors, metadata } = readSafetensors(file);
   if (metadata.format !== CHECKPOINT_FORMAT || !metadata.config) {
     throw new FileFormatError(`${file}: not a ${CHECKPOINT_FORMAT} checkpoint (its metadata has no format/config)`);

@@ -3,12 +3,21 @@
 // `minDelta`. Its state round-trips through JSON so a resumed run continues the count.
 import { UsageError } from '../errors.js';
 
-export interface EarlyStoppingOptions { patience?: number; minDelta?: number; mode?: 'min' | 'max' }
+export interface EarlyStoppingOptions {
+  patience?: number;
+  minDelta?: number;
+  mode?: 'min' | 'max';
+}
 
 /** JSON-safe snapshot; bestValue is null until a finite value has been seen. */
 export interface EarlyStoppingState {
-  patience: number; minDelta: number; mode: 'min' | 'max';
-  bestValue: number | null; bestEpoch: number; counter: number; epoch: number;
+  patience: number;
+  minDelta: number;
+  mode: 'min' | 'max';
+  bestValue: number | null;
+  bestEpoch: number;
+  counter: number;
+  epoch: number;
 }
 
 export class EarlyStopping {
@@ -37,8 +46,8 @@ export class EarlyStopping {
   /** Feeds one epoch's metric. A NaN or infinite value never counts as an improvement. */
   step(value: number): { improved: boolean; stop: boolean } {
     this.epoch++;
-    const improved = Number.isFinite(value) &&
-      (this.mode === 'min' ? value < this.bestValue - this.minDelta : value > this.bestValue + this.minDelta);
+    const improved =
+      Number.isFinite(value) && (this.mode === 'min' ? value < this.bestValue - this.minDelta : value > this.bestValue + this.minDelta);
     if (improved) {
       this.bestValue = value;
       this.bestEpoch = this.epoch;

@@ -18,10 +18,12 @@ export async function confusionMatrix(
   const idx = data.indexList(indices).keep();
   for (let offset = 0; offset < indices.length; offset += opts.batchSize) {
     const batch = Math.min(opts.batchSize, indices.length - offset);
-    const { logits, labels } = noGrad(() => tidy(() => {
-      const { x, y } = data.batch(idx, offset, batch, opts.norm);
-      return { logits: model.logits(x), labels: y };
-    }));
+    const { logits, labels } = noGrad(() =>
+      tidy(() => {
+        const { x, y } = data.batch(idx, offset, batch, opts.norm);
+        return { logits: model.logits(x), labels: y };
+      }),
+    );
     const [scores, truth] = [(await logits.toArray()) as Float32Array, (await labels.toArray()) as Int32Array];
     logits.dispose();
     labels.dispose();
@@ -44,7 +46,10 @@ export function correctCount(m: number[][]): number {
 export function formatConfusion(m: number[][]): string {
   const w = Math.max(4, ...m.flat().map((v) => String(v).length + 1));
   const pad = (s: string | number) => String(s).padStart(w);
-  const lines = ['confusion matrix (rows: true digit, columns: predicted)', `${'true'.padStart(5)} ${m.map((_, c) => pad(c)).join('')}  recall`];
+  const lines = [
+    'confusion matrix (rows: true digit, columns: predicted)',
+    `${'true'.padStart(5)} ${m.map((_, c) => pad(c)).join('')}  recall`,
+  ];
   m.forEach((row, r) => {
     const total = row.reduce((a, b) => a + b, 0);
     lines.push(`${String(r).padStart(5)} ${row.map(pad).join('')}  ${total ? ((100 * row[r]) / total).toFixed(1) + '%' : '-'}`);

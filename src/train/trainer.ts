@@ -25,8 +25,18 @@ export interface TrainOptions extends MnistCnnSettings {
 
 /** The seed program's settings: the defaults of `webgpu-nn train`. */
 export const SEED_TRAINING: Readonly<TrainOptions> = {
-  epochs: 100, patience: 20, minDelta: 0, batchSize: 64, lr: 0.01, weightDecay: 1e-4, momentum: 0, seed: 42,
-  init: 'pytorch', batchNorm: true, dropout: 0.5, unbiasedRunningVar: true,
+  epochs: 100,
+  patience: 20,
+  minDelta: 0,
+  batchSize: 64,
+  lr: 0.01,
+  weightDecay: 1e-4,
+  momentum: 0,
+  seed: 42,
+  init: 'pytorch',
+  batchNorm: true,
+  dropout: 0.5,
+  unbiasedRunningVar: true,
 };
 
 export interface Split {

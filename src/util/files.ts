@@ -18,14 +18,29 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     fd = undefined;
     renameSync(tmp, path);
   } catch (err) {
-    if (fd !== undefined) try { closeSync(fd); } catch { /* already failing; keep the first error */ }
-    try { unlinkSync(tmp); } catch { /* the temp file may never have been created */ }
+    if (fd !== undefined)
+      try {
+        closeSync(fd);
+      } catch {
+        /* already failing; keep the first error */
+      }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* the temp file may never have been created */
+    }
     throw err;
   }
   // The rename itself is only durable once the directory entry is flushed. Some platforms
   // (Windows) cannot open or fsync a directory; the write has still happened, so ignore that.
   try {
     const dfd = openSync(dirname(path), 'r');
-    try { fsyncSync(dfd); } finally { closeSync(dfd); }
-  } catch { /* best effort */ }
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch {
+    /* best effort */
+  }
 }

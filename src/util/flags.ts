@@ -25,11 +25,20 @@ export type FlagsProgram = string | { name: string; usage: string };
 const programOf = (p: FlagsProgram) => (typeof p === 'string' ? { name: `webgpu-nn ${p}`, usage: `webgpu-nn ${p}` } : p);
 
 type CamelCase<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S;
-type FlagValue<F extends FlagSpec> = F['type'] extends 'int' | 'float' ? number : F['type'] extends 'bool' ? boolean
-  : F extends { repeat: true } ? string[] : F['choices'] extends readonly (infer C)[] ? C : string;
+type FlagValue<F extends FlagSpec> = F['type'] extends 'int' | 'float'
+  ? number
+  : F['type'] extends 'bool'
+    ? boolean
+    : F extends { repeat: true }
+      ? string[]
+      : F['choices'] extends readonly (infer C)[]
+        ? C
+        : string;
 /** Parsed flags keyed by camelCase name; a flag with no default (other than a bool) may be undefined. */
 export type ParsedFlags<S extends FlagsSpec> = {
-  -readonly [K in keyof S & string as CamelCase<K>]: S[K] extends { default: {} } | { type: 'bool' } | { repeat: true } ? FlagValue<S[K]> : FlagValue<S[K]> | undefined;
+  -readonly [K in keyof S & string as CamelCase<K>]: S[K] extends { default: {} } | { type: 'bool' } | { repeat: true }
+    ? FlagValue<S[K]>
+    : FlagValue<S[K]> | undefined;
 } & { _: string[]; help: boolean };
 
 export const camelCase = (name: string) => name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -39,10 +48,9 @@ function describe(f: FlagSpec): string {
   if (f.choices) return `one of ${f.choices.join(', ')}`;
   if (f.type === 'bool') return 'true or false';
   if (f.type === 'string') return 'a value';
-  const range = [
-    f.min !== undefined ? `${f.exclusiveMin ? '>' : '>='} ${f.min}` : '',
-    f.max !== undefined ? `<= ${f.max}` : '',
-  ].filter(Boolean).join(' and ');
+  const range = [f.min !== undefined ? `${f.exclusiveMin ? '>' : '>='} ${f.min}` : '', f.max !== undefined ? `<= ${f.max}` : '']
+    .filter(Boolean)
+    .join(' and ');
   return `${f.type === 'int' ? 'an integer' : 'a number'}${range ? ' ' + range : ''}`;
 }
 
@@ -70,9 +78,18 @@ export function parseFlags<const S extends FlagsSpec>(argv: readonly string[], s
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--') { positional.push(...argv.slice(i + 1)); break; }
-    if (arg === '--help' || arg === '-h') { out.help = true; continue; }
-    if (!arg.startsWith('-') || arg === '-') { positional.push(arg); continue; }
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '--help' || arg === '-h') {
+      out.help = true;
+      continue;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positional.push(arg);
+      continue;
+    }
     const eq = arg.indexOf('=');
     const name = arg.startsWith('--') ? arg.slice(2, eq < 0 ? undefined : eq) : arg;
     const inline = eq < 0 ? undefined : arg.slice(eq + 1);
@@ -84,13 +101,18 @@ export function parseFlags<const S extends FlagsSpec>(argv: readonly string[], s
     }
     if (!arg.startsWith('--') || !has(name)) {
       const bare = name.replace(/^-+/, '');
-      const best = Object.keys(spec).map((k) => [k, editDistance(bare, k)] as const).sort((a, b) => a[1] - b[1])[0];
+      const best = Object.keys(spec)
+        .map((k) => [k, editDistance(bare, k)] as const)
+        .sort((a, b) => a[1] - b[1])[0];
       const hint = best && best[1] <= Math.max(2, bare.length / 3) ? ` (did you mean --${best[0]}?)` : '';
       throw fail(`unknown flag ${arg.startsWith('--') ? `--${name}` : arg}${hint}`);
     }
     const f = spec[name];
     if (f.type === 'bool') {
-      if (inline === undefined) { out[camelCase(name)] = true; continue; }
+      if (inline === undefined) {
+        out[camelCase(name)] = true;
+        continue;
+      }
       const v = inline.toLowerCase();
       if (!['true', 'false', '1', '0', 'yes', 'no'].includes(v)) throw fail(`--${name}: expected true or false, got "${inline}"`);
       out[camelCase(name)] = v === 'true' || v === '1' || v === 'yes';
@@ -100,7 +122,8 @@ export function parseFlags<const S extends FlagsSpec>(argv: readonly string[], s
     if (raw === undefined) {
       const next = argv[i + 1];
       // A following flag means the value was forgotten; a negative number is still a value.
-      if (next === undefined || next.startsWith('--') || next === '-h') throw fail(`--${name}: expected ${describe(f)}, but no value was given`);
+      if (next === undefined || next.startsWith('--') || next === '-h')
+        throw fail(`--${name}: expected ${describe(f)}, but no value was given`);
       raw = next;
       i++;
     }
@@ -149,11 +172,16 @@ export function parseFlagsOrHelp<const S extends FlagsSpec>(
 /** The --help text: usage line, summary, and one aligned line per flag with its type, default and range. */
 export function formatHelp(program: FlagsProgram, spec: FlagsSpec, summary: string): string {
   const rows = Object.entries(spec).map(([name, f]) => {
-    const left = f.type === 'bool' ? (f.default === true ? `--[no-]${name}` : `--${name}`)
-      : `--${name} <${f.choices ? f.choices.join('|') : f.type === 'string' ? 'value' : f.type}>`;
+    const left =
+      f.type === 'bool'
+        ? f.default === true
+          ? `--[no-]${name}`
+          : `--${name}`
+        : `--${name} <${f.choices ? f.choices.join('|') : f.type === 'string' ? 'value' : f.type}>`;
     const notes: string[] = [];
     if (f.default !== undefined && !(f.type === 'bool' && f.default === false)) notes.push(`default: ${f.default}`);
-    if ((f.type === 'int' || f.type === 'float') && (f.min !== undefined || f.max !== undefined)) notes.push(describe(f).replace(/^an? \w+ /, ''));
+    if ((f.type === 'int' || f.type === 'float') && (f.min !== undefined || f.max !== undefined))
+      notes.push(describe(f).replace(/^an? \w+ /, ''));
     if (f.repeat) notes.push('may be repeated');
     return [left, notes.length ? `${f.help} (${notes.join('; ')})` : f.help];
   });

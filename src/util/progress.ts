@@ -3,7 +3,11 @@
 // so logs contain only the lines passed to log().
 
 /** The part of a write stream the bar uses; process.stdout and process.stderr satisfy it. */
-export interface ProgressStream { write(s: string): unknown; isTTY?: boolean; columns?: number }
+export interface ProgressStream {
+  write(s: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
 
 export interface ProgressBarOptions {
   total: number;
@@ -21,7 +25,10 @@ const BLOCKS = ' ▏▎▍▌▋▊▉█';
 /** Formats seconds as mm:ss, or h:mm:ss from an hour up. */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds) || seconds < 0) return '?';
-  const s = Math.round(seconds), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  const s = Math.round(seconds),
+    h = Math.floor(s / 3600),
+    m = Math.floor((s % 3600) / 60),
+    r = s % 60;
   const mmss = `${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}`;
   return h > 0 ? `${h}:${mmss}` : mmss;
 }
@@ -47,7 +54,9 @@ export class ProgressBar {
     this.start = this.now();
   }
 
-  private get tty(): boolean { return this.stream.isTTY === true; }
+  private get tty(): boolean {
+    return this.stream.isTTY === true;
+  }
 
   /** Records progress; on a terminal redraws the bar (at most ~10 times a second, always at the end). */
   update(done: number, suffix?: string): void {
@@ -62,7 +71,10 @@ export class ProgressBar {
 
   /** Prints a full line; on a terminal the bar is cleared first and redrawn below it. */
   log(line: string): void {
-    if (!this.tty || this.finished) { this.stream.write(line + '\n'); return; }
+    if (!this.tty || this.finished) {
+      this.stream.write(line + '\n');
+      return;
+    }
     this.stream.write(`\r\x1b[K${line}\n${this.render()}\x1b[K`);
   }
 
@@ -80,13 +92,17 @@ export class ProgressBar {
     const pct = `${Math.floor(frac * 100)}`.padStart(3) + '%';
     const perItem = this.done > 0 ? elapsed / this.done : NaN;
     const eta = formatDuration(perItem * (this.total - this.done));
-    const rate = !(perItem > 0) ? `?${this.unit}/s`
-      : perItem >= 1 ? `${perItem.toFixed(perItem < 10 ? 1 : 0)}s/${this.unit}` : `${(1 / perItem).toFixed(2)}${this.unit}/s`;
+    const rate = !(perItem > 0)
+      ? `?${this.unit}/s`
+      : perItem >= 1
+        ? `${perItem.toFixed(perItem < 10 ? 1 : 0)}s/${this.unit}`
+        : `${(1 / perItem).toFixed(2)}${this.unit}/s`;
     const stats = ` ${this.done}/${this.total} [${formatDuration(elapsed)}<${eta}, ${rate}]${this.suffix ? ' ' + this.suffix : ''}`;
     const head = `${this.label} ${pct}|`;
     const width = Math.max(10, Math.min(40, (this.stream.columns ?? 80) - head.length - stats.length - 2));
     const eighths = Math.round(frac * width * 8);
-    const full = Math.floor(eighths / 8), part = eighths % 8;
+    const full = Math.floor(eighths / 8),
+      part = eighths % 8;
     const bar = ('█'.repeat(full) + (part ? BLOCKS[part] : '')).padEnd(width);
     return `${head}${bar}|${stats}`;
   }

@@ -5,7 +5,10 @@ import { readFileSync } from 'node:fs';
 import { DataError, FileFormatError } from '../errors.js';
 import { writeFileAtomic } from './files.js';
 
-export interface NamedTensor { shape: number[]; data: Float32Array }
+export interface NamedTensor {
+  shape: number[];
+  data: Float32Array;
+}
 export type TensorMap = Record<string, NamedTensor>;
 
 const prod = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -40,7 +43,9 @@ export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, 
 
 /** Parses safetensors bytes, validating the header and every tensor; `file` is named in every error. */
 export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: TensorMap; metadata: Record<string, string> } {
-  const fail = (msg: string): never => { throw new FileFormatError(`${file}: ${msg}`); };
+  const fail = (msg: string): never => {
+    throw new FileFormatError(`${file}: ${msg}`);
+  };
   if (bytes.length < 8) fail(`not a safetensors file: ${bytes.length} bytes, expected at least an 8-byte header length`);
   const headerLen = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true);
   if (headerLen > BigInt(bytes.length - 8)) {

@@ -14,7 +14,12 @@ describe('runtime', () => {
     // Its own device: the error poisons the runtime that saw it.
     await withOwnGpu(async (gpu) => {
       const x = gpu.pool.acquire(16, 'x');
-      const broken = declareKernel({ name: 'broken_kernel_v1', params: { n: 'u32' }, buffers: {}, wgsl: '@compute @workgroup_size(1) fn main() { let a: f32 = 1u; }' });
+      const broken = declareKernel({
+        name: 'broken_kernel_v1',
+        params: { n: 'u32' },
+        buffers: {},
+        wgsl: '@compute @workgroup_size(1) fn main() { let a: f32 = 1u; }',
+      });
       launch(gpu, broken, { params: { n: 1 }, buffers: {}, workgroups: [1] });
       const line = broken.wgsl.split('\n').findIndex((l) => l.includes('let a: f32')) + 1; // after the generated header
       const err = await gpu.read(x, 4).catch((e) => e);
@@ -30,7 +35,7 @@ describe('runtime', () => {
     ctx.gpu.pool.release(a);
   });
 
-  it('a WebGPU validation error surfaces as a GpuError at the next read, with Dawn\'s message', async () => {
+  it("a WebGPU validation error surfaces as a GpuError at the next read, with Dawn's message", async () => {
     await withOwnGpu(async (gpu) => {
       const small = gpu.pool.acquire(256, 'small buffer');
       const err = await gpu.read(small, 4096).catch((e) => e); // copy past the end of the buffer
@@ -70,7 +75,8 @@ describe('runtime', () => {
   it('timeGpu returns the GPU time of the recorded work where timestamps exist', async () => {
     const { gpu } = ctx;
     const n = 1 << 20;
-    const x = gpu.pool.acquire(4 * n, 'x'), y = gpu.pool.acquire(4 * n, 'y');
+    const x = gpu.pool.acquire(4 * n, 'x'),
+      y = gpu.pool.acquire(4 * n, 'y');
     const ms = await gpu.timeGpu(() => {
       for (let i = 0; i < 10; i++) relu(gpu, x, y, n);
     });

@@ -61,8 +61,13 @@ describe('batch norm', () => {
         // Everything is relative to the spread of x (std ≈ 1.15) and the offset's rounding in float32.
         const atol = 2e-5 + 2e-7 * Math.abs(offset) * 10;
 
-        const xb = upload(gpu, x), gb = upload(gpu, gamma), bb = upload(gpu, beta);
-        const mean = empty(gpu, C), varb = empty(gpu, C), inv = empty(gpu, C), yb = empty(gpu, n);
+        const xb = upload(gpu, x),
+          gb = upload(gpu, gamma),
+          bb = upload(gpu, beta);
+        const mean = empty(gpu, C),
+          varb = empty(gpu, C),
+          inv = empty(gpu, C),
+          yb = empty(gpu, n);
         batchNormStats(gpu, xb, mean, varb, inv, sizes);
         expectClose(await download(gpu, mean, C), expected.mean, { atol, rtol: 1e-6, label: `${label} stats mean` });
         expectClose(await download(gpu, varb, C), expected.varBiased, { atol: 1e-5, rtol: 1e-4, label: `${label} stats var` });
@@ -70,15 +75,34 @@ describe('batch norm', () => {
 
         if (M >= 2) {
           for (const unbiased of [true, false]) {
-            const rm = upload(gpu, rm0), rv = upload(gpu, rv0);
+            const rm = upload(gpu, rm0),
+              rv = upload(gpu, rv0);
             gpu.write(mean, new Float32Array(C).fill(NaN));
-            batchNormForwardTrain(gpu, xb, gb, bb, yb, mean, inv, { ...sizes, momentum: 0.3, unbiasedRunningVar: unbiased }, { mean: rm, var: rv });
+            batchNormForwardTrain(
+              gpu,
+              xb,
+              gb,
+              bb,
+              yb,
+              mean,
+              inv,
+              { ...sizes, momentum: 0.3, unbiasedRunningVar: unbiased },
+              { mean: rm, var: rv },
+            );
             expectClose(await download(gpu, yb, n), expected.y, { atol: atol * 2, rtol: 1e-4, label: `${label} train y` });
             expectClose(await download(gpu, mean, C), expected.mean, { atol, rtol: 1e-6, label: `${label} train mean` });
             expectClose(await download(gpu, inv, C), expected.invStd, { atol: 1e-5, rtol: 1e-4, label: `${label} train invStd` });
             const run = ref.updateRunningStats(rm0, rv0, expected.mean, expected.varBiased, M, 0.3, unbiased);
-            expectClose(await download(gpu, rm, C), run.runningMean, { atol, rtol: 1e-5, label: `${label} running mean (unbiased ${unbiased})` });
-            expectClose(await download(gpu, rv, C), run.runningVar, { atol: 1e-5, rtol: 1e-4, label: `${label} running var (unbiased ${unbiased})` });
+            expectClose(await download(gpu, rm, C), run.runningMean, {
+              atol,
+              rtol: 1e-5,
+              label: `${label} running mean (unbiased ${unbiased})`,
+            });
+            expectClose(await download(gpu, rv, C), run.runningVar, {
+              atol: 1e-5,
+              rtol: 1e-4,
+              label: `${label} running var (unbiased ${unbiased})`,
+            });
             // The standalone update from (mean, invStd) agrees, with PyTorch's default momentum.
             gpu.write(rm, Float32Array.from(rm0));
             gpu.write(rv, Float32Array.from(rv0));
@@ -97,22 +121,44 @@ describe('batch norm', () => {
         }
 
         // Evaluation from running statistics (both map versions).
-        const rmb = upload(gpu, rm0), rvb = upload(gpu, rv0);
+        const rmb = upload(gpu, rm0),
+          rvb = upload(gpu, rv0);
         batchNormForwardEval(gpu, xb, gb, bb, rmb, rvb, yb, sizes);
-        expectClose(await download(gpu, yb, n), ref.batchNorm2dEval(x, gamma, beta, rm0, rv0, sizes), { atol: 1e-5 + 1e-6 * Math.abs(offset), rtol: 1e-5, label: `${label} eval y` });
+        expectClose(await download(gpu, yb, n), ref.batchNorm2dEval(x, gamma, beta, rm0, rv0, sizes), {
+          atol: 1e-5 + 1e-6 * Math.abs(offset),
+          rtol: 1e-5,
+          label: `${label} eval y`,
+        });
 
         // Backward from the reference's saved statistics (rounded to float32, as the GPU holds them).
-        const sm = f(expected.mean), si = f(expected.invStd);
+        const sm = f(expected.mean),
+          si = f(expected.invStd);
         const dy = f(randomArray(n, n + 9, -1, 1));
         const g = ref.batchNorm2dBackward(x, gamma, dy, sm, si, sizes);
-        const smb = upload(gpu, sm), sib = upload(gpu, si), dyb = upload(gpu, dy), dxb = empty(gpu, n);
-        const dg = upload(gpu, new Float32Array(C).fill(1)), db = upload(gpu, new Float32Array(C).fill(-1));
+        const smb = upload(gpu, sm),
+          sib = upload(gpu, si),
+          dyb = upload(gpu, dy),
+          dxb = empty(gpu, n);
+        const dg = upload(gpu, new Float32Array(C).fill(1)),
+          db = upload(gpu, new Float32Array(C).fill(-1));
         batchNormBackward(gpu, xb, dyb, gb, smb, sib, dxb, dg, db, { ...sizes, accumulate: true });
         const scale = Math.max(...si) * Math.max(...gamma);
-        expectClose(await download(gpu, dxb, n), g.dx, { atol: 2e-5 * scale + 1e-7 * Math.abs(offset) * scale * 10, rtol: 1e-4, label: `${label} dx` });
-        const sumTol = 1e-6 * n / C + 1e-5;
-        expectClose(await download(gpu, dg, C), g.dgamma.map((v) => v + 1), { atol: sumTol * (1 + Math.abs(offset) / 100), rtol: 1e-4, label: `${label} dgamma (accumulated)` });
-        expectClose(await download(gpu, db, C), g.dbeta.map((v) => v - 1), { atol: sumTol, rtol: 1e-4, label: `${label} dbeta (accumulated)` });
+        expectClose(await download(gpu, dxb, n), g.dx, {
+          atol: 2e-5 * scale + 1e-7 * Math.abs(offset) * scale * 10,
+          rtol: 1e-4,
+          label: `${label} dx`,
+        });
+        const sumTol = (1e-6 * n) / C + 1e-5;
+        expectClose(
+          await download(gpu, dg, C),
+          g.dgamma.map((v) => v + 1),
+          { atol: sumTol * (1 + Math.abs(offset) / 100), rtol: 1e-4, label: `${label} dgamma (accumulated)` },
+        );
+        expectClose(
+          await download(gpu, db, C),
+          g.dbeta.map((v) => v - 1),
+          { atol: sumTol, rtol: 1e-4, label: `${label} dbeta (accumulated)` },
+        );
         batchNormBackward(gpu, xb, dyb, gb, smb, sib, dxb, dg, db, sizes);
         expectClose(await download(gpu, db, C), g.dbeta, { atol: sumTol, rtol: 1e-4, label: `${label} dbeta (overwritten)` });
 
@@ -125,7 +171,11 @@ describe('batch norm', () => {
     const { gpu } = ctx;
     const [N, C, H, W] = [3, 5, 5, 7];
     const n = N * C * H * W;
-    const x = f(randomArray(n, 1)), gamma = f(randomArray(C, 2)), beta = f(randomArray(C, 3)), rm = f(randomArray(C, 4)), rv = f(randomArray(C, 5, 0.5, 2));
+    const x = f(randomArray(n, 1)),
+      gamma = f(randomArray(C, 2)),
+      beta = f(randomArray(C, 3)),
+      rm = f(randomArray(C, 4)),
+      rv = f(randomArray(C, 5, 0.5, 2));
     const bufs = [x, gamma, beta, rm, rv].map((a) => upload(gpu, a));
     const expected = ref.batchNorm2dEval(x, gamma, beta, rm, rv, { N, C, H, W });
     for (const mapVariant of ['v1', 'v2'] as const) {

@@ -40,8 +40,15 @@ const SHAPES: Shape[] = [
 ];
 
 interface Data {
-  x: Float64Array; w: Float64Array; b: Float64Array; dy: Float64Array; dw0: Float64Array; db0: Float64Array;
-  y: Float64Array; yn: Float64Array; grads: ref.Conv2dGrads;
+  x: Float64Array;
+  w: Float64Array;
+  b: Float64Array;
+  dy: Float64Array;
+  dw0: Float64Array;
+  db0: Float64Array;
+  y: Float64Array;
+  yn: Float64Array;
+  grads: ref.Conv2dGrads;
 }
 const data = new Map<string, Data>();
 
@@ -51,7 +58,9 @@ function dataFor(s: Shape): Data {
   if (d) return d;
   const { N, C, H, W, O, KH, KW } = s;
   const { OH, OW } = conv2dOutputSize(s);
-  const nx = N * C * H * W, nw = O * C * KH * KW, ny = N * O * OH * OW;
+  const nx = N * C * H * W,
+    nw = O * C * KH * KW,
+    ny = N * O * OH * OW;
   const seed = nx + nw + OH;
   const r = (n: number, k: number) => Float64Array.from(randomArray(n, seed + k), Math.fround);
   const [x, w, b, dy, dw0, db0] = [r(nx, 0), r(nw, 1), r(O, 2), r(ny, 3), r(nw, 4), r(O, 5)];
@@ -62,7 +71,8 @@ function dataFor(s: Shape): Data {
 
 // float32 sums of C·KH·KW (or N·OH·OW) products of values in [-1, 1]
 const atol = (terms: number) => 2e-6 * Math.sqrt(terms * 50);
-const tagOf = (s: Shape, variant: string, tile?: Conv2dTile | Conv2dWeightTile) => `${s.label} ${variant}${tile ? ` ${JSON.stringify(tile)}` : ''}`;
+const tagOf = (s: Shape, variant: string, tile?: Conv2dTile | Conv2dWeightTile) =>
+  `${s.label} ${variant}${tile ? ` ${JSON.stringify(tile)}` : ''}`;
 
 /** Forward, with and without bias, against the reference. */
 async function checkForward(s: Shape, variant: Conv2dVariant, tile?: Conv2dTile) {
@@ -71,7 +81,11 @@ async function checkForward(s: Shape, variant: Conv2dVariant, tile?: Conv2dTile)
   const { OH, OW } = conv2dOutputSize(s);
   const ny = N * O * OH * OW;
   const d = dataFor(s);
-  const xb = upload(gpu, d.x), wb = upload(gpu, d.w), bb = upload(gpu, d.b), yb = empty(gpu, ny), ynb = empty(gpu, ny);
+  const xb = upload(gpu, d.x),
+    wb = upload(gpu, d.w),
+    bb = upload(gpu, d.b),
+    yb = empty(gpu, ny),
+    ynb = empty(gpu, ny);
   conv2d(gpu, xb, wb, bb, yb, { ...s, variant, tile });
   conv2d(gpu, xb, wb, null, ynb, { ...s, variant, tile });
   const tag = tagOf(s, variant, tile);
@@ -84,9 +98,15 @@ async function checkBackwardInput(s: Shape, variant: Conv2dVariant, tile?: Conv2
   const { gpu } = ctx;
   const nx = s.N * s.C * s.H * s.W;
   const d = dataFor(s);
-  const wb = upload(gpu, d.w), dyb = upload(gpu, d.dy), dxb = empty(gpu, nx);
+  const wb = upload(gpu, d.w),
+    dyb = upload(gpu, d.dy),
+    dxb = empty(gpu, nx);
   conv2dBackwardInput(gpu, dyb, wb, dxb, { ...s, variant, tile });
-  expectClose(await download(gpu, dxb, nx), d.grads.dx, { label: `${tagOf(s, variant, tile)} dx`, atol: atol(s.O * s.KH * s.KW), rtol: 1e-5 });
+  expectClose(await download(gpu, dxb, nx), d.grads.dx, {
+    label: `${tagOf(s, variant, tile)} dx`,
+    atol: atol(s.O * s.KH * s.KW),
+    rtol: 1e-5,
+  });
   for (const buf of [wb, dyb, dxb]) gpu.pool.release(buf);
 }
 
@@ -96,13 +116,20 @@ async function checkBackwardWeight(s: Shape, variant: Conv2dVariant, tile?: Conv
   const nw = s.O * s.C * s.KH * s.KW;
   const { OH, OW } = conv2dOutputSize(s);
   const d = dataFor(s);
-  const xb = upload(gpu, d.x), dyb = upload(gpu, d.dy), dwb = empty(gpu, nw), dwAcc = upload(gpu, d.dw0);
+  const xb = upload(gpu, d.x),
+    dyb = upload(gpu, d.dy),
+    dwb = empty(gpu, nw),
+    dwAcc = upload(gpu, d.dw0);
   conv2dBackwardWeight(gpu, xb, dyb, dwb, { ...s, variant, tile });
   conv2dBackwardWeight(gpu, xb, dyb, dwAcc, { ...s, variant, tile, accumulate: true });
   const tag = tagOf(s, variant, tile);
   const atolW = atol(s.N * OH * OW);
   expectClose(await download(gpu, dwb, nw), d.grads.dw, { label: `${tag} dw`, atol: atolW, rtol: 1e-5 });
-  expectClose(await download(gpu, dwAcc, nw), d.grads.dw.map((v, i) => v + d.dw0[i]), { label: `${tag} dw accumulate`, atol: atolW, rtol: 1e-5 });
+  expectClose(
+    await download(gpu, dwAcc, nw),
+    d.grads.dw.map((v, i) => v + d.dw0[i]),
+    { label: `${tag} dw accumulate`, atol: atolW, rtol: 1e-5 },
+  );
   for (const buf of [xb, dyb, dwb, dwAcc]) gpu.pool.release(buf);
 }
 
@@ -112,13 +139,19 @@ async function checkBackwardBias(s: Shape, variant: Conv2dBiasVariant) {
   const { N, O } = s;
   const { OH, OW } = conv2dOutputSize(s);
   const d = dataFor(s);
-  const dyb = upload(gpu, d.dy), dbb = empty(gpu, O), dbAcc = upload(gpu, d.db0);
+  const dyb = upload(gpu, d.dy),
+    dbb = empty(gpu, O),
+    dbAcc = upload(gpu, d.db0);
   conv2dBackwardBias(gpu, dyb, dbb, { N, O, OH, OW, variant });
   conv2dBackwardBias(gpu, dyb, dbAcc, { N, O, OH, OW, variant, accumulate: true });
   const tag = tagOf(s, variant);
   const atolW = atol(N * OH * OW);
   expectClose(await download(gpu, dbb, O), d.grads.db, { label: `${tag} db`, atol: atolW, rtol: 1e-5 });
-  expectClose(await download(gpu, dbAcc, O), d.grads.db.map((v, i) => v + d.db0[i]), { label: `${tag} db accumulate`, atol: atolW, rtol: 1e-5 });
+  expectClose(
+    await download(gpu, dbAcc, O),
+    d.grads.db.map((v, i) => v + d.db0[i]),
+    { label: `${tag} db accumulate`, atol: atolW, rtol: 1e-5 },
+  );
   for (const buf of [dyb, dbb, dbAcc]) gpu.pool.release(buf);
 }
 
@@ -164,7 +197,8 @@ describe('conv2d', () => {
     { tile: { OT: 4, PT: 3, WG: 1 }, weightTile: { OT: 4, PT: 1, WG: 1, groups: 1 } },
   ];
   for (const s of odd) {
-    for (const t of TILES) it(`${s.label} (v2 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => checkTiles(s, 'v2', t));
+    for (const t of TILES)
+      it(`${s.label} (v2 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => checkTiles(s, 'v2', t));
   }
 
   // v4 tiles other than the defaults: several column-block classes with channel and column tails, one-column
@@ -175,7 +209,8 @@ describe('conv2d', () => {
     { tile: { OT: 4, PT: 1, WG: 8 }, weightTile: { OT: 4, PT: 16, WG: 8, groups: 1 } },
   ];
   for (const s of odd) {
-    for (const t of TILES_V4) it(`${s.label} (v4 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => checkTiles(s, 'v4', t));
+    for (const t of TILES_V4)
+      it(`${s.label} (v4 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => checkTiles(s, 'v4', t));
   }
 
   it('rejects a kernel larger than the padded input', () => {
@@ -190,7 +225,9 @@ describe('conv2d', () => {
     const b = empty(gpu, 16);
     const force = (variant: string) => ({ N: 1, O: 1, OH: 1, OW: 1, variant: variant as Conv2dBiasVariant });
     expect(() => conv2dBackwardBias(gpu, b, b, force('v4'))).toThrow(/conv2d.backward-bias has no variant "v4"/);
-    expect(() => conv2d(gpu, b, b, null, b, { N: 1, C: 1, H: 1, W: 1, O: 1, KH: 1, KW: 1, variant: 'v5' as Conv2dVariant })).toThrow(VariantError);
+    expect(() => conv2d(gpu, b, b, null, b, { N: 1, C: 1, H: 1, W: 1, O: 1, KH: 1, KW: 1, variant: 'v5' as Conv2dVariant })).toThrow(
+      VariantError,
+    );
     gpu.pool.release(b);
   });
 

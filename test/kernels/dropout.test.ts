@@ -16,7 +16,8 @@ const pooled = (n: number) => ({ n, capacity: sizeClass(4 * n) / 4 });
 async function run(n: number, p: number, seed: number, step: number, variant?: 'v1' | 'v2') {
   const { gpu } = ctx;
   const x = f(randomArray(n, n + 11, 0.5, 1.5));
-  const xb = upload(gpu, x), yb = empty(gpu, n);
+  const xb = upload(gpu, x),
+    yb = empty(gpu, n);
   dropout(gpu, xb, yb, { n, p, seed, step, variant });
   const y = await download(gpu, yb, n);
   gpu.pool.release(xb);
@@ -54,9 +55,14 @@ describe('dropout', () => {
         const { x, y, mask } = await run(n, p, 42, 3, variant);
         expectClose(y, ref.dropoutApply(x, mask, p), { atol: 0, rtol: 1e-6, label: `forward ${variant ?? 'default'}` });
         const dy = f(randomArray(n, n + 5, 0.5, 1.5));
-        const dyb = upload(gpu, dy), dxb = empty(gpu, n);
+        const dyb = upload(gpu, dy),
+          dxb = empty(gpu, n);
         dropoutBackward(gpu, dyb, dxb, { n, p, seed: 42, step: 3, variant });
-        expectClose(await download(gpu, dxb, n), ref.dropoutBackward(dy, mask, p), { atol: 0, rtol: 1e-6, label: `backward ${variant ?? 'default'}` });
+        expectClose(await download(gpu, dxb, n), ref.dropoutBackward(dy, mask, p), {
+          atol: 0,
+          rtol: 1e-6,
+          label: `backward ${variant ?? 'default'}`,
+        });
         gpu.pool.release(dyb);
         gpu.pool.release(dxb);
       }
@@ -69,7 +75,8 @@ describe('dropout', () => {
     const a = await run(n, 0.5, 9, 9, 'v1');
     const b = await run(n, 0.5, 9, 9, 'v2');
     expect(Array.from(a.mask)).toEqual(Array.from(b.mask));
-    const xb = exactBuffer(gpu, a.x), yb = exactBuffer(gpu, new Float32Array(n));
+    const xb = exactBuffer(gpu, a.x),
+      yb = exactBuffer(gpu, new Float32Array(n));
     dropout(gpu, xb, yb, { n, p: 0.5, seed: 9, step: 9 });
     expectClose(await download(gpu, yb, n), a.y, { atol: 0, rtol: 0, label: 'exact-size buffers' });
     xb.destroy();
@@ -77,11 +84,15 @@ describe('dropout', () => {
   });
 
   it('same (seed, step) reproduces the mask; another step or seed changes it', async () => {
-    const n = 20_000, p = 0.5;
+    const n = 20_000,
+      p = 0.5;
     const a = await run(n, p, 5, 100);
     const again = await run(n, p, 5, 100);
     expect(Array.from(again.mask)).toEqual(Array.from(a.mask));
-    for (const [seed, step] of [[5, 101], [6, 100]]) {
+    for (const [seed, step] of [
+      [5, 101],
+      [6, 100],
+    ]) {
       const b = await run(n, p, seed, step);
       let differ = 0;
       for (let i = 0; i < n; i++) differ += a.mask[i] !== b.mask[i] ? 1 : 0;

@@ -38,7 +38,10 @@ describe('relu', () => {
       const { gpu } = ctx;
       const x = randomArray(n, n);
       const dy = randomArray(n, n + 1);
-      const xb = upload(gpu, x), dyb = upload(gpu, dy), yb = empty(gpu, n), dxb = empty(gpu, n);
+      const xb = upload(gpu, x),
+        dyb = upload(gpu, dy),
+        yb = empty(gpu, n),
+        dxb = empty(gpu, n);
       relu(gpu, xb, yb, n);
       reluBackward(gpu, xb, dyb, dxb, n);
       expectClose(await download(gpu, yb, n), ref.relu(x), { label: `relu n=${n}`, atol: 0, rtol: 1e-6 });
@@ -66,8 +69,10 @@ describe('arithmetic maps', () => {
   for (const n of [1, 3, 4, 17, 33, 65, 1000, 4099]) {
     it(`add sub mul scale axpy fill copy broadcast, every variant and the default, n=${n}`, async () => {
       const { gpu } = ctx;
-      const a = f(randomArray(n, 10 + n)), b = f(randomArray(n, 20 + n));
-      const ab = upload(gpu, a), bb = upload(gpu, b);
+      const a = f(randomArray(n, 10 + n)),
+        b = f(randomArray(n, 20 + n));
+      const ab = upload(gpu, a),
+        bb = upload(gpu, b);
       const out = Array.from({ length: 8 }, () => empty(gpu, n));
       const s = upload(gpu, [0.75]);
       for (const variant of [...mapVariants(MAPS, n, [ab, bb, ...out]), undefined]) {
@@ -83,10 +88,22 @@ describe('arithmetic maps', () => {
         const tol = { atol: 1e-7, rtol: 1e-6 };
         const v = variant ?? 'default';
         expectClose(await download(gpu, out[0], n), ref.add(a, b), { ...tol, label: `add ${v}` });
-        expectClose(await download(gpu, out[1], n), a.map((v, i) => v - b[i]), { ...tol, label: `sub ${v}` });
-        expectClose(await download(gpu, out[2], n), a.map((v, i) => v * b[i]), { ...tol, label: `mul ${v}` });
+        expectClose(
+          await download(gpu, out[1], n),
+          a.map((v, i) => v - b[i]),
+          { ...tol, label: `sub ${v}` },
+        );
+        expectClose(
+          await download(gpu, out[2], n),
+          a.map((v, i) => v * b[i]),
+          { ...tol, label: `mul ${v}` },
+        );
         expectClose(await download(gpu, out[3], n), ref.scale(a, -1.5), { ...tol, label: `scale ${v}` });
-        expectClose(await download(gpu, out[4], n), b.map((v, i) => v + 0.25 * a[i]), { ...tol, label: `axpy ${v}` });
+        expectClose(
+          await download(gpu, out[4], n),
+          b.map((v, i) => v + 0.25 * a[i]),
+          { ...tol, label: `axpy ${v}` },
+        );
         expectClose(await download(gpu, out[5], n), new Float64Array(n).fill(3.5), { ...tol, label: `fill ${v}` });
         expectClose(await download(gpu, out[6], n), a, { atol: 0, rtol: 0, label: `copy ${v}` });
         expectClose(await download(gpu, out[7], n), new Float64Array(n).fill(-1.5), { ...tol, label: `broadcastScalar ${v}` });
@@ -98,16 +115,34 @@ describe('arithmetic maps', () => {
   it('in place: scale(x, x), add(a, b, a), sub(a, b, b), axpy(y, y)', async () => {
     const { gpu } = ctx;
     const n = 37;
-    const a = f(randomArray(n, 1)), b = f(randomArray(n, 2));
-    const x = upload(gpu, a), y = upload(gpu, a), bb = upload(gpu, b), y2 = upload(gpu, a), b2 = upload(gpu, b), z = upload(gpu, a);
+    const a = f(randomArray(n, 1)),
+      b = f(randomArray(n, 2));
+    const x = upload(gpu, a),
+      y = upload(gpu, a),
+      bb = upload(gpu, b),
+      y2 = upload(gpu, a),
+      b2 = upload(gpu, b),
+      z = upload(gpu, a);
     for (const variant of mapVariants([SCALE, ADD, SUB, AXPY], n, [x, y, bb, y2, b2, z])) {
-      for (const [buf, data] of [[x, a], [y, a], [bb, b], [y2, a], [b2, b], [z, a]] as const) gpu.write(buf, Float32Array.from(data));
+      for (const [buf, data] of [
+        [x, a],
+        [y, a],
+        [bb, b],
+        [y2, a],
+        [b2, b],
+        [z, a],
+      ] as const)
+        gpu.write(buf, Float32Array.from(data));
       scale(gpu, x, x, { n, alpha: 2, variant });
       expectClose(await download(gpu, x, n), ref.scale(a, 2), { atol: 0, rtol: 1e-7, label: `scale in place ${variant}` });
       add(gpu, y, bb, y, { n, variant });
       expectClose(await download(gpu, y, n), ref.add(a, b), { atol: 1e-7, rtol: 1e-6, label: `add into a ${variant}` });
       sub(gpu, y2, b2, b2, { n, variant });
-      expectClose(await download(gpu, b2, n), a.map((v, i) => v - b[i]), { atol: 1e-7, rtol: 1e-6, label: `sub into b ${variant}` });
+      expectClose(
+        await download(gpu, b2, n),
+        a.map((v, i) => v - b[i]),
+        { atol: 1e-7, rtol: 1e-6, label: `sub into b ${variant}` },
+      );
       axpy(gpu, z, z, { n, alpha: 1, variant });
       expectClose(await download(gpu, z, n), ref.scale(a, 2), { atol: 0, rtol: 1e-7, label: `axpy(y, y) ${variant}` });
     }
@@ -117,13 +152,20 @@ describe('arithmetic maps', () => {
   it('exact-size buffers: the default falls back to v1 when n % 4 ≠ 0, forcing v2 there fails, and v2 masks nothing past n', async () => {
     const { gpu } = ctx;
     for (const n of [5, 8, 33]) {
-      const a = f(randomArray(n, 3)), b = f(randomArray(n, 4));
-      const ab = exactBuffer(gpu, a), bb = exactBuffer(gpu, b), yb = exactBuffer(gpu, new Float32Array(n));
+      const a = f(randomArray(n, 3)),
+        b = f(randomArray(n, 4));
+      const ab = exactBuffer(gpu, a),
+        bb = exactBuffer(gpu, b),
+        yb = exactBuffer(gpu, new Float32Array(n));
       expect(mapVariants([MUL, AXPY], n, [ab, bb, yb])).toEqual(n % 4 ? ['v1'] : ['v1', 'v2']);
       if (n % 4) expect(() => mul(gpu, ab, bb, yb, { n, variant: 'v2' })).toThrow(VariantError);
       mul(gpu, ab, bb, yb, { n });
       axpy(gpu, ab, yb, { n, alpha: 1 });
-      expectClose(await download(gpu, yb, n), a.map((v, i) => v * b[i] + v), { atol: 1e-7, rtol: 1e-6, label: `exact n=${n}` });
+      expectClose(
+        await download(gpu, yb, n),
+        a.map((v, i) => v * b[i] + v),
+        { atol: 1e-7, rtol: 1e-6, label: `exact n=${n}` },
+      );
       for (const buf of [ab, bb, yb]) buf.destroy();
     }
   });
@@ -131,18 +173,37 @@ describe('arithmetic maps', () => {
   it('the map template with 1 to 5 units per invocation (GPUs take 1, llvmpipe 4)', async () => {
     const { gpu } = ctx;
     const TEST_FMA = mapOp(
-      { name: 'test_fma', params: { alpha: 'f32' }, inputs: ['a', 'b'], outputs: ['y', 'z'], loads: ['z'], body: 'y = a * b + p.alpha; z += a;' },
+      {
+        name: 'test_fma',
+        params: { alpha: 'f32' },
+        inputs: ['a', 'b'],
+        outputs: ['y', 'z'],
+        loads: ['z'],
+        body: 'y = a * b + p.alpha; z += a;',
+      },
       ({ n }) => ({ flops: 3 * n, bytes: 20 * n }),
     );
     for (const units of [1, 2, 3, 4, 5]) {
       for (const n of [1, 7, 61, 1001]) {
-        const a = f(randomArray(n, units)), b = f(randomArray(n, n));
-        const ab = upload(gpu, a), bb = upload(gpu, b), yb = empty(gpu, n), zb = upload(gpu, b);
+        const a = f(randomArray(n, units)),
+          b = f(randomArray(n, n));
+        const ab = upload(gpu, a),
+          bb = upload(gpu, b),
+          yb = empty(gpu, n),
+          zb = upload(gpu, b);
         for (const variant of runnableVariants(gpu, TEST_FMA, { n, capacity: capacityOf([ab, bb, yb, zb]) })) {
           gpu.write(zb, Float32Array.from(b));
           runMap(gpu, TEST_FMA, { a: ab, b: bb, y: yb, z: zb }, { n, params: { alpha: 0.5 }, variant, units });
-          expectClose(await download(gpu, yb, n), a.map((v, i) => v * b[i] + 0.5), { atol: 1e-7, rtol: 1e-6, label: `y units=${units} ${variant} n=${n}` });
-          expectClose(await download(gpu, zb, n), a.map((v, i) => v + b[i]), { atol: 1e-7, rtol: 1e-6, label: `z units=${units} ${variant} n=${n}` });
+          expectClose(
+            await download(gpu, yb, n),
+            a.map((v, i) => v * b[i] + 0.5),
+            { atol: 1e-7, rtol: 1e-6, label: `y units=${units} ${variant} n=${n}` },
+          );
+          expectClose(
+            await download(gpu, zb, n),
+            a.map((v, i) => v + b[i]),
+            { atol: 1e-7, rtol: 1e-6, label: `z units=${units} ${variant} n=${n}` },
+          );
         }
         for (const buf of [ab, bb, yb, zb]) gpu.pool.release(buf);
       }

@@ -63,10 +63,16 @@ describe('matmul', () => {
     });
   }
 
-  for (const [M, K, N] of [[5, 9, 6], [33, 17, 70], [64, 320, 50]] as [number, number, number][]) {
+  for (const [M, K, N] of [
+    [5, 9, 6],
+    [33, 17, 70],
+    [64, 320, 50],
+  ] as [number, number, number][]) {
     it(`accumulate: C += op(A)·op(B), ${M}x${K}x${N}`, COMPILE_HEAVY, async () => {
       const { gpu } = ctx;
-      const a = randomArray(M * K, 11, -1, 1), b = randomArray(K * N, 12, -1, 1), c0 = randomArray(M * N, 13, -1, 1);
+      const a = randomArray(M * K, 11, -1, 1),
+        b = randomArray(K * N, 12, -1, 1),
+        c0 = randomArray(M * N, 13, -1, 1);
       const ab = ref.matmul(a, b, M, K, N);
       const expected = ab.map((v, i) => v + c0[i]);
       const ab2 = [upload(gpu, a), upload(gpu, transpose(a, M, K))];
@@ -88,7 +94,9 @@ describe('matmul', () => {
 
   it('K = 0 gives zeros (plus C when accumulating)', COMPILE_HEAVY, async () => {
     const { gpu } = ctx;
-    const a = upload(gpu, [0]), b = upload(gpu, [0]), c = upload(gpu, [1, 2, 3, 4, 5, 6]);
+    const a = upload(gpu, [0]),
+      b = upload(gpu, [0]),
+      c = upload(gpu, [1, 2, 3, 4, 5, 6]);
     for (const variant of variants()) {
       gpu.write(c, Float32Array.from([1, 2, 3, 4, 5, 6]));
       matmul(gpu, a, b, c, { M: 2, N: 3, K: 0, accumulate: true, variant });
@@ -101,13 +109,22 @@ describe('matmul', () => {
 });
 
 describe('bias', () => {
-  for (const [rows, cols] of [[1, 1], [3, 7], [64, 50], [256, 10], [17, 333]] as [number, number][]) {
+  for (const [rows, cols] of [
+    [1, 1],
+    [3, 7],
+    [64, 50],
+    [256, 10],
+    [17, 333],
+  ] as [number, number][]) {
     it(`biasAdd and biasGrad, ${rows}x${cols}`, async () => {
       const { gpu } = ctx;
       const x = randomArray(rows * cols, rows + 7 * cols, -1, 1);
       const bias = randomArray(cols, cols, -1, 1);
       const db0 = randomArray(cols, cols + 1, -1, 1);
-      const xb = upload(gpu, x), bb = upload(gpu, bias), yb = empty(gpu, rows * cols), dbb = empty(gpu, cols);
+      const xb = upload(gpu, x),
+        bb = upload(gpu, bias),
+        yb = empty(gpu, rows * cols),
+        dbb = empty(gpu, cols);
       const expectedY = ref.biasAdd(x, bias, rows, cols);
       biasAdd(gpu, xb, bb, yb, { rows, cols });
       expectClose(await download(gpu, yb, rows * cols), expectedY, { label: `biasAdd ${rows}x${cols}`, atol: 1e-6, rtol: 1e-6 });
@@ -149,8 +166,14 @@ describe('linear', () => {
       const y = ref.linear(x, w, b, batch, inF, outF);
       const yNoBias = ref.linear(x, w, null, batch, inF, outF);
       const g = ref.linearBackward(x, w, dy, batch, inF, outF);
-      const xb = upload(gpu, x), wb = upload(gpu, w), bb = upload(gpu, b), dyb = upload(gpu, dy);
-      const yb = empty(gpu, batch * outF), dxb = empty(gpu, batch * inF), dwb = empty(gpu, outF * inF), dbb = empty(gpu, outF);
+      const xb = upload(gpu, x),
+        wb = upload(gpu, w),
+        bb = upload(gpu, b),
+        dyb = upload(gpu, dy);
+      const yb = empty(gpu, batch * outF),
+        dxb = empty(gpu, batch * inF),
+        dwb = empty(gpu, outF * inF),
+        dbb = empty(gpu, outF);
       const sizes = { batch, inFeatures: inF, outFeatures: outF };
       for (const variant of variants()) {
         const tag = `batch ${batch} ${inF}->${outF} ${variant}`;
@@ -171,13 +194,29 @@ describe('linear', () => {
         gpu.write(dbb, Float32Array.from(g0.db));
         gpu.write(dxb, Float32Array.from(g0.dx));
         linearBackward(gpu, xb, wb, dyb, dxb, dwb, dbb, { ...sizes, variant, accumulate: true, accumulateDx: true });
-        expectClose(await download(gpu, dwb, outF * inF), g.dw.map((v, i) => v + g0.dw[i]), { label: `linear dw += ${tag}`, ...tol(batch) });
-        expectClose(await download(gpu, dbb, outF), g.db.map((v, i) => v + g0.db[i]), { label: `linear db += ${tag}`, ...tol(batch) });
-        expectClose(await download(gpu, dxb, batch * inF), g.dx.map((v, i) => v + g0.dx[i]), { label: `linear dx += ${tag}`, ...tol(outF) });
+        expectClose(
+          await download(gpu, dwb, outF * inF),
+          g.dw.map((v, i) => v + g0.dw[i]),
+          { label: `linear dw += ${tag}`, ...tol(batch) },
+        );
+        expectClose(
+          await download(gpu, dbb, outF),
+          g.db.map((v, i) => v + g0.db[i]),
+          { label: `linear db += ${tag}`, ...tol(batch) },
+        );
+        expectClose(
+          await download(gpu, dxb, batch * inF),
+          g.dx.map((v, i) => v + g0.dx[i]),
+          { label: `linear dx += ${tag}`, ...tol(outF) },
+        );
         gpu.write(dxb, Float32Array.from(g0.dx));
         linearBackward(gpu, xb, wb, dyb, null, dwb, null, { ...sizes, variant });
         expectClose(await download(gpu, dwb, outF * inF), g.dw, { label: `linear dw only ${tag}`, ...tol(batch) });
-        expectClose(await download(gpu, dxb, batch * inF), Float32Array.from(g0.dx), { label: `linear dx untouched ${tag}`, atol: 0, rtol: 0 });
+        expectClose(await download(gpu, dxb, batch * inF), Float32Array.from(g0.dx), {
+          label: `linear dx untouched ${tag}`,
+          atol: 0,
+          rtol: 0,
+        });
       }
       for (const buf of [xb, wb, bb, dyb, yb, dxb, dwb, dbb]) gpu.pool.release(buf);
     });

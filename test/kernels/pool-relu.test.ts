@@ -33,7 +33,11 @@ describe('maxPool2d with fused relu', () => {
         const y = ref.relu(pooled.y);
         const dy = randomArray(m, 7);
         const dx = ref.maxPool2dBackward(ref.reluBackward(pooled.y, dy), pooled.argmax, s);
-        const xb = upload(gpu, x), yb = empty(gpu, m), ab = empty(gpu, m), dyb = upload(gpu, dy), dxb = empty(gpu, n);
+        const xb = upload(gpu, x),
+          yb = empty(gpu, m),
+          ab = empty(gpu, m),
+          dyb = upload(gpu, dy),
+          dxb = empty(gpu, n);
         maxPool2d(gpu, xb, yb, ab, { ...s, relu: true, variant });
         maxPool2dBackward(gpu, dyb, ab, dxb, { ...s, variant });
         expectClose(await download(gpu, yb, m), y, { label: `${label} y`, atol: 0, rtol: 1e-6 });

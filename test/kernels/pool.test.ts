@@ -52,7 +52,11 @@ describe('maxPool2d', () => {
           expect([OH, OW]).toEqual([expected.OH, expected.OW]);
           const m = N * C * OH * OW;
           const dy = randomArray(m, m + 1);
-          const xb = upload(gpu, x), yb = empty(gpu, m), ab = empty(gpu, m), dyb = upload(gpu, dy), dxb = upload(gpu, new Float32Array(n).fill(9));
+          const xb = upload(gpu, x),
+            yb = empty(gpu, m),
+            ab = empty(gpu, m),
+            dyb = upload(gpu, dy),
+            dxb = upload(gpu, new Float32Array(n).fill(9));
           maxPool2d(gpu, xb, yb, ab, { ...sizes, variant });
           maxPool2dBackward(gpu, dyb, ab, dxb, { ...sizes, variant });
           expectClose(await download(gpu, yb, m), expected.y, { atol: 0, rtol: 0, label: `${label} y` });
@@ -74,8 +78,12 @@ describe('maxPool2d', () => {
     const b = empty(gpu, 64);
     expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 1, W: 5 })).toThrow(/smaller than the 2x2 window/);
     expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(VariantError);
-    expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(/max_pool2d variant v2 cannot run here: it needs kernel = stride = 2, W % 8 = 0/);
-    expect(() => maxPool2dBackward(gpu, b, b, b, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(/max_pool2d.backward variant v2 cannot run here/);
+    expect(() => maxPool2d(gpu, b, b, null, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(
+      /max_pool2d variant v2 cannot run here: it needs kernel = stride = 2, W % 8 = 0/,
+    );
+    expect(() => maxPool2dBackward(gpu, b, b, b, { N: 1, C: 1, H: 4, W: 6, variant: 'v2' })).toThrow(
+      /max_pool2d.backward variant v2 cannot run here/,
+    );
     gpu.pool.release(b);
   });
 

@@ -37,7 +37,9 @@ describe('variant registry', () => {
   it('a variant needing subgroups is refused when forced without them, and never chosen by default', () => {
     const sizes = { M: 64, N: 64, K: 64 };
     const plain = fakeGpu('software', false);
-    expect(() => MATMUL.resolve(plain, sizes, 'v4')).toThrow(/matmul variant v4 cannot run here: it needs the "subgroups" feature with a fixed subgroup size/);
+    expect(() => MATMUL.resolve(plain, sizes, 'v4')).toThrow(
+      /matmul variant v4 cannot run here: it needs the "subgroups" feature with a fixed subgroup size/,
+    );
     expect(MATMUL.resolve(plain, sizes)).toBe('v2');
     expect(MATMUL.resolve(fakeGpu('software', true), sizes)).toBe('v4');
     expect(MATMUL.resolve(fakeGpu('gpu', true), sizes)).toBe('v3');

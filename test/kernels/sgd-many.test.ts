@@ -34,7 +34,8 @@ describe('sgdStepMany', () => {
       }
       for (const [i, t] of tensors.entries()) {
         expectClose(await download(gpu, t.param, t.n), expected[i].param, { label: `param ${i} (n=${t.n})`, atol: 1e-6, rtol: 1e-5 });
-        if (t.velocity) expectClose(await download(gpu, t.velocity, t.n), expected[i].velocity!, { label: `velocity ${i}`, atol: 1e-6, rtol: 1e-5 });
+        if (t.velocity)
+          expectClose(await download(gpu, t.velocity, t.n), expected[i].velocity!, { label: `velocity ${i}`, atol: 1e-6, rtol: 1e-5 });
       }
       for (const t of tensors) [t.param, t.grad, t.velocity].forEach((b) => b && gpu.pool.release(b));
     });

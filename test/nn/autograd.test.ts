@@ -10,8 +10,18 @@ import * as ref from '../reference/index.js';
 
 const ctx = useGpu({ tensors: true });
 
-const N = 3, C = 2, H = 10, W = 9, O = 4, K = 3, CLASSES = 5;
-const OH = H - K + 1, OW = W - K + 1, PH = Math.floor(OH / 2), PW = Math.floor(OW / 2), FEAT = O * PH * PW;
+const N = 3,
+  C = 2,
+  H = 10,
+  W = 9,
+  O = 4,
+  K = 3,
+  CLASSES = 5;
+const OH = H - K + 1,
+  OW = W - K + 1,
+  PH = Math.floor(OH / 2),
+  PW = Math.floor(OW / 2),
+  FEAT = O * PH * PW;
 
 function inputs(seed: number) {
   return {
@@ -95,7 +105,11 @@ describe('autograd through conv → maxpool → relu → batch norm → linear �
     });
     const twice = await x.grad!.toArray();
     const single = await once.toArray();
-    expectClose(twice, Array.from(single, (g) => 2 * g), { label: 'accumulated grad', atol: 1e-6, rtol: 1e-5 });
+    expectClose(
+      twice,
+      Array.from(single, (g) => 2 * g),
+      { label: 'accumulated grad', atol: 1e-6, rtol: 1e-5 },
+    );
     expect(expected.loss).toBeGreaterThan(0);
   });
 
@@ -114,16 +128,18 @@ describe('memory', () => {
     const fw = F.tensor(Float32Array.from(v.fw), [CLASSES, FEAT], { requiresGrad: true }).keep();
     const gamma = F.tensor(Float32Array.from(v.gamma), [O], { requiresGrad: true }).keep();
     const beta = F.tensor(Float32Array.from(v.beta), [O], { requiresGrad: true }).keep();
-    const rm = F.zeros([O]).keep(), rv = F.ones([O]).keep();
+    const rm = F.zeros([O]).keep(),
+      rv = F.ones([O]).keep();
     const x = F.tensor(Float32Array.from(v.x), [N, C, H, W]).keep();
     const target = F.tensor(v.target, [N], { dtype: 'int32' }).keep();
     const opt = new SGD([w, fw, gamma, beta], { lr: 0.01, momentum: 0.9, weightDecay: 1e-4 });
-    const step = () => tidy(() => {
-      opt.zeroGrad();
-      const h = F.dropout(F.batchNorm(F.relu(F.maxPool2d(F.conv2d(x, w))), rm, rv, gamma, beta, { training: true }), 0.5);
-      F.crossEntropy(F.linear(h.flatten(1), fw), target).backward();
-      opt.step();
-    });
+    const step = () =>
+      tidy(() => {
+        opt.zeroGrad();
+        const h = F.dropout(F.batchNorm(F.relu(F.maxPool2d(F.conv2d(x, w))), rm, rv, gamma, beta, { training: true }), 0.5);
+        F.crossEntropy(F.linear(h.flatten(1), fw), target).backward();
+        opt.step();
+      });
     for (let i = 0; i < 5; i++) step(); // momentum buffers and pool buckets settle
     const { gpu } = ctx;
     await gpu.sync();

@@ -15,7 +15,9 @@ describe('clear errors', () => {
     expect(() => F.linear(x, w)).toThrow(ShapeError);
     expect(() => F.linear(x, w)).toThrow(/linear: input \[4, 320\] has 320 features but weight \[50, 300\] expects 300/);
     expect(() => F.matmul(F.zeros([2, 3]), F.zeros([4, 5]))).toThrow(/matmul: inner sizes differ: a \[2, 3\] · b \[4, 5\]/);
-    expect(() => F.conv2d(F.zeros([1, 3, 8, 8]), F.zeros([10, 1, 5, 5]))).toThrow(/conv2d: input \[1, 3, 8, 8\] has 3 channels but weight \[10, 1, 5, 5\] expects 1/);
+    expect(() => F.conv2d(F.zeros([1, 3, 8, 8]), F.zeros([10, 1, 5, 5]))).toThrow(
+      /conv2d: input \[1, 3, 8, 8\] has 3 channels but weight \[10, 1, 5, 5\] expects 1/,
+    );
     expect(() => F.conv2d(F.zeros([1, 1, 4, 4]), F.zeros([2, 1, 5, 5]))).toThrow(/kernel 5x5 is larger than the padded input 4x4/);
     expect(() => F.add(F.zeros([2, 3]), F.zeros([3, 2]))).toThrow(/add: shapes \[2, 3\] and \[3, 2\] differ/);
     expect(() => F.maxPool2d(F.zeros([2, 3]))).toThrow(/maxPool2d: input must be 4-D \[N, C, H, W\], got \[2, 3\]/);
@@ -38,7 +40,9 @@ describe('clear errors', () => {
     const limit = ctx.gpu.adapter.limits.maxStorageBufferBindingSize;
     const n = Math.floor(limit / 4) + 1024;
     expect(() => Tensor.empty([n], { label: 'huge activations' })).toThrow(LimitError);
-    expect(() => Tensor.empty([n], { label: 'huge activations' })).toThrow(/huge activations: needs \d+ bytes, more than this adapter binds/);
+    expect(() => Tensor.empty([n], { label: 'huge activations' })).toThrow(
+      /huge activations: needs \d+ bytes, more than this adapter binds/,
+    );
   });
 
   it('using a disposed tensor, a tensor without a default Gpu, or a destroyed Gpu is a StateError', async () => {

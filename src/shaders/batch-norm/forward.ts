@@ -107,7 +107,9 @@ export const partialV1 = memoKernel((vec: boolean, affine: boolean) =>
   declareKernel({
     name: `batch_norm_partial_v1${vec ? '_vec4' : ''}${affine ? '' : '_stats'}`,
     params: PARAMS,
-    buffers: affine ? { x: units(vec, 'read'), gamma: 'read', beta: 'read', part: PARTIALS_OUT } : { x: units(vec, 'read'), part: PARTIALS_OUT },
+    buffers: affine
+      ? { x: units(vec, 'read'), gamma: 'read', beta: 'read', part: PARTIALS_OUT }
+      : { x: units(vec, 'read'), part: PARTIALS_OUT },
     wgsl: /* wgsl */ `${head(vec)}
 @compute @workgroup_size(${V1_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let g = gid.x;

@@ -118,7 +118,8 @@ interface Plan {
 
 function checkSizes(op: string, s: BatchNormSizes): void {
   for (const [name, v] of Object.entries({ N: s.N, C: s.C, H: s.H, W: s.W })) {
-    if (!Number.isInteger(v) || v < 1) throw new ShapeError(`${op}: ${name} = ${v} must be a positive integer (input [${s.N}, ${s.C}, ${s.H}, ${s.W}])`);
+    if (!Number.isInteger(v) || v < 1)
+      throw new ShapeError(`${op}: ${name} = ${v} must be a positive integer (input [${s.N}, ${s.C}, ${s.H}, ${s.W}])`);
   }
 }
 
@@ -140,7 +141,16 @@ function planV3(pl: Plan): Plan {
 }
 
 /** The uniforms every batch-norm kernel reads (forward.ts's PARAMS). */
-const params = (pl: Plan, eps: number, momentum = 0, corr = 1) => ({ C: pl.C, HWu: pl.HWu, Mu: pl.Mu, P: pl.P, Lu: pl.Lu, eps, momentum, corr });
+const params = (pl: Plan, eps: number, momentum = 0, corr = 1) => ({
+  C: pl.C,
+  HWu: pl.HWu,
+  Mu: pl.Mu,
+  P: pl.P,
+  Lu: pl.Lu,
+  eps,
+  momentum,
+  corr,
+});
 
 const trainParams = (pl: Plan, s: BatchNormTrainSizes) =>
   params(pl, s.eps ?? 1e-5, s.momentum ?? 0.1, (s.unbiasedRunningVar ?? true) ? pl.M / (pl.M - 1) : 1);
@@ -175,7 +185,10 @@ function batchNormOp<S extends BatchNormSizes, B>(spec: {
   return defineOp<S, B, BatchNormVariant>({
     name: spec.name,
     variants: {
-      v1: { summary: 'two dispatches over ~512 chunks, no barriers: software adapters, few channels', run: (gpu, b, s) => spec.twoPass(gpu, b, s, plan(s)) },
+      v1: {
+        summary: 'two dispatches over ~512 chunks, no barriers: software adapters, few channels',
+        run: (gpu, b, s) => spec.twoPass(gpu, b, s, plan(s)),
+      },
       v2: { summary: 'a workgroup of 256 per channel, tree reductions: GPUs', run: onePass('v2') },
       v3: { summary: 'a workgroup of 32 contiguous chunks per channel, one barrier: software adapters', run: onePass('v3') },
     },
@@ -208,7 +221,16 @@ const statsBuffers = (b: BatchNormStatsBuffers) => ({ x: b.x, meanOut: b.mean, v
 export const BATCH_NORM_STATS = batchNormOp<BatchNormSizes, BatchNormStatsBuffers>({
   name: 'batch_norm.stats',
   twoPass: (gpu, b, s, pl) =>
-    twoPasses(gpu, pl, epsParams(pl, s), 'batchNorm partials', { x: b.x }, statsBuffers(b), [partialV1(pl.vw === 4, false), statsV1(pl.vw === 4)], [Math.ceil(pl.C / V1_WG)]),
+    twoPasses(
+      gpu,
+      pl,
+      epsParams(pl, s),
+      'batchNorm partials',
+      { x: b.x },
+      statsBuffers(b),
+      [partialV1(pl.vw === 4, false), statsV1(pl.vw === 4)],
+      [Math.ceil(pl.C / V1_WG)],
+    ),
   onePass: (variant, vec) => (variant === 'v2' ? forwardV2 : forwardV3)(vec, 'stats', false),
   params: epsParams,
   buffers: statsBuffers,
@@ -229,7 +251,16 @@ const trainBuffers = (b: BatchNormTrainBuffers): Record<string, GPUBuffer> => ({
 export const BATCH_NORM_TRAIN = batchNormOp<BatchNormTrainSizes, BatchNormTrainBuffers>({
   name: 'batch_norm.train',
   twoPass: (gpu, b, s, pl) =>
-    twoPasses(gpu, pl, trainParams(pl, s), 'batchNorm partials', { x: b.x, gamma: b.gamma, beta: b.beta }, trainBuffers(b), [partialV1(pl.vw === 4, true), trainV1(pl.vw === 4, !!b.running)], v1Groups(pl)),
+    twoPasses(
+      gpu,
+      pl,
+      trainParams(pl, s),
+      'batchNorm partials',
+      { x: b.x, gamma: b.gamma, beta: b.beta },
+      trainBuffers(b),
+      [partialV1(pl.vw === 4, true), trainV1(pl.vw === 4, !!b.running)],
+      v1Groups(pl),
+    ),
   onePass: (variant, vec, b) => (variant === 'v2' ? forwardV2 : forwardV3)(vec, 'train', !!b.running),
   params: trainParams,
   buffers: trainBuffers,
@@ -250,7 +281,16 @@ const gradBuffers = (b: BatchNormBackwardBuffers): Record<string, GPUBuffer> => 
 export const BATCH_NORM_BACKWARD = batchNormOp<BatchNormBackwardSizes, BatchNormBackwardBuffers>({
   name: 'batch_norm.backward',
   twoPass: (gpu, b, s, pl) =>
-    twoPasses(gpu, pl, epsParams(pl, s), 'batchNorm grad partials', gradBuffers(b), gradBuffers(b), [gradPartialV1(pl.vw === 4), gradV1(pl.vw === 4, !!s.accumulate)], v1Groups(pl)),
+    twoPasses(
+      gpu,
+      pl,
+      epsParams(pl, s),
+      'batchNorm grad partials',
+      gradBuffers(b),
+      gradBuffers(b),
+      [gradPartialV1(pl.vw === 4), gradV1(pl.vw === 4, !!s.accumulate)],
+      v1Groups(pl),
+    ),
   onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate),
   params: epsParams,
   buffers: gradBuffers,
@@ -263,7 +303,14 @@ export const BATCH_NORM_BACKWARD = batchNormOp<BatchNormBackwardSizes, BatchNorm
  * Per-channel batch statistics of x [N,C,H,W]: mean, biased variance and invStd = 1/√(var + ε), each [C].
  * (The training forward computes these itself; this is for callers that want the statistics alone.)
  */
-export function batchNormStats(gpu: Gpu, x: GPUBuffer, mean: GPUBuffer, variance: GPUBuffer, invStd: GPUBuffer, sizes: BatchNormSizes): void {
+export function batchNormStats(
+  gpu: Gpu,
+  x: GPUBuffer,
+  mean: GPUBuffer,
+  variance: GPUBuffer,
+  invStd: GPUBuffer,
+  sizes: BatchNormSizes,
+): void {
   checkSizes('batchNormStats', sizes);
   BATCH_NORM_STATS.run(gpu, { x, mean, variance, invStd }, sizes);
 }
@@ -285,7 +332,9 @@ export function batchNormForwardTrain(
 ): void {
   checkSizes('batchNormForwardTrain', sizes);
   if (sizes.N * sizes.H * sizes.W < 2) {
-    throw new ShapeError(`batchNormForwardTrain: training needs more than one value per channel, got input [${sizes.N}, ${sizes.C}, ${sizes.H}, ${sizes.W}]`);
+    throw new ShapeError(
+      `batchNormForwardTrain: training needs more than one value per channel, got input [${sizes.N}, ${sizes.C}, ${sizes.H}, ${sizes.W}]`,
+    );
   }
   BATCH_NORM_TRAIN.run(gpu, { x, gamma, beta, y, mean, invStd, running }, sizes);
 }
@@ -295,7 +344,14 @@ export function batchNormForwardTrain(
  * `running` to batchNormForwardTrain (which does this in the same dispatch). The variance is recovered as
  * 1/invStd² − ε, so pass the forward's ε.
  */
-export function updateRunningStats(gpu: Gpu, mean: GPUBuffer, invStd: GPUBuffer, runningMean: GPUBuffer, runningVar: GPUBuffer, sizes: BatchNormTrainSizes): void {
+export function updateRunningStats(
+  gpu: Gpu,
+  mean: GPUBuffer,
+  invStd: GPUBuffer,
+  runningMean: GPUBuffer,
+  runningVar: GPUBuffer,
+  sizes: BatchNormTrainSizes,
+): void {
   checkSizes('updateRunningStats', sizes);
   const pl = plan(sizes);
   const corr = (sizes.unbiasedRunningVar ?? true) && pl.M > 1 ? pl.M / (pl.M - 1) : 1;
@@ -322,11 +378,16 @@ export function batchNormForwardEval(
 ): void {
   checkSizes('batchNormForwardEval', sizes);
   const HW = sizes.H * sizes.W;
-  runMap(gpu, BATCH_NORM_EVAL, { x, gamma, beta, rmean: runningMean, rvar: runningVar, y }, {
-    n: sizes.N * sizes.C * HW,
-    params: { HW, C: sizes.C, eps: sizes.eps ?? 1e-5 },
-    variant: sizes.mapVariant,
-  });
+  runMap(
+    gpu,
+    BATCH_NORM_EVAL,
+    { x, gamma, beta, rmean: runningMean, rvar: runningVar, y },
+    {
+      n: sizes.N * sizes.C * HW,
+      params: { HW, C: sizes.C, eps: sizes.eps ?? 1e-5 },
+      variant: sizes.mapVariant,
+    },
+  );
 }
 
 // dx = γ·invStd/M·(M·dy − Σdy − x̂·Σdy·x̂), dγ = Σdy·x̂, dβ = Σdy   (x̂ = (x − μ)·invStd; saved: x, μ, invStd)

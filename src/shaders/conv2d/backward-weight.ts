@@ -29,10 +29,26 @@ export interface Conv2dWeightTile {
 
 const BUFFERS = { x: 'read', dy: 'read', dw: 'read_write' } as const;
 const PARAMS = {
-  N: 'u32', C: 'u32', H: 'u32', W: 'u32', O: 'u32', OH: 'u32', OW: 'u32', pad: 'i32', accumulate: 'u32',
+  N: 'u32',
+  C: 'u32',
+  H: 'u32',
+  W: 'u32',
+  O: 'u32',
+  OH: 'u32',
+  OW: 'u32',
+  pad: 'i32',
+  accumulate: 'u32',
 } as const satisfies Record<string, ParamType>;
 const params = (g: Geometry, accumulate: boolean) => ({
-  N: g.N, C: g.C, H: g.H, W: g.W, O: g.O, OH: g.OH, OW: g.OW, pad: g.pad, accumulate: +accumulate,
+  N: g.N,
+  C: g.C,
+  H: g.H,
+  W: g.W,
+  O: g.O,
+  OH: g.OH,
+  OW: g.OW,
+  pad: g.pad,
+  accumulate: +accumulate,
 });
 
 // ---- v1: one dw element per invocation, looping over N·OH·OW ----------------------------------------------
@@ -90,62 +106,71 @@ export function backwardWeightV1(gpu: Gpu, g: Geometry, buffers: BackwardWeightB
 // OT·PT/sg loads replace OT·PT. No lane returns early: lanes past C·KH compute a clamped duplicate and skip
 // the store; padding rows read zeros instead of skipping (a broadcast must not sit in divergent control flow).
 
-const backwardWeightTiledKernel = memoKernel((KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number | null) => {
-  const { OT, PT, WG } = t;
-  const span = (PT - 1) * S + KW;
-  const rowOk = sg ? 'rowOk && ' : '';
-  const body = range(span).map((j) =>
-    padded
-      ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.W) - 1))], ${rowOk}c${j} >= 0 && c${j} < i32(p.W));`
-      : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`, // min: columns past OW in the last step
-  );
-  const fmas = (tt: number, pp: number) => range(KW).map((kw) => `a${tt}_${kw} = fma(g, x${pp * S + kw}, a${tt}_${kw});`).join(' ');
-  if (sg === null) {
-    for (const pp of range(PT)) {
-      body.push(`{ let live = ow + ${pp}u < p.OW; let owc = min(ow + ${pp}u, p.OW - 1u);`);
-      for (const tt of range(OT)) body.push(`  { let g = select(0.0, dy[dr${tt} + owc], live); ${fmas(tt, pp)} }`);
-      body.push('}');
+const backwardWeightTiledKernel = memoKernel(
+  (KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number | null) => {
+    const { OT, PT, WG } = t;
+    const span = (PT - 1) * S + KW;
+    const rowOk = sg ? 'rowOk && ' : '';
+    const body = range(span).map(
+      (j) =>
+        padded
+          ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.W) - 1))], ${rowOk}c${j} >= 0 && c${j} < i32(p.W));`
+          : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`, // min: columns past OW in the last step
+    );
+    const fmas = (tt: number, pp: number) =>
+      range(KW)
+        .map((kw) => `a${tt}_${kw} = fma(g, x${pp * S + kw}, a${tt}_${kw});`)
+        .join(' ');
+    if (sg === null) {
+      for (const pp of range(PT)) {
+        body.push(`{ let live = ow + ${pp}u < p.OW; let owc = min(ow + ${pp}u, p.OW - 1u);`);
+        for (const tt of range(OT)) body.push(`  { let g = select(0.0, dy[dr${tt} + owc], live); ${fmas(tt, pp)} }`);
+        body.push('}');
+      }
+    } else {
+      // dy[dr_t + ow + gq·sg + lane], zero past OW; every lane then gets all PT columns by broadcast
+      for (const gq of range(PT / sg)) {
+        body.push(`let owl${gq} = ow + ${gq * sg}u + sid;`);
+        body.push(...range(OT).map((tt) => `let d${tt}_${gq} = select(0.0, dy[dr${tt} + min(owl${gq}, p.OW - 1u)], owl${gq} < p.OW);`));
+      }
+      for (const pp of range(PT)) {
+        for (const tt of range(OT)) body.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${fmas(tt, pp)} }`);
+      }
     }
-  } else {
-    // dy[dr_t + ow + gq·sg + lane], zero past OW; every lane then gets all PT columns by broadcast
-    for (const gq of range(PT / sg)) {
-      body.push(`let owl${gq} = ow + ${gq * sg}u + sid;`);
-      body.push(...range(OT).map((tt) => `let d${tt}_${gq} = select(0.0, dy[dr${tt} + min(owl${gq}, p.OW - 1u)], owl${gq} < p.OW);`));
-    }
-    for (const pp of range(PT)) {
-      for (const tt of range(OT)) body.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${fmas(tt, pp)} }`);
-    }
-  }
-  const stores = range(OT).flatMap((tt) =>
-    range(KW).map((kw) => {
-      const i = `wbase + ${tt * KH * KW}u * p.C + ${kw}u`;
-      return `if (${sg ? 'live && ' : ''}o0 + ${tt}u < p.O) { dw[${i}] = select(a${tt}_${kw}, dw[${i}] + a${tt}_${kw}, p.accumulate != 0u); }`;
-    }),
-  );
-  const entry = sg
-    ? `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+    const stores = range(OT).flatMap((tt) =>
+      range(KW).map((kw) => {
+        const i = `wbase + ${tt * KH * KW}u * p.C + ${kw}u`;
+        return `if (${sg ? 'live && ' : ''}o0 + ${tt}u < p.O) { dw[${i}] = select(a${tt}_${kw}, dw[${i}] + a${tt}_${kw}, p.accumulate != 0u); }`;
+      }),
+    );
+    const entry = sg
+      ? `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let glane = wid.x * ${sg}u + sid;
   let live = glane < p.C * ${KH}u;
   let lane = min(glane, p.C * ${KH}u - 1u);`
-    : `@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+      : `@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let lane = wid.x * ${WG}u + lid.x;
   if (lane >= p.C * ${KH}u) { return; }`;
-  const row = sg
-    ? `let ihr = i32(oh * ${S}u + kh) - p.pad;
+    const row = sg
+      ? `let ihr = i32(oh * ${S}u + kh) - p.pad;
     ${padded ? 'let rowOk = ihr >= 0 && ihr < i32(p.H); let ih = clamp(ihr, 0, i32(p.H) - 1);' : 'let ih = ihr;'}`
-    : `let ih = i32(oh * ${S}u + kh) - p.pad;
+      : `let ih = i32(oh * ${S}u + kh) - p.pad;
     ${padded ? 'if (ih < 0 || ih >= i32(p.H)) { continue; }' : ''}`;
-  return declareKernel({
-    name: sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2',
-    enable: sg ? ['subgroups'] : [],
-    params: { ...PARAMS, rowsPerSlice: 'u32' },
-    buffers: BUFFERS,
-    wgsl: /* wgsl */ `${entry}
+    return declareKernel({
+      name: sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2',
+      enable: sg ? ['subgroups'] : [],
+      params: { ...PARAMS, rowsPerSlice: 'u32' },
+      buffers: BUFFERS,
+      wgsl: /* wgsl */ `${entry}
   let c = lane / ${KH}u;
   let kh = lane % ${KH}u;
   let o0 = wid.y * ${OT}u;
-  ${range(OT).map((tt) => `let o_${tt} = min(o0 + ${tt}u, p.O - 1u);`).join('\n  ')}
-  ${range(OT).flatMap((tt) => range(KW).map((kw) => `var a${tt}_${kw} = 0.0;`)).join('\n  ')}
+  ${range(OT)
+    .map((tt) => `let o_${tt} = min(o0 + ${tt}u, p.O - 1u);`)
+    .join('\n  ')}
+  ${range(OT)
+    .flatMap((tt) => range(KW).map((kw) => `var a${tt}_${kw} = 0.0;`))
+    .join('\n  ')}
   let r0 = wid.z * p.rowsPerSlice;
   let r1 = min(r0 + p.rowsPerSlice, p.N * p.OH);
   for (var r = r0; r < r1; r++) {
@@ -153,7 +178,9 @@ const backwardWeightTiledKernel = memoKernel((KH: number, KW: number, S: number,
     let oh = r % p.OH;
     ${row}
     let xr = ((n * p.C + c) * p.H + u32(ih)) * p.W;
-    ${range(OT).map((tt) => `let dr${tt} = ((n * p.O + o_${tt}) * p.OH + oh) * p.OW;`).join('\n    ')}
+    ${range(OT)
+      .map((tt) => `let dr${tt} = ((n * p.O + o_${tt}) * p.OH + oh) * p.OW;`)
+      .join('\n    ')}
     for (var ow = 0u; ow < p.OW; ow += ${PT}u) {
       let iw0 = i32(ow * ${S}u) - p.pad;
       ${body.join('\n      ')}
@@ -162,8 +189,9 @@ const backwardWeightTiledKernel = memoKernel((KH: number, KW: number, S: number,
   let wbase = wid.z * p.O * p.C * ${KH * KW}u + ((o0 * p.C + c) * ${KH}u + kh) * ${KW}u;
   ${stores.join('\n  ')}
 }`,
-  });
-});
+    });
+  },
+);
 
 /** The v2 tile (measured on the seed's shapes: bench/kernels-conv2d.ts). */
 export function conv2dWeightTileV2(O: number, OW: number): Conv2dWeightTile {
@@ -185,10 +213,18 @@ export function conv2dWeightTileV4(O: number, KW: number, sg: number): Conv2dWei
 }
 
 /** v2 (subgroups = false) or v4: the row slices, then conv2d_sum_partials when there are several. */
-export function backwardWeightTiled(gpu: Gpu, g: Geometry, buffers: BackwardWeightBuffers, accumulate: boolean, subgroups: boolean, tile?: Conv2dWeightTile): void {
+export function backwardWeightTiled(
+  gpu: Gpu,
+  g: Geometry,
+  buffers: BackwardWeightBuffers,
+  accumulate: boolean,
+  subgroups: boolean,
+  tile?: Conv2dWeightTile,
+): void {
   const sg = subgroups ? fixedSubgroupSize(gpu)! : null; // the registry checked the requirement
   const t = sg ? { ...(tile ?? conv2dWeightTileV4(g.O, g.KW, sg)), WG: sg } : (tile ?? conv2dWeightTileV2(g.O, g.OW));
-  if (sg && t.PT % sg !== 0) throw new VariantError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);
+  if (sg && t.PT % sg !== 0)
+    throw new VariantError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);
   const M = g.O * g.C * g.KH * g.KW;
   const groups = Math.ceil((g.C * g.KH) / t.WG) * Math.ceil(g.O / t.OT);
   const rows = g.N * g.OH;

@@ -16,8 +16,20 @@ import type { Geometry } from './sizes.js';
 
 /** One direct convolution: its sizes, the input padding on each axis, and whether the kernel is flipped. */
 export interface DirectArgs {
-  N: number; Cin: number; Hin: number; Win: number; Cout: number; Hout: number; Wout: number;
-  S: number; padH: number; padW: number; KH: number; KW: number; flip: boolean; hasBias: boolean;
+  N: number;
+  Cin: number;
+  Hin: number;
+  Win: number;
+  Cout: number;
+  Hout: number;
+  Wout: number;
+  S: number;
+  padH: number;
+  padW: number;
+  KH: number;
+  KW: number;
+  flip: boolean;
+  hasBias: boolean;
 }
 
 export interface DirectBuffers {
@@ -40,10 +52,26 @@ export interface Conv2dTile {
 
 const BUFFERS = { x: 'read', w: 'read', bias: 'read', y: 'read_write' } as const;
 const DIRECT_PARAMS = {
-  Cin: 'u32', Hin: 'u32', Win: 'u32', Cout: 'u32', Hout: 'u32', Wout: 'u32', padH: 'i32', padW: 'i32', hasBias: 'u32',
+  Cin: 'u32',
+  Hin: 'u32',
+  Win: 'u32',
+  Cout: 'u32',
+  Hout: 'u32',
+  Wout: 'u32',
+  padH: 'i32',
+  padW: 'i32',
+  hasBias: 'u32',
 } as const satisfies Record<string, ParamType>;
 const directParams = (a: DirectArgs) => ({
-  Cin: a.Cin, Hin: a.Hin, Win: a.Win, Cout: a.Cout, Hout: a.Hout, Wout: a.Wout, padH: a.padH, padW: a.padW, hasBias: +a.hasBias,
+  Cin: a.Cin,
+  Hin: a.Hin,
+  Win: a.Win,
+  Cout: a.Cout,
+  Hout: a.Hout,
+  Wout: a.Wout,
+  padH: a.padH,
+  padW: a.padW,
+  hasBias: +a.hasBias,
 });
 
 /** WGSL index of w for tap (oc, ic, kh, kw); KH, KW are WGSL expressions (constants or uniforms). */
@@ -150,10 +178,11 @@ export function backwardInputV1(gpu: Gpu, g: Geometry, buffers: { dy: GPUBuffer;
 const directV2Kernel = memoKernel((KH: number, KW: number, S: number, padded: boolean, flip: boolean, t: Conv2dTile) => {
   const { OT, PT, WG } = t;
   const span = (PT - 1) * S + KW; // input columns one tile row touches
-  const body: string[] = range(span).map((j) =>
-    padded
-      ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.Win) - 1))], c${j} >= 0 && c${j} < i32(p.Win));`
-      : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.Win - 1u)];`, // min: columns past Wout in the last block
+  const body: string[] = range(span).map(
+    (j) =>
+      padded
+        ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.Win) - 1))], c${j} >= 0 && c${j} < i32(p.Win));`
+        : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.Win - 1u)];`, // min: columns past Wout in the last block
   );
   // wk{t}: index of tap (oc_t, ic, kh, kw = 0); taps step by +1 along kw (−1 when flipped).
   body.push(...range(OT).map((tt) => `let wk${tt} = ${weightIndex(flip, `${KH}u`, `${KW}u`, `oc_${tt}`, 'ic', 'kh', '0u')};`));
@@ -179,9 +208,15 @@ const directV2Kernel = memoKernel((KH: number, KW: number, S: number, padded: bo
   let n = row / p.Hout;
   let ow0 = pb * ${PT}u;
   let oc0 = wid.z * ${OT}u;
-  ${range(OT).map((tt) => `let oc_${tt} = min(oc0 + ${tt}u, p.Cout - 1u);`).join('\n  ')}
-  ${range(OT).map((tt) => `let b${tt} = ${biasOf(`oc_${tt}`)};`).join('\n  ')}
-  ${range(OT).flatMap((tt) => range(PT).map((pp) => `var a${tt}_${pp} = b${tt};`)).join('\n  ')}
+  ${range(OT)
+    .map((tt) => `let oc_${tt} = min(oc0 + ${tt}u, p.Cout - 1u);`)
+    .join('\n  ')}
+  ${range(OT)
+    .map((tt) => `let b${tt} = ${biasOf(`oc_${tt}`)};`)
+    .join('\n  ')}
+  ${range(OT)
+    .flatMap((tt) => range(PT).map((pp) => `var a${tt}_${pp} = b${tt};`))
+    .join('\n  ')}
   let ih0 = i32(oh * ${S}u) - p.padH;
   let iw0 = i32(ow0 * ${S}u) - p.padW;
   for (var ic = 0u; ic < p.Cin; ic++) {
@@ -258,7 +293,16 @@ const directV3Kernel = memoKernel((flip: boolean) =>
   declareKernel({
     name: flip ? 'conv2d_bwd_input_v3' : 'conv2d_v3',
     params: {
-      ...DIRECT_PARAMS, KH: 'u32', KW: 'u32', S: 'u32', ICT: 'u32', PH: 'u32', PW: 'u32', tilesW: 'u32', tilesPerImage: 'u32', N: 'u32',
+      ...DIRECT_PARAMS,
+      KH: 'u32',
+      KW: 'u32',
+      S: 'u32',
+      ICT: 'u32',
+      PH: 'u32',
+      PW: 'u32',
+      tilesW: 'u32',
+      tilesPerImage: 'u32',
+      N: 'u32',
     },
     buffers: BUFFERS,
     wgsl: /* wgsl */ `var<workgroup> xs: array<f32, ${XS}>;  // [icl][PH][PW]
@@ -321,7 +365,10 @@ var<workgroup> ws: array<f32, ${WS}>;  // [t][icl][KH][KW]
 
 export function directV3(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers): void {
   const chunk = v3Chunk(a.KH, a.KW, a.S);
-  if (!chunk) throw new VariantError(`${a.flip ? 'conv2d_bwd_input_v3' : 'conv2d_v3'}: a ${a.KH}x${a.KW} kernel at stride ${a.S} is too large to stage`);
+  if (!chunk)
+    throw new VariantError(
+      `${a.flip ? 'conv2d_bwd_input_v3' : 'conv2d_v3'}: a ${a.KH}x${a.KW} kernel at stride ${a.S} is too large to stage`,
+    );
   const tilesW = Math.ceil(a.Wout / TILE);
   const tilesPerImage = tilesW * Math.ceil(a.Hout / TILE);
   const [gx, gy] = grid1d(a.N * tilesPerImage, 1);
@@ -348,42 +395,48 @@ export function directV3(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers): void 
 // No lane returns early (a broadcast reads the other lanes' registers): lanes past N compute image N−1 again
 // and skip the store. Tiles are large (up to 120 accumulators): measured faster than v2-sized ones here.
 
-const directV4Kernel = memoKernel((KH: number, KW: number, S: number, flip: boolean, t: Conv2dTile, sg: number, Win: number, Wout: number, padW: number) => {
-  const { OT, PT } = t;
-  const span = (PT - 1) * S + KW;
-  const nPB = Math.ceil(Wout / PT);
-  const NT = OT * KW;
-  const G = range(Math.ceil(NT / sg));
-  const pre = G.flatMap((g) => [
-    `let j${g} = min(${g * sg}u + sid, ${NT - 1}u);`,
-    `let jc${g} = min(oc0 + j${g} / ${KW}u, p.Cout - 1u);`,
-    flip ? `let wl${g} = jc${g} * ${KH * KW}u + ${KW - 1}u - j${g} % ${KW}u;` : `let wl${g} = jc${g} * p.Cin * ${KH * KW}u + j${g} % ${KW}u;`,
-  ]);
-  const wo = flip ? `ic * p.Cout * ${KH * KW}u + (${KH - 1}u - kh) * ${KW}u` : `(ic * ${KH}u + kh) * ${KW}u`;
-  const wloads = [`let wo = ${wo};`, ...G.map((g) => `let wg${g} = w[wl${g} + wo];`)];
-  for (const tt of range(OT)) for (const kw of range(KW)) {
-    const j = tt * KW + kw;
-    wloads.push(`let w${tt}_${kw} = subgroupBroadcast(wg${Math.floor(j / sg)}, ${j % sg}u);`);
-  }
-  // classes of column blocks with the same valid input columns and output columns
-  const classes = new Map<string, number[]>();
-  for (const b of range(nPB)) {
-    const iw0 = b * PT * S - padW;
-    const xs = range(span).filter((j) => iw0 + j >= 0 && iw0 + j < Win);
-    const ps = range(PT).filter((pp) => b * PT + pp < Wout);
-    const key = `${xs.join(',')}|${ps.join(',')}`;
-    classes.set(key, [...(classes.get(key) ?? []), b]);
-  }
-  const nests: string[] = [];
-  for (const [key, blocks] of classes) {
-    const [xs, ps] = key.split('|').map((l) => (l ? l.split(',').map(Number) : []));
-    const x0 = xs[0] ?? 0; // xr points at input column iw0 + x0, the block's first one inside the image
-    const body = xs.map((j) => `let x${j} = x[xr + ${j - x0}u];`);
-    for (const kw of range(KW)) for (const tt of range(OT)) for (const pp of ps) {
-      if (xs.includes(pp * S + kw)) body.push(`a${tt}_${pp} = fma(w${tt}_${kw}, x${pp * S + kw}, a${tt}_${pp});`);
+const directV4Kernel = memoKernel(
+  (KH: number, KW: number, S: number, flip: boolean, t: Conv2dTile, sg: number, Win: number, Wout: number, padW: number) => {
+    const { OT, PT } = t;
+    const span = (PT - 1) * S + KW;
+    const nPB = Math.ceil(Wout / PT);
+    const NT = OT * KW;
+    const G = range(Math.ceil(NT / sg));
+    const pre = G.flatMap((g) => [
+      `let j${g} = min(${g * sg}u + sid, ${NT - 1}u);`,
+      `let jc${g} = min(oc0 + j${g} / ${KW}u, p.Cout - 1u);`,
+      flip
+        ? `let wl${g} = jc${g} * ${KH * KW}u + ${KW - 1}u - j${g} % ${KW}u;`
+        : `let wl${g} = jc${g} * p.Cin * ${KH * KW}u + j${g} % ${KW}u;`,
+    ]);
+    const wo = flip ? `ic * p.Cout * ${KH * KW}u + (${KH - 1}u - kh) * ${KW}u` : `(ic * ${KH}u + kh) * ${KW}u`;
+    const wloads = [`let wo = ${wo};`, ...G.map((g) => `let wg${g} = w[wl${g} + wo];`)];
+    for (const tt of range(OT))
+      for (const kw of range(KW)) {
+        const j = tt * KW + kw;
+        wloads.push(`let w${tt}_${kw} = subgroupBroadcast(wg${Math.floor(j / sg)}, ${j % sg}u);`);
+      }
+    // classes of column blocks with the same valid input columns and output columns
+    const classes = new Map<string, number[]>();
+    for (const b of range(nPB)) {
+      const iw0 = b * PT * S - padW;
+      const xs = range(span).filter((j) => iw0 + j >= 0 && iw0 + j < Win);
+      const ps = range(PT).filter((pp) => b * PT + pp < Wout);
+      const key = `${xs.join(',')}|${ps.join(',')}`;
+      classes.set(key, [...(classes.get(key) ?? []), b]);
     }
-    const cond = blocks.map((b) => `pb == ${b}u`).join(' || ');
-    nests.push(`if (${cond}) {
+    const nests: string[] = [];
+    for (const [key, blocks] of classes) {
+      const [xs, ps] = key.split('|').map((l) => (l ? l.split(',').map(Number) : []));
+      const x0 = xs[0] ?? 0; // xr points at input column iw0 + x0, the block's first one inside the image
+      const body = xs.map((j) => `let x${j} = x[xr + ${j - x0}u];`);
+      for (const kw of range(KW))
+        for (const tt of range(OT))
+          for (const pp of ps) {
+            if (xs.includes(pp * S + kw)) body.push(`a${tt}_${pp} = fma(w${tt}_${kw}, x${pp * S + kw}, a${tt}_${pp});`);
+          }
+      const cond = blocks.map((b) => `pb == ${b}u`).join(' || ');
+      nests.push(`if (${cond}) {
     for (var ic = 0u; ic < p.Cin; ic++) {
       for (var kh = khLo; kh < khHi; kh++) {
         ${wloads.join('\n        ')}
@@ -392,16 +445,18 @@ const directV4Kernel = memoKernel((KH: number, KW: number, S: number, flip: bool
       }
     }
   }`);
-  }
-  const stores = range(OT).flatMap((tt) =>
-    range(PT).map((pp) => `if (live && oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < ${Wout}u) { y[ybase + ${tt}u * plane + ${pp}u] = a${tt}_${pp}; }`),
-  );
-  return declareKernel({
-    name: flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4',
-    enable: ['subgroups'],
-    params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32' },
-    buffers: BUFFERS,
-    wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+    }
+    const stores = range(OT).flatMap((tt) =>
+      range(PT).map(
+        (pp) => `if (live && oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < ${Wout}u) { y[ybase + ${tt}u * plane + ${pp}u] = a${tt}_${pp}; }`,
+      ),
+    );
+    return declareKernel({
+      name: flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4',
+      enable: ['subgroups'],
+      params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32' },
+      buffers: BUFFERS,
+      wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let gidx = wid.y * nwg.x + wid.x;  // (oh, pb, image block); past the end only at grid rounding
   let nb = gidx % p.nNB;
   let pb = (gidx / p.nNB) % ${nPB}u;
@@ -412,8 +467,12 @@ const directV4Kernel = memoKernel((KH: number, KW: number, S: number, flip: bool
   let ow0 = pb * ${PT}u;
   let oc0 = wid.z * ${OT}u;
   ${pre.join('\n  ')}
-  ${range(OT).map((tt) => `let b${tt} = ${biasOf(`min(oc0 + ${tt}u, p.Cout - 1u)`)};`).join('\n  ')}
-  ${range(OT).flatMap((tt) => range(PT).map((pp) => `var a${tt}_${pp} = b${tt};`)).join('\n  ')}
+  ${range(OT)
+    .map((tt) => `let b${tt} = ${biasOf(`min(oc0 + ${tt}u, p.Cout - 1u)`)};`)
+    .join('\n  ')}
+  ${range(OT)
+    .flatMap((tt) => range(PT).map((pp) => `var a${tt}_${pp} = b${tt};`))
+    .join('\n  ')}
   let ih0 = i32(oh * ${S}u) - p.padH;
   let iw0 = i32(ow0 * ${S}u) - ${padW};
   let khLo = u32(max(-ih0, 0));
@@ -423,8 +482,9 @@ const directV4Kernel = memoKernel((KH: number, KW: number, S: number, flip: bool
   let ybase = ((n * p.Cout + oc0) * p.Hout + oh) * ${Wout}u + ow0;
   ${stores.join('\n  ')}
 }`,
-  });
-});
+    });
+  },
+);
 
 /**
  * The v4 tile (measured on the seed's layers with bench/kernels-conv2d.ts): a whole output row, or a column
@@ -439,7 +499,8 @@ export function conv2dTileV4(Cout: number, Wout: number): Conv2dTile {
     for (let pt = 12; pt >= 6; pt--) if (Math.ceil(Wout / pt) * pt < Math.ceil(Wout / PT) * PT) PT = pt;
   }
   let OT = 1;
-  for (let ot = 2; ot <= Math.min(Cout, Math.floor(120 / PT)); ot++) if (Math.ceil(Cout / ot) * ot - Cout <= Math.ceil(Cout / OT) * OT - Cout) OT = ot;
+  for (let ot = 2; ot <= Math.min(Cout, Math.floor(120 / PT)); ot++)
+    if (Math.ceil(Cout / ot) * ot - Cout <= Math.ceil(Cout / OT) * OT - Cout) OT = ot;
   return { OT, PT, WG: 0 }; // WG: unused, a v4 workgroup is one subgroup
 }
 

@@ -62,7 +62,17 @@ import type { Gpu } from '../../gpu/runtime.js';
 import { type Cost, defineOp } from '../op.js';
 import { backwardBiasV1, backwardBiasV2, backwardBiasV3 } from './backward-bias.js';
 import { type Conv2dWeightTile, backwardWeightTiled, backwardWeightV1, backwardWeightV3 } from './backward-weight.js';
-import { type Conv2dTile, type DirectArgs, type DirectBuffers, backwardInputV1, directV1, directV2, directV3, directV4, v3Chunk } from './direct.js';
+import {
+  type Conv2dTile,
+  type DirectArgs,
+  type DirectBuffers,
+  backwardInputV1,
+  directV1,
+  directV2,
+  directV3,
+  directV4,
+  v3Chunk,
+} from './direct.js';
 import { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize, geometry } from './sizes.js';
 
 export type { Conv2dTile } from './direct.js';
@@ -113,15 +123,42 @@ export interface Conv2dBackwardBiasBuffers {
 
 function forwardArgs(s: Conv2dSizes, hasBias: boolean): DirectArgs & { flip: false } {
   const g = geometry('conv2d', s);
-  return { N: g.N, Cin: g.C, Hin: g.H, Win: g.W, Cout: g.O, Hout: g.OH, Wout: g.OW, S: g.S, padH: g.pad, padW: g.pad, KH: g.KH, KW: g.KW, flip: false, hasBias };
+  return {
+    N: g.N,
+    Cin: g.C,
+    Hin: g.H,
+    Win: g.W,
+    Cout: g.O,
+    Hout: g.OH,
+    Wout: g.OW,
+    S: g.S,
+    padH: g.pad,
+    padW: g.pad,
+    KH: g.KH,
+    KW: g.KW,
+    flip: false,
+    hasBias,
+  };
 }
 
 // At stride 1, dx is the convolution of dy (padded by KH−1−pad) with the flipped, channel-swapped kernel.
 function backwardInputArgs(s: Conv2dSizes): DirectArgs {
   const g = geometry('conv2dBackwardInput', s);
   return {
-    N: g.N, Cin: g.O, Hin: g.OH, Win: g.OW, Cout: g.C, Hout: g.H, Wout: g.W,
-    S: 1, padH: g.KH - 1 - g.pad, padW: g.KW - 1 - g.pad, KH: g.KH, KW: g.KW, flip: true, hasBias: false,
+    N: g.N,
+    Cin: g.O,
+    Hin: g.OH,
+    Win: g.OW,
+    Cout: g.C,
+    Hout: g.H,
+    Wout: g.W,
+    S: 1,
+    padH: g.KH - 1 - g.pad,
+    padW: g.KW - 1 - g.pad,
+    KH: g.KH,
+    KW: g.KW,
+    flip: true,
+    hasBias: false,
   };
 }
 
@@ -138,7 +175,10 @@ const preferDirect = (gpu: Gpu): Conv2dVariant[] => (gpu.isSoftware ? ['v4', 'v2
 export const CONV2D_FORWARD = defineOp<Conv2dForwardSizes, Conv2dBuffers, Conv2dVariant>({
   name: 'conv2d.forward',
   variants: {
-    v1: { summary: 'one output per invocation: the fallback', run: (gpu, b, s) => directV1(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b)) },
+    v1: {
+      summary: 'one output per invocation: the fallback',
+      run: (gpu, b, s) => directV1(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b)),
+    },
     v2: {
       summary: 'register tile of channels x columns, no barriers: software adapters',
       run: (gpu, b, s) => directV2(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile),
@@ -157,14 +197,20 @@ export const CONV2D_FORWARD = defineOp<Conv2dForwardSizes, Conv2dBuffers, Conv2d
   prefer: preferDirect,
   cost: (s: Conv2dSizes): Cost => {
     const { OH, OW } = conv2dOutputSize(s);
-    return { flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW, bytes: 4 * (s.N * s.C * s.H * s.W + s.O * s.C * s.KH * s.KW + s.O + s.N * s.O * OH * OW) };
+    return {
+      flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW,
+      bytes: 4 * (s.N * s.C * s.H * s.W + s.O * s.C * s.KH * s.KW + s.O + s.N * s.O * OH * OW),
+    };
   },
 });
 
 export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackwardInputBuffers, Conv2dVariant>({
   name: 'conv2d.backward-input',
   variants: {
-    v1: { summary: 'one dx element per invocation, any stride: the fallback', run: (gpu, b, s) => backwardInputV1(gpu, geometry('conv2dBackwardInput', s), b) },
+    v1: {
+      summary: 'one dx element per invocation, any stride: the fallback',
+      run: (gpu, b, s) => backwardInputV1(gpu, geometry('conv2dBackwardInput', s), b),
+    },
     v2: {
       summary: 'the forward v2 on the flipped kernel: software adapters, stride 1',
       rejects: stride1,
@@ -185,7 +231,10 @@ export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackward
   prefer: preferDirect,
   cost: (s: Conv2dSizes): Cost => {
     const { OH, OW } = conv2dOutputSize(s);
-    return { flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW, bytes: 4 * (s.N * s.O * OH * OW + s.O * s.C * s.KH * s.KW + s.N * s.C * s.H * s.W) };
+    return {
+      flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW,
+      bytes: 4 * (s.N * s.O * OH * OW + s.O * s.C * s.KH * s.KW + s.N * s.C * s.H * s.W),
+    };
   },
 });
 
@@ -211,12 +260,18 @@ const weightGeometry = (s: Conv2dSizes) => geometry('conv2dBackwardWeight', s);
 export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2dBackwardWeightBuffers, Conv2dVariant>({
   name: 'conv2d.backward-weight',
   variants: {
-    v1: { summary: 'one dw element per invocation: the fallback', run: (gpu, b, s) => backwardWeightV1(gpu, weightGeometry(s), b, !!s.accumulate) },
+    v1: {
+      summary: 'one dw element per invocation: the fallback',
+      run: (gpu, b, s) => backwardWeightV1(gpu, weightGeometry(s), b, !!s.accumulate),
+    },
     v2: {
       summary: 'register tiles over row slices, no barriers: software adapters',
       run: (gpu, b, s) => backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, false, s.tile),
     },
-    v3: { summary: 'a workgroup per weight, tree reduction: GPUs', run: (gpu, b, s) => backwardWeightV3(gpu, weightGeometry(s), b, !!s.accumulate) },
+    v3: {
+      summary: 'a workgroup per weight, tree reduction: GPUs',
+      run: (gpu, b, s) => backwardWeightV3(gpu, weightGeometry(s), b, !!s.accumulate),
+    },
     v4: {
       summary: 'v2 sharing the dy loads across a subgroup: software adapters',
       requires: ['fixed-subgroups'],
@@ -226,7 +281,10 @@ export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2d
   prefer: (gpu) => (gpu.isSoftware ? ['v4', 'v2', 'v1'] : ['v3', 'v1']),
   cost: (s: Conv2dSizes): Cost => {
     const { OH, OW } = conv2dOutputSize(s);
-    return { flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW, bytes: 4 * (s.N * s.C * s.H * s.W + s.N * s.O * OH * OW + s.O * s.C * s.KH * s.KW) };
+    return {
+      flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW,
+      bytes: 4 * (s.N * s.C * s.H * s.W + s.N * s.O * OH * OW + s.O * s.C * s.KH * s.KW),
+    };
   },
 });
 
@@ -246,7 +304,10 @@ export const CONV2D_BACKWARD_BIAS = defineOp<Conv2dBackwardBiasSizes, Conv2dBack
   name: 'conv2d.backward-bias',
   variants: {
     v1: { summary: 'one db element per invocation: the fallback', run: (gpu, b, s) => backwardBiasV1(gpu, biasArgs(s), b) },
-    v2: { summary: 'a sum per (n, o) plane, then a sum over n: software adapters', run: (gpu, b, s) => backwardBiasV2(gpu, biasArgs(s), b) },
+    v2: {
+      summary: 'a sum per (n, o) plane, then a sum over n: software adapters',
+      run: (gpu, b, s) => backwardBiasV2(gpu, biasArgs(s), b),
+    },
     v3: { summary: 'a workgroup per channel, tree reduction: GPUs', run: (gpu, b, s) => backwardBiasV3(gpu, biasArgs(s), b) },
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v2', 'v1'] : ['v3', 'v1']),

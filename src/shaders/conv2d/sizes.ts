@@ -30,8 +30,17 @@ export function conv2dOutputSize(s: Conv2dSizes): { OH: number; OW: number } {
 
 /** Validated sizes with stride, padding and output size filled in. */
 export interface Geometry {
-  N: number; C: number; H: number; W: number; O: number; KH: number; KW: number;
-  S: number; pad: number; OH: number; OW: number;
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  KH: number;
+  KW: number;
+  S: number;
+  pad: number;
+  OH: number;
+  OW: number;
 }
 
 /** The geometry of `s`, or a ShapeError naming `op` and the sizes. */

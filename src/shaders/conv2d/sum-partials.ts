@@ -24,5 +24,9 @@ const sumPartialsKernel = memoKernel(() =>
 
 /** out[0..M) (+)= the sum of the `splits` partial arrays stored one after another in part. */
 export function sumPartials(gpu: Gpu, part: GPUBuffer, out: GPUBuffer, M: number, splits: number, accumulate: boolean): void {
-  launch(gpu, sumPartialsKernel(), { params: { M, splits, accumulate: +accumulate }, buffers: { part, out }, workgroups: grid1d(M, WG_SUM) });
+  launch(gpu, sumPartialsKernel(), {
+    params: { M, splits, accumulate: +accumulate },
+    buffers: { part, out },
+    workgroups: grid1d(M, WG_SUM),
+  });
 }

@@ -105,7 +105,9 @@ const PLANS = {
 function runPlan(plan: Plan, gpu: Gpu, { a, b, c, bias }: MatmulBuffers, s: MatmulSizes): void {
   const { kernel, workgroups } = plan;
   if (workgroups[0] > 65535 || workgroups[1] > 65535) {
-    throw new ShapeError(`${kernel.name}: M=${s.M} N=${s.N} needs ${workgroups.join('x')} workgroups, more than 65535 per dimension; split the matrix`);
+    throw new ShapeError(
+      `${kernel.name}: M=${s.M} N=${s.N} needs ${workgroups.join('x')} workgroups, more than 65535 per dimension; split the matrix`,
+    );
   }
   const buffers: Record<string, GPUBuffer> = bias ? { a, b, c, bias } : { a, b, c };
   launch(gpu, kernel, { params: { M: s.M, N: s.N, K: s.K, accumulate: s.accumulate ? 1 : 0 }, buffers, workgroups });
@@ -122,7 +124,11 @@ export const MATMUL = defineOp<MatmulSizes, MatmulBuffers, MatmulVariant>({
     v1: { summary: 'naive, one invocation per output: the fallback', run: variant('v1') },
     v2: { summary: 'register tiles, no workgroup memory: software adapters', run: variant('v2') },
     v3: { summary: 'workgroup-memory tiles: GPUs', run: variant('v3') },
-    v4: { summary: 'register tiles sharing B loads across a subgroup: software adapters', requires: ['fixed-subgroups'], run: variant('v4') },
+    v4: {
+      summary: 'register tiles sharing B loads across a subgroup: software adapters',
+      requires: ['fixed-subgroups'],
+      run: variant('v4'),
+    },
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v4', 'v2'] : ['v3']),
   cost: ({ M, N, K }: MatmulSizes): Cost => ({ flops: 2 * M * N * K, bytes: 4 * (M * K + K * N + M * N) }),

@@ -37,7 +37,8 @@ const layoutTag = (l: MatmulLayout) =>
 // A and B are arrays of vec4 when they load as vec4, else of f32; ldA/ldB read one element either way, so the
 // scalar paths (edges, K tails) look the same in both cases.
 function declareMatmul(name: string, l: MatmulLayout, wgsl: string, enable?: string[]): DeclaredKernel {
-  const ld = (name: string, v: boolean) => `fn ld${name.toUpperCase()}(i: u32) -> f32 { return ${v ? `${name}[i >> 2u][i & 3u]` : `${name}[i]`}; }`;
+  const ld = (name: string, v: boolean) =>
+    `fn ld${name.toUpperCase()}(i: u32) -> f32 { return ${v ? `${name}[i >> 2u][i & 3u]` : `${name}[i]`}; }`;
   return declareKernel({
     name: `${name}_${layoutTag(l)}`,
     enable,
@@ -70,7 +71,10 @@ ${wgsl}`,
 export const V1_WG = 16;
 
 export const matmulV1Kernel = memoKernel((transA: boolean, transB: boolean, bias: boolean) =>
-  declareMatmul('matmul_v1', { transA, transB, vecA: false, vecB: false, bias }, /* wgsl */ `
+  declareMatmul(
+    'matmul_v1',
+    { transA, transB, vecA: false, vecB: false, bias },
+    /* wgsl */ `
 @compute @workgroup_size(${V1_WG}, ${V1_WG}) fn main(@builtin(global_invocation_id) g: vec3u) {
   let i = g.y;
   let j = g.x;
@@ -78,7 +82,8 @@ export const matmulV1Kernel = memoKernel((transA: boolean, transB: boolean, bias
   var acc = 0.0;
   for (var k = 0u; k < p.K; k++) { acc = fma(ldA(idxA(i, k)), ldB(idxB(k, j)), acc); }
   store(i, j, acc);
-}`),
+}`,
+  ),
 );
 
 // ---- register tiles (v2, v4): code generation shared by both ---------------------------------------------
@@ -105,7 +110,11 @@ function loadA(l: MatmulLayout, vecA: boolean, tm: number): TileLoads & { a: str
   if (!l.transA) {
     // A [M,K]: one vec4 along k per row
     for (const r of R) {
-      body.push(vecA ? `let a${r} = a[(ra${r} * p.K + k) >> 2u];` : `let a${r} = vec4f(${KK.map((kk) => `ldA(ra${r} * p.K + k + ${kk}u)`).join(', ')});`);
+      body.push(
+        vecA
+          ? `let a${r} = a[(ra${r} * p.K + k) >> 2u];`
+          : `let a${r} = vec4f(${KK.map((kk) => `ldA(ra${r} * p.K + k + ${kk}u)`).join(', ')});`,
+      );
       for (const kk of KK) a[r][kk] = `a${r}[${kk}]`;
     }
   } else if (vecA) {
@@ -183,10 +192,18 @@ export const matmulV2Kernel = memoKernel((l: MatmulLayout, t: RegisterTile) => {
     }
   } else {
     // Bᵀ stored [N,K]: vec4 along k per column, regrouped into vec4s along n
-    for (const c of C) B.body.push(vecB ? `let bt${c} = b[(cb${c} * p.K + k) >> 2u];` : `let bt${c} = vec4f(${KK.map((kk) => `ldB(cb${c} * p.K + k + ${kk}u)`).join(', ')});`);
+    for (const c of C)
+      B.body.push(
+        vecB
+          ? `let bt${c} = b[(cb${c} * p.K + k) >> 2u];`
+          : `let bt${c} = vec4f(${KK.map((kk) => `ldB(cb${c} * p.K + k + ${kk}u)`).join(', ')});`,
+      );
     for (const kk of KK) for (const q of Q) B.body.push(`let bv${kk}_${q} = vec4f(${KK.map((e) => `bt${4 * q + e}[${kk}]`).join(', ')});`);
   }
-  B.tail.push(...C.map((c) => `let b${c} = ldB(idxB(k, cb${c}));`), ...Q.map((q) => `let bv${q} = vec4f(${KK.map((e) => `b${4 * q + e}`).join(', ')});`));
+  B.tail.push(
+    ...C.map((c) => `let b${c} = ldB(idxB(k, cb${c}));`),
+    ...Q.map((q) => `let bv${q} = vec4f(${KK.map((e) => `b${4 * q + e}`).join(', ')});`),
+  );
   const entry = `@compute @workgroup_size(${wgx}, ${wgy}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u)`;
   const prologue = `${SWIZZLE}
   let i0 = (blk.y * ${wgy}u + lid.y) * ${tm}u;
@@ -218,7 +235,9 @@ export const matmulV4Kernel = memoKernel((l: MatmulLayout, t: SubgroupTile) => {
   // bcol(kk, c): op(B)[k+kk, j0+c] in every lane
   let bcol: (kk: number, c: number) => string;
   if (!l.transB && vecB) {
-    for (const kk of KK) for (const g of range(Math.ceil(tn / (4 * sg)))) B.body.push(`let b${kk}_${g} = b[(k + ${kk}u) * (p.N / 4u) + min(j0 / 4u + ${g * sg}u + lane, p.N / 4u - 1u)];`);
+    for (const kk of KK)
+      for (const g of range(Math.ceil(tn / (4 * sg))))
+        B.body.push(`let b${kk}_${g} = b[(k + ${kk}u) * (p.N / 4u) + min(j0 / 4u + ${g * sg}u + lane, p.N / 4u - 1u)];`);
     bcol = (kk, c) => bc(`b${kk}_${Math.floor(c / (4 * sg))}[${c & 3}]`, (c >> 2) % sg);
   } else if (!l.transB) {
     for (const kk of KK) for (const g of G) B.body.push(`let b${kk}_${g} = ldB((k + ${kk}u) * p.N + ${col(g)});`);
@@ -233,12 +252,16 @@ export const matmulV4Kernel = memoKernel((l: MatmulLayout, t: SubgroupTile) => {
   }
   for (const kk of KK) for (const q of Q) B.body.push(`let bv${kk}_${q} = vec4f(${KK.map((e) => bcol(kk, 4 * q + e)).join(', ')});`);
   B.tail.push(...G.map((g) => `let b${g} = ldB(idxB(k, ${col(g)}));`));
-  B.tail.push(...Q.map((q) => `let bv${q} = vec4f(${KK.map((e) => bc(`b${Math.floor((4 * q + e) / sg)}`, (4 * q + e) % sg)).join(', ')});`));
+  B.tail.push(
+    ...Q.map((q) => `let bv${q} = vec4f(${KK.map((e) => bc(`b${Math.floor((4 * q + e) / sg)}`, (4 * q + e) % sg)).join(', ')});`),
+  );
   const entry = `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) lane: u32)`;
   const prologue = `${SWIZZLE}
   let j0 = blk.x * ${tn}u;
   let i0 = (blk.y * ${sg}u + lane) * ${tm}u;`;
-  return declareMatmul(`matmul_v4_${tm}x${tn}_sg${sg}`, { ...l, vecA, vecB }, tileKernel(l, vecA, tm, tn, B, prologue, entry), ['subgroups']);
+  return declareMatmul(`matmul_v4_${tm}x${tn}_sg${sg}`, { ...l, vecA, vecB }, tileKernel(l, vecA, tm, tn, B, prologue, entry), [
+    'subgroups',
+  ]);
 });
 
 // ---- v3: workgroup-memory tiles (GPUs) -------------------------------------------------------------------
@@ -252,7 +275,10 @@ export const matmulV3Kernel = memoKernel((transA: boolean, transB: boolean, bias
   // Staging order keeps consecutive invocations on consecutive addresses of the stored matrix.
   const stageA = transA ? `let kk = f / ${V3_BM}u; let ii = f % ${V3_BM}u;` : `let ii = f / ${V3_BK}u; let kk = f % ${V3_BK}u;`;
   const stageB = transB ? `let jj = f / ${V3_BK}u; let kk = f % ${V3_BK}u;` : `let kk = f / ${V3_BM}u; let jj = f % ${V3_BM}u;`;
-  return declareMatmul('matmul_v3', { transA, transB, vecA: false, vecB: false, bias }, /* wgsl */ `
+  return declareMatmul(
+    'matmul_v3',
+    { transA, transB, vecA: false, vecB: false, bias },
+    /* wgsl */ `
 var<workgroup> As: array<array<f32, ${V3_BM}>, ${V3_BK}>;
 var<workgroup> Bs: array<array<f32, ${V3_BM}>, ${V3_BK}>;
 @compute @workgroup_size(${V3_T}, ${V3_T}) fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -292,5 +318,6 @@ var<workgroup> Bs: array<array<f32, ${V3_BM}>, ${V3_BK}>;
       if (i < p.M && j < p.N) { store(i, j, acc[r][q]); }
     }
   }
-}`);
+}`,
+  );
 });

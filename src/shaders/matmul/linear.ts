@@ -96,12 +96,20 @@ export const BIAS_GRAD = defineOp<BiasGradSizes, { dy: GPUBuffer; db: GPUBuffer 
     v1: {
       summary: 'one invocation per column, a serial loop over the rows: software adapters',
       run: (gpu, buffers, s) =>
-        launch(gpu, biasGradV1Kernel(), { params: { rows: s.rows, cols: s.cols, accumulate: +!!s.accumulate }, buffers, workgroups: [Math.ceil(s.cols / BG1_WG)] }),
+        launch(gpu, biasGradV1Kernel(), {
+          params: { rows: s.rows, cols: s.cols, accumulate: +!!s.accumulate },
+          buffers,
+          workgroups: [Math.ceil(s.cols / BG1_WG)],
+        }),
     },
     v2: {
       summary: 'workgroup tree reduction over row strides: GPUs',
       run: (gpu, buffers, s) =>
-        launch(gpu, biasGradV2Kernel(), { params: { rows: s.rows, cols: s.cols, accumulate: +!!s.accumulate }, buffers, workgroups: [Math.ceil(s.cols / BG2_T)] }),
+        launch(gpu, biasGradV2Kernel(), {
+          params: { rows: s.rows, cols: s.cols, accumulate: +!!s.accumulate },
+          buffers,
+          workgroups: [Math.ceil(s.cols / BG2_T)],
+        }),
     },
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v1'] : ['v2']),
