@@ -24,9 +24,9 @@ import {
   conv2dTileV2,
   conv2dWeightTileV2,
 } from '../src/shaders/conv2d/index.js';
-import * as ref from '../test/reference/conv2d.js';
 import { download, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomF32 } from '../test/helpers/compare.js';
+import * as ref from '../test/reference/conv2d.js';
 import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 
 type Op = 'forward' | 'backward-input' | 'backward-weight' | 'backward-bias';
@@ -143,7 +143,9 @@ function entry(
             expectClose(got.subarray(0, O), want, { label, atol: 1e-6 * N * OH * OW + 1e-5 });
           }
         },
-        dispose: () => Object.values(bufs).forEach((b) => gpu.pool.release(b)),
+        dispose: () => {
+          for (const b of Object.values(bufs)) gpu.pool.release(b);
+        },
       };
     },
   };

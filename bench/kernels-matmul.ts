@@ -1,19 +1,20 @@
 // Benchmark entries for matmul and the linear layer: square matmuls with the adapter's default kernel,
 // every version and the register-tile choices at 512, and the seed's linear layers at batch 64.
-import * as ref from '../test/reference/matmul.js';
+
 import type { Gpu } from '../src/gpu/runtime.js';
 import {
   MATMUL,
   type MatmulSizes,
-  type RegisterTile,
-  type SubgroupTile,
   matmul,
   matmulCost,
   matmulPlan,
+  type RegisterTile,
+  type SubgroupTile,
 } from '../src/shaders/matmul/index.js';
 import { linearBackward, linearBackwardCost, linearCost, linearForward } from '../src/shaders/matmul/linear.js';
 import { download, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomF32 } from '../test/helpers/compare.js';
+import * as ref from '../test/reference/matmul.js';
 import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 
 const f64 = (a: Float32Array) => Float64Array.from(a);
@@ -52,7 +53,7 @@ function matmulEntry(name: string, n: number, opts: Partial<MatmulSizes> & { sam
     cost: matmulCost(sizes),
     samples: opts.samples,
     setup(gpu) {
-      let plan;
+      let plan: ReturnType<typeof matmulPlan>;
       try {
         plan = matmulPlan(gpu, sizes);
       } catch (e) {
@@ -71,7 +72,9 @@ function matmulEntry(name: string, n: number, opts: Partial<MatmulSizes> & { sam
           run();
           await checkMatmulSampled(gpu, `${name} ${n}`, A, B, c, n, n, n);
         },
-        dispose: () => [a, b, c].forEach((x) => gpu.pool.release(x)),
+        dispose: () => {
+          for (const x of [a, b, c]) gpu.pool.release(x);
+        },
       };
     },
   };
@@ -102,7 +105,9 @@ function linearEntries({ name, batch, inFeatures, outFeatures }: Layer): BenchEn
       dw: gpu.pool.acquire(outFeatures * inFeatures * 4, 'bench dw'),
       db: gpu.pool.acquire(outFeatures * 4, 'bench db'),
     };
-    const dispose = () => Object.values(bufs).forEach((x) => gpu.pool.release(x));
+    const dispose = () => {
+      for (const x of Object.values(bufs)) gpu.pool.release(x);
+    };
     return { X, W, Bv, DY, bufs, dispose };
   };
   const kernelOf = (gpu: Gpu, s: MatmulSizes, bias = false) => matmulPlan(gpu, s, bias).kernel.name;

@@ -7,9 +7,7 @@ const navigatorGpu = create([]); // keep Dawn's instance referenced for as long 
 const adapter = await navigatorGpu.requestAdapter();
 const device = await adapter.requestDevice();
 
-const M = 2,
-  K = 3,
-  N = 2;
+const [M, K, N] = [2, 3, 2];
 const buffer = (data) => {
   const b = device.createBuffer({
     size: 16 * Math.ceil(data.length / 4),

@@ -1,5 +1,5 @@
 // The tensor API: a linear classifier's loss and gradients, as in PyTorch.
-import { F, SGD, init, tensor, tidy } from 'webgpu-nn';
+import { F, init, SGD, tensor, tidy } from 'webgpu-nn';
 
 const gpu = await init(); // opens the adapter (WEBGPU_NN_BACKEND / WEBGPU_NN_ADAPTER choose one)
 const w = tensor([0.1, -0.2, 0.3, 0.4, 0.0, -0.1], [2, 3], { requiresGrad: true }); // [out, in]

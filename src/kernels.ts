@@ -9,31 +9,36 @@
 // Each op chooses its kernel variant for the adapter; its registry (MATMUL, CONV2D_FORWARD, …) lists the
 // variants, and a `variant` field in the sizes forces one (a VariantError where it cannot run).
 
+// ---- errors a kernel call may throw --------------------------------------------------------------------------------
+export { DataError, GpuError, LimitError, ShaderCompileError, ShapeError, VariantError } from './errors.js';
+export type { BufferDecl, DeclaredKernel, KernelDecl, LaunchArgs, ParamType } from './gpu/kernel.js';
+export { declareKernel, launch } from './gpu/kernel.js';
+export type { Dispatch, Kernel } from './gpu/runtime.js';
 // ---- the runtime, and kernels of your own -------------------------------------------------------------------
 export { Gpu } from './gpu/runtime.js';
-export type { Kernel, Dispatch } from './gpu/runtime.js';
-export { declareKernel, launch } from './gpu/kernel.js';
-export type { KernelDecl, DeclaredKernel, LaunchArgs, ParamType, BufferDecl } from './gpu/kernel.js';
-export { grid1d } from './shaders/wgsl.js';
-export type { Cost, Op } from './shaders/op.js';
-export { OPS } from './shaders/registry.js';
-
-// ---- matrix multiply and the linear layer --------------------------------------------------------------------
-export { MATMUL, matmul, matmulBias, matmulCost } from './shaders/matmul/index.js';
-export type { MatmulSizes, MatmulVariant } from './shaders/matmul/index.js';
+export type {
+  BatchNormBackwardSizes,
+  BatchNormSizes,
+  BatchNormTrainSizes,
+  BatchNormVariant,
+  RunningStats,
+} from './shaders/batch-norm/index.js';
+// ---- batch normalisation -----------------------------------------------------------------------------------------
 export {
-  BIAS_GRAD,
-  biasAdd,
-  biasAddCost,
-  biasGrad,
-  biasGradCost,
-  linearBackward,
-  linearBackwardCost,
-  linearCost,
-  linearForward,
-} from './shaders/matmul/linear.js';
-export type { BiasGradSizes, BiasGradVariant, BiasSizes, LinearBackwardSizes, LinearSizes } from './shaders/matmul/linear.js';
-
+  BATCH_NORM_BACKWARD,
+  BATCH_NORM_EVAL,
+  BATCH_NORM_STATS,
+  BATCH_NORM_TRAIN,
+  batchNormBackward,
+  batchNormBackwardCost,
+  batchNormForwardEval,
+  batchNormForwardEvalCost,
+  batchNormForwardTrain,
+  batchNormForwardTrainCost,
+  batchNormStats,
+  updateRunningStats,
+} from './shaders/batch-norm/index.js';
+export type { Conv2dBackwardBiasSizes, Conv2dBackwardWeightSizes, Conv2dSizes, Conv2dVariant } from './shaders/conv2d/index.js';
 // ---- convolution ----------------------------------------------------------------------------------------------
 export {
   CONV2D_BACKWARD_BIAS,
@@ -50,8 +55,57 @@ export {
   conv2dCost,
   conv2dOutputSize,
 } from './shaders/conv2d/index.js';
-export type { Conv2dBackwardBiasSizes, Conv2dBackwardWeightSizes, Conv2dSizes, Conv2dVariant } from './shaders/conv2d/index.js';
-
+export type { DropoutSizes } from './shaders/dropout.js';
+export { DROPOUT, dropout, dropoutBackward, dropoutCost } from './shaders/dropout.js';
+export type { ElementwiseSizes, ElementwiseVariant } from './shaders/elementwise.js';
+// ---- elementwise, dropout, reductions ----------------------------------------------------------------------------
+export {
+  ADD,
+  AXPY,
+  add,
+  axpy,
+  axpyCost,
+  BROADCAST_SCALAR,
+  binaryCost,
+  broadcastScalar,
+  COPY,
+  copy,
+  copyCost,
+  FILL,
+  fill,
+  fillCost,
+  MUL,
+  mul,
+  relu,
+  reluBackward,
+  reluCost,
+  SCALE,
+  SUB,
+  scale,
+  scaleCost,
+  sub,
+} from './shaders/elementwise.js';
+export type { GatherSizes } from './shaders/gather.js';
+// ---- training on GPU-resident data ---------------------------------------------------------------------------------
+export { gatherImages, gatherImagesCost, gatherLabels } from './shaders/gather.js';
+export type { MatmulSizes, MatmulVariant } from './shaders/matmul/index.js';
+// ---- matrix multiply and the linear layer --------------------------------------------------------------------
+export { MATMUL, matmul, matmulBias, matmulCost } from './shaders/matmul/index.js';
+export type { BiasGradSizes, BiasGradVariant, BiasSizes, LinearBackwardSizes, LinearSizes } from './shaders/matmul/linear.js';
+export {
+  BIAS_GRAD,
+  biasAdd,
+  biasAddCost,
+  biasGrad,
+  biasGradCost,
+  linearBackward,
+  linearBackwardCost,
+  linearCost,
+  linearForward,
+} from './shaders/matmul/linear.js';
+export { accumulate } from './shaders/metrics.js';
+export type { Cost, Op } from './shaders/op.js';
+export type { PoolSizes, PoolVariant } from './shaders/pool.js';
 // ---- pooling ----------------------------------------------------------------------------------------------------
 export {
   MAX_POOL2D,
@@ -62,90 +116,27 @@ export {
   maxPool2dCost,
   poolOutputSize,
 } from './shaders/pool.js';
-export type { PoolSizes, PoolVariant } from './shaders/pool.js';
-
-// ---- batch normalisation -----------------------------------------------------------------------------------------
-export {
-  BATCH_NORM_BACKWARD,
-  BATCH_NORM_EVAL,
-  BATCH_NORM_STATS,
-  BATCH_NORM_TRAIN,
-  batchNormBackward,
-  batchNormBackwardCost,
-  batchNormForwardEval,
-  batchNormForwardEvalCost,
-  batchNormForwardTrain,
-  batchNormForwardTrainCost,
-  batchNormStats,
-  updateRunningStats,
-} from './shaders/batch-norm/index.js';
-export type {
-  BatchNormBackwardSizes,
-  BatchNormSizes,
-  BatchNormTrainSizes,
-  BatchNormVariant,
-  RunningStats,
-} from './shaders/batch-norm/index.js';
-
+export type { ReduceSizes, ReduceVariant } from './shaders/reduce.js';
+export { mean, REDUCE_SUM, reduceCost, reduceSum, sum } from './shaders/reduce.js';
+export { OPS } from './shaders/registry.js';
+export type { SgdSizes, SgdTensor } from './shaders/sgd.js';
+// ---- the optimizer step -------------------------------------------------------------------------------------------
+export { SGD_MOMENTUM_STEP, SGD_STEP, sgdCost, sgdStep, sgdStepMany } from './shaders/sgd.js';
+export type { CrossEntropyOutputs, LossGradSizes, LossSizes, SoftmaxSizes, SoftmaxVariant } from './shaders/softmax.js';
 // ---- log-softmax and the classification losses ----------------------------------------------------------------
 export {
   CORRECT_COUNT,
   CROSS_ENTROPY,
-  LOG_SOFTMAX,
-  NLL_LOSS,
   correctCount,
+  LOG_SOFTMAX,
   logSoftmax,
   logSoftmaxBackward,
   logSoftmaxCost,
   logSoftmaxNllLoss,
   logSoftmaxNllLossBackward,
   lossCost,
+  NLL_LOSS,
   nllLoss,
   nllLossBackward,
 } from './shaders/softmax.js';
-export type { CrossEntropyOutputs, LossGradSizes, LossSizes, SoftmaxSizes, SoftmaxVariant } from './shaders/softmax.js';
-
-// ---- elementwise, dropout, reductions ----------------------------------------------------------------------------
-export {
-  ADD,
-  AXPY,
-  BROADCAST_SCALAR,
-  COPY,
-  FILL,
-  MUL,
-  SCALE,
-  SUB,
-  add,
-  axpy,
-  axpyCost,
-  binaryCost,
-  broadcastScalar,
-  copy,
-  copyCost,
-  fill,
-  fillCost,
-  mul,
-  relu,
-  reluBackward,
-  reluCost,
-  scale,
-  scaleCost,
-  sub,
-} from './shaders/elementwise.js';
-export type { ElementwiseSizes, ElementwiseVariant } from './shaders/elementwise.js';
-export { DROPOUT, dropout, dropoutBackward, dropoutCost } from './shaders/dropout.js';
-export type { DropoutSizes } from './shaders/dropout.js';
-export { REDUCE_SUM, mean, reduceCost, reduceSum, sum } from './shaders/reduce.js';
-export type { ReduceSizes, ReduceVariant } from './shaders/reduce.js';
-
-// ---- the optimizer step -------------------------------------------------------------------------------------------
-export { SGD_MOMENTUM_STEP, SGD_STEP, sgdCost, sgdStep, sgdStepMany } from './shaders/sgd.js';
-export type { SgdSizes, SgdTensor } from './shaders/sgd.js';
-
-// ---- training on GPU-resident data ---------------------------------------------------------------------------------
-export { gatherImages, gatherImagesCost, gatherLabels } from './shaders/gather.js';
-export type { GatherSizes } from './shaders/gather.js';
-export { accumulate } from './shaders/metrics.js';
-
-// ---- errors a kernel call may throw --------------------------------------------------------------------------------
-export { DataError, GpuError, LimitError, ShaderCompileError, ShapeError, VariantError } from './errors.js';
+export { grid1d } from './shaders/wgsl.js';

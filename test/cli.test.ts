@@ -2,9 +2,9 @@
 // this test writes, evaluate, interrupt and resume, and bad input. Needs the build (`npm test` makes it).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEmbeddedDigits } from '../src/data/dataset.js';
@@ -211,7 +211,7 @@ describe('--data DIR with MNIST IDX files', () => {
   const idx = (dims: number[], data: Uint8Array) => {
     const header = Buffer.alloc(4 + 4 * dims.length);
     header.writeUInt32BE(0x800 + dims.length, 0);
-    dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+    for (const [i, d] of dims.entries()) header.writeUInt32BE(d, 4 + 4 * i);
     return Buffer.concat([header, data]);
   };
 

@@ -7,6 +7,7 @@ import {
   batchNorm2dBackward,
   batchNorm2dEval,
   batchNorm2dTrain,
+  type Conv2dParams,
   conv2d,
   conv2dBackward,
   convOutSize,
@@ -31,7 +32,6 @@ import {
   sgdStep,
   sum,
   updateRunningStats,
-  type Conv2dParams,
 } from './reference/index.js';
 
 // L = Σ out·R: its gradient with respect to out is R.

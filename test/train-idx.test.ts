@@ -15,7 +15,7 @@ function idx(dims: number[], data: Uint8Array, type = 0x08): Uint8Array {
   const view = new DataView(out.buffer);
   out[2] = type;
   out[3] = dims.length;
-  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d));
+  for (const [i, d] of dims.entries()) view.setUint32(4 + 4 * i, d);
   out.set(data, 4 + 4 * dims.length);
   return out;
 }

@@ -8,7 +8,7 @@ import { GpuDataset } from '../src/data/gpu-data.js';
 import { BatchNorm2d, Dropout } from '../src/nn/modules.js';
 import * as F from '../src/nn/ops.js';
 import { noGrad } from '../src/nn/tensor.js';
-import { CHECKPOINT_FORMAT, type RunConfig, loadModel, writeBestCheckpoint } from '../src/train/checkpoint.js';
+import { CHECKPOINT_FORMAT, loadModel, type RunConfig, writeBestCheckpoint } from '../src/train/checkpoint.js';
 import { confusionMatrix, correctCount } from '../src/train/metrics.js';
 import { SEED_TRAINING, Trainer } from '../src/train/trainer.js';
 import { readSafetensors } from '../src/util/safetensors.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { pixelStats, splitTrainVal, type Dataset } from '../src/data/dataset.js';
+import { type Dataset, pixelStats, splitTrainVal } from '../src/data/dataset.js';
 import { normalizedBatch, readDigitPng } from '../src/data/images.js';
 import { UsageError } from '../src/errors.js';
 import { EarlyStopping } from '../src/train/early-stopping.js';
@@ -111,7 +111,7 @@ describe('EarlyStopping', () => {
   it('round-trips its state through JSON for resume', () => {
     const es = new EarlyStopping({ patience: 4 });
     expect(EarlyStopping.from(JSON.parse(JSON.stringify(es.state()))).step(3).improved).toBe(true);
-    [2, 1, 1.5, 1.2].forEach((v) => es.step(v));
+    for (const v of [2, 1, 1.5, 1.2]) es.step(v);
     const resumed = EarlyStopping.from(JSON.parse(JSON.stringify(es.state())));
     expect(resumed.state()).toEqual(es.state());
     expect(resumed.step(1.1)).toEqual({ improved: false, stop: false });

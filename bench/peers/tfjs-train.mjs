@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 // TensorFlow.js peer of `npm run bench:train`: trains the seed's CNN with TF.js 4.22 and prints ONE JSON line.
 //
 //   node bench/peers/tfjs-train.mjs DATA.u8 [--epochs 3] [--batch-size 64] [--warmup-samples 640]
@@ -25,7 +26,6 @@
 // reported is the data loss alone, as PyTorch reports it). The loss is summed on the device and read once
 // per epoch, so no per-step readback is timed.
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The same seeded shuffle as webgpu-nn's own loop (the bench driver runs after `npm run build`).
@@ -125,7 +125,8 @@ function loadData(o) {
   const pixels = new Float32Array(n * 784);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    const c = (labels[i] = Math.floor(rng() * 10));
+    const c = Math.floor(rng() * 10);
+    labels[i] = c;
     const r = Math.floor(c / 4),
       q = c % 4;
     for (let y = 0; y < 28; y++) {

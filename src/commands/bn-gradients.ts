@@ -10,7 +10,7 @@ import { GpuDataset } from '../data/gpu-data.js';
 import { adapterSummary } from '../gpu/device.js';
 import * as F from '../nn/ops.js';
 import { Tensor } from '../nn/tensor.js';
-import { PALETTE, lineChart } from '../plot/plot.js';
+import { lineChart, PALETTE } from '../plot/plot.js';
 import { SEED_TRAINING, Trainer } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
@@ -65,7 +65,9 @@ export async function bnGradientsCommand(argv: string[]): Promise<number> {
         });
         const sq = (await record.toArray()) as Float32Array;
         record.dispose();
-        for (let s = 0; s < step; s++) LAYERS.forEach((layer, l) => norms[layer].push(Math.sqrt(sq[s * LAYERS.length + l])));
+        for (let s = 0; s < step; s++) {
+          for (const [l, layer] of LAYERS.entries()) norms[layer].push(Math.sqrt(sq[s * LAYERS.length + l]));
+        }
         console.log(`${name.padEnd(10)} epoch ${epoch}: train loss ${loss.toFixed(4)}`);
       }
       const { accuracy } = await trainer.evaluate({ data, indices: split.val });

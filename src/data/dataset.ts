@@ -51,7 +51,7 @@ function readEmbedded(): Dataset {
   const order: { key: number; digit: number; img: Uint8Array }[] = [];
   perClass.forEach((images, digit) => {
     shuffleInPlace(images, rng);
-    images.forEach((img, j) => order.push({ key: (j + rng()) / images.length, digit, img }));
+    for (const [j, img] of images.entries()) order.push({ key: (j + rng()) / images.length, digit, img });
   });
   order.sort((a, b) => a.key - b.key);
   const images = new Uint8Array(order.length * 784);

@@ -8,15 +8,15 @@ import { FileFormatError } from '../errors.js';
 import type { Dataset } from './dataset.js';
 
 const IDX_TYPES: Record<number, string> = {
-  0x08: 'unsigned byte',
-  0x09: 'signed byte',
-  0x0b: 'short',
-  0x0c: 'int',
-  0x0d: 'float',
-  0x0e: 'double',
+  8: 'unsigned byte',
+  9: 'signed byte',
+  11: 'short',
+  12: 'int',
+  13: 'float',
+  14: 'double',
 };
 
-const hex = (n: number, digits: number) => '0x' + n.toString(16).padStart(digits, '0');
+const hex = (n: number, digits: number) => `0x${n.toString(16).padStart(digits, '0')}`;
 
 /** Parses IDX bytes; only the unsigned-byte type MNIST uses is supported. `file` is named in every error. */
 export function parseIdx(bytes: Uint8Array, file: string): { dims: number[]; data: Uint8Array } {

@@ -53,7 +53,7 @@ export function readDigitPng(file: string): { pixels: Float32Array; inverted: bo
   let border = 0;
   for (let i = 0; i < 28; i++) border += out[i] + out[27 * 28 + i] + out[i * 28] + out[i * 28 + 27];
   const inverted = border / (4 * 28) > 0.5;
-  if (inverted) out.forEach((v, i) => (out[i] = 1 - v));
+  if (inverted) for (let i = 0; i < out.length; i++) out[i] = 1 - out[i];
   return { pixels: out, inverted };
 }
 
@@ -61,6 +61,6 @@ export function readDigitPng(file: string): { pixels: Float32Array; inverted: bo
 export function normalizedBatch(images: Float32Array[], norm: { mean: number; std: number }): Float32Array {
   const { mean, std } = norm;
   const batch = new Float32Array(images.length * 784);
-  images.forEach((pixels, i) => pixels.forEach((v, j) => (batch[i * 784 + j] = (v - mean) / std)));
+  for (const [i, pixels] of images.entries()) for (let j = 0; j < pixels.length; j++) batch[i * 784 + j] = (pixels[j] - mean) / std;
   return batch;
 }

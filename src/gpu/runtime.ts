@@ -146,9 +146,9 @@ export class Gpu {
   /** Binding 0 the uniform block, then one storage binding per declared buffer. */
   private explicitLayout(label: string, bindings: readonly ('read' | 'read_write')[]): GPUPipelineLayout {
     const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: COMPUTE_STAGE, buffer: { type: 'uniform' } }];
-    bindings.forEach((access, i) =>
-      entries.push({ binding: i + 1, visibility: COMPUTE_STAGE, buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' } }),
-    );
+    for (const [i, access] of bindings.entries()) {
+      entries.push({ binding: i + 1, visibility: COMPUTE_STAGE, buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' } });
+    }
     const group = this.device.createBindGroupLayout({ label, entries });
     return this.device.createPipelineLayout({ label, bindGroupLayouts: [group] });
   }
@@ -171,7 +171,7 @@ export class Gpu {
       if (hit) return hit;
     }
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset, size } }];
-    buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
+    for (const [i, buffer] of buffers.entries()) entries.push({ binding: i + 1, resource: { buffer } });
     const group = this.device.createBindGroup({ layout: c.layout, entries, label });
     if (key) c.bindGroups.set(key, group);
     return group;
@@ -179,7 +179,10 @@ export class Gpu {
 
   private bufferId(b: GPUBuffer): number {
     let id = this.bufferIds.get(b);
-    if (id === undefined) this.bufferIds.set(b, (id = ++this.nextBufferId));
+    if (id === undefined) {
+      id = ++this.nextBufferId;
+      this.bufferIds.set(b, id);
+    }
     return id;
   }
 

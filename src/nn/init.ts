@@ -46,8 +46,12 @@ export function initWeight(name: InitName, shape: readonly number[], rng: () => 
   const out = new Float32Array(n);
   const { fanIn, fanOut } = fans(shape);
   const normal = normalSampler(rng);
-  const uniform = (bound: number) => out.forEach((_, i) => (out[i] = (2 * rng() - 1) * bound));
-  const gaussian = (std: number) => out.forEach((_, i) => (out[i] = normal() * std));
+  const uniform = (bound: number) => {
+    for (let i = 0; i < n; i++) out[i] = (2 * rng() - 1) * bound;
+  };
+  const gaussian = (std: number) => {
+    for (let i = 0; i < n; i++) out[i] = normal() * std;
+  };
   switch (name) {
     case 'pytorch':
       uniform(1 / Math.sqrt(fanIn));

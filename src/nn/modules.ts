@@ -3,7 +3,7 @@
 import { DataError, ShapeError } from '../errors.js';
 import { type InitName, initBias, initWeight } from './init.js';
 import * as F from './ops.js';
-import { Tensor, shapeStr } from './tensor.js';
+import { shapeStr, Tensor } from './tensor.js';
 
 export abstract class Module {
   training = true;
@@ -194,7 +194,7 @@ export class Sequential extends Module {
   constructor(...layers: Module[]) {
     super();
     this.layers = layers;
-    layers.forEach((m, i) => this.child(String(i), m));
+    for (const [i, m] of layers.entries()) this.child(String(i), m);
   }
   forward(x: Tensor): Tensor {
     return this.layers.reduce((h, m) => m.forward(h), x);

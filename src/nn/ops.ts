@@ -11,7 +11,7 @@ import * as lin from '../shaders/matmul/linear.js';
 import * as pool from '../shaders/pool.js';
 import * as red from '../shaders/reduce.js';
 import * as sm from '../shaders/softmax.js';
-import { type Node, Tensor, installGradHelpers, isGradEnabled, shapeStr } from './tensor.js';
+import { installGradHelpers, isGradEnabled, type Node, shapeStr, Tensor } from './tensor.js';
 
 const gpuOf = (t: Tensor) => t.gpu;
 

@@ -11,7 +11,21 @@ export interface SGDOptions {
   nesterov?: boolean;
 }
 
-export class SGD {
+/** An optimizer's state as named CPU arrays (checkpoints store them as `optimizer.<name>`). */
+export type OptimizerState = Record<string, { shape: number[]; data: Float32Array }>;
+
+/** What the trainer and the checkpoints need of an optimizer. */
+export interface Optimizer {
+  readonly params: Tensor[];
+  /** Updates every parameter that has a gradient, in place on the GPU. */
+  step(): void;
+  /** Drops the gradients. */
+  zeroGrad(): void;
+  stateArrays(): Promise<OptimizerState>;
+  loadStateArrays(state: OptimizerState): void;
+}
+
+export class SGD implements Optimizer {
   readonly options: Required<SGDOptions>;
   private readonly velocity = new Map<Tensor, Tensor>();
 
@@ -57,26 +71,28 @@ export class SGD {
     }
   }
 
-  /** Momentum buffers by parameter index (null where none yet), copied to the CPU for checkpoints. */
-  async velocityArrays(): Promise<({ shape: number[]; data: Float32Array } | null)[]> {
-    return Promise.all(
-      this.params.map(async (p) => {
-        const v = this.velocity.get(p);
-        return v ? { shape: [...v.shape], data: (await v.toArray()) as Float32Array } : null;
-      }),
-    );
+  /** Its momentum buffers as `velocity.<parameter index>` (where one exists yet), copied to the CPU. */
+  async stateArrays(): Promise<OptimizerState> {
+    const state: OptimizerState = {};
+    for (const [i, p] of this.params.entries()) {
+      const v = this.velocity.get(p);
+      if (v) state[`velocity.${i}`] = { shape: [...v.shape], data: (await v.toArray()) as Float32Array };
+    }
+    return state;
   }
 
-  /** Restores momentum buffers saved by velocityArrays(). */
-  loadVelocity(velocity: ({ shape: number[]; data: Float32Array } | null)[]): void {
-    this.params.forEach((p, i) => {
-      const saved = velocity[i];
-      if (!saved) return;
+  /** Restores momentum buffers saved by stateArrays(). */
+  loadStateArrays(state: OptimizerState): void {
+    for (const [key, saved] of Object.entries(state)) {
+      const m = /^velocity\.(\d+)$/.exec(key);
+      const p = m ? this.params[Number(m[1])] : undefined;
+      if (!p)
+        throw new DataError(`SGD: unexpected optimizer state "${key}" (SGD keeps velocity.<i> for its ${this.params.length} parameters)`);
       if (saved.data.length !== p.size)
-        throw new DataError(`SGD.loadVelocity: momentum ${i} has ${saved.data.length} values, parameter has ${p.size}`);
+        throw new DataError(`SGD: momentum ${key} has ${saved.data.length} values, parameter ${m![1]} has ${p.size}`);
       const v = this.velocity.get(p) ?? Tensor.empty(p.shape, { gpu: p.gpu, label: 'sgd momentum' }).keep();
       p.gpu.write(v.buffer, saved.data);
       this.velocity.set(p, v);
-    });
+    }
   }
 }

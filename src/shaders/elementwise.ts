@@ -22,9 +22,9 @@
 // An output may be the same buffer as an input (in place: `scale(gpu, g, g, ...)`); the kernel then reads that
 // operand through the output binding, since WebGPU forbids binding one buffer as both read and read_write.
 import { DataError } from '../errors.js';
-import { type BufferDecl, type ParamType, declareKernel, launch } from '../gpu/kernel.js';
+import { type BufferDecl, declareKernel, launch, type ParamType } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
-import { type Cost, type Op, defineOp } from './op.js';
+import { type Cost, defineOp, type Op } from './op.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
 
 const WG = 256;

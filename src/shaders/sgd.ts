@@ -13,7 +13,7 @@
 //                             uniform flags.
 // sgd_many_v1, sgd_many_momentum_v1   the same update over up to 7 tensors per dispatch (sgdStepMany, below).
 import { DataError, ShapeError } from '../errors.js';
-import { type ParamType, declareKernel, launch } from '../gpu/kernel.js';
+import { declareKernel, launch, type ParamType } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { type ElementwiseVariant, type MapSpec, mapOp, runMap } from './elementwise.js';
 import type { Cost } from './op.js';

@@ -27,7 +27,7 @@
 import { ShapeError } from '../errors.js';
 import { declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
-import { type Cost, defineOp } from './op.js';
+import { defineOp } from './op.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, treeReduction } from './wgsl.js';
 
 export type SoftmaxVariant = 'v1' | 'v2';

@@ -27,7 +27,10 @@ export function memoKernel<A extends unknown[], K>(make: (...args: A) => K): (..
   return (...args: A) => {
     const key = JSON.stringify(args);
     let k = cache.get(key);
-    if (!k) cache.set(key, (k = make(...args)));
+    if (!k) {
+      k = make(...args);
+      cache.set(key, k);
+    }
     return k;
   };
 }
@@ -56,7 +59,7 @@ export interface TreeReductionSpec {
  * combination of the `size` values given by invocations i = 0 … size − 1 to every one of them (with
  * `to: 'first'`, to invocation 0 only). Pairs combine halving the stride (i with i + size/2, then i + size/4, …),
  * one barrier per level. On llvmpipe each barrier
- * stops a workgroup's SIMD loop (shared/GPU-NOTES.md), so the software variants avoid it; GPU variants use it.
+ * stops a workgroup's SIMD loop (README, "Machines"), so the software variants avoid it; GPU variants use it.
  * Every invocation of the workgroup must call it, from uniform control flow.
  */
 export function treeReduction(s: TreeReductionSpec): string {

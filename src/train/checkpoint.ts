@@ -7,11 +7,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileFormatError, UsageError, WebGpuNnError } from '../errors.js';
-import { type NamedTensor, type TensorMap, readSafetensors, writeSafetensors } from '../util/safetensors.js';
+import type { OptimizerState } from '../nn/optim.js';
+import { readSafetensors, type TensorMap, writeSafetensors } from '../util/safetensors.js';
 import type { EarlyStopping, EarlyStoppingState } from './early-stopping.js';
 import { type EpochRecord, writeHistory } from './history.js';
-import { type MnistCnn, createMnistCnn } from './model.js';
+import { createMnistCnn, type MnistCnn } from './model.js';
 import type { Trainer, TrainOptions } from './trainer.js';
+
+/** last.safetensors stores the optimizer's state (SGD: `velocity.<i>`) under this prefix. */
+const OPTIMIZER_PREFIX = 'optimizer.';
 
 /** The `format` metadata of every checkpoint `webgpu-nn train` writes. */
 export const CHECKPOINT_FORMAT = 'webgpu-nn MnistCnn';
@@ -47,10 +51,7 @@ export async function writeLastCheckpoint(
   config: RunConfig,
 ): Promise<void> {
   const tensors = { ...state };
-  const velocity = await trainer.optimizer.velocityArrays();
-  velocity.forEach((v, i) => {
-    if (v) tensors[`optimizer.velocity.${i}`] = v;
-  });
+  for (const [key, value] of Object.entries(await trainer.optimizer.stateArrays())) tensors[`${OPTIMIZER_PREFIX}${key}`] = value;
   writeSafetensors(join(dir, 'last.safetensors'), tensors, {
     format: CHECKPOINT_FORMAT,
     config: JSON.stringify(config),
@@ -67,7 +68,7 @@ export interface ResumeState {
   stopping: EarlyStoppingState;
   last: TensorMap;
   best: TensorMap;
-  velocity: (NamedTensor | null)[];
+  optimizer: OptimizerState;
 }
 
 /** Reads DIR/last.safetensors and DIR/best.safetensors for `webgpu-nn train --resume DIR`. */
@@ -86,10 +87,9 @@ export function readResumeState(dir: string): ResumeState {
     throw new FileFormatError(`${lastPath}: not a webgpu-nn training checkpoint (metadata lacks format/config/stopping/history)`);
   }
   const model: TensorMap = {};
-  const velocity: ResumeState['velocity'] = [];
+  const optimizer: OptimizerState = {};
   for (const [k, v] of Object.entries(last.tensors)) {
-    const m = /^optimizer\.velocity\.(\d+)$/.exec(k);
-    if (m) velocity[Number(m[1])] = v;
+    if (k.startsWith(OPTIMIZER_PREFIX)) optimizer[k.slice(OPTIMIZER_PREFIX.length)] = v;
     else model[k] = v;
   }
   try {
@@ -99,7 +99,7 @@ export function readResumeState(dir: string): ResumeState {
       stopping: JSON.parse(meta.stopping) as EarlyStoppingState,
       last: model,
       best: readSafetensors(bestPath).tensors,
-      velocity,
+      optimizer,
     };
   } catch (e) {
     if (e instanceof WebGpuNnError) throw e;
@@ -112,7 +112,7 @@ export function restoreTrainer(trainer: Trainer, previous: ResumeState): void {
   trainer.model.loadStateDict(previous.best);
   trainer.snapshotBest();
   trainer.model.loadStateDict(previous.last);
-  trainer.optimizer.loadVelocity(previous.velocity);
+  trainer.optimizer.loadStateArrays(previous.optimizer);
 }
 
 /**

@@ -52,7 +52,7 @@ export function formatConfusion(m: number[][]): string {
   ];
   m.forEach((row, r) => {
     const total = row.reduce((a, b) => a + b, 0);
-    lines.push(`${String(r).padStart(5)} ${row.map(pad).join('')}  ${total ? ((100 * row[r]) / total).toFixed(1) + '%' : '-'}`);
+    lines.push(`${String(r).padStart(5)} ${row.map(pad).join('')}  ${total ? `${((100 * row[r]) / total).toFixed(1)}%` : '-'}`);
   });
   return lines.join('\n');
 }

@@ -5,12 +5,12 @@
 import type { GpuDataset } from '../data/gpu-data.js';
 import type { Gpu } from '../gpu/runtime.js';
 import * as F from '../nn/ops.js';
-import { SGD } from '../nn/optim.js';
-import { Tensor, noGrad, tidy } from '../nn/tensor.js';
+import { type Optimizer, SGD } from '../nn/optim.js';
+import { noGrad, Tensor, tidy } from '../nn/tensor.js';
 import { accumulate } from '../shaders/metrics.js';
 import { logSoftmaxNllLoss } from '../shaders/softmax.js';
 import { mulberry32, shuffleInPlace } from '../util/random.js';
-import { type MnistCnn, type MnistCnnSettings, createMnistCnn } from './model.js';
+import { createMnistCnn, type MnistCnn, type MnistCnnSettings } from './model.js';
 
 /** Settings of a training run (the model's architecture choices among them). */
 export interface TrainOptions extends MnistCnnSettings {
@@ -46,7 +46,7 @@ export interface Split {
 
 export class Trainer {
   readonly model: MnistCnn;
-  readonly optimizer: SGD;
+  readonly optimizer: Optimizer;
   readonly norm: { mean: number; std: number };
   private best: Map<string, Tensor> | null = null;
 

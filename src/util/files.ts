@@ -1,8 +1,9 @@
 // Crash-safe file writes: data goes to a temporary file in the target's directory, is fsynced,
 // then renamed over the target. A reader (or a resumed run after a crash) sees either the old
 // file or the new one, never a half-written mix.
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+
 import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Atomically replaces `path` with `data` (a string is written as UTF-8). */

@@ -36,7 +36,7 @@ type FlagValue<F extends FlagSpec> = F['type'] extends 'int' | 'float'
         : string;
 /** Parsed flags keyed by camelCase name; a flag with no default (other than a bool) may be undefined. */
 export type ParsedFlags<S extends FlagsSpec> = {
-  -readonly [K in keyof S & string as CamelCase<K>]: S[K] extends { default: {} } | { type: 'bool' } | { repeat: true }
+  -readonly [K in keyof S & string as CamelCase<K>]: S[K] extends { default: NonNullable<unknown> } | { type: 'bool' } | { repeat: true }
     ? FlagValue<S[K]>
     : FlagValue<S[K]> | undefined;
 } & { _: string[]; help: boolean };
@@ -51,7 +51,7 @@ function describe(f: FlagSpec): string {
   const range = [f.min !== undefined ? `${f.exclusiveMin ? '>' : '>='} ${f.min}` : '', f.max !== undefined ? `<= ${f.max}` : '']
     .filter(Boolean)
     .join(' and ');
-  return `${f.type === 'int' ? 'an integer' : 'a number'}${range ? ' ' + range : ''}`;
+  return `${f.type === 'int' ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}`;
 }
 
 function editDistance(a: string, b: string): number {

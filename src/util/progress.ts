@@ -72,7 +72,7 @@ export class ProgressBar {
   /** Prints a full line; on a terminal the bar is cleared first and redrawn below it. */
   log(line: string): void {
     if (!this.tty || this.finished) {
-      this.stream.write(line + '\n');
+      this.stream.write(`${line}\n`);
       return;
     }
     this.stream.write(`\r\x1b[K${line}\n${this.render()}\x1b[K`);
@@ -89,7 +89,7 @@ export class ProgressBar {
   render(): string {
     const elapsed = (this.now() - this.start) / 1000;
     const frac = this.total > 0 ? this.done / this.total : 1;
-    const pct = `${Math.floor(frac * 100)}`.padStart(3) + '%';
+    const pct = `${`${Math.floor(frac * 100)}`.padStart(3)}%`;
     const perItem = this.done > 0 ? elapsed / this.done : NaN;
     const eta = formatDuration(perItem * (this.total - this.done));
     const rate = !(perItem > 0)
@@ -97,7 +97,7 @@ export class ProgressBar {
       : perItem >= 1
         ? `${perItem.toFixed(perItem < 10 ? 1 : 0)}s/${this.unit}`
         : `${(1 / perItem).toFixed(2)}${this.unit}/s`;
-    const stats = ` ${this.done}/${this.total} [${formatDuration(elapsed)}<${eta}, ${rate}]${this.suffix ? ' ' + this.suffix : ''}`;
+    const stats = ` ${this.done}/${this.total} [${formatDuration(elapsed)}<${eta}, ${rate}]${this.suffix ? ` ${this.suffix}` : ''}`;
     const head = `${this.label} ${pct}|`;
     const width = Math.max(10, Math.min(40, (this.stream.columns ?? 80) - head.length - stats.length - 2));
     const eighths = Math.round(frac * width * 8);

@@ -43,7 +43,7 @@ describe('maxPool2d with fused relu', () => {
         expectClose(await download(gpu, yb, m), y, { label: `${label} y`, atol: 0, rtol: 1e-6 });
         expectClose(await download(gpu, dxb, n), dx, { label: `${label} dx`, atol: 1e-7, rtol: 1e-6 });
         const argmax = await downloadI32(gpu, ab, m);
-        pooled.y.forEach((v, i) => expect(argmax[i] === -1, `${label} argmax[${i}] for max ${v}`).toBe(v <= 0));
+        for (const [i, v] of pooled.y.entries()) expect(argmax[i] === -1, `${label} argmax[${i}] for max ${v}`).toBe(v <= 0);
         for (const b of [xb, yb, ab, dyb, dxb]) gpu.pool.release(b);
       }
     });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VariantError } from '../../src/errors.js';
-import { MAX_POOL2D, MAX_POOL2D_BACKWARD, type PoolSizes, maxPool2d, maxPool2dBackward, poolOutputSize } from '../../src/shaders/pool.js';
+import { MAX_POOL2D, MAX_POOL2D_BACKWARD, maxPool2d, maxPool2dBackward, type PoolSizes, poolOutputSize } from '../../src/shaders/pool.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, downloadI32, empty, upload, useGpu } from '../helpers/gpu.js';
 import { runnableVariants } from '../helpers/variants.js';

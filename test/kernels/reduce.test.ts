@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REDUCE_SUM, mean, sum } from '../../src/shaders/reduce.js';
+import { mean, REDUCE_SUM, sum } from '../../src/shaders/reduce.js';
 import { randomArray } from '../helpers/compare.js';
 import { exactBuffer } from '../helpers/exact-buffer.js';
 import { download, upload, useGpu } from '../helpers/gpu.js';

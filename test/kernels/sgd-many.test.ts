@@ -1,7 +1,7 @@
 // sgdStepMany (several tensors per dispatch) against the float64 reference SGD applied tensor by tensor:
 // plain, with momentum over three steps (the first initialises the buffer), and Nesterov.
 import { describe, it } from 'vitest';
-import { sgdStepMany, type SgdTensor } from '../../src/shaders/sgd.js';
+import { type SgdTensor, sgdStepMany } from '../../src/shaders/sgd.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, upload, useGpu } from '../helpers/gpu.js';
 import * as ref from '../reference/index.js';
@@ -28,16 +28,16 @@ describe('sgdStepMany', () => {
       }));
       for (let step = 0; step < 3; step++) {
         const grads = SIZES.map((n, i) => randomArray(n, 1000 * step + i));
-        tensors.forEach((t, i) => gpu.write(t.grad, Float32Array.from(grads[i])));
+        for (const [i, t] of tensors.entries()) gpu.write(t.grad, Float32Array.from(grads[i]));
         sgdStepMany(gpu, tensors, { ...opts, firstStep: step === 0 });
-        expected.forEach((e, i) => Object.assign(e, ref.sgdStep(e.param, grads[i], opts, e.velocity)));
+        for (const [i, e] of expected.entries()) Object.assign(e, ref.sgdStep(e.param, grads[i], opts, e.velocity));
       }
       for (const [i, t] of tensors.entries()) {
         expectClose(await download(gpu, t.param, t.n), expected[i].param, { label: `param ${i} (n=${t.n})`, atol: 1e-6, rtol: 1e-5 });
         if (t.velocity)
           expectClose(await download(gpu, t.velocity, t.n), expected[i].velocity!, { label: `velocity ${i}`, atol: 1e-6, rtol: 1e-5 });
       }
-      for (const t of tensors) [t.param, t.grad, t.velocity].forEach((b) => b && gpu.pool.release(b));
+      for (const t of tensors) for (const b of [t.param, t.grad, t.velocity]) if (b) gpu.pool.release(b);
     });
   }
 });

@@ -2,13 +2,13 @@ import { describe, expect, it } from 'vitest';
 import {
   CORRECT_COUNT,
   CROSS_ENTROPY,
-  LOG_SOFTMAX,
-  NLL_LOSS,
   correctCount,
+  LOG_SOFTMAX,
   logSoftmax,
   logSoftmaxBackward,
   logSoftmaxNllLoss,
   logSoftmaxNllLossBackward,
+  NLL_LOSS,
   nllLoss,
   nllLossBackward,
 } from '../../src/shaders/softmax.js';

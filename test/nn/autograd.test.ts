@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import * as F from '../../src/nn/ops.js';
 import { SGD } from '../../src/nn/optim.js';
-import { type Tensor, noGrad, tidy } from '../../src/nn/tensor.js';
+import { noGrad, type Tensor, tidy } from '../../src/nn/tensor.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { useGpu } from '../helpers/gpu.js';
 import * as ref from '../reference/index.js';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DataError, LimitError, NoAdapterError, ShapeError, StateError } from '../../src/errors.js';
 import { Gpu } from '../../src/gpu/runtime.js';
 import * as F from '../../src/nn/ops.js';
-import { Tensor, setDefaultGpu } from '../../src/nn/tensor.js';
+import { setDefaultGpu, Tensor } from '../../src/nn/tensor.js';
 import { useGpu, withOwnGpu } from '../helpers/gpu.js';
 
 const ctx = useGpu({ tensors: true });

@@ -2,7 +2,7 @@
 
 // y = max(x, 0).
 export function relu(x: Float64Array): Float64Array {
-  return x.map((v) => (v > 0 ? v : 0));
+  return x.map((v) => Math.max(v, 0));
 }
 
 // dx = dy where x > 0, else 0 (gradient 0 at x = 0, as in PyTorch).

@@ -5,19 +5,19 @@ import { type BufferDecl, declareKernel } from '../../gpu/kernel.js';
 import { memoKernel } from '../wgsl.js';
 import {
   CHUNK,
+  forChunk,
+  forStrided,
+  head,
   PARAMS,
   PARTIALS_IN,
   PARTIALS_OUT,
   TREE_SUM,
+  units,
   V1_WG,
   V2_WG,
   V3_ARGS,
   V3_CHUNK,
   V3_WG,
-  forChunk,
-  forStrided,
-  head,
-  units,
 } from './forward.js';
 
 const GRAD_DX = 'dx[k] = k1 * dy[k] - k2 - (x[k] - mean) * k3;';

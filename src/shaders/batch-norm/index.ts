@@ -22,7 +22,7 @@
 //   v3  one workgroup of 32 per channel, invocation q owning contiguous chunk q (v1's chunk loop); partials meet
 //       in workgroup memory behind ONE barrier, then every invocation merges them itself and normalises its
 //       chunk: one dispatch and no tree. For llvmpipe, where a barrier stops the workgroup's SIMD loop
-//       (shared/GPU-NOTES.md), so one barrier and one dispatch beat v1's two dispatches once there are enough
+//       (README, "Machines"), so one barrier and one dispatch beat v1's two dispatches once there are enough
 //       channels to occupy the threads (bench:kernels measures it).
 //   Each loads vec4 where H·W % 4 = 0 (v1 and v3 chunks then hold whole vec4s), scalars otherwise.
 // Preferred: v2 on GPUs; on software adapters v3 from 8 channels, v1 below (more parallel chunks).
@@ -36,7 +36,7 @@ import type { Gpu } from '../../gpu/runtime.js';
 import { type ElementwiseVariant, runMap } from '../elementwise.js';
 import { type Cost, defineOp } from '../op.js';
 import { gradPartialV1, gradV1, gradV2, gradV3 } from './backward.js';
-import { BATCH_NORM_EVAL, V1_WG, V3_WG, forwardV2, forwardV3, partialV1, runningV1, statsV1, trainV1 } from './forward.js';
+import { BATCH_NORM_EVAL, forwardV2, forwardV3, partialV1, runningV1, statsV1, trainV1, V1_WG, V3_WG } from './forward.js';
 
 export type BatchNormVariant = 'v1' | 'v2' | 'v3';
 

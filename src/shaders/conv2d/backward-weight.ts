@@ -2,7 +2,7 @@
 // (see index.ts for which variant is for what). Buffers x, dy, dw.
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
-import { type ParamType, declareKernel, launch } from '../../gpu/kernel.js';
+import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, range, treeReduction } from '../wgsl.js';
 import { WG_V1 } from './direct.js';

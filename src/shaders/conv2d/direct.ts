@@ -9,7 +9,7 @@
 // (llvmpipe compiles a constant-bound loop nest by unrolling it, which costs seconds per shape).
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
-import { type ParamType, declareKernel, launch } from '../../gpu/kernel.js';
+import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, range } from '../wgsl.js';
 import type { Geometry } from './sizes.js';

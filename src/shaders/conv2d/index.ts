@@ -54,19 +54,19 @@
 // at stride ≠ 1); on GPUs v3, else v2 (a kernel too large to stage), else v1 (backward-input at stride ≠ 1).
 // Backward-bias has no v4: v2 on software adapters, v3 on GPUs. On llvmpipe the v2 and v4 kernels run the
 // seed's layers many times faster than v1 and v3, because a barrier there stops a workgroup's SIMD loop
-// (shared/GPU-NOTES.md), and v4 beats v2 by sharing loads; `npm run bench:kernels -- --filter conv` measures
+// (README, "Machines"), and v4 beats v2 by sharing loads; `npm run bench:kernels -- --filter conv` measures
 // them. The v2 and v4 kernels take their sizes as compile-time constants, so llvmpipe compiles one per layer
 // (Mesa caches them on disk); v1 and v3 compile once for all shapes.
 import { ShapeError } from '../../errors.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { type Cost, defineOp } from '../op.js';
 import { backwardBiasV1, backwardBiasV2, backwardBiasV3 } from './backward-bias.js';
-import { type Conv2dWeightTile, backwardWeightTiled, backwardWeightV1, backwardWeightV3 } from './backward-weight.js';
+import { backwardWeightTiled, backwardWeightV1, backwardWeightV3, type Conv2dWeightTile } from './backward-weight.js';
 import {
+  backwardInputV1,
   type Conv2dTile,
   type DirectArgs,
   type DirectBuffers,
-  backwardInputV1,
   directV1,
   directV2,
   directV3,
@@ -75,10 +75,10 @@ import {
 } from './direct.js';
 import { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize, geometry } from './sizes.js';
 
-export type { Conv2dTile } from './direct.js';
-export { conv2dTileV2, conv2dTileV4 } from './direct.js';
 export type { Conv2dWeightTile } from './backward-weight.js';
 export { conv2dWeightTileV2, conv2dWeightTileV4 } from './backward-weight.js';
+export type { Conv2dTile } from './direct.js';
+export { conv2dTileV2, conv2dTileV4 } from './direct.js';
 export { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize } from './sizes.js';
 
 /** Forward and backward-input sizes; `tile` overrides the v2 or v4 register tile (benchmarks, tests). */

@@ -7,7 +7,7 @@
 //   v2  register-tiled, barrier-free: each invocation computes a TM x TN tile of C in registers, reading A and B
 //       as vec4 wherever the contiguous dimension is a multiple of 4 (scalar loads otherwise). No workgroup
 //       memory: on llvmpipe a workgroup runs on one CPU thread and every barrier stops its SIMD loop
-//       (shared/GPU-NOTES.md). For software adapters without subgroups.
+//       (README, "Machines"). For software adapters without subgroups.
 //   v3  workgroup-memory tiled, for GPUs: a 16x16 workgroup computes a 64x64 block of C, each invocation a 4x4
 //       register tile strided by 16; 64x16 slabs of A and B are staged through workgroup memory with coalesced
 //       loads (the transposes are undone while staging).
@@ -27,14 +27,14 @@ import type { Gpu } from '../../gpu/runtime.js';
 import { type Cost, defineOp } from '../op.js';
 import {
   type MatmulLayout,
-  type RegisterTile,
-  type SubgroupTile,
-  V1_WG,
-  V3_BM,
   matmulV1Kernel,
   matmulV2Kernel,
   matmulV3Kernel,
   matmulV4Kernel,
+  type RegisterTile,
+  type SubgroupTile,
+  V1_WG,
+  V3_BM,
 } from './kernels.js';
 
 export type { RegisterTile, SubgroupTile } from './kernels.js';

@@ -1,8 +1,9 @@
 // The WGSL of the matmul variants (see index.ts for what each is for). Every variant shares one declaration:
 // uniforms M, N, K, accumulate; buffers a, b, c (+ bias); and element helpers, so the variants differ only
 // in how they walk the product.
-import { type DeclaredKernel, declareKernel } from '../../gpu/kernel.js';
+
 import { VariantError } from '../../errors.js';
+import { type DeclaredKernel, declareKernel } from '../../gpu/kernel.js';
 import { memoKernel, range } from '../wgsl.js';
 
 /** Compile-time shape of a matmul kernel: which operands are transposed, which load as vec4, the epilogue. */
