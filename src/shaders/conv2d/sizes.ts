@@ -29,14 +29,7 @@ export function conv2dOutputSize(s: Conv2dSizes): { OH: number; OW: number } {
 }
 
 /** Validated sizes with stride, padding and output size filled in. */
-export interface Geometry {
-  N: number;
-  C: number;
-  H: number;
-  W: number;
-  O: number;
-  KH: number;
-  KW: number;
+export interface Geometry extends Required<Omit<Conv2dSizes, 'stride' | 'padding' | 'variant'>> {
   S: number;
   pad: number;
   OH: number;
