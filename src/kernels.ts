@@ -17,6 +17,7 @@ export type { Dispatch, Kernel } from './gpu/runtime.js';
 // ---- the runtime, and kernels of your own -------------------------------------------------------------------
 export { Gpu } from './gpu/runtime.js';
 export type {
+  BatchNormBackwardEvalBuffers,
   BatchNormBackwardSizes,
   BatchNormSizes,
   BatchNormTrainSizes,
@@ -26,11 +27,14 @@ export type {
 // ---- batch normalisation -----------------------------------------------------------------------------------------
 export {
   BATCH_NORM_BACKWARD,
+  BATCH_NORM_BACKWARD_EVAL,
   BATCH_NORM_EVAL,
   BATCH_NORM_STATS,
   BATCH_NORM_TRAIN,
   batchNormBackward,
   batchNormBackwardCost,
+  batchNormBackwardEval,
+  batchNormBackwardEvalCost,
   batchNormForwardEval,
   batchNormForwardEvalCost,
   batchNormForwardTrain,
@@ -80,10 +84,20 @@ export {
   reluBackward,
   reluCost,
   SCALE,
+  SIGMOID,
+  SIGMOID_GRAD,
   SUB,
   scale,
   scaleCost,
+  sigmoid,
+  sigmoidBackward,
+  sigmoidCost,
   sub,
+  TANH,
+  TANH_GRAD,
+  tanh,
+  tanhBackward,
+  tanhCost,
 } from './shaders/elementwise.js';
 export type { GatherSizes } from './shaders/gather.js';
 // ---- training on GPU-resident data ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import {
   add,
   batchNorm2dBackward,
   batchNorm2dEval,
+  batchNorm2dEvalBackward,
   batchNorm2dTrain,
   type Conv2dParams,
   conv2d,
@@ -30,7 +31,11 @@ import {
   reluBackward,
   scale,
   sgdStep,
+  sigmoid,
+  sigmoidBackward,
   sum,
+  tanh,
+  tanhBackward,
   updateRunningStats,
 } from './reference/index.js';
 
@@ -207,6 +212,23 @@ describe('batch norm', () => {
     checkGrad('bn dbeta', loss, beta, g.dbeta);
   });
 
+  it('evaluation-mode backward (frozen statistics) matches finite differences, also on [N, C] input (H = W = 1)', () => {
+    for (const sh of [shape, { N: 7, C: 4, H: 1, W: 1 }]) {
+      const n = sh.N * sh.C * sh.H * sh.W;
+      const x = randomArray(n, 58);
+      const gamma = randomArray(sh.C, 59, 0.5, 1.5),
+        beta = randomArray(sh.C, 60);
+      const rm = randomArray(sh.C, 61),
+        rv = randomArray(sh.C, 62, 0.5, 2);
+      const R = randomArray(n, 63);
+      const loss = () => dot(batchNorm2dEval(x, gamma, beta, rm, rv, sh), R);
+      const g = batchNorm2dEvalBackward(x, gamma, R, rm, rv, sh);
+      checkGrad(`bn eval dx ${sh.H}`, loss, x, g.dx);
+      checkGrad(`bn eval dgamma ${sh.H}`, loss, gamma, g.dgamma);
+      checkGrad(`bn eval dbeta ${sh.H}`, loss, beta, g.dbeta);
+    }
+  });
+
   it('running stats: unbiased vs biased variance', () => {
     const rm = Float64Array.of(0, 1),
       rv = Float64Array.of(1, 2);
@@ -263,6 +285,19 @@ describe('elementwise', () => {
     const x = randomArray(2 * 3 * 6 * 5, 70);
     const R = randomArray(x.length, 71);
     checkGrad('relu dx', () => dot(relu(x), R), x, reluBackward(x, R));
+  });
+
+  it('tanh and sigmoid backward (from the output) match finite differences', () => {
+    const x = randomArray(90, 75, -4, 4);
+    const R = randomArray(x.length, 76);
+    checkGrad('tanh dx', () => dot(tanh(x), R), x, tanhBackward(tanh(x), R));
+    checkGrad('sigmoid dx', () => dot(sigmoid(x), R), x, sigmoidBackward(sigmoid(x), R));
+    // Independent forms: tanh(x) = 2·sigmoid(2x) − 1.
+    expectClose(
+      tanh(x),
+      sigmoid(x.map((v) => 2 * v)).map((s) => 2 * s - 1),
+      { atol: 1e-14, label: 'tanh = 2σ(2x) − 1' },
+    );
   });
 
   it('dropout backward matches finite differences', () => {

@@ -124,11 +124,13 @@ export class Conv2d extends Module {
   }
 }
 
-export class BatchNorm2d extends Module {
+/** Batch norm over the channels of its input: γ = 1, β = 0, running mean 0 and variance 1, as PyTorch's. */
+abstract class BatchNorm extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor;
   readonly runningMean: Tensor;
   readonly runningVar: Tensor;
+  protected abstract readonly layout: '[N, C]' | '[N, C, H, W]';
   constructor(
     readonly numFeatures: number,
     readonly opts: { eps?: number; momentum?: number; unbiasedRunningVar?: boolean } = {},
@@ -140,8 +142,20 @@ export class BatchNorm2d extends Module {
     this.runningVar = this.buffer('running_var', F.ones([numFeatures], { label: 'running_var' }));
   }
   forward(x: Tensor): Tensor {
+    const ndim = this.layout === '[N, C]' ? 2 : 4;
+    if (x.ndim !== ndim) throw new ShapeError(`${this.constructor.name}: input must be ${this.layout}, got ${shapeStr(x.shape)}`);
     return F.batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, { training: this.training, ...this.opts });
   }
+}
+
+/** Batch norm per channel of NCHW input, over N, H and W (torch.nn.BatchNorm2d). */
+export class BatchNorm2d extends BatchNorm {
+  protected readonly layout = '[N, C, H, W]';
+}
+
+/** Batch norm per feature of [N, C] input, over the batch (torch.nn.BatchNorm1d on 2-D input). */
+export class BatchNorm1d extends BatchNorm {
+  protected readonly layout = '[N, C]';
 }
 
 export class MaxPool2d extends Module {
@@ -159,6 +173,18 @@ export class MaxPool2d extends Module {
 export class ReLU extends Module {
   forward(x: Tensor): Tensor {
     return F.relu(x);
+  }
+}
+
+export class Tanh extends Module {
+  forward(x: Tensor): Tensor {
+    return F.tanh(x);
+  }
+}
+
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor {
+    return F.sigmoid(x);
   }
 }
 

@@ -1,7 +1,7 @@
 // The functional API, named like torch.nn.functional: each op checks shapes (errors name the op and the
 // shapes), records its kernels, and, when gradients are on, a Node whose backward rule sits right under
 // the forward. Each rule's comment gives the math and says what the forward saved for it.
-import { DataError, ShapeError, StateError } from '../errors.js';
+import { DataError, ShapeError } from '../errors.js';
 import * as bn from '../shaders/batch-norm/index.js';
 import * as conv from '../shaders/conv2d/index.js';
 import * as drop from '../shaders/dropout.js';
@@ -110,6 +110,30 @@ export function relu(x: Tensor): Tensor {
   return record(y, 'relu', [x], (dy) => {
     const dx = like(x, 'relu grad');
     ew.reluBackward(gpuOf(x), x.buffer, dy.buffer, dx.buffer, x.size);
+    return [dx];
+  });
+}
+
+export function tanh(x: Tensor): Tensor {
+  expectFloat('tanh', 'input', x);
+  const y = like(x, 'tanh');
+  ew.tanh(gpuOf(x), x.buffer, y.buffer, { n: x.size });
+  // dx = dy·(1 − y²)   (saves y)
+  return record(y, 'tanh', [x], (dy) => {
+    const dx = like(x, 'tanh grad');
+    ew.tanhBackward(gpuOf(x), y.buffer, dy.buffer, dx.buffer, { n: x.size });
+    return [dx];
+  });
+}
+
+export function sigmoid(x: Tensor): Tensor {
+  expectFloat('sigmoid', 'input', x);
+  const y = like(x, 'sigmoid');
+  ew.sigmoid(gpuOf(x), x.buffer, y.buffer, { n: x.size });
+  // dx = dy·y·(1 − y)   (saves y)
+  return record(y, 'sigmoid', [x], (dy) => {
+    const dx = like(x, 'sigmoid grad');
+    ew.sigmoidBackward(gpuOf(x), y.buffer, dy.buffer, dx.buffer, { n: x.size });
     return [dx];
   });
 }
@@ -282,9 +306,10 @@ export interface BatchNormOptions {
 }
 
 /**
- * Batch normalisation over N,H,W per channel of NCHW input, as torch.nn.functional.batch_norm.
+ * Batch normalisation per channel, as torch.nn.functional.batch_norm: over N, H, W of NCHW input, or over N
+ * of [N, C] input (BatchNorm1d; the same kernels with H = W = 1).
  * Training: normalises with the batch's mean and biased variance and updates the running statistics in
- * place; evaluation: normalises with the running statistics.
+ * place; evaluation: normalises with the running statistics (and differentiates with them held fixed).
  */
 export function batchNorm(
   x: Tensor,
@@ -294,8 +319,9 @@ export function batchNorm(
   bias: Tensor,
   opts: BatchNormOptions,
 ): Tensor {
-  expectShape('batchNorm', 'input', x, 4, '[N, C, H, W]');
-  const [N, C, H, W] = x.shape;
+  if (x.ndim !== 2 && x.ndim !== 4) throw new ShapeError(`batchNorm: input must be [N, C] or [N, C, H, W], got ${shapeStr(x.shape)}`);
+  expectFloat('batchNorm', 'input', x);
+  const [N, C, H, W] = x.ndim === 2 ? [x.shape[0], x.shape[1], 1, 1] : x.shape;
   for (const [name, t] of [
     ['weight', weight],
     ['bias', bias],
@@ -312,9 +338,25 @@ export function batchNorm(
   if (!opts.training) {
     if (!runningMean || !runningVar) throw new DataError('batchNorm: evaluation mode needs running_mean and running_var');
     bn.batchNormForwardEval(g, x.buffer, weight.buffer, bias.buffer, runningMean.buffer, runningVar.buffer, y.buffer, sizes);
-    // No backward through evaluation mode yet (another issue adds it): the rule refuses   (saves nothing)
-    return record(y, 'batchNorm(eval)', [x, weight, bias], () => {
-      throw new StateError('batchNorm: backward through evaluation mode is not supported; call model.train() before training');
+    // The statistics are constants here: dx = dy·γ/√(r_σ² + ε), dγ = Σ dy·x̂, dβ = Σ dy with
+    // x̂ = (x − r_μ)/√(r_σ² + ε)   (saves x; reads the running statistics as they are when backward runs)
+    return record(y, 'batchNorm(eval)', [x, weight, bias], (dy) => {
+      const dx = like(x, 'batchNorm(eval) grad x');
+      const dgamma = like(weight, 'batchNorm(eval) grad weight');
+      const dbeta = like(bias, 'batchNorm(eval) grad bias');
+      bn.batchNormBackwardEval(
+        g,
+        x.buffer,
+        dy.buffer,
+        weight.buffer,
+        runningMean.buffer,
+        runningVar.buffer,
+        dx.buffer,
+        dgamma.buffer,
+        dbeta.buffer,
+        sizes,
+      );
+      return [dx, dgamma, dbeta];
     });
   }
   if (N * H * W < 2) throw new ShapeError(`batchNorm: training needs more than one value per channel, got input ${shapeStr(x.shape)}`);

@@ -19,6 +19,10 @@
 // fill           y = value                     cost 0 flops, 4n bytes
 // copy           y = x                         cost 0 flops, 8n bytes
 // broadcast_scalar  y = α·s[0]                 cost n flops, 4n bytes
+// tanh           y = tanh(x)                   cost ~5n flops, 8n bytes (the exp and a division)
+// tanh_grad      dx = dy·(1 − y²)              (backward: saves y, the forward's output)   cost 3n flops, 12n bytes
+// sigmoid        y = 1/(1 + e^−x)              cost ~4n flops, 8n bytes
+// sigmoid_grad   dx = dy·y·(1 − y)             (backward: saves y)   cost 3n flops, 12n bytes
 // An output may be the same buffer as an input (in place: `scale(gpu, g, g, ...)`); the kernel then reads that
 // operand through the output binding, since WebGPU forbids binding one buffer as both read and read_write.
 import { DataError } from '../errors.js';
@@ -283,3 +287,51 @@ export function copy(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, s: ElementwiseSizes):
 export function broadcastScalar(gpu: Gpu, s: GPUBuffer, y: GPUBuffer, sizes: ElementwiseSizes & { alpha: number }): void {
   runMap(gpu, BROADCAST_SCALAR, { s, y }, { n: sizes.n, params: { alpha: sizes.alpha }, variant: sizes.variant });
 }
+
+// ---- smooth activations ------------------------------------------------------------------------------------
+
+const activationCost = ({ n }: { n: number }): Cost => ({ flops: 5 * n, bytes: 8 * n });
+const activationGradCost = ({ n }: { n: number }): Cost => ({ flops: 3 * n, bytes: 12 * n });
+
+// tanh as 1 − 2/(e^{2x} + 1), which is ±1 (never inf/inf = NaN) when e^{2x} overflows; below |x| = 0.1, where
+// that subtraction would lose the relative precision of small outputs, its Taylor series to x⁷ (error < 1e-10·|x|).
+export const TANH = mapOp(
+  {
+    name: 'tanh',
+    inputs: ['x'],
+    outputs: ['y'],
+    body: `let x2 = x * x;
+  y = select(1.0 - 2.0 / (exp(2.0 * x) + 1.0), x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 - x2 * (17.0 / 315.0)))), abs(x) < T(0.1));`,
+  },
+  activationCost,
+);
+export const TANH_GRAD = mapOp(
+  { name: 'tanh_grad', inputs: ['y', 'dy'], outputs: ['dx'], body: 'dx = dy * (1.0 - y * y);' },
+  activationGradCost,
+);
+// 1/(1 + e^−x): 0 when e^−x overflows to inf, 1 when it underflows to 0.
+export const SIGMOID = mapOp({ name: 'sigmoid', inputs: ['x'], outputs: ['y'], body: 'y = 1.0 / (1.0 + exp(-x));' }, activationCost);
+export const SIGMOID_GRAD = mapOp(
+  { name: 'sigmoid_grad', inputs: ['y', 'dy'], outputs: ['dx'], body: 'dx = dy * y * (1.0 - y);' },
+  activationGradCost,
+);
+
+/** y = tanh(x). */
+export function tanh(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, s: ElementwiseSizes): void {
+  runMap(gpu, TANH, { x, y }, s);
+}
+// dx = dy·(1 − y²), from the forward's output y
+export function tanhBackward(gpu: Gpu, y: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, s: ElementwiseSizes): void {
+  runMap(gpu, TANH_GRAD, { y, dy, dx }, s);
+}
+
+/** y = 1/(1 + e^−x). */
+export function sigmoid(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, s: ElementwiseSizes): void {
+  runMap(gpu, SIGMOID, { x, y }, s);
+}
+// dx = dy·y·(1 − y), from the forward's output y
+export function sigmoidBackward(gpu: Gpu, y: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, s: ElementwiseSizes): void {
+  runMap(gpu, SIGMOID_GRAD, { y, dy, dx }, s);
+}
+export const tanhCost = activationCost;
+export const sigmoidCost = activationCost;

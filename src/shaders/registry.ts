@@ -1,9 +1,9 @@
 // Every kernel op with variants, by its registry name: what the tests walk to check that each variant is
 // correct, what the benchmarks time, and what a tuner chooses among. A new op is added here.
-import { BATCH_NORM_BACKWARD, BATCH_NORM_EVAL, BATCH_NORM_STATS, BATCH_NORM_TRAIN } from './batch-norm/index.js';
+import { BATCH_NORM_BACKWARD, BATCH_NORM_BACKWARD_EVAL, BATCH_NORM_EVAL, BATCH_NORM_STATS, BATCH_NORM_TRAIN } from './batch-norm/index.js';
 import { CONV2D_BACKWARD_BIAS, CONV2D_BACKWARD_INPUT, CONV2D_BACKWARD_WEIGHT, CONV2D_FORWARD } from './conv2d/index.js';
 import { DROPOUT } from './dropout.js';
-import { ADD, AXPY, BROADCAST_SCALAR, COPY, FILL, MUL, SCALE, SUB } from './elementwise.js';
+import { ADD, AXPY, BROADCAST_SCALAR, COPY, FILL, MUL, SCALE, SIGMOID, SIGMOID_GRAD, SUB, TANH, TANH_GRAD } from './elementwise.js';
 import { MATMUL } from './matmul/index.js';
 import { BIAS_GRAD } from './matmul/linear.js';
 import type { Op } from './op.js';
@@ -28,6 +28,7 @@ export const OPS: readonly AnyOp[] = [
   BATCH_NORM_TRAIN,
   BATCH_NORM_BACKWARD,
   BATCH_NORM_EVAL,
+  BATCH_NORM_BACKWARD_EVAL,
   LOG_SOFTMAX,
   NLL_LOSS,
   CROSS_ENTROPY,
@@ -42,6 +43,10 @@ export const OPS: readonly AnyOp[] = [
   FILL,
   COPY,
   BROADCAST_SCALAR,
+  TANH,
+  TANH_GRAD,
+  SIGMOID,
+  SIGMOID_GRAD,
   SGD_STEP,
   SGD_MOMENTUM_STEP,
 ];

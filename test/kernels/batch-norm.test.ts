@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   BATCH_NORM_BACKWARD,
+  BATCH_NORM_BACKWARD_EVAL,
   BATCH_NORM_STATS,
   BATCH_NORM_TRAIN,
   batchNormBackward,
+  batchNormBackwardEval,
   batchNormForwardEval,
   batchNormForwardTrain,
   batchNormStats,
@@ -22,7 +24,11 @@ const SHAPES: [number, number, number, number, number][] = [
   [64, 10, 12, 12, 0], // the seed, after the first pool
   [64, 20, 4, 4, 0], // the seed, after the second pool
   [1, 1, 1, 2, 0],
-  [2, 3, 1, 1, 0],
+  [2, 3, 1, 1, 0], // [N, C] input (BatchNorm1d) is H = W = 1
+  [64, 50, 1, 1, 0],
+  [7, 129, 1, 1, 0],
+  [3, 1, 1, 1, 0],
+  [33, 9, 1, 1, 500],
   [1, 3, 5, 7, 0],
   [3, 2, 5, 7, 0],
   [17, 5, 3, 3, 0],
@@ -39,6 +45,7 @@ function variants(sizes: { N: number; C: number; H: number; W: number }) {
   const names = runnableVariants(ctx.gpu, BATCH_NORM_TRAIN, sizes);
   expect(runnableVariants(ctx.gpu, BATCH_NORM_STATS, sizes)).toEqual(names);
   expect(runnableVariants(ctx.gpu, BATCH_NORM_BACKWARD, sizes)).toEqual(names);
+  expect(runnableVariants(ctx.gpu, BATCH_NORM_BACKWARD_EVAL, sizes)).toEqual(names);
   return names;
 }
 
@@ -46,7 +53,7 @@ describe('batch norm', () => {
   for (const [N, C, H, W, offset] of SHAPES) {
     const M = N * H * W;
     const shape = `${N}x${C}x${H}x${W}${offset ? ` offset ${offset}` : ''}`;
-    it(`${shape}, every variant: statistics, training forward with running stats, evaluation, backward`, async () => {
+    it(`${shape}, every variant: statistics, training forward with running stats, evaluation, backward in both modes`, async () => {
       for (const variant of variants({ N, C, H, W })) {
         const label = `${variant} ${shape}`;
         const { gpu } = ctx;
@@ -161,6 +168,21 @@ describe('batch norm', () => {
         );
         batchNormBackward(gpu, xb, dyb, gb, smb, sib, dxb, dg, db, sizes);
         expectClose(await download(gpu, db, C), g.dbeta, { atol: sumTol, rtol: 1e-4, label: `${label} dbeta (overwritten)` });
+
+        // Backward in evaluation mode, from the running statistics (overwriting, then accumulating).
+        const ge = ref.batchNorm2dEvalBackward(x, gamma, dy, rm0, rv0, sizes);
+        batchNormBackwardEval(gpu, xb, dyb, gb, rmb, rvb, dxb, dg, db, sizes);
+        const evalScale = Math.max(...gamma) / Math.sqrt(Math.min(...rv0));
+        expectClose(await download(gpu, dxb, n), ge.dx, { atol: 1e-6 * evalScale, rtol: 1e-5, label: `${label} eval dx` });
+        const evalSumTol = sumTol * (1 + Math.abs(offset));
+        expectClose(await download(gpu, dg, C), ge.dgamma, { atol: evalSumTol, rtol: 1e-4, label: `${label} eval dgamma` });
+        expectClose(await download(gpu, db, C), ge.dbeta, { atol: sumTol, rtol: 1e-4, label: `${label} eval dbeta` });
+        batchNormBackwardEval(gpu, xb, dyb, gb, rmb, rvb, dxb, dg, db, { ...sizes, accumulate: true });
+        expectClose(
+          await download(gpu, db, C),
+          ge.dbeta.map((v) => 2 * v),
+          { atol: 2 * sumTol, rtol: 1e-4, label: `${label} eval dbeta (accumulated)` },
+        );
 
         for (const b of [xb, gb, bb, mean, varb, inv, yb, rmb, rvb, smb, sib, dyb, dxb, dg, db]) gpu.pool.release(b);
       }

@@ -20,9 +20,17 @@ import {
   reluBackward,
   runMap,
   SCALE,
+  SIGMOID,
+  SIGMOID_GRAD,
   SUB,
   scale,
+  sigmoid,
+  sigmoidBackward,
   sub,
+  TANH,
+  TANH_GRAD,
+  tanh,
+  tanhBackward,
 } from '../../src/shaders/elementwise.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { exactBuffer } from '../helpers/exact-buffer.js';
@@ -47,6 +55,44 @@ describe('relu', () => {
       expectClose(await download(gpu, yb, n), ref.relu(x), { label: `relu n=${n}`, atol: 0, rtol: 1e-6 });
       expectClose(await download(gpu, dxb, n), ref.reluBackward(x, dy), { label: `relu backward n=${n}`, atol: 0, rtol: 1e-6 });
       for (const b of [xb, dyb, yb, dxb]) gpu.pool.release(b);
+    });
+  }
+});
+
+describe('tanh and sigmoid', () => {
+  // Values across the whole range: tiny ones (where tanh's relative precision matters), the saturated tails
+  // (where a naive e^x/e^x would give NaN), and ordinary ones.
+  const special = [0, 1e-7, -3e-5, 0.0999, 0.1, -0.1001, 0.5, -2, 9.5, -20, 44, 88.8, -100, 1000, -1e30];
+  for (const n of [1, 3, 17, 257, 4099]) {
+    it(`forward and backward (from the output), every variant and the default, n=${n}`, async () => {
+      const { gpu } = ctx;
+      const x = f(Array.from(randomArray(n, 30 + n, -6, 6), (v, i) => (i < special.length && i % 2 === 0 ? special[i] : v)));
+      const dy = f(randomArray(n, 40 + n));
+      const xb = upload(gpu, x),
+        dyb = upload(gpu, dy);
+      const [yt, ys, dxt, dxs] = [0, 1, 2, 3].map(() => empty(gpu, n));
+      for (const variant of [...mapVariants([TANH, TANH_GRAD, SIGMOID, SIGMOID_GRAD], n, [xb, dyb, yt, ys, dxt, dxs]), undefined]) {
+        const v = variant ?? 'default';
+        tanh(gpu, xb, yt, { n, variant });
+        sigmoid(gpu, xb, ys, { n, variant });
+        const th = ref.tanh(x),
+          sg = ref.sigmoid(x);
+        // Relative to the value (tanh near 0 keeps its digits), 2 ulp-ish of float32 plus exp's error.
+        expectClose(await download(gpu, yt, n), th, { atol: 1e-30, rtol: 2e-6, label: `tanh ${v} n=${n}` });
+        expectClose(await download(gpu, ys, n), sg, { atol: 1e-30, rtol: 2e-6, label: `sigmoid ${v} n=${n}` });
+        // The backward reads the forward's output as the GPU computed it (as autograd does).
+        const yg = f(await download(gpu, yt, n)),
+          sgg = f(await download(gpu, ys, n));
+        tanhBackward(gpu, yt, dyb, dxt, { n, variant });
+        sigmoidBackward(gpu, ys, dyb, dxs, { n, variant });
+        expectClose(await download(gpu, dxt, n), ref.tanhBackward(yg, dy), { atol: 1e-7, rtol: 1e-5, label: `tanh grad ${v} n=${n}` });
+        expectClose(await download(gpu, dxs, n), ref.sigmoidBackward(sgg, dy), {
+          atol: 1e-7,
+          rtol: 1e-5,
+          label: `sigmoid grad ${v} n=${n}`,
+        });
+      }
+      for (const b of [xb, dyb, yt, ys, dxt, dxs]) gpu.pool.release(b);
     });
   }
 });

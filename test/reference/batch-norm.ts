@@ -137,3 +137,32 @@ export function batchNorm2dBackward(
   }
   return { dx, dgamma, dbeta };
 }
+
+// Evaluation mode (frozen statistics): y = γ·x̂ + β with x̂ = (x − r_μ)/√(r_σ² + ε), so
+// dx = dy·γ/√(r_σ² + ε), dγ = Σdy·x̂, dβ = Σdy (sums over N, H, W per channel).
+export function batchNorm2dEvalBackward(
+  x: Float64Array,
+  gamma: Float64Array,
+  dy: Float64Array,
+  runningMean: Float64Array,
+  runningVar: Float64Array,
+  shape: BatchNormShape,
+): BatchNormGrads {
+  const { N, C, H, W } = shape;
+  const eps = shape.eps ?? 1e-5;
+  const HW = H * W;
+  const dx = new Float64Array(x.length);
+  const dgamma = new Float64Array(C);
+  const dbeta = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    const inv = 1 / Math.sqrt(runningVar[c] + eps);
+    for (let n = 0; n < N; n++)
+      for (let i = 0; i < HW; i++) {
+        const j = at(n, c, i, C, HW);
+        dx[j] = dy[j] * gamma[c] * inv;
+        dgamma[c] += dy[j] * (x[j] - runningMean[c]) * inv;
+        dbeta[c] += dy[j];
+      }
+  }
+  return { dx, dgamma, dbeta };
+}

@@ -42,3 +42,23 @@ export function sum(x: ArrayLike<number>): number {
 export function mean(x: ArrayLike<number>): number {
   return sum(x) / x.length;
 }
+
+// y = tanh(x).
+export function tanh(x: Float64Array): Float64Array {
+  return x.map(Math.tanh);
+}
+
+// dx = dy·(1 − y²) with y = tanh(x), from the forward's output.
+export function tanhBackward(y: Float64Array, dy: Float64Array): Float64Array {
+  return y.map((v, i) => dy[i] * (1 - v * v));
+}
+
+// y = 1/(1 + e^−x).
+export function sigmoid(x: Float64Array): Float64Array {
+  return x.map((v) => 1 / (1 + Math.exp(-v)));
+}
+
+// dx = dy·y·(1 − y) with y = sigmoid(x), from the forward's output.
+export function sigmoidBackward(y: Float64Array, dy: Float64Array): Float64Array {
+  return y.map((v, i) => dy[i] * v * (1 - v));
+}

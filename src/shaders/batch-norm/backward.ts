@@ -1,6 +1,8 @@
-// Batch norm's backward kernels (training mode): from x, dy and the forward's saved μ and invStd,
+// Batch norm's backward kernels. Training mode: from x, dy and the forward's saved μ and invStd,
 // dβ = Σdy, dγ = invStd·Σdy·(x − μ) and dx = k1·dy − k2 − (x − μ)·k3 with k1 = γ·invStd,
-// k2 = k1·Σdy/M, k3 = k1·invStd²·Σdy·(x − μ)/M. Each variant walks the channel as its forward does (forward.ts).
+// k2 = k1·Σdy/M, k3 = k1·invStd²·Σdy·(x − μ)/M. Evaluation mode (`frozen`: the running statistics, which do
+// not depend on x): μ = r_μ and invStd = 1/√(r_σ² + ε) read from the running buffers, the same dβ and dγ, and
+// dx = k1·dy. Each variant walks the channel as its forward does (forward.ts).
 import { type BufferDecl, declareKernel } from '../../gpu/kernel.js';
 import { memoKernel } from '../wgsl.js';
 import {
@@ -20,7 +22,11 @@ import {
   V3_WG,
 } from './forward.js';
 
-const GRAD_DX = 'dx[k] = k1 * dy[k] - k2 - (x[k] - mean) * k3;';
+const gradDx = (frozen: boolean) => (frozen ? 'dx[k] = k1 * dy[k];' : 'dx[k] = k1 * dy[k] - k2 - (x[k] - mean) * k3;');
+// The per-channel 1/σ: saved by the training forward, or from the frozen running variance.
+const INV = (frozen: boolean) => (frozen ? 'inverseSqrt(varIn[c] + p.eps)' : 'invStdIn[c]');
+const invBuffer = (frozen: boolean): Record<string, BufferDecl> => (frozen ? { varIn: 'read' } : { invStdIn: 'read' });
+const frozenName = (frozen: boolean) => (frozen ? '_eval' : '');
 const GRAD_COEFFS = /* wgsl */ `
   let k1 = gamma[c] * inv;
   let k2 = k1 * sums.x / count;
@@ -33,11 +39,11 @@ const gradStore = (accumulate: boolean) => /* wgsl */ `
 // ---- v1: two passes over chunks ------------------------------------------------------------------------------
 
 // Pass 1: (Σdy, Σdy·(x − μ)) of each chunk; chunk 0 copies (μ, invStd) for pass 2.
-export const gradPartialV1 = memoKernel((vec: boolean) =>
+export const gradPartialV1 = memoKernel((vec: boolean, frozen: boolean) =>
   declareKernel({
-    name: `batch_norm_grad_partial_v1${vec ? '_vec4' : ''}`,
+    name: `batch_norm_grad${frozenName(frozen)}_partial_v1${vec ? '_vec4' : ''}`,
     params: PARAMS,
-    buffers: { x: units(vec, 'read'), dy: units(vec, 'read'), meanIn: 'read', invStdIn: 'read', part: PARTIALS_OUT },
+    buffers: { x: units(vec, 'read'), dy: units(vec, 'read'), meanIn: 'read', ...invBuffer(frozen), part: PARTIALS_OUT },
     wgsl: /* wgsl */ `${head(vec)}
 @compute @workgroup_size(${V1_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let g = gid.x;
@@ -48,15 +54,15 @@ export const gradPartialV1 = memoKernel((vec: boolean) =>
   var b = T();
   ${forChunk('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
   part[g] = vec2<f32>(hsum(a), hsum(b));
-  if (q == 0u) { part[p.C * p.P + c] = vec2<f32>(mean, invStdIn[c]); }
+  if (q == 0u) { part[p.C * p.P + c] = vec2<f32>(mean, ${INV(frozen)}); }
 }`,
   }),
 );
 
 // Pass 2: sum the channel's partials, write the chunk's dx; chunk 0 writes dγ and dβ.
-export const gradV1 = memoKernel((vec: boolean, accumulate: boolean) =>
+export const gradV1 = memoKernel((vec: boolean, accumulate: boolean, frozen: boolean) =>
   declareKernel({
-    name: `batch_norm_grad_v1${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `batch_norm_grad${frozenName(frozen)}_v1${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
     params: PARAMS,
     buffers: {
       x: units(vec, 'read'),
@@ -81,36 +87,36 @@ export const gradV1 = memoKernel((vec: boolean, accumulate: boolean) =>
   ${GRAD_COEFFS}
   if (q == 0u) {${gradStore(accumulate)}
   }
-  ${forChunk(GRAD_DX)}
+  ${forChunk(gradDx(frozen))}
 }`,
   }),
 );
 
 // ---- v2 and v3: one dispatch, one workgroup per channel --------------------------------------------------------
 
-const gradBuffers = (vec: boolean): Record<string, BufferDecl> => ({
+const gradBuffers = (vec: boolean, frozen: boolean): Record<string, BufferDecl> => ({
   x: units(vec, 'read'),
   dy: units(vec, 'read'),
   gamma: 'read',
   meanIn: 'read',
-  invStdIn: 'read',
+  ...invBuffer(frozen),
   dx: units(vec, 'read_write'),
   dgamma: 'read_write',
   dbeta: 'read_write',
 });
 
 // v2: grid-strided sums reduced by the workgroup tree.
-export const gradV2 = memoKernel((vec: boolean, accumulate: boolean) =>
+export const gradV2 = memoKernel((vec: boolean, accumulate: boolean, frozen: boolean) =>
   declareKernel({
-    name: `batch_norm_grad_v2${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `batch_norm_grad${frozenName(frozen)}_v2${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
     params: PARAMS,
-    buffers: gradBuffers(vec),
+    buffers: gradBuffers(vec, frozen),
     wgsl: /* wgsl */ `${head(vec)}
 ${TREE_SUM}
 @compute @workgroup_size(${V2_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let c = wid.x;
   let mean = meanIn[c];
-  let inv = invStdIn[c];
+  let inv = ${INV(frozen)};
   var a = T();
   var b = T();
   ${forStrided('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
@@ -119,23 +125,23 @@ ${TREE_SUM}
   ${GRAD_COEFFS}
   if (t == 0u) {${gradStore(accumulate)}
   }
-  ${forStrided(GRAD_DX)}
+  ${forStrided(gradDx(frozen))}
 }`,
   }),
 );
 
 // v3: chunk sums meet in workgroup memory behind one barrier; every invocation adds them up itself.
-export const gradV3 = memoKernel((vec: boolean, accumulate: boolean) =>
+export const gradV3 = memoKernel((vec: boolean, accumulate: boolean, frozen: boolean) =>
   declareKernel({
-    name: `batch_norm_grad_v3${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `batch_norm_grad${frozenName(frozen)}_v3${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
     params: PARAMS,
-    buffers: gradBuffers(vec),
+    buffers: gradBuffers(vec, frozen),
     wgsl: /* wgsl */ `${head(vec)}
 var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
 @compute @workgroup_size(${V3_WG}) fn main(${V3_ARGS}) {
   ${V3_CHUNK}
   let mean = meanIn[c];
-  let inv = invStdIn[c];
+  let inv = ${INV(frozen)};
   var a = T();
   var b = T();
   ${forChunk('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
@@ -147,7 +153,7 @@ var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
   ${GRAD_COEFFS}
   if (lq == 0u) {${gradStore(accumulate)}
   }
-  ${forChunk(GRAD_DX)}
+  ${forChunk(gradDx(frozen))}
 }`,
   }),
 );

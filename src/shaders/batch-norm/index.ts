@@ -5,7 +5,11 @@
 // r_μ = (1 − m)·r_μ + m·μ, r_σ² = (1 − m)·r_σ² + m·σ²·k with k = M/(M − 1) (unbiasedRunningVar, PyTorch's
 // nn.BatchNorm2d) or k = 1 (the seed's CustomBatchNorm). Evaluation: y = γ·(x − r_μ)/√(r_σ² + ε) + β.
 // Backward (training mode): x̂ = (x − μ)·invStd, dβ = Σdy, dγ = Σdy·x̂, dx = γ·invStd/M·(M·dy − dβ − x̂·dγ).
-// There is no evaluation-mode backward yet (nn/ops.ts's rule refuses it; another issue adds it).
+// Backward in evaluation mode (frozen running statistics, which do not depend on x, as when fine-tuning with
+// frozen batch norm or taking input gradients of a trained model): x̂ = (x − r_μ)/√(r_σ² + ε), the same dβ and
+// dγ, and dx = dy·γ/√(r_σ² + ε). The same kernels compute it (`frozen`), reading r_μ and r_σ² instead of
+// the saved μ and invStd (BATCH_NORM_BACKWARD_EVAL).
+// [N, C] input (BatchNorm1d) is the case H = W = 1: M = N values per channel, read as scalars.
 // Cost: forward ~5 flops and 8 bytes per value (x read twice in v1's cache-warm chunks, y written once),
 // backward ~8 flops and 12 bytes per value.
 //
@@ -84,6 +88,18 @@ export interface BatchNormTrainBuffers {
   mean: GPUBuffer;
   invStd: GPUBuffer;
   running: RunningStats | null;
+}
+
+/** Evaluation mode's backward reads the running statistics in place of the saved ones. */
+export interface BatchNormBackwardEvalBuffers {
+  x: GPUBuffer;
+  dy: GPUBuffer;
+  gamma: GPUBuffer;
+  runningMean: GPUBuffer;
+  runningVar: GPUBuffer;
+  dx: GPUBuffer;
+  dgamma: GPUBuffer;
+  dbeta: GPUBuffer;
 }
 
 export interface BatchNormBackwardBuffers {
@@ -288,13 +304,43 @@ export const BATCH_NORM_BACKWARD = batchNormOp<BatchNormBackwardSizes, BatchNorm
       'batchNorm grad partials',
       gradBuffers(b),
       gradBuffers(b),
-      [gradPartialV1(pl.vw === 4), gradV1(pl.vw === 4, !!s.accumulate)],
+      [gradPartialV1(pl.vw === 4, false), gradV1(pl.vw === 4, !!s.accumulate, false)],
       v1Groups(pl),
     ),
-  onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate),
+  onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate, false),
   params: epsParams,
   buffers: gradBuffers,
   cost: (s) => ({ flops: 8 * values(s), bytes: 4 * 3 * values(s) }),
+});
+
+const gradEvalBuffers = (b: BatchNormBackwardEvalBuffers): Record<string, GPUBuffer> => ({
+  x: b.x,
+  dy: b.dy,
+  gamma: b.gamma,
+  meanIn: b.runningMean,
+  varIn: b.runningVar,
+  dx: b.dx,
+  dgamma: b.dgamma,
+  dbeta: b.dbeta,
+});
+
+export const BATCH_NORM_BACKWARD_EVAL = batchNormOp<BatchNormBackwardSizes, BatchNormBackwardEvalBuffers>({
+  name: 'batch_norm.backward_eval',
+  twoPass: (gpu, b, s, pl) =>
+    twoPasses(
+      gpu,
+      pl,
+      epsParams(pl, s),
+      'batchNorm eval grad partials',
+      gradEvalBuffers(b),
+      gradEvalBuffers(b),
+      [gradPartialV1(pl.vw === 4, true), gradV1(pl.vw === 4, !!s.accumulate, true)],
+      v1Groups(pl),
+    ),
+  onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate, true),
+  params: epsParams,
+  buffers: gradEvalBuffers,
+  cost: (s) => ({ flops: 5 * values(s), bytes: 4 * 3 * values(s) }),
 });
 
 // ---- public functions ----------------------------------------------------------------------------------------
@@ -364,7 +410,7 @@ export function updateRunningStats(
 
 /**
  * Evaluation forward: y = γ·(x − running_mean)/√(running_var + ε) + β (`mapVariant`: v1 scalar, v2 vec4).
- * No backward yet: evaluation mode is for inference (nn/ops.ts's rule refuses to differentiate it).
+ * Its backward is batchNormBackwardEval.
  */
 export function batchNormForwardEval(
   gpu: Gpu,
@@ -407,7 +453,25 @@ export function batchNormBackward(
   BATCH_NORM_BACKWARD.run(gpu, { x, dy, gamma, mean, invStd, dx, dgamma, dbeta }, sizes);
 }
 
+// dx = dy·γ/√(r_σ² + ε), dγ = Σdy·(x − r_μ)/√(r_σ² + ε), dβ = Σdy   (evaluation mode; saved: x and the running statistics)
+export function batchNormBackwardEval(
+  gpu: Gpu,
+  x: GPUBuffer,
+  dy: GPUBuffer,
+  gamma: GPUBuffer,
+  runningMean: GPUBuffer,
+  runningVar: GPUBuffer,
+  dx: GPUBuffer,
+  dgamma: GPUBuffer,
+  dbeta: GPUBuffer,
+  sizes: BatchNormBackwardSizes,
+): void {
+  checkSizes('batchNormBackwardEval', sizes);
+  BATCH_NORM_BACKWARD_EVAL.run(gpu, { x, dy, gamma, runningMean, runningVar, dx, dgamma, dbeta }, sizes);
+}
+
 export const batchNormForwardTrainCost = BATCH_NORM_TRAIN.cost;
 export const batchNormForwardEvalCost = (s: BatchNormSizes): Cost => ({ flops: 3 * values(s), bytes: 4 * 2 * values(s) });
 export const batchNormBackwardCost = BATCH_NORM_BACKWARD.cost;
+export const batchNormBackwardEvalCost = BATCH_NORM_BACKWARD_EVAL.cost;
 export { BATCH_NORM_EVAL } from './forward.js';
