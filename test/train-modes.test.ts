@@ -10,6 +10,7 @@ import * as F from '../src/nn/ops.js';
 import { noGrad } from '../src/nn/tensor.js';
 import { CHECKPOINT_FORMAT, loadModel, type RunConfig, writeBestCheckpoint } from '../src/train/checkpoint.js';
 import { confusionMatrix, correctCount } from '../src/train/metrics.js';
+import { createMnistCnn } from '../src/train/model.js';
 import { SEED_TRAINING, Trainer } from '../src/train/trainer.js';
 import { readSafetensors } from '../src/util/safetensors.js';
 import { expectClose, randomArray } from './helpers/compare.js';
@@ -17,6 +18,27 @@ import { useGpu } from './helpers/gpu.js';
 import * as ref from './reference/index.js';
 
 const ctx = useGpu({ tensors: true });
+
+describe('--bn-position', () => {
+  it("'before' puts each batch norm right after its convolution: the same as composing the ops in that order by hand", async () => {
+    const settings = { ...SEED_TRAINING, dropout: 0 };
+    const before = createMnistCnn({ ...settings, bnPosition: 'before' });
+    const after = createMnistCnn(settings);
+    const x = F.tensor(Float32Array.from(randomArray(3 * 784, 9, 0, 1)), [3, 1, 28, 28]);
+    const m = before;
+    const bn = (h: Parameters<typeof F.relu>[0], b: BatchNorm2d) => F.batchNorm(h, null, null, b.weight, b.bias, { training: true });
+    const manual = noGrad(() => {
+      let h = F.relu(F.maxPool2d(bn(F.conv2d(x, m.conv1.weight, m.conv1.bias), m.bn1!)));
+      h = F.relu(F.maxPool2d(bn(F.conv2d(h, m.conv2.weight, m.conv2.bias), m.bn2!)));
+      return F.linear(F.relu(F.linear(h.reshape([3, 320]), m.fc1.weight, m.fc1.bias)), m.fc2.weight, m.fc2.bias);
+    });
+    const got = await noGrad(() => before.logits(x)).toArray();
+    expectClose(got, await manual.toArray(), { label: 'bn before logits', atol: 1e-5, rtol: 1e-4 });
+    // Same weights (same seed), another network: the position matters.
+    const other = await noGrad(() => after.logits(x)).toArray();
+    expect(Math.max(...Array.from(got, (v, i) => Math.abs(v - other[i])))).toBeGreaterThan(1e-3);
+  });
+});
 
 describe('train() and eval() as in PyTorch', () => {
   it('Dropout: training zeroes about p of the values and scales the rest by 1/(1-p); evaluation is the identity', async () => {

@@ -25,6 +25,7 @@ import {
 } from '../train/checkpoint.js';
 import { EarlyStopping } from '../train/early-stopping.js';
 import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';
+import { BN_POSITIONS } from '../train/model.js';
 import { SEED_TRAINING, Trainer } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
@@ -74,6 +75,12 @@ export const TRAIN_FLAGS = {
     default: SEED_TRAINING.batchNorm,
     help: "batch norm after each conv block (--no-bn: the lesson's baseline without it)",
   },
+  'bn-position': {
+    type: 'string',
+    default: 'after',
+    choices: BN_POSITIONS,
+    help: "batch norm after each block's ReLU (the seed's) or before it, right after the convolution (Ioffe and Szegedy's)",
+  },
   dropout: { type: 'float', default: SEED_TRAINING.dropout, min: 0, max: 1, help: 'dropout probability' },
   normalize: { type: 'bool', default: false, help: "normalise inputs with the training split's pixel mean and std" },
   'biased-running-var': {
@@ -108,6 +115,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     limit: flags.limit ?? null,
     init: flags.init as InitName,
     batchNorm: flags.bn,
+    bnPosition: flags.bnPosition,
     dropout: flags.dropout,
     normalize: flags.normalize,
     unbiasedRunningVar: !flags.biasedRunningVar,

@@ -3,6 +3,9 @@
 //   conv1 1→10 k5 → maxpool 2 → ReLU → bn1 → dropout 0.5 → conv2 10→20 k5 → maxpool 2 → ReLU → bn2 →
 //   dropout 0.5 → flatten 320 → fc1 320→50 → ReLU → fc2 50→10 → log-softmax
 //
+// With bnPosition 'before', each batch norm comes right after its convolution, before the pool and the ReLU
+// (where Ioffe and Szegedy put it; the lesson's notebook puts it after the activation, the default).
+//
 // `logits()` stops before the log-softmax so training can use the fused cross-entropy kernel
 // (crossEntropy(logits) = nllLoss(logSoftmax(logits)), the seed's loss).
 import type { InitName } from '../nn/init.js';
@@ -11,11 +14,16 @@ import * as F from '../nn/ops.js';
 import type { Tensor } from '../nn/tensor.js';
 import { mulberry32 } from '../util/random.js';
 
+/** Where each batch norm sits: after the conv block's ReLU (the seed's) or right after the convolution. */
+export type BnPosition = 'after' | 'before';
+export const BN_POSITIONS: readonly BnPosition[] = ['after', 'before'];
+
 export interface MnistCnnOptions {
   rng: () => number;
   init?: InitName;
   /** Batch norm after each conv block (the seed's); false gives the lesson's "without BN" baseline. */
   batchNorm?: boolean;
+  bnPosition?: BnPosition;
   dropout?: number;
   /** Running variance from the unbiased batch variance (nn.BatchNorm2d) or the biased one (the seed's CustomBatchNorm). */
   unbiasedRunningVar?: boolean;
@@ -47,11 +55,16 @@ export class MnistCnn extends Module {
 
   /** Scores before the log-softmax, [N, 10], from images [N, 1, 28, 28]. */
   logits(x: Tensor): Tensor {
-    let h = F.maxPool2dRelu(this.conv1.forward(x), 2); // = F.relu(F.max_pool2d(conv1(x), 2)), fused
-    if (this.bn1) h = this.bn1.forward(h);
+    const before = this.options.bnPosition === 'before';
+    let h = this.conv1.forward(x);
+    if (before && this.bn1) h = this.bn1.forward(h);
+    h = F.maxPool2dRelu(h, 2); // = F.relu(F.max_pool2d(h, 2)), fused
+    if (!before && this.bn1) h = this.bn1.forward(h);
     h = this.dropout.forward(h);
-    h = F.maxPool2dRelu(this.conv2.forward(h), 2);
-    if (this.bn2) h = this.bn2.forward(h);
+    h = this.conv2.forward(h);
+    if (before && this.bn2) h = this.bn2.forward(h);
+    h = F.maxPool2dRelu(h, 2);
+    if (!before && this.bn2) h = this.bn2.forward(h);
     h = this.dropout.forward(h);
     h = F.relu(this.fc1.forward(h.reshape([-1, 320])));
     return this.fc2.forward(h);
@@ -69,6 +82,8 @@ export interface MnistCnnSettings {
   seed: number;
   init: InitName;
   batchNorm: boolean;
+  /** Default 'after' (also for runs saved before the setting existed). */
+  bnPosition?: BnPosition;
   dropout: number;
   unbiasedRunningVar: boolean;
 }
@@ -79,6 +94,7 @@ export function createMnistCnn(s: MnistCnnSettings): MnistCnn {
     rng: mulberry32(s.seed),
     init: s.init,
     batchNorm: s.batchNorm,
+    bnPosition: s.bnPosition,
     dropout: s.dropout,
     unbiasedRunningVar: s.unbiasedRunningVar,
     seed: s.seed,
