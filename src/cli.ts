@@ -21,6 +21,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: "the lesson's gradient experiment: per-layer gradient norms with and without batch norm",
     run: async (a) => (await import('./commands/bn-gradients.js')).bnGradientsCommand(a),
   },
+  normalization: {
+    summary: "the lesson's input-normalisation picture: loss contours and SGD paths, raw vs standardised inputs",
+    run: async (a) => (await import('./commands/normalization.js')).normalizationCommand(a),
+  },
   demo: {
     summary: 'print the adapter and check a few kernels against the CPU',
     run: async (a) => (await import('./commands/demo.js')).demoCommand(a),
