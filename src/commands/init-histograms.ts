@@ -1,21 +1,36 @@
-// `webgpu-nn init-histograms`: the lesson's initialisation experiment. A Linear(784→256) + ReLU layer,
-// initialised each way the lesson compares, is fed standard-normal inputs on the GPU; the histograms of
-// its outputs show which initialisers keep activations in a healthy range (He/Kaiming for ReLU).
-import { mkdirSync } from 'node:fs';
+// `webgpu-nn init-histograms`: the lesson's initialisation experiment (src/lesson/init-histograms.ts).
 import { join } from 'node:path';
 import { adapterSummary } from '../gpu/device.js';
-import { INITIALIZERS, initWeight, makeRng, normalSampler } from '../nn/init.js';
-import * as F from '../nn/ops.js';
-import { noGrad } from '../nn/tensor.js';
-import { histogram } from '../plot/plot.js';
-import { writeFileAtomic } from '../util/files.js';
+import {
+  ACTIVATIONS,
+  type Activation,
+  INIT_HISTOGRAMS_DEFAULTS,
+  initHistogramsFigure,
+  initHistogramsSummary,
+  initStdFigure,
+  runInitHistograms,
+} from '../lesson/init-histograms.js';
+import { writeFigure, writeJson } from '../lesson/output.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
-  out: { type: 'string', default: 'runs/init-histograms', help: 'directory for the PNG histograms' },
-  batch: { type: 'int', default: 64, min: 1, max: 4096, help: 'input rows (the lesson uses 1; more rows give smoother histograms)' },
-  seed: { type: 'int', default: 42, min: 0, help: 'seed of the weights and inputs' },
+  out: {
+    type: 'string',
+    default: 'runs/init-histograms',
+    help: 'directory for init-histograms.png (init-std.png with --layers > 1), .svg and .json',
+  },
+  activation: { type: 'string', default: 'relu', choices: ACTIVATIONS, help: 'activation after each layer' },
+  layers: { type: 'int', default: INIT_HISTOGRAMS_DEFAULTS.layers, min: 1, max: 200, help: 'layers in the stack (784→256, then 256→256)' },
+  batch: {
+    type: 'int',
+    default: INIT_HISTOGRAMS_DEFAULTS.batch,
+    min: 1,
+    max: 4096,
+    help: 'input rows (the lesson uses 1; more rows give smoother histograms)',
+  },
+  seed: { type: 'int', default: INIT_HISTOGRAMS_DEFAULTS.seed, min: 0, help: 'seed of the weights and inputs' },
+  quick: { type: 'bool', default: false, help: 'accepted for symmetry with the other experiments: this one always takes seconds' },
 } as const satisfies FlagsSpec;
 
 export async function initHistogramsCommand(argv: string[]): Promise<number> {
@@ -23,34 +38,24 @@ export async function initHistogramsCommand(argv: string[]): Promise<number> {
     argv,
     FLAGS,
     'init-histograms',
-    "Histograms of a Linear(784→256)+ReLU layer's outputs under each weight initialiser.",
+    'Histograms of the outputs of a stack of Linear(→256) layers under each weight initialiser, and their std per layer.',
   );
   if (!flags) return 0;
+  const options = {
+    ...INIT_HISTOGRAMS_DEFAULTS,
+    activation: flags.activation as Activation,
+    layers: flags.layers,
+    batch: flags.batch,
+    seed: flags.seed,
+  };
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
-    mkdirSync(flags.out, { recursive: true });
-    const rng = makeRng(flags.seed);
-    const normal = normalSampler(rng);
-    const input = Float32Array.from({ length: flags.batch * 784 }, normal);
-    writeFileAtomic(
-      join(flags.out, 'input.png'),
-      histogram({ title: 'Input distribution', xLabel: 'Input value', values: Array.from(input) }),
-    );
-    const x = F.tensor(input, [flags.batch, 784]);
-    for (const name of INITIALIZERS) {
-      const w = F.tensor(initWeight(name, [256, 784], makeRng(flags.seed + 1)), [256, 784]);
-      const b = F.zeros([256]);
-      const out = (await noGrad(() => F.relu(F.linear(x, w, b))).toArray()) as Float32Array;
-      const values = Array.from(out);
-      const m = values.reduce((s, v) => s + v, 0) / values.length;
-      const sd = Math.sqrt(values.reduce((s, v) => s + (v - m) ** 2, 0) / values.length);
-      const dead = values.filter((v) => v === 0).length / values.length;
-      const file = join(flags.out, `${name}.png`);
-      writeFileAtomic(file, histogram({ title: `Linear(784->256)+ReLU output, ${name} init`, xLabel: 'Output value', values }));
-      console.log(
-        `${name.padEnd(16)} mean ${m.toFixed(4).padStart(9)}  std ${sd.toFixed(4).padStart(9)}  zeros ${(100 * dead).toFixed(1).padStart(5)}%  -> ${file}`,
-      );
-    }
+    const result = await runInitHistograms(gpu, options);
+    for (const line of initHistogramsSummary(result)) console.log(line);
+    writeFigure(flags.out, 'init-histograms', initHistogramsFigure(result));
+    if (options.layers > 1) writeFigure(flags.out, 'init-std', initStdFigure(result));
+    writeJson(flags.out, 'init-histograms', { adapter: gpu.adapter, ...result });
+    console.log(`wrote ${join(flags.out, 'init-histograms.png')}${options.layers > 1 ? ', init-std.png' : ''} (and .svg, .json)`);
     return 0;
   });
 }

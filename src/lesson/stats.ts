@@ -39,7 +39,7 @@ export function eigenvalues2(a: number, b: number, d: number): [number, number] 
 
 /** A number with `digits` significant digits, as a short string (for summaries and the report). */
 export const sig = (v: number, digits = 3): string =>
-  !Number.isFinite(v)
+  !Number.isFinite(v) || v === 0
     ? String(v)
     : Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5
       ? String(Number(v.toPrecision(digits)))

@@ -87,7 +87,8 @@ export function makeScale(data: Iterable<number>, o: AxisOptions, length: number
   if (o.min !== undefined) lo = f(o.min);
   if (o.max !== undefined) hi = f(o.max);
   const unit = (v: number) => (f(v) - lo) / (hi - lo);
-  const maxTicks = Math.max(2, Math.floor(length / labelSpace));
+  // Decade labels (10², 10⁶) are short: a log axis fits more of them.
+  const maxTicks = Math.max(2, Math.floor((kind === 'linear' ? 1 : 1.7) * (length / labelSpace)));
   if (kind === 'linear') {
     const { ticks, factor } = linearTicks(lo, hi, maxTicks, o.integer ?? false);
     return { kind, lo: inv(lo), hi: inv(hi), unit, ticks, factor };
@@ -116,14 +117,15 @@ function linearTicks(lo: number, hi: number, maxTicks: number, integer: boolean)
 function logTicks(kind: ScaleKind, lo: number, hi: number, maxTicks: number): Tick[] {
   const dec = (k: number): Label => ({ text: '10', sup: minus(String(k)) });
   if (kind === 'symlog') {
-    // Ticks at 0 and ±10^k (k ≥ 0) inside the limits.
+    // 0 and ±10^k (k ≥ 0), every n-th decade when there are many (then ±10^0, next to 0, is left out).
+    const top = Math.floor(Math.max(Math.abs(lo), Math.abs(hi)) - 1 + 1e-9);
+    const every = Math.max(1, Math.ceil((top + 1) / Math.max(1, maxTicks - 1)));
     const ticks: Tick[] = [];
-    const top = Math.max(Math.abs(lo), Math.abs(hi));
-    const every = Math.max(1, Math.ceil((2 * top) / maxTicks));
-    for (let k = Math.floor(top - 1); k >= 0; k--)
-      if (k % every === 0 && -(1 + k) >= lo) ticks.push({ value: -(10 ** k), label: { ...dec(k), text: `${MINUS}10` } });
+    const keep = (k: number) => k % every === 0 && (every === 1 || k > 0);
+    for (let k = top; k >= 0; k--)
+      if (keep(k) && -(1 + k) >= lo - 1e-9) ticks.push({ value: -(10 ** k), label: { ...dec(k), text: `${MINUS}10` } });
     if (lo <= 0 && hi >= 0) ticks.push({ value: 0, label: { text: '0' } });
-    for (let k = 0; 1 + k <= hi; k++) if (k % every === 0) ticks.push({ value: 10 ** k, label: dec(k) });
+    for (let k = 0; 1 + k <= hi + 1e-9; k++) if (keep(k)) ticks.push({ value: 10 ** k, label: dec(k) });
     return ticks;
   }
   const k0 = Math.ceil(lo - 1e-9),
