@@ -14,12 +14,16 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   },
   predict: { summary: 'classify PNG images of digits', run: async (a) => (await import('./commands/predict.js')).predictCommand(a) },
   'init-histograms': {
-    summary: "the lesson's weight-initialisation histograms",
+    summary: "the lesson's initialisation experiment: output histograms and std per layer under each initialiser",
     run: async (a) => (await import('./commands/init-histograms.js')).initHistogramsCommand(a),
   },
   'bn-gradients': {
-    summary: "the lesson's gradient experiment: per-layer gradient norms with and without batch norm",
+    summary: "the lesson's gradient histograms at initialisation with and without batch norm (and the CNN's per-step norms)",
     run: async (a) => (await import('./commands/bn-gradients.js')).bnGradientsCommand(a),
+  },
+  'bn-benefits': {
+    summary: "the seed's CNN with BN after/before the ReLU and without, over learning rates and initialisers",
+    run: async (a) => (await import('./commands/bn-benefits.js')).bnBenefitsCommand(a),
   },
   normalization: {
     summary: "the lesson's input-normalisation picture: loss contours and SGD paths, raw vs standardised inputs",
