@@ -29,6 +29,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: "the lesson's input-normalisation picture: loss contours and SGD paths, raw vs standardised inputs",
     run: async (a) => (await import('./commands/normalization.js')).normalizationCommand(a),
   },
+  lesson: {
+    summary: 'run every experiment of the lesson and a short training; write DIR/index.html with the claims, pictures and numbers',
+    run: async (a) => (await import('./commands/lesson.js')).lessonCommand(a),
+  },
   demo: {
     summary: 'print the adapter and check a few kernels against the CPU',
     run: async (a) => (await import('./commands/demo.js')).demoCommand(a),

@@ -181,22 +181,28 @@ export function bnBenefitsTable(r: BnBenefitsResult): { header: string[]; rows: 
   };
 }
 
-/** The claims as numbers: per batch-norm variant, over the grid. */
+/** The claims as sentences of measured numbers: per batch-norm column, over the grid. */
 export function bnBenefitsSummary(r: BnBenefitsResult): string[] {
-  const lines = [`${r.cells.length} runs of ${r.options.epochs} epochs on ${r.trainSamples} digits (${r.valSamples} validation):`];
-  for (const v of r.options.variants) {
+  const o = r.options;
+  const pct = (a: number) => `${(100 * a).toFixed(1)}%`;
+  const top = o.lrs[o.lrs.length - 1];
+  const mean = (cs: Cell[]) => cs.reduce((s, c) => s + c.bestAcc, 0) / Math.max(1, cs.length);
+  const out = [
+    `${r.cells.length} runs of ${o.epochs} epochs on ${r.trainSamples} digits (${r.valSamples} validation), every cell from the same split, seed and batches:`,
+  ];
+  for (const v of o.variants) {
     const cells = r.cells.filter((c) => c.variant === v);
     const reached = cells.filter((c) => c.epochsToTarget !== null);
-    const meanBest = cells.reduce((s, c) => s + c.bestAcc, 0) / cells.length;
-    const spreadByLr = r.options.lrs.map((lr) => {
+    const spread = o.lrs.map((lr) => {
       const accs = cells.filter((c) => c.lr === lr).map((c) => c.bestAcc);
-      return Math.max(...accs) - Math.min(...accs);
+      return `${(100 * (Math.max(...accs) - Math.min(...accs))).toFixed(1)}`;
     });
-    lines.push(
-      `${VARIANT_LABEL[v].padEnd(15)} reached ${Math.round(100 * r.options.target)}% in ${reached.length}/${cells.length} cells, ` +
-        `diverged in ${cells.filter((c) => c.diverged).length}, mean best accuracy ${(100 * meanBest).toFixed(1)}%, ` +
-        `spread across initialisers ${spreadByLr.map((s) => `${(100 * s).toFixed(1)}`).join('/')} points (lr ${r.options.lrs.join('/')})`,
+    out.push(
+      `${VARIANT_LABEL[v]}: reached ${Math.round(100 * o.target)}% in ${reached.length} of ${cells.length} cells` +
+        (reached.length ? ` (the first after ${Math.min(...reached.map((c) => c.epochsToTarget!))} epochs)` : '') +
+        `, diverged in ${cells.filter((c) => c.diverged).length}; mean best accuracy ${pct(mean(cells))}, at lr ${top} ${pct(mean(cells.filter((c) => c.lr === top)))}; ` +
+        `best accuracy spread across initialisers ${spread.join(' / ')} points at lr ${o.lrs.join(' / ')}.`,
     );
   }
-  return lines;
+  return out;
 }

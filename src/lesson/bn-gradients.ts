@@ -46,7 +46,7 @@ export const BN_GRADIENTS_DEFAULTS: BnGradientsOptions = {
   cnnLimit: 4000,
   lr: 0.01,
 };
-export const BN_GRADIENTS_QUICK: BnGradientsOptions = { ...BN_GRADIENTS_DEFAULTS, depth: 50, width: 64, cnnEpochs: 1, cnnLimit: 1280 };
+export const BN_GRADIENTS_QUICK: BnGradientsOptions = { ...BN_GRADIENTS_DEFAULTS, depth: 50, width: 64, cnnEpochs: 2, cnnLimit: 2500 };
 
 export interface GradientHistogram extends Moments {
   edges: number[];
