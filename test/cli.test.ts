@@ -130,14 +130,13 @@ describe('webgpu-nn train / predict / evaluate', () => {
 
 describe('init-histograms', () => {
   it(
-    'draws one histogram per initialiser, with the output statistics theory predicts',
+    'draws the input and every initialiser on shared axes in one figure, with the output statistics theory predicts',
     async () => {
       const out = join(dir, 'init');
       const r = await run(['init-histograms', '--out', out, '--batch', '32']);
       expect(r.code, r.err).toBe(0);
-      for (const name of ['input', 'pytorch', 'normal', 'zeros', 'xavier-normal', 'xavier-uniform', 'kaiming-normal', 'kaiming-uniform']) {
-        expect(PNG.sync.read(readFileSync(join(out, `${name}.png`))).width, name).toBe(800);
-      }
+      expect(PNG.sync.read(readFileSync(join(out, 'init-histograms.png'))).width).toBe(1400);
+      expect(existsSync(join(out, 'init-std.png'))).toBe(false); // one layer: nothing to follow
       const stat = (name: string) => {
         const m = new RegExp(`^${name} +mean +([\\d.-]+) +std +([\\d.-]+) +zeros +([\\d.]+)%`, 'm').exec(r.out);
         expect(m, name).not.toBeNull();
@@ -150,6 +149,26 @@ describe('init-histograms', () => {
       expect(stat('zeros').zeros).toBe(100);
       // N(0, 1) weights blow the scale up by √784 = 28: mean ≈ 28/√(2π) ≈ 11.2.
       expect(Math.abs(stat('normal').mean - 28 / Math.sqrt(2 * Math.PI))).toBeLessThan(1.5);
+      const json = JSON.parse(readFileSync(join(out, 'init-histograms.json'), 'utf8'));
+      expect(json.histograms.counts.input.reduce((a: number, b: number) => a + b, 0)).toBe(32 * 784);
+    },
+    COLD_START_TIMEOUT,
+  );
+
+  it(
+    "--layers and --activation follow a deeper stack and draw each initialiser's std per layer",
+    async () => {
+      const out = join(dir, 'init-tanh');
+      const r = await run(['init-histograms', '--out', out, '--batch', '8', '--layers', '4', '--activation', 'sigmoid']);
+      expect(r.code, r.err).toBe(0);
+      expect(PNG.sync.read(readFileSync(join(out, 'init-std.png'))).width).toBe(900);
+      const json = JSON.parse(readFileSync(join(out, 'init-histograms.json'), 'utf8'));
+      expect(json.layers['kaiming-normal']).toHaveLength(4);
+      // Sigmoid outputs lie in (0, 1): every mean does.
+      for (const l of json.layers['kaiming-normal']) expect(l.mean > 0 && l.mean < 1).toBe(true);
+      const bad = await run(['init-histograms', '--activation', 'gelu']);
+      expect(bad.code).toBe(2);
+      expect(bad.err).toMatch(/--activation: expected one of relu, tanh, sigmoid, got "gelu"/);
     },
     COLD_START_TIMEOUT,
   );
@@ -157,20 +176,77 @@ describe('init-histograms', () => {
 
 describe('bn-gradients', () => {
   it(
-    "records every step's weight-gradient norm of each layer, with and without batch norm, and draws them",
+    "draws the deep network's gradient histograms and records every step's weight-gradient norm of the CNN's layers",
     async () => {
       const out = join(dir, 'bng');
-      const r = await run(['bn-gradients', '--epochs', '1', '--limit', '640', '--out', out]);
+      const r = await run([
+        'bn-gradients',
+        '--depth',
+        '12',
+        '--width',
+        '16',
+        '--batch',
+        '32',
+        '--epochs',
+        '1',
+        '--limit',
+        '640',
+        '--out',
+        out,
+      ]);
       expect(r.code, r.err).toBe(0);
       const steps = Math.ceil(512 / 64); // 80% of 640 images, batch 64
       const json = JSON.parse(readFileSync(join(out, 'bn-gradients.json'), 'utf8'));
-      for (const run of ['with BN', 'without BN']) {
+      expect(json.layer).toBe(6);
+      for (const h of [json.withBn, json.withoutBn]) {
+        expect(h.count).toBe(16 * 16);
+        expect(h.counts.reduce((a: number, b: number) => a + b, 0)).toBe(h.count);
+        expect(h.std).toBeGreaterThan(0);
+      }
+      for (const run of [json.cnn.withBn, json.cnn.withoutBn]) {
         for (const layer of ['conv1.weight', 'conv2.weight', 'fc1.weight', 'fc2.weight']) {
-          expect(json[run][layer], `${run} ${layer}`).toHaveLength(steps);
-          for (const v of json[run][layer]) expect(Number.isFinite(v) && v > 0).toBe(true);
+          expect(run.norms[layer], layer).toHaveLength(steps);
+          for (const v of run.norms[layer]) expect(Number.isFinite(v) && v > 0).toBe(true);
         }
       }
-      expect(PNG.sync.read(readFileSync(join(out, 'bn-gradients.png'))).width).toBe(1000);
+      expect(PNG.sync.read(readFileSync(join(out, 'bn-gradients.png'))).width).toBe(1200);
+      expect(PNG.sync.read(readFileSync(join(out, 'bn-gradients-cnn.png'))).width).toBe(1000);
+    },
+    COLD_START_TIMEOUT,
+  );
+});
+
+describe('normalization and bn-benefits flags', () => {
+  it(
+    'each runs with its own flags and writes its PNG and JSON; bad lists are named',
+    async () => {
+      const norm = await run(['normalization', '--quick', '--steps', '40', '--out', join(dir, 'norm')]);
+      expect(norm.code, norm.err).toBe(0);
+      expect(norm.out).toMatch(/^raw +condition number +[\d.]+/m);
+      expect(JSON.parse(readFileSync(join(dir, 'norm', 'normalization.json'), 'utf8')).problems[0].path).toHaveLength(41);
+      const out = join(dir, 'bnb');
+      const b = await run([
+        'bn-benefits',
+        '--epochs',
+        '1',
+        '--limit',
+        '300',
+        '--lrs',
+        '0.1',
+        '--inits',
+        'pytorch',
+        '--variants',
+        'after,none',
+        '--out',
+        out,
+      ]);
+      expect(b.code, b.err).toBe(0);
+      const json = JSON.parse(readFileSync(join(out, 'bn-benefits.json'), 'utf8'));
+      expect(json.cells.map((c: { variant: string }) => c.variant)).toEqual(['after', 'none']);
+      expect(PNG.sync.read(readFileSync(join(out, 'bn-benefits.png'))).width).toBe(1250);
+      const bad = await run(['bn-benefits', '--inits', 'pytorch,he']);
+      expect(bad.code).toBe(2);
+      expect(bad.err).toMatch(/--inits: unknown he; choose from/);
     },
     COLD_START_TIMEOUT,
   );
