@@ -96,7 +96,7 @@ export async function runInitHistograms(_gpu: Gpu, o: InitHistogramsOptions): Pr
   const counts = {} as Record<'input' | InitName, number[]>;
   let edges: number[] = [];
   for (const [name, values] of [['input', input] as const, ...Object.entries(last)] as [keyof typeof counts, Float32Array][]) {
-    const h = histogramCounts(Float32Array.from(values, t), o.bins, [lo, hi]);
+    const h = histogramCounts(Float64Array.from(values, t), o.bins, [lo, hi]);
     counts[name] = h.counts;
     edges = h.edges.map(tInv);
   }

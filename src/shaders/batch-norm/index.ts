@@ -294,24 +294,28 @@ const gradBuffers = (b: BatchNormBackwardBuffers): Record<string, GPUBuffer> => 
   dbeta: b.dbeta,
 });
 
-export const BATCH_NORM_BACKWARD = batchNormOp<BatchNormBackwardSizes, BatchNormBackwardBuffers>({
-  name: 'batch_norm.backward',
-  twoPass: (gpu, b, s, pl) =>
-    twoPasses(
-      gpu,
-      pl,
-      epsParams(pl, s),
-      'batchNorm grad partials',
-      gradBuffers(b),
-      gradBuffers(b),
-      [gradPartialV1(pl.vw === 4, false), gradV1(pl.vw === 4, !!s.accumulate, false)],
-      v1Groups(pl),
-    ),
-  onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate, false),
-  params: epsParams,
-  buffers: gradBuffers,
-  cost: (s) => ({ flops: 8 * values(s), bytes: 4 * 3 * values(s) }),
-});
+/** A backward registry: training mode's, or evaluation mode's (`frozen`: the running statistics for μ and σ). */
+const backwardOp = <B>(name: string, frozen: boolean, buffers: (b: B) => Record<string, GPUBuffer>, flopsPerValue: number) =>
+  batchNormOp<BatchNormBackwardSizes, B>({
+    name,
+    twoPass: (gpu, b, s, pl) =>
+      twoPasses(
+        gpu,
+        pl,
+        epsParams(pl, s),
+        `batchNorm ${frozen ? 'eval ' : ''}grad partials`,
+        buffers(b),
+        buffers(b),
+        [gradPartialV1(pl.vw === 4, frozen), gradV1(pl.vw === 4, !!s.accumulate, frozen)],
+        v1Groups(pl),
+      ),
+    onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate, frozen),
+    params: epsParams,
+    buffers,
+    cost: (s) => ({ flops: flopsPerValue * values(s), bytes: 4 * 3 * values(s) }),
+  });
+
+export const BATCH_NORM_BACKWARD = backwardOp('batch_norm.backward', false, gradBuffers, 8);
 
 const gradEvalBuffers = (b: BatchNormBackwardEvalBuffers): Record<string, GPUBuffer> => ({
   x: b.x,
@@ -324,24 +328,7 @@ const gradEvalBuffers = (b: BatchNormBackwardEvalBuffers): Record<string, GPUBuf
   dbeta: b.dbeta,
 });
 
-export const BATCH_NORM_BACKWARD_EVAL = batchNormOp<BatchNormBackwardSizes, BatchNormBackwardEvalBuffers>({
-  name: 'batch_norm.backward_eval',
-  twoPass: (gpu, b, s, pl) =>
-    twoPasses(
-      gpu,
-      pl,
-      epsParams(pl, s),
-      'batchNorm eval grad partials',
-      gradEvalBuffers(b),
-      gradEvalBuffers(b),
-      [gradPartialV1(pl.vw === 4, true), gradV1(pl.vw === 4, !!s.accumulate, true)],
-      v1Groups(pl),
-    ),
-  onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate, true),
-  params: epsParams,
-  buffers: gradEvalBuffers,
-  cost: (s) => ({ flops: 5 * values(s), bytes: 4 * 3 * values(s) }),
-});
+export const BATCH_NORM_BACKWARD_EVAL = backwardOp('batch_norm.backward_eval', true, gradEvalBuffers, 5);
 
 // ---- public functions ----------------------------------------------------------------------------------------
 
