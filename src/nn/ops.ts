@@ -363,11 +363,11 @@ export function nllLoss(logp: Tensor, target: Tensor): Tensor {
   checkTarget('nllLoss', logp, target);
   const [rows, cols] = logp.shape;
   const loss = Tensor.empty([], { gpu: logp.gpu, label: 'nllLoss' });
-  sm.nllLoss(gpuOf(logp), logp.buffer, target.buffer, loss.buffer, { rows, cols });
+  sm.nllLoss(gpuOf(logp), logp.buffer, target.buffer, loss.buffer, { rows, cols, op: 'nllLoss' });
   // dlogp[r, t_r] = −dy / rows, 0 elsewhere   (saves target)
   return record(loss, 'nllLoss', [logp], (dy) => {
     const dx = like(logp, 'nllLoss grad');
-    sm.nllLossBackward(gpuOf(logp), target.buffer, dy.buffer, dx.buffer, { rows, cols });
+    sm.nllLossBackward(gpuOf(logp), target.buffer, dy.buffer, dx.buffer, { rows, cols, op: 'nllLoss' });
     return [dx];
   });
 }
@@ -379,11 +379,11 @@ export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
   const [rows, cols] = logits.shape;
   const loss = Tensor.empty([], { gpu: logits.gpu, label: 'crossEntropy' });
   const logp = like(logits, 'crossEntropy logp');
-  sm.logSoftmaxNllLoss(gpuOf(logits), logits.buffer, target.buffer, logp.buffer, loss.buffer, { rows, cols });
+  sm.logSoftmaxNllLoss(gpuOf(logits), logits.buffer, target.buffer, logp.buffer, loss.buffer, { rows, cols, op: 'crossEntropy' });
   // dlogits = dy · (softmax(x) − onehot(t)) / rows   (saves log-probabilities and target)
   return record(loss, 'crossEntropy', [logits], (dy) => {
     const dx = like(logits, 'crossEntropy grad');
-    sm.logSoftmaxNllLossBackward(gpuOf(logits), logp.buffer, target.buffer, dy.buffer, dx.buffer, { rows, cols });
+    sm.logSoftmaxNllLossBackward(gpuOf(logits), logp.buffer, target.buffer, dy.buffer, dx.buffer, { rows, cols, op: 'crossEntropy' });
     return [dx];
   });
 }

@@ -6,7 +6,9 @@
 //   correctCount:   #{r : argmax_j x[r,j] = t_r}, first maximum on ties (torch.argmax)
 // Losses and counts can accumulate (+=) into their one-element buffers, so a training loop sums them over an
 // epoch on the GPU and reads them back once. A target outside [0, cols) adds nothing to the loss, gradient
-// or count (PyTorch raises instead); the mean still divides by rows.
+// or count (the mean still divides by rows), and is recorded in the Gpu's fault word (gpu/fault.ts): the next
+// read() or sync() throws a DataError naming the op, the row and the target (PyTorch raises at once; a check on
+// the CPU would cost a readback per step).
 // Cost: ~4 flops per element (one exp), 8 bytes per element for log-softmax; losses read 4 bytes per row.
 //
 // log_softmax_v1       one invocation per row, three scalar passes over its cols (cols is 10 in the seed).
@@ -25,6 +27,7 @@
 //   (g = scale·dy[0]·s, dy the upstream gradient of L when given.)
 // `variant` forces a variant of the op it is given to (the tests run every one).
 import { ShapeError } from '../errors.js';
+import { FAULT_BUFFER, FAULT_WGSL, targetFault } from '../gpu/fault.js';
 import { declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { defineOp } from './op.js';
@@ -40,6 +43,8 @@ export interface SoftmaxSizes {
 }
 
 export interface LossSizes extends SoftmaxSizes {
+  /** The op a bad target is reported as (default: the function's name, e.g. `nllLoss`). */
+  op?: string;
   /** 'mean' (default) divides the summed loss by rows, as PyTorch; 'sum' does not. */
   reduction?: 'mean' | 'sum';
   /** loss[0] += L and correct[0] += count instead of overwriting them. */
@@ -47,6 +52,8 @@ export interface LossSizes extends SoftmaxSizes {
 }
 
 export interface LossGradSizes extends SoftmaxSizes {
+  /** The op a bad target is reported as (default: the function's name). */
+  op?: string;
   reduction?: 'mean' | 'sum';
   /** Multiplies the gradient (with dy[0] when an upstream gradient buffer is given). Default 1. */
   scale?: number;
@@ -200,6 +207,7 @@ fn row(r: u32) -> Row {
   let base = r * p.cols;
   let ti = tgt[r];
   let valid = ti >= 0 && u32(ti) < p.cols;
+  if (!valid) { raiseFault(p.site, r, bitcast<u32>(ti), p.cols); }
   let t = select(0u, u32(ti), valid);
   var out = Row(0.0, 0u);
   ${
@@ -251,7 +259,7 @@ ${treeReduction({ fn: 'workgroupRows', type: 'Row', size: RED_WG, combine: (a, b
 }`;
   return declareKernel({
     name,
-    params: { rows: 'u32', cols: 'u32', scale: 'f32', gscale: 'f32' },
+    params: { rows: 'u32', cols: 'u32', scale: 'f32', gscale: 'f32', site: 'u32' },
     buffers: {
       x: 'read',
       tgt: { read: 'i32' },
@@ -259,8 +267,9 @@ ${treeReduction({ fn: 'workgroupRows', type: 'Row', size: RED_WG, combine: (a, b
       ...(k.dlogits ? { dlogits: 'read_write' as const } : {}),
       ...(hasLoss ? { loss: 'read_write' as const } : {}),
       ...(k.correct ? { correct: { read_write: 'u32' } } : {}),
+      ...FAULT_BUFFER,
     },
-    wgsl: `${row}\n${main}`,
+    wgsl: `${FAULT_WGSL}\n${row}\n${main}`,
   });
 });
 
@@ -289,12 +298,18 @@ const lossOp = (name: string, kind: LossKind) =>
     cost: ({ rows, cols }) => ({ flops: 4 * rows * cols, bytes: 4 * rows * cols + 4 * rows }),
   });
 
+const LOSS_FUNCTION = { nll: 'nllLoss', ce: 'logSoftmaxNllLoss', correct: 'correctCount' } as const;
+
+/** The fault-word site bad targets of `op` are reported under. */
+const targetSite = (gpu: Gpu, op: string) => gpu.faultSite(op, targetFault(op));
+
 function runLoss(gpu: Gpu, kind: LossKind, variant: SoftmaxVariant, b: LossBuffers, s: LossSizes & { gradScale?: number }): void {
   const spec = { kind, logp: !!b.logp, dlogits: !!b.dlogits, correct: !!b.correct, accumulate: !!s.accumulate, variant };
   const buffers = Object.fromEntries(Object.entries(b).filter(([, v]) => !!v)) as Record<string, GPUBuffer>;
+  const site = targetSite(gpu, s.op ?? LOSS_FUNCTION[kind]);
   launch(gpu, lossKernel(spec), {
-    params: { rows: s.rows, cols: s.cols, scale: lossScale(s), gscale: s.gradScale ?? 0 },
-    buffers,
+    params: { rows: s.rows, cols: s.cols, scale: lossScale(s), gscale: s.gradScale ?? 0, site },
+    buffers: { ...buffers, fault: gpu.faultBuffer },
     workgroups: [1],
   });
 }
@@ -338,19 +353,21 @@ export function correctCount(gpu: Gpu, scores: GPUBuffer, target: GPUBuffer, cor
 const gradKernel = memoKernel((kind: 'nll' | 'ce', withDy: boolean) =>
   declareKernel({
     name: `${kind === 'nll' ? 'nll_loss' : 'cross_entropy'}_grad_v1${withDy ? '' : '_nody'}`,
-    params: { rows: 'u32', cols: 'u32', gscale: 'f32' },
+    params: { rows: 'u32', cols: 'u32', gscale: 'f32', site: 'u32' },
     buffers: {
       ...(kind === 'ce' ? { logp: 'read' as const } : {}),
       tgt: { read: 'i32' },
       ...(withDy ? { dy: 'read' as const } : {}),
       dx: 'read_write',
+      ...FAULT_BUFFER,
     },
-    wgsl: /* wgsl */ `
+    wgsl: /* wgsl */ `${FAULT_WGSL}
 @compute @workgroup_size(256) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(256)};
   if (i >= p.rows * p.cols) { return; }
   let r = i / p.cols;
   let ti = tgt[r];
+  if (ti < 0 || u32(ti) >= p.cols) { raiseFault(p.site, r, bitcast<u32>(ti), p.cols); }
   let on = ti >= 0 && u32(ti) == i - r * p.cols;
   let g = p.gscale${withDy ? ' * dy[0]' : ''};
   dx[i] = ${kind === 'nll' ? 'select(0.0, -g, on)' : 'g * (exp(logp[i]) - select(0.0, 1.0, on))'};
@@ -367,9 +384,10 @@ function launchGrad(
   const n = s.rows * s.cols;
   if (n === 0) return;
   const { dy, ...rest } = buffers;
+  const site = targetSite(gpu, s.op ?? (kind === 'nll' ? 'nllLossBackward' : 'logSoftmaxNllLossBackward'));
   launch(gpu, gradKernel(kind, dy !== null), {
-    params: { rows: s.rows, cols: s.cols, gscale: (s.scale ?? 1) * lossScale(s) },
-    buffers: (dy ? { ...rest, dy } : rest) as Record<string, GPUBuffer>,
+    params: { rows: s.rows, cols: s.cols, gscale: (s.scale ?? 1) * lossScale(s), site },
+    buffers: { ...((dy ? { ...rest, dy } : rest) as Record<string, GPUBuffer>), fault: gpu.faultBuffer },
     workgroups: grid1d(n, 256),
   });
 }
