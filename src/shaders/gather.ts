@@ -9,7 +9,7 @@
 // next read() or sync() throws a DataError naming it.
 // Single kernels, no variants: no registry.
 import { FAULT_BUFFER, FAULT_WGSL, indexFault } from '../gpu/fault.js';
-import { declareKernel, launch } from '../gpu/kernel.js';
+import { checkBuffers, declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import type { Cost } from './op.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
@@ -75,6 +75,7 @@ export interface GatherSizes {
 /** x[b, :] = normalised pixels of image idx[offset + b]; images are u8 packed in u32 words. */
 export function gatherImages(gpu: Gpu, images: GPUBuffer, idx: GPUBuffer, x: GPUBuffer, s: GatherSizes): void {
   const n = s.batch * s.pixels;
+  checkBuffers('gatherImages', { idx: [idx, s.offset + s.batch], x: [x, n], images: [images, Math.ceil(((s.count ?? 0) * s.pixels) / 4)] });
   const count = s.count ?? Math.floor(images.size / s.pixels);
   const site = gpu.faultSite('gatherImages', indexFault('gatherImages'));
   launch(gpu, imagesKernel(), {
@@ -92,6 +93,7 @@ export function gatherLabels(
   y: GPUBuffer,
   s: { batch: number; offset: number; count?: number },
 ): void {
+  checkBuffers('gatherLabels', { idx: [idx, s.offset + s.batch], y: [y, s.batch], labels: [labels, s.count ?? 0] });
   const site = gpu.faultSite('gatherLabels', indexFault('gatherLabels'));
   launch(gpu, labelsKernel(), {
     params: { batch: s.batch, offset: s.offset, count: s.count ?? Math.floor(labels.size / 4), site },

@@ -28,7 +28,7 @@
 // `variant` forces a variant of the op it is given to (the tests run every one).
 import { ShapeError } from '../errors.js';
 import { FAULT_BUFFER, FAULT_WGSL, targetFault } from '../gpu/fault.js';
-import { declareKernel, launch } from '../gpu/kernel.js';
+import { checkBuffers, declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { defineOp } from './op.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, treeReduction } from './wgsl.js';
@@ -144,6 +144,7 @@ export const LOG_SOFTMAX = defineOp<SoftmaxSizes, LogSoftmaxBuffers, SoftmaxVari
   },
   prefer: (gpu, s) => (!gpu.isSoftware && s.cols >= 256 ? ['v2'] : ['v1']),
   cost: ({ rows, cols }) => ({ flops: 4 * rows * cols, bytes: 8 * rows * cols }),
+  needs: ({ rows, cols }, { x, y }) => ({ x: [x, rows * cols], y: [y, rows * cols] }),
 });
 
 /** y = log_softmax(x) along each row of x [rows, cols]. */
@@ -173,6 +174,8 @@ const logSoftmaxGradV1 = memoKernel(() =>
 // dx = dy − exp(y)·Σ_row dy   (saved: y, the forward's output)
 export function logSoftmaxBackward(gpu: Gpu, y: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, sizes: SoftmaxSizes): void {
   check('logSoftmaxBackward', sizes);
+  const n = sizes.rows * sizes.cols;
+  checkBuffers('logSoftmaxBackward', { y: [y, n], dy: [dy, n], dx: [dx, n] });
   if (sizes.rows === 0) return;
   launch(gpu, logSoftmaxGradV1(), {
     params: { rows: sizes.rows, cols: sizes.cols },
@@ -296,6 +299,14 @@ const lossOp = (name: string, kind: LossKind) =>
     },
     prefer: () => ['v2'],
     cost: ({ rows, cols }) => ({ flops: 4 * rows * cols, bytes: 4 * rows * cols + 4 * rows }),
+    needs: ({ rows, cols }, b) => ({
+      scores: [b.x, rows * cols],
+      target: [b.tgt, rows],
+      loss: [b.loss, 1],
+      logp: [b.logp, rows * cols],
+      dlogits: [b.dlogits, rows * cols],
+      correct: [b.correct, 1],
+    }),
   });
 
 const LOSS_FUNCTION = { nll: 'nllLoss', ce: 'logSoftmaxNllLoss', correct: 'correctCount' } as const;
@@ -382,6 +393,12 @@ function launchGrad(
   s: LossGradSizes,
 ): void {
   const n = s.rows * s.cols;
+  checkBuffers(kind === 'nll' ? 'nllLossBackward' : 'logSoftmaxNllLossBackward', {
+    logp: [buffers.logp, n],
+    target: [buffers.tgt, s.rows],
+    dy: [buffers.dy, 1],
+    dx: [buffers.dx, n],
+  });
   if (n === 0) return;
   const { dy, ...rest } = buffers;
   const site = targetSite(gpu, s.op ?? (kind === 'nll' ? 'nllLossBackward' : 'logSoftmaxNllLossBackward'));
