@@ -1,6 +1,7 @@
 // Classification metrics of a trained model: the confusion matrix (rows: true digit, columns: predicted)
 // and its text table with per-class recall.
 import type { GpuDataset } from '../data/gpu-data.js';
+import { InternalError } from '../errors.js';
 import { noGrad, tidy } from '../nn/tensor.js';
 import type { MnistCnn } from './model.js';
 
@@ -30,10 +31,14 @@ export async function confusionMatrix(
     for (let r = 0; r < batch; r++) {
       let best = 0;
       for (let c = 1; c < 10; c++) if (scores[r * 10 + c] > scores[r * 10 + best]) best = c;
+      if (!(truth[r] >= 0 && truth[r] < 10)) throw new InternalError(`sample ${indices[offset + r]} came back with the label ${truth[r]}`);
       confusion[truth[r]][best]++;
     }
   }
   idx.dispose();
+  const counted = confusion.flat().reduce((a, b) => a + b, 0);
+  if (counted !== indices.length)
+    throw new InternalError(`the confusion matrix counts ${counted} samples, not the ${indices.length} evaluated`);
   return confusion;
 }
 

@@ -3,6 +3,7 @@
 // mode; best weights snapshotted on the GPU as real copies (the seed keeps state_dict() references, so its
 // "best" model is really the last one).
 import type { GpuDataset } from '../data/gpu-data.js';
+import { InternalError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
 import * as F from '../nn/ops.js';
 import { type Optimizer, SGD } from '../nn/optim.js';
@@ -108,7 +109,9 @@ export class Trainer {
     const total = (await lossSum.toArray())[0];
     idx.dispose();
     lossSum.dispose();
-    return total / Math.max(done, 1);
+    const mean = total / Math.max(done, 1);
+    checkLoss(`the mean training loss of epoch ${epoch}`, mean);
+    return mean;
   }
 
   /** Mean batch loss and accuracy in evaluation mode (dropout off, batch norm on running statistics). */
@@ -136,7 +139,11 @@ export class Trainer {
     const hits = new Uint32Array((await correct.toArray()).buffer)[0];
     for (const t of [idx, lossSum, correct]) t.dispose();
     model.train();
-    return { loss: totalLoss / Math.max(batches, 1), accuracy: hits / Math.max(split.indices.length, 1) };
+    const n = split.indices.length;
+    if (hits > n) throw new InternalError(`evaluation counted ${hits} correct predictions among ${n} samples`);
+    const loss = totalLoss / Math.max(batches, 1);
+    checkLoss('the evaluation loss', loss);
+    return { loss, accuracy: hits / Math.max(n, 1) };
   }
 
   /** Copies every parameter and batch-norm statistic into GPU buffers of its own (a real snapshot). */
@@ -159,4 +166,12 @@ export class Trainer {
     for (const [k, t] of this.model.stateDict()) out[k] = { shape: [...t.shape], data: (await t.toArray()) as Float32Array };
     return out;
   }
+}
+
+/**
+ * Cross-entropy is never negative: a loss below zero (beyond float32 rounding) is our bug, never a number to
+ * print. NaN and infinity are a diverging run's, which the caller reports.
+ */
+function checkLoss(what: string, loss: number): void {
+  if (loss < -1e-4) throw new InternalError(`${what} is ${loss}, below zero, which a cross-entropy cannot be`);
 }
