@@ -2,8 +2,8 @@
 // The `webgpu-nn` command. A fault of the user's (bad flags, files, shapes) or of the machine (no adapter,
 // a full disk) prints one clear line and exits 2 (usage) or 1; only a bug of ours prints a stack, with a line
 // asking for a report.
-import { InternalError, UsageError, WebGpuNnError } from './errors.js';
-import { isSystemError, systemReason } from './util/system-error.js';
+import { report } from './commands/report.js';
+import { UsageError } from './errors.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   train: {
@@ -50,27 +50,6 @@ async function main(argv: string[]): Promise<number> {
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command "${name}"\n${usage()}`);
   return command.run(rest);
-}
-
-/** Prints why the command failed and returns its exit status. */
-function report(e: unknown): number {
-  if (e instanceof InternalError) {
-    console.error(`webgpu-nn: ${e.message}\n${e.stack}`);
-    return 1;
-  }
-  if (e instanceof WebGpuNnError) {
-    console.error(`webgpu-nn: ${e.message}`);
-    return e instanceof UsageError ? 2 : 1;
-  }
-  if (isSystemError(e)) {
-    // The machine's fault (a disk, a descriptor limit) somewhere no check of ours named it: one line still.
-    const where = e.path ? `${e.path}: ` : '';
-    console.error(`webgpu-nn: ${where}${systemReason(e)}${e.syscall ? ` (in ${e.syscall})` : ''}`);
-    return 1;
-  }
-  console.error(e);
-  console.error('webgpu-nn: this is a bug in webgpu-nn, not a fault of yours: please report it with the command you ran and this output.');
-  return 1;
 }
 
 // A closed stdout (`webgpu-nn train | head`) is not an error: stop printing and stop as Ctrl-C would (train

@@ -3,10 +3,11 @@
 // images: they go through the network in batches. The checkpoint and the images are read before the GPU is
 // opened.
 import { normalizedBatch, readDigitPng } from '../data/images.js';
-import { InternalError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import * as F from '../nn/ops.js';
 import { noGrad, tidy } from '../nn/tensor.js';
 import { modelFromCheckpoint, readModelCheckpoint } from '../train/checkpoint.js';
+import { checkProbabilities } from '../train/metrics.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { MODEL_FLAG, requireModel } from './model-flag.js';
 import { withGpu } from './with-gpu.js';
@@ -41,12 +42,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
       out.dispose();
       chunk.forEach((im, i) => {
         const p = Array.from(logp.subarray(i * 10, i * 10 + 10), Math.exp);
-        const sum = p.reduce((a, b) => a + b, 0);
-        if (!(Math.abs(sum - 1) < 1e-3) || p.some((v) => !(v >= 0 && v <= 1 + 1e-6))) {
-          throw new InternalError(
-            `the class probabilities of ${im.file} are [${p.map((v) => v.toPrecision(3)).join(', ')}], which do not sum to 1`,
-          );
-        }
+        checkProbabilities(im.file, p);
         const ranked = p
           .map((v, d) => [d, v] as const)
           .sort((a, b) => b[1] - a[1])

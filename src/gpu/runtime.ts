@@ -63,8 +63,8 @@ export class Gpu {
   readonly pool: BufferPool;
   /** The fault word kernels record input faults in (fault.ts); bound by the kernels that check their input. */
   readonly faultBuffer: GPUBuffer;
-  /** Dispatches recorded since the runtime was made, and submits made; for logs and benchmarks. */
-  readonly counters = { dispatches: 0, submits: 0, pipelines: 0 };
+  /** Dispatches recorded since the runtime was made, submits made, and readbacks waited for; for logs, benchmarks and tests. */
+  readonly counters = { dispatches: 0, submits: 0, pipelines: 0, reads: 0 };
 
   private readonly pipelines = new Map<string, Compiled>();
   private readonly byKernel = new WeakMap<Kernel, Compiled>();
@@ -307,6 +307,7 @@ export class Gpu {
    */
   private async readWithFaultWord(label: string, size: number, copy: (staging: GPUBuffer) => void): Promise<ArrayBuffer> {
     const staging = this.device.createBuffer({ size: size + FAULT_BYTES, usage: MAP_READ | COPY_DST, label });
+    this.counters.reads++;
     copy(staging);
     this.encoder().copyBufferToBuffer(this.faultBuffer, 0, staging, size, FAULT_BYTES);
     this.flush();

@@ -3,7 +3,6 @@
 // mode; best weights snapshotted on the GPU as real copies (the seed keeps state_dict() references, so its
 // "best" model is really the last one).
 import type { GpuDataset } from '../data/gpu-data.js';
-import { InternalError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
 import * as F from '../nn/ops.js';
 import { type Optimizer, SGD } from '../nn/optim.js';
@@ -11,6 +10,7 @@ import { noGrad, Tensor, tidy } from '../nn/tensor.js';
 import { accumulate } from '../shaders/metrics.js';
 import { logSoftmaxNllLoss } from '../shaders/softmax.js';
 import { mulberry32, shuffleInPlace } from '../util/random.js';
+import { checkCorrect, checkLoss } from './metrics.js';
 import { createMnistCnn, type MnistCnn, type MnistCnnSettings } from './model.js';
 
 /** Settings of a training run (the model's architecture choices among them). */
@@ -140,7 +140,7 @@ export class Trainer {
     for (const t of [idx, lossSum, correct]) t.dispose();
     model.train();
     const n = split.indices.length;
-    if (hits > n) throw new InternalError(`evaluation counted ${hits} correct predictions among ${n} samples`);
+    checkCorrect('evaluation', hits, n);
     const loss = totalLoss / Math.max(batches, 1);
     checkLoss('the evaluation loss', loss);
     return { loss, accuracy: hits / Math.max(n, 1) };
@@ -166,12 +166,4 @@ export class Trainer {
     for (const [k, t] of this.model.stateDict()) out[k] = { shape: [...t.shape], data: (await t.toArray()) as Float32Array };
     return out;
   }
-}
-
-/**
- * Cross-entropy is never negative: a loss below zero (beyond float32 rounding) is our bug, never a number to
- * print. NaN and infinity are a diverging run's, which the caller reports.
- */
-function checkLoss(what: string, loss: number): void {
-  if (loss < -1e-4) throw new InternalError(`${what} is ${loss}, below zero, which a cross-entropy cannot be`);
 }

@@ -226,8 +226,9 @@ function makeDirectory(path: string, flag: string): void {
   const fail = (at: string, e: unknown) =>
     new OutputError(`${flag} ${path}: cannot create ${at === absolute ? 'the directory' : at}: ${systemReason(e)}; choose another ${flag}`);
   // The deepest part that exists says which file system the directory would be made on: refuse a special one
-  // before creating anything there.
-  rejectSpecialFileSystem([...chain].reverse().find((p) => existsSync(p)) ?? '/', path, flag);
+  // before creating anything there (a part that is no directory is refused below).
+  const deepest = [...chain].reverse().find((p) => existsSync(p)) ?? '/';
+  if (statSync(deepest).isDirectory()) rejectSpecialFileSystem(deepest, path, flag);
   for (const p of chain) {
     let st: Stats | null = null;
     try {
