@@ -91,8 +91,9 @@ export class Op<S, B, N extends string> {
 
   /** Records the op with the variant `sizes.variant` forces, or the one resolve() chooses, once its buffers fit the sizes. */
   run(gpu: Gpu, buffers: B, sizes: S & Forced<N>): void {
+    const variant = this.resolve(gpu, sizes, sizes.variant);
     checkBuffers(this.name, this.spec.needs(sizes, buffers));
-    this.spec.variants[this.resolve(gpu, sizes, sizes.variant)].run(gpu, buffers, sizes);
+    this.spec.variants[variant].run(gpu, buffers, sizes);
   }
 
   private known(name: string): N {
