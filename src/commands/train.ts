@@ -226,8 +226,12 @@ async function train(
     }
     return code;
   }
-  if (status === 'early-stop' && history.length && run.resumedAfter === history.length) {
-    log(`the run had already stopped early after epoch ${history.length}; nothing to train`);
+  if (history.length && run.resumedAfter === history.length) {
+    log(
+      status === 'early-stop'
+        ? `the run had already stopped early after epoch ${history.length}; nothing to train`
+        : `the run had already finished its ${history.length} epochs; nothing to train (give --epochs N to train longer)`,
+    );
   }
   log(
     best
