@@ -1,6 +1,5 @@
 // The `webgpu-nn` command end to end, as a user runs it: train on the embedded digits, then predict on PNGs
 // this test writes, evaluate, interrupt and resume, and bad input. Needs the build (`npm test` makes it).
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { loadEmbeddedDigits } from '../src/data/dataset.js';
 import { readSafetensors } from '../src/util/safetensors.js';
 import { CLI, COLD_START_TIMEOUT, runCli } from './helpers/cli.js';
 
-const run = (args: string[], onLine?: (line: string, child: ChildProcess) => void) => runCli(args, { onLine });
+const run = (args: string[]) => runCli(args);
 
 /** A digit as a PNG: 28x28 gray (white on black, like MNIST), or larger RGB dark-on-light (like paper). */
 function digitPng(pixels: Uint8Array, opts: { scale: number; paper: boolean }): Buffer {
@@ -162,12 +161,8 @@ describe('interrupt and resume', () => {
     'Ctrl-C saves history and the best checkpoint; --resume continues from the next epoch',
     async () => {
       const out = join(dir, 'interrupted');
-      let sent = false;
-      const first = await run(['train', '--limit', '640', '--epochs', '50', '--out', out], (line, child) => {
-        if (!sent && /^epoch +2 /.test(line)) {
-          sent = true;
-          child.kill('SIGINT');
-        }
+      const first = await runCli(['train', '--limit', '640', '--epochs', '50', '--out', out], {
+        interruptOn: { line: /^epoch +2 /, signal: 'SIGINT' },
       });
       expect(first.code, first.err).toBe(130);
       expect(first.out).toMatch(/continue with --resume/);

@@ -20,7 +20,7 @@ import { dropout } from '../../src/shaders/dropout.js';
 import { relu, reluBackward } from '../../src/shaders/elementwise.js';
 import { gatherImages } from '../../src/shaders/gather.js';
 import { matmul } from '../../src/shaders/matmul/index.js';
-import { MAX_POOL2D, maxPool2d, maxPool2dBackward } from '../../src/shaders/pool.js';
+import { MAX_POOL2D, maxPool2d } from '../../src/shaders/pool.js';
 import { sgdStepMany } from '../../src/shaders/sgd.js';
 import { logSoftmaxNllLossBackward, nllLoss, nllLossBackward } from '../../src/shaders/softmax.js';
 import {
@@ -36,7 +36,8 @@ import { SEED_TRAINING, Trainer } from '../../src/train/trainer.js';
 import { type TensorMap, writeSafetensors } from '../../src/util/safetensors.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { exactBuffer } from '../helpers/exact-buffer.js';
-import { download, downloadI32, empty, upload, useGpu } from '../helpers/gpu.js';
+import { download, empty, upload, useGpu } from '../helpers/gpu.js';
+import { checkPoolKernels } from '../helpers/pool.js';
 import { runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
@@ -133,27 +134,10 @@ describe('NaN and infinity as PyTorch handles them', () => {
       const dy = randomArray(m, 9, 0.5, 1.5);
       for (const variant of runnableVariants(gpu, MAX_POOL2D, s)) {
         for (const fused of [false, true]) {
-          const label = `${variant}${fused ? ' +relu' : ''}`;
-          const xb = upload(gpu, x),
-            yb = empty(gpu, m),
-            ab = empty(gpu, m),
-            dyb = upload(gpu, dy),
-            dxb = empty(gpu, n);
-          maxPool2d(gpu, xb, yb, ab, { ...s, relu: fused, variant });
-          maxPool2dBackward(gpu, dyb, ab, dxb, { ...s, variant });
-          const y = fused ? ref.relu(pooled.y) : pooled.y;
-          const dxRef = ref.maxPool2dBackward(
-            fused ? ref.reluBackward(pooled.y, Float64Array.from(Float32Array.from(dy))) : dy,
-            pooled.argmax,
-            s,
-          );
-          expectClose(await download(gpu, yb, m), y, { label: `${label} y`, atol: 0, rtol: 1e-6 });
-          expectClose(await download(gpu, dxb, n), dxRef, { label: `${label} dx`, atol: 1e-7, rtol: 1e-6 });
-          const argmax = await downloadI32(gpu, ab, m);
+          const { argmax } = await checkPoolKernels(gpu, s, variant, x, dy, fused);
           pooled.y.forEach((v, i) => {
-            if (Number.isNaN(v)) expect(argmax[i], `${label} argmax of a NaN window`).toBe(pooled.argmax[i]);
+            if (Number.isNaN(v)) expect(argmax[i], `${variant} argmax of a NaN window`).toBe(pooled.argmax[i]);
           });
-          for (const b of [xb, yb, ab, dyb, dxb]) gpu.pool.release(b);
         }
       }
       // The autograd ops: fused and unfused agree, NaN for NaN, in value and gradient.

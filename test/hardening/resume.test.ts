@@ -9,7 +9,7 @@ import { readResumeState } from '../../src/train/checkpoint.js';
 import type { EpochRecord } from '../../src/train/history.js';
 import { mulberry32 } from '../../src/util/random.js';
 import { readSafetensors } from '../../src/util/safetensors.js';
-import { type CliResult, COLD_START_TIMEOUT, hasStackTrace, runCli } from '../helpers/cli.js';
+import { COLD_START_TIMEOUT, expectExit, hasStackTrace, runCli } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'webgpu-nn-resume-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -34,13 +34,8 @@ function expectSameRun(dir: string): void {
   expect(readdirSync(dir).filter((f) => f.includes('.tmp-') || f.endsWith('.lock'))).toEqual([]);
 }
 
-function expectClean(r: CliResult, code: number): void {
-  expect(r.code, r.err).toBe(code);
-  expect(hasStackTrace(r.err), r.err).toBe(false);
-}
-
 beforeAll(async () => {
-  expectClean(await runCli(['train', ...SETTINGS, '--out', reference]), 0);
+  expectExit(await runCli(['train', ...SETTINGS, '--out', reference]), 0);
 }, COLD_START_TIMEOUT);
 
 describe('an interrupted and resumed run equals an uninterrupted one, bit for bit', () => {
@@ -48,23 +43,15 @@ describe('an interrupted and resumed run equals an uninterrupted one, bit for bi
     'Ctrl-C after epoch 1: it says what it kept, and --resume ends where the uninterrupted run did',
     async () => {
       const dir = join(root, 'sigint');
-      let sent = false;
-      const first = await runCli(['train', ...SETTINGS, '--out', dir], {
-        onLine: (line, child) => {
-          if (!sent && /^epoch +1 /.test(line)) {
-            sent = true;
-            child.kill('SIGINT');
-          }
-        },
-      });
-      expectClean(first, 130);
+      const first = await runCli(['train', ...SETTINGS, '--out', dir], { interruptOn: { line: /^epoch +1 /, signal: 'SIGINT' } });
+      expectExit(first, 130);
       const done = history(dir).length;
       expect(first.out).toMatch(
         new RegExp(`interrupted in epoch ${done + 1}: .* holds the run as epoch ${done} left it .*; continue with --resume`),
       );
       if (done < 3) {
         const second = await runCli(['train', '--resume', dir]);
-        expectClean(second, 0);
+        expectExit(second, 0);
         expect(second.out).toMatch(new RegExp(`resuming after epoch ${done}`));
       }
       expectSameRun(dir);
@@ -76,23 +63,15 @@ describe('an interrupted and resumed run equals an uninterrupted one, bit for bi
     'SIGTERM in epoch 1, before anything could be saved: exit 143, no claim of saved checkpoints, and --resume starts over',
     async () => {
       const dir = join(root, 'sigterm');
-      let sent = false;
-      const first = await runCli(['train', ...SETTINGS, '--out', dir], {
-        onLine: (line, child) => {
-          if (!sent && /^output: /.test(line)) {
-            sent = true;
-            child.kill('SIGTERM');
-          }
-        },
-      });
-      expectClean(first, 143);
+      const first = await runCli(['train', ...SETTINGS, '--out', dir], { interruptOn: { line: /^output: /, signal: 'SIGTERM' } });
+      expectExit(first, 143);
       if (!existsSync(join(dir, 'history.json'))) {
         expect(first.out).toMatch(
           /interrupted in epoch 1, before any epoch finished: nothing was saved but .*config\.json; --resume .* starts the run again/,
         );
         expect(first.out).not.toMatch(/best\.safetensors/);
       }
-      expectClean(await runCli(['train', '--resume', dir]), 0);
+      expectExit(await runCli(['train', '--resume', dir]), 0);
       expectSameRun(dir);
     },
     COLD_START_TIMEOUT,
@@ -121,7 +100,7 @@ describe('an interrupted and resumed run equals an uninterrupted one, bit for bi
       }
       const started = existsSync(join(dir, 'config.json')) || existsSync(join(dir, 'last.safetensors'));
       const last = await runCli(started ? ['train', '--resume', dir] : ['train', ...SETTINGS, '--out', dir]);
-      expectClean(last, 0);
+      expectExit(last, 0);
       expectSameRun(dir);
     },
     COLD_START_TIMEOUT,

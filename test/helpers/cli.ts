@@ -1,6 +1,7 @@
 // Running the `webgpu-nn` command as a user does, in a child process (needs the build: `npm test` makes it).
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
 
@@ -17,8 +18,10 @@ export interface CliResult {
 }
 
 export interface CliOptions {
-  /** Called with every line of stdout as it arrives (e.g. to interrupt the run at some point). */
+  /** Called with every line of stdout as it arrives. */
   onLine?: (line: string, child: ChildProcess) => void;
+  /** Sends `signal` once, at the first line of stdout that matches `line` (Ctrl-C is SIGINT). */
+  interruptOn?: { line: RegExp; signal: NodeJS.Signals };
   /** Extra environment variables. */
   env?: Record<string, string>;
   cwd?: string;
@@ -45,12 +48,19 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
       err = '',
       partial = '';
     const timer = opts.killAfterMs ? setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs) : null;
+    let interrupted = false;
     child.stdout!.on('data', (d: Buffer) => {
       out += d;
       partial += d;
       const lines = partial.split('\n');
       partial = lines.pop()!;
-      if (opts.onLine) for (const line of lines) opts.onLine(line, child);
+      for (const line of lines) {
+        opts.onLine?.(line, child);
+        if (opts.interruptOn && !interrupted && opts.interruptOn.line.test(line)) {
+          interrupted = true;
+          child.kill(opts.interruptOn.signal);
+        }
+      }
     });
     child.stderr!.on('data', (d: Buffer) => (err += d));
     child.on('close', (code, signal) => {
@@ -70,3 +80,9 @@ export function withoutDawnNoise(err: string): string {
 
 /** True when the text holds a JavaScript stack trace. */
 export const hasStackTrace = (text: string): boolean => /^\s+at .+(\(|:\d+:\d+)/m.test(text);
+
+/** Exit status `code`, and no stack trace on stderr (a stack is for bugs of ours only). */
+export function expectExit(r: CliResult, code: number): void {
+  expect(r.code, `${r.out}\n${r.err}`).toBe(code);
+  expect(hasStackTrace(r.err), r.err).toBe(false);
+}
