@@ -169,7 +169,7 @@ describe('output locations', () => {
 
   // A real full disk: a 120 KiB tmpfs mounted in a user and mount namespace of the test's own (unshare -rm,
   // no privileges needed where the kernel allows user namespaces, as Debian's does). config.json and one
-  // checkpoint fit, the second does not; then the disk grows and the run resumes.
+  // checkpoint fit, the second does not; then the disk grows and the run resumes. And a read-only one.
   const canMount = spawnSync('unshare', ['-rm', 'true']).status === 0;
   it.runIf(canMount)(
     'a disk that fills up mid-run: one line naming the file and ENOSPC, nothing half-written, and the run resumes once there is room',
@@ -179,26 +179,43 @@ describe('output locations', () => {
       const cli = (args: string) =>
         `'${process.execPath}' '${CLI}' ${args} 2>&1 | grep -v '^Warning: maxDynamic'; echo "exit \${PIPESTATUS[0]}"`;
       const script = [
+        'echo "== read-only"',
+        `mkdir '${disk}/ro' && mount -t tmpfs -o ro none '${disk}/ro'`,
+        cli(`train --out '${disk}/ro/run'`),
+        'echo "== full"',
         `mount -t tmpfs -o size=120k none '${disk}'`,
         cli(`train --limit 200 --epochs 2 --out '${disk}/run'`),
-        `echo "files: $(ls -A '${disk}/run' | tr '\\n' ' ')"`,
+        'echo "== left"',
+        `ls -A '${disk}/run'`,
+        'echo "== resumed"',
         `mount -o remount,size=16m '${disk}'`,
         cli(`train --resume '${disk}/run'`),
         `echo "epochs: $(grep -c '"epoch"' '${disk}/run/history.json')"`,
       ].join('\n');
       const r = spawnSync('unshare', ['-rm', 'bash', '-c', script], { encoding: 'utf8', timeout: COLD_START_TIMEOUT });
-      const [first, rest] = r.stdout.split(/^files: /m);
-      const message = first.split('\n').filter((l) => l.startsWith('webgpu-nn: '));
-      expect(message, r.stdout).toHaveLength(1);
-      expect(message[0]).toMatch(
+      expect(hasStackTrace(r.stdout), r.stdout).toBe(false);
+      const part: Record<string, string> = {};
+      let section = '';
+      for (const line of r.stdout.split('\n')) {
+        const heading = /^== (.+)$/.exec(line);
+        if (heading) {
+          section = heading[1];
+          part[section] = '';
+        } else if (section) part[section] += `${line}\n`;
+      }
+      const messages = (text: string) => text.split('\n').filter((l) => l.startsWith('webgpu-nn: '));
+      expect(messages(part['read-only']), r.stdout).toHaveLength(1);
+      expect(messages(part['read-only'])[0]).toMatch(/--out .*ro\/run: cannot create the directory: read-only file system \(EROFS\)/);
+      expect(part['read-only']).toMatch(/^exit 1$/m);
+      expect(messages(part.full), r.stdout).toHaveLength(1);
+      expect(messages(part.full)[0]).toMatch(
         /cannot write .*disk\/run\/\w+\.safetensors: no space left on the device \(ENOSPC\).*continue with --resume .*disk\/run/,
       );
-      expect(hasStackTrace(r.stdout)).toBe(false);
-      expect(first).toMatch(/^exit 1$/m);
+      expect(part.full).toMatch(/^exit 1$/m);
       // What is there is whole: no temporary file, no lock.
-      expect(rest.split('\n')[0]).not.toMatch(/\.tmp-|\.lock/);
-      expect(rest).toMatch(/^exit 0$/m);
-      expect(rest).toMatch(/^epochs: 2$/m);
+      expect(part.left).not.toMatch(/\.tmp-|\.lock/);
+      expect(part.resumed).toMatch(/^exit 0$/m);
+      expect(part.resumed).toMatch(/^epochs: 2$/m);
     },
     COLD_START_TIMEOUT,
   );

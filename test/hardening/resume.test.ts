@@ -46,6 +46,7 @@ describe('an interrupted and resumed run equals an uninterrupted one, bit for bi
       const first = await runCli(['train', ...SETTINGS, '--out', dir], { interruptOn: { line: /^epoch +1 /, signal: 'SIGINT' } });
       expectExit(first, 130);
       const done = history(dir).length;
+      expect(existsSync(join(dir, 'loss.png'))).toBe(true); // written on this way out too
       expect(first.out).toMatch(
         new RegExp(`interrupted in epoch ${done + 1}: .* holds the run as epoch ${done} left it .*; continue with --resume`),
       );
