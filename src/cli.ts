@@ -60,8 +60,12 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (process.listenerCount('SIGTERM') > 0) process.emit('SIGTERM', 'SIGTERM');
   else process.exit(process.exitCode ?? 0);
 });
+// Errors raised outside the command's own promise (a callback of Dawn's, a stream's) are reported the same way.
 process.on('unhandledRejection', (e) => {
   process.exitCode = report(e);
+});
+process.on('uncaughtException', (e) => {
+  process.exit(report(e));
 });
 
 main(process.argv.slice(2)).then(
