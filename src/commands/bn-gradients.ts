@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { loadEmbeddedDigits, splitTrainVal } from '../data/dataset.js';
 import { GpuDataset } from '../data/gpu-data.js';
 import { adapterSummary } from '../gpu/device.js';
-import type { Gpu } from '../gpu/runtime.js';
 import * as F from '../nn/ops.js';
 import { Tensor } from '../nn/tensor.js';
 import { lineChart, PALETTE } from '../plot/plot.js';
@@ -34,82 +33,76 @@ export async function bnGradientsCommand(argv: string[]): Promise<number> {
     "Per-layer gradient norms of the seed's CNN trained with and without batch norm.",
   );
   if (!flags) return 0;
-  // The output directory is checked and locked before minutes of training could be lost to a bad --out.
+  // The output directory is checked and locked first: minutes of training must not be lost to a bad --out.
   const out = OutputDir.open(flags.out, { flag: '--out', command: 'bn-gradients', files: ['bn-gradients.png', 'bn-gradients.json'] });
-  try {
-    return await withGpu((gpu) => experiment(gpu, flags, out));
-  } finally {
-    out.release();
-  }
-}
-
-async function experiment(gpu: Gpu, flags: { epochs: number; limit: number; lr: number; seed: number }, out: OutputDir): Promise<number> {
-  console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
-  const ds = loadEmbeddedDigits(flags.limit);
-  const split = splitTrainVal(ds.count, 0.2, flags.seed);
-  const data = GpuDataset.upload(gpu, ds, 'train');
-  const steps = Math.ceil(split.train.length / 64);
-  const results: Record<string, Record<string, number[]> & { valAcc?: number }> = {};
-  for (const batchNorm of [true, false]) {
-    const name = batchNorm ? 'with BN' : 'without BN';
-    const trainer = new Trainer(gpu, {
-      ...SEED_TRAINING,
-      epochs: flags.epochs,
-      patience: flags.epochs,
-      lr: flags.lr,
-      seed: flags.seed,
-      batchNorm,
-    });
-    const params = new Map(trainer.model.namedParameters());
-    const norms: Record<string, number[]> = Object.fromEntries(LAYERS.map((l) => [l, []]));
-    for (let epoch = 1; epoch <= flags.epochs; epoch++) {
-      const record = Tensor.empty([steps * LAYERS.length], { label: 'gradient sums of squares' }).keep();
-      let step = 0;
-      const loss = await trainer.trainEpoch({ data, indices: split.train }, epoch, undefined, undefined, () => {
-        LAYERS.forEach((layer, l) => {
-          const g = params.get(layer)!.grad!;
-          gpu.copy(F.sum(F.mul(g, g)).buffer, 0, record.buffer, 4 * (step * LAYERS.length + l), 4);
-        });
-        step++;
+  return withGpu(async (gpu) => {
+    console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
+    const ds = loadEmbeddedDigits(flags.limit);
+    const split = splitTrainVal(ds.count, 0.2, flags.seed);
+    const data = GpuDataset.upload(gpu, ds, 'train');
+    const steps = Math.ceil(split.train.length / 64);
+    const results: Record<string, Record<string, number[]> & { valAcc?: number }> = {};
+    for (const batchNorm of [true, false]) {
+      const name = batchNorm ? 'with BN' : 'without BN';
+      const trainer = new Trainer(gpu, {
+        ...SEED_TRAINING,
+        epochs: flags.epochs,
+        patience: flags.epochs,
+        lr: flags.lr,
+        seed: flags.seed,
+        batchNorm,
       });
-      const sq = (await record.toArray()) as Float32Array;
-      record.dispose();
-      for (let s = 0; s < step; s++) {
-        for (const [l, layer] of LAYERS.entries()) norms[layer].push(Math.sqrt(sq[s * LAYERS.length + l]));
+      const params = new Map(trainer.model.namedParameters());
+      const norms: Record<string, number[]> = Object.fromEntries(LAYERS.map((l) => [l, []]));
+      for (let epoch = 1; epoch <= flags.epochs; epoch++) {
+        const record = Tensor.empty([steps * LAYERS.length], { label: 'gradient sums of squares' }).keep();
+        let step = 0;
+        const loss = await trainer.trainEpoch({ data, indices: split.train }, epoch, undefined, undefined, () => {
+          LAYERS.forEach((layer, l) => {
+            const g = params.get(layer)!.grad!;
+            gpu.copy(F.sum(F.mul(g, g)).buffer, 0, record.buffer, 4 * (step * LAYERS.length + l), 4);
+          });
+          step++;
+        });
+        const sq = (await record.toArray()) as Float32Array;
+        record.dispose();
+        for (let s = 0; s < step; s++) {
+          for (const [l, layer] of LAYERS.entries()) norms[layer].push(Math.sqrt(sq[s * LAYERS.length + l]));
+        }
+        console.log(`${name.padEnd(10)} epoch ${epoch}: train loss ${loss.toFixed(4)}`);
       }
-      console.log(`${name.padEnd(10)} epoch ${epoch}: train loss ${loss.toFixed(4)}`);
+      const { accuracy } = await trainer.evaluate({ data, indices: split.val });
+      console.log(`${name.padEnd(10)} validation accuracy ${(100 * accuracy).toFixed(2)}%`);
+      for (const layer of LAYERS) {
+        const v = norms[layer];
+        const mean = v.reduce((a, b) => a + b, 0) / v.length;
+        const cv = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length) / mean;
+        console.log(`  ${layer.padEnd(13)} gradient norm: mean ${mean.toExponential(3)}, relative spread ${cv.toFixed(3)}`);
+      }
+      results[name] = { ...norms, valAcc: accuracy } as Record<string, number[]> & { valAcc: number };
     }
-    const { accuracy } = await trainer.evaluate({ data, indices: split.val });
-    console.log(`${name.padEnd(10)} validation accuracy ${(100 * accuracy).toFixed(2)}%`);
-    for (const layer of LAYERS) {
-      const v = norms[layer];
-      const mean = v.reduce((a, b) => a + b, 0) / v.length;
-      const cv = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length) / mean;
-      console.log(`  ${layer.padEnd(13)} gradient norm: mean ${mean.toExponential(3)}, relative spread ${cv.toFixed(3)}`);
-    }
-    results[name] = { ...norms, valAcc: accuracy } as Record<string, number[]> & { valAcc: number };
-  }
-  data.dispose();
-  const series = Object.entries(results).flatMap(([name, r], i) =>
-    LAYERS.map((layer, l) => ({
-      name: `${layer.replace('.weight', '')} ${name}`,
-      x: r[layer].map((_, s) => s + 1),
-      y: r[layer].map((v) => Math.log10(v)),
-      color: PALETTE[(l * 2 + i) % PALETTE.length],
-    })),
-  );
-  out.write(
-    'bn-gradients.png',
-    lineChart({
-      title: 'Weight-gradient norm per step, with and without batch norm',
-      xLabel: 'Step',
-      yLabel: 'log10 ||grad||',
-      series,
-      width: 1000,
-      height: 600,
-    }),
-  );
-  out.write('bn-gradients.json', `${JSON.stringify(results)}\n`);
-  console.log(`wrote ${join(out.path, 'bn-gradients.png')} and bn-gradients.json`);
-  return 0;
+    data.dispose();
+    const series = Object.entries(results).flatMap(([name, r], i) =>
+      LAYERS.map((layer, l) => ({
+        name: `${layer.replace('.weight', '')} ${name}`,
+        x: r[layer].map((_, s) => s + 1),
+        y: r[layer].map((v) => Math.log10(v)),
+        color: PALETTE[(l * 2 + i) % PALETTE.length],
+      })),
+    );
+    out.write(
+      'bn-gradients.png',
+      lineChart({
+        title: 'Weight-gradient norm per step, with and without batch norm',
+        xLabel: 'Step',
+        yLabel: 'log10 ||grad||',
+        series,
+        width: 1000,
+        height: 600,
+      }),
+    );
+    out.write('bn-gradients.json', `${JSON.stringify(results)}\n`);
+    console.log(`wrote ${join(flags.out, 'bn-gradients.png')} and bn-gradients.json`);
+    return 0;
+  }).finally(() => out.release());
 }

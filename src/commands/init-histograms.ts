@@ -26,36 +26,28 @@ export async function initHistogramsCommand(argv: string[]): Promise<number> {
   );
   if (!flags) return 0;
   const files = ['input.png', ...INITIALIZERS.map((name) => `${name}.png`)];
-  const out = OutputDir.open(flags.out, { flag: '--out', command: 'init-histograms', files });
-  try {
-    return await withGpu(async (gpu) => {
-      console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
-      return await histograms(flags, out);
-    });
-  } finally {
-    out.release();
-  }
-}
-
-async function histograms(flags: { batch: number; seed: number }, dir: OutputDir): Promise<number> {
-  const rng = makeRng(flags.seed);
-  const normal = normalSampler(rng);
-  const input = Float32Array.from({ length: flags.batch * 784 }, normal);
-  dir.write('input.png', histogram({ title: 'Input distribution', xLabel: 'Input value', values: Array.from(input) }));
-  const x = F.tensor(input, [flags.batch, 784]);
-  for (const name of INITIALIZERS) {
-    const w = F.tensor(initWeight(name, [256, 784], makeRng(flags.seed + 1)), [256, 784]);
-    const b = F.zeros([256]);
-    const out = (await noGrad(() => F.relu(F.linear(x, w, b))).toArray()) as Float32Array;
-    const values = Array.from(out);
-    const m = values.reduce((s, v) => s + v, 0) / values.length;
-    const sd = Math.sqrt(values.reduce((s, v) => s + (v - m) ** 2, 0) / values.length);
-    const dead = values.filter((v) => v === 0).length / values.length;
-    const file = join(dir.path, `${name}.png`);
-    dir.write(`${name}.png`, histogram({ title: `Linear(784->256)+ReLU output, ${name} init`, xLabel: 'Output value', values }));
-    console.log(
-      `${name.padEnd(16)} mean ${m.toFixed(4).padStart(9)}  std ${sd.toFixed(4).padStart(9)}  zeros ${(100 * dead).toFixed(1).padStart(5)}%  -> ${file}`,
-    );
-  }
-  return 0;
+  const dir = OutputDir.open(flags.out, { flag: '--out', command: 'init-histograms', files });
+  return withGpu(async (gpu) => {
+    console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
+    const rng = makeRng(flags.seed);
+    const normal = normalSampler(rng);
+    const input = Float32Array.from({ length: flags.batch * 784 }, normal);
+    dir.write('input.png', histogram({ title: 'Input distribution', xLabel: 'Input value', values: Array.from(input) }));
+    const x = F.tensor(input, [flags.batch, 784]);
+    for (const name of INITIALIZERS) {
+      const w = F.tensor(initWeight(name, [256, 784], makeRng(flags.seed + 1)), [256, 784]);
+      const b = F.zeros([256]);
+      const out = (await noGrad(() => F.relu(F.linear(x, w, b))).toArray()) as Float32Array;
+      const values = Array.from(out);
+      const m = values.reduce((s, v) => s + v, 0) / values.length;
+      const sd = Math.sqrt(values.reduce((s, v) => s + (v - m) ** 2, 0) / values.length);
+      const dead = values.filter((v) => v === 0).length / values.length;
+      const file = join(flags.out, `${name}.png`);
+      dir.write(`${name}.png`, histogram({ title: `Linear(784->256)+ReLU output, ${name} init`, xLabel: 'Output value', values }));
+      console.log(
+        `${name.padEnd(16)} mean ${m.toFixed(4).padStart(9)}  std ${sd.toFixed(4).padStart(9)}  zeros ${(100 * dead).toFixed(1).padStart(5)}%  -> ${file}`,
+      );
+    }
+    return 0;
+  }).finally(() => dir.release());
 }
