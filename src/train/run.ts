@@ -77,8 +77,8 @@ export interface RunEvents {
 }
 
 /**
- * How the run ended: all its epochs, early stopping, an interrupt, a NaN or infinite loss, or nothing to do
- * (a resumed run that had already ended).
+ * How the run ended: all its epochs, early stopping, an interrupt, or a NaN or infinite loss. A resumed run
+ * that had already ended ends at once with the status it had ('done' or 'early-stop').
  */
 export type RunStatus = 'done' | 'early-stop' | 'interrupted' | 'diverged';
 
