@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// The `webgpu-nn` command. Errors of ours (bad flags, files, shapes, no adapter) print one clear line and
-// exit 2 (usage) or 1; anything else is a bug and prints its stack.
-import { UsageError, WebGpuNnError } from './errors.js';
+// The `webgpu-nn` command. A fault of the user's (bad flags, files, shapes) or of the machine (no adapter,
+// a full disk) prints one clear line and exits 2 (usage) or 1; only a bug of ours prints a stack, with a line
+// asking for a report.
+import { report } from './commands/report.js';
+import { UsageError } from './errors.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   train: {
@@ -46,7 +48,8 @@ function usage(): string {
     '',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
-    'Environment: WEBGPU_NN_BACKEND (vulkan, null, ...), WEBGPU_NN_ADAPTER (a substring of the adapter name).',
+    'Environment: WEBGPU_NN_BACKEND (vulkan, metal, d3d12, ...), WEBGPU_NN_ADAPTER (a substring of the adapter name),',
+    '             WEBGPU_NN_POWER (low-power or high-performance).',
   ].join('\n');
 }
 
@@ -61,17 +64,27 @@ async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
+// A closed stdout (`webgpu-nn train | head`) is not an error: stop printing and stop as Ctrl-C would (train
+// saves what it has), without a stack trace for the EPIPE.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  if (process.listenerCount('SIGTERM') > 0) process.emit('SIGTERM', 'SIGTERM');
+  else process.exit(process.exitCode ?? 0);
+});
+// Errors raised outside the command's own promise (a callback of Dawn's, a stream's) are reported the same way.
+process.on('unhandledRejection', (e) => {
+  process.exitCode = report(e);
+});
+process.on('uncaughtException', (e) => {
+  process.exit(report(e));
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof WebGpuNnError) {
-      console.error(`webgpu-nn: ${e.message}`);
-      process.exitCode = e instanceof UsageError ? 2 : 1;
-    } else {
-      console.error(e);
-      process.exitCode = 1;
-    }
+    process.exitCode = report(e);
   },
 );

@@ -40,3 +40,19 @@ export class UsageError extends WebGpuNnError {}
 
 /** A file that is missing, corrupt or does not match (IDX, PNG, checkpoint). The message names the file. */
 export class FileFormatError extends WebGpuNnError {}
+
+/**
+ * An output location that cannot be used: not a directory, no permission, a read-only or full file system,
+ * a file of someone else's in the way, or a directory another run is writing to. Names the path and the reason.
+ */
+export class OutputError extends WebGpuNnError {}
+
+/**
+ * A bug in webgpu-nn, found by a check of something that cannot happen (an accuracy above 100%, a negative
+ * loss, a confusion matrix that does not add up): the message says what, and asks for a report.
+ */
+export class InternalError extends WebGpuNnError {
+  constructor(message: string) {
+    super(`${message}. This is a bug in webgpu-nn, not a fault of yours: please report it with the command you ran and this output.`);
+  }
+}

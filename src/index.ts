@@ -15,8 +15,10 @@ export {
   DeviceLostError,
   FileFormatError,
   GpuError,
+  InternalError,
   LimitError,
   NoAdapterError,
+  OutputError,
   ShaderCompileError,
   ShapeError,
   StateError,
@@ -26,7 +28,7 @@ export {
 } from './errors.js';
 export { type AdapterDescription, adapterSummary, type DeviceOptions } from './gpu/device.js';
 export type { Dispatch, Kernel } from './gpu/runtime.js';
-export { INITIALIZERS, type InitName, initWeight, makeRng } from './nn/init.js';
+export { INITIALIZERS, type InitName, initWeight, makeRng, manualSeed } from './nn/init.js';
 export { full, ones, tensor, zeros } from './nn/ops.js';
 // Optimisation and initialisation.
 export { SGD, type SGDOptions } from './nn/optim.js';

@@ -11,8 +11,8 @@
 
 // ---- errors a kernel call may throw --------------------------------------------------------------------------------
 export { DataError, GpuError, LimitError, ShaderCompileError, ShapeError, VariantError } from './errors.js';
-export type { BufferDecl, DeclaredKernel, KernelDecl, LaunchArgs, ParamType } from './gpu/kernel.js';
-export { declareKernel, launch } from './gpu/kernel.js';
+export type { BufferDecl, BufferNeeds, DeclaredKernel, KernelDecl, LaunchArgs, ParamType } from './gpu/kernel.js';
+export { checkBuffers, declareKernel, launch } from './gpu/kernel.js';
 export type { Dispatch, Kernel } from './gpu/runtime.js';
 // ---- the runtime, and kernels of your own -------------------------------------------------------------------
 export { Gpu } from './gpu/runtime.js';

@@ -1,6 +1,5 @@
 // The `webgpu-nn` command end to end, as a user runs it: train on the embedded digits, then predict on PNGs
 // this test writes, evaluate, interrupt and resume, and bad input. Needs the build (`npm test` makes it).
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,28 +8,9 @@ import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEmbeddedDigits } from '../src/data/dataset.js';
 import { readSafetensors } from '../src/util/safetensors.js';
+import { CLI, COLD_START_TIMEOUT, runCli } from './helpers/cli.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
-// Each command is a new process that compiles its kernels; with Mesa's shader cache cold (a fresh machine)
-// llvmpipe takes 1–5 s per kernel, so these tests get generous limits. They assert no times.
-const COLD_START_TIMEOUT = 600_000;
-
-function run(
-  args: string[],
-  onLine?: (line: string, child: ChildProcess) => void,
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '',
-      err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-      if (onLine) for (const line of String(d).split('\n')) onLine(line, child);
-    });
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+const run = (args: string[]) => runCli(args);
 
 /** A digit as a PNG: 28x28 gray (white on black, like MNIST), or larger RGB dark-on-light (like paper). */
 function digitPng(pixels: Uint8Array, opts: { scale: number; paper: boolean }): Buffer {
@@ -257,12 +237,8 @@ describe('interrupt and resume', () => {
     'Ctrl-C saves history and the best checkpoint; --resume continues from the next epoch',
     async () => {
       const out = join(dir, 'interrupted');
-      let sent = false;
-      const first = await run(['train', '--limit', '640', '--epochs', '50', '--out', out], (line, child) => {
-        if (!sent && /^epoch +2 /.test(line)) {
-          sent = true;
-          child.kill('SIGINT');
-        }
+      const first = await runCli(['train', '--limit', '640', '--epochs', '50', '--out', out], {
+        interruptOn: { line: /^epoch +2 /, signal: 'SIGINT' },
       });
       expect(first.code, first.err).toBe(130);
       expect(first.out).toMatch(/continue with --resume/);
@@ -359,7 +335,11 @@ describe('bad input', () => {
       expect(pred.err).toMatch(/not-a-png\.png: not a PNG image/);
       const resume = await run(['train', '--resume', join(dir, 'nothing-here')]);
       expect(resume.code).toBe(2);
-      expect(resume.err).toMatch(/--resume .*nothing-here.*last\.safetensors is missing/);
+      expect(resume.err).toMatch(/--resume .*nothing-here: no such directory/);
+      mkdirSync(join(dir, 'empty-dir'));
+      const empty = await run(['train', '--resume', join(dir, 'empty-dir')]);
+      expect(empty.code).toBe(2);
+      expect(empty.err).toMatch(/--resume .*empty-dir.*last\.safetensors is missing, and so is config\.json/);
       const before = readFileSync(join(runDir, 'history.json'), 'utf8');
       const again = await run(['train', '--out', runDir, '--epochs', '1']);
       expect(again.code).toBe(2);

@@ -221,6 +221,7 @@ describe('parseFlags', () => {
       out: undefined,
       bn: false,
       verbose: true,
+      given: new Set(['epochs', 'lr', 'bn', 'optimizer', 'verbose']),
     });
     const epochs: number = f.epochs;
     const out: string | undefined = f.out;

@@ -1,14 +1,24 @@
 // `webgpu-nn demo`: prints the adapter, then runs a matrix product and the seed's network on the GPU,
-// checking the product against a plain CPU loop. A quick "does WebGPU work here" check.
+// checking both against the CPU. A quick "does WebGPU work here" check: it says so only when both agree.
 import { loadEmbeddedDigits } from '../data/dataset.js';
 import { adapterSummary } from '../gpu/device.js';
 import { makeRng } from '../nn/init.js';
 import * as F from '../nn/ops.js';
 import { noGrad } from '../nn/tensor.js';
 import { MnistCnn } from '../train/model.js';
+import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { withGpu } from './with-gpu.js';
 
-export async function demoCommand(_argv: string[]): Promise<number> {
+const FLAGS = {} as const satisfies FlagsSpec;
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  const flags = parseFlagsOrHelp(
+    argv,
+    FLAGS,
+    'demo',
+    'Print the adapter and check a matrix product and the untrained CNN against the CPU.',
+  );
+  if (!flags) return 0;
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     console.log(
@@ -28,6 +38,7 @@ export async function demoCommand(_argv: string[]): Promise<number> {
         let s = 0;
         for (let k = 0; k < n; k++) s += a[i * n + k] * b[k * n + j];
         worst = Math.max(worst, Math.abs(s - c[i * n + j]));
+        if (Number.isNaN(c[i * n + j])) worst = Number.NaN;
       }
     }
     console.log(
@@ -43,9 +54,11 @@ export async function demoCommand(_argv: string[]): Promise<number> {
     const logp = (await noGrad(() => model.forward(x)).toArray()) as Float32Array;
     const sums = Array.from({ length: digits.count }, (_, r) => logp.subarray(r * 10, r * 10 + 10).reduce((s, v) => s + Math.exp(v), 0));
     console.log(`untrained CNN on ${digits.count} digits: each row of softmax sums to ${sums.map((s) => s.toFixed(4)).join(', ')}`);
+    const ok = worst < 1e-3 && sums.every((s) => Math.abs(s - 1) < 1e-3);
     console.log(
-      `${gpu.counters.dispatches} dispatches in ${gpu.counters.submits} submits, ${gpu.counters.pipelines} pipelines; WebGPU works here.`,
+      `${gpu.counters.dispatches} dispatches in ${gpu.counters.submits} submits, ${gpu.counters.pipelines} pipelines; ` +
+        (ok ? 'WebGPU works here.' : 'the GPU results do not match the CPU: WebGPU does NOT work correctly on this adapter.'),
     );
-    return worst < 1e-3 ? 0 : 1;
+    return ok ? 0 : 1;
   });
 }

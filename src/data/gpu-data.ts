@@ -51,8 +51,9 @@ export class GpuDataset {
   batch(indices: Tensor, offset: number, batch: number, norm: { mean: number; std: number }): { x: Tensor; y: Tensor } {
     const x = Tensor.empty([batch, 1, this.ds.rows, this.ds.cols], { gpu: this.gpu, label: `${this.name} batch` });
     const y = Tensor.empty([batch], { gpu: this.gpu, dtype: 'int32', label: `${this.name} labels batch` });
-    gatherImages(this.gpu, this.images, indices.buffer, x.buffer, { batch, offset, pixels: this.pixels, ...norm });
-    gatherLabels(this.gpu, this.labels, indices.buffer, y.buffer, { batch, offset });
+    const count = this.ds.count;
+    gatherImages(this.gpu, this.images, indices.buffer, x.buffer, { batch, offset, pixels: this.pixels, ...norm, count });
+    gatherLabels(this.gpu, this.labels, indices.buffer, y.buffer, { batch, offset, count });
     return { x, y };
   }
 

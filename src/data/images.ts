@@ -4,6 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
 import { FileFormatError, UsageError } from '../errors.js';
+import { systemReason } from '../util/system-error.js';
+
+const MAX_PIXELS = 64 * 1024 * 1024;
 
 /** Reads a PNG as 28x28 floats in [0, 1], white digit on black. */
 export function readDigitPng(file: string): { pixels: Float32Array; inverted: boolean } {
@@ -11,7 +14,14 @@ export function readDigitPng(file: string): { pixels: Float32Array; inverted: bo
   try {
     bytes = readFileSync(file);
   } catch (e) {
-    throw new UsageError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UsageError(`${file}: cannot read it: ${systemReason(e)}`);
+  }
+  // The header's size, before decoding: a PNG that claims billions of pixels must not exhaust memory.
+  if (bytes.length >= 24 && bytes.toString('latin1', 12, 16) === 'IHDR') {
+    const [width, height] = [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+    if (width * height > MAX_PIXELS) {
+      throw new FileFormatError(`${file}: a ${width}x${height} image is too large to read (more than ${MAX_PIXELS} pixels); scale it down`);
+    }
   }
   let png: PNG;
   try {

@@ -1,9 +1,11 @@
 // Finding a WebGPU adapter and opening a device through Dawn's node bindings (npm `webgpu`).
 //
 // Choose the adapter with options or environment variables:
-//   WEBGPU_NN_BACKEND  vulkan | metal | d3d12 | d3d11 | opengl | opengles | null   (Dawn's `backend` flag)
+//   WEBGPU_NN_BACKEND  vulkan | metal | d3d12 | d3d11 | opengl | opengles   (Dawn's `backend` flag; its `null`
+//                      backend runs nothing, and Gpu.create refuses it)
 //   WEBGPU_NN_ADAPTER  a case-insensitive substring of the adapter's name            (Dawn's `adapter` flag)
 //   WEBGPU_NN_POWER    low-power | high-performance
+// A value Dawn does not know, or one that matches no adapter, is a NoAdapterError listing the adapters there are.
 import { create, globals } from 'webgpu';
 import { NoAdapterError } from '../errors.js';
 
@@ -46,45 +48,96 @@ const SETUP_HINT =
   "Run `bash scripts/setup.sh` (as root on Debian 12 it installs Mesa's software Vulkan driver), " +
   'or install your GPU\'s Vulkan driver; see the README section "Machines".';
 
+/** Dawn's backends (its `backend` flag). */
+const BACKENDS = ['vulkan', 'metal', 'd3d12', 'd3d11', 'opengl', 'opengles', 'webgpu', 'null'] as const;
+const POWER_PREFERENCES = ['low-power', 'high-performance'] as const;
+
+/** "the adapter Dawn sees here: vulkan llvmpipe (...)" from the list Dawn gives when a name matches nothing. */
+async function adapterList(): Promise<string> {
+  let listed = '';
+  try {
+    // An adapter name no adapter has makes Dawn throw with its list of adapters: the only way to ask for it.
+    const probe = create(['adapter=\u0001webgpu-nn: list the adapters']);
+    liveInstances.push(probe);
+    await probe.requestAdapter();
+  } catch (e) {
+    listed = (e as Error).message;
+  }
+  const adapters = [...listed.matchAll(/backend: '([^']*)', name: '([^']*)'/g)].map((m) => `${m[1]} "${m[2]}"`);
+  return adapters.length
+    ? `Adapters Dawn sees here: ${adapters.join('; ')} (choose with WEBGPU_NN_BACKEND and WEBGPU_NN_ADAPTER, or unset them).`
+    : 'Dawn sees no adapter on this machine.';
+}
+
+/** The setting `name` from options or the environment, with where it came from for messages. */
+function setting(option: string | undefined, env: string): { value: string | undefined; from: string } {
+  if (option !== undefined) return { value: option, from: `the ${env.replace('WEBGPU_NN_', '').toLowerCase()} option` };
+  const v = process.env[env];
+  return { value: v === '' ? undefined : v, from: env };
+}
+
 /** Opens a device on the chosen adapter, with every limit and optional feature the engine can use. */
 export async function openDevice(options: DeviceOptions = {}): Promise<OpenedDevice> {
   if (!globalsInstalled) {
     Object.assign(globalThis, globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
     globalsInstalled = true;
   }
-  const backend = options.backend ?? process.env.WEBGPU_NN_BACKEND;
-  const adapterName = options.adapter ?? process.env.WEBGPU_NN_ADAPTER;
-  const power = options.powerPreference ?? (process.env.WEBGPU_NN_POWER as GPUPowerPreference | undefined);
+  const backend = setting(options.backend, 'WEBGPU_NN_BACKEND');
+  const adapterName = setting(options.adapter, 'WEBGPU_NN_ADAPTER');
+  const power = setting(options.powerPreference, 'WEBGPU_NN_POWER');
+  if (backend.value !== undefined && !(BACKENDS as readonly string[]).includes(backend.value.toLowerCase())) {
+    throw new NoAdapterError(
+      `${backend.from} is "${backend.value}", which is not a backend Dawn knows (${BACKENDS.filter((b) => b !== 'null').join(', ')}). ${await adapterList()}`,
+    );
+  }
+  if (power.value !== undefined && !(POWER_PREFERENCES as readonly string[]).includes(power.value)) {
+    throw new NoAdapterError(`${power.from} is "${power.value}"; expected ${POWER_PREFERENCES.join(' or ')}, or leave it unset.`);
+  }
   const flags: string[] = [];
-  if (backend) flags.push(`backend=${backend}`);
-  if (adapterName) flags.push(`adapter=${adapterName}`);
+  if (backend.value) flags.push(`backend=${backend.value.toLowerCase()}`);
+  if (adapterName.value) flags.push(`adapter=${adapterName.value}`);
+  const wanted = [backend.value && `backend "${backend.value}"`, adapterName.value && `adapter "${adapterName.value}"`]
+    .filter(Boolean)
+    .join(', ');
 
-  const gpu = create(flags);
-  // The device must not outlive Dawn's instance: if `gpu` were collected, the next shader compile would
-  // touch freed memory (crashes, hangs). Keep every instance we made for the life of the process.
-  liveInstances.push(gpu);
-  const adapter = await gpu.requestAdapter(power ? { powerPreference: power } : undefined);
+  let adapter: GPUAdapter | null;
+  try {
+    const gpu = create(flags);
+    // The device must not outlive Dawn's instance: if `gpu` were collected, the next shader compile would
+    // touch freed memory (crashes, hangs). Keep every instance we made for the life of the process.
+    liveInstances.push(gpu);
+    adapter = await gpu.requestAdapter(power.value ? { powerPreference: power.value as GPUPowerPreference } : undefined);
+  } catch (e) {
+    // Dawn throws when an adapter name matches nothing ("no suitable backends found / Available adapters: ...").
+    const reason = (e as Error).message.split('\n')[0];
+    throw new NoAdapterError(`No WebGPU adapter found${wanted ? ` for ${wanted}` : ''} (${reason}). ${await adapterList()}`);
+  }
   if (!adapter) {
-    const wanted = [backend && `backend "${backend}"`, adapterName && `adapter "${adapterName}"`].filter(Boolean).join(', ');
-    throw new NoAdapterError(`No WebGPU adapter found${wanted ? ` for ${wanted}` : ''}. ${SETUP_HINT}`);
+    throw new NoAdapterError(`No WebGPU adapter found${wanted ? ` for ${wanted}` : ''}. ${SETUP_HINT} ${await adapterList()}`);
   }
 
   const wantFeatures: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
   const requiredFeatures = wantFeatures.filter((f) => adapter.features.has(f));
   const l = adapter.limits;
-  const device = await adapter.requestDevice({
-    label: 'webgpu-nn',
-    requiredFeatures,
-    requiredLimits: {
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
-      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-    },
-  });
+  const device = await adapter
+    .requestDevice({
+      label: 'webgpu-nn',
+      requiredFeatures,
+      requiredLimits: {
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      },
+    })
+    .catch((e: Error) => {
+      throw new NoAdapterError(
+        `the adapter ${adapter.info.description || adapter.info.vendor} would not open a device: ${e.message}. ${SETUP_HINT}`,
+      );
+    });
   return { device, adapter: describeAdapter(adapter.info, adapter, device) };
 }
 

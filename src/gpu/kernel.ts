@@ -14,7 +14,7 @@
 //       if (g.x < p.n) { y[g.x] = p.alpha * x[g.x]; } }`,
 //   });
 //   launch(gpu, scale, { params: { n, alpha: 0.5 }, buffers: { x, y }, workgroups: [Math.ceil(n / 64)] });
-import { DataError } from '../errors.js';
+import { DataError, ShapeError } from '../errors.js';
 import type { Gpu, Kernel } from './runtime.js';
 
 /** WGSL scalar types a uniform parameter may have. */
@@ -116,4 +116,27 @@ function packParams(kernel: DeclaredKernel, values: Record<string, number>): Uin
     else u[i] = v;
   });
   return u;
+}
+
+/** What a call's buffers must hold: by the name errors give each, the buffer (null: not given) and its elements. */
+export type BufferNeeds = Record<string, readonly [GPUBuffer | null | undefined, number]>;
+
+/**
+ * The kernel library's one check that buffers fit the sizes given (WebGPU clamps out-of-range accesses
+ * silently, so a buffer too small gives wrong numbers, not an error): a ShapeError naming the op, the buffer,
+ * what it holds and what the sizes need. Elements are 4 bytes (f32, i32, u32).
+ */
+export function checkBuffers(op: string, needs: BufferNeeds): void {
+  for (const [name, [buffer, elements]] of Object.entries(needs)) {
+    if (!buffer) continue;
+    if (!Number.isSafeInteger(elements) || elements < 0) {
+      throw new ShapeError(`${op}: the sizes given make buffer ${name} need ${elements} elements; sizes must be non-negative integers`);
+    }
+    if (buffer.size < elements * 4) {
+      throw new ShapeError(
+        `${op}: buffer ${name} ("${buffer.label}") holds ${Math.floor(buffer.size / 4)} elements of 4 bytes, but the sizes given need ${elements}; ` +
+          'pass a larger buffer or smaller sizes',
+      );
+    }
+  }
 }

@@ -7,9 +7,14 @@
 //
 // Runtime sizes travel in a uniform block per dispatch. All of a submit's uniform blocks live in one
 // "arena" buffer, written with a single writeBuffer just before the submit.
-import { DeviceLostError, GpuError, ShaderCompileError, StateError } from '../errors.js';
+//
+// Kernels that check their input on the device record faults in the fault word (fault.ts); every read() and
+// sync() copies it back in the same submit and throws the DataError it describes.
+import { DataError, DeviceLostError, GpuError, ShaderCompileError, StateError } from '../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { type AdapterDescription, type DeviceOptions, describeAdapter, openDevice } from './device.js';
+import { FAULT_BYTES, type FaultDescription } from './fault.js';
+import { checkAdapterComputes } from './self-test.js';
 
 /**
  * A compute kernel: its WGSL text is its identity (the pipeline cache key), its name labels GPU objects.
@@ -37,6 +42,7 @@ const COPY_DST = 0x0008;
 const UNIFORM = 0x0040;
 const COPY_SRC = 0x0004;
 const QUERY_RESOLVE = 0x0200;
+const STORAGE = 0x0080;
 const COMPUTE_STAGE = 0x4;
 
 interface Compiled {
@@ -55,8 +61,10 @@ interface Recording {
 
 export class Gpu {
   readonly pool: BufferPool;
-  /** Dispatches recorded since the runtime was made, and submits made; for logs and benchmarks. */
-  readonly counters = { dispatches: 0, submits: 0, pipelines: 0 };
+  /** The fault word kernels record input faults in (fault.ts); bound by the kernels that check their input. */
+  readonly faultBuffer: GPUBuffer;
+  /** Dispatches recorded since the runtime was made, submits made, and readbacks waited for; for logs, benchmarks and tests. */
+  readonly counters = { dispatches: 0, submits: 0, pipelines: 0, reads: 0 };
 
   private readonly pipelines = new Map<string, Compiled>();
   private readonly byKernel = new WeakMap<Kernel, Compiled>();
@@ -72,6 +80,8 @@ export class Gpu {
   private uncaptured: Error | null = null;
   private destroyed = false;
   private timing = false;
+  private readonly faultSites = new Map<string, number>();
+  private readonly faultDescriptions: FaultDescription[] = [];
 
   private constructor(
     readonly device: GPUDevice,
@@ -81,6 +91,8 @@ export class Gpu {
     this.pool = new BufferPool(device);
     this.slot = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: UNIFORM | COPY_DST, label: 'webgpu-nn uniform arena' });
+    // Zeroed at creation, as WebGPU zeroes every new buffer: no fault.
+    this.faultBuffer = device.createBuffer({ size: FAULT_BYTES, usage: STORAGE | COPY_SRC | COPY_DST, label: 'webgpu-nn fault word' });
     device.lost.then((info) => {
       if (!this.destroyed) this.error ??= new DeviceLostError(`GPU device lost (${info.reason}): ${info.message}`);
     });
@@ -91,10 +103,21 @@ export class Gpu {
     };
   }
 
-  /** Opens the adapter chosen by options or WEBGPU_NN_* environment variables (see device.ts). */
+  /**
+   * Opens the adapter chosen by options or WEBGPU_NN_* environment variables (see device.ts), and refuses
+   * one that does not compute (Dawn's null backend, a broken driver) with a NoAdapterError: a small kernel
+   * must give its CPU result first.
+   */
   static async create(options: DeviceOptions = {}): Promise<Gpu> {
     const { device, adapter } = await openDevice(options);
-    return new Gpu(device, adapter, true);
+    const gpu = new Gpu(device, adapter, true);
+    try {
+      await checkAdapterComputes(gpu);
+    } catch (e) {
+      gpu.destroy();
+      throw e;
+    }
+    return gpu;
   }
 
   /** Wraps a device another program opened, so it can run our kernels on its own buffers. */
@@ -104,6 +127,20 @@ export class Gpu {
 
   get isSoftware(): boolean {
     return this.adapter.kind === 'software';
+  }
+
+  /**
+   * The number a kernel passes to `raiseFault` for faults of `op` (fault.ts); `describe` words them. One
+   * number per op name, handed out once.
+   */
+  faultSite(op: string, describe: FaultDescription): number {
+    let site = this.faultSites.get(op);
+    if (site === undefined) {
+      this.faultDescriptions.push(describe);
+      site = this.faultDescriptions.length;
+      this.faultSites.set(op, site);
+    }
+    return site;
   }
 
   /** The compute pipeline for a kernel, compiled once per distinct WGSL text. */
@@ -160,7 +197,7 @@ export class Gpu {
    */
   private bindGroup(c: Compiled, label: string, offset: number, size: number, buffers: GPUBuffer[]): GPUBindGroup {
     let key: string | null = null;
-    if (buffers.every((b) => this.pool.owns(b))) {
+    if (buffers.every((b) => this.pool.owns(b) || b === this.faultBuffer)) {
       if (c.generation !== this.pool.generation || c.bindGroups.size > 4096) {
         c.bindGroups.clear();
         c.generation = this.pool.generation;
@@ -245,34 +282,59 @@ export class Gpu {
     this.counters.submits++;
   }
 
-  /** Copies `bytes` bytes of a buffer back to the CPU, after all recorded work. */
+  /**
+   * Copies `bytes` bytes of a buffer back to the CPU, after all recorded work. Throws the GPU errors and the
+   * device-side input faults (a DataError) that work raised.
+   */
   async read(buffer: GPUBuffer, bytes = buffer.size, offset = 0): Promise<ArrayBuffer> {
     this.throwIfFailed();
     const size = Math.ceil(bytes / 4) * 4;
-    const staging = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST, label: `readback of ${buffer.label}` });
-    this.encoder().copyBufferToBuffer(buffer, offset, staging, 0, size);
+    const mapped = await this.readWithFaultWord(`readback of ${buffer.label}`, size, (staging) =>
+      this.encoder().copyBufferToBuffer(buffer, offset, staging, 0, size),
+    );
+    return mapped.slice(0, bytes);
+  }
+
+  /** Waits until the GPU has finished all recorded work; throws any GPU error or device-side fault it raised. */
+  async sync(): Promise<void> {
+    this.throwIfFailed();
+    await this.readWithFaultWord('fault word', 0, () => {});
+  }
+
+  /**
+   * Records `copy` into a staging buffer of `size` bytes followed by the fault word, submits, waits, and
+   * returns the copied bytes; throws GPU errors first, then a recorded fault (clearing the word).
+   */
+  private async readWithFaultWord(label: string, size: number, copy: (staging: GPUBuffer) => void): Promise<ArrayBuffer> {
+    const staging = this.device.createBuffer({ size: size + FAULT_BYTES, usage: MAP_READ | COPY_DST, label });
+    this.counters.reads++;
+    copy(staging);
+    this.encoder().copyBufferToBuffer(this.faultBuffer, 0, staging, size, FAULT_BYTES);
     this.flush();
     try {
       await staging.mapAsync(MAP_READ);
     } catch (e) {
+      staging.destroy();
       await this.settleCompileChecks();
       this.throwIfFailed();
-      throw new GpuError(`reading back ${buffer.label} failed: ${(e as Error).message}`);
+      throw new GpuError(`${label} failed: ${(e as Error).message}`);
     }
-    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    const all = staging.getMappedRange(0, size + FAULT_BYTES).slice(0);
     staging.unmap();
     staging.destroy();
     await this.settleCompileChecks();
     this.throwIfFailed();
-    return out;
-  }
-
-  /** Waits until the GPU has finished all recorded work; throws any GPU error it raised. */
-  async sync(): Promise<void> {
-    this.flush();
-    await this.device.queue.onSubmittedWorkDone();
-    await this.settleCompileChecks();
-    this.throwIfFailed();
+    const [site, a, b, c] = new Uint32Array(all, size, 4);
+    if (site !== 0) {
+      this.device.queue.writeBuffer(this.faultBuffer, 0, new Uint32Array(4));
+      const describe = this.faultDescriptions[site - 1];
+      throw describe
+        ? new DataError(describe(a, b, c))
+        : new GpuError(
+            `the GPU recorded fault ${site} (${a}, ${b}, ${c}), which no op registered; is the fault word bound by a kernel of yours?`,
+          );
+    }
+    return all.slice(0, size);
   }
 
   private async settleCompileChecks(): Promise<void> {
@@ -321,6 +383,7 @@ export class Gpu {
     this.destroyed = true;
     this.pool.trim();
     this.arena.destroy();
+    this.faultBuffer.destroy();
     if (this.ownsDevice) this.device.destroy();
   }
 

@@ -7,7 +7,7 @@ import { loadEmbeddedDigits, splitTrainVal } from '../data/dataset.js';
 import { GpuDataset } from '../data/gpu-data.js';
 import { adapterSummary } from '../gpu/device.js';
 import type { Gpu } from '../gpu/runtime.js';
-import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';
+import { type EpochRecord, lossPlot } from '../train/history.js';
 import { SEED_TRAINING, Trainer } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
 import {
@@ -211,7 +211,7 @@ async function shortTraining(gpu: Gpu, o: LessonOptions, dir: string) {
   data.dispose();
   for (const t of trainer.model.stateDict().values()) t.dispose();
   mkdirSync(dir, { recursive: true });
-  writeHistory(dir, history);
+  writeFileAtomic(join(dir, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
   const png = lossPlot(history);
   writeFileAtomic(join(dir, 'loss.png'), png);
   return { history, png, trainCount: split.train.length, limit };

@@ -1,11 +1,27 @@
 // Weight initialisation, computed on the CPU with a seeded generator and uploaded once (not a hot path).
 // Names and formulas follow torch.nn.init; the seed lesson compares normal, zeros, Glorot/Xavier and
 // He/Kaiming with histograms of a layer's outputs.
-import { UsageError } from '../errors.js';
+import { DataError, UsageError } from '../errors.js';
 import { mulberry32 } from '../util/random.js';
 
 /** A seeded uniform generator in [0, 1): repeatable runs from one `--seed`. */
 export const makeRng = mulberry32;
+
+// The process-wide default generator, which layers made without an `rng` draw their initial weights from (and
+// nn.Dropout its seed), as torch's default generator: deterministic from the start, reseeded by manualSeed.
+const DEFAULT_SEED = 0;
+let defaultGenerator = mulberry32(DEFAULT_SEED);
+
+/** Reseeds the default generator (torch.manual_seed): layers made afterwards start from the same weights. */
+export function manualSeed(seed: number): void {
+  if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new DataError(`manualSeed: seed must be an integer from 0 to 2^32 − 1, got ${seed}`);
+  }
+  defaultGenerator = mulberry32(seed);
+}
+
+/** Draws from the default generator as it is at each call (so a later manualSeed takes effect). */
+export const defaultRng = (): number => defaultGenerator();
 
 /** Standard normal samples by Box–Muller. */
 export function normalSampler(rng: () => number): () => number {

@@ -1,9 +1,13 @@
 // Layers as a tree of modules, named and initialised like torch.nn: train()/eval(), parameters(),
 // named parameters and buffers, and a state dict whose keys match PyTorch's ("0.weight", "3.running_mean").
 import { DataError, ShapeError } from '../errors.js';
-import { type InitName, initBias, initWeight } from './init.js';
+import { describeValue, expectInteger, expectNumber } from './check.js';
+import { defaultRng, INITIALIZERS, type InitName, initBias, initWeight } from './init.js';
 import * as F from './ops.js';
 import { shapeStr, Tensor } from './tensor.js';
+
+/** Non-tensor state a module keeps across steps (a counter), saved beside its tensors: PyTorch's extra state. */
+export type ExtraState = Record<string, number>;
 
 export abstract class Module {
   training = true;
@@ -40,6 +44,43 @@ export abstract class Module {
   /** Parameters and buffers by name: the live tensors, not copies (to keep a snapshot, copy them, e.g. with another module's loadStateDict). */
   stateDict(): Map<string, Tensor> {
     return new Map([...this.namedParameters(), ...this.namedBuffers()]);
+  }
+
+  /**
+   * This module's own non-tensor state (PyTorch's get_extra_state), e.g. Dropout's step counter: what a
+   * checkpoint needs besides the state dict for a resumed run to continue exactly. Null when it has none.
+   */
+  extraState(): ExtraState | null {
+    return null;
+  }
+  /** Restores what extraState() returned (PyTorch's set_extra_state). */
+  loadExtraState(_state: ExtraState): void {}
+
+  /** extraState() of this module and every descendant that has one, by module path ('' for this one). */
+  namedExtraStates(prefix = ''): Record<string, ExtraState> {
+    const out: Record<string, ExtraState> = {};
+    const own = this.extraState();
+    if (own) out[prefix.replace(/\.$/, '')] = own;
+    for (const [name, c] of this.children) Object.assign(out, c.namedExtraStates(`${prefix}${name}.`));
+    return out;
+  }
+  /** Restores namedExtraStates(); every module with extra state must be given its own. */
+  loadNamedExtraStates(states: Record<string, ExtraState>): void {
+    const own = this.namedExtraStates();
+    const missing = Object.keys(own).filter((k) => !(k in states));
+    const unknown = Object.keys(states).filter((k) => !(k in own));
+    if (missing.length || unknown.length) {
+      throw new DataError(
+        `loadNamedExtraStates: ${missing.length ? `missing ${missing.map((k) => k || '(root)').join(', ')}` : ''}` +
+          `${missing.length && unknown.length ? '; ' : ''}${unknown.length ? `unexpected ${unknown.join(', ')}` : ''}`,
+      );
+    }
+    const visit = (m: Module, prefix: string) => {
+      const key = prefix.replace(/\.$/, '');
+      if (m.extraState()) m.loadExtraState(states[key]);
+      for (const [name, c] of m.children) visit(c, `${prefix}${name}.`);
+    };
+    visit(this, '');
   }
 
   /** Copies values into this module's tensors; every key must exist with the same shape. */
@@ -79,7 +120,18 @@ export abstract class Module {
 export interface LayerInit {
   /** Weight initialiser (see init.ts); 'pytorch' is the layer's default. */
   init?: InitName;
-  rng: () => number;
+  /** Uniform numbers in [0, 1) for the initial weights; default: the process-wide generator (manualSeed seeds it). */
+  rng?: () => number;
+}
+
+/** The layer options every layer shares, checked: the generator and the initialiser's name. */
+function layerInit(layer: string, opts: LayerInit & { bias?: boolean }): { init: InitName; rng: () => number; bias: boolean } {
+  if (typeof opts !== 'object' || opts === null) throw new DataError(`${layer}: options must be an object, got ${describeValue(opts)}`);
+  const init = opts.init ?? 'pytorch';
+  if (!INITIALIZERS.includes(init)) throw new DataError(`${layer}: init "${init}" is not one of ${INITIALIZERS.join(', ')}`);
+  if (opts.rng !== undefined && typeof opts.rng !== 'function')
+    throw new DataError(`${layer}: rng must be a function returning numbers in [0, 1)`);
+  return { init, rng: opts.rng ?? defaultRng, bias: opts.bias !== false };
 }
 
 export class Linear extends Module {
@@ -88,12 +140,15 @@ export class Linear extends Module {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    opts: LayerInit & { bias?: boolean },
+    opts: LayerInit & { bias?: boolean } = {},
   ) {
     super();
+    expectInteger('nn.Linear', 'in_features', inFeatures, 1);
+    expectInteger('nn.Linear', 'out_features', outFeatures, 1);
+    const { init, rng, bias } = layerInit('nn.Linear', opts);
     const shape = [outFeatures, inFeatures];
-    this.weight = this.param('weight', initWeight(opts.init ?? 'pytorch', shape, opts.rng), shape);
-    this.bias = opts.bias === false ? null : this.param('bias', initBias(inFeatures, outFeatures, opts.rng), [outFeatures]);
+    this.weight = this.param('weight', initWeight(init, shape, rng), shape);
+    this.bias = bias ? this.param('bias', initBias(inFeatures, outFeatures, rng), [outFeatures]) : null;
   }
   forward(x: Tensor): Tensor {
     return F.linear(x, this.weight, this.bias);
@@ -107,15 +162,19 @@ export class Conv2d extends Module {
     readonly inChannels: number,
     readonly outChannels: number,
     readonly kernelSize: number,
-    opts: LayerInit & { stride?: number; padding?: number; bias?: boolean },
+    opts: LayerInit & { stride?: number; padding?: number; bias?: boolean } = {},
   ) {
     super();
+    expectInteger('nn.Conv2d', 'in_channels', inChannels, 1);
+    expectInteger('nn.Conv2d', 'out_channels', outChannels, 1);
+    expectInteger('nn.Conv2d', 'kernel_size', kernelSize, 1);
+    const { init, rng, bias } = layerInit('nn.Conv2d', opts);
+    this.stride = expectInteger('nn.Conv2d', 'stride', opts.stride ?? 1, 1);
+    this.padding = expectInteger('nn.Conv2d', 'padding', opts.padding ?? 0, 0);
     const shape = [outChannels, inChannels, kernelSize, kernelSize];
-    this.weight = this.param('weight', initWeight(opts.init ?? 'pytorch', shape, opts.rng), shape);
+    this.weight = this.param('weight', initWeight(init, shape, rng), shape);
     const fanIn = inChannels * kernelSize * kernelSize;
-    this.bias = opts.bias === false ? null : this.param('bias', initBias(fanIn, outChannels, opts.rng), [outChannels]);
-    this.stride = opts.stride ?? 1;
-    this.padding = opts.padding ?? 0;
+    this.bias = bias ? this.param('bias', initBias(fanIn, outChannels, rng), [outChannels]) : null;
   }
   private readonly stride: number;
   private readonly padding: number;
@@ -136,6 +195,9 @@ abstract class BatchNorm extends Module {
     readonly opts: { eps?: number; momentum?: number; unbiasedRunningVar?: boolean } = {},
   ) {
     super();
+    expectInteger('nn.BatchNorm2d', 'num_features', numFeatures, 1);
+    expectNumber('nn.BatchNorm2d', 'eps', opts.eps ?? 1e-5, 0);
+    expectNumber('nn.BatchNorm2d', 'momentum', opts.momentum ?? 0.1, 0, 1);
     this.weight = this.param('weight', new Float32Array(numFeatures).fill(1), [numFeatures]);
     this.bias = this.param('bias', new Float32Array(numFeatures), [numFeatures]);
     this.runningMean = this.buffer('running_mean', F.zeros([numFeatures], { label: 'running_mean' }));
@@ -164,6 +226,8 @@ export class MaxPool2d extends Module {
     readonly stride = kernelSize,
   ) {
     super();
+    expectInteger('nn.MaxPool2d', 'kernel_size', kernelSize, 1);
+    expectInteger('nn.MaxPool2d', 'stride', stride, 1);
   }
   forward(x: Tensor): Tensor {
     return F.maxPool2d(x, this.kernelSize, this.stride);
@@ -189,16 +253,27 @@ export class Sigmoid extends Module {
 }
 
 export class Dropout extends Module {
-  /** `seed` keys the GPU mask generator; each call advances the step counter. */
+  /**
+   * `seed` keys the GPU mask generator (default: drawn from the process-wide generator, so two layers get
+   * different masks); each training-mode call advances the step counter, which extraState() saves.
+   */
   constructor(
     readonly p = 0.5,
-    private readonly seed = 0x5eed,
+    private readonly seed = Math.floor(defaultRng() * 2 ** 32),
   ) {
     super();
+    expectNumber('nn.Dropout', 'p', p, 0, 1);
+    expectInteger('nn.Dropout', 'seed', seed, 0);
   }
   private step = 0;
   forward(x: Tensor): Tensor {
     return F.dropout(x, this.p, this.training, { seed: this.seed, step: this.training ? this.step++ : 0 });
+  }
+  override extraState(): ExtraState {
+    return { step: this.step };
+  }
+  override loadExtraState(state: ExtraState): void {
+    this.step = expectInteger('nn.Dropout extra state', 'step', state.step, 0);
   }
 }
 

@@ -11,7 +11,8 @@ import * as lin from '../shaders/matmul/linear.js';
 import * as pool from '../shaders/pool.js';
 import * as red from '../shaders/reduce.js';
 import * as sm from '../shaders/softmax.js';
-import { installGradHelpers, isGradEnabled, type Node, shapeStr, Tensor } from './tensor.js';
+import { describeValue, expectInteger, expectNumber } from './check.js';
+import { checkDtype, installGradHelpers, isGradEnabled, type Node, shapeStr, Tensor } from './tensor.js';
 
 const gpuOf = (t: Tensor) => t.gpu;
 
@@ -30,7 +31,13 @@ function expectShape(op: string, what: string, t: Tensor, ndim: number, hint: st
 }
 
 function expectFloat(op: string, what: string, t: Tensor): void {
+  expectTensor(op, what, t);
   if (t.dtype !== 'float32') throw new DataError(`${op}: ${what} must be float32, got ${t.dtype} ${shapeStr(t.shape)}`);
+}
+
+function expectTensor(op: string, what: string, t: unknown): asserts t is Tensor {
+  if (!(t instanceof Tensor))
+    throw new DataError(`${op}: ${what} must be a Tensor, got ${describeValue(t)}; make one with tensor(data, shape)`);
 }
 
 const like = (t: Tensor, label: string) => Tensor.empty(t.shape, { gpu: t.gpu, label });
@@ -40,19 +47,37 @@ const like = (t: Tensor, label: string) => Tensor.empty(t.shape, { gpu: t.gpu, l
 /** A tensor from CPU data (float32 unless dtype is 'int32'). */
 export function tensor(
   data: ArrayLike<number>,
-  shape: readonly number[] = [data.length],
+  shape: readonly number[] = [data?.length],
   opts: { requiresGrad?: boolean; dtype?: 'float32' | 'int32'; label?: string } = {},
 ): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
+  const typedArray = ArrayBuffer.isView(data) && !(data instanceof DataView);
+  if (!Array.isArray(data) && !typedArray) {
+    throw new DataError(`tensor(): data must be an array or a typed array of numbers, got ${describeValue(data)}`);
+  }
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    throw new DataError('tensor(): BigInt data is not supported; convert it to numbers (float32 or int32)');
+  }
+  const dtype = checkDtype('tensor()', opts.dtype ?? 'float32');
+  if (Array.isArray(data)) {
+    const bad = data.findIndex((v) => typeof v !== 'number');
+    if (bad >= 0) throw new DataError(`tensor(): element ${bad} is ${describeValue(data[bad])}, not a number`);
+  }
+  if (dtype === 'int32') {
+    const bad = Array.prototype.findIndex.call(data, (v: number) => !Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31);
+    if (bad >= 0) throw new DataError(`tensor(): element ${bad} is ${data[bad]}, not an int32 (an integer in [-2^31, 2^31))`);
+    if (opts.requiresGrad) throw new DataError('tensor(): only float32 tensors can require gradients, not int32 ones');
+  }
+  const n = Array.isArray(shape) ? shape.reduce((a, b) => a * b, 1) : Number.NaN;
   if (data.length !== n) throw new DataError(`tensor(): ${data.length} values do not fill shape ${shapeStr(shape)} (${n} elements)`);
-  const t = Tensor.empty(shape, { dtype: opts.dtype, label: opts.label });
-  const typed = opts.dtype === 'int32' ? Int32Array.from(data) : data instanceof Float32Array ? data : Float32Array.from(data);
+  const t = Tensor.empty(shape, { dtype, label: opts.label });
+  const typed = dtype === 'int32' ? Int32Array.from(data) : data instanceof Float32Array ? data : Float32Array.from(data);
   t.gpu.write(t.buffer, typed);
   t.requiresGrad = opts.requiresGrad ?? false;
   return t;
 }
 
 export function full(shape: readonly number[], value: number, opts: { requiresGrad?: boolean; label?: string } = {}): Tensor {
+  if (typeof value !== 'number') throw new DataError(`full(): the fill value must be a number, got ${describeValue(value)}`);
   const t = Tensor.empty(shape, { label: opts.label });
   ew.fill(t.gpu, t.buffer, { n: t.size, value });
   t.requiresGrad = opts.requiresGrad ?? false;
@@ -96,6 +121,8 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 }
 
 export function mulScalar(a: Tensor, alpha: number): Tensor {
+  expectFloat('mulScalar', 'input', a);
+  if (typeof alpha !== 'number') throw new DataError(`mulScalar: alpha must be a number, got ${describeValue(alpha)}`);
   const y = like(a, 'mulScalar');
   ew.scale(gpuOf(a), a.buffer, y.buffer, { n: a.size, alpha });
   // da = alpha * dy
@@ -146,9 +173,12 @@ let dropoutCalls = 0;
  */
 export function dropout(x: Tensor, p = 0.5, training = true, opts: { seed?: number; step?: number } = {}): Tensor {
   if (!(p >= 0 && p <= 1)) throw new DataError(`dropout: p must be in [0, 1], got ${p}`);
+  expectFloat('dropout', 'input', x);
   if (!training || p === 0) return x;
-  const seed = opts.seed ?? 0x5eed;
-  const step = opts.step ?? dropoutCalls++;
+  // The mask stream is keyed by 32-bit seed and step: larger values would alias silently.
+  const seed = expectInteger('dropout', 'seed', opts.seed ?? 0x5eed, 0);
+  const step = expectInteger('dropout', 'step', opts.step ?? dropoutCalls++, 0);
+  if (seed > 0xffffffff || step > 0xffffffff) throw new DataError(`dropout: seed ${seed} and step ${step} must be below 2^32`);
   const y = like(x, 'dropout');
   const sizes = { n: x.size, p, seed, step };
   drop.dropout(gpuOf(x), x.buffer, y.buffer, sizes);
@@ -163,6 +193,7 @@ export function dropout(x: Tensor, p = 0.5, training = true, opts: { seed?: numb
 // ---------------------------------------------------------------- reductions
 
 export function sum(x: Tensor): Tensor {
+  expectFloat('sum', 'input', x);
   const y = Tensor.empty([], { gpu: x.gpu, label: 'sum' });
   red.sum(gpuOf(x), x.buffer, y.buffer, { n: x.size });
   // dx = dy broadcast
@@ -170,6 +201,7 @@ export function sum(x: Tensor): Tensor {
 }
 
 export function mean(x: Tensor): Tensor {
+  expectFloat('mean', 'input', x);
   const y = Tensor.empty([], { gpu: x.gpu, label: 'mean' });
   red.mean(gpuOf(x), x.buffer, y.buffer, { n: x.size });
   // dx = dy / n broadcast
@@ -213,6 +245,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   if (wIn !== inFeatures) {
     throw new ShapeError(`linear: input ${shapeStr(x.shape)} has ${inFeatures} features but weight ${shapeStr(w.shape)} expects ${wIn}`);
   }
+  if (b) expectFloat('linear', 'bias', b);
   if (b && (b.ndim !== 1 || b.shape[0] !== outFeatures)) {
     throw new ShapeError(`linear: bias ${shapeStr(b.shape)} must be [${outFeatures}] for weight ${shapeStr(w.shape)}`);
   }
@@ -238,9 +271,10 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: { st
   expectShape('conv2d', 'weight', w, 4, '[out_channels, in_channels, kH, kW]');
   const [N, C, H, W] = x.shape;
   const [O, WC, KH, KW] = w.shape;
-  const stride = opts.stride ?? 1;
-  const padding = opts.padding ?? 0;
+  const stride = expectInteger('conv2d', 'stride', opts.stride ?? 1, 1);
+  const padding = expectInteger('conv2d', 'padding', opts.padding ?? 0, 0);
   if (WC !== C) throw new ShapeError(`conv2d: input ${shapeStr(x.shape)} has ${C} channels but weight ${shapeStr(w.shape)} expects ${WC}`);
+  if (b) expectFloat('conv2d', 'bias', b);
   if (b && (b.ndim !== 1 || b.shape[0] !== O)) throw new ShapeError(`conv2d: bias ${shapeStr(b.shape)} must be [${O}]`);
   const OH = Math.floor((H + 2 * padding - KH) / stride) + 1;
   const OW = Math.floor((W + 2 * padding - KW) / stride) + 1;
@@ -278,6 +312,8 @@ export function maxPool2dRelu(x: Tensor, kernel = 2, stride = kernel): Tensor {
 
 function pool2d(op: string, x: Tensor, kernel: number, stride: number, relu: boolean): Tensor {
   expectShape(op, 'input', x, 4, '[N, C, H, W]');
+  expectInteger(op, 'kernel size', kernel, 1);
+  expectInteger(op, 'stride', stride, 1);
   const [N, C, H, W] = x.shape;
   const OH = Math.floor((H - kernel) / stride) + 1;
   const OW = Math.floor((W - kernel) / stride) + 1;
@@ -332,8 +368,10 @@ export function batchNorm(
       throw new ShapeError(`batchNorm: ${name} ${shapeStr(t.shape)} must be [${C}] for input ${shapeStr(x.shape)}`);
   }
   const g = gpuOf(x);
-  const eps = opts.eps ?? 1e-5;
-  const sizes = { N, C, H, W, eps, momentum: opts.momentum ?? 0.1, unbiasedRunningVar: opts.unbiasedRunningVar ?? true };
+  const eps = expectNumber('batchNorm', 'eps', opts.eps ?? 1e-5, 0);
+  const momentum = expectNumber('batchNorm', 'momentum', opts.momentum ?? 0.1, 0, 1);
+  for (const t of [weight, bias, runningMean, runningVar]) if (t) expectFloat('batchNorm', 'a parameter or statistic', t);
+  const sizes = { N, C, H, W, eps, momentum, unbiasedRunningVar: opts.unbiasedRunningVar ?? true };
   const y = like(x, 'batchNorm');
   if (!opts.training) {
     if (!runningMean || !runningVar) throw new DataError('batchNorm: evaluation mode needs running_mean and running_var');
@@ -392,6 +430,7 @@ export function logSoftmax(x: Tensor, dim = 1): Tensor {
 }
 
 function checkTarget(op: string, input: Tensor, target: Tensor): void {
+  expectTensor(op, 'target', target);
   if (target.dtype !== 'int32' || target.ndim !== 1 || target.shape[0] !== input.shape[0]) {
     throw new ShapeError(
       `${op}: target must be an int32 tensor [${input.shape[0]}] of class indices, got ${target.dtype} ${shapeStr(target.shape)}`,
@@ -405,11 +444,11 @@ export function nllLoss(logp: Tensor, target: Tensor): Tensor {
   checkTarget('nllLoss', logp, target);
   const [rows, cols] = logp.shape;
   const loss = Tensor.empty([], { gpu: logp.gpu, label: 'nllLoss' });
-  sm.nllLoss(gpuOf(logp), logp.buffer, target.buffer, loss.buffer, { rows, cols });
+  sm.nllLoss(gpuOf(logp), logp.buffer, target.buffer, loss.buffer, { rows, cols, op: 'nllLoss' });
   // dlogp[r, t_r] = −dy / rows, 0 elsewhere   (saves target)
   return record(loss, 'nllLoss', [logp], (dy) => {
     const dx = like(logp, 'nllLoss grad');
-    sm.nllLossBackward(gpuOf(logp), target.buffer, dy.buffer, dx.buffer, { rows, cols });
+    sm.nllLossBackward(gpuOf(logp), target.buffer, dy.buffer, dx.buffer, { rows, cols, op: 'nllLoss' });
     return [dx];
   });
 }
@@ -421,11 +460,11 @@ export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
   const [rows, cols] = logits.shape;
   const loss = Tensor.empty([], { gpu: logits.gpu, label: 'crossEntropy' });
   const logp = like(logits, 'crossEntropy logp');
-  sm.logSoftmaxNllLoss(gpuOf(logits), logits.buffer, target.buffer, logp.buffer, loss.buffer, { rows, cols });
+  sm.logSoftmaxNllLoss(gpuOf(logits), logits.buffer, target.buffer, logp.buffer, loss.buffer, { rows, cols, op: 'crossEntropy' });
   // dlogits = dy · (softmax(x) − onehot(t)) / rows   (saves log-probabilities and target)
   return record(loss, 'crossEntropy', [logits], (dy) => {
     const dx = like(logits, 'crossEntropy grad');
-    sm.logSoftmaxNllLossBackward(gpuOf(logits), logp.buffer, target.buffer, dy.buffer, dx.buffer, { rows, cols });
+    sm.logSoftmaxNllLossBackward(gpuOf(logits), logp.buffer, target.buffer, dy.buffer, dx.buffer, { rows, cols, op: 'crossEntropy' });
     return [dx];
   });
 }

@@ -35,9 +35,14 @@ export class SGD implements Optimizer {
   ) {
     this.options = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...options };
     const { lr, momentum, weightDecay, nesterov, dampening } = this.options;
-    if (!(lr > 0)) throw new DataError(`SGD: lr must be > 0, got ${lr}`);
-    if (!(momentum >= 0)) throw new DataError(`SGD: momentum must be >= 0, got ${momentum}`);
-    if (!(weightDecay >= 0)) throw new DataError(`SGD: weight_decay must be >= 0, got ${weightDecay}`);
+    if (!(lr > 0 && lr < Infinity)) throw new DataError(`SGD: lr must be a finite number > 0, got ${lr}`);
+    if (!(momentum >= 0 && momentum < Infinity)) throw new DataError(`SGD: momentum must be a finite number >= 0, got ${momentum}`);
+    if (!(weightDecay >= 0 && weightDecay < Infinity))
+      throw new DataError(`SGD: weight_decay must be a finite number >= 0, got ${weightDecay}`);
+    if (!(dampening >= 0 && dampening <= 1)) throw new DataError(`SGD: dampening must be in [0, 1], got ${dampening}`);
+    if (!Array.isArray(params) || params.some((p) => !(p instanceof Tensor) || p.dtype !== 'float32')) {
+      throw new DataError('SGD: params must be an array of float32 Tensors (model.parameters())');
+    }
     if (nesterov && (momentum <= 0 || dampening !== 0)) throw new DataError('SGD: nesterov needs momentum > 0 and dampening 0');
   }
 

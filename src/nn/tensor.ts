@@ -8,10 +8,20 @@
 // Memory: every tensor made inside `tidy(fn)` goes back to the pool when fn returns, except the values fn
 // returns, tensors made `keep()`, and leaves' `.grad`. A training step runs inside one tidy, so the bytes in
 // use do not grow from step to step. Nothing here waits for the GPU; only toArray()/item() do.
-import { ShapeError, StateError } from '../errors.js';
+import { DataError, ShapeError, StateError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
+import { describeValue } from './check.js';
 
-export type DType = 'float32' | 'int32';
+export const DTYPES = ['float32', 'int32'] as const;
+export type DType = (typeof DTYPES)[number];
+
+/** `dtype` when it is one a tensor can have, or a DataError naming `where`. */
+export function checkDtype(where: string, dtype: unknown): DType {
+  if (!(DTYPES as readonly unknown[]).includes(dtype)) {
+    throw new DataError(`${where}: dtype ${describeValue(dtype)} is not supported; use ${DTYPES.join(' or ')}`);
+  }
+  return dtype as DType;
+}
 
 /** The op that produced a tensor, and how to send its output's gradient back to its inputs. */
 export interface Node {
@@ -65,18 +75,26 @@ export class Tensor {
 
   /** A new tensor on a fresh pooled buffer (contents undefined). */
   static empty(shape: readonly number[], opts: { dtype?: DType; label?: string; gpu?: Gpu } = {}): Tensor {
+    const where = opts.label ?? 'tensor';
+    if (!Array.isArray(shape)) throw new ShapeError(`${where}: a shape is an array of sizes, got ${describeValue(shape)}`);
     for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0)
-        throw new ShapeError(`${opts.label ?? 'tensor'}: bad shape ${shapeStr(shape)}; sizes must be non-negative integers`);
+      if (!Number.isSafeInteger(d) || d < 0)
+        throw new ShapeError(`${where}: bad shape ${shapeStr(shape)}; sizes must be non-negative integers`);
     }
+    const dtype = checkDtype(where, opts.dtype ?? 'float32');
     const gpu = opts.gpu ?? getDefaultGpu();
     const buffer = gpu.pool.acquire(Math.max(4, numel(shape) * 4), opts.label ?? `tensor ${shapeStr(shape)}`);
-    return new Tensor(gpu, { buffer, refs: 1 }, shape, opts.dtype ?? 'float32');
+    return new Tensor(gpu, { buffer, refs: 1 }, [...shape], dtype);
   }
 
   get buffer(): GPUBuffer {
-    if (!this.storage) throw new StateError(`tensor ${shapeStr(this.shape)} was disposed and cannot be used`);
-    return this.storage.buffer;
+    return this.liveStorage().buffer;
+  }
+
+  /** The storage, or a StateError (naming `op`) when the tensor was disposed. */
+  private liveStorage(op?: string): Storage {
+    if (!this.storage) throw new StateError(`${op ? `${op}: ` : ''}tensor ${shapeStr(this.shape)} was disposed and cannot be used`);
+    return this.storage;
   }
   get disposed(): boolean {
     return this.storage === null;
@@ -97,16 +115,22 @@ export class Tensor {
     return (await this.toArray())[0];
   }
 
-  /** A tensor of another shape over the same storage (no copy); -1 stands for the remaining size. */
+  /** A tensor of another shape over the same storage (no copy); -1 (once) stands for the remaining size. */
   reshape(shape: readonly number[]): Tensor {
+    const s = this.liveStorage('reshape');
+    const to = `reshape: cannot view ${shapeStr(this.shape)} (${this.size} elements) as`;
+    if (!Array.isArray(shape)) throw new ShapeError(`${to} ${describeValue(shape)}: a shape is an array of sizes`);
+    if (shape.some((d) => !Number.isSafeInteger(d) || d < -1)) {
+      throw new ShapeError(`${to} ${shapeStr(shape)}: sizes must be non-negative integers, and -1 may stand for one of them`);
+    }
     const known = shape.filter((d) => d !== -1);
     const infer = shape.length - known.length;
     const rest = numel(known);
-    const resolved = infer === 1 && rest > 0 && this.size % rest === 0 ? shape.map((d) => (d === -1 ? this.size / rest : d)) : shape;
-    if (infer > 1 || numel(resolved) !== this.size) {
-      throw new ShapeError(`reshape: cannot view ${shapeStr(this.shape)} (${this.size} elements) as ${shapeStr(shape)}`);
-    }
-    const s = this.storage!;
+    if (infer > 1) throw new ShapeError(`${to} ${shapeStr(shape)}: only one size may be -1`);
+    // As PyTorch: with the other sizes multiplying to 0, -1 could be anything.
+    if (infer === 1 && rest === 0) throw new ShapeError(`${to} ${shapeStr(shape)}: the -1 is ambiguous when the other sizes multiply to 0`);
+    const resolved = infer === 1 && this.size % rest === 0 ? shape.map((d) => (d === -1 ? this.size / rest : d)) : shape;
+    if (infer === 1 ? this.size % rest !== 0 : rest !== this.size) throw new ShapeError(`${to} ${shapeStr(shape)}`);
     s.refs++;
     const out = new Tensor(this.gpu, s, resolved, this.dtype);
     if (gradEnabled && this.requiresGrad) {
@@ -140,6 +164,7 @@ export class Tensor {
 
   /** Backpropagates from this tensor (a scalar, unless `grad` is given) into every leaf's `.grad`. */
   backward(grad?: Tensor): void {
+    this.liveStorage('backward()');
     if (!this.requiresGrad) throw new StateError('backward(): this tensor does not require grad (no input of it has requiresGrad)');
     if (!grad && this.size !== 1)
       throw new ShapeError(`backward(): tensor has shape ${shapeStr(this.shape)}; pass a gradient for non-scalar outputs`);

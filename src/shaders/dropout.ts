@@ -4,6 +4,8 @@
 //   key = pcg(seed ⊕ pcg(step))               (on the CPU, once per call)
 //   h_i = pcg(pcg(i ⊕ key) + key)              two rounds of the PCG-RXS-M-XS 32-bit hash (Jarzynski & Olano 2020)
 //   keep_i = (h_i >> 8) ≥ round(p·2²⁴)         an exact 24-bit comparison: p = 0 keeps all, p = 1 none
+// A dropped element is 0, or NaN where x is NaN or infinite: x·0 as PyTorch computes it (a dropped NaN must
+// not hide a diverging run), tested by the bits since the compiler may assume no NaNs.
 // Cost: ~20 integer ops per element, 8 bytes per element.
 //
 // dropout_v1 / dropout_v2   the elementwise map template (the DROPOUT registry: v1 scalar, v2 vec4, chosen
@@ -48,7 +50,9 @@ fn pcg(v: U) -> U {
   return (w >> U(22u)) ^ w;
 }`,
     body: `let h = pcg(pcg(idx ^ U(p.key)) + U(p.key));
-  y = select(T(), x * p.scale, (h >> U(8u)) >= U(p.threshold));`,
+  let nonFinite = (bitcast<U>(x) & U(0x7f800000u)) == U(0x7f800000u);
+  let dropped = select(T(), bitcast<T>(bitcast<U>(x) | U(0x7fc00000u)), nonFinite);
+  y = select(dropped, x * p.scale, (h >> U(8u)) >= U(p.threshold));`,
   },
   dropoutCost,
 );

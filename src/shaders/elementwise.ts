@@ -1,7 +1,9 @@
 // Elementwise kernels: y = f(x, ...) over flat float32 arrays of n elements. Layout: any.
 //
-// relu_v1        y = max(x, 0)                 one invocation per element, grid1d(n, 256)
-// relu_grad_v1   dx = dy * (x > 0)             (backward: saves x, the forward's input)
+// relu_v1        y = max(x, 0), NaN kept         one invocation per element, grid1d(n, 256)
+// relu_grad_v1   dx = 0 where x ≤ 0, else dy    (backward: saves x, the forward's input)
+// NaN as PyTorch: relu(NaN) = NaN and its gradient passes dy (threshold_backward's `x <= 0 ? 0 : dy`); the
+// fused pool+ReLU (pool.ts) does the same.
 //
 // The other ops are built from one template, the MapSpec (`mapOp` makes an op's registry from it, `runMap`
 // records it), shared with dropout, SGD and batch-norm evaluation. Every map op has two variants:
@@ -26,10 +28,10 @@
 // An output may be the same buffer as an input (in place: `scale(gpu, g, g, ...)`); the kernel then reads that
 // operand through the output binding, since WebGPU forbids binding one buffer as both read and read_write.
 import { DataError } from '../errors.js';
-import { type BufferDecl, declareKernel, launch, type ParamType } from '../gpu/kernel.js';
+import { type BufferDecl, checkBuffers, declareKernel, launch, type ParamType } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { type Cost, defineOp, type Op } from './op.js';
-import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel } from './wgsl.js';
 
 const WG = 256;
 
@@ -38,10 +40,10 @@ const reluKernel = memoKernel(() =>
     name: 'relu_v1',
     params: { n: 'u32' },
     buffers: { x: 'read', y: 'read_write' },
-    wgsl: /* wgsl */ `
+    wgsl: /* wgsl */ `${IS_NAN}
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG)};
-  if (i < p.n) { let v = x[i]; y[i] = max(v, 0.0); }
+  if (i < p.n) { let v = x[i]; y[i] = select(max(v, 0.0), v, isNan(v)); }
 }`,
   }),
 );
@@ -51,20 +53,22 @@ const reluGradKernel = memoKernel(() =>
     name: 'relu_grad_v1',
     params: { n: 'u32' },
     buffers: { x: 'read', dy: 'read', dx: 'read_write' },
-    wgsl: /* wgsl */ `
+    wgsl: /* wgsl */ `${IS_NAN}
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG)};
-  if (i < p.n) { dx[i] = select(0.0, dy[i], x[i] > 0.0); }
+  if (i < p.n) { let v = x[i]; dx[i] = select(0.0, dy[i], v > 0.0 || isNan(v)); }
 }`,
   }),
 );
 
-/** y = max(x, 0) over n elements. */
+/** y = max(x, 0) over n elements (NaN stays NaN, as PyTorch). */
 export function relu(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, n: number): void {
+  checkBuffers('relu', { x: [x, n], y: [y, n] });
   launch(gpu, reluKernel(), { params: { n }, buffers: { x, y }, workgroups: grid1d(n, WG) });
 }
-// dx = dy * (x > 0)
+// dx = 0 where x ≤ 0, else dy (NaN passes dy, as PyTorch)
 export function reluBackward(gpu: Gpu, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, n: number): void {
+  checkBuffers('reluBackward', { x: [x, n], dy: [dy, n], dx: [dx, n] });
   launch(gpu, reluGradKernel(), { params: { n }, buffers: { x, dy, dx }, workgroups: grid1d(n, WG) });
 }
 export const reluCost = (n: number): Cost => ({ flops: n, bytes: 8 * n });
@@ -102,6 +106,8 @@ export interface MapSizes {
   capacity: number;
   /** The uniforms the spec declares, by name. */
   params?: Record<string, number>;
+  /** Elements each table must hold (default 1). */
+  tables?: Record<string, number>;
   /** Units per invocation; by default 4 on software adapters, 1 on GPUs (tests force others). */
   units?: number;
   /** Force a variant; by default v2 when the buffers hold whole vec4s. */
@@ -197,6 +203,11 @@ export function mapOp(spec: MapSpec, cost: (sizes: { n: number }) => Cost): MapO
     },
     prefer: () => ['v2', 'v1'],
     cost,
+    // Inputs and outputs hold n elements; a table as many as the caller's sizes say (one by default).
+    needs: ({ n, tables }, buffers) => ({
+      ...Object.fromEntries([...(spec.inputs ?? []), ...spec.outputs].map((k) => [k, [buffers[k], n] as const])),
+      ...Object.fromEntries((spec.tables ?? []).map((t) => [t, [buffers[t], tables?.[t] ?? 1] as const])),
+    }),
   });
   return Object.assign(op, { mapSpec: spec });
 }

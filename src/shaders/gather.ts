@@ -5,8 +5,11 @@
 //   (one shuffled permutation per epoch); x: float32 [B, P]. One invocation per output pixel.
 //   Cost: 4 flops and ~5 bytes per pixel.
 // gather_labels_v1: y[b] = labels[idx[offset + b]] (i32). One invocation per sample.
+// A sample index at or past `count` gathers zeros and is recorded in the Gpu's fault word (gpu/fault.ts): the
+// next read() or sync() throws a DataError naming it.
 // Single kernels, no variants: no registry.
-import { declareKernel, launch } from '../gpu/kernel.js';
+import { FAULT_BUFFER, FAULT_WGSL, indexFault } from '../gpu/fault.js';
+import { checkBuffers, declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import type { Cost } from './op.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
@@ -16,14 +19,20 @@ const WG = 256;
 const imagesKernel = memoKernel(() =>
   declareKernel({
     name: 'gather_images_v1',
-    params: { batch: 'u32', pixels: 'u32', offset: 'u32', mean: 'f32', invStd: 'f32' },
-    buffers: { images: { read: 'u32' }, idx: { read: 'u32' }, x: 'read_write' },
-    wgsl: /* wgsl */ `
+    params: { batch: 'u32', pixels: 'u32', offset: 'u32', mean: 'f32', invStd: 'f32', count: 'u32', site: 'u32' },
+    buffers: { images: { read: 'u32' }, idx: { read: 'u32' }, x: 'read_write', ...FAULT_BUFFER },
+    wgsl: /* wgsl */ `${FAULT_WGSL}
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG)};
   if (i >= p.batch * p.pixels) { return; }
   let b = i / p.pixels;
-  let byteIndex = idx[p.offset + b] * p.pixels + (i - b * p.pixels);
+  let sample = idx[p.offset + b];
+  if (sample >= p.count) {
+    raiseFault(p.site, p.offset + b, sample, p.count);
+    x[i] = 0.0;
+    return;
+  }
+  let byteIndex = sample * p.pixels + (i - b * p.pixels);
   let v = (images[byteIndex >> 2u] >> ((byteIndex & 3u) * 8u)) & 0xffu;
   x[i] = (f32(v) / 255.0 - p.mean) * p.invStd;
 }`,
@@ -33,12 +42,19 @@ const imagesKernel = memoKernel(() =>
 const labelsKernel = memoKernel(() =>
   declareKernel({
     name: 'gather_labels_v1',
-    params: { batch: 'u32', offset: 'u32' },
-    buffers: { labels: { read: 'i32' }, idx: { read: 'u32' }, y: { read_write: 'i32' } },
-    wgsl: /* wgsl */ `
+    params: { batch: 'u32', offset: 'u32', count: 'u32', site: 'u32' },
+    buffers: { labels: { read: 'i32' }, idx: { read: 'u32' }, y: { read_write: 'i32' }, ...FAULT_BUFFER },
+    wgsl: /* wgsl */ `${FAULT_WGSL}
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG)};
-  if (i < p.batch) { y[i] = labels[idx[p.offset + i]]; }
+  if (i >= p.batch) { return; }
+  let sample = idx[p.offset + i];
+  if (sample >= p.count) {
+    raiseFault(p.site, p.offset + i, sample, p.count);
+    y[i] = 0;
+    return;
+  }
+  y[i] = labels[sample];
 }`,
   }),
 );
@@ -52,23 +68,36 @@ export interface GatherSizes {
   /** Normalisation applied to pixel/255 (0 and 1 leave pixels in [0, 1]). */
   mean?: number;
   std?: number;
+  /** Samples the images (labels) buffer holds; an index at or past it is a fault. Default: what the buffer's size allows. */
+  count?: number;
 }
 
 /** x[b, :] = normalised pixels of image idx[offset + b]; images are u8 packed in u32 words. */
 export function gatherImages(gpu: Gpu, images: GPUBuffer, idx: GPUBuffer, x: GPUBuffer, s: GatherSizes): void {
   const n = s.batch * s.pixels;
+  checkBuffers('gatherImages', { idx: [idx, s.offset + s.batch], x: [x, n], images: [images, Math.ceil(((s.count ?? 0) * s.pixels) / 4)] });
+  const count = s.count ?? Math.floor(images.size / s.pixels);
+  const site = gpu.faultSite('gatherImages', indexFault('gatherImages'));
   launch(gpu, imagesKernel(), {
-    params: { batch: s.batch, pixels: s.pixels, offset: s.offset, mean: s.mean ?? 0, invStd: 1 / (s.std ?? 1) },
-    buffers: { images, idx, x },
+    params: { batch: s.batch, pixels: s.pixels, offset: s.offset, mean: s.mean ?? 0, invStd: 1 / (s.std ?? 1), count, site },
+    buffers: { images, idx, x, fault: gpu.faultBuffer },
     workgroups: grid1d(n, WG),
   });
 }
 
 /** y[b] = labels[idx[offset + b]]. */
-export function gatherLabels(gpu: Gpu, labels: GPUBuffer, idx: GPUBuffer, y: GPUBuffer, s: { batch: number; offset: number }): void {
+export function gatherLabels(
+  gpu: Gpu,
+  labels: GPUBuffer,
+  idx: GPUBuffer,
+  y: GPUBuffer,
+  s: { batch: number; offset: number; count?: number },
+): void {
+  checkBuffers('gatherLabels', { idx: [idx, s.offset + s.batch], y: [y, s.batch], labels: [labels, s.count ?? 0] });
+  const site = gpu.faultSite('gatherLabels', indexFault('gatherLabels'));
   launch(gpu, labelsKernel(), {
-    params: { batch: s.batch, offset: s.offset },
-    buffers: { labels, idx, y },
+    params: { batch: s.batch, offset: s.offset, count: s.count ?? Math.floor(labels.size / 4), site },
+    buffers: { labels, idx, y, fault: gpu.faultBuffer },
     workgroups: grid1d(s.batch, WG),
   });
 }

@@ -3,7 +3,7 @@
 // accumulate_v1: sums[offset] += value[0], one invocation (a step's loss into the epoch's sum).
 // The correct-prediction count is softmax.ts's correctCount / the fused loss's `correct` output.
 // A single kernel, no variants: no registry.
-import { declareKernel, launch } from '../gpu/kernel.js';
+import { checkBuffers, declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { memoKernel } from './wgsl.js';
 
@@ -18,5 +18,6 @@ const accumulateKernel = memoKernel(() =>
 
 /** sums[offset] += value[0] (e.g. a batch's mean loss into the epoch's sum). */
 export function accumulate(gpu: Gpu, value: GPUBuffer, sums: GPUBuffer, offset = 0): void {
+  checkBuffers('accumulate', { value: [value, 1], sums: [sums, offset + 1] });
   launch(gpu, accumulateKernel(), { params: { offset }, buffers: { value, sums }, workgroups: [1] });
 }

@@ -7,6 +7,7 @@
 import { VariantError } from '../errors.js';
 import { REQUIREMENTS, type Requirement } from '../gpu/capabilities.js';
 import { adapterSummary } from '../gpu/device.js';
+import { type BufferNeeds, checkBuffers } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 
 /** Work a kernel launch does: floating-point operations and bytes moved to and from memory (ideal, no cache). */
@@ -35,6 +36,8 @@ export interface OpSpec<S, B, N extends string> {
   /** Preference on this adapter when nothing forces a variant; the first that can run is chosen. */
   prefer: (gpu: Gpu, sizes: S) => readonly N[];
   cost: (sizes: S) => Cost;
+  /** The elements each buffer must hold for these sizes: run() refuses smaller buffers (checkBuffers). */
+  needs: (sizes: S, buffers: B) => BufferNeeds;
 }
 
 /** Sizes may force a variant by name (tests, benchmarks); otherwise the op chooses. */
@@ -86,9 +89,11 @@ export class Op<S, B, N extends string> {
     );
   }
 
-  /** Records the op with the variant `sizes.variant` forces, or the one resolve() chooses. */
+  /** Records the op with the variant `sizes.variant` forces, or the one resolve() chooses, once its buffers fit the sizes. */
   run(gpu: Gpu, buffers: B, sizes: S & Forced<N>): void {
-    this.spec.variants[this.resolve(gpu, sizes, sizes.variant)].run(gpu, buffers, sizes);
+    const variant = this.resolve(gpu, sizes, sizes.variant);
+    checkBuffers(this.name, this.spec.needs(sizes, buffers));
+    this.spec.variants[variant].run(gpu, buffers, sizes);
   }
 
   private known(name: string): N {

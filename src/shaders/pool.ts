@@ -24,7 +24,7 @@ import { ShapeError } from '../errors.js';
 import { declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { defineOp } from './op.js';
-import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel } from './wgsl.js';
 
 export type PoolVariant = 'v1' | 'v2';
 
@@ -41,7 +41,8 @@ export interface PoolSizes {
   variant?: PoolVariant;
   /**
    * Fuse a ReLU after the pool: y = max(pool, 0), with argmax −1 where the window's maximum is ≤ 0, so the
-   * unchanged backward sends those windows no gradient, exactly relu's dx = dy·(y > 0). A NaN maximum stays.
+   * unchanged backward sends those windows no gradient, exactly relu's dx = dy·(y > 0). A NaN maximum stays, with
+   * its argmax, so its gradient passes as through F.relu (PyTorch's NaN semantics, fused or not).
    */
   relu?: boolean;
 }
@@ -85,15 +86,16 @@ const params = (s: PoolSizes) => {
 };
 
 // The window scan shared by both forward versions: best value and its plane index for the window at (h0, w0).
-// `v > best || v != v`: strict > keeps the first maximum; v != v takes a NaN as the maximum.
-const SCAN = /* wgsl */ `
+// `v > best || isNan(v)`: strict > keeps the first maximum; a NaN is taken as the maximum (the last NaN, as
+// PyTorch's CPU kernel), tested by its bits since the compiler may assume `v != v` false.
+const SCAN = /* wgsl */ `${IS_NAN}
 fn scan(base: u32, h0: u32, w0: u32) -> Best {
   var b = Best(x[base + h0 * p.W + w0], i32(h0 * p.W + w0));
   for (var kh = 0u; kh < K; kh++) {
     for (var kw = 0u; kw < K; kw++) {
       let j = (h0 + kh) * p.W + w0 + kw;
       let v = x[base + j];
-      if (v > b.v || v != v) { b = Best(v, i32(j)); }
+      if (v > b.v || isNan(v)) { b = Best(v, i32(j)); }
     }
   }
   return b;
@@ -117,7 +119,7 @@ ${SCAN}
   let base = plane * p.H * p.W;
   for (var ow = 0u; ow < p.OW; ow++) {
     ${relu ? 'var' : 'let'} b = scan(base, h0, ow * S);
-    ${relu ? 'if (b.v <= 0.0) { b = Best(0.0, -1); }' : ''}
+    ${relu ? 'if (b.v <= 0.0 && !isNan(b.v)) { b = Best(0.0, -1); }' : ''}
     y[t * p.OW + ow] = b.v;
     ${saveArgmax ? 'argmax[t * p.OW + ow] = b.j;' : ''}
   }
@@ -146,9 +148,9 @@ const forwardV2 = memoKernel((saveArgmax: boolean, relu: boolean) =>
       y: { read_write: 'vec4<f32>' },
       ...(saveArgmax ? { argmax: { read_write: 'vec4<i32>' } } : {}),
     },
-    wgsl: /* wgsl */ `
+    wgsl: /* wgsl */ `${IS_NAN}
 fn pick(b: ptr<function, vec4<f32>>, bj: ptr<function, vec4<i32>>, v: vec4<f32>, j: vec4<i32>) {
-  let take = (v > *b) | (v != v);
+  let take = (v > *b) | isNan4(v);
   *b = select(*b, v, take);
   *bj = select(*bj, j, take);
 }
@@ -165,7 +167,7 @@ fn pick(b: ptr<function, vec4<f32>>, bj: ptr<function, vec4<i32>>, v: vec4<f32>,
   pick(&best, &bj, vec4<f32>(a0.y, a0.w, a1.y, a1.w), j0 + 1);
   pick(&best, &bj, vec4<f32>(b0.x, b0.z, b1.x, b1.z), j0 + W);
   pick(&best, &bj, vec4<f32>(b0.y, b0.w, b1.y, b1.w), j0 + W + 1);
-  ${relu ? 'let dead = best <= vec4<f32>(); best = select(best, vec4<f32>(), dead); bj = select(bj, vec4<i32>(-1), dead);' : ''}
+  ${relu ? 'let dead = (best <= vec4<f32>()) & !isNan4(best); best = select(best, vec4<f32>(), dead); bj = select(bj, vec4<i32>(-1), dead);' : ''}
   y[g] = best;
   ${saveArgmax ? 'argmax[g] = bj;' : ''}
 }`,
@@ -216,6 +218,11 @@ export const MAX_POOL2D = defineOp<PoolSizes, PoolBuffers, PoolVariant>({
     const inputs = s.N * s.C * s.H * s.W,
       outputs = s.N * s.C * OH * OW;
     return { flops: k * k * outputs, bytes: 4 * (inputs + 2 * outputs) };
+  },
+  needs: (s, { x, y, argmax }) => {
+    const { OH, OW } = poolOutputSize(s);
+    const outputs = s.N * s.C * OH * OW;
+    return { x: [x, s.N * s.C * s.H * s.W], y: [y, outputs], argmax: [argmax, outputs] };
   },
 });
 
@@ -343,6 +350,11 @@ export const MAX_POOL2D_BACKWARD = defineOp<PoolSizes, PoolBackwardBuffers, Pool
     const inputs = s.N * s.C * s.H * s.W,
       outputs = s.N * s.C * OH * OW;
     return { flops: outputs, bytes: 4 * (inputs + 2 * outputs) };
+  },
+  needs: (s, { dy, argmax, dx }) => {
+    const { OH, OW } = poolOutputSize(s);
+    const outputs = s.N * s.C * OH * OW;
+    return { dy: [dy, outputs], argmax: [argmax, outputs], dx: [dx, s.N * s.C * s.H * s.W] };
   },
 });
 

@@ -117,6 +117,7 @@ export const REDUCE_SUM = defineOp<ReduceRunSizes, ReduceBuffers, ReduceVariant>
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v1'] : ['v2']),
   cost: ({ n }) => ({ flops: n, bytes: 4 * n + 4 }),
+  needs: ({ n }, { x, out }) => ({ x: [x, n], out: [out, 1] }),
 });
 
 /** out[0] = α·Σ_{i<n} x[i] (+ out[0] with accumulate), in one or two dispatches. */

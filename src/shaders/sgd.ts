@@ -13,7 +13,7 @@
 //                             uniform flags.
 // sgd_many_v1, sgd_many_momentum_v1   the same update over up to 7 tensors per dispatch (sgdStepMany, below).
 import { DataError, ShapeError } from '../errors.js';
-import { declareKernel, launch, type ParamType } from '../gpu/kernel.js';
+import { type BufferNeeds, checkBuffers, declareKernel, launch, type ParamType } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { type ElementwiseVariant, type MapSpec, mapOp, runMap } from './elementwise.js';
 import type { Cost } from './op.js';
@@ -68,6 +68,9 @@ type SgdHyper = Omit<SgdSizes, 'n' | 'variant'>;
 function hyperParams(op: string, s: SgdHyper): Record<keyof typeof PARAMS, number> {
   const m = s.momentum ?? 0;
   const damp = s.dampening ?? 0;
+  for (const [name, v] of Object.entries({ lr: s.lr, weightDecay: s.weightDecay ?? 0, momentum: m, dampening: damp })) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new DataError(`${op}: ${name} must be a finite number, got ${v}`);
+  }
   if (s.nesterov && (m <= 0 || damp !== 0))
     throw new DataError(`${op}: Nesterov momentum needs momentum > 0 and dampening = 0, got momentum=${m} dampening=${damp}`);
   return { lr: s.lr, wd: s.weightDecay ?? 0, m, damp1: 1 - damp, nesterov: s.nesterov ? 1 : 0, first: s.firstStep ? 1 : 0 };
@@ -153,13 +156,19 @@ export function sgdStepMany(gpu: Gpu, tensors: SgdTensor[], s: SgdHyper): void {
     }
     const offsets: Record<string, number> = { o0: 0 };
     const buffers: Record<string, GPUBuffer> = {};
+    const needs: BufferNeeds = {};
     group.forEach((t, k) => {
       if (momentum && !t.velocity) throw new ShapeError(`sgdStepMany: momentum=${params.m} needs a velocity buffer of ${t.n} floats`);
       offsets[`o${k + 1}`] = offsets[`o${k}`] + t.n;
       buffers[`param${k}`] = t.param;
       buffers[`grad${k}`] = t.grad;
       if (momentum) buffers[`vel${k}`] = t.velocity!;
+      const i = start + k;
+      needs[`param of tensor ${i}`] = [t.param, t.n];
+      needs[`grad of tensor ${i}`] = [t.grad, t.n];
+      needs[`velocity of tensor ${i}`] = [momentum ? t.velocity : null, t.n];
     });
+    checkBuffers('sgdStepMany', needs);
     launch(gpu, manyKernel(group.length, momentum), {
       params: { ...offsets, ...params },
       buffers,

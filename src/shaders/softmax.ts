@@ -6,7 +6,9 @@
 //   correctCount:   #{r : argmax_j x[r,j] = t_r}, first maximum on ties (torch.argmax)
 // Losses and counts can accumulate (+=) into their one-element buffers, so a training loop sums them over an
 // epoch on the GPU and reads them back once. A target outside [0, cols) adds nothing to the loss, gradient
-// or count (PyTorch raises instead); the mean still divides by rows.
+// or count (the mean still divides by rows), and is recorded in the Gpu's fault word (gpu/fault.ts): the next
+// read() or sync() throws a DataError naming the op, the row and the target (PyTorch raises at once; a check on
+// the CPU would cost a readback per step).
 // Cost: ~4 flops per element (one exp), 8 bytes per element for log-softmax; losses read 4 bytes per row.
 //
 // log_softmax_v1       one invocation per row, three scalar passes over its cols (cols is 10 in the seed).
@@ -25,7 +27,8 @@
 //   (g = scale·dy[0]·s, dy the upstream gradient of L when given.)
 // `variant` forces a variant of the op it is given to (the tests run every one).
 import { ShapeError } from '../errors.js';
-import { declareKernel, launch } from '../gpu/kernel.js';
+import { FAULT_BUFFER, FAULT_WGSL, targetFault } from '../gpu/fault.js';
+import { checkBuffers, declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { defineOp } from './op.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, treeReduction } from './wgsl.js';
@@ -40,6 +43,8 @@ export interface SoftmaxSizes {
 }
 
 export interface LossSizes extends SoftmaxSizes {
+  /** The op a bad target is reported as (default: the function's name, e.g. `nllLoss`). */
+  op?: string;
   /** 'mean' (default) divides the summed loss by rows, as PyTorch; 'sum' does not. */
   reduction?: 'mean' | 'sum';
   /** loss[0] += L and correct[0] += count instead of overwriting them. */
@@ -47,6 +52,8 @@ export interface LossSizes extends SoftmaxSizes {
 }
 
 export interface LossGradSizes extends SoftmaxSizes {
+  /** The op a bad target is reported as (default: the function's name). */
+  op?: string;
   reduction?: 'mean' | 'sum';
   /** Multiplies the gradient (with dy[0] when an upstream gradient buffer is given). Default 1. */
   scale?: number;
@@ -137,6 +144,7 @@ export const LOG_SOFTMAX = defineOp<SoftmaxSizes, LogSoftmaxBuffers, SoftmaxVari
   },
   prefer: (gpu, s) => (!gpu.isSoftware && s.cols >= 256 ? ['v2'] : ['v1']),
   cost: ({ rows, cols }) => ({ flops: 4 * rows * cols, bytes: 8 * rows * cols }),
+  needs: ({ rows, cols }, { x, y }) => ({ x: [x, rows * cols], y: [y, rows * cols] }),
 });
 
 /** y = log_softmax(x) along each row of x [rows, cols]. */
@@ -166,6 +174,8 @@ const logSoftmaxGradV1 = memoKernel(() =>
 // dx = dy − exp(y)·Σ_row dy   (saved: y, the forward's output)
 export function logSoftmaxBackward(gpu: Gpu, y: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, sizes: SoftmaxSizes): void {
   check('logSoftmaxBackward', sizes);
+  const n = sizes.rows * sizes.cols;
+  checkBuffers('logSoftmaxBackward', { y: [y, n], dy: [dy, n], dx: [dx, n] });
   if (sizes.rows === 0) return;
   launch(gpu, logSoftmaxGradV1(), {
     params: { rows: sizes.rows, cols: sizes.cols },
@@ -200,6 +210,7 @@ fn row(r: u32) -> Row {
   let base = r * p.cols;
   let ti = tgt[r];
   let valid = ti >= 0 && u32(ti) < p.cols;
+  if (!valid) { raiseFault(p.site, r, bitcast<u32>(ti), p.cols); }
   let t = select(0u, u32(ti), valid);
   var out = Row(0.0, 0u);
   ${
@@ -251,7 +262,7 @@ ${treeReduction({ fn: 'workgroupRows', type: 'Row', size: RED_WG, combine: (a, b
 }`;
   return declareKernel({
     name,
-    params: { rows: 'u32', cols: 'u32', scale: 'f32', gscale: 'f32' },
+    params: { rows: 'u32', cols: 'u32', scale: 'f32', gscale: 'f32', site: 'u32' },
     buffers: {
       x: 'read',
       tgt: { read: 'i32' },
@@ -259,8 +270,9 @@ ${treeReduction({ fn: 'workgroupRows', type: 'Row', size: RED_WG, combine: (a, b
       ...(k.dlogits ? { dlogits: 'read_write' as const } : {}),
       ...(hasLoss ? { loss: 'read_write' as const } : {}),
       ...(k.correct ? { correct: { read_write: 'u32' } } : {}),
+      ...FAULT_BUFFER,
     },
-    wgsl: `${row}\n${main}`,
+    wgsl: `${FAULT_WGSL}\n${row}\n${main}`,
   });
 });
 
@@ -287,14 +299,28 @@ const lossOp = (name: string, kind: LossKind) =>
     },
     prefer: () => ['v2'],
     cost: ({ rows, cols }) => ({ flops: 4 * rows * cols, bytes: 4 * rows * cols + 4 * rows }),
+    needs: ({ rows, cols }, b) => ({
+      scores: [b.x, rows * cols],
+      target: [b.tgt, rows],
+      loss: [b.loss, 1],
+      logp: [b.logp, rows * cols],
+      dlogits: [b.dlogits, rows * cols],
+      correct: [b.correct, 1],
+    }),
   });
+
+const LOSS_FUNCTION = { nll: 'nllLoss', ce: 'logSoftmaxNllLoss', correct: 'correctCount' } as const;
+
+/** The fault-word site bad targets of `op` are reported under. */
+const targetSite = (gpu: Gpu, op: string) => gpu.faultSite(op, targetFault(op));
 
 function runLoss(gpu: Gpu, kind: LossKind, variant: SoftmaxVariant, b: LossBuffers, s: LossSizes & { gradScale?: number }): void {
   const spec = { kind, logp: !!b.logp, dlogits: !!b.dlogits, correct: !!b.correct, accumulate: !!s.accumulate, variant };
   const buffers = Object.fromEntries(Object.entries(b).filter(([, v]) => !!v)) as Record<string, GPUBuffer>;
+  const site = targetSite(gpu, s.op ?? LOSS_FUNCTION[kind]);
   launch(gpu, lossKernel(spec), {
-    params: { rows: s.rows, cols: s.cols, scale: lossScale(s), gscale: s.gradScale ?? 0 },
-    buffers,
+    params: { rows: s.rows, cols: s.cols, scale: lossScale(s), gscale: s.gradScale ?? 0, site },
+    buffers: { ...buffers, fault: gpu.faultBuffer },
     workgroups: [1],
   });
 }
@@ -338,19 +364,21 @@ export function correctCount(gpu: Gpu, scores: GPUBuffer, target: GPUBuffer, cor
 const gradKernel = memoKernel((kind: 'nll' | 'ce', withDy: boolean) =>
   declareKernel({
     name: `${kind === 'nll' ? 'nll_loss' : 'cross_entropy'}_grad_v1${withDy ? '' : '_nody'}`,
-    params: { rows: 'u32', cols: 'u32', gscale: 'f32' },
+    params: { rows: 'u32', cols: 'u32', gscale: 'f32', site: 'u32' },
     buffers: {
       ...(kind === 'ce' ? { logp: 'read' as const } : {}),
       tgt: { read: 'i32' },
       ...(withDy ? { dy: 'read' as const } : {}),
       dx: 'read_write',
+      ...FAULT_BUFFER,
     },
-    wgsl: /* wgsl */ `
+    wgsl: /* wgsl */ `${FAULT_WGSL}
 @compute @workgroup_size(256) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(256)};
   if (i >= p.rows * p.cols) { return; }
   let r = i / p.cols;
   let ti = tgt[r];
+  if (ti < 0 || u32(ti) >= p.cols) { raiseFault(p.site, r, bitcast<u32>(ti), p.cols); }
   let on = ti >= 0 && u32(ti) == i - r * p.cols;
   let g = p.gscale${withDy ? ' * dy[0]' : ''};
   dx[i] = ${kind === 'nll' ? 'select(0.0, -g, on)' : 'g * (exp(logp[i]) - select(0.0, 1.0, on))'};
@@ -365,11 +393,18 @@ function launchGrad(
   s: LossGradSizes,
 ): void {
   const n = s.rows * s.cols;
+  checkBuffers(kind === 'nll' ? 'nllLossBackward' : 'logSoftmaxNllLossBackward', {
+    logp: [buffers.logp, n],
+    target: [buffers.tgt, s.rows],
+    dy: [buffers.dy, 1],
+    dx: [buffers.dx, n],
+  });
   if (n === 0) return;
   const { dy, ...rest } = buffers;
+  const site = targetSite(gpu, s.op ?? (kind === 'nll' ? 'nllLossBackward' : 'logSoftmaxNllLossBackward'));
   launch(gpu, gradKernel(kind, dy !== null), {
-    params: { rows: s.rows, cols: s.cols, gscale: (s.scale ?? 1) * lossScale(s) },
-    buffers: (dy ? { ...rest, dy } : rest) as Record<string, GPUBuffer>,
+    params: { rows: s.rows, cols: s.cols, gscale: (s.scale ?? 1) * lossScale(s), site },
+    buffers: { ...((dy ? { ...rest, dy } : rest) as Record<string, GPUBuffer>), fault: gpu.faultBuffer },
     workgroups: grid1d(n, 256),
   });
 }

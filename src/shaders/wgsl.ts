@@ -21,6 +21,14 @@ export const FLAT_INDEX = (size: number) => `(wid.y * nwg.x + wid.x) * ${size}u 
 export const FLAT_BUILTINS =
   '@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_id) lid: vec3u';
 
+/**
+ * WGSL `isNan(v: f32) -> bool` and `isNan4(v: vec4<f32>) -> vec4<bool>`, by the bits. WGSL lets a compiler
+ * assume no NaNs, and llvmpipe's does fold `v != v` to false; an integer test on the bits it cannot fold.
+ */
+export const IS_NAN = /* wgsl */ `
+fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+fn isNan4(v: vec4<f32>) -> vec4<bool> { return (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u); }`;
+
 /** Memoizes a WGSL generator on its compile-time constants, so equal constants give the identical Kernel. */
 export function memoKernel<A extends unknown[], K>(make: (...args: A) => K): (...args: A) => K {
   const cache = new Map<string, K>();

@@ -1,8 +1,7 @@
 // A run's history: one record per finished epoch, written as history.json and drawn as loss.png in the
 // run's output directory.
-import { join } from 'node:path';
 import { lineChart } from '../plot/plot.js';
-import { writeFileAtomic } from '../util/files.js';
+import type { OutputDir } from '../util/output-dir.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -18,8 +17,8 @@ export interface EpochRecord {
 }
 
 /** DIR/history.json: the records as an indented JSON array. */
-export function writeHistory(dir: string, history: EpochRecord[]): void {
-  writeFileAtomic(join(dir, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
+export function writeHistory(dir: OutputDir, history: EpochRecord[]): void {
+  dir.write('history.json', `${JSON.stringify(history, null, 2)}\n`);
 }
 
 /** loss.png: train and validation loss against epoch. */

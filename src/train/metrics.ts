@@ -1,6 +1,9 @@
 // Classification metrics of a trained model: the confusion matrix (rows: true digit, columns: predicted)
-// and its text table with per-class recall.
+// and its text table with per-class recall; and the checks that a metric is possible at all. A loss below
+// zero, more correct predictions than samples, probabilities that do not sum to one: these are bugs of ours
+// (InternalError, with a request to report), never numbers to print.
 import type { GpuDataset } from '../data/gpu-data.js';
+import { InternalError } from '../errors.js';
 import { noGrad, tidy } from '../nn/tensor.js';
 import type { MnistCnn } from './model.js';
 
@@ -30,11 +33,38 @@ export async function confusionMatrix(
     for (let r = 0; r < batch; r++) {
       let best = 0;
       for (let c = 1; c < 10; c++) if (scores[r * 10 + c] > scores[r * 10 + best]) best = c;
+      if (!(truth[r] >= 0 && truth[r] < 10)) throw new InternalError(`sample ${indices[offset + r]} came back with the label ${truth[r]}`);
       confusion[truth[r]][best]++;
     }
   }
   idx.dispose();
+  checkCorrect(
+    'the confusion matrix',
+    confusion.flat().reduce((a, b) => a + b, 0),
+    indices.length,
+    true,
+  );
   return confusion;
+}
+
+/** Cross-entropy is never negative: below zero beyond float32 rounding is a bug. NaN and infinity are a diverging run's, reported by the caller. */
+export function checkLoss(what: string, loss: number): void {
+  if (loss < -1e-4) throw new InternalError(`${what} is ${loss}, below zero, which a cross-entropy cannot be`);
+}
+
+/** `count` of `n` samples: at most n (exactly n with `all`, as a confusion matrix counts every sample). */
+export function checkCorrect(what: string, count: number, n: number, all = false): void {
+  if (!Number.isInteger(count) || count < 0 || count > n || (all && count !== n)) {
+    throw new InternalError(`${what} counts ${count} ${all ? 'samples' : 'correct predictions'} among ${n} samples`);
+  }
+}
+
+/** Class probabilities of one input: each in [0, 1], summing to 1 (to float32 rounding). */
+export function checkProbabilities(what: string, p: readonly number[]): void {
+  const sum = p.reduce((a, b) => a + b, 0);
+  if (!(Math.abs(sum - 1) < 1e-3) || p.some((v) => !(v >= 0 && v <= 1 + 1e-6))) {
+    throw new InternalError(`the class probabilities of ${what} are [${p.map((v) => v.toPrecision(3)).join(', ')}], which do not sum to 1`);
+  }
 }
 
 /** Correct predictions: the diagonal's sum. */

@@ -10,6 +10,7 @@ import { noGrad, Tensor, tidy } from '../nn/tensor.js';
 import { accumulate } from '../shaders/metrics.js';
 import { logSoftmaxNllLoss } from '../shaders/softmax.js';
 import { mulberry32, shuffleInPlace } from '../util/random.js';
+import { checkCorrect, checkLoss } from './metrics.js';
 import { createMnistCnn, type MnistCnn, type MnistCnnSettings } from './model.js';
 
 /** Settings of a training run (the model's architecture choices among them). */
@@ -108,7 +109,9 @@ export class Trainer {
     const total = (await lossSum.toArray())[0];
     idx.dispose();
     lossSum.dispose();
-    return total / Math.max(done, 1);
+    const mean = total / Math.max(done, 1);
+    checkLoss(`the mean training loss of epoch ${epoch}`, mean);
+    return mean;
   }
 
   /** Mean batch loss and accuracy in evaluation mode (dropout off, batch norm on running statistics). */
@@ -136,7 +139,11 @@ export class Trainer {
     const hits = new Uint32Array((await correct.toArray()).buffer)[0];
     for (const t of [idx, lossSum, correct]) t.dispose();
     model.train();
-    return { loss: totalLoss / Math.max(batches, 1), accuracy: hits / Math.max(split.indices.length, 1) };
+    const n = split.indices.length;
+    checkCorrect('evaluation', hits, n);
+    const loss = totalLoss / Math.max(batches, 1);
+    checkLoss('the evaluation loss', loss);
+    return { loss, accuracy: hits / Math.max(n, 1) };
   }
 
   /** Copies every parameter and batch-norm statistic into GPU buffers of its own (a real snapshot). */

@@ -6,10 +6,11 @@ import { UsageError } from '../errors.js';
 export interface FlagSpec {
   type: 'int' | 'float' | 'string' | 'bool';
   default?: unknown;
-  /** Inclusive bounds for numbers; `exclusiveMin` makes the lower bound strict (e.g. --lr > 0). */
+  /** Inclusive bounds for numbers; `exclusiveMin`/`exclusiveMax` make a bound strict (e.g. --lr > 0). */
   min?: number;
   max?: number;
   exclusiveMin?: boolean;
+  exclusiveMax?: boolean;
   help: string;
   choices?: readonly string[];
   /** A string flag that may be given many times; its value is the list of them (default []). */
@@ -39,7 +40,12 @@ export type ParsedFlags<S extends FlagsSpec> = {
   -readonly [K in keyof S & string as CamelCase<K>]: S[K] extends { default: NonNullable<unknown> } | { type: 'bool' } | { repeat: true }
     ? FlagValue<S[K]>
     : FlagValue<S[K]> | undefined;
-} & { _: string[]; help: boolean };
+} & {
+  _: string[];
+  help: boolean;
+  /** The flags given on the command line (by their spec names), as opposed to those left at their defaults. */
+  given: ReadonlySet<string>;
+};
 
 export const camelCase = (name: string) => name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
@@ -48,7 +54,10 @@ function describe(f: FlagSpec): string {
   if (f.choices) return `one of ${f.choices.join(', ')}`;
   if (f.type === 'bool') return 'true or false';
   if (f.type === 'string') return 'a value';
-  const range = [f.min !== undefined ? `${f.exclusiveMin ? '>' : '>='} ${f.min}` : '', f.max !== undefined ? `<= ${f.max}` : '']
+  const range = [
+    f.min !== undefined ? `${f.exclusiveMin ? '>' : '>='} ${f.min}` : '',
+    f.max !== undefined ? `${f.exclusiveMax ? '<' : '<='} ${f.max}` : '',
+  ]
     .filter(Boolean)
     .join(' and ');
   return `${f.type === 'int' ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}`;
@@ -72,7 +81,8 @@ export function parseFlags<const S extends FlagsSpec>(argv: readonly string[], s
   const { name: prefix, usage } = programOf(program);
   const fail = (msg: string) => new UsageError(`${prefix}: ${msg}. Run "${usage} --help" for the list of flags.`);
   const positional: string[] = [];
-  const out: Record<string, unknown> = { _: positional, help: false };
+  const given = new Set<string>();
+  const out: Record<string, unknown> = { _: positional, help: false, given };
   for (const [name, f] of Object.entries(spec)) out[camelCase(name)] = f.type === 'bool' ? (f.default ?? false) : f.repeat ? [] : f.default;
   const has = (name: string) => Object.hasOwn(spec, name);
 
@@ -97,6 +107,7 @@ export function parseFlags<const S extends FlagsSpec>(argv: readonly string[], s
     if (!has(name) && name.startsWith('no-') && has(name.slice(3)) && spec[name.slice(3)].type === 'bool') {
       if (inline !== undefined) throw fail(`--${name} does not take a value`);
       out[camelCase(name.slice(3))] = false;
+      given.add(name.slice(3));
       continue;
     }
     if (!arg.startsWith('--') || !has(name)) {
@@ -108,6 +119,7 @@ export function parseFlags<const S extends FlagsSpec>(argv: readonly string[], s
       throw fail(`unknown flag ${arg.startsWith('--') ? `--${name}` : arg}${hint}`);
     }
     const f = spec[name];
+    given.add(name);
     if (f.type === 'bool') {
       if (inline === undefined) {
         out[camelCase(name)] = true;
@@ -141,9 +153,10 @@ function convert(name: string, f: FlagSpec, raw: string, fail: (msg: string) => 
     return raw;
   }
   const v = raw.trim() === '' ? NaN : Number(raw);
-  if (!Number.isFinite(v) || (f.type === 'int' && !Number.isInteger(v))) throw bad();
+  // Integers beyond 2^53 are not exact in JavaScript: 9007199254740993 would silently become ...992.
+  if (!Number.isFinite(v) || (f.type === 'int' && !Number.isSafeInteger(v))) throw bad();
   if (f.min !== undefined && (f.exclusiveMin ? v <= f.min : v < f.min)) throw bad();
-  if (f.max !== undefined && v > f.max) throw bad();
+  if (f.max !== undefined && (f.exclusiveMax ? v >= f.max : v > f.max)) throw bad();
   return v;
 }
 

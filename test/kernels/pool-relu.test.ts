@@ -3,9 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import * as F from '../../src/nn/ops.js';
 import { setDefaultGpu } from '../../src/nn/tensor.js';
-import { MAX_POOL2D, MAX_POOL2D_BACKWARD, maxPool2d, maxPool2dBackward } from '../../src/shaders/pool.js';
+import { MAX_POOL2D, MAX_POOL2D_BACKWARD } from '../../src/shaders/pool.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
-import { download, downloadI32, empty, upload, useGpu } from '../helpers/gpu.js';
+import { useGpu } from '../helpers/gpu.js';
+import { checkPoolKernels } from '../helpers/pool.js';
 import { runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
@@ -25,26 +26,11 @@ describe('maxPool2d with fused relu', () => {
       expect(runnableVariants(ctx.gpu, MAX_POOL2D_BACKWARD, s)).toEqual(variants);
       for (const variant of variants) {
         const label = `${variant} ${s.N}x${s.C}x${s.H}x${s.W} k${s.kernel} s${s.stride}`;
-        const { gpu } = ctx;
         const n = s.N * s.C * s.H * s.W;
         const x = randomArray(n, n + s.kernel, -1, 0.6); // mostly negative: many windows are cut by the relu
-        const pooled = ref.maxPool2d(x, s);
-        const m = pooled.y.length;
-        const y = ref.relu(pooled.y);
-        const dy = randomArray(m, 7);
-        const dx = ref.maxPool2dBackward(ref.reluBackward(pooled.y, dy), pooled.argmax, s);
-        const xb = upload(gpu, x),
-          yb = empty(gpu, m),
-          ab = empty(gpu, m),
-          dyb = upload(gpu, dy),
-          dxb = empty(gpu, n);
-        maxPool2d(gpu, xb, yb, ab, { ...s, relu: true, variant });
-        maxPool2dBackward(gpu, dyb, ab, dxb, { ...s, variant });
-        expectClose(await download(gpu, yb, m), y, { label: `${label} y`, atol: 0, rtol: 1e-6 });
-        expectClose(await download(gpu, dxb, n), dx, { label: `${label} dx`, atol: 1e-7, rtol: 1e-6 });
-        const argmax = await downloadI32(gpu, ab, m);
+        const dy = randomArray(ref.maxPool2d(x, s).y.length, 7);
+        const { argmax, pooled } = await checkPoolKernels(ctx.gpu, s, variant, x, dy, true);
         for (const [i, v] of pooled.y.entries()) expect(argmax[i] === -1, `${label} argmax[${i}] for max ${v}`).toBe(v <= 0);
-        for (const b of [xb, yb, ab, dyb, dxb]) gpu.pool.release(b);
       }
     });
   }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DataError } from '../../src/errors.js';
 import {
   CORRECT_COUNT,
   CROSS_ENTROPY,
@@ -180,7 +181,7 @@ describe('losses', () => {
     });
   }
 
-  it('ignores targets outside [0, cols) and counts ties as the first maximum', async () => {
+  it('reports targets outside [0, cols) at the next sync as a DataError, computing without them, and counts ties as the first maximum', async () => {
     const { gpu } = ctx;
     const rows = 4,
       cols = 3;
@@ -193,6 +194,13 @@ describe('losses', () => {
         correct = empty(gpu, 1),
         dl = empty(gpu, rows * cols);
       logSoftmaxNllLoss(gpu, xb, tb, null, loss, { rows, cols, variant }, { dlogits: dl, correct });
+      // The device-side check: one of the two bad rows (whichever invocation got there first) names the op.
+      await expect(gpu.sync()).rejects.toThrow(DataError);
+      logSoftmaxNllLoss(gpu, xb, tb, null, loss, { rows, cols, variant }, { dlogits: dl, correct });
+      await expect(gpu.sync()).rejects.toThrow(
+        /^logSoftmaxNllLoss: target (-1 at row 2|3 at row 3) is not a class index in 0\.\.2 \(3 classes\)/,
+      );
+      await gpu.sync(); // reported once: the fault word is clear again
       expect(await readU32(gpu, correct)).toBe(1); // row 1: argmax 1 (first of the tie) = target
       const logp = ref.logSoftmax(x, rows, cols);
       const expected = -(logp[1] + logp[3 + 1]) / rows;

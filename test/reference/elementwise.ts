@@ -1,13 +1,13 @@
 // Float64 reference: elementwise ops and reductions.
 
-// y = max(x, 0).
+// y = max(x, 0); NaN stays NaN (Math.max propagates it, as torch.relu does).
 export function relu(x: Float64Array): Float64Array {
   return x.map((v) => Math.max(v, 0));
 }
 
-// dx = dy where x > 0, else 0 (gradient 0 at x = 0, as in PyTorch).
+// dx = 0 where x <= 0, else dy: PyTorch's threshold_backward, so 0 at x = 0 and dy where x is NaN.
 export function reluBackward(x: Float64Array, dy: Float64Array): Float64Array {
-  return x.map((v, i) => (v > 0 ? dy[i] : 0));
+  return x.map((v, i) => (v <= 0 ? 0 : dy[i]));
 }
 
 // y = x·mask/(1−p) with mask ∈ {0,1} (inverted dropout).

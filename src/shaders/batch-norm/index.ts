@@ -35,7 +35,7 @@
 // evaluation forward on the elementwise map template (`mapVariant`: v1 scalar, v2 vec4).
 // The seed's shapes have few channels (10 and 20) and M = 9216 and 1024 values per channel.
 import { ShapeError } from '../../errors.js';
-import { type DeclaredKernel, launch } from '../../gpu/kernel.js';
+import { checkBuffers, type DeclaredKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { type ElementwiseVariant, runMap } from '../elementwise.js';
 import { type Cost, defineOp } from '../op.js';
@@ -210,6 +210,11 @@ function batchNormOp<S extends BatchNormSizes, B>(spec: {
     },
     prefer,
     cost: spec.cost,
+    // Every named buffer holds either the input's N·C·H·W values or one per channel.
+    needs: (s, b) => {
+      const perValue = new Set(['x', 'y', 'dy', 'dx']);
+      return Object.fromEntries(Object.entries(spec.buffers(b)).map(([k, buf]) => [k, [buf, perValue.has(k) ? values(s) : s.C] as const]));
+    },
   });
 }
 
@@ -386,6 +391,8 @@ export function updateRunningStats(
   sizes: BatchNormTrainSizes,
 ): void {
   checkSizes('updateRunningStats', sizes);
+  const C = sizes.C;
+  checkBuffers('updateRunningStats', { mean: [mean, C], invStd: [invStd, C], runningMean: [runningMean, C], runningVar: [runningVar, C] });
   const pl = plan(sizes);
   const corr = (sizes.unbiasedRunningVar ?? true) && pl.M > 1 ? pl.M / (pl.M - 1) : 1;
   launch(gpu, runningV1(), {
@@ -418,6 +425,7 @@ export function batchNormForwardEval(
     {
       n: sizes.N * sizes.C * HW,
       params: { HW, C: sizes.C, eps: sizes.eps ?? 1e-5 },
+      tables: { gamma: sizes.C, beta: sizes.C, rmean: sizes.C, rvar: sizes.C },
       variant: sizes.mapVariant,
     },
   );

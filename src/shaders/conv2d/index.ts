@@ -119,6 +119,12 @@ export interface Conv2dBackwardBiasBuffers {
   db: GPUBuffer;
 }
 
+/** Elements of x, w and y for these sizes (what each op's buffers must hold). */
+function extents(s: Conv2dSizes): { x: number; w: number; y: number } {
+  const { OH, OW } = conv2dOutputSize(s);
+  return { x: s.N * s.C * s.H * s.W, w: s.O * s.C * s.KH * s.KW, y: s.N * s.O * OH * OW };
+}
+
 // ---- the direct convolutions: forward, and backward-input as a flipped forward at stride 1 -----------------
 
 function forwardArgs(s: Conv2dSizes, hasBias: boolean): DirectArgs & { flip: false } {
@@ -202,6 +208,10 @@ export const CONV2D_FORWARD = defineOp<Conv2dForwardSizes, Conv2dBuffers, Conv2d
       bytes: 4 * (s.N * s.C * s.H * s.W + s.O * s.C * s.KH * s.KW + s.O + s.N * s.O * OH * OW),
     };
   },
+  needs: (s, { x, w, bias, y }) => {
+    const e = extents(s);
+    return { x: [x, e.x], w: [w, e.w], bias: [bias, s.O], y: [y, e.y] };
+  },
 });
 
 export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackwardInputBuffers, Conv2dVariant>({
@@ -235,6 +245,10 @@ export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackward
       flops: 2 * s.N * s.O * OH * OW * s.C * s.KH * s.KW,
       bytes: 4 * (s.N * s.O * OH * OW + s.O * s.C * s.KH * s.KW + s.N * s.C * s.H * s.W),
     };
+  },
+  needs: (s, { dy, w, dx }) => {
+    const e = extents(s);
+    return { dy: [dy, e.y], w: [w, e.w], dx: [dx, e.x] };
   },
 });
 
@@ -286,6 +300,10 @@ export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2d
       bytes: 4 * (s.N * s.C * s.H * s.W + s.N * s.O * OH * OW + s.O * s.C * s.KH * s.KW),
     };
   },
+  needs: (s, { x, dy, dw }) => {
+    const e = extents(s);
+    return { x: [x, e.x], dy: [dy, e.y], dw: [dw, e.w] };
+  },
 });
 
 // dw (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh·s+kh−pad,ow·s+kw−pad]
@@ -312,6 +330,7 @@ export const CONV2D_BACKWARD_BIAS = defineOp<Conv2dBackwardBiasSizes, Conv2dBack
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v2', 'v1'] : ['v3', 'v1']),
   cost: (s: Conv2dBackwardBiasSizes): Cost => ({ flops: s.N * s.O * s.OH * s.OW, bytes: 4 * (s.N * s.O * s.OH * s.OW + s.O) }),
+  needs: (s, { dy, db }) => ({ dy: [dy, s.N * s.O * s.OH * s.OW], db: [db, s.O] }),
 });
 
 // db (+)= Σ_{n,oh,ow} dy[n,o,oh,ow]

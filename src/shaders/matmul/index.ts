@@ -132,6 +132,7 @@ export const MATMUL = defineOp<MatmulSizes, MatmulBuffers, MatmulVariant>({
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v4', 'v2'] : ['v3']),
   cost: ({ M, N, K }: MatmulSizes): Cost => ({ flops: 2 * M * N * K, bytes: 4 * (M * K + K * N + M * N) }),
+  needs: ({ M, N, K }, { a, b, c, bias }) => ({ a: [a, M * K], b: [b, K * N], c: [c, M * N], bias: [bias, N] }),
 });
 
 /** The kernel and grid `matmul` would dispatch for these sizes on this adapter (for logs and benchmarks). */

@@ -114,6 +114,7 @@ export const BIAS_GRAD = defineOp<BiasGradSizes, { dy: GPUBuffer; db: GPUBuffer 
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v1'] : ['v2']),
   cost: ({ rows, cols }) => ({ flops: rows * cols, bytes: 4 * (rows * cols + cols) }),
+  needs: ({ rows, cols }, { dy, db }) => ({ dy: [dy, rows * cols], db: [db, cols] }),
 });
 
 // db[c] (+)= Σ_r dy[r,c]  (the bias's gradient: the bias is broadcast over rows in the forward)

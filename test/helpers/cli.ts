@@ -1,0 +1,88 @@
+// Running the `webgpu-nn` command as a user does, in a child process (needs the build: `npm test` makes it).
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+
+export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
+
+// Each command is a new process that compiles its kernels; with Mesa's shader cache cold (a fresh machine)
+// llvmpipe takes 1–5 s per kernel, so tests that run commands get generous limits. They assert no times.
+export const COLD_START_TIMEOUT = 600_000;
+
+export interface CliResult {
+  code: number | null;
+  /** The signal that ended the process, when one did. */
+  signal: NodeJS.Signals | null;
+  out: string;
+  err: string;
+}
+
+export interface CliOptions {
+  /** Called with every line of stdout as it arrives. */
+  onLine?: (line: string, child: ChildProcess) => void;
+  /** Sends `signal` once, at the first line of stdout that matches `line` (Ctrl-C is SIGINT). */
+  interruptOn?: { line: RegExp; signal: NodeJS.Signals };
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Run it through `bash -c` with this prefix (e.g. 'ulimit -f 64;'). */
+  shellPrefix?: string;
+  /** Other spawn options (uid, gid). */
+  spawn?: SpawnOptions;
+  /** Kill it (SIGKILL) after this many ms: a hang fails the test instead of stalling it. */
+  killAfterMs?: number;
+}
+
+/** Runs `webgpu-nn args...` and resolves with its exit status and output. */
+export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const quoted = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const [file, argv] = opts.shellPrefix ? ['bash', ['-c', `${opts.shellPrefix} exec ${quoted}`]] : [process.execPath, [CLI, ...args]];
+    const child = spawn(file, argv, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...opts.env },
+      cwd: opts.cwd,
+      ...opts.spawn,
+    });
+    let out = '',
+      err = '',
+      partial = '';
+    const timer = opts.killAfterMs ? setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs) : null;
+    let interrupted = false;
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d;
+      partial += d;
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        opts.onLine?.(line, child);
+        if (opts.interruptOn && !interrupted && opts.interruptOn.line.test(line)) {
+          interrupted = true;
+          child.kill(opts.interruptOn.signal);
+        }
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => (err += d));
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, signal, out, err: withoutDawnNoise(err) });
+    });
+  });
+}
+
+/** stderr without Dawn's harmless warnings (see GPU-NOTES): what a user would take for our messages. */
+export function withoutDawnNoise(err: string): string {
+  return err
+    .split('\n')
+    .filter((l) => !/^Warning: maxDynamic\w+ artificially reduced/.test(l) && !/XDG_RUNTIME_DIR/.test(l))
+    .join('\n');
+}
+
+/** True when the text holds a JavaScript stack trace. */
+export const hasStackTrace = (text: string): boolean => /^\s+at .+(\(|:\d+:\d+)/m.test(text);
+
+/** Exit status `code`, and no stack trace on stderr (a stack is for bugs of ours only). */
+export function expectExit(r: CliResult, code: number): void {
+  expect(r.code, `${r.out}\n${r.err}`).toBe(code);
+  expect(hasStackTrace(r.err), r.err).toBe(false);
+}
