@@ -1,6 +1,5 @@
 // `webgpu-nn bn-benefits`: the seed's CNN with and without batch norm over learning rates and initialisers
 // (src/lesson/bn-benefits.ts).
-import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
 import {
@@ -12,16 +11,17 @@ import {
   bnBenefitsSummary,
   runBnBenefits,
 } from '../lesson/bn-benefits.js';
-import { writeFigure, writeJson } from '../lesson/output.js';
+import { openExperimentDir, writeFigure, writeJson } from '../lesson/output.js';
 import { INITIALIZERS, type InitName } from '../nn/init.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { seedFlag } from './seed-flag.js';
 import { withGpu } from './with-gpu.js';
 
 const D = BN_BENEFITS_DEFAULTS,
   Q = BN_BENEFITS_QUICK;
 const FLAGS = {
   out: { type: 'string', default: 'runs/bn-benefits', help: 'directory for bn-benefits.png, .svg and .json' },
-  seed: { type: 'int', default: D.seed, min: 0, help: 'seed of the split, weights, batches and dropout (the same in every cell)' },
+  seed: seedFlag(D.seed, 'seed of the split, weights, batches and dropout (the same in every cell)'),
   quick: {
     type: 'bool',
     default: false,
@@ -63,13 +63,15 @@ export async function bnBenefitsCommand(argv: string[]): Promise<number> {
     inits: list<InitName>('inits', flags.inits, INITIALIZERS),
     variants: list<BnVariant>('variants', flags.variants, BN_VARIANTS),
   };
+  // Checked and locked first: the grid's minutes of training must not be lost to a bad --out.
+  const out = openExperimentDir(flags.out, 'bn-benefits', { figures: ['bn-benefits'], json: ['bn-benefits'] });
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     const result = await runBnBenefits(gpu, options, (line) => console.log(line));
     for (const line of bnBenefitsSummary(result)) console.log(line);
-    writeFigure(flags.out, 'bn-benefits', bnBenefitsFigure(result));
-    writeJson(flags.out, 'bn-benefits', { adapter: gpu.adapter, ...result });
-    console.log(`wrote ${join(flags.out, 'bn-benefits.png')} (and .svg, .json)`);
+    writeFigure(out, 'bn-benefits', bnBenefitsFigure(result));
+    writeJson(out, 'bn-benefits', { adapter: gpu.adapter, ...result });
+    console.log(`wrote ${out.file('bn-benefits.png')} (and .svg, .json)`);
     return 0;
-  });
+  }).finally(() => out.release());
 }

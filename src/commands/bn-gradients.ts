@@ -1,25 +1,26 @@
 // `webgpu-nn bn-gradients`: the lesson's gradient histograms with and without batch norm, and the seed's CNN's
 // per-step gradient norms (src/lesson/bn-gradients.ts).
-import { join } from 'node:path';
 import { adapterSummary } from '../gpu/device.js';
 import {
   BN_GRADIENTS_DEFAULTS,
   BN_GRADIENTS_QUICK,
   bnGradientsFigure,
+  bnGradientsFigures,
   bnGradientsSummary,
   cnnGradientsFigure,
   runBnGradients,
 } from '../lesson/bn-gradients.js';
-import { writeFigure, writeJson } from '../lesson/output.js';
+import { openExperimentDir, writeFigure, writeJson } from '../lesson/output.js';
 import { INITIALIZERS, type InitName } from '../nn/init.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { seedFlag } from './seed-flag.js';
 import { withGpu } from './with-gpu.js';
 
 const D = BN_GRADIENTS_DEFAULTS,
   Q = BN_GRADIENTS_QUICK;
 const FLAGS = {
   out: { type: 'string', default: 'runs/bn-gradients', help: 'directory for bn-gradients.png, bn-gradients-cnn.png, .svg and .json' },
-  seed: { type: 'int', default: D.seed, min: 0, help: 'seed of the weights, the batch and the CNN runs' },
+  seed: seedFlag(D.seed, 'seed of the weights, the batch and the CNN runs'),
   quick: {
     type: 'bool',
     default: false,
@@ -54,14 +55,16 @@ export async function bnGradientsCommand(argv: string[]): Promise<number> {
     cnnEpochs: flags.epochs ?? base.cnnEpochs,
     cnnLimit: flags.limit ?? base.cnnLimit,
   };
+  // Checked and locked first: minutes of training must not be lost to a bad --out.
+  const out = openExperimentDir(flags.out, 'bn-gradients', { figures: bnGradientsFigures(options), json: ['bn-gradients'] });
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     const result = await runBnGradients(gpu, options);
     for (const line of bnGradientsSummary(result)) console.log(line);
-    writeFigure(flags.out, 'bn-gradients', bnGradientsFigure(result));
-    if (result.cnn) writeFigure(flags.out, 'bn-gradients-cnn', cnnGradientsFigure(result.cnn));
-    writeJson(flags.out, 'bn-gradients', { adapter: gpu.adapter, ...result });
-    console.log(`wrote ${join(flags.out, 'bn-gradients.png')}${result.cnn ? ', bn-gradients-cnn.png' : ''} (and .svg, .json)`);
+    writeFigure(out, 'bn-gradients', bnGradientsFigure(result));
+    if (result.cnn) writeFigure(out, 'bn-gradients-cnn', cnnGradientsFigure(result.cnn));
+    writeJson(out, 'bn-gradients', { adapter: gpu.adapter, ...result });
+    console.log(`wrote ${out.file('bn-gradients.png')}${result.cnn ? ', bn-gradients-cnn.png' : ''} (and .svg, .json)`);
     return 0;
-  });
+  }).finally(() => out.release());
 }

@@ -1,5 +1,4 @@
 // `webgpu-nn init-histograms`: the lesson's initialisation experiment (src/lesson/init-histograms.ts).
-import { join } from 'node:path';
 import { adapterSummary } from '../gpu/device.js';
 import {
   ACTIVATIONS,
@@ -10,8 +9,9 @@ import {
   initStdFigure,
   runInitHistograms,
 } from '../lesson/init-histograms.js';
-import { writeFigure, writeJson } from '../lesson/output.js';
+import { openExperimentDir, writeFigure, writeJson } from '../lesson/output.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { seedFlag } from './seed-flag.js';
 import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
@@ -29,7 +29,7 @@ const FLAGS = {
     max: 4096,
     help: 'input rows (the lesson uses 1; more rows give smoother histograms)',
   },
-  seed: { type: 'int', default: INIT_HISTOGRAMS_DEFAULTS.seed, min: 0, help: 'seed of the weights and inputs' },
+  seed: seedFlag(INIT_HISTOGRAMS_DEFAULTS.seed, 'seed of the weights and inputs'),
   quick: { type: 'bool', default: false, help: 'accepted for symmetry with the other experiments: this one always takes seconds' },
 } as const satisfies FlagsSpec;
 
@@ -48,14 +48,19 @@ export async function initHistogramsCommand(argv: string[]): Promise<number> {
     batch: flags.batch,
     seed: flags.seed,
   };
+  const deep = options.layers > 1;
+  const out = openExperimentDir(flags.out, 'init-histograms', {
+    figures: ['init-histograms', ...(deep ? ['init-std'] : [])],
+    json: ['init-histograms'],
+  });
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     const result = await runInitHistograms(gpu, options);
     for (const line of initHistogramsSummary(result)) console.log(line);
-    writeFigure(flags.out, 'init-histograms', initHistogramsFigure(result));
-    if (options.layers > 1) writeFigure(flags.out, 'init-std', initStdFigure(result));
-    writeJson(flags.out, 'init-histograms', { adapter: gpu.adapter, ...result });
-    console.log(`wrote ${join(flags.out, 'init-histograms.png')}${options.layers > 1 ? ', init-std.png' : ''} (and .svg, .json)`);
+    writeFigure(out, 'init-histograms', initHistogramsFigure(result));
+    if (deep) writeFigure(out, 'init-std', initStdFigure(result));
+    writeJson(out, 'init-histograms', { adapter: gpu.adapter, ...result });
+    console.log(`wrote ${out.file('init-histograms.png')}${deep ? ', init-std.png' : ''} (and .svg, .json)`);
     return 0;
-  });
+  }).finally(() => out.release());
 }

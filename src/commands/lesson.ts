@@ -1,13 +1,14 @@
 // `webgpu-nn lesson`: every experiment of the lesson, a short training run, and one offline page of them
 // (src/lesson/lesson.ts).
 import { adapterSummary } from '../gpu/device.js';
-import { runLesson } from '../lesson/lesson.js';
+import { openLessonDirs, runLesson } from '../lesson/lesson.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { seedFlag } from './seed-flag.js';
 import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
   out: { type: 'string', default: 'runs/lesson', help: 'directory for index.html and each experiment’s pictures and numbers' },
-  seed: { type: 'int', default: 42, min: 0, help: 'seed of every experiment' },
+  seed: seedFlag(42, 'seed of every experiment'),
   quick: {
     type: 'bool',
     default: false,
@@ -23,11 +24,14 @@ export async function lessonCommand(argv: string[]): Promise<number> {
     'Runs every experiment of the batch-normalisation lesson and a short training, and writes DIR/index.html: each claim beside its picture and the numbers measured here.',
   );
   if (!flags) return 0;
+  const options = { seed: flags.seed, quick: flags.quick };
+  // DIR and every experiment's sub-directory are checked and locked before the GPU is opened.
+  const dirs = openLessonDirs(flags.out, options);
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     const t0 = performance.now();
-    const page = await runLesson(gpu, { out: flags.out, seed: flags.seed, quick: flags.quick }, (line) => console.log(line));
+    const page = await runLesson(gpu, dirs, options, (line) => console.log(line));
     console.log(`wrote ${page} in ${((performance.now() - t0) / 1000).toFixed(0)}s`);
     return 0;
-  });
+  }).finally(() => dirs.release());
 }

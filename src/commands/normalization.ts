@@ -1,5 +1,4 @@
 // `webgpu-nn normalization`: the lesson's input-normalisation picture (src/lesson/normalization.ts).
-import { join } from 'node:path';
 import { adapterSummary } from '../gpu/device.js';
 import {
   NORMALIZATION_DEFAULTS,
@@ -8,13 +7,14 @@ import {
   normalizationSummary,
   runNormalization,
 } from '../lesson/normalization.js';
-import { writeFigure, writeJson } from '../lesson/output.js';
+import { openExperimentDir, writeFigure, writeJson } from '../lesson/output.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
+import { seedFlag } from './seed-flag.js';
 import { withGpu } from './with-gpu.js';
 
 const FLAGS = {
   out: { type: 'string', default: 'runs/normalization', help: 'directory for normalization.png, .svg and .json' },
-  seed: { type: 'int', default: NORMALIZATION_DEFAULTS.seed, min: 0, help: 'seed of the data and the batches' },
+  seed: seedFlag(NORMALIZATION_DEFAULTS.seed, 'seed of the data and the batches'),
   quick: { type: 'bool', default: false, help: 'fewer samples, steps and grid points (well under a minute)' },
   steps: {
     type: 'int',
@@ -48,13 +48,14 @@ export async function normalizationCommand(argv: string[]): Promise<number> {
     batchSize: flags.batchSize ?? base.batchSize,
     lrFraction: flags.lrFraction ?? base.lrFraction,
   };
+  const out = openExperimentDir(flags.out, 'normalization', { figures: ['normalization'], json: ['normalization'] });
   return withGpu(async (gpu) => {
     console.log(`adapter: ${adapterSummary(gpu.adapter)}`);
     const result = await runNormalization(gpu, options);
     for (const line of normalizationSummary(result)) console.log(line);
-    writeFigure(flags.out, 'normalization', normalizationFigure(result));
-    writeJson(flags.out, 'normalization', { adapter: gpu.adapter, ...result });
-    console.log(`wrote ${join(flags.out, 'normalization.png')} (and .svg, .json)`);
+    writeFigure(out, 'normalization', normalizationFigure(result));
+    writeJson(out, 'normalization', { adapter: gpu.adapter, ...result });
+    console.log(`wrote ${out.file('normalization.png')} (and .svg, .json)`);
     return 0;
-  });
+  }).finally(() => out.release());
 }

@@ -16,6 +16,7 @@ import { type RunEvents, type RunOutcome, type RunSettings, TrainingRun } from '
 import { SEED_TRAINING } from '../train/trainer.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { ProgressBar } from '../util/progress.js';
+import { seedFlag } from './seed-flag.js';
 import { withGpu } from './with-gpu.js';
 
 export const TRAIN_FLAGS = {
@@ -61,13 +62,7 @@ export const TRAIN_FLAGS = {
     exclusiveMax: true,
     help: 'fraction of the training set held out for validation',
   },
-  seed: {
-    type: 'int',
-    default: SEED_TRAINING.seed,
-    min: 0,
-    max: 0xffffffff,
-    help: 'seed for the split, initialisation, shuffling and dropout: equal seeds give equal runs',
-  },
+  seed: seedFlag(SEED_TRAINING.seed, 'seed for the split, initialisation, shuffling and dropout: equal seeds give equal runs'),
   limit: { type: 'int', min: 2, help: 'use only the first N training images (quick runs)' },
   init: { type: 'string', default: SEED_TRAINING.init, choices: INITIALIZERS, help: 'weight initialiser of the conv and linear layers' },
   bn: {

@@ -48,6 +48,9 @@ export const BN_GRADIENTS_DEFAULTS: BnGradientsOptions = {
 };
 export const BN_GRADIENTS_QUICK: BnGradientsOptions = { ...BN_GRADIENTS_DEFAULTS, depth: 50, width: 64, cnnEpochs: 2, cnnLimit: 2500 };
 
+/** The figures an experiment with options `o` draws: the histograms, and the CNN's norms unless it has no epochs. */
+export const bnGradientsFigures = (o: BnGradientsOptions): string[] => ['bn-gradients', ...(o.cnnEpochs > 0 ? ['bn-gradients-cnn'] : [])];
+
 export interface GradientHistogram extends Moments {
   edges: number[];
   counts: number[];

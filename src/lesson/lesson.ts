@@ -1,15 +1,16 @@
 // The whole lesson in one run: every experiment, a short training of the seed's CNN, and one offline page,
 // DIR/index.html, that puts each of the lesson's claims next to the picture that shows it and the numbers
 // measured on this machine (pictures inline as SVG with their text as outlines, so the page needs no fonts).
-import { mkdirSync } from 'node:fs';
+// Each experiment writes into a sub-directory of DIR named after its command, the training run into DIR/train;
+// all of them are opened as OutputDirs (checked, created, locked, their files declared) before any work.
 import { join } from 'node:path';
 import { loadEmbeddedDigits, splitTrainVal } from '../data/dataset.js';
 import { GpuDataset } from '../data/gpu-data.js';
 import { adapterSummary } from '../gpu/device.js';
 import type { Gpu } from '../gpu/runtime.js';
-import { type EpochRecord, lossPlot } from '../train/history.js';
+import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';
 import { SEED_TRAINING, Trainer } from '../train/trainer.js';
-import { writeFileAtomic } from '../util/files.js';
+import { OutputDir } from '../util/output-dir.js';
 import {
   BN_BENEFITS_DEFAULTS,
   BN_BENEFITS_QUICK,
@@ -22,6 +23,7 @@ import {
   BN_GRADIENTS_DEFAULTS,
   BN_GRADIENTS_QUICK,
   bnGradientsFigure,
+  bnGradientsFigures,
   bnGradientsSummary,
   cnnGradientsFigure,
   runBnGradients,
@@ -40,13 +42,63 @@ import {
   normalizationSummary,
   runNormalization,
 } from './normalization.js';
-import { type WrittenFigure, writeFigure, writeJson } from './output.js';
+import { openExperimentDir, type WrittenFigure, writeFigure, writeJson } from './output.js';
 import { sig } from './stats.js';
 
 export interface LessonOptions {
-  out: string;
   seed: number;
   quick: boolean;
+}
+
+/** The lesson's output: DIR (index.html), a sub-directory per experiment and DIR/train. */
+export interface LessonDirs {
+  page: OutputDir;
+  normalization: OutputDir;
+  initHistograms: OutputDir;
+  bnGradients: OutputDir;
+  bnBenefits: OutputDir;
+  train: OutputDir;
+  /** Gives them all up (their locks). */
+  release(): void;
+}
+
+/** The depth of the init-histograms stacks the page shows. */
+const INIT_LAYERS = 10;
+const INIT_FIGURES = ['init-histograms-1-layer', 'init-std-relu', 'init-histograms-tanh', 'init-std-tanh'];
+
+const bnGradientsOptions = (o: LessonOptions) => ({ ...(o.quick ? BN_GRADIENTS_QUICK : BN_GRADIENTS_DEFAULTS), seed: o.seed });
+
+/**
+ * Opens DIR and each sub-directory the lesson writes, declaring their files, before any work: a bad DIR, a
+ * file of the user's where the lesson writes one, or another command writing there is an OutputError here
+ * (and the directories opened before it are released).
+ */
+export function openLessonDirs(out: string, o: LessonOptions): LessonDirs {
+  const opened: OutputDir[] = [];
+  const open = (make: () => OutputDir) => {
+    const d = make();
+    opened.push(d);
+    return d;
+  };
+  try {
+    const sub = (name: string) => join(out, name);
+    return {
+      page: open(() => OutputDir.open(out, { flag: '--out', command: 'lesson', files: ['index.html'] })),
+      normalization: open(() => openExperimentDir(sub('normalization'), 'lesson', { figures: ['normalization'], json: ['normalization'] })),
+      initHistograms: open(() => openExperimentDir(sub('init-histograms'), 'lesson', { figures: INIT_FIGURES, json: ['init-histograms'] })),
+      bnGradients: open(() =>
+        openExperimentDir(sub('bn-gradients'), 'lesson', { figures: bnGradientsFigures(bnGradientsOptions(o)), json: ['bn-gradients'] }),
+      ),
+      bnBenefits: open(() => openExperimentDir(sub('bn-benefits'), 'lesson', { figures: ['bn-benefits'], json: ['bn-benefits'] })),
+      train: open(() => OutputDir.open(sub('train'), { flag: '--out', command: 'lesson', files: ['history.json', 'loss.png'] })),
+      release: () => {
+        for (const d of opened) d.release();
+      },
+    };
+  } catch (e) {
+    for (const d of opened) d.release();
+    throw e;
+  }
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -62,8 +114,8 @@ interface Section {
   table?: { header: string[]; rows: string[][] };
 }
 
-/** Runs everything; `log` gets each experiment's summary lines. Returns the page's path. */
-export async function runLesson(gpu: Gpu, o: LessonOptions, log: (line: string) => void): Promise<string> {
+/** Runs everything into `dirs` (openLessonDirs); `log` gets each experiment's summary lines. Returns the page's path. */
+export async function runLesson(gpu: Gpu, dirs: LessonDirs, o: LessonOptions, log: (line: string) => void): Promise<string> {
   const q = o.quick ? ' --quick' : '';
   const sections: Section[] = [];
   const step = (name: string) => log(`--- ${name}`);
@@ -71,7 +123,7 @@ export async function runLesson(gpu: Gpu, o: LessonOptions, log: (line: string) 
   step('normalization');
   const norm = await runNormalization(gpu, { ...(o.quick ? NORMALIZATION_QUICK : NORMALIZATION_DEFAULTS), seed: o.seed });
   normalizationSummary(norm).forEach(log);
-  const nDir = join(o.out, 'normalization');
+  const nDir = dirs.normalization;
   writeJson(nDir, 'normalization', norm);
   const [raw, std] = norm.problems;
   sections.push({
@@ -89,8 +141,8 @@ export async function runLesson(gpu: Gpu, o: LessonOptions, log: (line: string) 
   });
 
   step('init-histograms');
-  const iDir = join(o.out, 'init-histograms');
-  const layers = 10;
+  const iDir = dirs.initHistograms;
+  const layers = INIT_LAYERS;
   const relu = await runInitHistograms(gpu, { ...INIT_HISTOGRAMS_DEFAULTS, seed: o.seed, activation: 'relu', layers });
   const tanh = await runInitHistograms(gpu, { ...INIT_HISTOGRAMS_DEFAULTS, seed: o.seed, activation: 'tanh', layers });
   const one = await runInitHistograms(gpu, { ...INIT_HISTOGRAMS_DEFAULTS, seed: o.seed, activation: 'relu', layers: 1 });
@@ -121,9 +173,9 @@ export async function runLesson(gpu: Gpu, o: LessonOptions, log: (line: string) 
   });
 
   step('bn-gradients');
-  const grads = await runBnGradients(gpu, { ...(o.quick ? BN_GRADIENTS_QUICK : BN_GRADIENTS_DEFAULTS), seed: o.seed });
+  const grads = await runBnGradients(gpu, bnGradientsOptions(o));
   bnGradientsSummary(grads).forEach(log);
-  const gDir = join(o.out, 'bn-gradients');
+  const gDir = dirs.bnGradients;
   writeJson(gDir, 'bn-gradients', grads);
   const gFigs = [writeFigure(gDir, 'bn-gradients', bnGradientsFigure(grads))];
   if (grads.cnn) gFigs.push(writeFigure(gDir, 'bn-gradients-cnn', cnnGradientsFigure(grads.cnn)));
@@ -150,7 +202,7 @@ export async function runLesson(gpu: Gpu, o: LessonOptions, log: (line: string) 
   step('bn-benefits');
   const benefits = await runBnBenefits(gpu, { ...(o.quick ? BN_BENEFITS_QUICK : BN_BENEFITS_DEFAULTS), seed: o.seed }, log);
   bnBenefitsSummary(benefits).forEach(log);
-  const bDir = join(o.out, 'bn-benefits');
+  const bDir = dirs.bnBenefits;
   writeJson(bDir, 'bn-benefits', benefits);
   sections.push({
     heading: 'Faster convergence, higher learning rates, less sensitivity to initialisation',
@@ -164,7 +216,7 @@ export async function runLesson(gpu: Gpu, o: LessonOptions, log: (line: string) 
   });
 
   step('train');
-  const t = await shortTraining(gpu, o, join(o.out, 'train'));
+  const t = await shortTraining(gpu, o, dirs.train);
   const last = t.history.at(-1)!;
   sections.push({
     heading: "Training the lesson's CNN",
@@ -180,12 +232,11 @@ export async function runLesson(gpu: Gpu, o: LessonOptions, log: (line: string) 
     command: `webgpu-nn train --epochs ${t.history.length}${o.quick ? ` --limit ${t.limit}` : ''}`,
   });
 
-  const page = join(o.out, 'index.html');
-  writeFileAtomic(page, lessonPage(sections, adapterSummary(gpu.adapter), o));
-  return page;
+  dirs.page.write('index.html', lessonPage(sections, adapterSummary(gpu.adapter), dirs.page.path, o));
+  return dirs.page.file('index.html');
 }
 
-async function shortTraining(gpu: Gpu, o: LessonOptions, dir: string) {
+async function shortTraining(gpu: Gpu, o: LessonOptions, dir: OutputDir) {
   const limit = o.quick ? 2000 : 10000;
   const epochs = o.quick ? 3 : 10;
   const ds = loadEmbeddedDigits(limit);
@@ -210,14 +261,13 @@ async function shortTraining(gpu: Gpu, o: LessonOptions, dir: string) {
   }
   data.dispose();
   for (const t of trainer.model.stateDict().values()) t.dispose();
-  mkdirSync(dir, { recursive: true });
-  writeFileAtomic(join(dir, 'history.json'), `${JSON.stringify(history, null, 2)}\n`);
+  writeHistory(dir, history);
   const png = lossPlot(history);
-  writeFileAtomic(join(dir, 'loss.png'), png);
+  dir.write('loss.png', png);
   return { history, png, trainCount: split.train.length, limit };
 }
 
-function lessonPage(sections: Section[], adapter: string, o: LessonOptions): string {
+function lessonPage(sections: Section[], adapter: string, out: string, o: LessonOptions): string {
   const body = sections
     .map((s) => {
       const table = s.table
@@ -246,7 +296,7 @@ table { border-collapse: collapse; font-size: .9em; } td, th { border: 1px solid
 code { background: #f2f2f2; padding: .1em .3em; } .cmd { color: #555; }
 </style></head><body>
 <h1>Batch normalisation: the lesson's claims, measured</h1>
-<p>Every number and picture on this page was computed on the GPU through webgpu-nn's WGSL kernels by <code>webgpu-nn lesson --out ${esc(o.out)}${o.quick ? ' --quick' : ''} --seed ${o.seed}</code>,
+<p>Every number and picture on this page was computed on the GPU through webgpu-nn's WGSL kernels by <code>webgpu-nn lesson --out ${esc(out)}${o.quick ? ' --quick' : ''} --seed ${o.seed}</code>,
 on the adapter <b>${esc(adapter)}</b>, on ${new Date().toISOString().slice(0, 10)}. Each section quotes the lesson, shows the picture that tests it and gives the numbers;
 each picture's PNG and the numbers as JSON are in the folder beside this page.</p>
 ${body}
