@@ -1,7 +1,7 @@
 // `webgpu-nn lesson --quick` end to end: the page and every experiment's files, and each of the lesson's claims
 // checked as a property of the numbers this machine measured (never as fixed values). One run serves all.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -108,6 +108,38 @@ describe('webgpu-nn lesson --quick', () => {
       const spread = (v: string) => Math.abs(cell('pytorch', lr, v).bestAcc - cell('xavier-normal', lr, v).bestAcc);
       expect(spread('after'), `lr ${lr}`).toBeLessThan(spread('none'));
     }
+  });
+
+  it('leaves each directory with the list of the files it wrote, unlocked, so that a second run into it may replace them', async () => {
+    const listed = (dir: string) => JSON.parse(readFileSync(join(out, dir, '.webgpu-nn-files.json'), 'utf8')).files as string[];
+    expect(listed('.')).toEqual(['index.html']);
+    expect(listed('train')).toEqual(['history.json', 'loss.png']);
+    expect(listed('bn-gradients')).toEqual([
+      'bn-gradients-cnn.png',
+      'bn-gradients-cnn.svg',
+      'bn-gradients.json',
+      'bn-gradients.png',
+      'bn-gradients.svg',
+    ]);
+    for (const dir of ['normalization', 'init-histograms', 'bn-benefits'])
+      for (const f of listed(dir)) expect(existsSync(join(out, dir, f)), `${dir}/${f}`).toBe(true);
+    const left = readdirSync(out, { recursive: true }).map(String);
+    expect(left.filter((f) => f.endsWith('.webgpu-nn.lock') || f.includes('.tmp-'))).toEqual([]);
+    // A second run into the same directory passes every output check and gets as far as the adapter (Dawn's
+    // null backend, refused before any work), leaving the first run's page as it was.
+    const page = readFileSync(join(out, 'index.html'), 'utf8');
+    const again = await new Promise<{ code: number | null; err: string }>((resolve) => {
+      const child = spawn(process.execPath, [CLI, 'lesson', '--quick', '--out', out], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, WEBGPU_NN_BACKEND: 'null' },
+      });
+      let e = '';
+      child.stderr.on('data', (d: Buffer) => (e += d));
+      child.on('close', (code) => resolve({ code, err: e }));
+    });
+    expect(again.code, again.err).toBe(1);
+    expect(again.err).toMatch(/does not compute/);
+    expect(readFileSync(join(out, 'index.html'), 'utf8')).toBe(page);
   });
 
   it("the short training run learns with the seed's settings", () => {

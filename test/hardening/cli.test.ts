@@ -9,21 +9,12 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEmbeddedDigits } from '../../src/data/dataset.js';
-import { CLI, type CliResult, COLD_START_TIMEOUT, expectExit, hasStackTrace, runCli } from '../helpers/cli.js';
+import { CLI, type CliResult, COLD_START_TIMEOUT, expectOneLine, hasStackTrace, runCli } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'webgpu-nn-cli-faults-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const model = join(root, 'model');
 const png = join(root, 'digit.png');
-
-/** Exit status `code`, and the message on stderr: one line (besides Dawn's warnings), no stack trace. */
-function expectOneLine(r: CliResult, code: number, message: RegExp): void {
-  expectExit(r, code);
-  const lines = r.err.split('\n').filter((l) => l.trim() !== '');
-  expect(lines, r.err).toHaveLength(1);
-  expect(lines[0]).toMatch(/^webgpu-nn: /);
-  expect(lines[0]).toMatch(message);
-}
 
 beforeAll(async () => {
   const r = await runCli(['train', '--limit', '200', '--epochs', '1', '--out', model]);

@@ -86,3 +86,12 @@ export function expectExit(r: CliResult, code: number): void {
   expect(r.code, `${r.out}\n${r.err}`).toBe(code);
   expect(hasStackTrace(r.err), r.err).toBe(false);
 }
+
+/** Exit status `code`, and the message on stderr: one line (besides Dawn's warnings), no stack trace. */
+export function expectOneLine(r: CliResult, code: number, message: RegExp): void {
+  expectExit(r, code);
+  const lines = r.err.split('\n').filter((l) => l.trim() !== '');
+  expect(lines, r.err).toHaveLength(1);
+  expect(lines[0]).toMatch(/^webgpu-nn: /);
+  expect(lines[0]).toMatch(message);
+}
