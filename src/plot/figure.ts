@@ -305,12 +305,11 @@ export function figureSvg(fig: Figure): string {
     const opts: AxisOptions = axis === 'y' && hasBars && o.min === undefined ? { ...o, min: o.scale === 'log' ? 0.6 : 0 } : o;
     return makeScale(data, opts, length, axis === 'x' ? 6 * FONT : 3.2 * FONT);
   };
-  // First pass with rough lengths, to size the y tick labels.
-  const cellH = (H - top) / rows;
-  const yLabelW = fig.panels.map((p) => {
-    const s = scaleFor(p, 'y', cellH * 0.7);
-    return Math.max(0, ...s.ticks.map((t) => labelWidth(t.label)));
-  });
+  // The y tick labels' widths decide the left margins, which decide the plot heights, which decide the ticks:
+  // size them at a rough height first, then again at the final height (a label may be wider there).
+  const tickLabelWidths = (height: number) =>
+    fig.panels.map((p) => Math.max(0, ...scaleFor(p, 'y', height).ticks.map((t) => labelWidth(t.label))));
+  let yLabelW = tickLabelWidths(((H - top) / rows) * 0.7);
   const left = (c: number) => {
     if (!outerY(c)) return 0.8 * FONT;
     const inCol = fig.panels.map((p, i) => (i % cols === c && p ? yLabelW[i] : 0));
@@ -323,11 +322,12 @@ export function figureSvg(fig: Figure): string {
   };
   const titleBand = (r: number) => (fig.panels.some((p, i) => Math.floor(i / cols) === r && p.title) ? TITLE * 1.6 : 0.5 * FONT);
   const right = 0.9 * FONT;
-  const lefts = Array.from({ length: cols }, (_, c) => left(c));
   const bottoms = Array.from({ length: rows }, (_, r) => bottom(r));
   const tops = Array.from({ length: rows }, (_, r) => titleBand(r));
-  const plotW = (W - lefts.reduce((a, b) => a + b, 0) - cols * right) / cols;
   const plotH = (H - top - bottoms.reduce((a, b) => a + b, 0) - tops.reduce((a, b) => a + b, 0)) / rows;
+  yLabelW = tickLabelWidths(Math.round(plotH)).map((w, i) => Math.max(w, yLabelW[i]));
+  const lefts = Array.from({ length: cols }, (_, c) => left(c));
+  const plotW = (W - lefts.reduce((a, b) => a + b, 0) - cols * right) / cols;
 
   parts.unshift(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
   fig.panels.forEach((p, i) => {
