@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEmbeddedDigits } from '../src/data/dataset.js';
-import { readSafetensors } from '../src/util/safetensors.js';
+import { readSafetensors } from '../src/util/safetensors-file.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
 // Each command is a new process that compiles its kernels; with Mesa's shader cache cold (a fresh machine)

@@ -5,7 +5,8 @@
 // to one another; without it conv1's gradient is about ten times smaller and two epochs barely move the loss.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadEmbeddedDigits, splitTrainVal } from '../data/dataset.js';
+import { loadEmbeddedDigits } from '../data/dataset.js';
+import { splitTrainVal } from '../data/split.js';
 import { GpuDataset } from '../data/gpu-data.js';
 import { adapterSummary } from '../gpu/device.js';
 import * as F from '../nn/ops.js';

@@ -1,10 +1,9 @@
 // `webgpu-nn predict --model DIR image.png ...`: classifies digit images. Accepts grayscale, RGB or RGBA
 // PNGs of any size (src/data/images.ts prepares them as MNIST digits: 28x28, white on black).
-import { normalizedBatch, readDigitPng } from '../data/images.js';
+import { readDigitPng } from '../data/images.js';
 import { UsageError } from '../errors.js';
-import * as F from '../nn/ops.js';
-import { noGrad } from '../nn/tensor.js';
 import { loadModel } from '../train/checkpoint.js';
+import { digitProbabilities } from '../train/predict.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { MODEL_FLAG, requireModel } from './model-flag.js';
 import { withGpu } from './with-gpu.js';
@@ -24,16 +23,13 @@ export async function predictCommand(argv: string[]): Promise<number> {
 
   return withGpu(async () => {
     const { model, norm } = loadModel(modelDir);
-    const batch = normalizedBatch(
+    const probs = await digitProbabilities(
+      model,
       images.map((im) => im.pixels),
       norm,
     );
-    const probs = await noGrad(async () => {
-      const logp = model.forward(F.tensor(batch, [images.length, 1, 28, 28]));
-      return (await logp.toArray()) as Float32Array;
-    });
     images.forEach((im, i) => {
-      const p = Array.from(probs.subarray(i * 10, i * 10 + 10), Math.exp);
+      const p = Array.from(probs.subarray(i * 10, i * 10 + 10));
       const ranked = p
         .map((v, d) => [d, v] as const)
         .sort((a, b) => b[1] - a[1])

@@ -9,7 +9,8 @@
 // stops after the current step and saves what there is.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Dataset, loadMnist, pixelStats, splitTrainVal } from '../data/dataset.js';
+import { type Dataset, loadMnist } from '../data/dataset.js';
+import { pixelStats, splitTrainVal } from '../data/split.js';
 import { GpuDataset } from '../data/gpu-data.js';
 import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
@@ -24,6 +25,7 @@ import {
   writeLastCheckpoint,
 } from '../train/checkpoint.js';
 import { EarlyStopping } from '../train/early-stopping.js';
+import { bestLine, epochLine, runEpoch } from '../train/epoch.js';
 import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';
 import { SEED_TRAINING, Trainer } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
@@ -188,29 +190,19 @@ async function run(
   let status: 'done' | 'early-stop' | 'interrupted' | 'diverged' = 'done';
   try {
     for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
-      const t0 = performance.now();
-      const trainLoss = await trainer.trainEpoch(
+      const record = await runEpoch(
+        trainer,
         trainSplit,
+        valSplit,
         epoch,
         () => interrupted,
         (done, total) => bar.update(epoch - 1 + done / total),
       );
-      if (interrupted) {
+      if (!record) {
         status = 'interrupted';
         break;
       }
-      const trainSeconds = (performance.now() - t0) / 1000; // trainEpoch ends with a readback: GPU work is done
-      const { loss: valLoss, accuracy: valAcc } = await trainer.evaluate(valSplit);
-      const epochSeconds = (performance.now() - t0) / 1000;
-      const record: EpochRecord = {
-        epoch,
-        trainLoss,
-        valLoss,
-        valAcc,
-        epochSeconds,
-        trainSeconds,
-        samplesPerSecond: split.train.length / trainSeconds,
-      };
+      const { trainLoss, valLoss } = record;
       history.push(record);
       if (!Number.isFinite(trainLoss) || !Number.isFinite(valLoss)) {
         status = 'diverged';
@@ -221,11 +213,7 @@ async function run(
         break;
       }
       const { improved, stop } = stopper.step(valLoss);
-      bar.log(
-        `epoch ${String(epoch).padStart(3)}  train loss ${trainLoss.toFixed(6)}  val loss ${valLoss.toFixed(6)}  ` +
-          `val acc ${(100 * valAcc).toFixed(2)}%  ${epochSeconds.toFixed(1)}s  ${Math.round(record.samplesPerSecond)} train samples/s` +
-          (improved ? '  *best' : ''),
-      );
+      bar.log(epochLine(record, improved));
       bar.update(epoch);
       const state = await trainer.stateArrays(); // one readback serves both checkpoints
       if (improved) {
@@ -256,7 +244,7 @@ async function run(
   const best = history.find((h) => h.epoch === stopper.bestEpoch);
   log(
     restored && best
-      ? `best epoch ${best.epoch}: validation loss ${best.valLoss.toFixed(6)}, accuracy ${(100 * best.valAcc).toFixed(2)}% (restored)`
+      ? bestLine(best)
       : 'no epoch finished with a finite validation loss; no best model',
   );
   if (test && restored) {

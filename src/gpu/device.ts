@@ -1,16 +1,10 @@
-// Finding a WebGPU adapter and opening a device through Dawn's node bindings (npm `webgpu`).
-//
-// Choose the adapter with options or environment variables:
-//   WEBGPU_NN_BACKEND  vulkan | metal | d3d12 | d3d11 | opengl | opengles | null   (Dawn's `backend` flag)
-//   WEBGPU_NN_ADAPTER  a case-insensitive substring of the adapter's name            (Dawn's `adapter` flag)
-//   WEBGPU_NN_POWER    low-power | high-performance
-import { create, globals } from 'webgpu';
-import { NoAdapterError } from '../errors.js';
+// Opening a WebGPU device with every limit and optional feature the engine can use, and describing its
+// adapter: the platform-neutral part. Where the adapter comes from is the platform's: Dawn's node bindings in
+// Node (platform-node.ts, which also reads the WEBGPU_NN_* variables), `navigator.gpu` in a page
+// (platform-browser.ts, which the browser build puts in platform-node.ts's place).
+import { requestPlatformAdapter } from './platform-node.js';
 
-let globalsInstalled = false;
-const liveInstances: GPU[] = [];
-
-/** Options for {@link openDevice}. Unset fields fall back to the environment variables above. */
+/** Options for {@link openDevice}. In Node, unset fields fall back to the WEBGPU_NN_* variables (platform-node.ts); a page uses only `powerPreference`. */
 export interface DeviceOptions {
   backend?: string;
   adapter?: string;
@@ -42,32 +36,9 @@ export interface OpenedDevice {
   adapter: AdapterDescription;
 }
 
-const SETUP_HINT =
-  "Run `bash scripts/setup.sh` (as root on Debian 12 it installs Mesa's software Vulkan driver), " +
-  'or install your GPU\'s Vulkan driver; see the README section "Machines".';
-
 /** Opens a device on the chosen adapter, with every limit and optional feature the engine can use. */
 export async function openDevice(options: DeviceOptions = {}): Promise<OpenedDevice> {
-  if (!globalsInstalled) {
-    Object.assign(globalThis, globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
-    globalsInstalled = true;
-  }
-  const backend = options.backend ?? process.env.WEBGPU_NN_BACKEND;
-  const adapterName = options.adapter ?? process.env.WEBGPU_NN_ADAPTER;
-  const power = options.powerPreference ?? (process.env.WEBGPU_NN_POWER as GPUPowerPreference | undefined);
-  const flags: string[] = [];
-  if (backend) flags.push(`backend=${backend}`);
-  if (adapterName) flags.push(`adapter=${adapterName}`);
-
-  const gpu = create(flags);
-  // The device must not outlive Dawn's instance: if `gpu` were collected, the next shader compile would
-  // touch freed memory (crashes, hangs). Keep every instance we made for the life of the process.
-  liveInstances.push(gpu);
-  const adapter = await gpu.requestAdapter(power ? { powerPreference: power } : undefined);
-  if (!adapter) {
-    const wanted = [backend && `backend "${backend}"`, adapterName && `adapter "${adapterName}"`].filter(Boolean).join(', ');
-    throw new NoAdapterError(`No WebGPU adapter found${wanted ? ` for ${wanted}` : ''}. ${SETUP_HINT}`);
-  }
+  const adapter = await requestPlatformAdapter(options);
 
   const wantFeatures: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
   const requiredFeatures = wantFeatures.filter((f) => adapter.features.has(f));

@@ -8,17 +8,16 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileFormatError, UsageError, WebGpuNnError } from '../errors.js';
 import type { OptimizerState } from '../nn/optim.js';
-import { readSafetensors, type TensorMap, writeSafetensors } from '../util/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../util/safetensors-file.js';
+import type { TensorMap } from '../util/safetensors.js';
 import type { EarlyStopping, EarlyStoppingState } from './early-stopping.js';
 import { type EpochRecord, writeHistory } from './history.js';
-import { createMnistCnn, type MnistCnn } from './model.js';
+import type { MnistCnn } from './model.js';
+import { CHECKPOINT_FORMAT, modelFromCheckpoint } from './saved-model.js';
 import type { Trainer, TrainOptions } from './trainer.js';
 
 /** last.safetensors stores the optimizer's state (SGD: `velocity.<i>`) under this prefix. */
 const OPTIMIZER_PREFIX = 'optimizer.';
-
-/** The `format` metadata of every checkpoint `webgpu-nn train` writes. */
-export const CHECKPOINT_FORMAT = 'webgpu-nn MnistCnn';
 
 /** The settings a run is made of: saved in config.json and in the checkpoints' metadata. */
 export interface RunConfig extends TrainOptions {
@@ -125,18 +124,5 @@ export function loadModel(path: string, flag = '--model'): { model: MnistCnn; co
   if (!existsSync(file)) throw new UsageError(`${flag} ${path}: no such file or directory; give a webgpu-nn train output directory`);
   if (!file.endsWith('.safetensors'))
     throw new UsageError(`${flag} ${path}: no best.safetensors in it; give a webgpu-nn train output directory`);
-  const { tensors, metadata } = readSafetensors(file);
-  if (metadata.format !== CHECKPOINT_FORMAT || !metadata.config) {
-    throw new FileFormatError(`${file}: not a ${CHECKPOINT_FORMAT} checkpoint (its metadata has no format/config)`);
-  }
-  let config: RunConfig;
-  try {
-    config = JSON.parse(metadata.config) as RunConfig;
-  } catch (e) {
-    throw new FileFormatError(`${file}: corrupt config in metadata (${(e as Error).message})`);
-  }
-  const model = createMnistCnn(config);
-  model.loadStateDict(tensors);
-  model.eval();
-  return { model, config, norm: config.norm ?? { mean: 0, std: 1 }, file };
+  return { ...modelFromCheckpoint(readSafetensors(file), file), file };
 }
