@@ -21,6 +21,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: "the lesson's gradient experiment: per-layer gradient norms with and without batch norm",
     run: async (a) => (await import('./commands/bn-gradients.js')).bnGradientsCommand(a),
   },
+  web: {
+    summary: 'serve the training page (train in a browser tab, draw digits); prints its URL',
+    run: async (a) => (await import('./commands/web.js')).webCommand(a),
+  },
   demo: {
     summary: 'print the adapter and check a few kernels against the CPU',
     run: async (a) => (await import('./commands/demo.js')).demoCommand(a),
