@@ -6,8 +6,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadEmbeddedDigits } from '../data/dataset.js';
-import { splitTrainVal } from '../data/split.js';
 import { GpuDataset } from '../data/gpu-data.js';
+import { splitTrainVal } from '../data/split.js';
 import { adapterSummary } from '../gpu/device.js';
 import * as F from '../nn/ops.js';
 import { Tensor } from '../nn/tensor.js';

@@ -1,8 +1,8 @@
 // `webgpu-nn evaluate --model DIR [--data DIR]`: accuracy and confusion matrix of a trained model, on the
 // test set (t10k files) when the data has one, else on the run's own validation split.
 import { type Dataset, loadMnist } from '../data/dataset.js';
-import { splitTrainVal } from '../data/split.js';
 import { GpuDataset } from '../data/gpu-data.js';
+import { splitTrainVal } from '../data/split.js';
 import { adapterSummary } from '../gpu/device.js';
 import { loadModel } from '../train/checkpoint.js';
 import { confusionMatrix, correctCount, formatConfusion } from '../train/metrics.js';

@@ -10,8 +10,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Dataset, loadMnist } from '../data/dataset.js';
-import { pixelStats, splitTrainVal } from '../data/split.js';
 import { GpuDataset } from '../data/gpu-data.js';
+import { pixelStats, splitTrainVal } from '../data/split.js';
 import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
 import type { Gpu } from '../gpu/runtime.js';
@@ -242,11 +242,7 @@ async function run(
 
   const restored = trainer.restoreBest();
   const best = history.find((h) => h.epoch === stopper.bestEpoch);
-  log(
-    restored && best
-      ? bestLine(best)
-      : 'no epoch finished with a finite validation loss; no best model',
-  );
+  log(restored && best ? bestLine(best) : 'no epoch finished with a finite validation loss; no best model');
   if (test && restored) {
     const testData = GpuDataset.upload(gpu, test, 'test');
     const { loss, accuracy } = await trainer.evaluate({ data: testData, indices: Uint32Array.from({ length: test.count }, (_, i) => i) });

@@ -40,7 +40,8 @@ export const SEED_TRAINING: Readonly<TrainOptions> = {
 };
 
 /** Lets other tasks run: Node's setImmediate; a page has none, and a zero timeout does the job there. */
-const yieldToEventLoop = (): Promise<void> => new Promise((r) => (typeof globalThis.setImmediate === 'function' ? setImmediate(r) : setTimeout(r, 0)));
+const yieldToEventLoop = (): Promise<void> =>
+  new Promise((r) => (typeof globalThis.setImmediate === 'function' ? setImmediate(r) : setTimeout(r, 0)));
 
 export interface Split {
   data: GpuDataset;
