@@ -3,6 +3,7 @@
 //   /           web/ (the page's HTML and CSS), then dist/web/ (app.js, the page's bundled code, and the
 //               embedded digits; built by `npm run build`)
 //   /browser/   dist/browser/ (webgpu-nn.js and kernels.js, the engine's browser builds, for pages of your own)
+//   /examples/  examples/ (browser.html: the README's page of your own)
 // plus any `mounts` a caller adds (the browser tests serve their own pages that way).
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -43,10 +44,11 @@ export function packageRoot(): string {
   return dir;
 }
 
-/** The page's own mounts: web/ and dist/web/ at /, dist/browser/ at /browser/. */
+/** The page's own mounts: web/ and dist/web/ at /, dist/browser/ at /browser/, examples/ at /examples/. */
 export function pageMounts(root = packageRoot()): Mount[] {
   return [
     { prefix: '/browser/', dirs: [join(root, 'dist', 'browser')] },
+    { prefix: '/examples/', dirs: [join(root, 'examples')] },
     { prefix: '/', dirs: [join(root, 'web'), join(root, 'dist', 'web')] },
   ];
 }

@@ -190,7 +190,8 @@ describe('the training page in Chromium', () => {
         page,
         Array.from(digits.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255),
       );
-      if ((shown = probs.indexOf(Math.max(...probs)) === 7)) break;
+      shown = probs.indexOf(Math.max(...probs)) === 7;
+      if (shown) break;
     }
     expect(shown, 'some validation 7 is read as a 7').toBe(true);
     writeFileSync(join(root, 'docs', 'web-page.png'), await page.screenshot({ fullPage: true }));
@@ -218,6 +219,17 @@ describe('the training page in Chromium', () => {
     expect(await page.$eval('#fatal', (e) => (e as HTMLElement).hidden)).toBe(false);
     expect(await page.$eval('#fatal', (e) => e.textContent)).toMatch(/this browser offers none[\s\S]*navigator\.gpu is undefined/);
     expect(await page.$eval('#start', (e) => (e as HTMLButtonElement).disabled)).toBe(true);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it("runs examples/browser.html, the README's page of your own with the engine and the kernel library", async () => {
+    const { page, problems } = await openPage(browser, `${server.url}examples/browser.html`);
+    await page.waitForFunction(() => document.getElementById('out')?.textContent?.includes('done'), { timeout: 60_000 });
+    const out = await page.$eval('#out', (e) => e.textContent);
+    expect(out).toMatch(/^adapter: .*adapter$/m);
+    expect(out).toContain('relu(a · b) = 1,1,3,1'); // [[1,2],[3,4]]·[[1,-1],[0,1]] = [[1,1],[3,1]]
+    expect(out).toContain('relu(x) = 0,2,0,4');
     expect(problems).toEqual([]);
     await page.close();
   });
