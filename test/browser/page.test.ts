@@ -198,6 +198,20 @@ describe('the training page in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
+  it('trains when Start is clicked, with the epochs typed into the form', async () => {
+    const { page, problems } = await openPage(browser, `${server.url}?limit=640`);
+    await waitForState(page, ['ready', 'error', 'no-webgpu'], 60_000);
+    await page.$eval('input#epochs', (e) => {
+      e.value = '2';
+    });
+    await page.click('#start');
+    await waitForState(page, ['done', 'error']);
+    const log = (await page.$eval('#log', (e) => e.textContent)) ?? '';
+    expect(epochLines(log).map((e) => e.epoch)).toEqual([1, 2]);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('names the file of a checkpoint it cannot read, and goes on working', async () => {
     const { page, problems } = watched;
     const bad = join(dir, 'notes.safetensors');
