@@ -26,11 +26,28 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
-# 3. Build (TypeScript to dist/). tsc is incremental, so a second run is quick.
+# 3. Build (TypeScript to dist/, then the browser bundles and the web page's data). tsc is incremental, so a
+#    second run is quick.
 say "building"
-npx tsc -p tsconfig.json
+npm run build --silent
 
-# 4. A WebGPU adapter. probe-adapter prints one line describing it, or exits 1 when there is none.
+# 4. For the tests: Debian's chromium-headless-shell, the real browser the page is tested in (WebGPU on its
+#    bundled SwiftShader), whose package also brings SwiftShader's Vulkan driver, the second software adapter the
+#    kernel tests run on. WEBGPU_NN_CHROMIUM and WEBGPU_NN_SWIFTSHADER_ICD may name others instead.
+chromium=${WEBGPU_NN_CHROMIUM:-/usr/bin/chromium-headless-shell}
+swiftshader=${WEBGPU_NN_SWIFTSHADER_ICD:-/usr/lib/chromium/vk_swiftshader_icd.json}
+if [[ ! -x $chromium || ! -f $swiftshader ]]; then
+  say "installing chromium-headless-shell (the browser tests' Chromium and SwiftShader's Vulkan driver)"
+  [[ -r /etc/os-release ]] && . /etc/os-release
+  [[ $(id -u) == 0 && "${ID:-}" == debian ]] || die "the tests need Chromium's headless shell and SwiftShader's Vulkan driver: on Debian run
+  apt-get update && apt-get install -y chromium-headless-shell
+as root (elsewhere, set WEBGPU_NN_CHROMIUM to a Chromium binary and WEBGPU_NN_SWIFTSHADER_ICD to a vk_swiftshader_icd.json)."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq chromium-headless-shell >&2
+fi
+
+# 5. A WebGPU adapter. probe-adapter prints one line describing it, or exits 1 when there is none.
 probe() { node scripts/probe-adapter.mjs 2>/dev/null; }
 if desc=$(probe); then
   say "adapter: $desc"

@@ -35,6 +35,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: 'run every experiment of the lesson and a short training; write DIR/index.html with the claims, pictures and numbers',
     run: async (a) => (await import('./commands/lesson.js')).lessonCommand(a),
   },
+  web: {
+    summary: 'serve the training page (train in a browser tab, draw digits); prints its URL',
+    run: async (a) => (await import('./commands/web.js')).webCommand(a),
+  },
   demo: {
     summary: 'print the adapter and check a few kernels against the CPU',
     run: async (a) => (await import('./commands/demo.js')).demoCommand(a),

@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadEmbeddedDigits } from '../src/data/dataset.js';
-import { readSafetensors } from '../src/util/safetensors.js';
+import { readSafetensors } from '../src/util/safetensors-file.js';
 import { CLI, COLD_START_TIMEOUT, runCli } from './helpers/cli.js';
 
 const run = (args: string[]) => runCli(args);

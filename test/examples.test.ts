@@ -1,5 +1,5 @@
 // The README's examples are files in examples/; this runs them as a user would (node, importing the package
-// by name) and checks that the README shows them verbatim.
+// by name) and checks that the README shows them verbatim (browser.html runs in Chromium: test/browser/page.test.ts).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ const runExample = (file: string) =>
 describe('README examples', () => {
   const readme = readFileSync(join(root, 'README.md'), 'utf8');
 
-  for (const file of ['tensor-api.mjs', 'kernel-library.mjs']) {
+  for (const file of ['tensor-api.mjs', 'kernel-library.mjs', 'browser.html']) {
     it(`README shows examples/${file} verbatim`, () => {
       expect(readme).toContain(readFileSync(join(root, 'examples', file), 'utf8').trim());
     });

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataError, FileFormatError } from '../src/errors.js';
-import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from '../src/util/safetensors.js';
+import { decodeSafetensors, encodeSafetensors } from '../src/util/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../src/util/safetensors-file.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'train-st-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -2,12 +2,14 @@
 // test set (t10k files) when the data has one, else on the run's own validation split. The checkpoint and
 // the data are read and checked before the GPU is opened.
 import { existsSync } from 'node:fs';
-import { type Dataset, loadMnist, splitTrainVal } from '../data/dataset.js';
+import { type Dataset, loadMnist } from '../data/dataset.js';
 import { GpuDataset } from '../data/gpu-data.js';
+import { splitTrainVal } from '../data/split.js';
 import { UsageError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
-import { modelFromCheckpoint, readModelCheckpoint } from '../train/checkpoint.js';
+import { readModelCheckpoint } from '../train/checkpoint.js';
 import { confusionMatrix, correctCount, formatConfusion } from '../train/metrics.js';
+import { modelFromCheckpoint } from '../train/saved-model.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { MODEL_FLAG, requireModel } from './model-flag.js';
 import { withGpu } from './with-gpu.js';

@@ -1,13 +1,13 @@
 // `webgpu-nn predict --model DIR image.png ...`: classifies digit images. Accepts grayscale, RGB or RGBA
 // PNGs of any size (src/data/images.ts prepares them as MNIST digits: 28x28, white on black). Any number of
-// images: they go through the network in batches. The checkpoint and the images are read before the GPU is
-// opened.
-import { normalizedBatch, readDigitPng } from '../data/images.js';
+// images: they go through the network in batches (src/train/predict.ts). The checkpoint and the images are read
+// before the GPU is opened.
+import { readDigitPng } from '../data/images.js';
 import { UsageError } from '../errors.js';
-import * as F from '../nn/ops.js';
-import { noGrad, tidy } from '../nn/tensor.js';
-import { modelFromCheckpoint, readModelCheckpoint } from '../train/checkpoint.js';
+import { readModelCheckpoint } from '../train/checkpoint.js';
 import { checkProbabilities } from '../train/metrics.js';
+import { digitProbabilities } from '../train/predict.js';
+import { modelFromCheckpoint } from '../train/saved-model.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
 import { MODEL_FLAG, requireModel } from './model-flag.js';
 import { withGpu } from './with-gpu.js';
@@ -16,9 +16,6 @@ const FLAGS = {
   model: MODEL_FLAG,
   top: { type: 'int', default: 1, min: 1, max: 10, help: 'show this many most likely digits' },
 } as const satisfies FlagsSpec;
-
-/** Images per forward pass: far below what the adapter's buffers allow, large enough to keep it busy. */
-const BATCH = 256;
 
 export async function predictCommand(argv: string[]): Promise<number> {
   const summary = 'Classify PNG images of digits with a trained model: webgpu-nn predict --model DIR image.png ...';
@@ -30,27 +27,21 @@ export async function predictCommand(argv: string[]): Promise<number> {
 
   return withGpu(async () => {
     const { model, norm } = modelFromCheckpoint(checkpoint);
-    for (let start = 0; start < images.length; start += BATCH) {
-      const chunk = images.slice(start, start + BATCH);
-      const batch = normalizedBatch(
-        chunk.map((im) => im.pixels),
-        norm,
-      );
-      // tidy returns the batch's activations to the pool; only the log-probabilities outlive it.
-      const out = noGrad(() => tidy(() => model.forward(F.tensor(batch, [chunk.length, 1, 28, 28]))));
-      const logp = (await out.toArray()) as Float32Array;
-      out.dispose();
-      chunk.forEach((im, i) => {
-        const p = Array.from(logp.subarray(i * 10, i * 10 + 10), Math.exp);
-        checkProbabilities(im.file, p);
-        const ranked = p
-          .map((v, d) => [d, v] as const)
-          .sort((a, b) => b[1] - a[1])
-          .slice(0, flags.top);
-        const text = ranked.map(([d, v]) => `${d} (${(100 * v).toFixed(1)}%)`).join(', ');
-        console.log(`${im.file}: ${text}${im.inverted ? '  [inverted: dark digit on light background]' : ''}`);
-      });
-    }
+    const probs = await digitProbabilities(
+      model,
+      images.map((im) => im.pixels),
+      norm,
+    );
+    images.forEach((im, i) => {
+      const p = Array.from(probs.subarray(i * 10, i * 10 + 10));
+      checkProbabilities(im.file, p);
+      const ranked = p
+        .map((v, d) => [d, v] as const)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, flags.top);
+      const text = ranked.map(([d, v]) => `${d} (${(100 * v).toFixed(1)}%)`).join(', ');
+      console.log(`${im.file}: ${text}${im.inverted ? '  [inverted: dark digit on light background]' : ''}`);
+    });
     return 0;
   });
 }

@@ -11,6 +11,7 @@
 import { OutputError } from '../errors.js';
 import { adapterSummary } from '../gpu/device.js';
 import { INITIALIZERS, type InitName } from '../nn/init.js';
+import { bestLine, epochLine } from '../train/epoch.js';
 import { BN_POSITIONS } from '../train/model.js';
 import { type RunEvents, type RunOutcome, type RunSettings, TrainingRun } from '../train/run.js';
 import { SEED_TRAINING } from '../train/trainer.js';
@@ -203,12 +204,7 @@ async function train(
       log: (line) => bar.log(line),
       interrupted: interrupt.interrupted,
       progress: (epochs) => bar.update(epochs),
-      epoch: (r, improved) =>
-        bar.log(
-          `epoch ${String(r.epoch).padStart(3)}  train loss ${r.trainLoss.toFixed(6)}  val loss ${r.valLoss.toFixed(6)}  ` +
-            `val acc ${(100 * r.valAcc).toFixed(2)}%  ${r.epochSeconds.toFixed(1)}s  ${Math.round(r.samplesPerSecond)} train samples/s` +
-            (improved ? '  *best' : ''),
-        ),
+      epoch: (r, improved) => bar.log(epochLine(r, improved)),
     });
   } finally {
     bar.finish();
@@ -237,11 +233,7 @@ async function train(
         : `the run had already finished its ${history.length} epochs; nothing to train (give --epochs N to train longer)`,
     );
   }
-  log(
-    best
-      ? `best epoch ${best.epoch}: validation loss ${best.valLoss.toFixed(6)}, accuracy ${(100 * best.valAcc).toFixed(2)}% (restored)`
-      : 'no epoch finished with a finite validation loss; no best model',
-  );
+  log(best ? bestLine(best) : 'no epoch finished with a finite validation loss; no best model');
   if (test) log(`test: loss ${test.loss.toFixed(6)}, accuracy ${(100 * test.accuracy).toFixed(2)}% on ${test.count} images`);
   const total = history.reduce((s, h) => s + h.epochSeconds, 0);
   log(

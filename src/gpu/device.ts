@@ -1,18 +1,11 @@
-// Finding a WebGPU adapter and opening a device through Dawn's node bindings (npm `webgpu`).
-//
-// Choose the adapter with options or environment variables:
-//   WEBGPU_NN_BACKEND  vulkan | metal | d3d12 | d3d11 | opengl | opengles   (Dawn's `backend` flag; its `null`
-//                      backend runs nothing, and Gpu.create refuses it)
-//   WEBGPU_NN_ADAPTER  a case-insensitive substring of the adapter's name            (Dawn's `adapter` flag)
-//   WEBGPU_NN_POWER    low-power | high-performance
-// A value Dawn does not know, or one that matches no adapter, is a NoAdapterError listing the adapters there are.
-import { create, globals } from 'webgpu';
+// Opening a WebGPU device with every limit and optional feature the engine can use, and describing its
+// adapter: the platform-neutral part. Where the adapter comes from is the platform's: Dawn's node bindings in
+// Node (platform-node.ts, which also reads the WEBGPU_NN_* variables), `navigator.gpu` in a page
+// (platform-browser.ts, which the browser build puts in platform-node.ts's place).
 import { NoAdapterError } from '../errors.js';
+import { requestPlatformAdapter, SETUP_HINT } from './platform-node.js';
 
-let globalsInstalled = false;
-const liveInstances: GPU[] = [];
-
-/** Options for {@link openDevice}. Unset fields fall back to the environment variables above. */
+/** Options for {@link openDevice}. In Node, unset fields fall back to the WEBGPU_NN_* variables (platform-node.ts); a page uses only `powerPreference`. */
 export interface DeviceOptions {
   backend?: string;
   adapter?: string;
@@ -44,77 +37,9 @@ export interface OpenedDevice {
   adapter: AdapterDescription;
 }
 
-const SETUP_HINT =
-  "Run `bash scripts/setup.sh` (as root on Debian 12 it installs Mesa's software Vulkan driver), " +
-  'or install your GPU\'s Vulkan driver; see the README section "Machines".';
-
-/** Dawn's backends (its `backend` flag). */
-const BACKENDS = ['vulkan', 'metal', 'd3d12', 'd3d11', 'opengl', 'opengles', 'webgpu', 'null'] as const;
-const POWER_PREFERENCES = ['low-power', 'high-performance'] as const;
-
-/** "the adapter Dawn sees here: vulkan llvmpipe (...)" from the list Dawn gives when a name matches nothing. */
-async function adapterList(): Promise<string> {
-  let listed = '';
-  try {
-    // An adapter name no adapter has makes Dawn throw with its list of adapters: the only way to ask for it.
-    const probe = create(['adapter=\u0001webgpu-nn: list the adapters']);
-    liveInstances.push(probe);
-    await probe.requestAdapter();
-  } catch (e) {
-    listed = (e as Error).message;
-  }
-  const adapters = [...listed.matchAll(/backend: '([^']*)', name: '([^']*)'/g)].map((m) => `${m[1]} "${m[2]}"`);
-  return adapters.length
-    ? `Adapters Dawn sees here: ${adapters.join('; ')} (choose with WEBGPU_NN_BACKEND and WEBGPU_NN_ADAPTER, or unset them).`
-    : 'Dawn sees no adapter on this machine.';
-}
-
-/** The setting `name` from options or the environment, with where it came from for messages. */
-function setting(option: string | undefined, env: string): { value: string | undefined; from: string } {
-  if (option !== undefined) return { value: option, from: `the ${env.replace('WEBGPU_NN_', '').toLowerCase()} option` };
-  const v = process.env[env];
-  return { value: v === '' ? undefined : v, from: env };
-}
-
 /** Opens a device on the chosen adapter, with every limit and optional feature the engine can use. */
 export async function openDevice(options: DeviceOptions = {}): Promise<OpenedDevice> {
-  if (!globalsInstalled) {
-    Object.assign(globalThis, globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
-    globalsInstalled = true;
-  }
-  const backend = setting(options.backend, 'WEBGPU_NN_BACKEND');
-  const adapterName = setting(options.adapter, 'WEBGPU_NN_ADAPTER');
-  const power = setting(options.powerPreference, 'WEBGPU_NN_POWER');
-  if (backend.value !== undefined && !(BACKENDS as readonly string[]).includes(backend.value.toLowerCase())) {
-    throw new NoAdapterError(
-      `${backend.from} is "${backend.value}", which is not a backend Dawn knows (${BACKENDS.filter((b) => b !== 'null').join(', ')}). ${await adapterList()}`,
-    );
-  }
-  if (power.value !== undefined && !(POWER_PREFERENCES as readonly string[]).includes(power.value)) {
-    throw new NoAdapterError(`${power.from} is "${power.value}"; expected ${POWER_PREFERENCES.join(' or ')}, or leave it unset.`);
-  }
-  const flags: string[] = [];
-  if (backend.value) flags.push(`backend=${backend.value.toLowerCase()}`);
-  if (adapterName.value) flags.push(`adapter=${adapterName.value}`);
-  const wanted = [backend.value && `backend "${backend.value}"`, adapterName.value && `adapter "${adapterName.value}"`]
-    .filter(Boolean)
-    .join(', ');
-
-  let adapter: GPUAdapter | null;
-  try {
-    const gpu = create(flags);
-    // The device must not outlive Dawn's instance: if `gpu` were collected, the next shader compile would
-    // touch freed memory (crashes, hangs). Keep every instance we made for the life of the process.
-    liveInstances.push(gpu);
-    adapter = await gpu.requestAdapter(power.value ? { powerPreference: power.value as GPUPowerPreference } : undefined);
-  } catch (e) {
-    // Dawn throws when an adapter name matches nothing ("no suitable backends found / Available adapters: ...").
-    const reason = (e as Error).message.split('\n')[0];
-    throw new NoAdapterError(`No WebGPU adapter found${wanted ? ` for ${wanted}` : ''} (${reason}). ${await adapterList()}`);
-  }
-  if (!adapter) {
-    throw new NoAdapterError(`No WebGPU adapter found${wanted ? ` for ${wanted}` : ''}. ${SETUP_HINT} ${await adapterList()}`);
-  }
+  const adapter = await requestPlatformAdapter(options);
 
   const wantFeatures: GPUFeatureName[] = ['timestamp-query', 'shader-f16', 'subgroups' as GPUFeatureName];
   const requiredFeatures = wantFeatures.filter((f) => adapter.features.has(f));

@@ -1,13 +1,15 @@
 // Does the adapter compute? Dawn's null backend (and a broken driver) opens a device, compiles every kernel
 // and maps buffers without complaint, but runs nothing: a training run on it "succeeds" with nonsense. So
 // before any work, `Gpu.create` runs one small kernel and compares its result with the CPU's; an adapter that
-// gets it wrong is refused with a NoAdapterError that says what to do.
+// gets it wrong is refused with a NoAdapterError that says what to do (the platform's advice: platform-node.ts in
+// Node, platform-browser.ts in a page, where the test runs too).
 //
 // self_test_v1: y[i] = a·x[i] + sqrt(i) over 256 elements (one multiply-add, one sqrt, integer-to-float),
 // one invocation per element in workgroups of 64; x[i] = i/8 − 5, a = 1.5.
 import { NoAdapterError } from '../errors.js';
 import { adapterSummary } from './device.js';
 import { declareKernel, launch } from './kernel.js';
+import { BROKEN_ADAPTER_HINT } from './platform-node.js';
 import type { Gpu } from './runtime.js';
 
 const N = 256;
@@ -35,11 +37,7 @@ export async function checkAdapterComputes(gpu: Gpu): Promise<void> {
     gpu.write(xb, x);
     launch(gpu, selfTestKernel, { params: { n: N, a: A }, buffers: { x: xb, y: yb }, workgroups: [N / 64] });
     const refuse = (what: string) =>
-      new NoAdapterError(
-        `the WebGPU adapter ${adapterSummary(gpu.adapter)} does not compute: ${what}. It may be Dawn's null backend ` +
-          '(WEBGPU_NN_BACKEND=null), which runs nothing, or a broken driver. Choose another adapter with WEBGPU_NN_BACKEND / ' +
-          'WEBGPU_NN_ADAPTER, or run `bash scripts/setup.sh` to install a working one.',
-      );
+      new NoAdapterError(`the WebGPU adapter ${adapterSummary(gpu.adapter)} does not compute: ${what}. ${BROKEN_ADAPTER_HINT}`);
     let y: Float32Array;
     try {
       // The readback also brings the fault word, which must read 0: no kernel has run yet.

@@ -4,8 +4,9 @@
 // seed's), before it (right after the convolution, as Ioffe and Szegedy), and without batch norm; every cell
 // uses the same digits, split, seed, batches and dropout masks. Per cell: validation accuracy after each
 // epoch, epochs to reach 90%, best accuracy, and whether the loss diverged (became NaN or infinite).
-import { loadEmbeddedDigits, splitTrainVal } from '../data/dataset.js';
+import { loadEmbeddedDigits } from '../data/dataset.js';
 import { GpuDataset } from '../data/gpu-data.js';
+import { splitTrainVal } from '../data/split.js';
 import type { Gpu } from '../gpu/runtime.js';
 import type { InitName } from '../nn/init.js';
 import type { Figure, LegendEntry, Panel } from '../plot/figure.js';

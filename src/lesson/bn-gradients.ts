@@ -9,8 +9,9 @@
 //
 // The second part is the older per-step record for the seed's CNN: each layer's weight-gradient norm at every
 // step of a short training with and without batch norm, from the same weights and batches.
-import { loadEmbeddedDigits, splitTrainVal } from '../data/dataset.js';
+import { loadEmbeddedDigits } from '../data/dataset.js';
 import { GpuDataset } from '../data/gpu-data.js';
+import { splitTrainVal } from '../data/split.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { type InitName, initBias, initWeight, makeRng } from '../nn/init.js';
 import { BatchNorm1d, Linear, type Module, ReLU, Sequential } from '../nn/modules.js';

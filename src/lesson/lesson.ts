@@ -4,8 +4,9 @@
 // Each experiment writes into a sub-directory of DIR named after its command, the training run into DIR/train;
 // all of them are opened as OutputDirs (checked, created, locked, their files declared) before any work.
 import { join } from 'node:path';
-import { loadEmbeddedDigits, splitTrainVal } from '../data/dataset.js';
+import { loadEmbeddedDigits } from '../data/dataset.js';
 import { GpuDataset } from '../data/gpu-data.js';
+import { splitTrainVal } from '../data/split.js';
 import { adapterSummary } from '../gpu/device.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';

@@ -15,15 +15,18 @@
 //     from a new place may be given; any other setting that differs is refused, naming its flag.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type Dataset, dataFingerprint, loadMnist, pixelStats, splitTrainVal } from '../data/dataset.js';
+import { type Dataset, dataFingerprint, loadMnist } from '../data/dataset.js';
 import { GpuDataset } from '../data/gpu-data.js';
+import { pixelStats, splitTrainVal } from '../data/split.js';
 import { UsageError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { OutputDir } from '../util/output-dir.js';
 import type { TensorMap } from '../util/safetensors.js';
-import { type RunConfig, type RunState, readResumeState, restoreTrainer, writeBestCheckpoint, writeLastCheckpoint } from './checkpoint.js';
+import { type RunState, readResumeState, restoreTrainer, writeBestCheckpoint, writeLastCheckpoint } from './checkpoint.js';
 import { EarlyStopping } from './early-stopping.js';
+import { runEpoch } from './epoch.js';
 import { type EpochRecord, lossPlot, writeHistory } from './history.js';
+import type { RunConfig } from './saved-model.js';
 import { Trainer } from './trainer.js';
 
 /** The files a run writes in its directory. */
@@ -229,26 +232,14 @@ export class TrainingRun {
     let error: unknown = null;
     try {
       for (let epoch = history.length + 1; status === 'done' && epoch <= config.epochs; epoch++) {
-        const t0 = performance.now();
-        const trainLoss = await trainer.trainEpoch(trainSplit, epoch, events.interrupted, (done, total) =>
+        const record = await runEpoch(trainer, trainSplit, valSplit, epoch, events.interrupted, (done, total) =>
           events.progress?.(epoch - 1 + done / total),
         );
-        if (events.interrupted()) {
+        if (!record) {
           status = 'interrupted';
           break;
         }
-        const trainSeconds = (performance.now() - t0) / 1000; // trainEpoch ends with a readback: GPU work is done
-        const { loss: valLoss, accuracy: valAcc } = await trainer.evaluate(valSplit);
-        const epochSeconds = (performance.now() - t0) / 1000;
-        const record: EpochRecord = {
-          epoch,
-          trainLoss,
-          valLoss,
-          valAcc,
-          epochSeconds,
-          trainSeconds,
-          samplesPerSecond: data.split.train.length / trainSeconds,
-        };
+        const { trainLoss, valLoss } = record;
         history.push(record);
         if (!Number.isFinite(trainLoss) || !Number.isFinite(valLoss)) {
           status = 'diverged';

@@ -40,6 +40,10 @@ export const SEED_TRAINING: Readonly<TrainOptions> = {
   unbiasedRunningVar: true,
 };
 
+/** Lets other tasks run: Node's setImmediate; a page has none, and a zero timeout does the job there. */
+const yieldToEventLoop = (): Promise<void> =>
+  new Promise((r) => (typeof globalThis.setImmediate === 'function' ? setImmediate(r) : setTimeout(r, 0)));
+
 export interface Split {
   data: GpuDataset;
   indices: Uint32Array;
@@ -103,7 +107,7 @@ export class Trainer {
       // Yield to the event loop now and then so Ctrl-C and progress output get through; no GPU wait.
       if (done % 16 === 0) {
         onStep?.(done, steps);
-        await new Promise((r) => setImmediate(r));
+        await yieldToEventLoop();
       }
     }
     const total = (await lossSum.toArray())[0];

@@ -1,9 +1,8 @@
 // The safetensors checkpoint format: an 8-byte little-endian header length, a JSON header mapping
 // tensor names to dtype/shape/byte offsets (plus optional string metadata), padded with spaces to
 // a multiple of 8, then the raw little-endian tensor bytes. Only F32 tensors are used here.
-import { readFileSync } from 'node:fs';
+// Bytes in, bytes out, so a page can read a checkpoint too; safetensors-file.ts reads and writes files (Node).
 import { DataError, FileFormatError } from '../errors.js';
-import { writeFileAtomic } from './files.js';
 
 export interface NamedTensor {
   shape: number[];
@@ -26,14 +25,14 @@ export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, 
     header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const json = new TextEncoder().encode(JSON.stringify(header));
   const headerLen = Math.ceil(json.length / 8) * 8;
   const out = new Uint8Array(8 + headerLen + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
   out.set(json, 8);
   out.fill(0x20, 8 + json.length, 8 + headerLen);
   let pos = 8 + headerLen;
-  // Float32Array bytes are little-endian on every platform Node supports, as the format requires.
+  // Float32Array bytes are little-endian on every platform Node and the browsers support, as the format requires.
   for (const t of Object.values(tensors)) {
     out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
     pos += t.data.byteLength;
@@ -54,7 +53,7 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: T
   const dataStart = 8 + Number(headerLen);
   let header: unknown;
   try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, Number(headerLen)).toString('utf8'));
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, dataStart)));
   } catch (err) {
     fail(`corrupt safetensors header (invalid JSON): ${(err as Error).message}`);
   }
@@ -106,20 +105,4 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: T
   }
   if (pos !== dataLen) fail(`${dataLen - pos} trailing bytes after the last tensor`);
   return { tensors, metadata };
-}
-
-/** Writes a safetensors file atomically. */
-export function writeSafetensors(path: string, tensors: TensorMap, metadata?: Record<string, string>): void {
-  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
-}
-
-/** Reads and validates a safetensors file. */
-export function readSafetensors(path: string): { tensors: TensorMap; metadata: Record<string, string> } {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    throw new FileFormatError(`${path}: cannot read checkpoint: ${(err as Error).message}`);
-  }
-  return decodeSafetensors(bytes, path);
 }

@@ -23,17 +23,13 @@ import { matmul } from '../../src/shaders/matmul/index.js';
 import { MAX_POOL2D, maxPool2d } from '../../src/shaders/pool.js';
 import { sgdStepMany } from '../../src/shaders/sgd.js';
 import { logSoftmaxNllLossBackward, nllLoss, nllLossBackward } from '../../src/shaders/softmax.js';
-import {
-  CHECKPOINT_FORMAT,
-  type RunConfig,
-  readModelCheckpoint,
-  readResumeState,
-  writeLastCheckpoint,
-} from '../../src/train/checkpoint.js';
+import { readModelCheckpoint, readResumeState, writeLastCheckpoint } from '../../src/train/checkpoint.js';
 import { checkCorrect, checkLoss, checkProbabilities } from '../../src/train/metrics.js';
 import { createMnistCnn } from '../../src/train/model.js';
+import { CHECKPOINT_FORMAT, type RunConfig } from '../../src/train/saved-model.js';
 import { SEED_TRAINING, Trainer } from '../../src/train/trainer.js';
-import { type TensorMap, writeSafetensors } from '../../src/util/safetensors.js';
+import type { TensorMap } from '../../src/util/safetensors.js';
+import { writeSafetensors } from '../../src/util/safetensors-file.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { exactBuffer } from '../helpers/exact-buffer.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';

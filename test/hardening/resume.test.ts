@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readResumeState } from '../../src/train/checkpoint.js';
 import type { EpochRecord } from '../../src/train/history.js';
 import { mulberry32 } from '../../src/util/random.js';
-import { readSafetensors } from '../../src/util/safetensors.js';
+import { readSafetensors } from '../../src/util/safetensors-file.js';
 import { COLD_START_TIMEOUT, expectExit, hasStackTrace, runCli } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'webgpu-nn-resume-'));

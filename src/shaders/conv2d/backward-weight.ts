@@ -104,17 +104,26 @@ export function backwardWeightV1(gpu: Gpu, g: Geometry, buffers: BackwardWeightB
 // loads, which are the same in every lane: per step of PT columns (PT a multiple of sg) lane l loads columns
 // ow + l, ow + l + sg, ... of each of its OT dy rows, and subgroupBroadcast hands every lane all PT of them, so
 // OT·PT/sg loads replace OT·PT. No lane returns early: lanes past C·KH compute a clamped duplicate and skip
-// the store; padding rows read zeros instead of skipping (a broadcast must not sit in divergent control flow).
+// the store; padding rows read zeros instead of skipping (a broadcast must not sit in divergent control flow):
+// a row outside the image moves the step's first column iw0 far to the left, so every column test fails.
+//
+// With padding, each x load tests its column with one unsigned compare (a negative column wraps past W). The
+// same tests written as a signed pair (c >= 0 && c < W) with the row test beside them in every load took
+// SwiftShader's compiler minutes and gigabytes of memory once a step loaded a dozen x values or more (v4,
+// stride 2, a 16-column step: 33 loads, killed at 6 GB after a minute; 0.1 s as written here, and still
+// over 6 GB with only one of the two changes).
+
+/** A column far left of any image (v4's padding rows); adding a step's offsets cannot overflow it. */
+const OFF_IMAGE = -(1 << 30);
 
 const backwardWeightTiledKernel = memoKernel(
   (KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number | null) => {
     const { OT, PT, WG } = t;
     const span = (PT - 1) * S + KW;
-    const rowOk = sg ? 'rowOk && ' : '';
     const body = range(span).map(
       (j) =>
         padded
-          ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.W) - 1))], ${rowOk}c${j} >= 0 && c${j} < i32(p.W));`
+          ? `let c${j} = u32(iw0 + ${j}); let x${j} = select(0.0, x[xr + min(c${j}, p.W - 1u)], c${j} < p.W);` // c < 0 wraps past W
           : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`, // min: columns past OW in the last step
     );
     const fmas = (tt: number, pp: number) =>
@@ -182,7 +191,7 @@ const backwardWeightTiledKernel = memoKernel(
       .map((tt) => `let dr${tt} = ((n * p.O + o_${tt}) * p.OH + oh) * p.OW;`)
       .join('\n    ')}
     for (var ow = 0u; ow < p.OW; ow += ${PT}u) {
-      let iw0 = i32(ow * ${S}u) - p.pad;
+      let iw0 = ${sg && padded ? `select(${OFF_IMAGE}, i32(ow * ${S}u) - p.pad, rowOk)` : `i32(ow * ${S}u) - p.pad`};
       ${body.join('\n      ')}
     }
   }
