@@ -52,8 +52,8 @@ function usage(): string {
     '',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
-    'Environment: WEBGPU_NN_BACKEND (vulkan, metal, d3d12, ...), WEBGPU_NN_ADAPTER (a substring of the adapter name),',
-    '             WEBGPU_NN_POWER (low-power or high-performance).',
+    'Environment: WEBGPU_NN_BACKEND (vulkan, metal, d3d12, ...), WEBGPU_NN_ADAPTER (a substring of the adapter name,',
+    '             in any case), WEBGPU_NN_POWER (low-power or high-performance).',
   ].join('\n');
 }
 

@@ -106,9 +106,23 @@ export async function requestPlatformAdapter(options: DeviceOptions): Promise<GP
     .filter(Boolean)
     .join(', ');
 
-  const adapter = await dawnAdapter(flags(adapterName.value), powerPreference);
+  let adapter = await dawnAdapter(flags(adapterName.value), powerPreference);
+  if (adapter instanceof Error && adapterName.value) {
+    // Dawn matches the name case-sensitively; ours is case-insensitive. Dawn's error lists the adapters these
+    // flags allow: ask again with the name as one of them spells it.
+    const pattern = new RegExp(adapterName.value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i');
+    const spelled = listedAdapters(adapter.message)
+      .map((a) => pattern.exec(a.name)?.[0])
+      .find((m) => m !== undefined);
+    if (spelled === undefined) {
+      throw new NoAdapterError(
+        `No WebGPU adapter found for ${wanted} (no adapter${backend.value ? ' of that backend' : ''} has it in its name, ` +
+          `in any case). ${await adapterList()}`,
+      );
+    }
+    adapter = await dawnAdapter(flags(spelled), powerPreference);
+  }
   if (adapter instanceof Error) {
-    // Dawn throws when an adapter name matches nothing ("no suitable backends found / Available adapters: ...").
     const reason = adapter.message.split('\n')[0];
     throw new NoAdapterError(`No WebGPU adapter found${wanted ? ` for ${wanted}` : ''} (${reason}). ${await adapterList()}`);
   }

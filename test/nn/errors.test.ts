@@ -1,6 +1,7 @@
 // Bad input ends in a typed error whose message names the op, the shapes and what to do.
 import { describe, expect, it } from 'vitest';
 import { DataError, LimitError, NoAdapterError, ShapeError, StateError } from '../../src/errors.js';
+import { adapterSummary } from '../../src/gpu/device.js';
 import { Gpu } from '../../src/gpu/runtime.js';
 import * as F from '../../src/nn/ops.js';
 import { setDefaultGpu, Tensor } from '../../src/nn/tensor.js';
@@ -72,5 +73,26 @@ describe('clear errors', () => {
     const backend = process.platform === 'win32' ? 'metal' : 'd3d12';
     await expect(Gpu.create({ backend })).rejects.toThrow(NoAdapterError);
     await expect(Gpu.create({ backend })).rejects.toThrow(/No WebGPU adapter found for backend "\w+"\. Run `bash scripts\/setup.sh`/);
+  });
+
+  it('an adapter name matches in any case; one that matches no adapter is a NoAdapterError listing them', async () => {
+    const err = await Gpu.create({ adapter: 'No-Such-GPU' }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(NoAdapterError);
+    expect(err?.message).toMatch(/No WebGPU adapter found for adapter "No-Such-GPU" \(no adapter has it in its name, in any case\)/);
+    // The first adapter Dawn lists, by its name as Dawn spells it and with every letter's case swapped: Dawn
+    // itself matches names case-sensitively, so only our matching finds the second.
+    const name = /Adapters Dawn sees here: \w+ "([^"]+)"/.exec(err?.message ?? '')?.[1];
+    expect(name).toMatch(/[a-z]/i);
+    const swapped = [...(name as string)].map((c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase())).join('');
+    const opened: string[] = [];
+    for (const adapter of [name as string, swapped]) {
+      const gpu = await Gpu.create({ adapter });
+      opened.push(adapterSummary(gpu.adapter));
+      gpu.destroy();
+    }
+    expect(opened[1]).toBe(opened[0]);
   });
 });
