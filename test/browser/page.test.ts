@@ -3,10 +3,11 @@
 // SwiftShader here, Mesa's llvmpipe there); a checkpoint of `webgpu-nn train` is loaded through the file
 // picker; real digits painted on the pad, and a stroke drawn with the mouse, are classified as the network in
 // Node classifies the same input; a browser without WebGPU gets a clear message. Any page error, failed
-// request or WebGPU validation error fails the test. The screenshot after training is the README's
-// (docs/web-page.png).
+// request or WebGPU validation error fails the test. The screenshot after training goes to
+// test-results/web-page.png (ignored by git); with WEBGPU_NN_UPDATE_SCREENSHOT=1 it also becomes the README's
+// docs/web-page.png, which a plain test run leaves alone.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -194,7 +195,10 @@ describe('the training page in Chromium', () => {
       if (shown) break;
     }
     expect(shown, 'some validation 7 is read as a 7').toBe(true);
-    writeFileSync(join(root, 'docs', 'web-page.png'), await page.screenshot({ fullPage: true }));
+    const screenshot = await page.screenshot({ fullPage: true });
+    mkdirSync(join(root, 'test-results'), { recursive: true });
+    writeFileSync(join(root, 'test-results', 'web-page.png'), screenshot);
+    if (process.env.WEBGPU_NN_UPDATE_SCREENSHOT === '1') writeFileSync(join(root, 'docs', 'web-page.png'), screenshot);
     expect(problems).toEqual([]);
   });
 
