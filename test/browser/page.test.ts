@@ -17,6 +17,7 @@ import { loadEmbeddedDigits } from '../../src/data/dataset.js';
 import { splitTrainVal } from '../../src/data/split.js';
 import { loadModel } from '../../src/train/checkpoint.js';
 import { digitProbabilities } from '../../src/train/predict.js';
+import { readSafetensors, writeSafetensors } from '../../src/util/safetensors-file.js';
 import { packageRoot, startWebServer, type WebServer } from '../../src/web/server.js';
 import { expectClose } from '../helpers/compare.js';
 import { useGpu } from '../helpers/gpu.js';
@@ -216,13 +217,27 @@ describe('the training page in Chromium', () => {
     await page.close();
   });
 
-  it('names the file of a checkpoint it cannot read, and goes on working', async () => {
+  it('names the file of a checkpoint it cannot read or that would predict nonsense, and goes on working', async () => {
     const { page, problems } = watched;
     const bad = join(dir, 'notes.safetensors');
     writeFileSync(bad, 'not a checkpoint');
     await (await page.$('input#checkpoint'))!.uploadFile(bad);
     await page.waitForFunction(() => !document.getElementById('checkpoint-error')?.hidden, { timeout: 30_000 });
     expect(await page.$eval('#checkpoint-error', (e) => e.textContent)).toMatch(/^notes\.safetensors: /);
+    // A real checkpoint with one NaN weight is refused as `webgpu-nn predict` refuses it, instead of loading and
+    // predicting nonsense (the checkpoint is the one the test above trained).
+    const { tensors, metadata } = readSafetensors(join(dir, 'checkpoint', 'best.safetensors'));
+    const poisoned = Float32Array.from(tensors['conv1.weight'].data);
+    poisoned[7] = Number.NaN;
+    const nan = join(dir, 'poisoned.safetensors');
+    writeSafetensors(nan, { ...tensors, 'conv1.weight': { ...tensors['conv1.weight'], data: poisoned } }, metadata);
+    await (await page.$('input#checkpoint'))!.uploadFile(nan);
+    await page.waitForFunction(() => document.getElementById('checkpoint-error')?.textContent?.startsWith('poisoned.safetensors'), {
+      timeout: 30_000,
+    });
+    expect(await page.$eval('#checkpoint-error', (e) => e.textContent)).toMatch(
+      /^poisoned\.safetensors: tensor "conv1\.weight" holds NaN at index 7; a checkpoint with NaN or infinite values would give nonsense/,
+    );
     expect(await page.evaluate(() => document.body.dataset.state)).toBe('done');
     expect(problems).toEqual([]);
   });
