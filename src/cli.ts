@@ -21,6 +21,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: "the lesson's gradient experiment: per-layer gradient norms with and without batch norm",
     run: async (a) => (await import('./commands/bn-gradients.js')).bnGradientsCommand(a),
   },
+  tune: {
+    summary: 'measure the fastest kernels for this adapter ahead of time (kept in its tuning cache)',
+    run: async (a) => (await import('./commands/tune.js')).tuneCommand(a),
+  },
   demo: {
     summary: 'print the adapter and check a few kernels against the CPU',
     run: async (a) => (await import('./commands/demo.js')).demoCommand(a),
@@ -34,7 +38,8 @@ function usage(): string {
     '',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
-    'Environment: WEBGPU_NN_BACKEND (vulkan, null, ...), WEBGPU_NN_ADAPTER (a substring of the adapter name).',
+    'Environment: WEBGPU_NN_BACKEND (vulkan, null, ...), WEBGPU_NN_ADAPTER (a substring of the adapter name),',
+    '  WEBGPU_NN_TUNE=0 (no kernel tuning: the heuristics alone), WEBGPU_NN_TUNE_CACHE (a shipped tuning cache file).',
   ].join('\n');
 }
 

@@ -25,6 +25,7 @@ import {
 } from '../train/checkpoint.js';
 import { EarlyStopping } from '../train/early-stopping.js';
 import { type EpochRecord, lossPlot, writeHistory } from '../train/history.js';
+import { prepareTraining } from '../train/prepare.js';
 import { SEED_TRAINING, Trainer } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../util/flags.js';
@@ -175,6 +176,9 @@ async function run(
   const data = GpuDataset.upload(gpu, source, 'train');
   const trainSplit = { data, indices: split.train };
   const valSplit = { data, indices: split.val };
+  // Compiles the run's kernels, and measures the kernel choices this adapter has none for yet (once per adapter).
+  const prepared = await prepareTraining(trainer, { train: trainSplit, val: valSplit }, { log });
+  if (prepared.tuned.length) log(`tuned ${prepared.tuned.length} kernel calls in ${prepared.seconds.toFixed(1)}s`);
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130); // a second Ctrl-C: give up at once

@@ -8,8 +8,10 @@
 // Runtime sizes travel in a uniform block per dispatch. All of a submit's uniform blocks live in one
 // "arena" buffer, written with a single writeBuffer just before the submit.
 import { DeviceLostError, GpuError, ShaderCompileError, StateError } from '../errors.js';
+import type { TuningHook } from '../shaders/op.js';
 import { BufferPool } from './buffer-pool.js';
 import { type AdapterDescription, type DeviceOptions, describeAdapter, openDevice } from './device.js';
+import { type ProfiledDispatch, Profiler } from './profiler.js';
 
 /**
  * A compute kernel: its WGSL text is its identity (the pipeline cache key), its name labels GPU objects.
@@ -57,6 +59,8 @@ export class Gpu {
   readonly pool: BufferPool;
   /** Dispatches recorded since the runtime was made, and submits made; for logs and benchmarks. */
   readonly counters = { dispatches: 0, submits: 0, pipelines: 0 };
+  /** Measured kernel choices (src/tune/), consulted by every op that is not forced; null: the heuristics alone. */
+  tuning: TuningHook | null = null;
 
   private readonly pipelines = new Map<string, Compiled>();
   private readonly byKernel = new WeakMap<Kernel, Compiled>();
@@ -72,6 +76,7 @@ export class Gpu {
   private uncaptured: Error | null = null;
   private destroyed = false;
   private timing = false;
+  private profiler: Profiler | null = null;
 
   private constructor(
     readonly device: GPUDevice,
@@ -191,7 +196,7 @@ export class Gpu {
     this.throwIfFailed();
     const bytes = d.params.byteLength;
     if (bytes > this.slot) throw new GpuError(`kernel ${d.kernel.name}: uniform block of ${bytes} bytes exceeds ${this.slot}`);
-    if (this.arenaUsed + this.slot > ARENA_BYTES) {
+    if (this.arenaUsed + this.slot > ARENA_BYTES || this.profiler?.full) {
       // A flush would end timeGpu's timestamped pass early and silently give a wrong time.
       if (this.timing)
         throw new GpuError(`timeGpu: more than ${ARENA_BYTES / this.slot} dispatches in one timed block; time fewer at once`);
@@ -212,7 +217,8 @@ export class Gpu {
     }
     const bindGroup = this.bindGroup(c, d.kernel.name, offset, Math.ceil(bytes / 16) * 16, d.buffers);
 
-    const pass = this.computePass();
+    const pass = this.profiler ? this.profiler.pass(this.encoder(), `${d.kernel.name} ${d.workgroups.join('x')}`) : this.computePass();
+    if (this.profiler) this.rec!.pass = pass;
     pass.setPipeline(c.pipeline);
     pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = d.workgroups;
@@ -239,6 +245,7 @@ export class Gpu {
     const { encoder, pass } = this.rec;
     pass?.end();
     this.rec = null;
+    this.profiler?.resolve(encoder);
     if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu.buffer, 0, this.arenaUsed);
     this.arenaUsed = 0;
     this.device.queue.submit([encoder.finish()]);
@@ -312,6 +319,27 @@ export class Gpu {
     resolved.destroy();
     querySet.destroy();
     return Number(t1 - t0) / 1e6;
+  }
+
+  /**
+   * From now on every dispatch gets a compute pass of its own with GPU timestamps (see profiler.ts), until
+   * stopProfiling() returns them. Needs the adapter's timestamp queries.
+   */
+  startProfiling(): void {
+    if (!this.device.features.has('timestamp-query')) throw new GpuError('profiling needs timestamp queries, which this adapter lacks');
+    this.flush();
+    this.profiler ??= new Profiler(this.device);
+  }
+
+  /** Every dispatch recorded since startProfiling(), with its GPU time, once the GPU has run them. */
+  async stopProfiling(): Promise<ProfiledDispatch[]> {
+    const p = this.profiler;
+    if (!p) return [];
+    this.flush();
+    this.profiler = null;
+    const out = await p.collect();
+    await this.sync();
+    return out;
   }
 
   /** Releases the pool and, if this runtime opened the device, the device itself (lets Node exit). */

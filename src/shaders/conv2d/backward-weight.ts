@@ -212,6 +212,22 @@ export function conv2dWeightTileV4(O: number, KW: number, sg: number): Conv2dWei
   return { OT, PT: sg, WG: sg, groups: 16 };
 }
 
+const distinct = (tiles: Conv2dWeightTile[]) =>
+  tiles.filter((t, i) => tiles.findIndex((u) => JSON.stringify(u) === JSON.stringify(t)) === i);
+
+/** v2 tiles a tuner may time: conv2dWeightTileV2's first, then wider steps, fewer channels, fewer row slices. */
+export function conv2dWeightTilesV2(O: number, OW: number): Conv2dWeightTile[] {
+  const d = conv2dWeightTileV2(O, OW);
+  return distinct([d, { ...d, PT: Math.min(OW, 8) }, { ...d, OT: Math.min(O, 2) }, { ...d, groups: 16 }, { ...d, PT: Math.min(OW, 2) }]);
+}
+
+/** v4 tiles a tuner may time: conv2dWeightTileV4's first, then half the channels, two subgroups of columns per step, other slicings. */
+export function conv2dWeightTilesV4(O: number, KW: number, sg: number): Conv2dWeightTile[] {
+  const d = conv2dWeightTileV4(O, KW, sg);
+  const half = Math.ceil(d.OT / 2);
+  return distinct([d, { ...d, OT: half }, { ...d, PT: 2 * sg }, { ...d, groups: 8 }, { ...d, groups: 32 }, { ...d, OT: half, groups: 32 }]);
+}
+
 /** v2 (subgroups = false) or v4: the row slices, then conv2d_sum_partials when there are several. */
 export function backwardWeightTiled(
   gpu: Gpu,

@@ -243,18 +243,26 @@ const directV2Kernel = memoKernel((KH: number, KW: number, S: number, padded: bo
  * The measurements behind it: bench/kernels-conv2d.ts.
  */
 export function conv2dTileV2(Cout: number, Wout: number, KW: number, S: number, flip: boolean): Conv2dTile {
+  return conv2dTilesV2(Cout, Wout, KW, S, flip)[0];
+}
+
+/** The `count` v2 tiles the model above scores best, best first (conv2dTileV2's choice): what a tuner times. */
+export function conv2dTilesV2(Cout: number, Wout: number, KW: number, S: number, flip: boolean, count = 1): Conv2dTile[] {
   const maxPT = flip ? 14 : 8;
   const maxAcc = flip ? 24 : 40;
-  let best: Conv2dTile = { OT: 1, PT: 1, WG: 16 };
-  let bestScore = Infinity;
+  const scored: { tile: Conv2dTile; score: number }[] = [];
   for (let OT = 1; OT <= Math.min(Cout, 5); OT++) {
     for (let PT = 1; PT <= Math.min(Wout, maxPT) && OT * PT <= maxAcc; PT++) {
       const waste = ((Math.ceil(Cout / OT) * OT) / Cout) * ((Math.ceil(Wout / PT) * PT) / Wout);
       const score = waste * (1 + (8 * ((PT - 1) * S + KW + OT * KW)) / (OT * PT * KW));
-      if (score < bestScore) [best, bestScore] = [{ OT, PT, WG: 16 }, score];
+      scored.push({ tile: { OT, PT, WG: 16 }, score });
     }
   }
-  return best;
+  // A stable sort keeps the first of equal scores first, as the model always chose.
+  return scored
+    .sort((a, b) => a.score - b.score)
+    .slice(0, count)
+    .map((t) => t.tile);
 }
 
 export function directV2(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?: Conv2dTile): void {
@@ -502,6 +510,18 @@ export function conv2dTileV4(Cout: number, Wout: number): Conv2dTile {
   for (let ot = 2; ot <= Math.min(Cout, Math.floor(120 / PT)); ot++)
     if (Math.ceil(Cout / ot) * ot - Cout <= Math.ceil(Cout / OT) * OT - Cout) OT = ot;
   return { OT, PT, WG: 0 }; // WG: unused, a v4 workgroup is one subgroup
+}
+
+/**
+ * v4 tiles a tuner may time: conv2dTileV4's first, then half as many columns per lane and/or half as many
+ * channels (fewer accumulators: less register spilling on CPUs with fewer vector registers).
+ */
+export function conv2dTilesV4(Cout: number, Wout: number): Conv2dTile[] {
+  const d = conv2dTileV4(Cout, Wout);
+  const PTs = [...new Set([d.PT, Math.ceil(d.PT / 2)])];
+  const OTs = [...new Set([d.OT, Math.ceil(d.OT / 2), Math.min(Cout, 4)])];
+  const tiles = PTs.flatMap((PT) => OTs.map((OT) => ({ OT, PT, WG: 0 })));
+  return tiles.filter((t, i) => tiles.findIndex((u) => u.OT === t.OT && u.PT === t.PT) === i).slice(0, 5);
 }
 
 export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?: Conv2dTile): void {

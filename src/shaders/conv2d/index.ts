@@ -58,13 +58,23 @@
 // them. The v2 and v4 kernels take their sizes as compile-time constants, so llvmpipe compiles one per layer
 // (Mesa caches them on disk); v1 and v3 compile once for all shapes.
 import { ShapeError } from '../../errors.js';
+import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { type Cost, defineOp } from '../op.js';
 import { backwardBiasV1, backwardBiasV2, backwardBiasV3 } from './backward-bias.js';
-import { backwardWeightTiled, backwardWeightV1, backwardWeightV3, type Conv2dWeightTile } from './backward-weight.js';
+import {
+  backwardWeightTiled,
+  backwardWeightV1,
+  backwardWeightV3,
+  type Conv2dWeightTile,
+  conv2dWeightTilesV2,
+  conv2dWeightTilesV4,
+} from './backward-weight.js';
 import {
   backwardInputV1,
   type Conv2dTile,
+  conv2dTilesV2,
+  conv2dTilesV4,
   type DirectArgs,
   type DirectBuffers,
   directV1,
@@ -76,9 +86,9 @@ import {
 import { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize, geometry } from './sizes.js';
 
 export type { Conv2dWeightTile } from './backward-weight.js';
-export { conv2dWeightTileV2, conv2dWeightTileV4 } from './backward-weight.js';
+export { conv2dWeightTilesV2, conv2dWeightTilesV4, conv2dWeightTileV2, conv2dWeightTileV4 } from './backward-weight.js';
 export type { Conv2dTile } from './direct.js';
-export { conv2dTileV2, conv2dTileV4 } from './direct.js';
+export { conv2dTilesV2, conv2dTilesV4, conv2dTileV2, conv2dTileV4 } from './direct.js';
 export { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize } from './sizes.js';
 
 /** Forward and backward-input sizes; `tile` overrides the v2 or v4 register tile (benchmarks, tests). */
@@ -169,6 +179,11 @@ const stride1 = (s: Conv2dSizes) => ((s.stride ?? 1) === 1 ? null : `computes st
 const stageable = (KH: number, KW: number, S: number) =>
   v3Chunk(KH, KW, S) ? null : `cannot stage a ${KH}x${KW} kernel at stride ${S} in workgroup memory`;
 
+// The tiles a tuner times for v2 and v4 (the defaults first).
+const TUNED_TILES = 5;
+const tilesV2 = (a: DirectArgs) => conv2dTilesV2(a.Cout, a.Wout, a.KW, a.S, a.flip, TUNED_TILES);
+const tilesV4 = (a: DirectArgs) => conv2dTilesV4(a.Cout, a.Wout);
+
 /** Software adapters: v4 where subgroups have a fixed size, else v2; GPUs: v3, else v2 (kernels too large to stage); v1 last. */
 const preferDirect = (gpu: Gpu): Conv2dVariant[] => (gpu.isSoftware ? ['v4', 'v2', 'v1'] : ['v3', 'v2', 'v1']);
 
@@ -181,7 +196,8 @@ export const CONV2D_FORWARD = defineOp<Conv2dForwardSizes, Conv2dBuffers, Conv2d
     },
     v2: {
       summary: 'register tile of channels x columns, no barriers: software adapters',
-      run: (gpu, b, s) => directV2(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile),
+      configs: (_gpu, s) => tilesV2(forwardArgs(s, false)),
+      run: (gpu, b, s, c) => directV2(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile ?? (c as Conv2dTile | undefined)),
     },
     v3: {
       summary: 'input patch and weights staged in workgroup memory: GPUs',
@@ -191,7 +207,8 @@ export const CONV2D_FORWARD = defineOp<Conv2dForwardSizes, Conv2dBuffers, Conv2d
     v4: {
       summary: 'register tiles over a subgroup of images sharing the weight loads: software adapters',
       requires: ['fixed-subgroups'],
-      run: (gpu, b, s) => directV4(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile),
+      configs: (_gpu, s) => tilesV4(forwardArgs(s, false)),
+      run: (gpu, b, s, c) => directV4(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile ?? (c as Conv2dTile | undefined)),
     },
   },
   prefer: preferDirect,
@@ -214,7 +231,8 @@ export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackward
     v2: {
       summary: 'the forward v2 on the flipped kernel: software adapters, stride 1',
       rejects: stride1,
-      run: (gpu, b, s) => directV2(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile),
+      configs: (_gpu, s) => tilesV2(backwardInputArgs(s)),
+      run: (gpu, b, s, c) => directV2(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile ?? (c as Conv2dTile | undefined)),
     },
     v3: {
       summary: 'the forward v3 on the flipped kernel: GPUs, stride 1',
@@ -225,7 +243,8 @@ export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackward
       summary: 'the forward v4 on the flipped kernel, padding taps skipped: software adapters, stride 1',
       requires: ['fixed-subgroups'],
       rejects: stride1,
-      run: (gpu, b, s) => directV4(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile),
+      configs: (_gpu, s) => tilesV4(backwardInputArgs(s)),
+      run: (gpu, b, s, c) => directV4(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile ?? (c as Conv2dTile | undefined)),
     },
   },
   prefer: preferDirect,
@@ -266,7 +285,9 @@ export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2d
     },
     v2: {
       summary: 'register tiles over row slices, no barriers: software adapters',
-      run: (gpu, b, s) => backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, false, s.tile),
+      configs: (_gpu, s) => conv2dWeightTilesV2(s.O, weightGeometry(s).OW),
+      run: (gpu, b, s, c) =>
+        backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, false, s.tile ?? (c as Conv2dWeightTile | undefined)),
     },
     v3: {
       summary: 'a workgroup per weight, tree reduction: GPUs',
@@ -275,7 +296,9 @@ export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2d
     v4: {
       summary: 'v2 sharing the dy loads across a subgroup: software adapters',
       requires: ['fixed-subgroups'],
-      run: (gpu, b, s) => backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, true, s.tile),
+      configs: (gpu, s) => conv2dWeightTilesV4(s.O, s.KW, fixedSubgroupSize(gpu)!),
+      run: (gpu, b, s, c) =>
+        backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, true, s.tile ?? (c as Conv2dWeightTile | undefined)),
     },
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v4', 'v2', 'v1'] : ['v3', 'v1']),

@@ -24,7 +24,7 @@ import { ShapeError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { type DeclaredKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
-import { type Cost, defineOp } from '../op.js';
+import { type Cost, defineOp, type TuneConfig } from '../op.js';
 import {
   type MatmulLayout,
   matmulV1Kernel,
@@ -82,22 +82,34 @@ function layoutOf(s: MatmulSizes, bias: boolean): MatmulLayout {
   return { transA, transB, vecA: (transA ? s.M : s.K) % 4 === 0, vecB: (transB ? s.K : s.N) % 4 === 0, bias };
 }
 
+// Tiles a tuner may time, the defaults first. Small products stay with small tiles: llvmpipe takes seconds to
+// compile a 4x16 v4 kernel (up to 20 s on a busy 2-core machine) for a product that runs in a fraction of a ms.
+const V2_TILES: RegisterTile[] = [DEFAULT_TILE, { tm: 4, tn: 4, wgx: 8, wgy: 8 }, { tm: 2, tn: 8, wgx: 8, wgy: 8 }];
+function subgroupTiles(M: number, N: number): Omit<SubgroupTile, 'sg'>[] {
+  const d = subgroupTileFor(M, N);
+  const small = [
+    { tm: 2, tn: 8 },
+    { tm: 4, tn: 8 },
+  ];
+  return [d, ...(M >= 128 && N >= 128 ? [{ tm: 4, tn: 16 }, ...small] : small)];
+}
+
 const PLANS = {
   v1: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => ({
     kernel: matmulV1Kernel(l.transA, l.transB, l.bias),
     workgroups: [Math.ceil(s.N / V1_WG), Math.ceil(s.M / V1_WG)],
   }),
-  v2: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => {
-    const t = s.registerTile ?? DEFAULT_TILE;
+  v2: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout, config?: TuneConfig): Plan => {
+    const t = s.registerTile ?? (config as RegisterTile | undefined) ?? DEFAULT_TILE;
     return { kernel: matmulV2Kernel(l, t), workgroups: [Math.ceil(s.N / (t.tn * t.wgx)), Math.ceil(s.M / (t.tm * t.wgy))] };
   },
   v3: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => ({
     kernel: matmulV3Kernel(l.transA, l.transB, l.bias),
     workgroups: [Math.ceil(s.N / V3_BM), Math.ceil(s.M / V3_BM)],
   }),
-  v4: (gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => {
+  v4: (gpu: Gpu, s: MatmulSizes, l: MatmulLayout, config?: TuneConfig): Plan => {
     const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
-    const t = { ...(s.subgroupTile ?? subgroupTileFor(s.M, s.N)), sg };
+    const t = { ...(s.subgroupTile ?? (config as Omit<SubgroupTile, 'sg'> | undefined) ?? subgroupTileFor(s.M, s.N)), sg };
     return { kernel: matmulV4Kernel(l, t), workgroups: [Math.ceil(s.N / t.tn), Math.ceil(s.M / (t.tm * sg))] };
   },
 };
@@ -113,8 +125,8 @@ function runPlan(plan: Plan, gpu: Gpu, { a, b, c, bias }: MatmulBuffers, s: Matm
   launch(gpu, kernel, { params: { M: s.M, N: s.N, K: s.K, accumulate: s.accumulate ? 1 : 0 }, buffers, workgroups });
 }
 
-const variant = (name: keyof typeof PLANS) => (gpu: Gpu, bufs: MatmulBuffers, s: MatmulSizes) =>
-  runPlan(PLANS[name](gpu, s, layoutOf(s, bufs.bias !== null)), gpu, bufs, s);
+const variant = (name: keyof typeof PLANS) => (gpu: Gpu, bufs: MatmulBuffers, s: MatmulSizes, config?: TuneConfig) =>
+  runPlan(PLANS[name](gpu, s, layoutOf(s, bufs.bias !== null), config), gpu, bufs, s);
 
 export type MatmulVariant = 'v1' | 'v2' | 'v3' | 'v4';
 
@@ -122,11 +134,12 @@ export const MATMUL = defineOp<MatmulSizes, MatmulBuffers, MatmulVariant>({
   name: 'matmul',
   variants: {
     v1: { summary: 'naive, one invocation per output: the fallback', run: variant('v1') },
-    v2: { summary: 'register tiles, no workgroup memory: software adapters', run: variant('v2') },
+    v2: { summary: 'register tiles, no workgroup memory: software adapters', configs: () => V2_TILES, run: variant('v2') },
     v3: { summary: 'workgroup-memory tiles: GPUs', run: variant('v3') },
     v4: {
       summary: 'register tiles sharing B loads across a subgroup: software adapters',
       requires: ['fixed-subgroups'],
+      configs: (_gpu, s) => subgroupTiles(s.M, s.N),
       run: variant('v4'),
     },
   },
@@ -136,8 +149,8 @@ export const MATMUL = defineOp<MatmulSizes, MatmulBuffers, MatmulVariant>({
 
 /** The kernel and grid `matmul` would dispatch for these sizes on this adapter (for logs and benchmarks). */
 export function matmulPlan(gpu: Gpu, sizes: MatmulSizes, withBias = false): Plan {
-  const name = MATMUL.resolve(gpu, sizes, sizes.variant);
-  return PLANS[name](gpu, sizes, layoutOf(sizes, withBias));
+  const { variant, config } = MATMUL.choose(gpu, sizes, sizes.variant);
+  return PLANS[variant](gpu, sizes, layoutOf(sizes, withBias), config);
 }
 
 /** C = op(A)·op(B) + bias (+ C with accumulate), bias[N] broadcast over rows and added in the epilogue. */
