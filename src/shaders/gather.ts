@@ -5,6 +5,7 @@
 //   (one shuffled permutation per epoch); x: float32 [B, P]. One invocation per output pixel.
 //   Cost: 4 flops and ~5 bytes per pixel.
 // gather_labels_v1: y[b] = labels[idx[offset + b]] (i32). One invocation per sample.
+// gather_batch_v1: both in one dispatch (a training step's batch): the first B invocations also copy a label.
 // Single kernels, no variants: no registry.
 import { declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
@@ -13,14 +14,20 @@ import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
 
 const WG = 256;
 
-const imagesKernel = memoKernel(() =>
+const imagesKernel = memoKernel((labels: boolean) =>
   declareKernel({
-    name: 'gather_images_v1',
+    name: labels ? 'gather_batch_v1' : 'gather_images_v1',
     params: { batch: 'u32', pixels: 'u32', offset: 'u32', mean: 'f32', invStd: 'f32' },
-    buffers: { images: { read: 'u32' }, idx: { read: 'u32' }, x: 'read_write' },
+    buffers: {
+      images: { read: 'u32' },
+      idx: { read: 'u32' },
+      x: 'read_write',
+      ...(labels ? { labels: { read: 'i32' }, y: { read_write: 'i32' } } : {}),
+    },
     wgsl: /* wgsl */ `
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG)};
+  ${labels ? 'if (i < p.batch) { y[i] = labels[idx[p.offset + i]]; }' : ''}
   if (i >= p.batch * p.pixels) { return; }
   let b = i / p.pixels;
   let byteIndex = idx[p.offset + b] * p.pixels + (i - b * p.pixels);
@@ -56,11 +63,27 @@ export interface GatherSizes {
 
 /** x[b, :] = normalised pixels of image idx[offset + b]; images are u8 packed in u32 words. */
 export function gatherImages(gpu: Gpu, images: GPUBuffer, idx: GPUBuffer, x: GPUBuffer, s: GatherSizes): void {
-  const n = s.batch * s.pixels;
-  launch(gpu, imagesKernel(), {
+  gather(gpu, { images, idx, x }, s);
+}
+
+/** gatherImages and gatherLabels in one dispatch. */
+export function gatherBatch(
+  gpu: Gpu,
+  images: GPUBuffer,
+  labels: GPUBuffer,
+  idx: GPUBuffer,
+  x: GPUBuffer,
+  y: GPUBuffer,
+  s: GatherSizes,
+): void {
+  gather(gpu, { images, idx, x, labels, y }, s);
+}
+
+function gather(gpu: Gpu, buffers: Record<string, GPUBuffer>, s: GatherSizes): void {
+  launch(gpu, imagesKernel('labels' in buffers), {
     params: { batch: s.batch, pixels: s.pixels, offset: s.offset, mean: s.mean ?? 0, invStd: 1 / (s.std ?? 1) },
-    buffers: { images, idx, x },
-    workgroups: grid1d(n, WG),
+    buffers,
+    workgroups: grid1d(Math.max(s.batch * s.pixels, s.batch), WG),
   });
 }
 

@@ -2,7 +2,7 @@
 //   logSoftmax:     y[r,j] = x[r,j] − m_r − log Σ_k exp(x[r,k] − m_r), m_r = max_k x[r,k] (stable for any |x|)
 //   nllLoss:        L = −s·Σ_r logp[r, t_r], s = 1/rows (reduction 'mean', PyTorch's default) or 1 ('sum')
 //   fused CE:       L = s·Σ_r (lse_r − x[r, t_r]) from logits, optionally writing logp, dlogits and the
-//                   correct count in the same pass
+//                   correct count in the same pass, and adding L to a running sum (an epoch's loss)
 //   correctCount:   #{r : argmax_j x[r,j] = t_r}, first maximum on ties (torch.argmax)
 // Losses and counts can accumulate (+=) into their one-element buffers, so a training loop sums them over an
 // epoch on the GPU and reads them back once. A target outside [0, cols) adds nothing to the loss, gradient
@@ -58,6 +58,8 @@ export interface CrossEntropyOutputs {
   correct?: GPUBuffer;
   /** Multiplies dlogits (default 1). */
   scale?: number;
+  /** sum[0] += the loss (as it is written to `loss`): a running sum kept on the GPU, e.g. over an epoch. */
+  sum?: GPUBuffer;
 }
 
 const ROW_WG = 64;
@@ -186,6 +188,7 @@ interface LossKernelSpec {
   logp: boolean; // ce: write log-probabilities
   dlogits: boolean; // ce: write the gradient
   correct: boolean; // count argmax hits
+  sum: boolean; // also add the loss to sum[0]
   accumulate: boolean;
   variant: SoftmaxVariant;
 }
@@ -225,12 +228,14 @@ fn row(r: u32) -> Row {
 }`;
   const finish = (L: string, H: string) =>
     [
-      hasLoss ? `loss[0] = p.scale * ${L}${k.accumulate ? ' + loss[0]' : ''};` : '',
+      hasLoss ? `let l = p.scale * ${L}; loss[0] = l${k.accumulate ? ' + loss[0]' : ''};` : '',
+      k.sum ? 'sum[0] = sum[0] + l;' : '',
       k.correct ? `correct[0] = ${H}${k.accumulate ? ' + correct[0]' : ''};` : '',
     ].join(' ');
   const name =
     `${{ nll: 'nll_loss', ce: 'cross_entropy', correct: 'correct_count' }[k.kind]}_${k.variant}` +
-    `${k.logp ? '_logp' : ''}${k.dlogits ? '_grad' : ''}${k.correct && k.kind !== 'correct' ? '_correct' : ''}${k.accumulate ? '_acc' : ''}`;
+    `${k.logp ? '_logp' : ''}${k.dlogits ? '_grad' : ''}${k.correct && k.kind !== 'correct' ? '_correct' : ''}${k.accumulate ? '_acc' : ''}` +
+    `${k.sum ? '_sum' : ''}`;
   const main =
     k.variant === 'v1'
       ? /* wgsl */ `
@@ -259,6 +264,7 @@ ${treeReduction({ fn: 'workgroupRows', type: 'Row', size: RED_WG, combine: (a, b
       ...(k.dlogits ? { dlogits: 'read_write' as const } : {}),
       ...(hasLoss ? { loss: 'read_write' as const } : {}),
       ...(k.correct ? { correct: { read_write: 'u32' } } : {}),
+      ...(k.sum ? { sum: 'read_write' as const } : {}),
     },
     wgsl: `${row}\n${main}`,
   });
@@ -272,6 +278,7 @@ interface LossBuffers {
   logp?: GPUBuffer;
   dlogits?: GPUBuffer;
   correct?: GPUBuffer;
+  sum?: GPUBuffer;
 }
 
 /** The registry of one loss kind: v1 a single invocation, v2 a workgroup reduction; v2 preferred everywhere. */
@@ -290,7 +297,8 @@ const lossOp = (name: string, kind: LossKind) =>
   });
 
 function runLoss(gpu: Gpu, kind: LossKind, variant: SoftmaxVariant, b: LossBuffers, s: LossSizes & { gradScale?: number }): void {
-  const spec = { kind, logp: !!b.logp, dlogits: !!b.dlogits, correct: !!b.correct, accumulate: !!s.accumulate, variant };
+  if (b.sum && kind === 'correct') throw new ShapeError('correctCount: a running loss sum needs a loss');
+  const spec = { kind, logp: !!b.logp, dlogits: !!b.dlogits, correct: !!b.correct, sum: !!b.sum, accumulate: !!s.accumulate, variant };
   const buffers = Object.fromEntries(Object.entries(b).filter(([, v]) => !!v)) as Record<string, GPUBuffer>;
   launch(gpu, lossKernel(spec), {
     params: { rows: s.rows, cols: s.cols, scale: lossScale(s), gscale: s.gradScale ?? 0 },
@@ -312,7 +320,7 @@ export function nllLoss(gpu: Gpu, logp: GPUBuffer, target: GPUBuffer, loss: GPUB
 /**
  * Cross-entropy from logits [rows, cols], fused: loss[0] = s·Σ_r (lse_r − logits[r, t_r]); also writes the
  * log-probabilities when `logp` is given (for logSoftmaxNllLossBackward), and in the same pass the gradient
- * dlogits = scale·s·(softmax − onehot) and the correct count when `out` asks for them.
+ * dlogits = scale·s·(softmax − onehot), the correct count and sum[0] += loss when `out` asks for them.
  */
 export function logSoftmaxNllLoss(
   gpu: Gpu,
@@ -324,7 +332,15 @@ export function logSoftmaxNllLoss(
   out: CrossEntropyOutputs = {},
 ): void {
   check('logSoftmaxNllLoss', sizes);
-  const buffers: LossBuffers = { x: logits, tgt: target, loss, logp: logp ?? undefined, dlogits: out.dlogits, correct: out.correct };
+  const buffers: LossBuffers = {
+    x: logits,
+    tgt: target,
+    loss,
+    logp: logp ?? undefined,
+    dlogits: out.dlogits,
+    correct: out.correct,
+    sum: out.sum,
+  };
   CROSS_ENTROPY.run(gpu, buffers, { ...sizes, gradScale: (out.scale ?? 1) * lossScale(sizes) });
 }
 

@@ -47,13 +47,12 @@ export class MnistCnn extends Module {
 
   /** Scores before the log-softmax, [N, 10], from images [N, 1, 28, 28]. */
   logits(x: Tensor): Tensor {
-    let h = F.maxPool2dRelu(this.conv1.forward(x), 2); // = F.relu(F.max_pool2d(conv1(x), 2)), fused
-    if (this.bn1) h = this.bn1.forward(h);
-    h = this.dropout.forward(h);
+    // maxPool2dRelu = F.relu(F.max_pool2d(·, 2)) and bn.forward(h, dropout) = dropout(bn(h)), fused
+    let h = F.maxPool2dRelu(this.conv1.forward(x), 2);
+    h = this.bn1 ? this.bn1.forward(h, this.dropout) : this.dropout.forward(h);
     h = F.maxPool2dRelu(this.conv2.forward(h), 2);
-    if (this.bn2) h = this.bn2.forward(h);
-    h = this.dropout.forward(h);
-    h = F.relu(this.fc1.forward(h.reshape([-1, 320])));
+    h = this.bn2 ? this.bn2.forward(h, this.dropout) : this.dropout.forward(h);
+    h = F.linearRelu(h.reshape([-1, 320]), this.fc1.weight, this.fc1.bias); // = F.relu(fc1(h)), fused
     return this.fc2.forward(h);
   }
 

@@ -7,7 +7,6 @@ import type { Gpu } from '../gpu/runtime.js';
 import * as F from '../nn/ops.js';
 import { type Optimizer, SGD } from '../nn/optim.js';
 import { noGrad, Tensor, tidy } from '../nn/tensor.js';
-import { accumulate } from '../shaders/metrics.js';
 import { logSoftmaxNllLoss } from '../shaders/softmax.js';
 import { mulberry32, shuffleInPlace } from '../util/random.js';
 import { createMnistCnn, type MnistCnn, type MnistCnnSettings } from './model.js';
@@ -135,10 +134,10 @@ export class Trainer {
   /** Records one training step on a batch (forward, backward, SGD) and adds its mean loss to lossSum[0]. */
   trainStep(x: Tensor, y: Tensor, lossSum: Tensor): void {
     this.optimizer.zeroGrad();
-    const loss = F.crossEntropy(this.model.logits(x), y);
+    // The loss kernel also adds the loss to the epoch's sum and writes the gradient backward() starts from.
+    const loss = F.crossEntropy(this.model.logits(x), y, { addTo: lossSum });
     loss.backward();
     this.optimizer.step();
-    accumulate(this.gpu, loss.buffer, lossSum.buffer);
   }
 
   /** Records an evaluation batch (no graph; model in eval mode): its mean loss added to lossSum[0], its correct predictions to correct[0]. */

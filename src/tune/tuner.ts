@@ -84,12 +84,15 @@ export interface TuneOptions {
 /** Sizes fields that force a choice instead of describing the problem; they are not part of a key. */
 const FORCING = /^(variant|.*Variant|tile|registerTile|subgroupTile)$/;
 
-/** The cache key of an op call: the op's name and its sizes (sorted, without forcing fields). */
+/**
+ * The cache key of an op call: the op's name and its sizes, sorted, without forcing fields; an object field
+ * (such as a fused dropout's seed and step) counts only by its presence.
+ */
 export function tuningKey(op: AnyOpLike, sizes: object): string {
   const fields = Object.entries(sizes)
-    .filter(([k, v]) => !FORCING.test(k) && v !== undefined && typeof v !== 'object' && typeof v !== 'function')
+    .filter(([k, v]) => !FORCING.test(k) && v !== undefined && v !== null && typeof v !== 'function')
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `${op.name} ${fields.map(([k, v]) => `${k}=${v}`).join(' ')}`;
+  return `${op.name} ${fields.map(([k, v]) => `${k}=${typeof v === 'object' ? 'on' : v}`).join(' ')}`;
 }
 
 export const choiceLabel = (c: Choice): string =>

@@ -20,7 +20,10 @@ import {
   V3_WG,
 } from './forward.js';
 
-const GRAD_DX = 'dx[k] = k1 * dy[k] - k2 - (x[k] - mean) * k3;';
+// dy of unit k: through the dropout mask (drop, forward.ts's head) when the forward folded dropout in.
+const dyAt = (dropout: boolean) => (dropout ? 'drop(dy[k], k)' : 'dy[k]');
+const gradDx = (dropout: boolean) => `dx[k] = k1 * ${dyAt(dropout)} - k2 - (x[k] - mean) * k3;`;
+const gradSums = (dropout: boolean) => `let d = ${dyAt(dropout)}; a += d; b += d * (x[k] - mean);`;
 const GRAD_COEFFS = /* wgsl */ `
   let k1 = gamma[c] * inv;
   let k2 = k1 * sums.x / count;
@@ -33,12 +36,12 @@ const gradStore = (accumulate: boolean) => /* wgsl */ `
 // ---- v1: two passes over chunks ------------------------------------------------------------------------------
 
 // Pass 1: (Σdy, Σdy·(x − μ)) of each chunk; chunk 0 copies (μ, invStd) for pass 2.
-export const gradPartialV1 = memoKernel((vec: boolean) =>
+export const gradPartialV1 = memoKernel((vec: boolean, dropout: boolean) =>
   declareKernel({
-    name: `batch_norm_grad_partial_v1${vec ? '_vec4' : ''}`,
+    name: `batch_norm_grad_partial_v1${vec ? '_vec4' : ''}${dropout ? '_dropout' : ''}`,
     params: PARAMS,
     buffers: { x: units(vec, 'read'), dy: units(vec, 'read'), meanIn: 'read', invStdIn: 'read', part: PARTIALS_OUT },
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 @compute @workgroup_size(${V1_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let g = gid.x;
   if (g >= p.C * p.P) { return; }
@@ -46,7 +49,7 @@ export const gradPartialV1 = memoKernel((vec: boolean) =>
   let mean = meanIn[c];
   var a = T();
   var b = T();
-  ${forChunk('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
+  ${forChunk(gradSums(dropout))}
   part[g] = vec2<f32>(hsum(a), hsum(b));
   if (q == 0u) { part[p.C * p.P + c] = vec2<f32>(mean, invStdIn[c]); }
 }`,
@@ -54,9 +57,9 @@ export const gradPartialV1 = memoKernel((vec: boolean) =>
 );
 
 // Pass 2: sum the channel's partials, write the chunk's dx; chunk 0 writes dγ and dβ.
-export const gradV1 = memoKernel((vec: boolean, accumulate: boolean) =>
+export const gradV1 = memoKernel((vec: boolean, accumulate: boolean, dropout: boolean) =>
   declareKernel({
-    name: `batch_norm_grad_v1${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `batch_norm_grad_v1${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}${dropout ? '_dropout' : ''}`,
     params: PARAMS,
     buffers: {
       x: units(vec, 'read'),
@@ -67,7 +70,7 @@ export const gradV1 = memoKernel((vec: boolean, accumulate: boolean) =>
       dgamma: 'read_write',
       dbeta: 'read_write',
     },
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 @compute @workgroup_size(${V1_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let g = gid.x;
   if (g >= p.C * p.P) { return; }
@@ -81,7 +84,7 @@ export const gradV1 = memoKernel((vec: boolean, accumulate: boolean) =>
   ${GRAD_COEFFS}
   if (q == 0u) {${gradStore(accumulate)}
   }
-  ${forChunk(GRAD_DX)}
+  ${forChunk(gradDx(dropout))}
 }`,
   }),
 );
@@ -100,12 +103,12 @@ const gradBuffers = (vec: boolean): Record<string, BufferDecl> => ({
 });
 
 // v2: grid-strided sums reduced by the workgroup tree.
-export const gradV2 = memoKernel((vec: boolean, accumulate: boolean) =>
+export const gradV2 = memoKernel((vec: boolean, accumulate: boolean, dropout: boolean) =>
   declareKernel({
-    name: `batch_norm_grad_v2${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `batch_norm_grad_v2${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}${dropout ? '_dropout' : ''}`,
     params: PARAMS,
     buffers: gradBuffers(vec),
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 ${TREE_SUM}
 @compute @workgroup_size(${V2_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let c = wid.x;
@@ -113,24 +116,24 @@ ${TREE_SUM}
   let inv = invStdIn[c];
   var a = T();
   var b = T();
-  ${forStrided('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
+  ${forStrided(gradSums(dropout))}
   let sums = treeSum(t, vec2<f32>(hsum(a), hsum(b)));
   let count = f32(p.Mu * VW);
   ${GRAD_COEFFS}
   if (t == 0u) {${gradStore(accumulate)}
   }
-  ${forStrided(GRAD_DX)}
+  ${forStrided(gradDx(dropout))}
 }`,
   }),
 );
 
 // v3: chunk sums meet in workgroup memory behind one barrier; every invocation adds them up itself.
-export const gradV3 = memoKernel((vec: boolean, accumulate: boolean) =>
+export const gradV3 = memoKernel((vec: boolean, accumulate: boolean, dropout: boolean) =>
   declareKernel({
-    name: `batch_norm_grad_v3${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `batch_norm_grad_v3${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}${dropout ? '_dropout' : ''}`,
     params: PARAMS,
     buffers: gradBuffers(vec),
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
 @compute @workgroup_size(${V3_WG}) fn main(${V3_ARGS}) {
   ${V3_CHUNK}
@@ -138,7 +141,7 @@ var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
   let inv = invStdIn[c];
   var a = T();
   var b = T();
-  ${forChunk('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
+  ${forChunk(gradSums(dropout))}
   if (live) { wpart[lq] = vec2<f32>(hsum(a), hsum(b)); }
   workgroupBarrier();
   var sums = vec2<f32>();
@@ -147,7 +150,7 @@ var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
   ${GRAD_COEFFS}
   if (lq == 0u) {${gradStore(accumulate)}
   }
-  ${forChunk(GRAD_DX)}
+  ${forChunk(gradDx(dropout))}
 }`,
   }),
 );

@@ -1,5 +1,6 @@
 // Backward-weight kernels: dw[o,c,kh,kw] (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh·s+kh−pad,ow·s+kw−pad]
-// (see index.ts for which variant is for what). Buffers x, dy, dw.
+// (see index.ts for which variant is for what). Buffers x, dy, dw; with a bias, every variant also computes
+// its gradient db[o] (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] in the same dispatch, from the dy values it loads anyway.
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
@@ -13,6 +14,8 @@ export interface BackwardWeightBuffers {
   x: GPUBuffer;
   dy: GPUBuffer;
   dw: GPUBuffer;
+  /** The bias gradient, computed in the same dispatch (null: no bias). */
+  db?: GPUBuffer | null;
 }
 
 /** Tile of a v2 or v4 invocation: it owns OT output channels × KW taps of one (c, kh). */
@@ -28,6 +31,9 @@ export interface Conv2dWeightTile {
 }
 
 const BUFFERS = { x: 'read', dy: 'read', dw: 'read_write' } as const;
+const BIAS_BUFFERS = { ...BUFFERS, db: 'read_write' } as const;
+/** The buffers to bind: db only when there is one. */
+const bound = ({ x, dy, dw, db }: BackwardWeightBuffers): Record<string, GPUBuffer> => (db ? { x, dy, dw, db } : { x, dy, dw });
 const PARAMS = {
   N: 'u32',
   C: 'u32',
@@ -53,11 +59,11 @@ const params = (g: Geometry, accumulate: boolean) => ({
 
 // ---- v1: one dw element per invocation, looping over N·OH·OW ----------------------------------------------
 
-const backwardWeightV1Kernel = memoKernel(() =>
+const backwardWeightV1Kernel = memoKernel((bias: boolean) =>
   declareKernel({
-    name: 'conv2d_bwd_weight_v1',
+    name: `conv2d_bwd_weight_v1${bias ? '_bias' : ''}`,
     params: { ...PARAMS, KH: 'u32', KW: 'u32', S: 'u32' },
-    buffers: BUFFERS,
+    buffers: bias ? BIAS_BUFFERS : BUFFERS,
     wgsl: /* wgsl */ `@compute @workgroup_size(${WG_V1}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG_V1)};
   if (i >= p.O * p.C * p.KH * p.KW) { return; }
@@ -80,14 +86,23 @@ const backwardWeightV1Kernel = memoKernel(() =>
     }
   }
   dw[i] = select(acc, dw[i] + acc, p.accumulate != 0u);
+  ${
+    bias
+      ? `if (c == 0u && kh == 0u && kw == 0u) {  // the first weight of each o also sums its dy
+    var s = 0.0;
+    for (var j = 0u; j < p.N * p.OH * p.OW; j++) { s += dy[((j / (p.OH * p.OW)) * p.O + o) * p.OH * p.OW + j % (p.OH * p.OW)]; }
+    db[o] = select(s, db[o] + s, p.accumulate != 0u);
+  }`
+      : ''
+  }
 }`,
   }),
 );
 
 export function backwardWeightV1(gpu: Gpu, g: Geometry, buffers: BackwardWeightBuffers, accumulate: boolean): void {
-  launch(gpu, backwardWeightV1Kernel(), {
+  launch(gpu, backwardWeightV1Kernel(!!buffers.db), {
     params: { ...params(g, accumulate), KH: g.KH, KW: g.KW, S: g.S },
-    buffers: { ...buffers },
+    buffers: bound(buffers),
     workgroups: grid1d(g.O * g.C * g.KH * g.KW, WG_V1),
   });
 }
@@ -105,12 +120,18 @@ export function backwardWeightV1(gpu: Gpu, g: Geometry, buffers: BackwardWeightB
 // ow + l, ow + l + sg, ... of each of its OT dy rows, and subgroupBroadcast hands every lane all PT of them, so
 // OT·PT/sg loads replace OT·PT. No lane returns early: lanes past C·KH compute a clamped duplicate and skip
 // the store; padding rows read zeros instead of skipping (a broadcast must not sit in divergent control flow).
+//
+// With a bias, each invocation also sums the dy values it loads (v2: the same in every lane; v4: its own
+// columns, added across the subgroup at the end), and the first lane of the first workgroup of each (channels,
+// slice) writes them: db[o] itself with one slice, else slice z's partial sums db_part[z][o]. Padding rows then
+// read zeros in v2 too, so that every dy value is summed.
 
 const backwardWeightTiledKernel = memoKernel(
-  (KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number | null) => {
+  (KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number | null, bias: boolean) => {
     const { OT, PT, WG } = t;
     const span = (PT - 1) * S + KW;
-    const rowOk = sg ? 'rowOk && ' : '';
+    const zeroRows = sg !== null || bias; // padding rows read zeros instead of being skipped
+    const rowOk = zeroRows ? 'rowOk && ' : '';
     const body = range(span).map(
       (j) =>
         padded
@@ -124,7 +145,8 @@ const backwardWeightTiledKernel = memoKernel(
     if (sg === null) {
       for (const pp of range(PT)) {
         body.push(`{ let live = ow + ${pp}u < p.OW; let owc = min(ow + ${pp}u, p.OW - 1u);`);
-        for (const tt of range(OT)) body.push(`  { let g = select(0.0, dy[dr${tt} + owc], live); ${fmas(tt, pp)} }`);
+        for (const tt of range(OT))
+          body.push(`  { let g = select(0.0, dy[dr${tt} + owc], live); ${fmas(tt, pp)}${bias ? ` bs${tt} += g;` : ''} }`);
         body.push('}');
       }
     } else {
@@ -132,6 +154,7 @@ const backwardWeightTiledKernel = memoKernel(
       for (const gq of range(PT / sg)) {
         body.push(`let owl${gq} = ow + ${gq * sg}u + sid;`);
         body.push(...range(OT).map((tt) => `let d${tt}_${gq} = select(0.0, dy[dr${tt} + min(owl${gq}, p.OW - 1u)], owl${gq} < p.OW);`));
+        if (bias) body.push(...range(OT).map((tt) => `bs${tt} += d${tt}_${gq};`));
       }
       for (const pp of range(PT)) {
         for (const tt of range(OT)) body.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${fmas(tt, pp)} }`);
@@ -143,6 +166,15 @@ const backwardWeightTiledKernel = memoKernel(
         return `if (${sg ? 'live && ' : ''}o0 + ${tt}u < p.O) { dw[${i}] = select(a${tt}_${kw}, dw[${i}] + a${tt}_${kw}, p.accumulate != 0u); }`;
       }),
     );
+    const biasStores = bias
+      ? range(OT).flatMap((tt) => {
+          const i = `wid.z * p.O + o0 + ${tt}u`;
+          return [
+            sg ? `let bt${tt} = subgroupAdd(bs${tt});` : `let bt${tt} = bs${tt};`,
+            `if (${sg ? 'wid.x == 0u && sid == 0u' : 'lane == 0u'} && o0 + ${tt}u < p.O) { db[${i}] = select(bt${tt}, db[${i}] + bt${tt}, p.accumulate != 0u); }`,
+          ];
+        })
+      : [];
     const entry = sg
       ? `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let glane = wid.x * ${sg}u + sid;
@@ -151,16 +183,16 @@ const backwardWeightTiledKernel = memoKernel(
       : `@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let lane = wid.x * ${WG}u + lid.x;
   if (lane >= p.C * ${KH}u) { return; }`;
-    const row = sg
+    const row = zeroRows
       ? `let ihr = i32(oh * ${S}u + kh) - p.pad;
     ${padded ? 'let rowOk = ihr >= 0 && ihr < i32(p.H); let ih = clamp(ihr, 0, i32(p.H) - 1);' : 'let ih = ihr;'}`
       : `let ih = i32(oh * ${S}u + kh) - p.pad;
     ${padded ? 'if (ih < 0 || ih >= i32(p.H)) { continue; }' : ''}`;
     return declareKernel({
-      name: sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2',
+      name: `${sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2'}${bias ? '_bias' : ''}`,
       enable: sg ? ['subgroups'] : [],
       params: { ...PARAMS, rowsPerSlice: 'u32' },
-      buffers: BUFFERS,
+      buffers: bias ? BIAS_BUFFERS : BUFFERS,
       wgsl: /* wgsl */ `${entry}
   let c = lane / ${KH}u;
   let kh = lane % ${KH}u;
@@ -171,6 +203,13 @@ const backwardWeightTiledKernel = memoKernel(
   ${range(OT)
     .flatMap((tt) => range(KW).map((kw) => `var a${tt}_${kw} = 0.0;`))
     .join('\n  ')}
+  ${
+    bias
+      ? range(OT)
+          .map((tt) => `var bs${tt} = 0.0;`)
+          .join(' ')
+      : ''
+  }
   let r0 = wid.z * p.rowsPerSlice;
   let r1 = min(r0 + p.rowsPerSlice, p.N * p.OH);
   for (var r = r0; r < r1; r++) {
@@ -188,6 +227,7 @@ const backwardWeightTiledKernel = memoKernel(
   }
   let wbase = wid.z * p.O * p.C * ${KH * KW}u + ((o0 * p.C + c) * ${KH}u + kh) * ${KW}u;
   ${stores.join('\n  ')}
+  ${biasStores.join('\n  ')}
 }`,
     });
   },
@@ -246,17 +286,20 @@ export function backwardWeightTiled(
   const rows = g.N * g.OH;
   const rowsPerSlice = Math.ceil(rows / Math.min(rows, 65535, Math.max(1, Math.round(t.groups / groups))));
   const slices = Math.ceil(rows / rowsPerSlice);
-  const kernel = backwardWeightTiledKernel(g.KH, g.KW, g.S, g.pad !== 0, t, sg);
+  const kernel = backwardWeightTiledKernel(g.KH, g.KW, g.S, g.pad !== 0, t, sg, !!buffers.db);
   const workgroups: [number, number, number] = [Math.ceil((g.C * g.KH) / t.WG), Math.ceil(g.O / t.OT), slices];
-  const { x, dy, dw } = buffers;
+  const { x, dy, dw, db } = buffers;
   if (slices === 1) {
-    launch(gpu, kernel, { params: { ...params(g, accumulate), rowsPerSlice }, buffers: { x, dy, dw }, workgroups });
+    launch(gpu, kernel, { params: { ...params(g, accumulate), rowsPerSlice }, buffers: bound(buffers), workgroups });
     return;
   }
   const part = gpu.pool.acquire(4 * slices * M, 'conv2d dw partial sums');
-  launch(gpu, kernel, { params: { ...params(g, false), rowsPerSlice }, buffers: { x, dy, dw: part }, workgroups });
-  sumPartials(gpu, part, dw, M, slices, accumulate);
-  gpu.pool.release(part); // safe: the queue runs the recorded dispatches before any later use of the buffer
+  const dbPart = db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
+  launch(gpu, kernel, { params: { ...params(g, false), rowsPerSlice }, buffers: bound({ x, dy, dw: part, db: dbPart }), workgroups });
+  sumPartials(gpu, { part, out: dw, M }, slices, accumulate, dbPart && db ? { part: dbPart, out: db, M: g.O } : undefined);
+  // safe: the queue runs the recorded dispatches before any later use of the buffers
+  gpu.pool.release(part);
+  if (dbPart) gpu.pool.release(dbPart);
 }
 
 // ---- v3: a workgroup per weight element, tree reduction in workgroup memory (GPUs) -------------------------
@@ -266,12 +309,14 @@ export function backwardWeightTiled(
 
 const WG_R = 64;
 
-const backwardWeightV3Kernel = memoKernel(() =>
+// With a bias, the workgroups of the first weight of each o (c = kh = kw = 0) also sum dy, reduced beside the
+// weight's sum as a vec2.
+const backwardWeightV3Kernel = memoKernel((bias: boolean) =>
   declareKernel({
-    name: 'conv2d_bwd_weight_v3',
+    name: `conv2d_bwd_weight_v3${bias ? '_bias' : ''}`,
     params: { ...PARAMS, KH: 'u32', KW: 'u32', S: 'u32' },
-    buffers: BUFFERS,
-    wgsl: /* wgsl */ `${treeReduction({ fn: 'workgroupSum', type: 'f32', size: WG_R, to: 'first' })}
+    buffers: bias ? BIAS_BUFFERS : BUFFERS,
+    wgsl: /* wgsl */ `${treeReduction({ fn: 'workgroupSum', type: 'vec2f', size: WG_R, to: 'first' })}
 @compute @workgroup_size(${WG_R}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let kw = wid.x % p.KW;
   let kh = (wid.x / p.KW) % p.KH;
@@ -279,6 +324,7 @@ const backwardWeightV3Kernel = memoKernel(() =>
   let o = wid.y;
   let plane = p.OH * p.OW;
   var acc = 0.0;
+  var bs = 0.0;
   for (var r = lid.x; r < p.N * plane; r += ${WG_R}u) {
     let n = r / plane;
     let oh = (r % plane) / p.OW;
@@ -288,20 +334,22 @@ const backwardWeightV3Kernel = memoKernel(() =>
     if (ih >= 0 && ih < i32(p.H) && iw >= 0 && iw < i32(p.W)) {
       acc = fma(dy[(n * p.O + o) * plane + oh * p.OW + ow], x[((n * p.C + c) * p.H + u32(ih)) * p.W + u32(iw)], acc);
     }
+    ${bias ? 'if (wid.x == 0u) { bs += dy[(n * p.O + o) * plane + oh * p.OW + ow]; }' : ''}
   }
-  let total = workgroupSum(lid.x, acc);
+  let total = workgroupSum(lid.x, vec2f(acc, bs));
   if (lid.x == 0u) {
     let i = (o * p.C + c) * p.KH * p.KW + kh * p.KW + kw;
-    dw[i] = select(total, dw[i] + total, p.accumulate != 0u);
+    dw[i] = select(total.x, dw[i] + total.x, p.accumulate != 0u);
+    ${bias ? 'if (wid.x == 0u) { db[o] = select(total.y, db[o] + total.y, p.accumulate != 0u); }' : ''}
   }
 }`,
   }),
 );
 
 export function backwardWeightV3(gpu: Gpu, g: Geometry, buffers: BackwardWeightBuffers, accumulate: boolean): void {
-  launch(gpu, backwardWeightV3Kernel(), {
+  launch(gpu, backwardWeightV3Kernel(!!buffers.db), {
     params: { ...params(g, accumulate), KH: g.KH, KW: g.KW, S: g.S },
-    buffers: { ...buffers },
+    buffers: bound(buffers),
     workgroups: [g.C * g.KH * g.KW, g.O],
   });
 }

@@ -34,7 +34,7 @@
 //       column block (edges, interior, tail) is compiled without the padding taps. It gains most on
 //       backward-input, where with 8×8 dy and k5 over half the taps of the padded convolution are padding.
 //       Tile: conv2dTileV4. Backward-input: stride 1 only.
-// CONV2D_BACKWARD_WEIGHT
+// CONV2D_BACKWARD_WEIGHT (every variant also computes the bias gradient when given db: no dispatch of its own)
 //   v1  one dw element per invocation, looping over N·OH·OW. The fallback.
 //   v2  register tile, no barriers (software adapters): an invocation owns OT output channels × KW taps of one
 //       (c, kh) and sums over a slice of the N·OH rows, PT columns per step (lanes run over (c, kh), so dy
@@ -45,7 +45,7 @@
 //   v4  v2 with subgroups (software adapters with fixed-size subgroups): one subgroup per workgroup, steps of
 //       sg columns, and the dy values (the same in every lane) loaded one column per lane and shared with
 //       subgroupBroadcast: OT loads per step instead of OT·sg. Tile: conv2dWeightTileV4.
-// CONV2D_BACKWARD_BIAS
+// CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
 //   v3  a workgroup per o, tree reduction in workgroup memory (GPUs).
@@ -123,6 +123,8 @@ export interface Conv2dBackwardWeightBuffers {
   x: GPUBuffer;
   dy: GPUBuffer;
   dw: GPUBuffer;
+  /** The bias gradient db[o] (+)= Σ dy[n,o,·,·], computed in the same dispatch; null or absent: no bias. */
+  db?: GPUBuffer | null;
 }
 export interface Conv2dBackwardBiasBuffers {
   dy: GPUBuffer;
@@ -311,10 +313,17 @@ export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2d
   },
 });
 
-// dw (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh·s+kh−pad,ow·s+kw−pad]
-export function conv2dBackwardWeight(gpu: Gpu, x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, sizes: Conv2dBackwardWeightSizes): void {
+// dw (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh·s+kh−pad,ow·s+kw−pad]; with db, also db[o] (+)= Σ_{n,oh,ow} dy[n,o,oh,ow]
+export function conv2dBackwardWeight(
+  gpu: Gpu,
+  x: GPUBuffer,
+  dy: GPUBuffer,
+  dw: GPUBuffer,
+  sizes: Conv2dBackwardWeightSizes,
+  db: GPUBuffer | null = null,
+): void {
   weightGeometry(sizes);
-  CONV2D_BACKWARD_WEIGHT.run(gpu, { x, dy, dw }, sizes);
+  CONV2D_BACKWARD_WEIGHT.run(gpu, { x, dy, dw, db }, sizes);
 }
 
 export const conv2dBackwardWeightCost = CONV2D_BACKWARD_WEIGHT.cost;

@@ -47,8 +47,10 @@ export interface MatmulSizes {
   transA?: boolean;
   /** B is stored [N,K] (C = A·Bᵀ). */
   transB?: boolean;
-  /** C += op(A)·op(B) instead of C = op(A)·op(B). */
+  /** C += op(A)·op(B) instead of C = op(A)·op(B) (and rowSums += instead of =). */
   accumulate?: boolean;
+  /** C = max(…, 0) after the bias (and accumulation): a linear layer's ReLU in the epilogue. */
+  relu?: boolean;
   /** Force a variant (tests, benchmarks); by default the registry chooses. */
   variant?: MatmulVariant;
   /** Benchmarks only: the v2 register tile (default {@link DEFAULT_TILE}). */
@@ -62,6 +64,10 @@ export interface MatmulBuffers {
   b: GPUBuffer;
   c: GPUBuffer;
   bias: GPUBuffer | null;
+  /** op(A) is zero where maskA (stored like A) is ≤ 0: the backward of a ReLU whose output maskA is. */
+  maskA?: GPUBuffer | null;
+  /** rowSums[i] (+)= Σ_k op(A)[i,k] (after the mask), in the same dispatch: a linear layer's bias gradient. */
+  rowSums?: GPUBuffer | null;
 }
 
 /** The kernel a variant dispatches for these sizes, and its grid. */
@@ -76,10 +82,20 @@ interface Plan {
 export const DEFAULT_TILE: RegisterTile = { tm: 4, tn: 8, wgx: 8, wgy: 8 };
 const subgroupTileFor = (M: number, N: number): Omit<SubgroupTile, 'sg'> => (M >= 128 && N >= 128 ? { tm: 4, tn: 32 } : { tm: 4, tn: 16 });
 
-function layoutOf(s: MatmulSizes, bias: boolean): MatmulLayout {
+/** The kernel layout for these sizes and the optional buffers that are given (any truthy value). */
+function layoutOf(s: MatmulSizes, b: { bias?: unknown; maskA?: unknown; rowSums?: unknown }): MatmulLayout {
   const transA = !!s.transA;
   const transB = !!s.transB;
-  return { transA, transB, vecA: (transA ? s.M : s.K) % 4 === 0, vecB: (transB ? s.K : s.N) % 4 === 0, bias };
+  return {
+    transA,
+    transB,
+    vecA: (transA ? s.M : s.K) % 4 === 0,
+    vecB: (transB ? s.K : s.N) % 4 === 0,
+    bias: !!b.bias,
+    relu: !!s.relu,
+    maskA: !!b.maskA,
+    sumA: !!b.rowSums,
+  };
 }
 
 // Tiles a tuner may time, the defaults first. Small products stay with small tiles: llvmpipe takes seconds to
@@ -96,7 +112,7 @@ function subgroupTiles(M: number, N: number): Omit<SubgroupTile, 'sg'>[] {
 
 const PLANS = {
   v1: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => ({
-    kernel: matmulV1Kernel(l.transA, l.transB, l.bias),
+    kernel: matmulV1Kernel(l),
     workgroups: [Math.ceil(s.N / V1_WG), Math.ceil(s.M / V1_WG)],
   }),
   v2: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout, config?: TuneConfig): Plan => {
@@ -104,7 +120,7 @@ const PLANS = {
     return { kernel: matmulV2Kernel(l, t), workgroups: [Math.ceil(s.N / (t.tn * t.wgx)), Math.ceil(s.M / (t.tm * t.wgy))] };
   },
   v3: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => ({
-    kernel: matmulV3Kernel(l.transA, l.transB, l.bias),
+    kernel: matmulV3Kernel(l),
     workgroups: [Math.ceil(s.N / V3_BM), Math.ceil(s.M / V3_BM)],
   }),
   v4: (gpu: Gpu, s: MatmulSizes, l: MatmulLayout, config?: TuneConfig): Plan => {
@@ -114,19 +130,22 @@ const PLANS = {
   },
 };
 
-function runPlan(plan: Plan, gpu: Gpu, { a, b, c, bias }: MatmulBuffers, s: MatmulSizes): void {
+function runPlan(plan: Plan, gpu: Gpu, { a, b, c, bias, maskA, rowSums }: MatmulBuffers, s: MatmulSizes): void {
   const { kernel, workgroups } = plan;
   if (workgroups[0] > 65535 || workgroups[1] > 65535) {
     throw new ShapeError(
       `${kernel.name}: M=${s.M} N=${s.N} needs ${workgroups.join('x')} workgroups, more than 65535 per dimension; split the matrix`,
     );
   }
-  const buffers: Record<string, GPUBuffer> = bias ? { a, b, c, bias } : { a, b, c };
+  const buffers: Record<string, GPUBuffer> = { a, b, c };
+  if (bias) buffers.bias = bias;
+  if (maskA) buffers.mask = maskA;
+  if (rowSums) buffers.rowsum = rowSums;
   launch(gpu, kernel, { params: { M: s.M, N: s.N, K: s.K, accumulate: s.accumulate ? 1 : 0 }, buffers, workgroups });
 }
 
 const variant = (name: keyof typeof PLANS) => (gpu: Gpu, bufs: MatmulBuffers, s: MatmulSizes, config?: TuneConfig) =>
-  runPlan(PLANS[name](gpu, s, layoutOf(s, bufs.bias !== null), config), gpu, bufs, s);
+  runPlan(PLANS[name](gpu, s, layoutOf(s, bufs), config), gpu, bufs, s);
 
 export type MatmulVariant = 'v1' | 'v2' | 'v3' | 'v4';
 
@@ -150,17 +169,28 @@ export const MATMUL = defineOp<MatmulSizes, MatmulBuffers, MatmulVariant>({
 /** The kernel and grid `matmul` would dispatch for these sizes on this adapter (for logs and benchmarks). */
 export function matmulPlan(gpu: Gpu, sizes: MatmulSizes, withBias = false): Plan {
   const { variant, config } = MATMUL.choose(gpu, sizes, sizes.variant);
-  return PLANS[variant](gpu, sizes, layoutOf(sizes, withBias), config);
+  return PLANS[variant](gpu, sizes, layoutOf(sizes, { bias: withBias }), config);
 }
 
-/** C = op(A)·op(B) + bias (+ C with accumulate), bias[N] broadcast over rows and added in the epilogue. */
-export function matmulBias(gpu: Gpu, a: GPUBuffer, b: GPUBuffer, bias: GPUBuffer | null, c: GPUBuffer, sizes: MatmulSizes): void {
+/**
+ * C = op(A)·op(B) + bias (+ C with accumulate), bias[N] broadcast over rows and added in the epilogue; with
+ * `more`, op(A) masked by maskA and its row sums written to rowSums in the same dispatch.
+ */
+export function matmulBias(
+  gpu: Gpu,
+  a: GPUBuffer,
+  b: GPUBuffer,
+  bias: GPUBuffer | null,
+  c: GPUBuffer,
+  sizes: MatmulSizes,
+  more: Pick<MatmulBuffers, 'maskA' | 'rowSums'> = {},
+): void {
   const { M, N, K } = sizes;
   for (const [name, v] of Object.entries({ M, N, K })) {
     if (!Number.isInteger(v) || v < 0) throw new ShapeError(`matmul: ${name} must be a non-negative integer, got ${v}`);
   }
   if (M === 0 || N === 0) return;
-  MATMUL.run(gpu, { a, b, c, bias }, sizes);
+  MATMUL.run(gpu, { a, b, c, bias, maskA: more.maskA ?? null, rowSums: more.rowSums ?? null }, sizes);
 }
 
 /** C[M,N] = op(A)·op(B), or C += op(A)·op(B) with `accumulate`. A is [M,K] ([K,M] if transA), B [K,N] ([N,K] if transB). */
