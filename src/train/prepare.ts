@@ -14,6 +14,8 @@ export interface PrepareReport {
   tuned: TuneReport[];
   /** Seconds the planning pass took, tuning included. */
   seconds: number;
+  /** Seconds of it spent tuning. */
+  tuneSeconds: number;
 }
 
 /** The batch sizes an epoch over n samples uses: full batches and the last, shorter one. */
@@ -38,27 +40,43 @@ export async function prepareTraining(
   const correct = F.zeros([1], { label: 'planning correct count' }).keep();
   const trainSizes = batchSizesOf(splits.train.indices.length, options.batchSize);
   const evalSizes = splits.val ? batchSizesOf(splits.val.indices.length, options.batchSize) : [];
+  // One part per batch size, weighed by how many batches of that size an epoch has (for the tuner's shares).
+  const count = (n: number, b: number) => (b === options.batchSize ? Math.floor(n / b) : 1);
+  const parts = [
+    ...trainSizes.map((b) => ({
+      weight: count(splits.train.indices.length, b),
+      record: () => {
+        scratch.model.train();
+        tidy(() => scratch.trainStep(...batchOf(b)));
+      },
+    })),
+    ...evalSizes.map((b) => ({
+      weight: count(splits.val!.indices.length, b),
+      record: () => {
+        scratch.model.eval();
+        noGrad(() => tidy(() => scratch.evalStep(...batchOf(b), correct)));
+      },
+    })),
+  ];
   const record = () => {
-    scratch.model.train();
-    for (const b of trainSizes) tidy(() => scratch.trainStep(...batchOf(b)));
-    scratch.model.eval();
-    noGrad(() => {
-      for (const b of evalSizes) tidy(() => scratch.evalStep(...batchOf(b), correct));
-    });
+    for (const p of parts) p.record();
   };
   const batchOf = (b: number): [Tensor, Tensor, Tensor] => {
     const { x, y } = data.batch(idx, 0, b, trainer.norm);
     return [x, y, sums];
   };
   let tuned: TuneReport[] = [];
+  let tuneSeconds = 0;
   try {
     const tuner = tunerOf(gpu);
     if (tuner) {
-      const observed = await tuner.collect(record, { retune: opts.retune });
+      const observed = await tuner.collect(parts, { retune: opts.retune });
       try {
         if (observed.length) {
           opts.log?.(`tuning ${observed.length} kernel calls for this adapter (once; kept in ${describeStore(tuner.store)})`);
+          const t1 = performance.now();
           tuned = await tuner.tune(observed, { log: opts.log });
+          tuneSeconds = (performance.now() - t1) / 1000;
         }
       } finally {
         tuner.release(observed);
@@ -72,7 +90,7 @@ export async function prepareTraining(
     for (const t of scratch.model.stateDict().values()) t.dispose();
     for (const t of [idx, sums, correct]) t.dispose();
   }
-  return { tuned, seconds: (performance.now() - t0) / 1000 };
+  return { tuned, seconds: (performance.now() - t0) / 1000, tuneSeconds };
 }
 
 const describeStore = (store: object): string => ('path' in store ? String(store.path) : 'memory');

@@ -16,6 +16,10 @@
 // and alternating spreads a burst of it over every candidate); a candidate slower than 3x the best after
 // the first round is dropped.
 //
+// Near ties go to the smaller kernel: among the candidates within 5% of the fastest (about the noise of these
+// measurements), the one whose dispatched WGSL is shortest wins. Unrolled tiles compile in time that grows
+// with their size (llvmpipe: 0.5 s for a 2x8 matmul tile, 4-20 s for 4x16), and a machine's first run pays it.
+//
 // Only the calls that matter are tuned: each observed call is first timed with the heuristics' choice, and
 // calls below `minShare` of the step's total keep that choice (their cache entry says so), so a first run
 // does not compile every tile of every small kernel.
@@ -57,6 +61,8 @@ export interface Observed {
   buffers: unknown;
   /** The distinct copies, with the size copied. */
   copies: { buffer: GPUBuffer; bytes: number }[];
+  /** How many times the run makes this call per time the planning pass does (its share of the run's time). */
+  weight: number;
 }
 
 /** What tuning one (op, sizes) found, for reports. */
@@ -71,9 +77,9 @@ export interface TuneReport {
 }
 
 export interface TuneOptions {
-  /** Timed samples per surviving candidate (default 5). */
+  /** Timed samples per surviving candidate (default 7). */
   samples?: number;
-  /** Calls taking less than this share of all observed calls' time keep the heuristics' choice (default 0.02; 0 tunes all). */
+  /** Calls taking less than this share of the run's time (the observed calls' times by their weights) keep the heuristics' choice (default 0.02; 0 tunes all). */
   minShare?: number;
   /** Shortest sample in ms: short kernels repeat until a sample takes this long (default 3). */
   minSampleMs?: number;
@@ -86,11 +92,11 @@ const FORCING = /^(variant|.*Variant|tile|registerTile|subgroupTile)$/;
 
 /**
  * The cache key of an op call: the op's name and its sizes, sorted, without forcing fields; an object field
- * (such as a fused dropout's seed and step) counts only by its presence.
+ * (such as a fused dropout's seed and step) counts only by its presence, and a false flag as its absence.
  */
 export function tuningKey(op: AnyOpLike, sizes: object): string {
   const fields = Object.entries(sizes)
-    .filter(([k, v]) => !FORCING.test(k) && v !== undefined && v !== null && typeof v !== 'function')
+    .filter(([k, v]) => !FORCING.test(k) && v !== undefined && v !== null && v !== false && typeof v !== 'function')
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return `${op.name} ${fields.map(([k, v]) => `${k}=${typeof v === 'object' ? 'on' : v}`).join(' ')}`;
 }
@@ -102,12 +108,16 @@ export const choiceLabel = (c: Choice): string =>
         .join(' ')}`
     : c.variant;
 
+/** Candidates this close to the fastest (relative) count as tied; the smallest kernel among them wins. */
+const NEAR_TIE = 0.05;
+
 const sameChoice = (a: Choice, b: Choice) =>
   a.variant === b.variant && JSON.stringify(a.config ?? null) === JSON.stringify(b.config ?? null);
 
 export class Tuner implements TuningHook {
   private collecting: Observed[] | null = null;
   private forcing = false;
+  private weight = 1;
   /** Keys looked up this session: the validated choice, or null (none, or no longer offered). */
   private readonly resolved = new Map<string, Choice | null>();
   private readonly warned = new Set<string>();
@@ -156,7 +166,9 @@ export class Tuner implements TuningHook {
   observe(op: AnyOpLike, sizes: object, buffers: unknown): void {
     if (!this.collecting) return;
     const key = tuningKey(op, sizes);
-    if (this.collecting.some((o) => o.key === key) || !this.needs(op as AnyOp, sizes)) return;
+    const seen = this.collecting.find((o) => o.key === key);
+    if (seen) seen.weight += this.weight;
+    if (seen || !this.needs(op as AnyOp, sizes)) return;
     const copies = new Map<GPUBuffer, GPUBuffer>();
     const copy = (b: GPUBuffer) => {
       let c = copies.get(b);
@@ -174,21 +186,27 @@ export class Tuner implements TuningHook {
       sizes: { ...sizes },
       buffers: copied,
       copies: [...copies].map(([orig, c]) => ({ buffer: c, bytes: orig.size })),
+      weight: this.weight,
     });
   }
 
   /**
    * Runs `record` (which records one step) while watching its op calls; returns the calls that need tuning
-   * (with `retune`, every call with more than one candidate, tuned or not).
+   * (with `retune`, every call with more than one candidate, tuned or not). A list of parts, each with the
+   * number of times the run repeats it (a training step: steps per epoch), weighs their calls accordingly.
    */
-  async collect(record: () => void, opts: { retune?: boolean } = {}): Promise<Observed[]> {
+  async collect(record: (() => void) | { weight: number; record: () => void }[], opts: { retune?: boolean } = {}): Promise<Observed[]> {
+    const parts = typeof record === 'function' ? [{ weight: 1, record }] : record;
     const got: Observed[] = [];
     this.collecting = got;
     this.forcing = !!opts.retune;
     const attached = this.gpu.tuning;
     this.gpu.tuning = this; // op.run reports its calls to the Gpu's tuner
     try {
-      record();
+      for (const part of parts) {
+        this.weight = part.weight;
+        part.record();
+      }
       await this.gpu.sync();
     } catch (e) {
       this.release(got);
@@ -197,6 +215,7 @@ export class Tuner implements TuningHook {
       this.gpu.tuning = attached;
       this.collecting = null;
       this.forcing = false;
+      this.weight = 1;
     }
     return got;
   }
@@ -214,15 +233,16 @@ export class Tuner implements TuningHook {
     // The heuristics' time for each call decides which calls are worth tuning (one at a time: the GPU timer is shared).
     const base: number[] = [];
     for (const o of observed) base.push(await this.withWork(o, async (run) => this.best(run(this.heuristic(o)), 2)));
-    const total = base.reduce((a, b) => a + b, 0);
+    const total = base.reduce((a, b, i) => a + b * observed[i].weight, 0);
     const minShare = opts.minShare ?? 0.02;
+    const matters = (i: number) => base[i] * observed[i].weight >= minShare * total;
     const reports: TuneReport[] = [];
-    const worth = observed.filter((_, i) => base[i] >= minShare * total);
+    const worth = observed.filter((_, i) => matters(i));
     let n = 0;
     for (const [i, o] of observed.entries()) {
       const heuristic = this.heuristic(o);
       let report: TuneReport;
-      if (base[i] >= minShare * total) {
+      if (matters(i)) {
         opts.log?.(`tuning ${++n}/${worth.length}: ${o.key}`);
         report = await this.tuneOne(o, heuristic, opts);
       } else {
@@ -270,6 +290,24 @@ export class Tuner implements TuningHook {
     }
   }
 
+  /** Runs `record` and returns the length of the WGSL of the kernels it dispatched (a proxy for their compile time). */
+  private wgslLength(record: () => void): number {
+    const { gpu } = this;
+    let length = 0;
+    // An own property shadows the prototype's dispatch for this one recording; deleting it restores it.
+    const own = gpu as unknown as { dispatch: Gpu['dispatch'] };
+    own.dispatch = (d) => {
+      length += d.kernel.wgsl.length;
+      Object.getPrototypeOf(gpu).dispatch.call(gpu, d);
+    };
+    try {
+      record();
+    } finally {
+      delete (own as { dispatch?: unknown }).dispatch;
+    }
+    return length;
+  }
+
   /** The best of `samples` timed samples of `record` (after a warm-up run), in ms per run. */
   private async best(record: () => void, samples: number, minSampleMs = 3): Promise<number> {
     await timeOnce(this.gpu, record);
@@ -284,13 +322,14 @@ export class Tuner implements TuningHook {
     const choices = o.op.choices(gpu, o.sizes);
     const invalid: { choice: Choice; why: string }[] = [];
     const times = new Map<Choice, number[]>();
+    const wgsl = new Map<Choice, number>();
     await this.withWork(o, async (run, restore, outputs) => {
       restore();
       run(choices[0])();
       const reference = await outputs();
       for (const c of choices) {
         restore();
-        run(c)(); // also compiles it (llvmpipe: up to seconds), so this run is not timed
+        wgsl.set(c, this.wgslLength(run(c))); // also compiles it (llvmpipe: up to seconds), so this run is not timed
         const why = c === choices[0] ? null : mismatch(reference, await outputs());
         if (why) invalid.push({ choice: c, why });
         else times.set(c, []);
@@ -305,13 +344,15 @@ export class Tuner implements TuningHook {
       }
       const best1 = Math.min(...[...times.values()].map((t) => t[0]));
       const alive = [...times.keys()].filter((c) => times.get(c)![0] <= 3 * best1 || sameChoice(c, heuristic));
-      for (let round = 1; round < (opts.samples ?? 5); round++) {
+      for (let round = 1; round < (opts.samples ?? 7); round++) {
         for (const c of alive) times.get(c)!.push((await sample(gpu, run(c), repeats.get(c)!)).ms);
       }
     });
     const bestOf = (c: Choice) => (times.has(c) ? Math.min(...times.get(c)!) : null);
     const ranked = [...times.keys()].sort((a, b) => bestOf(a)! - bestOf(b)!);
-    const best = ranked[0] ?? choices[0];
+    const fastest = ranked.length ? bestOf(ranked[0])! : 0;
+    const near = ranked.filter((c) => bestOf(c)! <= fastest * (1 + NEAR_TIE));
+    const best = near.sort((a, b) => wgsl.get(a)! - wgsl.get(b)! || bestOf(a)! - bestOf(b)!)[0] ?? choices[0];
     const heuristicTimed = choices.find((c) => sameChoice(c, heuristic));
     return {
       key: o.key,

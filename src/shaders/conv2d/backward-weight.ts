@@ -28,6 +28,17 @@ export interface Conv2dWeightTile {
   WG: number;
   /** Workgroups to aim for when choosing how many slices to split the rows into. */
   groups: number;
+  /** v4 only: 1 loads the input rows as vec4s (see weightVecRows for when it can). */
+  VX?: number;
+}
+
+/** Why v4 cannot load x rows as vec4s for this geometry and tile, or null: unpadded, rows and steps on vec4 boundaries, no step past a row. */
+export function weightVecRows(g: Geometry, PT: number): string | null {
+  if (g.pad !== 0) return 'padded inputs need bounds checks per column';
+  if (g.W % 4 !== 0) return `input rows of ${g.W} floats are not whole vec4s`;
+  if ((PT * g.S) % 4 !== 0) return `steps of ${PT} columns at stride ${g.S} do not start on vec4 boundaries`;
+  if ((Math.ceil(g.OW / PT) * PT - 1) * g.S + g.KW > g.W) return `the last step of ${PT} columns would read past the row`;
+  return null;
 }
 
 const BUFFERS = { x: 'read', dy: 'read', dw: 'read_write' } as const;
@@ -130,14 +141,20 @@ const backwardWeightTiledKernel = memoKernel(
   (KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number | null, bias: boolean) => {
     const { OT, PT, WG } = t;
     const span = (PT - 1) * S + KW;
+    const vx = !!t.VX && sg !== null && !padded; // weightVecRows checked the rest
     const zeroRows = sg !== null || bias; // padding rows read zeros instead of being skipped
     const rowOk = zeroRows ? 'rowOk && ' : '';
-    const body = range(span).map(
-      (j) =>
-        padded
-          ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.W) - 1))], ${rowOk}c${j} >= 0 && c${j} < i32(p.W));`
-          : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`, // min: columns past OW in the last step
-    );
+    const body = vx
+      ? [
+          ...range(Math.ceil(span / 4)).map((q) => `let xv${q} = x[(xr + u32(iw0)) / 4u + ${q}u];`),
+          ...range(span).map((j) => `let x${j} = xv${j >> 2}[${j & 3}];`),
+        ]
+      : range(span).map(
+          (j) =>
+            padded
+              ? `let c${j} = iw0 + ${j}; let x${j} = select(0.0, x[xr + u32(clamp(c${j}, 0, i32(p.W) - 1))], ${rowOk}c${j} >= 0 && c${j} < i32(p.W));`
+              : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`, // min: columns past OW in the last step
+        );
     const fmas = (tt: number, pp: number) =>
       range(KW)
         .map((kw) => `a${tt}_${kw} = fma(g, x${pp * S + kw}, a${tt}_${kw});`)
@@ -189,10 +206,10 @@ const backwardWeightTiledKernel = memoKernel(
       : `let ih = i32(oh * ${S}u + kh) - p.pad;
     ${padded ? 'if (ih < 0 || ih >= i32(p.H)) { continue; }' : ''}`;
     return declareKernel({
-      name: `${sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2'}${bias ? '_bias' : ''}`,
+      name: `${sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2'}${bias ? '_bias' : ''}${vx ? '_vx' : ''}`,
       enable: sg ? ['subgroups'] : [],
       params: { ...PARAMS, rowsPerSlice: 'u32' },
-      buffers: bias ? BIAS_BUFFERS : BUFFERS,
+      buffers: { ...(bias ? BIAS_BUFFERS : BUFFERS), ...(vx ? { x: { read: 'vec4f' } } : {}) },
       wgsl: /* wgsl */ `${entry}
   let c = lane / ${KH}u;
   let kh = lane % ${KH}u;
@@ -261,11 +278,22 @@ export function conv2dWeightTilesV2(O: number, OW: number): Conv2dWeightTile[] {
   return distinct([d, { ...d, PT: Math.min(OW, 8) }, { ...d, OT: Math.min(O, 2) }, { ...d, groups: 16 }, { ...d, PT: Math.min(OW, 2) }]);
 }
 
-/** v4 tiles a tuner may time: conv2dWeightTileV4's first, then half the channels, two subgroups of columns per step, other slicings. */
-export function conv2dWeightTilesV4(O: number, KW: number, sg: number): Conv2dWeightTile[] {
-  const d = conv2dWeightTileV4(O, KW, sg);
+/**
+ * v4 tiles a tuner may time: conv2dWeightTileV4's first, then half the channels, two subgroups of columns per
+ * step, other slicings; and the ones with sg columns per step again loading their rows as vec4s, where they can.
+ */
+export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[] {
+  const d = conv2dWeightTileV4(g.O, g.KW, sg);
   const half = Math.ceil(d.OT / 2);
-  return distinct([d, { ...d, OT: half }, { ...d, PT: 2 * sg }, { ...d, groups: 8 }, { ...d, groups: 32 }, { ...d, OT: half, groups: 32 }]);
+  const scalar = distinct([
+    d,
+    { ...d, OT: half },
+    { ...d, PT: 2 * sg },
+    { ...d, groups: 8 },
+    { ...d, groups: 32 },
+    { ...d, OT: half, groups: 32 },
+  ]);
+  return [...scalar, ...scalar.filter((t) => t.PT === sg && weightVecRows(g, t.PT) === null).map((t) => ({ ...t, VX: 1 }))];
 }
 
 /** v2 (subgroups = false) or v4: the row slices, then conv2d_sum_partials when there are several. */
@@ -281,6 +309,8 @@ export function backwardWeightTiled(
   const t = sg ? { ...(tile ?? conv2dWeightTileV4(g.O, g.KW, sg)), WG: sg } : (tile ?? conv2dWeightTileV2(g.O, g.OW));
   if (sg && t.PT % sg !== 0)
     throw new VariantError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);
+  const why = t.VX ? (sg ? weightVecRows(g, t.PT) : 'only v4 loads rows as vec4s') : null;
+  if (why) throw new VariantError(`conv2d_bwd_weight_${sg ? 'v4' : 'v2'}: vec4 rows (VX) impossible here: ${why}`);
   const M = g.O * g.C * g.KH * g.KW;
   const groups = Math.ceil((g.C * g.KH) / t.WG) * Math.ceil(g.O / t.OT);
   const rows = g.N * g.OH;

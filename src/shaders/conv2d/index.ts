@@ -93,8 +93,11 @@ export { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize } from './sizes.
 
 /** Forward and backward-input sizes; `tile` overrides the v2 or v4 register tile (benchmarks, tests). */
 export type Conv2dForwardSizes = Conv2dSizes & { tile?: Conv2dTile };
-/** `accumulate`: dw += … instead of dw = …; `tile` overrides the v2 or v4 tile (benchmarks, tests). */
-export type Conv2dBackwardWeightSizes = Conv2dSizes & { accumulate?: boolean; tile?: Conv2dWeightTile };
+/**
+ * `accumulate`: dw += … instead of dw = …; `tile` overrides the v2 or v4 tile (benchmarks, tests); `withBias` is
+ * set by conv2dBackwardWeight when it computes db too (the tuner keys its choices on it).
+ */
+export type Conv2dBackwardWeightSizes = Conv2dSizes & { accumulate?: boolean; tile?: Conv2dWeightTile; withBias?: boolean };
 
 export type Conv2dBiasVariant = 'v1' | 'v2' | 'v3';
 export interface Conv2dBackwardBiasSizes {
@@ -184,7 +187,7 @@ const stageable = (KH: number, KW: number, S: number) =>
 // The tiles a tuner times for v2 and v4 (the defaults first).
 const TUNED_TILES = 5;
 const tilesV2 = (a: DirectArgs) => conv2dTilesV2(a.Cout, a.Wout, a.KW, a.S, a.flip, TUNED_TILES);
-const tilesV4 = (a: DirectArgs) => conv2dTilesV4(a.Cout, a.Wout);
+const tilesV4 = (a: DirectArgs) => conv2dTilesV4(a);
 
 /** Software adapters: v4 where subgroups have a fixed size, else v2; GPUs: v3, else v2 (kernels too large to stage); v1 last. */
 const preferDirect = (gpu: Gpu): Conv2dVariant[] => (gpu.isSoftware ? ['v4', 'v2', 'v1'] : ['v3', 'v2', 'v1']);
@@ -298,7 +301,7 @@ export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2d
     v4: {
       summary: 'v2 sharing the dy loads across a subgroup: software adapters',
       requires: ['fixed-subgroups'],
-      configs: (gpu, s) => conv2dWeightTilesV4(s.O, s.KW, fixedSubgroupSize(gpu)!),
+      configs: (gpu, s) => conv2dWeightTilesV4(weightGeometry(s), fixedSubgroupSize(gpu)!),
       run: (gpu, b, s, c) =>
         backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, true, s.tile ?? (c as Conv2dWeightTile | undefined)),
     },
@@ -323,7 +326,7 @@ export function conv2dBackwardWeight(
   db: GPUBuffer | null = null,
 ): void {
   weightGeometry(sizes);
-  CONV2D_BACKWARD_WEIGHT.run(gpu, { x, dy, dw, db }, sizes);
+  CONV2D_BACKWARD_WEIGHT.run(gpu, { x, dy, dw, db }, { ...sizes, withBias: db !== null });
 }
 
 export const conv2dBackwardWeightCost = CONV2D_BACKWARD_WEIGHT.cost;

@@ -51,11 +51,15 @@ export interface MatmulSizes {
   accumulate?: boolean;
   /** C = max(…, 0) after the bias (and accumulation): a linear layer's ReLU in the epilogue. */
   relu?: boolean;
+  /** Set by matmulBias from the buffers it is given (the tuner keys its choices on them). */
+  withBias?: boolean;
+  withMaskA?: boolean;
+  withRowSums?: boolean;
   /** Force a variant (tests, benchmarks); by default the registry chooses. */
   variant?: MatmulVariant;
   /** Benchmarks only: the v2 register tile (default {@link DEFAULT_TILE}). */
   registerTile?: RegisterTile;
-  /** Benchmarks only: the v4 tile (by default 4x32 when M and N are at least 128, else 4x16). */
+  /** Benchmarks only: the v4 tile (by default 4x32 when M and N are at least 128, 4x16 for other products of 4M+ MACs, else 2x8). */
   subgroupTile?: Omit<SubgroupTile, 'sg'>;
 }
 
@@ -79,8 +83,15 @@ interface Plan {
 // The v2 tile is the fallback for software adapters without subgroups, so it takes the tile that compiles
 // quickly; v4 takes the wide tile only for large matrices, where it pays, and narrow outputs (N = 10, 50)
 // waste less with 16 columns. Measured with `npm run bench:kernels -- --filter tile`.
+//
+// Small products (under 4M multiply-adds, such as the seed's linear layers) take the 2x8 v4 tile: llvmpipe
+// compiled the 4x16 one for 4–20 s per layout (its 16 vec4 accumulators spill), the 2x8 one in under 1.2 s,
+// and at these sizes they ran within 0.1–0.3 ms of each other (compile-matmul script, cold Mesa cache, EPYC).
+// Every tile sums each output over k in the same order, so the choice changes no result.
 export const DEFAULT_TILE: RegisterTile = { tm: 4, tn: 8, wgx: 8, wgy: 8 };
-const subgroupTileFor = (M: number, N: number): Omit<SubgroupTile, 'sg'> => (M >= 128 && N >= 128 ? { tm: 4, tn: 32 } : { tm: 4, tn: 16 });
+const SMALL_PRODUCT = 1 << 22;
+const subgroupTileFor = (M: number, N: number, K: number): Omit<SubgroupTile, 'sg'> =>
+  M >= 128 && N >= 128 ? { tm: 4, tn: 32 } : M * N * K >= SMALL_PRODUCT ? { tm: 4, tn: 16 } : { tm: 2, tn: 8 };
 
 /** The kernel layout for these sizes and the optional buffers that are given (any truthy value). */
 function layoutOf(s: MatmulSizes, b: { bias?: unknown; maskA?: unknown; rowSums?: unknown }): MatmulLayout {
@@ -101,13 +112,12 @@ function layoutOf(s: MatmulSizes, b: { bias?: unknown; maskA?: unknown; rowSums?
 // Tiles a tuner may time, the defaults first. Small products stay with small tiles: llvmpipe takes seconds to
 // compile a 4x16 v4 kernel (up to 20 s on a busy 2-core machine) for a product that runs in a fraction of a ms.
 const V2_TILES: RegisterTile[] = [DEFAULT_TILE, { tm: 4, tn: 4, wgx: 8, wgy: 8 }, { tm: 2, tn: 8, wgx: 8, wgy: 8 }];
-function subgroupTiles(M: number, N: number): Omit<SubgroupTile, 'sg'>[] {
-  const d = subgroupTileFor(M, N);
-  const small = [
-    { tm: 2, tn: 8 },
-    { tm: 4, tn: 8 },
-  ];
-  return [d, ...(M >= 128 && N >= 128 ? [{ tm: 4, tn: 16 }, ...small] : small)];
+function subgroupTiles(M: number, N: number, K: number): Omit<SubgroupTile, 'sg'>[] {
+  const d = subgroupTileFor(M, N, K);
+  const all = [d, { tm: 4, tn: 16 }, { tm: 2, tn: 8 }, { tm: 4, tn: 8 }];
+  // Small products are not offered the 4x16 tile either: what it can save at run time, it costs in compiling.
+  const offered = M * N * K >= SMALL_PRODUCT ? all : all.filter((t) => t.tm * t.tn <= 32);
+  return offered.filter((t, i) => offered.findIndex((u) => u.tm === t.tm && u.tn === t.tn) === i);
 }
 
 const PLANS = {
@@ -125,7 +135,7 @@ const PLANS = {
   }),
   v4: (gpu: Gpu, s: MatmulSizes, l: MatmulLayout, config?: TuneConfig): Plan => {
     const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
-    const t = { ...(s.subgroupTile ?? (config as Omit<SubgroupTile, 'sg'> | undefined) ?? subgroupTileFor(s.M, s.N)), sg };
+    const t = { ...(s.subgroupTile ?? (config as Omit<SubgroupTile, 'sg'> | undefined) ?? subgroupTileFor(s.M, s.N, s.K)), sg };
     return { kernel: matmulV4Kernel(l, t), workgroups: [Math.ceil(s.N / t.tn), Math.ceil(s.M / (t.tm * sg))] };
   },
 };
@@ -158,7 +168,7 @@ export const MATMUL = defineOp<MatmulSizes, MatmulBuffers, MatmulVariant>({
     v4: {
       summary: 'register tiles sharing B loads across a subgroup: software adapters',
       requires: ['fixed-subgroups'],
-      configs: (_gpu, s) => subgroupTiles(s.M, s.N),
+      configs: (_gpu, s) => subgroupTiles(s.M, s.N, s.K),
       run: variant('v4'),
     },
   },
@@ -190,7 +200,8 @@ export function matmulBias(
     if (!Number.isInteger(v) || v < 0) throw new ShapeError(`matmul: ${name} must be a non-negative integer, got ${v}`);
   }
   if (M === 0 || N === 0) return;
-  MATMUL.run(gpu, { a, b, c, bias, maskA: more.maskA ?? null, rowSums: more.rowSums ?? null }, sizes);
+  const flags = { withBias: !!bias, withMaskA: !!more.maskA, withRowSums: !!more.rowSums };
+  MATMUL.run(gpu, { a, b, c, bias, maskA: more.maskA ?? null, rowSums: more.rowSums ?? null }, { ...sizes, ...flags });
 }
 
 /** C[M,N] = op(A)·op(B), or C += op(A)·op(B) with `accumulate`. A is [M,K] ([K,M] if transA), B [K,N] ([N,K] if transB). */
