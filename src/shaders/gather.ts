@@ -6,6 +6,8 @@
 //   Cost: 4 flops and ~5 bytes per pixel.
 // gather_labels_v1: y[b] = labels[idx[offset + b]] (i32). One invocation per sample.
 // gather_batch_v1: both in one dispatch (a training step's batch): the first B invocations also copy a label.
+//   Where an image's pixels fill whole u32 words (P % 4 == 0, MNIST's 784), one invocation converts a word: four
+//   pixels from one load, stored as a vec4 (x4); on llvmpipe every per-invocation load costs a loop over the lanes.
 // Single kernels, no variants: no registry.
 import { declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
@@ -14,17 +16,29 @@ import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
 
 const WG = 256;
 
-const imagesKernel = memoKernel((labels: boolean) =>
+const imagesKernel = memoKernel((labels: boolean, words: boolean) =>
   declareKernel({
-    name: labels ? 'gather_batch_v1' : 'gather_images_v1',
+    name: `${labels ? 'gather_batch_v1' : 'gather_images_v1'}${words ? '_x4' : ''}`,
     params: { batch: 'u32', pixels: 'u32', offset: 'u32', mean: 'f32', invStd: 'f32' },
     buffers: {
       images: { read: 'u32' },
       idx: { read: 'u32' },
-      x: 'read_write',
+      x: words ? { read_write: 'vec4f' } : 'read_write',
       ...(labels ? { labels: { read: 'i32' }, y: { read_write: 'i32' } } : {}),
     },
-    wgsl: /* wgsl */ `
+    wgsl: words
+      ? /* wgsl */ `
+@compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
+  let i = ${FLAT_INDEX(WG)};  // word i of the batch: pixels 4i .. 4i + 3
+  ${labels ? 'if (i < p.batch) { y[i] = labels[idx[p.offset + i]]; }' : ''}
+  let words = p.pixels / 4u;
+  if (i >= p.batch * words) { return; }
+  let b = i / words;
+  let w = images[idx[p.offset + b] * words + (i - b * words)];
+  let v = vec4f(vec4u(w, w >> 8u, w >> 16u, w >> 24u) & vec4u(0xffu));
+  x[i] = (v / 255.0 - p.mean) * p.invStd;
+}`
+      : /* wgsl */ `
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG)};
   ${labels ? 'if (i < p.batch) { y[i] = labels[idx[p.offset + i]]; }' : ''}
@@ -80,10 +94,11 @@ export function gatherBatch(
 }
 
 function gather(gpu: Gpu, buffers: Record<string, GPUBuffer>, s: GatherSizes): void {
-  launch(gpu, imagesKernel('labels' in buffers), {
+  const words = s.pixels % 4 === 0;
+  launch(gpu, imagesKernel('labels' in buffers, words), {
     params: { batch: s.batch, pixels: s.pixels, offset: s.offset, mean: s.mean ?? 0, invStd: 1 / (s.std ?? 1) },
     buffers,
-    workgroups: grid1d(Math.max(s.batch * s.pixels, s.batch), WG),
+    workgroups: grid1d(Math.max((s.batch * s.pixels) / (words ? 4 : 1), s.batch), WG),
   });
 }
 

@@ -215,6 +215,22 @@ describe('images and labels gathered together', () => {
     for (const b of [x2, y2]) gpu.pool.release(b);
     data.dispose();
   });
+
+  it('images whose pixels do not fill whole words (one pixel per invocation)', async () => {
+    const { gpu } = ctx;
+    const [count, pixels] = [3, 5];
+    const bytes = Uint8Array.from({ length: 16 }, (_, i) => (i * 37 + 11) % 256); // 15 pixels, padded to 4 words
+    const images = upload(gpu, new Uint32Array(bytes.buffer));
+    const labels = upload(gpu, Int32Array.from([7, 8, 9]));
+    const idx = upload(gpu, Uint32Array.from([2, 0, 1]));
+    const x = empty(gpu, count * pixels),
+      y = empty(gpu, count);
+    gatherBatch(gpu, images, labels, idx, x, y, { batch: 2, offset: 1, pixels });
+    const want = [0, 1].flatMap((b) => Array.from(bytes.subarray([0, 1][b] * pixels, ([0, 1][b] + 1) * pixels), (v) => v / 255));
+    expectClose((await download(gpu, x, 2 * pixels)) as Float32Array, want, { label: 'x', atol: 1e-7, rtol: 1e-6 });
+    expect(Array.from(await downloadI32(gpu, y, 2))).toEqual([7, 8]);
+    for (const b of [images, labels, idx, x, y]) gpu.pool.release(b);
+  });
 });
 
 describe('conv2d: the bias gradient in the backward-weight kernels', () => {
