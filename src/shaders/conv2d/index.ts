@@ -262,16 +262,20 @@ export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackward
   },
 });
 
+/** The sizes, validated, with stride and padding spelt out (so equal problems have equal tuning keys). */
+function explicit<S extends Conv2dSizes>(op: string, s: S): S {
+  const g = geometry(op, s);
+  return { ...s, stride: g.S, padding: g.pad };
+}
+
 /** y = conv2d(x, w) + bias, bias optional (null). y[N,O,OH,OW]. */
 export function conv2d(gpu: Gpu, x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, y: GPUBuffer, sizes: Conv2dForwardSizes): void {
-  geometry('conv2d', sizes);
-  CONV2D_FORWARD.run(gpu, { x, w, bias, y }, sizes);
+  CONV2D_FORWARD.run(gpu, { x, w, bias, y }, explicit('conv2d', sizes));
 }
 
 // dx[n,c,ih,iw] = Σ_{o,kh,kw: ih = oh·s+kh−pad, iw = ow·s+kw−pad} dy[n,o,oh,ow] · w[o,c,kh,kw]
 export function conv2dBackwardInput(gpu: Gpu, dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, sizes: Conv2dForwardSizes): void {
-  geometry('conv2dBackwardInput', sizes);
-  CONV2D_BACKWARD_INPUT.run(gpu, { dy, w, dx }, sizes);
+  CONV2D_BACKWARD_INPUT.run(gpu, { dy, w, dx }, explicit('conv2dBackwardInput', sizes));
 }
 
 export const conv2dCost = CONV2D_FORWARD.cost;
@@ -325,8 +329,7 @@ export function conv2dBackwardWeight(
   sizes: Conv2dBackwardWeightSizes,
   db: GPUBuffer | null = null,
 ): void {
-  weightGeometry(sizes);
-  CONV2D_BACKWARD_WEIGHT.run(gpu, { x, dy, dw, db }, { ...sizes, withBias: db !== null });
+  CONV2D_BACKWARD_WEIGHT.run(gpu, { x, dy, dw, db }, { ...explicit('conv2dBackwardWeight', sizes), withBias: db !== null });
 }
 
 export const conv2dBackwardWeightCost = CONV2D_BACKWARD_WEIGHT.cost;
