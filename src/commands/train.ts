@@ -178,7 +178,10 @@ async function run(
   const valSplit = { data, indices: split.val };
   // Compiles the run's kernels, and measures the kernel choices this adapter has none for yet (once per adapter).
   const prepared = await prepareTraining(trainer, { train: trainSplit, val: valSplit }, { log });
-  if (prepared.tuned.length) log(`tuned ${prepared.tuned.length} kernel calls in ${prepared.seconds.toFixed(1)}s`);
+  const { compiled } = prepared;
+  if (compiled.kernels)
+    log(`compiled ${compiled.kernels} kernels in ${compiled.seconds.toFixed(1)}s${compiled.helper ? ' (two queues)' : ''}`);
+  if (prepared.tuned.length) log(`tuned ${prepared.tuned.length} kernel calls in ${prepared.tuneSeconds.toFixed(1)}s`);
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130); // a second Ctrl-C: give up at once

@@ -1,8 +1,11 @@
 // Before the first step of a run: the planning pass. It records the steps the run will make — a training
 // step and an evaluation batch at each batch size the epochs use — on a throwaway copy of the model, so
-// nothing of the real run changes (weights, batch-norm statistics, dropout counters, optimizer state). That
-// pass compiles every kernel the run uses, and, with a tuner attached (src/tune/), it is where the tuner
+// nothing of the real run changes (weights, batch-norm statistics, dropout counters, optimizer state). A dry
+// recording of it first tells which kernels the run uses, and they are compiled at once, in parallel where the
+// driver allows (src/gpu/precompile.ts); then, with a tuner attached (src/tune/), the pass is where the tuner
 // collects the op calls it has no measured choice for and times their candidates.
+
+import { type PrecompileReport, precompile } from '../gpu/precompile.js';
 import * as F from '../nn/ops.js';
 import { noGrad, type Tensor, tidy } from '../nn/tensor.js';
 import { tunerOf } from '../tune/cache.js';
@@ -10,6 +13,8 @@ import type { TuneReport } from '../tune/tuner.js';
 import { type Split, Trainer } from './trainer.js';
 
 export interface PrepareReport {
+  /** The kernels compiled before the planning pass (src/gpu/precompile.ts). */
+  compiled: PrecompileReport;
   /** What the tuner measured (empty without a tuner, or when everything was tuned already). */
   tuned: TuneReport[];
   /** Seconds the planning pass took, tuning included. */
@@ -67,7 +72,10 @@ export async function prepareTraining(
   };
   let tuned: TuneReport[] = [];
   let tuneSeconds = 0;
+  let compiled: PrecompileReport = { kernels: 0, helper: false, seconds: 0 };
   try {
+    // Every kernel the steps use, compiled at once (in parallel where the driver allows) before they run.
+    compiled = await precompile(gpu, record);
     const tuner = tunerOf(gpu);
     if (tuner) {
       const observed = await tuner.collect(parts, { retune: opts.retune });
@@ -90,7 +98,7 @@ export async function prepareTraining(
     for (const t of scratch.model.stateDict().values()) t.dispose();
     for (const t of [idx, sums, correct]) t.dispose();
   }
-  return { tuned, seconds: (performance.now() - t0) / 1000, tuneSeconds };
+  return { compiled, tuned, seconds: (performance.now() - t0) / 1000, tuneSeconds };
 }
 
 const describeStore = (store: object): string => ('path' in store ? String(store.path) : 'memory');

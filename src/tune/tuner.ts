@@ -25,6 +25,7 @@
 // does not compile every tile of every small kernel.
 //
 // The choices live in a TuningCache (cache.ts: one JSON file per adapter).
+import { DeviceLostError, GpuError, ShaderCompileError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
 import type { AnyOpLike, Choice, Op, TuneConfig, TuningHook } from '../shaders/op.js';
 import { repeatsFor, sample, timeOnce } from './measure.js';
@@ -107,6 +108,9 @@ export const choiceLabel = (c: Choice): string =>
         .map(([k, v]) => `${k}${v}`)
         .join(' ')}`
     : c.variant;
+
+/** Errors that say the device or a kernel is broken, which tuning must not hide. */
+const fatal = (e: unknown) => e instanceof GpuError || e instanceof DeviceLostError || e instanceof ShaderCompileError;
 
 /** Candidates this close to the fastest (relative) count as tied; the smallest kernel among them wins. */
 const NEAR_TIE = 0.05;
@@ -244,16 +248,16 @@ export class Tuner implements TuningHook {
       let report: TuneReport;
       if (matters(i)) {
         opts.log?.(`tuning ${++n}/${worth.length}: ${o.key}`);
-        report = await this.tuneOne(o, heuristic, opts);
+        try {
+          report = await this.tuneOne(o, heuristic, opts);
+        } catch (e) {
+          // A candidate that cannot even be recorded (a bug, or a limit this adapter has) must not stop the run.
+          if (fatal(e)) throw e;
+          this.warn(`webgpu-nn: tuning ${o.key} failed (${(e as Error).message}); keeping the heuristics' choice`);
+          report = this.kept(o, heuristic, base[i]);
+        }
       } else {
-        const entry: TunedEntry = {
-          ...heuristic,
-          ms: base[i],
-          heuristic: { ...heuristic, ms: base[i] },
-          candidates: o.op.choices(this.gpu, o.sizes).length,
-          kept: true,
-        };
-        report = { key: o.key, op: o.op.name, entry, invalid: [], times: [{ choice: heuristic, ms: base[i] }] };
+        report = this.kept(o, heuristic, base[i]);
       }
       this.store.set(o.key, report.entry);
       this.resolved.set(o.key, { variant: report.entry.variant, config: report.entry.config });
@@ -261,6 +265,13 @@ export class Tuner implements TuningHook {
     }
     this.store.save();
     return reports;
+  }
+
+  /** The report of a call that keeps the heuristics' choice, timed at `ms`. */
+  private kept(o: Observed, heuristic: Choice, ms: number): TuneReport {
+    const candidates = o.op.choices(this.gpu, o.sizes).length;
+    const entry: TunedEntry = { ...heuristic, ms, heuristic: { ...heuristic, ms }, candidates, kept: true };
+    return { key: o.key, op: o.op.name, entry, invalid: [], times: [{ choice: heuristic, ms }] };
   }
 
   /** The choice the heuristics make for an observed call (its variant's default configuration). */
@@ -329,7 +340,13 @@ export class Tuner implements TuningHook {
       const reference = await outputs();
       for (const c of choices) {
         restore();
-        wgsl.set(c, this.wgslLength(run(c))); // also compiles it (llvmpipe: up to seconds), so this run is not timed
+        try {
+          wgsl.set(c, this.wgslLength(run(c))); // also compiles it (llvmpipe: up to seconds), so this run is not timed
+        } catch (e) {
+          if (fatal(e) || c === choices[0]) throw e;
+          invalid.push({ choice: c, why: `could not be recorded: ${(e as Error).message}` });
+          continue;
+        }
         const why = c === choices[0] ? null : mismatch(reference, await outputs());
         if (why) invalid.push({ choice: c, why });
         else times.set(c, []);

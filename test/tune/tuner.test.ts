@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { VariantError } from '../../src/errors.js';
 import { declareKernel, launch } from '../../src/gpu/kernel.js';
 import { MATMUL } from '../../src/shaders/matmul/index.js';
 import { defineOp } from '../../src/shaders/op.js';
@@ -99,6 +100,37 @@ describe('Tuner', () => {
     gpu.tuning = tuner;
     expect(TWICE.resolve(gpu, { n })).toBe('v1');
     expect(TWICE.resolve(gpu, { n: 999 })).toBe('v2'); // other sizes: not tuned, the heuristics
+    for (const b of [x, y]) gpu.pool.release(b);
+  });
+
+  it('reports a candidate that cannot be recorded as invalid, and tunes the rest', async () => {
+    const { gpu } = ctx;
+    const THROWS = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2' | 'v3'>({
+      name: 'test.throws',
+      variants: {
+        v1: TWICE.variant('v1'),
+        v2: {
+          summary: 'refuses these sizes only when it runs',
+          run: () => {
+            throw new VariantError('test.throws v2: not today');
+          },
+        },
+        v3: TWICE.variant('v1'),
+      },
+      prefer: () => ['v1'],
+      cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
+    });
+    const tuner = new Tuner(gpu, new MemoryTuningStore());
+    const x = upload(gpu, randomArray(256, 6)),
+      y = empty(gpu, 256);
+    const observed = await tuner.collect(() => THROWS.run(gpu, { x, y }, { n: 256, variant: 'v1' as never }));
+    expect(observed).toEqual([]); // a forced call is never tuned
+    const o2 = await tuner.collect(() => TWICE.run(gpu, { x, y }, { n: 256 }));
+    o2[0].op = THROWS as never; // the same call, replayed through the op whose v2 throws
+    const [report] = await tuner.tune(o2, { minShare: 0, samples: 2 });
+    tuner.release(o2);
+    expect(report.invalid).toEqual([{ choice: { variant: 'v2' }, why: 'could not be recorded: test.throws v2: not today' }]);
+    expect(['v1', 'v3']).toContain(report.entry.variant);
     for (const b of [x, y]) gpu.pool.release(b);
   });
 
