@@ -39,7 +39,8 @@ function usage(): string {
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
     'Environment: WEBGPU_NN_BACKEND (vulkan, null, ...), WEBGPU_NN_ADAPTER (a substring of the adapter name),',
-    '  WEBGPU_NN_TUNE=0 (no kernel tuning: the heuristics alone), WEBGPU_NN_TUNE_CACHE (a shipped tuning cache file).',
+    '  WEBGPU_NN_TUNE=0 (no kernel tuning: the heuristics alone), WEBGPU_NN_TUNE_CACHE (a shipped tuning cache file),',
+    '  WEBGPU_NN_PRECOMPILE=0 (no helper device compiling kernels in parallel before a run).',
   ].join('\n');
 }
 
