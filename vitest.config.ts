@@ -15,6 +15,9 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 120_000,
+    // Kernel tuning off (the heuristics' choices) so results do not depend on a machine's tuning cache;
+    // test/tune/ turns it on where it tests it.
+    env: { WEBGPU_NN_TUNE: '0' },
     hookTimeout: 60_000,
     projects: [
       // Everything, on the adapter Dawn picks (llvmpipe on a machine without a GPU); the browser tests drive Chromium.

@@ -7,6 +7,9 @@ import { declareKernel, launch } from '../src/gpu/kernel.js';
 import type { Gpu } from '../src/gpu/runtime.js';
 import type { Cost } from '../src/shaders/op.js';
 import { memoKernel } from '../src/shaders/wgsl.js';
+import { median, repeatsFor, sample, timeOnce } from '../src/tune/measure.js';
+
+export { median } from '../src/tune/measure.js';
 
 /** What an entry's setup returns: buffers are made, inputs uploaded, nothing timed yet. */
 export interface BenchCase {
@@ -69,26 +72,9 @@ export interface BenchResult {
   pctPeakBandwidth: number | null;
 }
 
-export const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-/** One GPU-timed run of `record` in ms (wall-clock to sync where the adapter has no timestamps), and its wall time. */
-async function timeOnce(gpu: Gpu, record: () => void): Promise<{ ms: number; wall: number; timer: 'gpu' | 'wall' }> {
-  await gpu.sync();
-  const t0 = performance.now();
-  const ms = await gpu.timeGpu(record); // waits for the GPU, also without timestamps
-  const wall = performance.now() - t0;
-  return ms === null ? { ms: wall, wall, timer: 'wall' } : { ms, wall, timer: 'gpu' };
-}
-
 // A sample must span many ticks of the GPU timer (llvmpipe's timestamps tick every 65.5 µs), so small
-// kernels run several times per sample, all in the one timed compute pass. The runtime's uniform arena holds
-// 1024 dispatches per submit, and a submit mid-sample would end the timed pass: stay below it.
+// kernels run several times per sample, all in the one timed compute pass (src/tune/measure.ts).
 const MIN_SAMPLE_MS = 5;
-const MAX_DISPATCHES_PER_SAMPLE = 900;
 
 /** Validates, warms up and times one entry. Throws if validation fails. */
 export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promise<BenchResult> {
@@ -97,22 +83,15 @@ export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promis
   try {
     await c.validate();
     await timeOnce(gpu, () => c.run()); // warm-up: the first dispatch compiles the kernel (llvmpipe: seconds)
-    const before = gpu.counters.dispatches;
-    const first = await timeOnce(gpu, () => c.run());
-    const perRun = Math.max(1, gpu.counters.dispatches - before);
-    const maxRepeat = Math.max(1, Math.floor(MAX_DISPATCHES_PER_SAMPLE / perRun));
-    const repeat = first.ms >= MIN_SAMPLE_MS ? 1 : Math.min(maxRepeat, Math.ceil(MIN_SAMPLE_MS / Math.max(first.ms, 0.01)));
-    const record = () => {
-      for (let r = 0; r < repeat; r++) c.run();
-    };
+    const repeat = await repeatsFor(gpu, () => c.run(), MIN_SAMPLE_MS);
     const n = Math.max(1, opts.quick ? Math.min(5, entry.samples ?? 5) : (entry.samples ?? 15));
     const ms: number[] = [],
       wall: number[] = [];
     let timer: 'gpu' | 'wall' = 'gpu';
     for (let i = 0; i < n; i++) {
-      const t = await timeOnce(gpu, record);
-      ms.push(t.ms / repeat);
-      wall.push(t.wall / repeat);
+      const t = await sample(gpu, () => c.run(), repeat);
+      ms.push(t.ms);
+      wall.push(t.wall);
       timer = t.timer;
     }
     const msMedian = median(ms);

@@ -21,9 +21,8 @@ import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
   conv2dOutputSize,
-  conv2dTileV2,
-  conv2dWeightTileV2,
 } from '../src/shaders/conv2d/index.js';
+import { choiceLabel } from '../src/tune/tuner.js';
 import { download, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomF32 } from '../test/helpers/compare.js';
 import * as ref from '../test/reference/conv2d.js';
@@ -44,24 +43,19 @@ const f64 = (a: Float32Array) => Float64Array.from(a);
 const shapeOf = (s: Conv2dSizes) =>
   `${s.N}x${s.C}x${s.H}x${s.W} k${s.KH}${s.padding ? ` p${s.padding}` : ''}${(s.stride ?? 1) > 1 ? ` s${s.stride}` : ''} ->${s.O}`;
 
-/** The kernel (and v2 tile) the library runs for `op` on this adapter; a VariantError where it cannot run. */
+/**
+ * The variant and tile the library runs for `op` on this adapter (the tuned one where the adapter's tuning cache
+ * has it, see bench/kernels.ts), or the forced one; a VariantError where it cannot run.
+ */
 function describe(gpu: Gpu, op: Op, s: Sizes): string {
   const { OH, OW } = conv2dOutputSize(s);
-  if (op === 'backward-bias') return `conv2d_bwd_bias_${CONV2D_BACKWARD_BIAS.resolve(gpu, { N: s.N, O: s.O, OH, OW })}`;
-  if (op === 'backward-weight') {
-    const v = CONV2D_BACKWARD_WEIGHT.resolve(gpu, s as Conv2dSizes, s.variant);
-    if (v !== 'v2') return `conv2d_bwd_weight_${v}`;
-    const t = (s.tile as Conv2dWeightTile | undefined) ?? conv2dWeightTileV2(s.O, OW);
-    return `conv2d_bwd_weight_v2 ${t.OT}ch x ${t.PT}col wg${t.WG}`;
-  }
-  const flip = op === 'backward-input';
-  const v = (flip ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).resolve(gpu, s, s.variant);
-  const name = flip ? 'conv2d_bwd_input' : 'conv2d';
-  if (v !== 'v2') return `${name}_${v}`;
-  const t =
-    (s.tile as Conv2dTile | undefined) ??
-    (flip ? conv2dTileV2(s.C, s.W, s.KW, 1, true) : conv2dTileV2(s.O, OW, s.KW, s.stride ?? 1, false));
-  return `${name}_v2 ${t.OT}ch x ${t.PT}col wg${t.WG}`;
+  const choice =
+    op === 'backward-bias'
+      ? CONV2D_BACKWARD_BIAS.choose(gpu, { N: s.N, O: s.O, OH, OW })
+      : op === 'backward-weight'
+        ? CONV2D_BACKWARD_WEIGHT.choose(gpu, { ...(s as Conv2dSizes), withBias: true }, s.variant)
+        : (op === 'backward-input' ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).choose(gpu, s, s.variant);
+  return choiceLabel({ variant: choice.variant, config: s.tile ?? choice.config });
 }
 
 // Validation: the CPU reference costs O(N·O·OH·OW·C·KH·KW) in JavaScript, so for large layers forward and
@@ -73,7 +67,7 @@ function entry(
   op: Op,
   opts: { label?: string; variant?: Conv2dVariant; tile?: Conv2dTile | Conv2dWeightTile; samples?: number } = {},
 ): BenchEntry {
-  const s: Sizes = { ...layer.sizes, variant: opts.variant, tile: opts.tile };
+  const s: Sizes = { stride: 1, padding: 0, ...layer.sizes, variant: opts.variant, tile: opts.tile };
   const { N, C, H, W, O, KH, KW } = s;
   const { OH, OW } = conv2dOutputSize(s);
   const nx = N * C * H * W,
@@ -110,6 +104,7 @@ function entry(
         b: upload(gpu, B, 'bench b'),
         dy: upload(gpu, DY, 'bench dy'),
         out: gpu.pool.acquire(4 * Math.max(nx, nw, ny), 'bench out'),
+        db: gpu.pool.acquire(4 * O, 'bench db'), // backward-weight computes the bias gradient too, as in training
       };
       const run =
         op === 'forward'
@@ -117,7 +112,7 @@ function entry(
           : op === 'backward-input'
             ? () => conv2dBackwardInput(gpu, bufs.dy, bufs.w, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
             : op === 'backward-weight'
-              ? () => conv2dBackwardWeight(gpu, bufs.x, bufs.dy, bufs.out, s as Conv2dSizes & { tile?: Conv2dWeightTile })
+              ? () => conv2dBackwardWeight(gpu, bufs.x, bufs.dy, bufs.out, s as Conv2dSizes & { tile?: Conv2dWeightTile }, bufs.db)
               : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
       const label = `${layer.name} ${op} ${opts.label ?? ''}`;
       return {
@@ -137,6 +132,9 @@ function entry(
             expectClose(got.subarray(0, want.length), want, { label, atol: 1e-6 * O * KH * KW + 1e-5 });
           } else if (op === 'backward-weight') {
             checkWeightGrad(label, got.subarray(0, nw), X, DY, layer.sizes);
+            const want = new Float64Array(O);
+            for (let i = 0; i < ny; i++) want[Math.floor(i / (OH * OW)) % O] += DY[i];
+            expectClose(await download(gpu, bufs.db, O), want, { label: `${label} db`, atol: 1e-6 * N * OH * OW + 1e-5 });
           } else {
             const want = new Float64Array(O);
             for (let i = 0; i < ny; i++) want[Math.floor(i / (OH * OW)) % O] += DY[i];

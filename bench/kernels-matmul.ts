@@ -142,9 +142,9 @@ function linearEntries({ name, batch, inFeatures, outFeatures }: Layer): BenchEn
         const d = data(gpu);
         const run = () => linearBackward(gpu, d.bufs.x, d.bufs.w, d.bufs.dy, d.bufs.dx, d.bufs.dw, d.bufs.db, sizes);
         const dx = kernelOf(gpu, { M: batch, N: inFeatures, K: outFeatures });
-        const dw = kernelOf(gpu, { M: outFeatures, N: inFeatures, K: batch, transA: true });
+        const dw = `${kernelOf(gpu, { M: outFeatures, N: inFeatures, K: batch, transA: true })}_sumA`;
         return {
-          detail: `${dx} + ${dw} + bias_grad`,
+          detail: `${dx} + ${dw} (db: its row sums)`,
           run,
           async validate() {
             run();

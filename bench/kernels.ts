@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
+import { attachTuning, type TuningFile } from '../src/tune/cache.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
 import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, measurePeak, type Peak } from './harness.js';
 import { runBenchmark } from './main.js';
@@ -88,6 +89,8 @@ async function main(argv: string[]): Promise<number> {
   mkdirSync(resultsDir, { recursive: true });
   const resultsFile = join(resultsDir, `kernels-${date.toISOString().slice(0, 10)}.jsonl`);
   const gpu = await Gpu.create();
+  // The library's own choices are the tuned ones where this adapter's tuning cache has them (WEBGPU_NN_TUNE=0: the heuristics).
+  const tuner = attachTuning(gpu);
   const adapter = adapterSummary(gpu.adapter);
   const emit = (record: object) => {
     const line = JSON.stringify({ date: date.toISOString(), adapter, ...record });
@@ -97,6 +100,11 @@ async function main(argv: string[]): Promise<number> {
   let failures = 0;
   try {
     out(`adapter: ${adapter}`);
+    out(
+      tuner
+        ? `tuning cache: ${(tuner.store as TuningFile).path} (${(tuner.store as TuningFile).size} entries)`
+        : 'kernel tuning off (WEBGPU_NN_TUNE=0)',
+    );
     let peak: Peak | null = null;
     if (args.peak) {
       peak = await measurePeak(gpu);

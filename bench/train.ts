@@ -2,6 +2,7 @@
 // adapter, or its pure-JS CPU backend) on the same machine, network, data bytes and batch size.
 //
 //   npm run bench:train -- [--samples 8000] [--epochs 3] [--peers pytorch,tfjs] [--batch-size 64] [--json]
+//                          [--shader-cache empty] [--profile-steps 32]
 //
 // The network is the seed's (conv 1→10 k5, maxpool, ReLU, BN, dropout 0.5, conv 10→20 k5, maxpool, ReLU, BN,
 // dropout 0.5, fc 320→50, ReLU, fc 50→10, log-softmax + NLL; SGD lr 0.01, weight decay 1e-4), trained on the
@@ -14,6 +15,15 @@
 // A result counts only if its last epoch's mean loss is finite and below the start loss; the program prints
 // both and exits 1 when any system fails that check.
 //
+// For webgpu-nn it also reports (src/tune/, src/train/prepare.ts, src/gpu/profiler.ts):
+//   - the planning pass before the first step (it compiles the run's kernels, and tunes those this adapter's
+//     tuning cache has no choice for: WEBGPU_NN_TUNE=0 keeps the heuristics), and the compile overhead of the
+//     start of the run: planning pass + warm-up pass − the warm-up's samples at the timed epochs' rate.
+//     `--shader-cache empty` points Mesa's shader cache at an empty directory first (a machine's first run);
+//   - where a step's time goes: --profile-steps steps after the timed epochs, each dispatch in a pass of its
+//     own between GPU timestamps, summed per kernel (those steps are not in the timed epochs);
+//   - dispatches and submits per step.
+//
 // Peers run as child processes, one after another, after webgpu-nn has released its device:
 //   pytorch   bench/peers/pytorch_train.py with the system python3 (Debian: apt-get install python3-torch)
 //   tfjs      bench/peers/tfjs-train.mjs, TF.js 4.22's WebGPU backend; the packages are installed on demand
@@ -22,7 +32,7 @@
 // Default: pytorch when python3 can import torch. Results are appended as JSON lines to
 // bench/results/train-<date>.jsonl; with --json they also go to stdout (the table then goes to stderr).
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,9 +40,12 @@ import { type Dataset, loadEmbeddedDigits } from '../src/data/dataset.js';
 import { GpuDataset } from '../src/data/gpu-data.js';
 import { UsageError, WebGpuNnError } from '../src/errors.js';
 import { adapterSummary } from '../src/gpu/device.js';
+import { summarizeProfile } from '../src/gpu/profiler.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { setDefaultGpu } from '../src/nn/tensor.js';
+import { prepareTraining } from '../src/train/prepare.js';
 import { SEED_TRAINING, Trainer, type TrainOptions } from '../src/train/trainer.js';
+import { attachTuning, type TuningFile } from '../src/tune/cache.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
 import { runBenchmark } from './main.js';
 
@@ -64,6 +77,13 @@ const FLAGS = {
   },
   seed: { type: 'int', default: 42, min: 0, help: 'seed for initialisation, shuffling and dropout (each system uses its own generator)' },
   'peer-timeout': { type: 'int', default: 3600, min: 1, help: 'seconds a peer may run before it is stopped' },
+  'shader-cache': {
+    type: 'string',
+    default: 'keep',
+    choices: ['keep', 'empty'],
+    help: "webgpu-nn's Mesa shader cache: the machine's own (keep), or an empty one (a first run's compile overhead)",
+  },
+  'profile-steps': { type: 'int', default: 32, min: 0, help: 'steps profiled per kernel after the timed epochs (0: none)' },
   json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
 } as const satisfies FlagsSpec;
 
@@ -111,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
   out(`host: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}`);
 
   const results: Result[] = [];
-  const ours = await runWebgpuNn(ds, common);
+  const ours = await runWebgpuNn(ds, common, { emptyShaderCache: flags.shaderCache === 'empty', profileSteps: flags.profileSteps });
   results.push(ours);
 
   if (peers.length) {
@@ -160,20 +180,46 @@ interface Common {
   seed: number;
 }
 
-/** webgpu-nn's own training through the library's Trainer: warm-up pass, then timed epochs. */
-async function runWebgpuNn(ds: Dataset, c: Common): Promise<Result> {
+/** webgpu-nn's own training through the library's Trainer: planning pass, warm-up pass, timed epochs, profiled steps. */
+async function runWebgpuNn(ds: Dataset, c: Common, opts: { emptyShaderCache: boolean; profileSteps: number }): Promise<Result> {
   const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  let shaderCache: string | null = null;
+  const saved = process.env.MESA_SHADER_CACHE_DIR;
+  if (opts.emptyShaderCache) {
+    // Mesa reads it when the device is created; set only for our device (the peers get the caller's environment).
+    shaderCache = mkdtempSync(join(tmpdir(), 'webgpu-nn-bench-mesa-'));
+    process.env.MESA_SHADER_CACHE_DIR = shaderCache;
+    out(`webgpu-nn: Mesa shader cache: ${shaderCache} (empty)`);
+  }
   const gpu = await Gpu.create();
+  if (opts.emptyShaderCache) {
+    if (saved === undefined) delete process.env.MESA_SHADER_CACHE_DIR;
+    else process.env.MESA_SHADER_CACHE_DIR = saved;
+  }
+  const tuner = attachTuning(gpu);
   setDefaultGpu(gpu);
   const adapter = adapterSummary(gpu.adapter);
   out(`adapter: ${adapter}`);
+  out(
+    tuner
+      ? `webgpu-nn: tuning cache ${(tuner.store as TuningFile).path}`
+      : 'webgpu-nn: WEBGPU_NN_TUNE=0: the heuristics choose the kernels',
+  );
   const options: TrainOptions = { ...SEED_TRAINING, epochs: c.epochs, patience: c.epochs, batchSize: c.batchSize, seed: c.seed };
   const data = GpuDataset.upload(gpu, ds, 'bench');
   try {
     const trainer = new Trainer(gpu, options); // inputs scaled to [0, 1] only, as the seed's ToTensor()
     const range = (n: number) => Uint32Array.from({ length: n }, (_, i) => i);
-    out(`webgpu-nn: warm-up pass over ${c.warmup} samples...`);
+    out('webgpu-nn: planning pass (compiles the kernels; tunes what the cache lacks)...');
     let t0 = performance.now();
+    const prepared = await prepareTraining(trainer, { train: { data, indices: range(ds.count) } }, { log: (l) => out(`  ${l}`) });
+    const prepareSeconds = (performance.now() - t0) / 1000;
+    const tuneSeconds = prepared.tuneSeconds;
+    out(
+      `webgpu-nn: planning pass ${prepareSeconds.toFixed(2)} s${prepared.tuned.length ? ` (tuned ${prepared.tuned.length} kernel calls)` : ''}`,
+    );
+    out(`webgpu-nn: warm-up pass over ${c.warmup} samples...`);
+    t0 = performance.now();
     const initialLoss = await trainer.trainEpoch({ data, indices: range(c.warmup) }, 0);
     const warmupSeconds = (performance.now() - t0) / 1000;
     if (!Number.isFinite(initialLoss)) {
@@ -200,6 +246,21 @@ async function runWebgpuNn(ds: Dataset, c: Common): Promise<Result> {
     const steps = stepsPerEpoch * c.epochs;
     const timed = epochSeconds.reduce((a, b) => a + b, 0);
     const finalLoss = epochLosses[epochLosses.length - 1];
+    const counters = { dispatches: gpu.counters.dispatches - before.dispatches, submits: gpu.counters.submits - before.submits };
+    // The start of the run beyond what the same samples cost in a timed epoch: compilation, mostly.
+    const compileSeconds = prepareSeconds - tuneSeconds + warmupSeconds - (c.warmup * timed) / (ds.count * c.epochs);
+    let profile: { kernel: string; calls: number; ms: number; share: number }[] = [];
+    let profiledStepMs: number | null = null;
+    if (opts.profileSteps > 0 && gpu.device.features.has('timestamp-query')) {
+      const n = Math.min(opts.profileSteps * c.batchSize, ds.count);
+      const profiledSteps = Math.ceil(n / c.batchSize);
+      gpu.startProfiling();
+      await trainer.trainEpoch({ data, indices: range(n) }, c.epochs + 1);
+      const dispatches = await gpu.stopProfiling();
+      profile = summarizeProfile(dispatches, profiledSteps);
+      profiledStepMs = profile.reduce((a, k) => a + k.ms, 0);
+      printProfile(profile, profiledSteps, (1000 * timed) / steps);
+    }
     return {
       system: 'webgpu-nn',
       version,
@@ -218,14 +279,39 @@ async function runWebgpuNn(ds: Dataset, c: Common): Promise<Result> {
       initial_loss: initialLoss,
       final_loss: finalLoss,
       valid: Number.isFinite(finalLoss) && finalLoss < initialLoss,
-      dispatches_per_step: (gpu.counters.dispatches - before.dispatches) / steps,
-      submits_per_step: (gpu.counters.submits - before.submits) / steps,
+      dispatches_per_step: counters.dispatches / steps,
+      submits_per_step: counters.submits / steps,
       pipelines: gpu.counters.pipelines,
+      shader_cache: opts.emptyShaderCache ? 'empty' : 'kept',
+      tuning: tuner ? 'on' : 'off (WEBGPU_NN_TUNE=0)',
+      tuned_calls: prepared.tuned.filter((r) => !r.entry.kept).length,
+      prepare_seconds: prepareSeconds,
+      tune_seconds: tuneSeconds,
+      compile_overhead_seconds: compileSeconds,
+      profiled_step_ms: profiledStepMs,
+      profile,
     };
   } finally {
     data.dispose();
     setDefaultGpu(null);
     gpu.destroy();
+    if (shaderCache) rmSync(shaderCache, { recursive: true, force: true });
+  }
+}
+
+/** Where a profiled step's GPU time goes, per kernel (the kernel's name and grid), largest first. */
+function printProfile(profile: { kernel: string; calls: number; ms: number; share: number }[], steps: number, stepMs: number): void {
+  const total = profile.reduce((a, k) => a + k.ms, 0);
+  out('');
+  out(
+    `webgpu-nn: where a step's GPU time goes (${steps} profiled steps, each dispatch in its own timestamped pass: ` +
+      `${total.toFixed(2)} ms of kernels per step; the timed epochs ran at ${stepMs.toFixed(2)} ms/step)`,
+  );
+  out(`${'kernel (grid)'.padEnd(52)} ${'calls'.padStart(5)} ${'ms/step'.padStart(8)} ${'share'.padStart(6)}`);
+  for (const k of profile) {
+    out(
+      `${k.kernel.padEnd(52)} ${fmt(k.calls, 0).padStart(5)} ${k.ms.toFixed(3).padStart(8)} ${`${(100 * k.share).toFixed(1)}%`.padStart(6)}`,
+    );
   }
 }
 
@@ -362,7 +448,10 @@ function report(results: Result[], adapter: string | undefined, json: boolean, c
   if (ours && isFiniteNum(ours.dispatches_per_step)) {
     out(
       `webgpu-nn: ${fmt(ours.dispatches_per_step, 1)} dispatches and ${fmt(ours.submits_per_step, 2)} submits per step, ` +
-        `${ours.pipelines} pipelines compiled`,
+        `${ours.pipelines} pipelines compiled; compile overhead at the start of the run ${fmt(ours.compile_overhead_seconds, 1)} s ` +
+        `(${ours.shader_cache === 'empty' ? 'empty' : "the machine's"} Mesa shader cache)` +
+        (isFiniteNum(ours.tune_seconds) && ours.tune_seconds > 0 ? `, plus ${fmt(ours.tune_seconds, 1)} s tuning` : '') +
+        `; kernel tuning ${ours.tuning}`,
     );
   }
 

@@ -39,6 +39,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: 'serve the training page (train in a browser tab, draw digits); prints its URL',
     run: async (a) => (await import('./commands/web.js')).webCommand(a),
   },
+  tune: {
+    summary: 'measure the fastest kernels for this adapter ahead of time (kept in its tuning cache)',
+    run: async (a) => (await import('./commands/tune.js')).tuneCommand(a),
+  },
   demo: {
     summary: 'print the adapter and check a few kernels against the CPU',
     run: async (a) => (await import('./commands/demo.js')).demoCommand(a),
@@ -53,7 +57,9 @@ function usage(): string {
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
     'Environment: WEBGPU_NN_BACKEND (vulkan, metal, d3d12, ...), WEBGPU_NN_ADAPTER (a substring of the adapter name,',
-    '             in any case), WEBGPU_NN_POWER (low-power or high-performance).',
+    '             in any case), WEBGPU_NN_POWER (low-power or high-performance), WEBGPU_NN_TUNE=0 (no kernel',
+    '             tuning: the heuristics alone), WEBGPU_NN_TUNE_CACHE (a shipped tuning cache file),',
+    '             WEBGPU_NN_PRECOMPILE=0 (no helper device compiling kernels in parallel before a run).',
   ].join('\n');
 }
 

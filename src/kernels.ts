@@ -101,7 +101,7 @@ export {
 } from './shaders/elementwise.js';
 export type { GatherSizes } from './shaders/gather.js';
 // ---- training on GPU-resident data ---------------------------------------------------------------------------------
-export { gatherImages, gatherImagesCost, gatherLabels } from './shaders/gather.js';
+export { gatherBatch, gatherImages, gatherImagesCost, gatherLabels } from './shaders/gather.js';
 export type { MatmulSizes, MatmulVariant } from './shaders/matmul/index.js';
 // ---- matrix multiply and the linear layer --------------------------------------------------------------------
 export { MATMUL, matmul, matmulBias, matmulCost } from './shaders/matmul/index.js';

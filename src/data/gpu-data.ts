@@ -4,7 +4,7 @@
 import { DataError, LimitError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
 import { Tensor } from '../nn/tensor.js';
-import { gatherImages, gatherLabels } from '../shaders/gather.js';
+import { gatherBatch } from '../shaders/gather.js';
 import type { Dataset } from './dataset.js';
 
 export class GpuDataset {
@@ -52,8 +52,13 @@ export class GpuDataset {
     const x = Tensor.empty([batch, 1, this.ds.rows, this.ds.cols], { gpu: this.gpu, label: `${this.name} batch` });
     const y = Tensor.empty([batch], { gpu: this.gpu, dtype: 'int32', label: `${this.name} labels batch` });
     const count = this.ds.count;
-    gatherImages(this.gpu, this.images, indices.buffer, x.buffer, { batch, offset, pixels: this.pixels, ...norm, count });
-    gatherLabels(this.gpu, this.labels, indices.buffer, y.buffer, { batch, offset, count });
+    gatherBatch(this.gpu, this.images, this.labels, indices.buffer, x.buffer, y.buffer, {
+      batch,
+      offset,
+      pixels: this.pixels,
+      ...norm,
+      count,
+    });
     return { x, y };
   }
 

@@ -11,9 +11,11 @@
 // Kernels that check their input on the device record faults in the fault word (fault.ts); every read() and
 // sync() copies it back in the same submit and throws the DataError it describes.
 import { DataError, DeviceLostError, GpuError, ShaderCompileError, StateError } from '../errors.js';
+import type { TuningHook } from '../shaders/op.js';
 import { BufferPool } from './buffer-pool.js';
 import { type AdapterDescription, type DeviceOptions, describeAdapter, openDevice } from './device.js';
 import { FAULT_BYTES, type FaultDescription } from './fault.js';
+import { type ProfiledDispatch, Profiler } from './profiler.js';
 import { checkAdapterComputes } from './self-test.js';
 
 /**
@@ -37,6 +39,9 @@ export interface Dispatch {
 }
 
 const ARENA_BYTES = 256 * 1024;
+
+/** The pipeline cache's key: a kernel's entry point and WGSL text (its identity). */
+const pipelineKey = (k: Kernel) => `${k.entryPoint ?? 'main'}\n${k.wgsl}`;
 const MAP_READ = 0x0001;
 const COPY_DST = 0x0008;
 const UNIFORM = 0x0040;
@@ -65,6 +70,8 @@ export class Gpu {
   readonly faultBuffer: GPUBuffer;
   /** Dispatches recorded since the runtime was made, submits made, and readbacks waited for; for logs, benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, pipelines: 0, reads: 0 };
+  /** Measured kernel choices (src/tune/), consulted by every op that is not forced; null: the heuristics alone. */
+  tuning: TuningHook | null = null;
 
   private readonly pipelines = new Map<string, Compiled>();
   private readonly byKernel = new WeakMap<Kernel, Compiled>();
@@ -82,6 +89,8 @@ export class Gpu {
   private timing = false;
   private readonly faultSites = new Map<string, number>();
   private readonly faultDescriptions: FaultDescription[] = [];
+  private profiler: Profiler | null = null;
+  private capturing: Dispatch[] | null = null;
 
   private constructor(
     readonly device: GPUDevice,
@@ -152,32 +161,88 @@ export class Gpu {
     // Memoized kernels are the same object every time: a WeakMap hit avoids hashing the WGSL text.
     let c = this.byKernel.get(kernel);
     if (c) return c;
-    const entryPoint = kernel.entryPoint ?? 'main';
-    const key = `${entryPoint}\n${kernel.wgsl}`;
+    const key = pipelineKey(kernel);
     c = this.pipelines.get(key);
     if (!c) {
       this.device.pushErrorScope('validation');
-      const module = this.device.createShaderModule({ code: kernel.wgsl, label: kernel.name });
-      const layout = kernel.bindings ? this.explicitLayout(kernel.name, kernel.bindings) : 'auto';
-      const pipeline = this.device.createComputePipeline({ layout, compute: { module, entryPoint }, label: kernel.name });
+      const { module, descriptor } = this.pipelineDescriptor(kernel);
+      const pipeline = this.device.createComputePipeline(descriptor);
       // A compile error outranks the errors it causes later (invalid pipeline, invalid command buffer),
       // so read()/sync() await these checks before reporting anything.
       const check = this.device.popErrorScope().then(async (err) => {
-        if (!err) return;
-        const info = await module.getCompilationInfo();
-        const lines = info.messages.map((m) => `  line ${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`);
-        this.error = new ShaderCompileError(`kernel ${kernel.name} failed to compile:\n${lines.join('\n') || err.message}`);
+        if (err) await this.compileFailed(kernel, module, err.message);
       });
       this.compileChecks.push(check);
-      const writable = kernel.bindings
-        ? new Set(kernel.bindings.flatMap((access, i) => (access === 'read_write' ? [i + 1] : [])))
-        : new Set([...kernel.wgsl.matchAll(/@binding\((\d+)\)\s*var<storage,\s*read_write>/g)].map((m) => Number(m[1])));
-      c = { pipeline, writable, layout: pipeline.getBindGroupLayout(0), bindGroups: new Map(), generation: this.pool.generation };
-      this.pipelines.set(key, c);
-      this.counters.pipelines++;
+      c = this.addPipeline(key, kernel, pipeline);
     }
     this.byKernel.set(kernel, c);
     return c;
+  }
+
+  private pipelineDescriptor(kernel: Kernel): { module: GPUShaderModule; descriptor: GPUComputePipelineDescriptor } {
+    const module = this.device.createShaderModule({ code: kernel.wgsl, label: kernel.name });
+    const layout = kernel.bindings ? this.explicitLayout(kernel.name, kernel.bindings) : 'auto';
+    return { module, descriptor: { layout, compute: { module, entryPoint: kernel.entryPoint ?? 'main' }, label: kernel.name } };
+  }
+
+  private async compileFailed(kernel: Kernel, module: GPUShaderModule, message: string): Promise<void> {
+    const info = await module.getCompilationInfo();
+    const lines = info.messages.map((m) => `  line ${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`);
+    this.error ??= new ShaderCompileError(`kernel ${kernel.name} failed to compile:\n${lines.join('\n') || message}`);
+  }
+
+  private addPipeline(key: string, kernel: Kernel, pipeline: GPUComputePipeline): Compiled {
+    const writable = kernel.bindings
+      ? new Set(kernel.bindings.flatMap((access, i) => (access === 'read_write' ? [i + 1] : [])))
+      : new Set([...kernel.wgsl.matchAll(/@binding\((\d+)\)\s*var<storage,\s*read_write>/g)].map((m) => Number(m[1])));
+    const c = { pipeline, writable, layout: pipeline.getBindGroupLayout(0), bindGroups: new Map(), generation: this.pool.generation };
+    this.pipelines.set(key, c);
+    this.counters.pipelines++;
+    return c;
+  }
+
+  /** Whether this kernel's pipeline exists already (created, not necessarily compiled by the driver yet). */
+  hasPipeline(kernel: Kernel): boolean {
+    return this.byKernel.has(kernel) || this.pipelines.has(pipelineKey(kernel));
+  }
+
+  /**
+   * Creates the pipelines of these kernels that do not exist yet, all at once with createComputePipelineAsync, so
+   * that drivers which compile at pipeline creation do it in parallel and before the first step. (llvmpipe
+   * compiles at a pipeline's first dispatch instead: see precompile.ts.)
+   */
+  async createPipelines(kernels: readonly Kernel[]): Promise<void> {
+    this.throwIfFailed();
+    const todo = new Map<string, Kernel>();
+    for (const k of kernels) if (!this.pipelines.has(pipelineKey(k))) todo.set(pipelineKey(k), k);
+    await Promise.all(
+      [...todo].map(async ([key, kernel]) => {
+        const { module, descriptor } = this.pipelineDescriptor(kernel);
+        try {
+          const pipeline = await this.device.createComputePipelineAsync(descriptor);
+          if (!this.pipelines.has(key)) this.addPipeline(key, kernel, pipeline);
+        } catch (e) {
+          await this.compileFailed(kernel, module, (e as Error).message);
+        }
+      }),
+    );
+    this.throwIfFailed();
+  }
+
+  /**
+   * Runs `record` without recording anything: dispatches are captured (with a copy of their uniforms) instead
+   * of compiled and recorded, and copies and writes are skipped. For learning which kernels a step uses.
+   */
+  dryRun(record: () => void): Dispatch[] {
+    this.flush();
+    const captured: Dispatch[] = [];
+    this.capturing = captured;
+    try {
+      record();
+    } finally {
+      this.capturing = null;
+    }
+    return captured;
   }
 
   /** Binding 0 the uniform block, then one storage binding per declared buffer. */
@@ -226,9 +291,16 @@ export class Gpu {
   /** Records one dispatch into the current compute pass. Nothing runs until flush/read/sync. */
   dispatch(d: Dispatch): void {
     this.throwIfFailed();
+    if (this.capturing) {
+      this.capturing.push({
+        ...d,
+        params: new Uint8Array(d.params.buffer.slice(d.params.byteOffset, d.params.byteOffset + d.params.byteLength)),
+      });
+      return;
+    }
     const bytes = d.params.byteLength;
     if (bytes > this.slot) throw new GpuError(`kernel ${d.kernel.name}: uniform block of ${bytes} bytes exceeds ${this.slot}`);
-    if (this.arenaUsed + this.slot > ARENA_BYTES) {
+    if (this.arenaUsed + this.slot > ARENA_BYTES || this.profiler?.full) {
       // A flush would end timeGpu's timestamped pass early and silently give a wrong time.
       if (this.timing)
         throw new GpuError(`timeGpu: more than ${ARENA_BYTES / this.slot} dispatches in one timed block; time fewer at once`);
@@ -249,7 +321,8 @@ export class Gpu {
     }
     const bindGroup = this.bindGroup(c, d.kernel.name, offset, Math.ceil(bytes / 16) * 16, d.buffers);
 
-    const pass = this.computePass();
+    const pass = this.profiler ? this.profiler.pass(this.encoder(), `${d.kernel.name} ${d.workgroups.join('x')}`) : this.computePass();
+    if (this.profiler) this.rec!.pass = pass;
     pass.setPipeline(c.pipeline);
     pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = d.workgroups;
@@ -260,12 +333,14 @@ export class Gpu {
   /** Records a buffer-to-buffer copy in queue order with the dispatches around it. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.throwIfFailed();
+    if (this.capturing) return;
     this.encoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   }
 
   /** Writes CPU data into a buffer, after all work recorded so far (writeBuffer would otherwise jump ahead of it). */
   write(buffer: GPUBuffer, data: ArrayBufferView, bufferOffset = 0): void {
     this.throwIfFailed();
+    if (this.capturing) return;
     if (this.rec) this.flush();
     this.device.queue.writeBuffer(buffer, bufferOffset, data.buffer, data.byteOffset, data.byteLength);
   }
@@ -276,6 +351,7 @@ export class Gpu {
     const { encoder, pass } = this.rec;
     pass?.end();
     this.rec = null;
+    this.profiler?.resolve(encoder);
     if (this.arenaUsed > 0) this.device.queue.writeBuffer(this.arena, 0, this.arenaCpu.buffer, 0, this.arenaUsed);
     this.arenaUsed = 0;
     this.device.queue.submit([encoder.finish()]);
@@ -374,6 +450,27 @@ export class Gpu {
     resolved.destroy();
     querySet.destroy();
     return Number(t1 - t0) / 1e6;
+  }
+
+  /**
+   * From now on every dispatch gets a compute pass of its own with GPU timestamps (see profiler.ts), until
+   * stopProfiling() returns them. Needs the adapter's timestamp queries.
+   */
+  startProfiling(): void {
+    if (!this.device.features.has('timestamp-query')) throw new GpuError('profiling needs timestamp queries, which this adapter lacks');
+    this.flush();
+    this.profiler ??= new Profiler(this.device);
+  }
+
+  /** Every dispatch recorded since startProfiling(), with its GPU time, once the GPU has run them. */
+  async stopProfiling(): Promise<ProfiledDispatch[]> {
+    const p = this.profiler;
+    if (!p) return [];
+    this.flush();
+    this.profiler = null;
+    const out = await p.collect();
+    await this.sync();
+    return out;
   }
 
   /** Releases the pool and, if this runtime opened the device, the device itself (lets Node exit). */

@@ -203,10 +203,12 @@ abstract class BatchNorm extends Module {
     this.runningMean = this.buffer('running_mean', F.zeros([numFeatures], { label: 'running_mean' }));
     this.runningVar = this.buffer('running_var', F.ones([numFeatures], { label: 'running_var' }));
   }
-  forward(x: Tensor): Tensor {
+  /** With `then`, dropout(batchNorm(x)) in the same kernels (the same result as then.forward(this.forward(x))). */
+  forward(x: Tensor, then?: Dropout): Tensor {
     const ndim = this.layout === '[N, C]' ? 2 : 4;
     if (x.ndim !== ndim) throw new ShapeError(`${this.constructor.name}: input must be ${this.layout}, got ${shapeStr(x.shape)}`);
-    return F.batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, { training: this.training, ...this.opts });
+    const dropout = this.training ? then?.nextMask() : undefined;
+    return F.batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, { training: this.training, ...this.opts, dropout });
   }
 }
 
@@ -268,6 +270,10 @@ export class Dropout extends Module {
   private step = 0;
   forward(x: Tensor): Tensor {
     return F.dropout(x, this.p, this.training, { seed: this.seed, step: this.training ? this.step++ : 0 });
+  }
+  /** The mask the next training forward would use (and advances to the one after), for an op that folds dropout in. */
+  nextMask(): { p: number; seed: number; step: number } {
+    return { p: this.p, seed: this.seed, step: this.step++ };
   }
   override extraState(): ExtraState {
     return { step: this.step };

@@ -16,14 +16,21 @@ import { checkDtype, installGradHelpers, isGradEnabled, type Node, shapeStr, Ten
 
 const gpuOf = (t: Tensor) => t.gpu;
 
-/** Attaches a backward rule to `out` when gradients are on and some input needs them. */
-function record(out: Tensor, name: string, inputs: Tensor[], backward: Node['backward']): Tensor {
-  if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
+/** Attaches a backward rule to `out` when gradients are on and some input needs them (and its rule for dy = 1, if any). */
+function record(
+  out: Tensor,
+  name: string,
+  inputs: Tensor[],
+  backward: Node['backward'],
+  backwardFromOnes?: Node['backwardFromOnes'],
+): Tensor {
+  if (needsGrad(inputs)) {
     out.requiresGrad = true;
-    out.node = { name, inputs, backward };
+    out.node = { name, inputs, backward, backwardFromOnes };
   }
   return out;
 }
+const needsGrad = (inputs: Tensor[]) => isGradEnabled() && inputs.some((t) => t.requiresGrad);
 
 function expectShape(op: string, what: string, t: Tensor, ndim: number, hint: string): void {
   if (t.ndim !== ndim) throw new ShapeError(`${op}: ${what} must be ${ndim}-D ${hint}, got ${shapeStr(t.shape)}`);
@@ -238,27 +245,39 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 
 /** y = x · wᵀ + b, with PyTorch's layout w[out, in]. */
 export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
-  expectShape('linear', 'input', x, 2, '[batch, in_features]');
-  expectShape('linear', 'weight', w, 2, '[out_features, in_features]');
+  return linearOp('linear', x, w, b, false);
+}
+
+/** relu(linear(x, w, b)) with the ReLU in the product's epilogue, and its backward folded into the gradient products. */
+export function linearRelu(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+  return linearOp('linearRelu', x, w, b, true);
+}
+
+function linearOp(op: string, x: Tensor, w: Tensor, b: Tensor | null, relu: boolean): Tensor {
+  expectShape(op, 'input', x, 2, '[batch, in_features]');
+  expectShape(op, 'weight', w, 2, '[out_features, in_features]');
   const [batch, inFeatures] = x.shape;
   const [outFeatures, wIn] = w.shape;
   if (wIn !== inFeatures) {
-    throw new ShapeError(`linear: input ${shapeStr(x.shape)} has ${inFeatures} features but weight ${shapeStr(w.shape)} expects ${wIn}`);
+    throw new ShapeError(`${op}: input ${shapeStr(x.shape)} has ${inFeatures} features but weight ${shapeStr(w.shape)} expects ${wIn}`);
   }
   if (b) expectFloat('linear', 'bias', b);
   if (b && (b.ndim !== 1 || b.shape[0] !== outFeatures)) {
-    throw new ShapeError(`linear: bias ${shapeStr(b.shape)} must be [${outFeatures}] for weight ${shapeStr(w.shape)}`);
+    throw new ShapeError(`${op}: bias ${shapeStr(b.shape)} must be [${outFeatures}] for weight ${shapeStr(w.shape)}`);
   }
-  const sizes = { batch, inFeatures, outFeatures };
-  const y = Tensor.empty([batch, outFeatures], { gpu: x.gpu, label: 'linear' });
+  const sizes = { batch, inFeatures, outFeatures, relu };
+  const y = Tensor.empty([batch, outFeatures], { gpu: x.gpu, label: op });
   lin.linearForward(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, sizes);
-  // dx = dy · w, dw = dyᵀ · x, db = Σ_batch dy   (saves x and w)
+  // dx = dy'·w, dw = dy'ᵀ·x, db = Σ_batch dy', with dy' = dy, or dy·(y > 0) after the ReLU   (saves x, w, and y with the ReLU)
   const inputs = b ? [x, w, b] : [x, w];
-  return record(y, 'linear', inputs, (dy) => {
-    const dx = x.requiresGrad ? like(x, 'linear grad x') : null;
-    const dw = w.requiresGrad ? like(w, 'linear grad w') : null;
-    const db = b?.requiresGrad ? like(b, 'linear grad b') : null;
-    lin.linearBackward(gpuOf(x), x.buffer, w.buffer, dy.buffer, dx?.buffer ?? null, dw?.buffer ?? null, db?.buffer ?? null, sizes);
+  return record(y, op, inputs, (dy) => {
+    const dx = x.requiresGrad ? like(x, `${op} grad x`) : null;
+    const dw = w.requiresGrad ? like(w, `${op} grad w`) : null;
+    const db = b?.requiresGrad ? like(b, `${op} grad b`) : null;
+    lin.linearBackward(gpuOf(x), x.buffer, w.buffer, dy.buffer, dx?.buffer ?? null, dw?.buffer ?? null, db?.buffer ?? null, {
+      ...sizes,
+      reluOutput: relu ? y.buffer : undefined,
+    });
     return [dx, dw, db];
   });
 }
@@ -294,8 +313,9 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: { st
     const dw = w.requiresGrad ? like(w, 'conv2d grad w') : null;
     const db = b?.requiresGrad ? like(b, 'conv2d grad b') : null;
     if (dx) conv.conv2dBackwardInput(g, dy.buffer, w.buffer, dx.buffer, sizes);
-    if (dw) conv.conv2dBackwardWeight(g, x.buffer, dy.buffer, dw.buffer, sizes);
-    if (db) conv.conv2dBackwardBias(g, dy.buffer, db.buffer, { N, O, OH, OW });
+    if (dw)
+      conv.conv2dBackwardWeight(g, x.buffer, dy.buffer, dw.buffer, sizes, db?.buffer ?? null); // db in the same dispatch
+    else if (db) conv.conv2dBackwardBias(g, dy.buffer, db.buffer, { N, O, OH, OW });
     return [dx, dw, db];
   });
 }
@@ -339,6 +359,11 @@ export interface BatchNormOptions {
   eps?: number;
   /** Running variance from the unbiased batch variance (PyTorch's nn.BatchNorm2d, default) or the biased one (the seed's CustomBatchNorm). */
   unbiasedRunningVar?: boolean;
+  /**
+   * Training only: dropout(batchNorm(x)) in the same kernels, with dropout's mask of (seed, step) (see
+   * F.dropout); the result is bit for bit F.dropout(F.batchNorm(x), p, true, { seed, step }).
+   */
+  dropout?: { p: number; seed: number; step: number };
 }
 
 /**
@@ -371,7 +396,10 @@ export function batchNorm(
   const eps = expectNumber('batchNorm', 'eps', opts.eps ?? 1e-5, 0);
   const momentum = expectNumber('batchNorm', 'momentum', opts.momentum ?? 0.1, 0, 1);
   for (const t of [weight, bias, runningMean, runningVar]) if (t) expectFloat('batchNorm', 'a parameter or statistic', t);
-  const sizes = { N, C, H, W, eps, momentum, unbiasedRunningVar: opts.unbiasedRunningVar ?? true };
+  const d = opts.dropout;
+  if (d) expectNumber('batchNorm', 'dropout p', d.p, 0, 1);
+  const dropout = opts.training && d && d.p > 0 ? d : undefined;
+  const sizes = { N, C, H, W, eps, momentum, unbiasedRunningVar: opts.unbiasedRunningVar ?? true, dropout };
   const y = like(x, 'batchNorm');
   if (!opts.training) {
     if (!runningMean || !runningVar) throw new DataError('batchNorm: evaluation mode needs running_mean and running_var');
@@ -402,7 +430,8 @@ export function batchNorm(
   const invStd = Tensor.empty([C], { gpu: x.gpu, label: 'batchNorm invStd' });
   const running = runningMean && runningVar ? { mean: runningMean.buffer, var: runningVar.buffer } : null;
   bn.batchNormForwardTrain(g, x.buffer, weight.buffer, bias.buffer, y.buffer, mean.buffer, invStd.buffer, sizes, running);
-  // dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy   (saves x, mean, invStd)
+  // dx = γ·invStd/M·(M·dy − Σdy − x̂·Σ(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy   (saves x, mean, invStd); with dropout,
+  // dy is the dropout output's gradient times the mask/(1 − p), recomputed from (seed, step) as it is loaded
   return record(y, 'batchNorm', [x, weight, bias], (dy) => {
     const dx = like(x, 'batchNorm grad x');
     const dgamma = like(weight, 'batchNorm grad weight');
@@ -453,20 +482,44 @@ export function nllLoss(logp: Tensor, target: Tensor): Tensor {
   });
 }
 
-/** Mean cross-entropy of logits [batch, classes] (= nllLoss(logSoftmax(x))), fused into one kernel. */
-export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
+/**
+ * Mean cross-entropy of logits [batch, classes] (= nllLoss(logSoftmax(x))), fused into one kernel. With
+ * gradients on, the same kernel writes the gradient for `loss.backward()` (dy = 1); `addTo` (a one-element
+ * tensor) gets the loss added to it there too: a running sum on the GPU, such as an epoch's.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: { addTo?: Tensor } = {}): Tensor {
   expectShape('crossEntropy', 'input', logits, 2, '[batch, classes]');
   checkTarget('crossEntropy', logits, target);
+  if (opts.addTo) expectFloat('crossEntropy', 'addTo', opts.addTo);
   const [rows, cols] = logits.shape;
   const loss = Tensor.empty([], { gpu: logits.gpu, label: 'crossEntropy' });
   const logp = like(logits, 'crossEntropy logp');
-  sm.logSoftmaxNllLoss(gpuOf(logits), logits.buffer, target.buffer, logp.buffer, loss.buffer, { rows, cols, op: 'crossEntropy' });
-  // dlogits = dy · (softmax(x) − onehot(t)) / rows   (saves log-probabilities and target)
-  return record(loss, 'crossEntropy', [logits], (dy) => {
-    const dx = like(logits, 'crossEntropy grad');
-    sm.logSoftmaxNllLossBackward(gpuOf(logits), logp.buffer, target.buffer, dy.buffer, dx.buffer, { rows, cols, op: 'crossEntropy' });
-    return [dx];
-  });
+  const ones = needsGrad([logits]) ? like(logits, 'crossEntropy grad') : null;
+  sm.logSoftmaxNllLoss(
+    gpuOf(logits),
+    logits.buffer,
+    target.buffer,
+    logp.buffer,
+    loss.buffer,
+    { rows, cols, op: 'crossEntropy' },
+    {
+      dlogits: ones?.buffer,
+      sum: opts.addTo?.buffer,
+    },
+  );
+  // dlogits = dy · (softmax(x) − onehot(t)) / rows   (saves log-probabilities and target; for dy = 1, the
+  // forward's own dlogits)
+  return record(
+    loss,
+    'crossEntropy',
+    [logits],
+    (dy) => {
+      const dx = like(logits, 'crossEntropy grad');
+      sm.logSoftmaxNllLossBackward(gpuOf(logits), logp.buffer, target.buffer, dy.buffer, dx.buffer, { rows, cols, op: 'crossEntropy' });
+      return [dx];
+    },
+    () => [ones],
+  );
 }
 
 // ---------------------------------------------------------------- autograd plumbing

@@ -29,6 +29,11 @@ export interface Node {
   inputs: Tensor[];
   /** Gradients for `inputs`, in order (null where an input needs none). */
   backward: (dy: Tensor) => (Tensor | null)[];
+  /**
+   * The same for dy = 1 (a scalar loss's own `backward()`), where the forward could compute them already (the
+   * fused cross-entropy writes its gradient in the pass that computes the loss): no seed, no kernel.
+   */
+  backwardFromOnes?: () => (Tensor | null)[];
 }
 
 interface Storage {
@@ -170,8 +175,7 @@ export class Tensor {
       throw new ShapeError(`backward(): tensor has shape ${shapeStr(this.shape)}; pass a gradient for non-scalar outputs`);
     if (grad && grad.size !== this.size)
       throw new ShapeError(`backward(): gradient ${shapeStr(grad.shape)} does not match tensor ${shapeStr(this.shape)}`);
-    const seed = grad ?? fillLike(this, 1);
-    runBackward(this, seed);
+    runBackward(this, grad ?? (this.node?.backwardFromOnes ? null : fillLike(this, 1)));
   }
 }
 
@@ -187,7 +191,8 @@ export function installGradHelpers(fill: typeof fillLike, add: typeof accumulate
   accumulate = add;
 }
 
-function runBackward(root: Tensor, seed: Tensor): void {
+/** Backpropagates `seed` from root; a null seed stands for ones, which the root's node turns into its inputs' gradients itself. */
+function runBackward(root: Tensor, seed: Tensor | null): void {
   // Reverse topological order by depth-first search from the root.
   const order: Tensor[] = [];
   const seen = new Set<Tensor>();
@@ -199,13 +204,17 @@ function runBackward(root: Tensor, seed: Tensor): void {
   };
   visit(root);
 
-  const grads = new Map<Tensor, Tensor>([[root, seed]]);
+  const grads = new Map<Tensor, Tensor>(seed ? [[root, seed]] : []);
   withGrad(false, () => {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k];
       const g = grads.get(t);
-      if (!g) continue;
+      if (!g && !(t === root && !seed)) continue;
       grads.delete(t);
+      if (!g) {
+        distribute(t.node!, t.node!.backwardFromOnes!()); // the root (first in this order), seeded with ones
+        continue;
+      }
       if (!t.node) {
         // A leaf: accumulate into .grad, which outlives the step's scope. The leaf gets a view of its
         // own, since a rule may hand the same gradient tensor to several inputs.
@@ -214,15 +223,18 @@ function runBackward(root: Tensor, seed: Tensor): void {
         old?.dispose();
         continue;
       }
-      const inputGrads = t.node.backward(g);
-      t.node.inputs.forEach((input, i) => {
-        const gi = inputGrads[i];
-        if (!gi || !input.requiresGrad) return;
-        const prev = grads.get(input);
-        grads.set(input, prev ? accumulate(prev, gi) : gi);
-      });
+      distribute(t.node, t.node.backward(g));
     }
   });
+
+  function distribute(node: Node, inputGrads: (Tensor | null)[]): void {
+    node.inputs.forEach((input, i) => {
+      const gi = inputGrads[i];
+      if (!gi || !input.requiresGrad) return;
+      const prev = grads.get(input);
+      grads.set(input, prev ? accumulate(prev, gi) : gi);
+    });
+  }
 }
 
 /** Runs fn with gradient recording switched on or off. */

@@ -37,27 +37,43 @@ export function pcgHash(v: number): number {
 
 export const dropoutCost = ({ n }: { n: number }): Cost => ({ flops: 2 * n, bytes: 8 * n });
 
+/**
+ * WGSL over T and U (f32 and u32, or their vec4s: aliases the kernel defines): the PCG hash, dropout's mask
+ * generator, and the value of a dropped element (0, or NaN where v is NaN or infinite, tested by the bits).
+ */
+export const DROPOUT_WGSL = /* wgsl */ `
+fn pcg(v: U) -> U {
+  let s = v * 747796405u + 2891336453u;
+  let w = ((s >> ((s >> U(28u)) + U(4u))) ^ s) * 277803737u;
+  return (w >> U(22u)) ^ w;
+}
+fn dropped(v: T) -> T {
+  let nonFinite = (bitcast<U>(v) & U(0x7f800000u)) == U(0x7f800000u);
+  return select(T(), bitcast<T>(bitcast<U>(v) | U(0x7fc00000u)), nonFinite);
+}`;
+
+/**
+ * WGSL expression: inverted dropout of `v` (type T) at element indices `idx` (type U), from the uniforms
+ * p.key, p.threshold and `scale` (dropoutParams). Other kernels fold dropout into their stores or loads with
+ * it (batch norm's), bit for bit the dropout kernel's arithmetic.
+ */
+export const dropoutApply = (v: string, idx: string, scale = 'p.scale') =>
+  `select(dropped(${v}), ${v} * ${scale}, (pcg(pcg(${idx} ^ U(p.key)) + U(p.key)) >> U(8u)) >= U(p.threshold))`;
+
 export const DROPOUT = mapOp(
   {
     name: 'dropout',
     params: { key: 'u32', threshold: 'u32', scale: 'f32' },
     inputs: ['x'],
     outputs: ['y'],
-    helpers: /* wgsl */ `
-fn pcg(v: U) -> U {
-  let s = v * 747796405u + 2891336453u;
-  let w = ((s >> ((s >> U(28u)) + U(4u))) ^ s) * 277803737u;
-  return (w >> U(22u)) ^ w;
-}`,
-    body: `let h = pcg(pcg(idx ^ U(p.key)) + U(p.key));
-  let nonFinite = (bitcast<U>(x) & U(0x7f800000u)) == U(0x7f800000u);
-  let dropped = select(T(), bitcast<T>(bitcast<U>(x) | U(0x7fc00000u)), nonFinite);
-  y = select(dropped, x * p.scale, (h >> U(8u)) >= U(p.threshold));`,
+    helpers: DROPOUT_WGSL,
+    body: `y = ${dropoutApply('x', 'idx')};`,
   },
   dropoutCost,
 );
 
-function dropoutParams(s: DropoutSizes): Record<string, number> {
+/** The uniforms of a dropout mask: key (from seed and step), threshold and scale 1/(1 − p). */
+export function dropoutParams(s: Omit<DropoutSizes, 'n'>): { key: number; threshold: number; scale: number } {
   if (!(s.p >= 0 && s.p <= 1)) throw new DataError(`dropout: p = ${s.p} must be in [0, 1]`);
   const key = pcgHash((s.seed ^ pcgHash(s.step)) >>> 0);
   const threshold = Math.round(s.p * 2 ** 24);

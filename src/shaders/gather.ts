@@ -5,8 +5,11 @@
 //   (one shuffled permutation per epoch); x: float32 [B, P]. One invocation per output pixel.
 //   Cost: 4 flops and ~5 bytes per pixel.
 // gather_labels_v1: y[b] = labels[idx[offset + b]] (i32). One invocation per sample.
-// A sample index at or past `count` gathers zeros and is recorded in the Gpu's fault word (gpu/fault.ts): the
-// next read() or sync() throws a DataError naming it.
+// gather_batch_v1: both in one dispatch (a training step's batch): the first B invocations also copy a label.
+//   Where an image's pixels fill whole u32 words (P % 4 == 0, MNIST's 784), one invocation converts a word: four
+//   pixels from one load, stored as a vec4 (x4); on llvmpipe every per-invocation load costs a loop over the lanes.
+// A sample index at or past `count` gathers zeros (label 0) and is recorded in the Gpu's fault word (gpu/fault.ts):
+// the next read() or sync() throws a DataError naming it.
 // Single kernels, no variants: no registry.
 import { FAULT_BUFFER, FAULT_WGSL, indexFault } from '../gpu/fault.js';
 import { checkBuffers, declareKernel, launch } from '../gpu/kernel.js';
@@ -16,25 +19,59 @@ import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
 
 const WG = 256;
 
-const imagesKernel = memoKernel(() =>
+const imagesKernel = memoKernel((labels: boolean, words: boolean) =>
   declareKernel({
-    name: 'gather_images_v1',
+    name: `${labels ? 'gather_batch_v1' : 'gather_images_v1'}${words ? '_x4' : ''}`,
     params: { batch: 'u32', pixels: 'u32', offset: 'u32', mean: 'f32', invStd: 'f32', count: 'u32', site: 'u32' },
-    buffers: { images: { read: 'u32' }, idx: { read: 'u32' }, x: 'read_write', ...FAULT_BUFFER },
-    wgsl: /* wgsl */ `${FAULT_WGSL}
+    buffers: {
+      images: { read: 'u32' },
+      idx: { read: 'u32' },
+      x: words ? { read_write: 'vec4f' } : 'read_write',
+      ...(labels ? { labels: { read: 'i32' }, y: { read_write: 'i32' } } : {}),
+      ...FAULT_BUFFER,
+    },
+    wgsl: `${FAULT_WGSL}
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
-  let i = ${FLAT_INDEX(WG)};
+  let i = ${FLAT_INDEX(WG)};${
+    labels
+      ? `
+  if (i < p.batch) {
+    let sample = idx[p.offset + i];
+    if (sample >= p.count) {
+      raiseFault(p.site, p.offset + i, sample, p.count);  // the pixels below store zeros without raising it again
+      y[i] = 0;
+    } else {
+      y[i] = labels[sample];
+    }
+  }`
+      : ''
+  }${
+    words
+      ? /* wgsl */ `
+  // word i of the batch: pixels 4i .. 4i + 3
+  let words = p.pixels / 4u;
+  if (i >= p.batch * words) { return; }
+  let b = i / words;
+  let sample = idx[p.offset + b];
+  if (sample >= p.count) {
+    ${labels ? '' : 'raiseFault(p.site, p.offset + b, sample, p.count); '}x[i] = vec4f();
+    return;
+  }
+  let w = images[sample * words + (i - b * words)];
+  let v = vec4f(vec4u(w, w >> 8u, w >> 16u, w >> 24u) & vec4u(0xffu));
+  x[i] = (v / 255.0 - p.mean) * p.invStd;`
+      : /* wgsl */ `
   if (i >= p.batch * p.pixels) { return; }
   let b = i / p.pixels;
   let sample = idx[p.offset + b];
   if (sample >= p.count) {
-    raiseFault(p.site, p.offset + b, sample, p.count);
-    x[i] = 0.0;
+    ${labels ? '' : 'raiseFault(p.site, p.offset + b, sample, p.count); '}x[i] = 0.0;
     return;
   }
   let byteIndex = sample * p.pixels + (i - b * p.pixels);
   let v = (images[byteIndex >> 2u] >> ((byteIndex & 3u) * 8u)) & 0xffu;
-  x[i] = (f32(v) / 255.0 - p.mean) * p.invStd;
+  x[i] = (f32(v) / 255.0 - p.mean) * p.invStd;`
+  }
 }`,
   }),
 );
@@ -74,14 +111,51 @@ export interface GatherSizes {
 
 /** x[b, :] = normalised pixels of image idx[offset + b]; images are u8 packed in u32 words. */
 export function gatherImages(gpu: Gpu, images: GPUBuffer, idx: GPUBuffer, x: GPUBuffer, s: GatherSizes): void {
-  const n = s.batch * s.pixels;
-  checkBuffers('gatherImages', { idx: [idx, s.offset + s.batch], x: [x, n], images: [images, Math.ceil(((s.count ?? 0) * s.pixels) / 4)] });
-  const count = s.count ?? Math.floor(images.size / s.pixels);
-  const site = gpu.faultSite('gatherImages', indexFault('gatherImages'));
-  launch(gpu, imagesKernel(), {
-    params: { batch: s.batch, pixels: s.pixels, offset: s.offset, mean: s.mean ?? 0, invStd: 1 / (s.std ?? 1), count, site },
-    buffers: { images, idx, x, fault: gpu.faultBuffer },
-    workgroups: grid1d(n, WG),
+  gather(gpu, 'gatherImages', { images, idx, x }, s);
+}
+
+/** gatherImages and gatherLabels in one dispatch (a training step's batch). */
+export function gatherBatch(
+  gpu: Gpu,
+  images: GPUBuffer,
+  labels: GPUBuffer,
+  idx: GPUBuffer,
+  x: GPUBuffer,
+  y: GPUBuffer,
+  s: GatherSizes,
+): void {
+  gather(gpu, 'gatherBatch', { images, idx, x, labels, y }, s);
+}
+
+function gather(
+  gpu: Gpu,
+  op: string,
+  buffers: { images: GPUBuffer; idx: GPUBuffer; x: GPUBuffer; labels?: GPUBuffer; y?: GPUBuffer },
+  s: GatherSizes,
+): void {
+  const { images, idx, x, labels, y } = buffers;
+  checkBuffers(op, {
+    idx: [idx, s.offset + s.batch],
+    x: [x, s.batch * s.pixels],
+    images: [images, Math.ceil(((s.count ?? 0) * s.pixels) / 4)],
+    y: [y, s.batch],
+    labels: [labels, s.count ?? 0],
+  });
+  const imageCount = Math.floor(images.size / s.pixels);
+  const count = s.count ?? (labels ? Math.min(imageCount, Math.floor(labels.size / 4)) : imageCount);
+  const words = s.pixels % 4 === 0;
+  launch(gpu, imagesKernel(!!labels, words), {
+    params: {
+      batch: s.batch,
+      pixels: s.pixels,
+      offset: s.offset,
+      mean: s.mean ?? 0,
+      invStd: 1 / (s.std ?? 1),
+      count,
+      site: gpu.faultSite(op, indexFault(op)),
+    },
+    buffers: { ...(buffers as Record<string, GPUBuffer>), fault: gpu.faultBuffer },
+    workgroups: grid1d(Math.max((s.batch * s.pixels) / (words ? 4 : 1), s.batch), WG),
   });
 }
 

@@ -16,6 +16,31 @@ export interface Cost {
   bytes: number;
 }
 
+/**
+ * A variant's compile-time configuration (a register tile, a workgroup size): an object of numbers by name,
+ * as the variant's own tile type (the tuning cache checks that a loaded one holds numbers only).
+ */
+export type TuneConfig = object;
+
+/** What a variant runs with: its name, and the configuration a tuner chose (none: the variant's own default). */
+export interface Choice<N extends string = string> {
+  variant: N;
+  config?: TuneConfig;
+}
+
+/**
+ * Measured choices, consulted by every op that is not forced (src/tune/tuner.ts implements it): the tuned
+ * choice for these sizes, if any; and, while a planning pass collects what a step runs, each call it meets.
+ */
+export interface TuningHook {
+  choice(op: AnyOpLike, sizes: object): Choice | undefined;
+  observe?(op: AnyOpLike, sizes: object, buffers: unknown): void;
+}
+/** What a tuning hook needs of an op (kept structural so this file and the tuner do not import each other's types). */
+export interface AnyOpLike {
+  readonly name: string;
+}
+
 /** One way to compute an op. `S` are the op's sizes, `B` its buffers. */
 export interface Variant<S, B> {
   /** One line: how it works and what it is for ("register tiles, no barriers: software adapters"). */
@@ -24,8 +49,13 @@ export interface Variant<S, B> {
   requires?: readonly Requirement[];
   /** Why it cannot compute these sizes (e.g. "stride 1 only"), or null when it can. */
   rejects?: (sizes: S) => string | null;
-  /** Records its dispatches. */
-  run: (gpu: Gpu, buffers: B, sizes: S) => void;
+  /**
+   * The configurations a tuner may time for these sizes, the variant's default first (absent: the variant
+   * has one). Every one must compute the same result; the tests run them all against the references.
+   */
+  configs?: (gpu: Gpu, sizes: S) => readonly TuneConfig[];
+  /** Records its dispatches, with `config` (one of `configs`) or else its default. */
+  run: (gpu: Gpu, buffers: B, sizes: S, config?: TuneConfig) => void;
 }
 
 export interface OpSpec<S, B, N extends string> {
@@ -73,14 +103,37 @@ export class Op<S, B, N extends string> {
     return this.names.filter((n) => this.unavailable(gpu, n, sizes) === null);
   }
 
-  /** The variant `run` uses: the forced one (an error if it cannot run), else the first preferred that can. */
+  /** Every (variant, configuration) a tuner may time for `sizes` here, in registry order. */
+  choices(gpu: Gpu, sizes: S): Choice<N>[] {
+    return this.candidates(gpu, sizes).flatMap((variant) => {
+      const configs = this.spec.variants[variant].configs?.(gpu, sizes);
+      return configs?.length ? configs.map((config) => ({ variant, config })) : [{ variant }];
+    });
+  }
+
+  /** The variant `run` uses: the forced one (an error if it cannot run), else the tuned one, else the first preferred that can. */
   resolve(gpu: Gpu, sizes: S, forced?: string): N {
+    return this.choose(gpu, sizes, forced).variant;
+  }
+
+  /** resolve() with the tuned configuration, if any. */
+  choose(gpu: Gpu, sizes: S, forced?: string): Choice<N> {
     if (forced !== undefined) {
       const name = this.known(forced);
       const why = this.unavailable(gpu, name, sizes);
       if (why) throw new VariantError(`${this.name} variant ${name} cannot run here: it ${why}`);
-      return name;
+      return { variant: name };
     }
+    // A tuned choice the registry no longer has or cannot run here is ignored (the tuner warns when it loads).
+    const tuned = gpu.tuning?.choice(this, sizes as object);
+    if (tuned && (this.names as readonly string[]).includes(tuned.variant) && !this.unavailable(gpu, tuned.variant as N, sizes)) {
+      return tuned as Choice<N>;
+    }
+    return { variant: this.preferred(gpu, sizes) };
+  }
+
+  /** The variant the registry's heuristics prefer for `sizes` on this adapter, tuning aside. */
+  preferred(gpu: Gpu, sizes: S): N {
     for (const name of [...this.spec.prefer(gpu, sizes), ...this.names]) {
       if (this.unavailable(gpu, name, sizes) === null) return name;
     }
@@ -89,11 +142,20 @@ export class Op<S, B, N extends string> {
     );
   }
 
-  /** Records the op with the variant `sizes.variant` forces, or the one resolve() chooses, once its buffers fit the sizes. */
+  /** Records the op with the variant `sizes.variant` forces, or the one choose() picks, once its buffers fit the sizes. */
   run(gpu: Gpu, buffers: B, sizes: S & Forced<N>): void {
-    const variant = this.resolve(gpu, sizes, sizes.variant);
+    gpu.tuning?.observe?.(this, sizes, buffers);
+    const { variant, config } = this.choose(gpu, sizes, sizes.variant);
     checkBuffers(this.name, this.spec.needs(sizes, buffers));
-    this.spec.variants[variant].run(gpu, buffers, sizes);
+    this.spec.variants[variant].run(gpu, buffers, sizes, config);
+  }
+
+  /** Records the op with an explicit choice (a tuner timing its candidates). */
+  runChoice(gpu: Gpu, buffers: B, sizes: S, choice: Choice<N>): void {
+    const why = this.unavailable(gpu, this.known(choice.variant), sizes);
+    if (why) throw new VariantError(`${this.name} variant ${choice.variant} cannot run here: it ${why}`);
+    checkBuffers(this.name, this.spec.needs(sizes, buffers));
+    this.spec.variants[choice.variant].run(gpu, buffers, sizes, choice.config);
   }
 
   private known(name: string): N {

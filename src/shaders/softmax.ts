@@ -2,7 +2,7 @@
 //   logSoftmax:     y[r,j] = x[r,j] − m_r − log Σ_k exp(x[r,k] − m_r), m_r = max_k x[r,k] (stable for any |x|)
 //   nllLoss:        L = −s·Σ_r logp[r, t_r], s = 1/rows (reduction 'mean', PyTorch's default) or 1 ('sum')
 //   fused CE:       L = s·Σ_r (lse_r − x[r, t_r]) from logits, optionally writing logp, dlogits and the
-//                   correct count in the same pass
+//                   correct count in the same pass, and adding L to a running sum (an epoch's loss)
 //   correctCount:   #{r : argmax_j x[r,j] = t_r}, first maximum on ties (torch.argmax)
 // Losses and counts can accumulate (+=) into their one-element buffers, so a training loop sums them over an
 // epoch on the GPU and reads them back once. A target outside [0, cols) adds nothing to the loss, gradient
@@ -65,6 +65,8 @@ export interface CrossEntropyOutputs {
   correct?: GPUBuffer;
   /** Multiplies dlogits (default 1). */
   scale?: number;
+  /** sum[0] += the loss (as it is written to `loss`): a running sum kept on the GPU, e.g. over an epoch. */
+  sum?: GPUBuffer;
 }
 
 const ROW_WG = 64;
@@ -196,6 +198,7 @@ interface LossKernelSpec {
   logp: boolean; // ce: write log-probabilities
   dlogits: boolean; // ce: write the gradient
   correct: boolean; // count argmax hits
+  sum: boolean; // also add the loss to sum[0]
   accumulate: boolean;
   variant: SoftmaxVariant;
 }
@@ -236,12 +239,14 @@ fn row(r: u32) -> Row {
 }`;
   const finish = (L: string, H: string) =>
     [
-      hasLoss ? `loss[0] = p.scale * ${L}${k.accumulate ? ' + loss[0]' : ''};` : '',
+      hasLoss ? `let l = p.scale * ${L}; loss[0] = l${k.accumulate ? ' + loss[0]' : ''};` : '',
+      k.sum ? 'sum[0] = sum[0] + l;' : '',
       k.correct ? `correct[0] = ${H}${k.accumulate ? ' + correct[0]' : ''};` : '',
     ].join(' ');
   const name =
     `${{ nll: 'nll_loss', ce: 'cross_entropy', correct: 'correct_count' }[k.kind]}_${k.variant}` +
-    `${k.logp ? '_logp' : ''}${k.dlogits ? '_grad' : ''}${k.correct && k.kind !== 'correct' ? '_correct' : ''}${k.accumulate ? '_acc' : ''}`;
+    `${k.logp ? '_logp' : ''}${k.dlogits ? '_grad' : ''}${k.correct && k.kind !== 'correct' ? '_correct' : ''}${k.accumulate ? '_acc' : ''}` +
+    `${k.sum ? '_sum' : ''}`;
   const main =
     k.variant === 'v1'
       ? /* wgsl */ `
@@ -270,6 +275,7 @@ ${treeReduction({ fn: 'workgroupRows', type: 'Row', size: RED_WG, combine: (a, b
       ...(k.dlogits ? { dlogits: 'read_write' as const } : {}),
       ...(hasLoss ? { loss: 'read_write' as const } : {}),
       ...(k.correct ? { correct: { read_write: 'u32' } } : {}),
+      ...(k.sum ? { sum: 'read_write' as const } : {}),
       ...FAULT_BUFFER,
     },
     wgsl: `${FAULT_WGSL}\n${row}\n${main}`,
@@ -284,6 +290,7 @@ interface LossBuffers {
   logp?: GPUBuffer;
   dlogits?: GPUBuffer;
   correct?: GPUBuffer;
+  sum?: GPUBuffer;
 }
 
 /** The registry of one loss kind: v1 a single invocation, v2 a workgroup reduction; v2 preferred everywhere. */
@@ -306,6 +313,7 @@ const lossOp = (name: string, kind: LossKind) =>
       logp: [b.logp, rows * cols],
       dlogits: [b.dlogits, rows * cols],
       correct: [b.correct, 1],
+      sum: [b.sum, 1],
     }),
   });
 
@@ -315,7 +323,8 @@ const LOSS_FUNCTION = { nll: 'nllLoss', ce: 'logSoftmaxNllLoss', correct: 'corre
 const targetSite = (gpu: Gpu, op: string) => gpu.faultSite(op, targetFault(op));
 
 function runLoss(gpu: Gpu, kind: LossKind, variant: SoftmaxVariant, b: LossBuffers, s: LossSizes & { gradScale?: number }): void {
-  const spec = { kind, logp: !!b.logp, dlogits: !!b.dlogits, correct: !!b.correct, accumulate: !!s.accumulate, variant };
+  if (b.sum && kind === 'correct') throw new ShapeError('correctCount: a running loss sum needs a loss');
+  const spec = { kind, logp: !!b.logp, dlogits: !!b.dlogits, correct: !!b.correct, sum: !!b.sum, accumulate: !!s.accumulate, variant };
   const buffers = Object.fromEntries(Object.entries(b).filter(([, v]) => !!v)) as Record<string, GPUBuffer>;
   const site = targetSite(gpu, s.op ?? LOSS_FUNCTION[kind]);
   launch(gpu, lossKernel(spec), {
@@ -338,7 +347,7 @@ export function nllLoss(gpu: Gpu, logp: GPUBuffer, target: GPUBuffer, loss: GPUB
 /**
  * Cross-entropy from logits [rows, cols], fused: loss[0] = s·Σ_r (lse_r − logits[r, t_r]); also writes the
  * log-probabilities when `logp` is given (for logSoftmaxNllLossBackward), and in the same pass the gradient
- * dlogits = scale·s·(softmax − onehot) and the correct count when `out` asks for them.
+ * dlogits = scale·s·(softmax − onehot), the correct count and sum[0] += loss when `out` asks for them.
  */
 export function logSoftmaxNllLoss(
   gpu: Gpu,
@@ -350,7 +359,15 @@ export function logSoftmaxNllLoss(
   out: CrossEntropyOutputs = {},
 ): void {
   check('logSoftmaxNllLoss', sizes);
-  const buffers: LossBuffers = { x: logits, tgt: target, loss, logp: logp ?? undefined, dlogits: out.dlogits, correct: out.correct };
+  const buffers: LossBuffers = {
+    x: logits,
+    tgt: target,
+    loss,
+    logp: logp ?? undefined,
+    dlogits: out.dlogits,
+    correct: out.correct,
+    sum: out.sum,
+  };
   CROSS_ENTROPY.run(gpu, buffers, { ...sizes, gradScale: (out.scale ?? 1) * lossScale(sizes) });
 }
 

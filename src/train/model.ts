@@ -55,18 +55,18 @@ export class MnistCnn extends Module {
 
   /** Scores before the log-softmax, [N, 10], from images [N, 1, 28, 28]. */
   logits(x: Tensor): Tensor {
+    // Fused: maxPool2dRelu = F.relu(F.max_pool2d(·, 2)), bn.forward(h, dropout) = dropout(bn(h)) and
+    // linearRelu = F.relu(fc1(h)).
     const before = this.options.bnPosition === 'before';
     let h = this.conv1.forward(x);
     if (before && this.bn1) h = this.bn1.forward(h);
-    h = F.maxPool2dRelu(h, 2); // = F.relu(F.max_pool2d(h, 2)), fused
-    if (!before && this.bn1) h = this.bn1.forward(h);
-    h = this.dropout.forward(h);
+    h = F.maxPool2dRelu(h, 2);
+    h = !before && this.bn1 ? this.bn1.forward(h, this.dropout) : this.dropout.forward(h);
     h = this.conv2.forward(h);
     if (before && this.bn2) h = this.bn2.forward(h);
     h = F.maxPool2dRelu(h, 2);
-    if (!before && this.bn2) h = this.bn2.forward(h);
-    h = this.dropout.forward(h);
-    h = F.relu(this.fc1.forward(h.reshape([-1, 320])));
+    h = !before && this.bn2 ? this.bn2.forward(h, this.dropout) : this.dropout.forward(h);
+    h = F.linearRelu(h.reshape([-1, 320]), this.fc1.weight, this.fc1.bias);
     return this.fc2.forward(h);
   }
 

@@ -26,6 +26,7 @@ import { type RunState, readResumeState, restoreTrainer, writeBestCheckpoint, wr
 import { EarlyStopping } from './early-stopping.js';
 import { runEpoch } from './epoch.js';
 import { type EpochRecord, lossPlot, writeHistory } from './history.js';
+import { prepareTraining } from './prepare.js';
 import type { RunConfig } from './saved-model.js';
 import { Trainer } from './trainer.js';
 
@@ -229,6 +230,12 @@ export class TrainingRun {
     const gpuData = GpuDataset.upload(gpu, data.train, 'train');
     const trainSplit = { data: gpuData, indices: data.split.train };
     const valSplit = { data: gpuData, indices: data.split.val };
+    // Compiles the run's kernels, and measures the kernel choices this adapter has none for yet (once per adapter).
+    const prepared = await prepareTraining(trainer, { train: trainSplit, val: valSplit }, { log: events.log });
+    const { compiled } = prepared;
+    if (compiled.kernels)
+      events.log(`compiled ${compiled.kernels} kernels in ${compiled.seconds.toFixed(1)}s${compiled.helper ? ' (two queues)' : ''}`);
+    if (prepared.tuned.length) events.log(`tuned ${prepared.tuned.length} kernel calls in ${prepared.tuneSeconds.toFixed(1)}s`);
     let error: unknown = null;
     try {
       for (let epoch = history.length + 1; status === 'done' && epoch <= config.epochs; epoch++) {

@@ -7,7 +7,6 @@ import type { Gpu } from '../gpu/runtime.js';
 import * as F from '../nn/ops.js';
 import { type Optimizer, SGD } from '../nn/optim.js';
 import { noGrad, Tensor, tidy } from '../nn/tensor.js';
-import { accumulate } from '../shaders/metrics.js';
 import { logSoftmaxNllLoss } from '../shaders/softmax.js';
 import { mulberry32, shuffleInPlace } from '../util/random.js';
 import { checkCorrect, checkLoss } from './metrics.js';
@@ -82,7 +81,7 @@ export class Trainer {
     /** Called inside each step after the optimizer, while the step's gradients are still there (records only). */
     afterStep?: () => void,
   ): Promise<number> {
-    const { gpu, model, optimizer, options } = this;
+    const { gpu, model, options } = this;
     const order = shuffleInPlace(Uint32Array.from(train.indices), mulberry32(options.seed * 1000003 + epoch));
     const idx = train.data.indexList(order).keep();
     const lossSum = F.zeros([1], { label: 'epoch loss sum' }).keep();
@@ -94,11 +93,7 @@ export class Trainer {
       const batch = Math.min(options.batchSize, order.length - offset);
       tidy(() => {
         const { x, y } = train.data.batch(idx, offset, batch, this.norm);
-        optimizer.zeroGrad();
-        const loss = F.crossEntropy(model.logits(x), y);
-        loss.backward();
-        optimizer.step();
-        accumulate(gpu, loss.buffer, lossSum.buffer);
+        this.trainStep(x, y, lossSum);
         afterStep?.();
       });
       // Submit each step as soon as it is recorded, so the GPU starts on it while the next one is recorded.
@@ -120,7 +115,7 @@ export class Trainer {
 
   /** Mean batch loss and accuracy in evaluation mode (dropout off, batch norm on running statistics). */
   async evaluate(split: Split): Promise<{ loss: number; accuracy: number }> {
-    const { gpu, model, options } = this;
+    const { model, options } = this;
     const idx = split.data.indexList(split.indices).keep();
     const lossSum = F.zeros([1], { label: 'eval loss sum' }).keep();
     const correct = F.zeros([1], { label: 'eval correct count' }).keep(); // u32 bits; 0.0f is 0u
@@ -131,10 +126,7 @@ export class Trainer {
         const batch = Math.min(options.batchSize, split.indices.length - offset);
         tidy(() => {
           const { x, y } = split.data.batch(idx, offset, batch, this.norm);
-          const logits = model.logits(x);
-          // One fused pass: the batch's mean loss added to lossSum, its correct predictions to correct.
-          const sizes = { rows: batch, cols: logits.shape[1], accumulate: true };
-          logSoftmaxNllLoss(gpu, logits.buffer, y.buffer, null, lossSum.buffer, sizes, { correct: correct.buffer });
+          this.evalStep(x, y, lossSum, correct);
         });
         batches++;
       }
@@ -148,6 +140,23 @@ export class Trainer {
     const loss = totalLoss / Math.max(batches, 1);
     checkLoss('the evaluation loss', loss);
     return { loss, accuracy: hits / Math.max(n, 1) };
+  }
+
+  /** Records one training step on a batch (forward, backward, SGD) and adds its mean loss to lossSum[0]. */
+  trainStep(x: Tensor, y: Tensor, lossSum: Tensor): void {
+    this.optimizer.zeroGrad();
+    // The loss kernel also adds the loss to the epoch's sum and writes the gradient backward() starts from.
+    const loss = F.crossEntropy(this.model.logits(x), y, { addTo: lossSum });
+    loss.backward();
+    this.optimizer.step();
+  }
+
+  /** Records an evaluation batch (no graph; model in eval mode): its mean loss added to lossSum[0], its correct predictions to correct[0]. */
+  evalStep(x: Tensor, y: Tensor, lossSum: Tensor, correct: Tensor): void {
+    const logits = this.model.logits(x);
+    // One fused pass: the batch's mean loss added to lossSum, its correct predictions to correct.
+    const sizes = { rows: x.shape[0], cols: logits.shape[1], accumulate: true };
+    logSoftmaxNllLoss(this.gpu, logits.buffer, y.buffer, null, lossSum.buffer, sizes, { correct: correct.buffer });
   }
 
   /** Copies every parameter and batch-norm statistic into GPU buffers of its own (a real snapshot). */

@@ -88,7 +88,7 @@ describe('device-side checks: class targets and sample indices', () => {
     const data = GpuDataset.upload(ctx.gpu, ds, 'three');
     const idx = data.indexList(Uint32Array.from([0, 5]));
     const { x } = data.batch(idx, 0, 2, { mean: 0, std: 1 });
-    await expect(x.toArray()).rejects.toThrow(/^gatherImages: sample index 5 at position 1 of the index list is past the 3 samples/);
+    await expect(x.toArray()).rejects.toThrow(/^gatherBatch: sample index 5 at position 1 of the index list is past the 3 samples/);
     data.dispose();
   });
 });

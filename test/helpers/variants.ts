@@ -4,7 +4,7 @@
 import { expect } from 'vitest';
 import { VariantError } from '../../src/errors.js';
 import type { Gpu } from '../../src/gpu/runtime.js';
-import type { Op } from '../../src/shaders/op.js';
+import type { Choice, Op } from '../../src/shaders/op.js';
 
 export function runnableVariants<S, B, N extends string>(gpu: Gpu, op: Op<S, B, N>, sizes: S): N[] {
   const runnable: N[] = [];
@@ -18,4 +18,15 @@ export function runnableVariants<S, B, N extends string>(gpu: Gpu, op: Op<S, B, 
   }
   expect(runnable.length, `${op.name}: some variant must run every size`).toBeGreaterThan(0);
   return runnable;
+}
+
+/**
+ * Every (variant, configuration) a tuner may choose for these sizes here (`op.choices`): the variants of
+ * runnableVariants, each with its tile configurations. Tests run them all against the references.
+ */
+export function runnableChoices<S, B, N extends string>(gpu: Gpu, op: Op<S, B, N>, sizes: S): Choice<N>[] {
+  const variants = runnableVariants(gpu, op, sizes);
+  const choices = op.choices(gpu, sizes);
+  expect([...new Set(choices.map((c) => c.variant))]).toEqual(variants);
+  return choices;
 }

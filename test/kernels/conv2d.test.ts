@@ -18,7 +18,7 @@ import {
 } from '../../src/shaders/conv2d/index.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';
-import { runnableVariants } from '../helpers/variants.js';
+import { runnableChoices, runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
 const ctx = useGpu();
@@ -212,6 +212,19 @@ describe('conv2d', () => {
     for (const t of TILES_V4)
       it(`${s.label} (v4 tile ${t.tile.OT}x${t.tile.PT}, weight tile ${t.weightTile.OT}x${t.weightTile.PT})`, () => checkTiles(s, 'v4', t));
   }
+
+  // Every choice a tuner may make (variants × their tiles) at the seed's layers, a batch past one subgroup.
+  for (const s of [
+    { label: 'seed conv1, batch 9', N: 9, C: 1, H: 28, W: 28, O: 10, KH: 5, KW: 5 },
+    { label: 'seed conv2, batch 9', N: 9, C: 10, H: 12, W: 12, O: 20, KH: 5, KW: 5 },
+  ]) {
+    it(`${s.label}: every choice a tuner may make, forward and backward-input`, { timeout: 600_000 }, async () => {
+      for (const c of runnableChoices(ctx.gpu, CONV2D_FORWARD, s)) await checkForward(s, c.variant, c.config as Conv2dTile | undefined);
+      for (const c of runnableChoices(ctx.gpu, CONV2D_BACKWARD_INPUT, s))
+        await checkBackwardInput(s, c.variant, c.config as Conv2dTile | undefined);
+    });
+  }
+  // backward-weight's choices: test/kernels/fused.test.ts (with the bias gradient they compute).
 
   it('rejects a kernel larger than the padded input', () => {
     const { gpu } = ctx;

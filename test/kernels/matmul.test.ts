@@ -3,7 +3,7 @@ import { MATMUL, matmul } from '../../src/shaders/matmul/index.js';
 import { BIAS_GRAD, biasAdd, biasGrad, linearBackward, linearForward } from '../../src/shaders/matmul/linear.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';
-import { runnableVariants } from '../helpers/variants.js';
+import { runnableChoices, runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
 const ctx = useGpu();
@@ -91,6 +91,32 @@ describe('matmul', () => {
       for (const buf of [...ab2, ...bb2, c]) gpu.pool.release(buf);
     });
   }
+
+  // Every choice a tuner may make (variants × tiles) in the layouts of the seed's fc1: forward, dx, dw.
+  it('64x320x50: every choice a tuner may make, in the layouts of a linear layer', COMPILE_HEAVY, async () => {
+    const { gpu } = ctx;
+    const [M, K, N] = [64, 320, 50];
+    const a = randomArray(M * K, 21, -1, 1);
+    const b = randomArray(K * N, 22, -1, 1);
+    const expected = ref.matmul(a, b, M, K, N);
+    const stored = { a: [upload(gpu, a), upload(gpu, transpose(a, M, K))], b: [upload(gpu, b), upload(gpu, transpose(b, K, N))] };
+    const c = empty(gpu, M * N);
+    for (const [transA, transB] of [
+      [false, true],
+      [false, false],
+      [true, false],
+    ]) {
+      const sizes = { M, N, K, transA, transB };
+      for (const choice of runnableChoices(gpu, MATMUL, sizes)) {
+        const tiles =
+          choice.variant === 'v2' ? { registerTile: choice.config } : choice.variant === 'v4' ? { subgroupTile: choice.config } : {};
+        matmul(gpu, stored.a[+transA], stored.b[+transB], c, { ...sizes, variant: choice.variant, ...(tiles as object) });
+        const label = `matmul transA=${transA} transB=${transB} ${choice.variant} ${JSON.stringify(choice.config ?? {})}`;
+        expectClose(await download(gpu, c, M * N), expected, { label, ...tol(K) });
+      }
+    }
+    for (const buf of [...stored.a, ...stored.b, c]) gpu.pool.release(buf);
+  });
 
   it('K = 0 gives zeros (plus C when accumulating)', COMPILE_HEAVY, async () => {
     const { gpu } = ctx;

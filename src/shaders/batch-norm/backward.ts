@@ -2,7 +2,8 @@
 // dβ = Σdy, dγ = invStd·Σdy·(x − μ) and dx = k1·dy − k2 − (x − μ)·k3 with k1 = γ·invStd,
 // k2 = k1·Σdy/M, k3 = k1·invStd²·Σdy·(x − μ)/M. Evaluation mode (`frozen`: the running statistics, which do
 // not depend on x): μ = r_μ and invStd = 1/√(r_σ² + ε) read from the running buffers, the same dβ and dγ, and
-// dx = k1·dy. Each variant walks the channel as its forward does (forward.ts).
+// dx = k1·dy. With `dropout` (training only), the forward stored dropout(y) and dy is taken through the same mask.
+// Each variant walks the channel as its forward does (forward.ts).
 import { type BufferDecl, declareKernel } from '../../gpu/kernel.js';
 import { memoKernel } from '../wgsl.js';
 import {
@@ -22,11 +23,15 @@ import {
   V3_WG,
 } from './forward.js';
 
-const gradDx = (frozen: boolean) => (frozen ? 'dx[k] = k1 * dy[k];' : 'dx[k] = k1 * dy[k] - k2 - (x[k] - mean) * k3;');
+// dy of unit k: through the dropout mask (drop, forward.ts's head) when the training forward folded dropout in.
+const dyAt = (dropout: boolean) => (dropout ? 'drop(dy[k], k)' : 'dy[k]');
+const gradDx = (frozen: boolean, dropout: boolean) =>
+  frozen ? `dx[k] = k1 * ${dyAt(dropout)};` : `dx[k] = k1 * ${dyAt(dropout)} - k2 - (x[k] - mean) * k3;`;
+const gradSums = (dropout: boolean) => `let d = ${dyAt(dropout)}; a += d; b += d * (x[k] - mean);`;
 // The per-channel 1/σ: saved by the training forward, or from the frozen running variance.
 const INV = (frozen: boolean) => (frozen ? 'inverseSqrt(varIn[c] + p.eps)' : 'invStdIn[c]');
 const invBuffer = (frozen: boolean): Record<string, BufferDecl> => (frozen ? { varIn: 'read' } : { invStdIn: 'read' });
-const frozenName = (frozen: boolean) => (frozen ? '_eval' : '');
+const variantName = (frozen: boolean, dropout: boolean) => `${frozen ? '_eval' : ''}${dropout ? '_dropout' : ''}`;
 const GRAD_COEFFS = /* wgsl */ `
   let k1 = gamma[c] * inv;
   let k2 = k1 * sums.x / count;
@@ -39,12 +44,12 @@ const gradStore = (accumulate: boolean) => /* wgsl */ `
 // ---- v1: two passes over chunks ------------------------------------------------------------------------------
 
 // Pass 1: (Σdy, Σdy·(x − μ)) of each chunk; chunk 0 copies (μ, invStd) for pass 2.
-export const gradPartialV1 = memoKernel((vec: boolean, frozen: boolean) =>
+export const gradPartialV1 = memoKernel((vec: boolean, frozen: boolean, dropout: boolean) =>
   declareKernel({
-    name: `batch_norm_grad${frozenName(frozen)}_partial_v1${vec ? '_vec4' : ''}`,
+    name: `batch_norm_grad${variantName(frozen, dropout)}_partial_v1${vec ? '_vec4' : ''}`,
     params: PARAMS,
     buffers: { x: units(vec, 'read'), dy: units(vec, 'read'), meanIn: 'read', ...invBuffer(frozen), part: PARTIALS_OUT },
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 @compute @workgroup_size(${V1_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let g = gid.x;
   if (g >= p.C * p.P) { return; }
@@ -52,7 +57,7 @@ export const gradPartialV1 = memoKernel((vec: boolean, frozen: boolean) =>
   let mean = meanIn[c];
   var a = T();
   var b = T();
-  ${forChunk('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
+  ${forChunk(gradSums(dropout))}
   part[g] = vec2<f32>(hsum(a), hsum(b));
   if (q == 0u) { part[p.C * p.P + c] = vec2<f32>(mean, ${INV(frozen)}); }
 }`,
@@ -60,9 +65,9 @@ export const gradPartialV1 = memoKernel((vec: boolean, frozen: boolean) =>
 );
 
 // Pass 2: sum the channel's partials, write the chunk's dx; chunk 0 writes dγ and dβ.
-export const gradV1 = memoKernel((vec: boolean, accumulate: boolean, frozen: boolean) =>
+export const gradV1 = memoKernel((vec: boolean, accumulate: boolean, frozen: boolean, dropout: boolean) =>
   declareKernel({
-    name: `batch_norm_grad${frozenName(frozen)}_v1${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `batch_norm_grad${variantName(frozen, dropout)}_v1${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
     params: PARAMS,
     buffers: {
       x: units(vec, 'read'),
@@ -73,7 +78,7 @@ export const gradV1 = memoKernel((vec: boolean, accumulate: boolean, frozen: boo
       dgamma: 'read_write',
       dbeta: 'read_write',
     },
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 @compute @workgroup_size(${V1_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let g = gid.x;
   if (g >= p.C * p.P) { return; }
@@ -87,7 +92,7 @@ export const gradV1 = memoKernel((vec: boolean, accumulate: boolean, frozen: boo
   ${GRAD_COEFFS}
   if (q == 0u) {${gradStore(accumulate)}
   }
-  ${forChunk(gradDx(frozen))}
+  ${forChunk(gradDx(frozen, dropout))}
 }`,
   }),
 );
@@ -106,12 +111,12 @@ const gradBuffers = (vec: boolean, frozen: boolean): Record<string, BufferDecl> 
 });
 
 // v2: grid-strided sums reduced by the workgroup tree.
-export const gradV2 = memoKernel((vec: boolean, accumulate: boolean, frozen: boolean) =>
+export const gradV2 = memoKernel((vec: boolean, accumulate: boolean, frozen: boolean, dropout: boolean) =>
   declareKernel({
-    name: `batch_norm_grad${frozenName(frozen)}_v2${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `batch_norm_grad${variantName(frozen, dropout)}_v2${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
     params: PARAMS,
     buffers: gradBuffers(vec, frozen),
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 ${TREE_SUM}
 @compute @workgroup_size(${V2_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let c = wid.x;
@@ -119,24 +124,24 @@ ${TREE_SUM}
   let inv = ${INV(frozen)};
   var a = T();
   var b = T();
-  ${forStrided('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
+  ${forStrided(gradSums(dropout))}
   let sums = treeSum(t, vec2<f32>(hsum(a), hsum(b)));
   let count = f32(p.Mu * VW);
   ${GRAD_COEFFS}
   if (t == 0u) {${gradStore(accumulate)}
   }
-  ${forStrided(gradDx(frozen))}
+  ${forStrided(gradDx(frozen, dropout))}
 }`,
   }),
 );
 
 // v3: chunk sums meet in workgroup memory behind one barrier; every invocation adds them up itself.
-export const gradV3 = memoKernel((vec: boolean, accumulate: boolean, frozen: boolean) =>
+export const gradV3 = memoKernel((vec: boolean, accumulate: boolean, frozen: boolean, dropout: boolean) =>
   declareKernel({
-    name: `batch_norm_grad${frozenName(frozen)}_v3${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `batch_norm_grad${variantName(frozen, dropout)}_v3${vec ? '_vec4' : ''}${accumulate ? '_acc' : ''}`,
     params: PARAMS,
     buffers: gradBuffers(vec, frozen),
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
 @compute @workgroup_size(${V3_WG}) fn main(${V3_ARGS}) {
   ${V3_CHUNK}
@@ -144,7 +149,7 @@ var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
   let inv = ${INV(frozen)};
   var a = T();
   var b = T();
-  ${forChunk('let d = dy[k]; a += d; b += d * (x[k] - mean);')}
+  ${forChunk(gradSums(dropout))}
   if (live) { wpart[lq] = vec2<f32>(hsum(a), hsum(b)); }
   workgroupBarrier();
   var sums = vec2<f32>();
@@ -153,7 +158,7 @@ var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
   ${GRAD_COEFFS}
   if (lq == 0u) {${gradStore(accumulate)}
   }
-  ${forChunk(gradDx(frozen))}
+  ${forChunk(gradDx(frozen, dropout))}
 }`,
   }),
 );

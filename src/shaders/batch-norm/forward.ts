@@ -3,6 +3,7 @@
 // and the WGSL building blocks the backward kernels (backward.ts) share: the channel walk and the merge of
 // per-chunk partials. The math, the variants and why each exists are in index.ts's header.
 import { type BufferDecl, declareKernel } from '../../gpu/kernel.js';
+import { DROPOUT_WGSL, dropoutApply } from '../dropout.js';
 import { mapOp } from '../elementwise.js';
 import { memoKernel, treeReduction } from '../wgsl.js';
 
@@ -13,9 +14,22 @@ export const V3_WG = 32;
 /**
  * Uniforms of every batch-norm kernel, one layout for all (a kernel ignores the fields it does not use).
  * C channels; a unit is one value (scalar kernels) or a vec4 of 4 (vec4 kernels, when H·W % 4 = 0):
- * HWu units per H·W plane, Mu per channel; v1 and v3 split a channel into P chunks of Lu units.
+ * HWu units per H·W plane, Mu per channel; v1 and v3 split a channel into P chunks of Lu units. key,
+ * threshold and dscale are the dropout mask's (dropout.ts) where a kernel folds dropout in.
  */
-export const PARAMS = { C: 'u32', HWu: 'u32', Mu: 'u32', P: 'u32', Lu: 'u32', eps: 'f32', momentum: 'f32', corr: 'f32' } as const;
+export const PARAMS = {
+  C: 'u32',
+  HWu: 'u32',
+  Mu: 'u32',
+  P: 'u32',
+  Lu: 'u32',
+  eps: 'f32',
+  momentum: 'f32',
+  corr: 'f32',
+  key: 'u32',
+  threshold: 'u32',
+  dscale: 'f32',
+} as const;
 
 // x, y, dy and dx hold units: vec4 in the vec4 kernels, f32 otherwise.
 export const units = (vec: boolean, access: 'read' | 'read_write'): BufferDecl => {
@@ -27,9 +41,20 @@ export const units = (vec: boolean, access: 'read' | 'read_write'): BufferDecl =
 export const PARTIALS_IN: BufferDecl = { read: 'vec2<f32>' };
 export const PARTIALS_OUT: BufferDecl = { read_write: 'vec2<f32>' };
 
-export const head = (vec: boolean) => /* wgsl */ `
+// With dropout, drop(v, k) applies the dropout mask to unit k's values (bit for bit the dropout kernel's
+// arithmetic, at the same element indices): the training forward stores drop(y), the backward reads drop(dy).
+export const head = (vec: boolean, dropout = false) => /* wgsl */ `
 alias T = ${vec ? 'vec4<f32>' : 'f32'};
-const VW = ${vec ? 4 : 1}u;
+alias U = ${vec ? 'vec4<u32>' : 'u32'};
+const VW = ${vec ? 4 : 1}u;${
+  dropout
+    ? `${DROPOUT_WGSL}
+fn drop(v: T, k: u32) -> T {
+  let idx = ${vec ? 'U(4u * k) + U(0u, 1u, 2u, 3u)' : 'k'};
+  return ${dropoutApply('v', 'idx', 'p.dscale')};
+}`
+    : ''
+}
 fn hsum(v: T) -> f32 { return ${vec ? 'v.x + v.y + v.z + v.w' : 'v'}; }
 // Flat index (in units of T) of unit u of channel c: unit u is (n, i) with n = u / HWu.
 fn unitIndex(c: u32, u: u32) -> u32 { let n = u / p.HWu; return (n * p.C + c) * p.HWu + (u - n * p.HWu); }`;
@@ -127,9 +152,9 @@ export const partialV1 = memoKernel((vec: boolean, affine: boolean) =>
 );
 
 // Pass 2 (training): merge, normalise the chunk; chunk 0 writes μ, invStd and the running statistics.
-export const trainV1 = memoKernel((vec: boolean, running: boolean) =>
+export const trainV1 = memoKernel((vec: boolean, running: boolean, dropout: boolean) =>
   declareKernel({
-    name: `batch_norm_train_v1${vec ? '_vec4' : ''}${running ? '_running' : ''}`,
+    name: `batch_norm_train_v1${vec ? '_vec4' : ''}${running ? '_running' : ''}${dropout ? '_dropout' : ''}`,
     params: PARAMS,
     buffers: {
       x: units(vec, 'read'),
@@ -139,7 +164,7 @@ export const trainV1 = memoKernel((vec: boolean, running: boolean) =>
       invStdOut: 'read_write',
       ...(running ? RUNNING_BUFFERS : {}),
     },
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 ${MERGE}
 @compute @workgroup_size(${V1_WG}) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let g = gid.x;
@@ -156,7 +181,7 @@ ${MERGE}
   }
   let gb = part[p.C * p.P + c];
   let sc = gb.x * inv;
-  ${forChunk('y[k] = (x[k] - mean) * sc + gb.y;')}
+  ${forChunk(normalise('gb.y', dropout))}
 }`,
   }),
 );
@@ -196,26 +221,30 @@ const forwardBuffers = (vec: boolean, train: boolean, running: boolean): Record<
       }
     : { x: units(vec, 'read'), meanOut: 'read_write', varOut: 'read_write', invStdOut: 'read_write' };
 
+// y = (x − μ)·(γ·invStd) + β for unit k, through the dropout mask with `dropout`.
+const normalise = (beta: string, dropout: boolean) =>
+  dropout ? `y[k] = drop((x[k] - mean) * sc + ${beta}, k);` : `y[k] = (x[k] - mean) * sc + ${beta};`;
+
 // The end of a one-dispatch forward, given the channel's mean and variance: invocation `first` stores μ and
 // invStd (and the running statistics, or σ² for the statistics alone); in training every invocation then
 // normalises the values its loop (`walk`) visits.
-const finishForward = (first: string, train: boolean, running: boolean, walk: (body: string) => string) => /* wgsl */ `
+const finishForward = (first: string, train: boolean, running: boolean, walk: (body: string) => string, dropout: boolean) => /* wgsl */ `
   let inv = inverseSqrt(variance + p.eps);
   if (${first} == 0u) {
     meanOut[c] = mean;
     invStdOut[c] = inv;
     ${train ? (running ? RUNNING : '') : 'varOut[c] = variance;'}
   }
-  ${train ? `let sc = gamma[c] * inv;\n  let b = beta[c];\n  ${walk('y[k] = (x[k] - mean) * sc + b;')}` : ''}`;
+  ${train ? `let sc = gamma[c] * inv;\n  let b = beta[c];\n  ${walk(normalise('b', dropout))}` : ''}`;
 
 // v2: grid-strided sums, the mean and then Σ(x − μ)² reduced by the workgroup tree.
-export const forwardV2 = memoKernel((vec: boolean, mode: 'train' | 'stats', running: boolean) => {
+export const forwardV2 = memoKernel((vec: boolean, mode: 'train' | 'stats', running: boolean, dropout: boolean) => {
   const train = mode === 'train';
   return declareKernel({
-    name: `batch_norm_${mode}_v2${vec ? '_vec4' : ''}${running ? '_running' : ''}`,
+    name: `batch_norm_${mode}_v2${vec ? '_vec4' : ''}${running ? '_running' : ''}${dropout ? '_dropout' : ''}`,
     params: PARAMS,
     buffers: forwardBuffers(vec, train, running),
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 ${TREE_SUM}
 @compute @workgroup_size(${V2_WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let c = wid.x;
@@ -226,20 +255,20 @@ ${TREE_SUM}
   var d = T();
   ${forStrided('let e = x[k] - mean; d += e * e;')}
   let variance = treeSum(t, vec2<f32>(hsum(d), 0.0)).x / count;
-  ${finishForward('t', train, running, forStrided)}
+  ${finishForward('t', train, running, forStrided, dropout)}
 }`,
   });
 });
 
 // v3: each invocation computes its chunk's (mean, M2) as v1 does; the partials meet in workgroup memory behind
 // one barrier, and every invocation merges them itself before normalising its chunk.
-export const forwardV3 = memoKernel((vec: boolean, mode: 'train' | 'stats', running: boolean) => {
+export const forwardV3 = memoKernel((vec: boolean, mode: 'train' | 'stats', running: boolean, dropout: boolean) => {
   const train = mode === 'train';
   return declareKernel({
-    name: `batch_norm_${mode}_v3${vec ? '_vec4' : ''}${running ? '_running' : ''}`,
+    name: `batch_norm_${mode}_v3${vec ? '_vec4' : ''}${running ? '_running' : ''}${dropout ? '_dropout' : ''}`,
     params: PARAMS,
     buffers: forwardBuffers(vec, train, running),
-    wgsl: /* wgsl */ `${head(vec)}
+    wgsl: /* wgsl */ `${head(vec, dropout)}
 var<workgroup> wpart: array<vec2<f32>, ${V3_WG}>;
 ${merge((q) => `wpart[${q}]`)}
 @compute @workgroup_size(${V3_WG}) fn main(${V3_ARGS}) {
@@ -254,7 +283,7 @@ ${merge((q) => `wpart[${q}]`)}
   let st = channelStats(c);
   let mean = st.x;
   let variance = st.y;
-  ${finishForward('lq', train, running, forChunk)}
+  ${finishForward('lq', train, running, forChunk, dropout)}
 }`,
   });
 });

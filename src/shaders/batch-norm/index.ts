@@ -37,6 +37,7 @@
 import { ShapeError } from '../../errors.js';
 import { checkBuffers, type DeclaredKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
+import { dropoutParams } from '../dropout.js';
 import { type ElementwiseVariant, runMap } from '../elementwise.js';
 import { type Cost, defineOp } from '../op.js';
 import { gradPartialV1, gradV1, gradV2, gradV3 } from './backward.js';
@@ -55,16 +56,27 @@ export interface BatchNormSizes {
   variant?: BatchNormVariant;
 }
 
+/** Inverted dropout folded into batch norm (dropout.ts: the mask of (seed, step), kept with probability 1 − p). */
+export interface BatchNormDropout {
+  p: number;
+  seed: number;
+  step: number;
+}
+
 export interface BatchNormTrainSizes extends BatchNormSizes {
   /** Weight of the batch statistics in the running update (default 0.1, as PyTorch). */
   momentum?: number;
   /** Running variance from the unbiased batch variance, M/(M−1)·σ² (default true, as nn.BatchNorm2d). */
   unbiasedRunningVar?: boolean;
+  /** y = dropout(batchNorm(x)) in the same pass: the normalised values go through the mask as they are stored. */
+  dropout?: BatchNormDropout;
 }
 
 export interface BatchNormBackwardSizes extends BatchNormSizes {
   /** dγ += ..., dβ += ... instead of overwriting them (dx is always overwritten). */
   accumulate?: boolean;
+  /** The forward's dropout: dy is the gradient of the dropout's output, masked as it is loaded. */
+  dropout?: BatchNormDropout;
 }
 
 /** The running statistics a training forward updates in place. */
@@ -157,19 +169,13 @@ function planV3(pl: Plan): Plan {
 }
 
 /** The uniforms every batch-norm kernel reads (forward.ts's PARAMS). */
-const params = (pl: Plan, eps: number, momentum = 0, corr = 1) => ({
-  C: pl.C,
-  HWu: pl.HWu,
-  Mu: pl.Mu,
-  P: pl.P,
-  Lu: pl.Lu,
-  eps,
-  momentum,
-  corr,
-});
+const params = (pl: Plan, eps: number, momentum = 0, corr = 1, dropout?: BatchNormDropout) => {
+  const d = dropout ? dropoutParams(dropout) : { key: 0, threshold: 0, scale: 0 };
+  return { C: pl.C, HWu: pl.HWu, Mu: pl.Mu, P: pl.P, Lu: pl.Lu, eps, momentum, corr, key: d.key, threshold: d.threshold, dscale: d.scale };
+};
 
 const trainParams = (pl: Plan, s: BatchNormTrainSizes) =>
-  params(pl, s.eps ?? 1e-5, s.momentum ?? 0.1, (s.unbiasedRunningVar ?? true) ? pl.M / (pl.M - 1) : 1);
+  params(pl, s.eps ?? 1e-5, s.momentum ?? 0.1, (s.unbiasedRunningVar ?? true) ? pl.M / (pl.M - 1) : 1, s.dropout);
 
 const prefer = (gpu: Gpu, s: BatchNormSizes): BatchNormVariant[] => [!gpu.isSoftware ? 'v2' : s.C >= V3_MIN_CHANNELS ? 'v3' : 'v1'];
 
@@ -218,7 +224,7 @@ function batchNormOp<S extends BatchNormSizes, B>(spec: {
   });
 }
 
-const epsParams = (pl: Plan, s: BatchNormSizes) => params(pl, s.eps ?? 1e-5);
+const epsParams = (pl: Plan, s: BatchNormSizes & { dropout?: BatchNormDropout }) => params(pl, s.eps ?? 1e-5, 0, 1, s.dropout);
 
 /** v1's two passes: its partials pass, then its second pass, sharing the uniforms and a partials buffer. */
 function twoPasses(
@@ -252,7 +258,7 @@ export const BATCH_NORM_STATS = batchNormOp<BatchNormSizes, BatchNormStatsBuffer
       [partialV1(pl.vw === 4, false), statsV1(pl.vw === 4)],
       [Math.ceil(pl.C / V1_WG)],
     ),
-  onePass: (variant, vec) => (variant === 'v2' ? forwardV2 : forwardV3)(vec, 'stats', false),
+  onePass: (variant, vec) => (variant === 'v2' ? forwardV2 : forwardV3)(vec, 'stats', false, false),
   params: epsParams,
   buffers: statsBuffers,
   // One add per value for the mean, subtract-multiply-add for M2; x read once (ideal, no cache).
@@ -279,10 +285,10 @@ export const BATCH_NORM_TRAIN = batchNormOp<BatchNormTrainSizes, BatchNormTrainB
       'batchNorm partials',
       { x: b.x, gamma: b.gamma, beta: b.beta },
       trainBuffers(b),
-      [partialV1(pl.vw === 4, true), trainV1(pl.vw === 4, !!b.running)],
+      [partialV1(pl.vw === 4, true), trainV1(pl.vw === 4, !!b.running, !!s.dropout)],
       v1Groups(pl),
     ),
-  onePass: (variant, vec, b) => (variant === 'v2' ? forwardV2 : forwardV3)(vec, 'train', !!b.running),
+  onePass: (variant, vec, b, s) => (variant === 'v2' ? forwardV2 : forwardV3)(vec, 'train', !!b.running, !!s.dropout),
   params: trainParams,
   buffers: trainBuffers,
   cost: (s) => ({ flops: 6 * values(s), bytes: 4 * 2 * values(s) }),
@@ -311,10 +317,10 @@ const backwardOp = <B>(name: string, frozen: boolean, buffers: (b: B) => Record<
         `batchNorm ${frozen ? 'eval ' : ''}grad partials`,
         buffers(b),
         buffers(b),
-        [gradPartialV1(pl.vw === 4, frozen), gradV1(pl.vw === 4, !!s.accumulate, frozen)],
+        [gradPartialV1(pl.vw === 4, frozen, !!s.dropout), gradV1(pl.vw === 4, !!s.accumulate, frozen, !!s.dropout)],
         v1Groups(pl),
       ),
-    onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate, frozen),
+    onePass: (variant, vec, _b, s) => (variant === 'v2' ? gradV2 : gradV3)(vec, !!s.accumulate, frozen, !!s.dropout),
     params: epsParams,
     buffers,
     cost: (s) => ({ flops: flopsPerValue * values(s), bytes: 4 * 3 * values(s) }),

@@ -69,7 +69,7 @@ const backwardBiasV2Kernel = memoKernel(() =>
 export function backwardBiasV2(gpu: Gpu, a: BackwardBiasArgs, { dy, db }: BackwardBiasBuffers): void {
   const part = gpu.pool.acquire(4 * a.N * a.O, 'conv2d db partial sums');
   launch(gpu, backwardBiasV2Kernel(), { params: params(a), buffers: { dy, db: part }, workgroups: grid1d(a.N * a.O, WG_V1) });
-  sumPartials(gpu, part, db, a.O, a.N, a.accumulate);
+  sumPartials(gpu, { part, out: db, M: a.O }, a.N, a.accumulate);
   gpu.pool.release(part); // safe: the queue runs the recorded dispatches before any later use of the buffer
 }
 

@@ -1,5 +1,6 @@
 // Backward-weight kernels: dw[o,c,kh,kw] (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh·s+kh−pad,ow·s+kw−pad]
-// (see index.ts for which variant is for what). Buffers x, dy, dw.
+// (see index.ts for which variant is for what). Buffers x, dy, dw; with a bias, every variant also computes
+// its gradient db[o] (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] in the same dispatch, from the dy values it loads anyway.
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
@@ -13,6 +14,8 @@ export interface BackwardWeightBuffers {
   x: GPUBuffer;
   dy: GPUBuffer;
   dw: GPUBuffer;
+  /** The bias gradient, computed in the same dispatch (null: no bias). */
+  db?: GPUBuffer | null;
 }
 
 /** Tile of a v2 or v4 invocation: it owns OT output channels × KW taps of one (c, kh). */
@@ -25,9 +28,23 @@ export interface Conv2dWeightTile {
   WG: number;
   /** Workgroups to aim for when choosing how many slices to split the rows into. */
   groups: number;
+  /** v4 only: 1 loads the input rows as vec4s (see weightVecRows for when it can). */
+  VX?: number;
+}
+
+/** Why v4 cannot load x rows as vec4s for this geometry and tile, or null: unpadded, rows and steps on vec4 boundaries, no step past a row. */
+export function weightVecRows(g: Geometry, PT: number): string | null {
+  if (g.pad !== 0) return 'padded inputs need bounds checks per column';
+  if (g.W % 4 !== 0) return `input rows of ${g.W} floats are not whole vec4s`;
+  if ((PT * g.S) % 4 !== 0) return `steps of ${PT} columns at stride ${g.S} do not start on vec4 boundaries`;
+  if ((Math.ceil(g.OW / PT) * PT - 1) * g.S + g.KW > g.W) return `the last step of ${PT} columns would read past the row`;
+  return null;
 }
 
 const BUFFERS = { x: 'read', dy: 'read', dw: 'read_write' } as const;
+const BIAS_BUFFERS = { ...BUFFERS, db: 'read_write' } as const;
+/** The buffers to bind: db only when there is one. */
+const bound = ({ x, dy, dw, db }: BackwardWeightBuffers): Record<string, GPUBuffer> => (db ? { x, dy, dw, db } : { x, dy, dw });
 const PARAMS = {
   N: 'u32',
   C: 'u32',
@@ -53,11 +70,11 @@ const params = (g: Geometry, accumulate: boolean) => ({
 
 // ---- v1: one dw element per invocation, looping over N·OH·OW ----------------------------------------------
 
-const backwardWeightV1Kernel = memoKernel(() =>
+const backwardWeightV1Kernel = memoKernel((bias: boolean) =>
   declareKernel({
-    name: 'conv2d_bwd_weight_v1',
+    name: `conv2d_bwd_weight_v1${bias ? '_bias' : ''}`,
     params: { ...PARAMS, KH: 'u32', KW: 'u32', S: 'u32' },
-    buffers: BUFFERS,
+    buffers: bias ? BIAS_BUFFERS : BUFFERS,
     wgsl: /* wgsl */ `@compute @workgroup_size(${WG_V1}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG_V1)};
   if (i >= p.O * p.C * p.KH * p.KW) { return; }
@@ -80,14 +97,23 @@ const backwardWeightV1Kernel = memoKernel(() =>
     }
   }
   dw[i] = select(acc, dw[i] + acc, p.accumulate != 0u);
+  ${
+    bias
+      ? `if (c == 0u && kh == 0u && kw == 0u) {  // the first weight of each o also sums its dy
+    var s = 0.0;
+    for (var j = 0u; j < p.N * p.OH * p.OW; j++) { s += dy[((j / (p.OH * p.OW)) * p.O + o) * p.OH * p.OW + j % (p.OH * p.OW)]; }
+    db[o] = select(s, db[o] + s, p.accumulate != 0u);
+  }`
+      : ''
+  }
 }`,
   }),
 );
 
 export function backwardWeightV1(gpu: Gpu, g: Geometry, buffers: BackwardWeightBuffers, accumulate: boolean): void {
-  launch(gpu, backwardWeightV1Kernel(), {
+  launch(gpu, backwardWeightV1Kernel(!!buffers.db), {
     params: { ...params(g, accumulate), KH: g.KH, KW: g.KW, S: g.S },
-    buffers: { ...buffers },
+    buffers: bound(buffers),
     workgroups: grid1d(g.O * g.C * g.KH * g.KW, WG_V1),
   });
 }
@@ -107,25 +133,37 @@ export function backwardWeightV1(gpu: Gpu, g: Geometry, buffers: BackwardWeightB
 // the store; padding rows read zeros instead of skipping (a broadcast must not sit in divergent control flow):
 // a row outside the image moves the step's first column iw0 far to the left, so every column test fails.
 //
+// With a bias, each invocation also sums the dy values it loads (v2: the same in every lane; v4: its own
+// columns, added across the subgroup at the end), and the first lane of the first workgroup of each (channels,
+// slice) writes them: db[o] itself with one slice, else slice z's partial sums db_part[z][o]. Padding rows then
+// read zeros in v2 too, so that every dy value is summed.
+//
 // With padding, each x load tests its column with one unsigned compare (a negative column wraps past W). The
 // same tests written as a signed pair (c >= 0 && c < W) with the row test beside them in every load took
 // SwiftShader's compiler minutes and gigabytes of memory once a step loaded a dozen x values or more (v4,
 // stride 2, a 16-column step: 33 loads, killed at 6 GB after a minute; 0.1 s as written here, and still
 // over 6 GB with only one of the two changes).
 
-/** A column far left of any image (v4's padding rows); adding a step's offsets cannot overflow it. */
+/** A column far left of any image (padding rows read as zeros); adding a step's offsets cannot overflow it. */
 const OFF_IMAGE = -(1 << 30);
 
 const backwardWeightTiledKernel = memoKernel(
-  (KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number | null) => {
+  (KH: number, KW: number, S: number, padded: boolean, t: Conv2dWeightTile, sg: number | null, bias: boolean) => {
     const { OT, PT, WG } = t;
     const span = (PT - 1) * S + KW;
-    const body = range(span).map(
-      (j) =>
-        padded
-          ? `let c${j} = u32(iw0 + ${j}); let x${j} = select(0.0, x[xr + min(c${j}, p.W - 1u)], c${j} < p.W);` // c < 0 wraps past W
-          : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`, // min: columns past OW in the last step
-    );
+    const vx = !!t.VX && sg !== null && !padded; // weightVecRows checked the rest
+    const zeroRows = sg !== null || bias; // padding rows read zeros instead of being skipped
+    const body = vx
+      ? [
+          ...range(Math.ceil(span / 4)).map((q) => `let xv${q} = x[(xr + u32(iw0)) / 4u + ${q}u];`),
+          ...range(span).map((j) => `let x${j} = xv${j >> 2}[${j & 3}];`),
+        ]
+      : range(span).map(
+          (j) =>
+            padded
+              ? `let c${j} = u32(iw0 + ${j}); let x${j} = select(0.0, x[xr + min(c${j}, p.W - 1u)], c${j} < p.W);` // c < 0 wraps past W
+              : `let x${j} = x[xr + min(u32(iw0) + ${j}u, p.W - 1u)];`, // min: columns past OW in the last step
+        );
     const fmas = (tt: number, pp: number) =>
       range(KW)
         .map((kw) => `a${tt}_${kw} = fma(g, x${pp * S + kw}, a${tt}_${kw});`)
@@ -133,7 +171,8 @@ const backwardWeightTiledKernel = memoKernel(
     if (sg === null) {
       for (const pp of range(PT)) {
         body.push(`{ let live = ow + ${pp}u < p.OW; let owc = min(ow + ${pp}u, p.OW - 1u);`);
-        for (const tt of range(OT)) body.push(`  { let g = select(0.0, dy[dr${tt} + owc], live); ${fmas(tt, pp)} }`);
+        for (const tt of range(OT))
+          body.push(`  { let g = select(0.0, dy[dr${tt} + owc], live); ${fmas(tt, pp)}${bias ? ` bs${tt} += g;` : ''} }`);
         body.push('}');
       }
     } else {
@@ -141,6 +180,7 @@ const backwardWeightTiledKernel = memoKernel(
       for (const gq of range(PT / sg)) {
         body.push(`let owl${gq} = ow + ${gq * sg}u + sid;`);
         body.push(...range(OT).map((tt) => `let d${tt}_${gq} = select(0.0, dy[dr${tt} + min(owl${gq}, p.OW - 1u)], owl${gq} < p.OW);`));
+        if (bias) body.push(...range(OT).map((tt) => `bs${tt} += d${tt}_${gq};`));
       }
       for (const pp of range(PT)) {
         for (const tt of range(OT)) body.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${fmas(tt, pp)} }`);
@@ -152,6 +192,15 @@ const backwardWeightTiledKernel = memoKernel(
         return `if (${sg ? 'live && ' : ''}o0 + ${tt}u < p.O) { dw[${i}] = select(a${tt}_${kw}, dw[${i}] + a${tt}_${kw}, p.accumulate != 0u); }`;
       }),
     );
+    const biasStores = bias
+      ? range(OT).flatMap((tt) => {
+          const i = `wid.z * p.O + o0 + ${tt}u`;
+          return [
+            sg ? `let bt${tt} = subgroupAdd(bs${tt});` : `let bt${tt} = bs${tt};`,
+            `if (${sg ? 'wid.x == 0u && sid == 0u' : 'lane == 0u'} && o0 + ${tt}u < p.O) { db[${i}] = select(bt${tt}, db[${i}] + bt${tt}, p.accumulate != 0u); }`,
+          ];
+        })
+      : [];
     const entry = sg
       ? `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let glane = wid.x * ${sg}u + sid;
@@ -160,16 +209,16 @@ const backwardWeightTiledKernel = memoKernel(
       : `@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let lane = wid.x * ${WG}u + lid.x;
   if (lane >= p.C * ${KH}u) { return; }`;
-    const row = sg
+    const row = zeroRows
       ? `let ihr = i32(oh * ${S}u + kh) - p.pad;
     ${padded ? 'let rowOk = ihr >= 0 && ihr < i32(p.H); let ih = clamp(ihr, 0, i32(p.H) - 1);' : 'let ih = ihr;'}`
       : `let ih = i32(oh * ${S}u + kh) - p.pad;
     ${padded ? 'if (ih < 0 || ih >= i32(p.H)) { continue; }' : ''}`;
     return declareKernel({
-      name: sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2',
+      name: `${sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2'}${bias ? '_bias' : ''}${vx ? '_vx' : ''}`,
       enable: sg ? ['subgroups'] : [],
       params: { ...PARAMS, rowsPerSlice: 'u32' },
-      buffers: BUFFERS,
+      buffers: { ...(bias ? BIAS_BUFFERS : BUFFERS), ...(vx ? { x: { read: 'vec4f' } } : {}) },
       wgsl: /* wgsl */ `${entry}
   let c = lane / ${KH}u;
   let kh = lane % ${KH}u;
@@ -180,6 +229,13 @@ const backwardWeightTiledKernel = memoKernel(
   ${range(OT)
     .flatMap((tt) => range(KW).map((kw) => `var a${tt}_${kw} = 0.0;`))
     .join('\n  ')}
+  ${
+    bias
+      ? range(OT)
+          .map((tt) => `var bs${tt} = 0.0;`)
+          .join(' ')
+      : ''
+  }
   let r0 = wid.z * p.rowsPerSlice;
   let r1 = min(r0 + p.rowsPerSlice, p.N * p.OH);
   for (var r = r0; r < r1; r++) {
@@ -191,12 +247,13 @@ const backwardWeightTiledKernel = memoKernel(
       .map((tt) => `let dr${tt} = ((n * p.O + o_${tt}) * p.OH + oh) * p.OW;`)
       .join('\n    ')}
     for (var ow = 0u; ow < p.OW; ow += ${PT}u) {
-      let iw0 = ${sg && padded ? `select(${OFF_IMAGE}, i32(ow * ${S}u) - p.pad, rowOk)` : `i32(ow * ${S}u) - p.pad`};
+      let iw0 = ${zeroRows && padded ? `select(${OFF_IMAGE}, i32(ow * ${S}u) - p.pad, rowOk)` : `i32(ow * ${S}u) - p.pad`};
       ${body.join('\n      ')}
     }
   }
   let wbase = wid.z * p.O * p.C * ${KH * KW}u + ((o0 * p.C + c) * ${KH}u + kh) * ${KW}u;
   ${stores.join('\n  ')}
+  ${biasStores.join('\n  ')}
 }`,
     });
   },
@@ -221,6 +278,33 @@ export function conv2dWeightTileV4(O: number, KW: number, sg: number): Conv2dWei
   return { OT, PT: sg, WG: sg, groups: 16 };
 }
 
+const distinct = (tiles: Conv2dWeightTile[]) =>
+  tiles.filter((t, i) => tiles.findIndex((u) => JSON.stringify(u) === JSON.stringify(t)) === i);
+
+/** v2 tiles a tuner may time: conv2dWeightTileV2's first, then wider steps, fewer channels, fewer row slices. */
+export function conv2dWeightTilesV2(O: number, OW: number): Conv2dWeightTile[] {
+  const d = conv2dWeightTileV2(O, OW);
+  return distinct([d, { ...d, PT: Math.min(OW, 8) }, { ...d, OT: Math.min(O, 2) }, { ...d, groups: 16 }, { ...d, PT: Math.min(OW, 2) }]);
+}
+
+/**
+ * v4 tiles a tuner may time: conv2dWeightTileV4's first, then half the channels, two subgroups of columns per
+ * step, other slicings; and the ones with sg columns per step again loading their rows as vec4s, where they can.
+ */
+export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[] {
+  const d = conv2dWeightTileV4(g.O, g.KW, sg);
+  const half = Math.ceil(d.OT / 2);
+  const scalar = distinct([
+    d,
+    { ...d, OT: half },
+    { ...d, PT: 2 * sg },
+    { ...d, groups: 8 },
+    { ...d, groups: 32 },
+    { ...d, OT: half, groups: 32 },
+  ]);
+  return [...scalar, ...scalar.filter((t) => t.PT === sg && weightVecRows(g, t.PT) === null).map((t) => ({ ...t, VX: 1 }))];
+}
+
 /** v2 (subgroups = false) or v4: the row slices, then conv2d_sum_partials when there are several. */
 export function backwardWeightTiled(
   gpu: Gpu,
@@ -234,22 +318,27 @@ export function backwardWeightTiled(
   const t = sg ? { ...(tile ?? conv2dWeightTileV4(g.O, g.KW, sg)), WG: sg } : (tile ?? conv2dWeightTileV2(g.O, g.OW));
   if (sg && t.PT % sg !== 0)
     throw new VariantError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);
+  const why = t.VX ? (sg ? weightVecRows(g, t.PT) : 'only v4 loads rows as vec4s') : null;
+  if (why) throw new VariantError(`conv2d_bwd_weight_${sg ? 'v4' : 'v2'}: vec4 rows (VX) impossible here: ${why}`);
   const M = g.O * g.C * g.KH * g.KW;
   const groups = Math.ceil((g.C * g.KH) / t.WG) * Math.ceil(g.O / t.OT);
   const rows = g.N * g.OH;
   const rowsPerSlice = Math.ceil(rows / Math.min(rows, 65535, Math.max(1, Math.round(t.groups / groups))));
   const slices = Math.ceil(rows / rowsPerSlice);
-  const kernel = backwardWeightTiledKernel(g.KH, g.KW, g.S, g.pad !== 0, t, sg);
+  const kernel = backwardWeightTiledKernel(g.KH, g.KW, g.S, g.pad !== 0, t, sg, !!buffers.db);
   const workgroups: [number, number, number] = [Math.ceil((g.C * g.KH) / t.WG), Math.ceil(g.O / t.OT), slices];
-  const { x, dy, dw } = buffers;
+  const { x, dy, dw, db } = buffers;
   if (slices === 1) {
-    launch(gpu, kernel, { params: { ...params(g, accumulate), rowsPerSlice }, buffers: { x, dy, dw }, workgroups });
+    launch(gpu, kernel, { params: { ...params(g, accumulate), rowsPerSlice }, buffers: bound(buffers), workgroups });
     return;
   }
   const part = gpu.pool.acquire(4 * slices * M, 'conv2d dw partial sums');
-  launch(gpu, kernel, { params: { ...params(g, false), rowsPerSlice }, buffers: { x, dy, dw: part }, workgroups });
-  sumPartials(gpu, part, dw, M, slices, accumulate);
-  gpu.pool.release(part); // safe: the queue runs the recorded dispatches before any later use of the buffer
+  const dbPart = db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
+  launch(gpu, kernel, { params: { ...params(g, false), rowsPerSlice }, buffers: bound({ x, dy, dw: part, db: dbPart }), workgroups });
+  sumPartials(gpu, { part, out: dw, M }, slices, accumulate, dbPart && db ? { part: dbPart, out: db, M: g.O } : undefined);
+  // safe: the queue runs the recorded dispatches before any later use of the buffers
+  gpu.pool.release(part);
+  if (dbPart) gpu.pool.release(dbPart);
 }
 
 // ---- v3: a workgroup per weight element, tree reduction in workgroup memory (GPUs) -------------------------
@@ -259,12 +348,14 @@ export function backwardWeightTiled(
 
 const WG_R = 64;
 
-const backwardWeightV3Kernel = memoKernel(() =>
+// With a bias, the workgroups of the first weight of each o (c = kh = kw = 0) also sum dy, reduced beside the
+// weight's sum as a vec2.
+const backwardWeightV3Kernel = memoKernel((bias: boolean) =>
   declareKernel({
-    name: 'conv2d_bwd_weight_v3',
+    name: `conv2d_bwd_weight_v3${bias ? '_bias' : ''}`,
     params: { ...PARAMS, KH: 'u32', KW: 'u32', S: 'u32' },
-    buffers: BUFFERS,
-    wgsl: /* wgsl */ `${treeReduction({ fn: 'workgroupSum', type: 'f32', size: WG_R, to: 'first' })}
+    buffers: bias ? BIAS_BUFFERS : BUFFERS,
+    wgsl: /* wgsl */ `${treeReduction({ fn: 'workgroupSum', type: 'vec2f', size: WG_R, to: 'first' })}
 @compute @workgroup_size(${WG_R}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let kw = wid.x % p.KW;
   let kh = (wid.x / p.KW) % p.KH;
@@ -272,6 +363,7 @@ const backwardWeightV3Kernel = memoKernel(() =>
   let o = wid.y;
   let plane = p.OH * p.OW;
   var acc = 0.0;
+  var bs = 0.0;
   for (var r = lid.x; r < p.N * plane; r += ${WG_R}u) {
     let n = r / plane;
     let oh = (r % plane) / p.OW;
@@ -281,20 +373,22 @@ const backwardWeightV3Kernel = memoKernel(() =>
     if (ih >= 0 && ih < i32(p.H) && iw >= 0 && iw < i32(p.W)) {
       acc = fma(dy[(n * p.O + o) * plane + oh * p.OW + ow], x[((n * p.C + c) * p.H + u32(ih)) * p.W + u32(iw)], acc);
     }
+    ${bias ? 'if (wid.x == 0u) { bs += dy[(n * p.O + o) * plane + oh * p.OW + ow]; }' : ''}
   }
-  let total = workgroupSum(lid.x, acc);
+  let total = workgroupSum(lid.x, vec2f(acc, bs));
   if (lid.x == 0u) {
     let i = (o * p.C + c) * p.KH * p.KW + kh * p.KW + kw;
-    dw[i] = select(total, dw[i] + total, p.accumulate != 0u);
+    dw[i] = select(total.x, dw[i] + total.x, p.accumulate != 0u);
+    ${bias ? 'if (wid.x == 0u) { db[o] = select(total.y, db[o] + total.y, p.accumulate != 0u); }' : ''}
   }
 }`,
   }),
 );
 
 export function backwardWeightV3(gpu: Gpu, g: Geometry, buffers: BackwardWeightBuffers, accumulate: boolean): void {
-  launch(gpu, backwardWeightV3Kernel(), {
+  launch(gpu, backwardWeightV3Kernel(!!buffers.db), {
     params: { ...params(g, accumulate), KH: g.KH, KW: g.KW, S: g.S },
-    buffers: { ...buffers },
+    buffers: bound(buffers),
     workgroups: [g.C * g.KH * g.KW, g.O],
   });
 }

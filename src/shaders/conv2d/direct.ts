@@ -48,6 +48,8 @@ export interface Conv2dTile {
   PT: number;
   /** Invocations per workgroup (v2; a v4 workgroup is one subgroup). */
   WG: number;
+  /** v4 only: 1 loads the input row as vec4s (needs rows and column blocks on vec4 boundaries: v4VecRows). */
+  VX?: number;
 }
 
 const BUFFERS = { x: 'read', w: 'read', bias: 'read', y: 'read_write' } as const;
@@ -243,18 +245,26 @@ const directV2Kernel = memoKernel((KH: number, KW: number, S: number, padded: bo
  * The measurements behind it: bench/kernels-conv2d.ts.
  */
 export function conv2dTileV2(Cout: number, Wout: number, KW: number, S: number, flip: boolean): Conv2dTile {
+  return conv2dTilesV2(Cout, Wout, KW, S, flip)[0];
+}
+
+/** The `count` v2 tiles the model above scores best, best first (conv2dTileV2's choice): what a tuner times. */
+export function conv2dTilesV2(Cout: number, Wout: number, KW: number, S: number, flip: boolean, count = 1): Conv2dTile[] {
   const maxPT = flip ? 14 : 8;
   const maxAcc = flip ? 24 : 40;
-  let best: Conv2dTile = { OT: 1, PT: 1, WG: 16 };
-  let bestScore = Infinity;
+  const scored: { tile: Conv2dTile; score: number }[] = [];
   for (let OT = 1; OT <= Math.min(Cout, 5); OT++) {
     for (let PT = 1; PT <= Math.min(Wout, maxPT) && OT * PT <= maxAcc; PT++) {
       const waste = ((Math.ceil(Cout / OT) * OT) / Cout) * ((Math.ceil(Wout / PT) * PT) / Wout);
       const score = waste * (1 + (8 * ((PT - 1) * S + KW + OT * KW)) / (OT * PT * KW));
-      if (score < bestScore) [best, bestScore] = [{ OT, PT, WG: 16 }, score];
+      scored.push({ tile: { OT, PT, WG: 16 }, score });
     }
   }
-  return best;
+  // A stable sort keeps the first of equal scores first, as the model always chose.
+  return scored
+    .sort((a, b) => a.score - b.score)
+    .slice(0, count)
+    .map((t) => t.tile);
 }
 
 export function directV2(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?: Conv2dTile): void {
@@ -398,6 +408,7 @@ export function directV3(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers): void 
 const directV4Kernel = memoKernel(
   (KH: number, KW: number, S: number, flip: boolean, t: Conv2dTile, sg: number, Win: number, Wout: number, padW: number) => {
     const { OT, PT } = t;
+    const vx = !!t.VX; // x is bound as vec4s: each block's valid columns come in ceil(…/4) loads instead of one per column
     const span = (PT - 1) * S + KW;
     const nPB = Math.ceil(Wout / PT);
     const NT = OT * KW;
@@ -429,7 +440,17 @@ const directV4Kernel = memoKernel(
     for (const [key, blocks] of classes) {
       const [xs, ps] = key.split('|').map((l) => (l ? l.split(',').map(Number) : []));
       const x0 = xs[0] ?? 0; // xr points at input column iw0 + x0, the block's first one inside the image
-      const body = xs.map((j) => `let x${j} = x[xr + ${j - x0}u];`);
+      // With vx, column iw0 + x0 sits at offset off of its vec4 (the same in every block: PT·S % 4 == 0), and
+      // the block's columns come from ceil((off + count) / 4) vec4 loads; lanes past the last valid column
+      // read the next row's first values, which no FMA uses.
+      const off = (((x0 - padW) % 4) + 4) % 4;
+      const last = xs[xs.length - 1] ?? x0;
+      const body = vx
+        ? [
+            ...range(Math.ceil((off + last - x0 + 1) / 4)).map((q) => `let xv${q} = x[(xr - ${off}u) / 4u + ${q}u];`),
+            ...xs.map((j) => `let x${j} = xv${(j - x0 + off) >> 2}[${(j - x0 + off) & 3}];`),
+          ]
+        : xs.map((j) => `let x${j} = x[xr + ${j - x0}u];`);
       for (const kw of range(KW))
         for (const tt of range(OT))
           for (const pp of ps) {
@@ -452,10 +473,10 @@ const directV4Kernel = memoKernel(
       ),
     );
     return declareKernel({
-      name: flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4',
+      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}`,
       enable: ['subgroups'],
       params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32' },
-      buffers: BUFFERS,
+      buffers: vx ? { ...BUFFERS, x: { read: 'vec4f' } } : BUFFERS,
       wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let gidx = wid.y * nwg.x + wid.x;  // (oh, pb, image block); past the end only at grid rounding
   let nb = gidx % p.nNB;
@@ -504,9 +525,32 @@ export function conv2dTileV4(Cout: number, Wout: number): Conv2dTile {
   return { OT, PT, WG: 0 }; // WG: unused, a v4 workgroup is one subgroup
 }
 
+/**
+ * v4 tiles a tuner may time: conv2dTileV4's first, then half as many columns per lane and/or half as many
+ * channels (fewer accumulators: less register spilling on CPUs with fewer vector registers).
+ */
+export function conv2dTilesV4(a: Pick<DirectArgs, 'Cout' | 'Wout' | 'Win' | 'S'>): Conv2dTile[] {
+  const d = conv2dTileV4(a.Cout, a.Wout);
+  const PTs = [...new Set([d.PT, Math.ceil(d.PT / 2)])];
+  const OTs = [...new Set([d.OT, Math.ceil(d.OT / 2), Math.min(a.Cout, 4)])];
+  const tiles = PTs.flatMap((PT) => OTs.map((OT) => ({ OT, PT, WG: 0 })));
+  const scalar = tiles.filter((t, i) => tiles.findIndex((u) => u.OT === t.OT && u.PT === t.PT) === i).slice(0, 5);
+  // the same tiles loading their rows as vec4s, where rows and blocks allow it
+  return [...scalar, ...scalar.filter((t) => v4VecRows(a, t.PT) === null).map((t) => ({ ...t, VX: 1 }))];
+}
+
+/** Why v4 cannot load these input rows as vec4s with this tile, or null: rows and column blocks must sit on vec4 boundaries. */
+export function v4VecRows(a: Pick<DirectArgs, 'Win' | 'S'>, PT: number): string | null {
+  if (a.Win % 4 !== 0) return `input rows of ${a.Win} floats are not whole vec4s`;
+  if ((PT * a.S) % 4 !== 0) return `column blocks of ${PT} at stride ${a.S} do not start on vec4 boundaries`;
+  return null;
+}
+
 export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?: Conv2dTile): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const t = tile ?? conv2dTileV4(a.Cout, a.Wout);
+  const why = t.VX ? v4VecRows(a, t.PT) : null;
+  if (why) throw new VariantError(`${a.flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}: vec4 rows (VX) impossible here: ${why}`);
   const nPB = Math.ceil(a.Wout / t.PT);
   const nNB = Math.ceil(a.N / sg);
   const [gx, gy] = grid1d(nNB * nPB * a.Hout, 1);

@@ -34,7 +34,7 @@
 //       column block (edges, interior, tail) is compiled without the padding taps. It gains most on
 //       backward-input, where with 8×8 dy and k5 over half the taps of the padded convolution are padding.
 //       Tile: conv2dTileV4. Backward-input: stride 1 only.
-// CONV2D_BACKWARD_WEIGHT
+// CONV2D_BACKWARD_WEIGHT (every variant also computes the bias gradient when given db: no dispatch of its own)
 //   v1  one dw element per invocation, looping over N·OH·OW. The fallback.
 //   v2  register tile, no barriers (software adapters): an invocation owns OT output channels × KW taps of one
 //       (c, kh) and sums over a slice of the N·OH rows, PT columns per step (lanes run over (c, kh), so dy
@@ -45,7 +45,7 @@
 //   v4  v2 with subgroups (software adapters with fixed-size subgroups): one subgroup per workgroup, steps of
 //       sg columns, and the dy values (the same in every lane) loaded one column per lane and shared with
 //       subgroupBroadcast: OT loads per step instead of OT·sg. Tile: conv2dWeightTileV4.
-// CONV2D_BACKWARD_BIAS
+// CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
 //   v3  a workgroup per o, tree reduction in workgroup memory (GPUs).
@@ -58,13 +58,23 @@
 // them. The v2 and v4 kernels take their sizes as compile-time constants, so llvmpipe compiles one per layer
 // (Mesa caches them on disk); v1 and v3 compile once for all shapes.
 import { ShapeError } from '../../errors.js';
+import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { type Cost, defineOp } from '../op.js';
 import { backwardBiasV1, backwardBiasV2, backwardBiasV3 } from './backward-bias.js';
-import { backwardWeightTiled, backwardWeightV1, backwardWeightV3, type Conv2dWeightTile } from './backward-weight.js';
+import {
+  backwardWeightTiled,
+  backwardWeightV1,
+  backwardWeightV3,
+  type Conv2dWeightTile,
+  conv2dWeightTilesV2,
+  conv2dWeightTilesV4,
+} from './backward-weight.js';
 import {
   backwardInputV1,
   type Conv2dTile,
+  conv2dTilesV2,
+  conv2dTilesV4,
   type DirectArgs,
   type DirectBuffers,
   directV1,
@@ -76,15 +86,18 @@ import {
 import { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize, geometry } from './sizes.js';
 
 export type { Conv2dWeightTile } from './backward-weight.js';
-export { conv2dWeightTileV2, conv2dWeightTileV4 } from './backward-weight.js';
+export { conv2dWeightTilesV2, conv2dWeightTilesV4, conv2dWeightTileV2, conv2dWeightTileV4 } from './backward-weight.js';
 export type { Conv2dTile } from './direct.js';
-export { conv2dTileV2, conv2dTileV4 } from './direct.js';
+export { conv2dTilesV2, conv2dTilesV4, conv2dTileV2, conv2dTileV4 } from './direct.js';
 export { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize } from './sizes.js';
 
 /** Forward and backward-input sizes; `tile` overrides the v2 or v4 register tile (benchmarks, tests). */
 export type Conv2dForwardSizes = Conv2dSizes & { tile?: Conv2dTile };
-/** `accumulate`: dw += … instead of dw = …; `tile` overrides the v2 or v4 tile (benchmarks, tests). */
-export type Conv2dBackwardWeightSizes = Conv2dSizes & { accumulate?: boolean; tile?: Conv2dWeightTile };
+/**
+ * `accumulate`: dw += … instead of dw = …; `tile` overrides the v2 or v4 tile (benchmarks, tests); `withBias` is
+ * set by conv2dBackwardWeight when it computes db too (the tuner keys its choices on it).
+ */
+export type Conv2dBackwardWeightSizes = Conv2dSizes & { accumulate?: boolean; tile?: Conv2dWeightTile; withBias?: boolean };
 
 export type Conv2dBiasVariant = 'v1' | 'v2' | 'v3';
 export interface Conv2dBackwardBiasSizes {
@@ -113,6 +126,8 @@ export interface Conv2dBackwardWeightBuffers {
   x: GPUBuffer;
   dy: GPUBuffer;
   dw: GPUBuffer;
+  /** The bias gradient db[o] (+)= Σ dy[n,o,·,·], computed in the same dispatch; null or absent: no bias. */
+  db?: GPUBuffer | null;
 }
 export interface Conv2dBackwardBiasBuffers {
   dy: GPUBuffer;
@@ -175,6 +190,11 @@ const stride1 = (s: Conv2dSizes) => ((s.stride ?? 1) === 1 ? null : `computes st
 const stageable = (KH: number, KW: number, S: number) =>
   v3Chunk(KH, KW, S) ? null : `cannot stage a ${KH}x${KW} kernel at stride ${S} in workgroup memory`;
 
+// The tiles a tuner times for v2 and v4 (the defaults first).
+const TUNED_TILES = 5;
+const tilesV2 = (a: DirectArgs) => conv2dTilesV2(a.Cout, a.Wout, a.KW, a.S, a.flip, TUNED_TILES);
+const tilesV4 = (a: DirectArgs) => conv2dTilesV4(a);
+
 /** Software adapters: v4 where subgroups have a fixed size, else v2; GPUs: v3, else v2 (kernels too large to stage); v1 last. */
 const preferDirect = (gpu: Gpu): Conv2dVariant[] => (gpu.isSoftware ? ['v4', 'v2', 'v1'] : ['v3', 'v2', 'v1']);
 
@@ -187,7 +207,8 @@ export const CONV2D_FORWARD = defineOp<Conv2dForwardSizes, Conv2dBuffers, Conv2d
     },
     v2: {
       summary: 'register tile of channels x columns, no barriers: software adapters',
-      run: (gpu, b, s) => directV2(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile),
+      configs: (_gpu, s) => tilesV2(forwardArgs(s, false)),
+      run: (gpu, b, s, c) => directV2(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile ?? (c as Conv2dTile | undefined)),
     },
     v3: {
       summary: 'input patch and weights staged in workgroup memory: GPUs',
@@ -197,7 +218,8 @@ export const CONV2D_FORWARD = defineOp<Conv2dForwardSizes, Conv2dBuffers, Conv2d
     v4: {
       summary: 'register tiles over a subgroup of images sharing the weight loads: software adapters',
       requires: ['fixed-subgroups'],
-      run: (gpu, b, s) => directV4(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile),
+      configs: (_gpu, s) => tilesV4(forwardArgs(s, false)),
+      run: (gpu, b, s, c) => directV4(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile ?? (c as Conv2dTile | undefined)),
     },
   },
   prefer: preferDirect,
@@ -224,7 +246,8 @@ export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackward
     v2: {
       summary: 'the forward v2 on the flipped kernel: software adapters, stride 1',
       rejects: stride1,
-      run: (gpu, b, s) => directV2(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile),
+      configs: (_gpu, s) => tilesV2(backwardInputArgs(s)),
+      run: (gpu, b, s, c) => directV2(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile ?? (c as Conv2dTile | undefined)),
     },
     v3: {
       summary: 'the forward v3 on the flipped kernel: GPUs, stride 1',
@@ -235,7 +258,8 @@ export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackward
       summary: 'the forward v4 on the flipped kernel, padding taps skipped: software adapters, stride 1',
       requires: ['fixed-subgroups'],
       rejects: stride1,
-      run: (gpu, b, s) => directV4(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile),
+      configs: (_gpu, s) => tilesV4(backwardInputArgs(s)),
+      run: (gpu, b, s, c) => directV4(gpu, backwardInputArgs(s), backwardInputBuffers(b), s.tile ?? (c as Conv2dTile | undefined)),
     },
   },
   prefer: preferDirect,
@@ -252,16 +276,20 @@ export const CONV2D_BACKWARD_INPUT = defineOp<Conv2dForwardSizes, Conv2dBackward
   },
 });
 
+/** The sizes, validated, with stride and padding spelt out (so equal problems have equal tuning keys). */
+function explicit<S extends Conv2dSizes>(op: string, s: S): S {
+  const g = geometry(op, s);
+  return { ...s, stride: g.S, padding: g.pad };
+}
+
 /** y = conv2d(x, w) + bias, bias optional (null). y[N,O,OH,OW]. */
 export function conv2d(gpu: Gpu, x: GPUBuffer, w: GPUBuffer, bias: GPUBuffer | null, y: GPUBuffer, sizes: Conv2dForwardSizes): void {
-  geometry('conv2d', sizes);
-  CONV2D_FORWARD.run(gpu, { x, w, bias, y }, sizes);
+  CONV2D_FORWARD.run(gpu, { x, w, bias, y }, explicit('conv2d', sizes));
 }
 
 // dx[n,c,ih,iw] = Σ_{o,kh,kw: ih = oh·s+kh−pad, iw = ow·s+kw−pad} dy[n,o,oh,ow] · w[o,c,kh,kw]
 export function conv2dBackwardInput(gpu: Gpu, dy: GPUBuffer, w: GPUBuffer, dx: GPUBuffer, sizes: Conv2dForwardSizes): void {
-  geometry('conv2dBackwardInput', sizes);
-  CONV2D_BACKWARD_INPUT.run(gpu, { dy, w, dx }, sizes);
+  CONV2D_BACKWARD_INPUT.run(gpu, { dy, w, dx }, explicit('conv2dBackwardInput', sizes));
 }
 
 export const conv2dCost = CONV2D_FORWARD.cost;
@@ -280,7 +308,9 @@ export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2d
     },
     v2: {
       summary: 'register tiles over row slices, no barriers: software adapters',
-      run: (gpu, b, s) => backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, false, s.tile),
+      configs: (_gpu, s) => conv2dWeightTilesV2(s.O, weightGeometry(s).OW),
+      run: (gpu, b, s, c) =>
+        backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, false, s.tile ?? (c as Conv2dWeightTile | undefined)),
     },
     v3: {
       summary: 'a workgroup per weight, tree reduction: GPUs',
@@ -289,7 +319,9 @@ export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2d
     v4: {
       summary: 'v2 sharing the dy loads across a subgroup: software adapters',
       requires: ['fixed-subgroups'],
-      run: (gpu, b, s) => backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, true, s.tile),
+      configs: (gpu, s) => conv2dWeightTilesV4(weightGeometry(s), fixedSubgroupSize(gpu)!),
+      run: (gpu, b, s, c) =>
+        backwardWeightTiled(gpu, weightGeometry(s), b, !!s.accumulate, true, s.tile ?? (c as Conv2dWeightTile | undefined)),
     },
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v4', 'v2', 'v1'] : ['v3', 'v1']),
@@ -306,10 +338,16 @@ export const CONV2D_BACKWARD_WEIGHT = defineOp<Conv2dBackwardWeightSizes, Conv2d
   },
 });
 
-// dw (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh·s+kh−pad,ow·s+kw−pad]
-export function conv2dBackwardWeight(gpu: Gpu, x: GPUBuffer, dy: GPUBuffer, dw: GPUBuffer, sizes: Conv2dBackwardWeightSizes): void {
-  weightGeometry(sizes);
-  CONV2D_BACKWARD_WEIGHT.run(gpu, { x, dy, dw }, sizes);
+// dw (+)= Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh·s+kh−pad,ow·s+kw−pad]; with db, also db[o] (+)= Σ_{n,oh,ow} dy[n,o,oh,ow]
+export function conv2dBackwardWeight(
+  gpu: Gpu,
+  x: GPUBuffer,
+  dy: GPUBuffer,
+  dw: GPUBuffer,
+  sizes: Conv2dBackwardWeightSizes,
+  db: GPUBuffer | null = null,
+): void {
+  CONV2D_BACKWARD_WEIGHT.run(gpu, { x, dy, dw, db }, { ...explicit('conv2dBackwardWeight', sizes), withBias: db !== null });
 }
 
 export const conv2dBackwardWeightCost = CONV2D_BACKWARD_WEIGHT.cost;

@@ -1,5 +1,6 @@
 // The second pass of conv2d's split reductions (backward-weight v2 and v4 over row slices, backward-bias v2
-// over images): out[i] = (accumulate ? out[i] : 0) + Σ_{s<splits} part[s·M + i].
+// over images): out[i] = (accumulate ? out[i] : 0) + Σ_{s<splits} part[s·M + i]; with a second pair of
+// arrays (backward-weight's bias sums), the same for out2 from part2 in the same dispatch.
 import { declareKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from '../wgsl.js';
@@ -7,26 +8,43 @@ import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from '../wgsl.js';
 const WG_SUM = 64;
 
 // select() evaluates both sides; whatever out[i] held is discarded when not accumulating.
-const sumPartialsKernel = memoKernel(() =>
+const sumPartialsKernel = memoKernel((two: boolean) =>
   declareKernel({
-    name: 'conv2d_sum_partials',
-    params: { M: 'u32', splits: 'u32', accumulate: 'u32' },
-    buffers: { part: 'read', out: 'read_write' },
+    name: two ? 'conv2d_sum_partials_2' : 'conv2d_sum_partials',
+    params: { M: 'u32', M2: 'u32', splits: 'u32', accumulate: 'u32' },
+    buffers: two ? { part: 'read', out: 'read_write', part2: 'read', out2: 'read_write' } : { part: 'read', out: 'read_write' },
     wgsl: /* wgsl */ `@compute @workgroup_size(${WG_SUM}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG_SUM)};
-  if (i >= p.M) { return; }
-  var acc = select(0.0, out[i], p.accumulate != 0u);
-  for (var s = 0u; s < p.splits; s++) { acc += part[s * p.M + i]; }
-  out[i] = acc;
+  if (i < p.M) {
+    var acc = select(0.0, out[i], p.accumulate != 0u);
+    for (var s = 0u; s < p.splits; s++) { acc += part[s * p.M + i]; }
+    out[i] = acc;
+  }${
+    two
+      ? ` else if (i < p.M + p.M2) {
+    let j = i - p.M;
+    var acc = select(0.0, out2[j], p.accumulate != 0u);
+    for (var s = 0u; s < p.splits; s++) { acc += part2[s * p.M2 + j]; }
+    out2[j] = acc;
+  }`
+      : ''
+  }
 }`,
   }),
 );
 
-/** out[0..M) (+)= the sum of the `splits` partial arrays stored one after another in part. */
-export function sumPartials(gpu: Gpu, part: GPUBuffer, out: GPUBuffer, M: number, splits: number, accumulate: boolean): void {
-  launch(gpu, sumPartialsKernel(), {
-    params: { M, splits, accumulate: +accumulate },
-    buffers: { part, out },
-    workgroups: grid1d(M, WG_SUM),
+/** One array of `splits` partial sums of M values each, one after another, and where their total goes. */
+export interface Partials {
+  part: GPUBuffer;
+  out: GPUBuffer;
+  M: number;
+}
+
+/** out[0..M) (+)= the sum of the `splits` partial arrays in part (and the same for a second set, in one dispatch). */
+export function sumPartials(gpu: Gpu, a: Partials, splits: number, accumulate: boolean, b?: Partials): void {
+  launch(gpu, sumPartialsKernel(!!b), {
+    params: { M: a.M, M2: b?.M ?? 0, splits, accumulate: +accumulate },
+    buffers: b ? { part: a.part, out: a.out, part2: b.part, out2: b.out } : { part: a.part, out: a.out },
+    workgroups: grid1d(a.M + (b?.M ?? 0), WG_SUM),
   });
 }

@@ -24,7 +24,7 @@ import { ShapeError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { type DeclaredKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
-import { type Cost, defineOp } from '../op.js';
+import { type Cost, defineOp, type TuneConfig } from '../op.js';
 import {
   type MatmulLayout,
   matmulV1Kernel,
@@ -47,13 +47,19 @@ export interface MatmulSizes {
   transA?: boolean;
   /** B is stored [N,K] (C = A·Bᵀ). */
   transB?: boolean;
-  /** C += op(A)·op(B) instead of C = op(A)·op(B). */
+  /** C += op(A)·op(B) instead of C = op(A)·op(B) (and rowSums += instead of =). */
   accumulate?: boolean;
+  /** C = max(…, 0) after the bias (and accumulation): a linear layer's ReLU in the epilogue. */
+  relu?: boolean;
+  /** Set by matmulBias from the buffers it is given (the tuner keys its choices on them). */
+  withBias?: boolean;
+  withMaskA?: boolean;
+  withRowSums?: boolean;
   /** Force a variant (tests, benchmarks); by default the registry chooses. */
   variant?: MatmulVariant;
   /** Benchmarks only: the v2 register tile (default {@link DEFAULT_TILE}). */
   registerTile?: RegisterTile;
-  /** Benchmarks only: the v4 tile (by default 4x32 when M and N are at least 128, else 4x16). */
+  /** Benchmarks only: the v4 tile (by default 4x32 when M and N are at least 128, 4x16 for other products of 4M+ MACs, else 2x8). */
   subgroupTile?: Omit<SubgroupTile, 'sg'>;
 }
 
@@ -62,6 +68,10 @@ export interface MatmulBuffers {
   b: GPUBuffer;
   c: GPUBuffer;
   bias: GPUBuffer | null;
+  /** op(A) is zero where maskA (stored like A) is ≤ 0: the backward of a ReLU whose output maskA is. */
+  maskA?: GPUBuffer | null;
+  /** rowSums[i] (+)= Σ_k op(A)[i,k] (after the mask), in the same dispatch: a linear layer's bias gradient. */
+  rowSums?: GPUBuffer | null;
 }
 
 /** The kernel a variant dispatches for these sizes, and its grid. */
@@ -73,48 +83,79 @@ interface Plan {
 // The v2 tile is the fallback for software adapters without subgroups, so it takes the tile that compiles
 // quickly; v4 takes the wide tile only for large matrices, where it pays, and narrow outputs (N = 10, 50)
 // waste less with 16 columns. Measured with `npm run bench:kernels -- --filter tile`.
+//
+// Small products (under 4M multiply-adds, such as the seed's linear layers) take the 2x8 v4 tile: llvmpipe
+// compiled the 4x16 one for 4–20 s per layout (its 16 vec4 accumulators spill), the 2x8 one in under 1.2 s,
+// and at these sizes they ran within 0.1–0.3 ms of each other (compile-matmul script, cold Mesa cache, EPYC).
+// Every tile sums each output over k in the same order, so the choice changes no result.
 export const DEFAULT_TILE: RegisterTile = { tm: 4, tn: 8, wgx: 8, wgy: 8 };
-const subgroupTileFor = (M: number, N: number): Omit<SubgroupTile, 'sg'> => (M >= 128 && N >= 128 ? { tm: 4, tn: 32 } : { tm: 4, tn: 16 });
+const SMALL_PRODUCT = 1 << 22;
+const subgroupTileFor = (M: number, N: number, K: number): Omit<SubgroupTile, 'sg'> =>
+  M >= 128 && N >= 128 ? { tm: 4, tn: 32 } : M * N * K >= SMALL_PRODUCT ? { tm: 4, tn: 16 } : { tm: 2, tn: 8 };
 
-function layoutOf(s: MatmulSizes, bias: boolean): MatmulLayout {
+/** The kernel layout for these sizes and the optional buffers that are given (any truthy value). */
+function layoutOf(s: MatmulSizes, b: { bias?: unknown; maskA?: unknown; rowSums?: unknown }): MatmulLayout {
   const transA = !!s.transA;
   const transB = !!s.transB;
-  return { transA, transB, vecA: (transA ? s.M : s.K) % 4 === 0, vecB: (transB ? s.K : s.N) % 4 === 0, bias };
+  return {
+    transA,
+    transB,
+    vecA: (transA ? s.M : s.K) % 4 === 0,
+    vecB: (transB ? s.K : s.N) % 4 === 0,
+    bias: !!b.bias,
+    relu: !!s.relu,
+    maskA: !!b.maskA,
+    sumA: !!b.rowSums,
+  };
+}
+
+// Tiles a tuner may time, the defaults first. Small products stay with small tiles: llvmpipe takes seconds to
+// compile a 4x16 v4 kernel (up to 20 s on a busy 2-core machine) for a product that runs in a fraction of a ms.
+const V2_TILES: RegisterTile[] = [DEFAULT_TILE, { tm: 4, tn: 4, wgx: 8, wgy: 8 }, { tm: 2, tn: 8, wgx: 8, wgy: 8 }];
+function subgroupTiles(M: number, N: number, K: number): Omit<SubgroupTile, 'sg'>[] {
+  const d = subgroupTileFor(M, N, K);
+  const all = [d, { tm: 4, tn: 16 }, { tm: 2, tn: 8 }, { tm: 4, tn: 8 }];
+  // Small products are not offered the 4x16 tile either: what it can save at run time, it costs in compiling.
+  const offered = M * N * K >= SMALL_PRODUCT ? all : all.filter((t) => t.tm * t.tn <= 32);
+  return offered.filter((t, i) => offered.findIndex((u) => u.tm === t.tm && u.tn === t.tn) === i);
 }
 
 const PLANS = {
   v1: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => ({
-    kernel: matmulV1Kernel(l.transA, l.transB, l.bias),
+    kernel: matmulV1Kernel(l),
     workgroups: [Math.ceil(s.N / V1_WG), Math.ceil(s.M / V1_WG)],
   }),
-  v2: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => {
-    const t = s.registerTile ?? DEFAULT_TILE;
+  v2: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout, config?: TuneConfig): Plan => {
+    const t = s.registerTile ?? (config as RegisterTile | undefined) ?? DEFAULT_TILE;
     return { kernel: matmulV2Kernel(l, t), workgroups: [Math.ceil(s.N / (t.tn * t.wgx)), Math.ceil(s.M / (t.tm * t.wgy))] };
   },
   v3: (_gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => ({
-    kernel: matmulV3Kernel(l.transA, l.transB, l.bias),
+    kernel: matmulV3Kernel(l),
     workgroups: [Math.ceil(s.N / V3_BM), Math.ceil(s.M / V3_BM)],
   }),
-  v4: (gpu: Gpu, s: MatmulSizes, l: MatmulLayout): Plan => {
+  v4: (gpu: Gpu, s: MatmulSizes, l: MatmulLayout, config?: TuneConfig): Plan => {
     const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
-    const t = { ...(s.subgroupTile ?? subgroupTileFor(s.M, s.N)), sg };
+    const t = { ...(s.subgroupTile ?? (config as Omit<SubgroupTile, 'sg'> | undefined) ?? subgroupTileFor(s.M, s.N, s.K)), sg };
     return { kernel: matmulV4Kernel(l, t), workgroups: [Math.ceil(s.N / t.tn), Math.ceil(s.M / (t.tm * sg))] };
   },
 };
 
-function runPlan(plan: Plan, gpu: Gpu, { a, b, c, bias }: MatmulBuffers, s: MatmulSizes): void {
+function runPlan(plan: Plan, gpu: Gpu, { a, b, c, bias, maskA, rowSums }: MatmulBuffers, s: MatmulSizes): void {
   const { kernel, workgroups } = plan;
   if (workgroups[0] > 65535 || workgroups[1] > 65535) {
     throw new ShapeError(
       `${kernel.name}: M=${s.M} N=${s.N} needs ${workgroups.join('x')} workgroups, more than 65535 per dimension; split the matrix`,
     );
   }
-  const buffers: Record<string, GPUBuffer> = bias ? { a, b, c, bias } : { a, b, c };
+  const buffers: Record<string, GPUBuffer> = { a, b, c };
+  if (bias) buffers.bias = bias;
+  if (maskA) buffers.mask = maskA;
+  if (rowSums) buffers.rowsum = rowSums;
   launch(gpu, kernel, { params: { M: s.M, N: s.N, K: s.K, accumulate: s.accumulate ? 1 : 0 }, buffers, workgroups });
 }
 
-const variant = (name: keyof typeof PLANS) => (gpu: Gpu, bufs: MatmulBuffers, s: MatmulSizes) =>
-  runPlan(PLANS[name](gpu, s, layoutOf(s, bufs.bias !== null)), gpu, bufs, s);
+const variant = (name: keyof typeof PLANS) => (gpu: Gpu, bufs: MatmulBuffers, s: MatmulSizes, config?: TuneConfig) =>
+  runPlan(PLANS[name](gpu, s, layoutOf(s, bufs), config), gpu, bufs, s);
 
 export type MatmulVariant = 'v1' | 'v2' | 'v3' | 'v4';
 
@@ -122,11 +163,12 @@ export const MATMUL = defineOp<MatmulSizes, MatmulBuffers, MatmulVariant>({
   name: 'matmul',
   variants: {
     v1: { summary: 'naive, one invocation per output: the fallback', run: variant('v1') },
-    v2: { summary: 'register tiles, no workgroup memory: software adapters', run: variant('v2') },
+    v2: { summary: 'register tiles, no workgroup memory: software adapters', configs: () => V2_TILES, run: variant('v2') },
     v3: { summary: 'workgroup-memory tiles: GPUs', run: variant('v3') },
     v4: {
       summary: 'register tiles sharing B loads across a subgroup: software adapters',
       requires: ['fixed-subgroups'],
+      configs: (_gpu, s) => subgroupTiles(s.M, s.N, s.K),
       run: variant('v4'),
     },
   },
@@ -137,18 +179,30 @@ export const MATMUL = defineOp<MatmulSizes, MatmulBuffers, MatmulVariant>({
 
 /** The kernel and grid `matmul` would dispatch for these sizes on this adapter (for logs and benchmarks). */
 export function matmulPlan(gpu: Gpu, sizes: MatmulSizes, withBias = false): Plan {
-  const name = MATMUL.resolve(gpu, sizes, sizes.variant);
-  return PLANS[name](gpu, sizes, layoutOf(sizes, withBias));
+  const { variant, config } = MATMUL.choose(gpu, sizes, sizes.variant);
+  return PLANS[variant](gpu, sizes, layoutOf(sizes, { bias: withBias }), config);
 }
 
-/** C = op(A)·op(B) + bias (+ C with accumulate), bias[N] broadcast over rows and added in the epilogue. */
-export function matmulBias(gpu: Gpu, a: GPUBuffer, b: GPUBuffer, bias: GPUBuffer | null, c: GPUBuffer, sizes: MatmulSizes): void {
+/**
+ * C = op(A)·op(B) + bias (+ C with accumulate), bias[N] broadcast over rows and added in the epilogue; with
+ * `more`, op(A) masked by maskA and its row sums written to rowSums in the same dispatch.
+ */
+export function matmulBias(
+  gpu: Gpu,
+  a: GPUBuffer,
+  b: GPUBuffer,
+  bias: GPUBuffer | null,
+  c: GPUBuffer,
+  sizes: MatmulSizes,
+  more: Pick<MatmulBuffers, 'maskA' | 'rowSums'> = {},
+): void {
   const { M, N, K } = sizes;
   for (const [name, v] of Object.entries({ M, N, K })) {
     if (!Number.isInteger(v) || v < 0) throw new ShapeError(`matmul: ${name} must be a non-negative integer, got ${v}`);
   }
   if (M === 0 || N === 0) return;
-  MATMUL.run(gpu, { a, b, c, bias }, sizes);
+  const flags = { withBias: !!bias, withMaskA: !!more.maskA, withRowSums: !!more.rowSums };
+  MATMUL.run(gpu, { a, b, c, bias, maskA: more.maskA ?? null, rowSums: more.rowSums ?? null }, { ...sizes, ...flags });
 }
 
 /** C[M,N] = op(A)·op(B), or C += op(A)·op(B) with `accumulate`. A is [M,K] ([K,M] if transA), B [K,N] ([N,K] if transB). */

@@ -15,6 +15,12 @@ export interface MatmulLayout {
   /** B's contiguous dimension (N, or K when transB) is a multiple of 4, so B is read as vec4. */
   vecB: boolean;
   bias: boolean;
+  /** Epilogue: C = max(…, 0) (a linear layer's ReLU). */
+  relu?: boolean;
+  /** op(A) is zero where `mask` (stored like A) is ≤ 0: a ReLU's backward folded into the loads of its gradient. */
+  maskA?: boolean;
+  /** Also rowsum[i] (+)= Σ_k op(A)[i,k] (a linear layer's bias gradient, with dw = dyᵀ·x), written by the first column block. */
+  sumA?: boolean;
 }
 
 /** Register tile of one matmul_v2 invocation (TM rows x TN columns, TN a multiple of 4) and its workgroup. */
@@ -33,13 +39,21 @@ export interface SubgroupTile {
 }
 
 const layoutTag = (l: MatmulLayout) =>
-  `${l.transA ? 't' : 'n'}${l.transB ? 't' : 'n'}${l.vecA ? '4' : '1'}${l.vecB ? '4' : '1'}${l.bias ? '_bias' : ''}`;
+  `${l.transA ? 't' : 'n'}${l.transB ? 't' : 'n'}${l.vecA ? '4' : '1'}${l.vecB ? '4' : '1'}${l.bias ? '_bias' : ''}` +
+  `${l.relu ? '_relu' : ''}${l.maskA ? '_maskA' : ''}${l.sumA ? '_sumA' : ''}`;
 
 // A and B are arrays of vec4 when they load as vec4, else of f32; ldA/ldB read one element either way, so the
-// scalar paths (edges, K tails) look the same in both cases.
+// scalar paths (edges, K tails) look the same in both cases; ldA4 reads a vec4 of A (vec4 layouts). With
+// maskA, both zero the elements whose mask is ≤ 0 (select, not a product: −0 and NaN·0 never appear).
 function declareMatmul(name: string, l: MatmulLayout, wgsl: string, enable?: string[]): DeclaredKernel {
   const ld = (name: string, v: boolean) =>
     `fn ld${name.toUpperCase()}(i: u32) -> f32 { return ${v ? `${name}[i >> 2u][i & 3u]` : `${name}[i]`}; }`;
+  const ldA = l.maskA
+    ? `fn ldA(i: u32) -> f32 { return select(0.0, ${l.vecA ? 'a[i >> 2u][i & 3u]' : 'a[i]'}, ${l.vecA ? 'mask[i >> 2u][i & 3u]' : 'mask[i]'} > 0.0); }`
+    : ld('a', l.vecA);
+  const ldA4 = l.vecA
+    ? `fn ldA4(i4: u32) -> vec4f { return ${l.maskA ? 'select(vec4f(0.0), a[i4], mask[i4] > vec4f(0.0))' : 'a[i4]'}; }`
+    : '';
   return declareKernel({
     name: `${name}_${layoutTag(l)}`,
     enable,
@@ -49,19 +63,32 @@ function declareMatmul(name: string, l: MatmulLayout, wgsl: string, enable?: str
       b: { read: l.vecB ? 'vec4f' : 'f32' },
       c: 'read_write',
       ...(l.bias ? { bias: 'read' as const } : {}),
+      ...(l.maskA ? { mask: { read: l.vecA ? 'vec4f' : 'f32' } } : {}),
+      ...(l.sumA ? { rowsum: 'read_write' as const } : {}),
     },
     wgsl: /* wgsl */ `
-${ld('a', l.vecA)}
+${ldA}
+${ldA4}
 ${ld('b', l.vecB)}
 // Element (i, k) of op(A) and (k, j) of op(B), as flat indices into the stored arrays.
 fn idxA(i: u32, k: u32) -> u32 { return ${l.transA ? 'k * p.M + i' : 'i * p.K + k'}; }
 fn idxB(k: u32, j: u32) -> u32 { return ${l.transB ? 'j * p.K + k' : 'k * p.N + j'}; }
-// The fused epilogue: C[i,j] = acc (+ bias[j]) (+ C[i,j]). accumulate is uniform, so the branch is free.
+// The fused epilogue: C[i,j] = acc (+ bias[j]) (+ C[i,j])${l.relu ? ', then max(·, 0)' : ''}. accumulate is uniform, so the branch is free.
 fn store(i: u32, j: u32, acc: f32) {
   let o = i * p.N + j;
   var v = acc${l.bias ? ' + bias[j]' : ''};
   if (p.accumulate != 0u) { v += c[o]; }
-  c[o] = v;
+  c[o] = ${l.relu ? 'max(v, 0.0)' : 'v'};
+}
+${
+  l.sumA
+    ? `// rowsum[i] = s (+ rowsum[i]): the sum over k of op(A)'s row i, added in order of k.
+fn storeRowSum(i: u32, s: f32) {
+  var v = s;
+  if (p.accumulate != 0u) { v += rowsum[i]; }
+  rowsum[i] = v;
+}`
+    : ''
 }
 ${wgsl}`,
   });
@@ -71,21 +98,28 @@ ${wgsl}`,
 
 export const V1_WG = 16;
 
-export const matmulV1Kernel = memoKernel((transA: boolean, transB: boolean, bias: boolean) =>
-  declareMatmul(
+export const matmulV1Kernel = memoKernel((layout: MatmulLayout) => {
+  const l = { ...layout, vecA: false, vecB: false };
+  return declareMatmul(
     'matmul_v1',
-    { transA, transB, vecA: false, vecB: false, bias },
+    l,
     /* wgsl */ `
 @compute @workgroup_size(${V1_WG}, ${V1_WG}) fn main(@builtin(global_invocation_id) g: vec3u) {
   let i = g.y;
   let j = g.x;
   if (i >= p.M || j >= p.N) { return; }
   var acc = 0.0;
-  for (var k = 0u; k < p.K; k++) { acc = fma(ldA(idxA(i, k)), ldB(idxB(k, j)), acc); }
+  var sa = 0.0;
+  for (var k = 0u; k < p.K; k++) {
+    let av = ldA(idxA(i, k));
+    acc = fma(av, ldB(idxB(k, j)), acc);
+    ${l.sumA ? 'sa += av;' : ''}
+  }
   store(i, j, acc);
+  ${l.sumA ? 'if (j == 0u) { storeRowSum(i, sa); }' : ''}
 }`,
-  ),
-);
+  );
+});
 
 // ---- register tiles (v2, v4): code generation shared by both ---------------------------------------------
 //
@@ -113,7 +147,7 @@ function loadA(l: MatmulLayout, vecA: boolean, tm: number): TileLoads & { a: str
     for (const r of R) {
       body.push(
         vecA
-          ? `let a${r} = a[(ra${r} * p.K + k) >> 2u];`
+          ? `let a${r} = ldA4((ra${r} * p.K + k) >> 2u);`
           : `let a${r} = vec4f(${KK.map((kk) => `ldA(ra${r} * p.K + k + ${kk}u)`).join(', ')});`,
       );
       for (const kk of KK) a[r][kk] = `a${r}[${kk}]`;
@@ -121,7 +155,7 @@ function loadA(l: MatmulLayout, vecA: boolean, tm: number): TileLoads & { a: str
   } else if (vecA) {
     // Aᵀ stored [K,M]: one vec4 along m covers four rows (tm % 4 == 0 and M % 4 == 0, so no vec4 straddles M)
     for (const q of range(tm / 4)) pre.push(`let ra4_${q} = min(i0 / 4u + ${q}u, p.M / 4u - 1u);`);
-    for (const kk of KK) for (const q of range(tm / 4)) body.push(`let a${kk}_${q} = a[(k + ${kk}u) * (p.M / 4u) + ra4_${q}];`);
+    for (const kk of KK) for (const q of range(tm / 4)) body.push(`let a${kk}_${q} = ldA4((k + ${kk}u) * (p.M / 4u) + ra4_${q});`);
     for (const r of R) for (const kk of KK) a[r][kk] = `a${kk}_${r >> 2}[${r & 3}]`;
   } else {
     for (const kk of KK) for (const r of R) body.push(`let a${kk}_${r} = ldA((k + ${kk}u) * p.M + ra${r});`);
@@ -140,18 +174,29 @@ function tileKernel(l: MatmulLayout, vecA: boolean, tm: number, tn: number, B: T
   const stores = R.flatMap((r) =>
     range(tn).map((c) => `if (i0 + ${r}u < p.M && j0 + ${c}u < p.N) { store(i0 + ${r}u, j0 + ${c}u, acc${r}_${c >> 2}[${c & 3}]); }`),
   );
+  // Row sums of op(A) (sumA): added in order of k, by every invocation, stored by the first column block.
+  const sums = l.sumA
+    ? {
+        init: R.map((r) => `var sa${r} = 0.0;`),
+        body: KK.flatMap((kk) => R.map((r) => `sa${r} += ${A.a[r][kk]};`)),
+        tail: R.map((r) => `sa${r} += ${A.aT[r]};`),
+        store: R.map((r) => `if (j0 == 0u && i0 + ${r}u < p.M) { storeRowSum(i0 + ${r}u, sa${r}); }`),
+      }
+    : { init: [], body: [], tail: [], store: [] };
   return /* wgsl */ `${entry} {
   ${prologue}
   ${[...A.pre, ...B.pre].join('\n  ')}
   ${R.flatMap((r) => Q.map((q) => `var acc${r}_${q} = vec4f(0.0);`)).join('\n  ')}
+  ${sums.init.join('\n  ')}
   let K4 = p.K & ~3u;
   for (var k = 0u; k < K4; k += 4u) {
-    ${[...A.body, ...B.body, ...KK.flatMap(fmas)].join('\n    ')}
+    ${[...A.body, ...B.body, ...KK.flatMap(fmas), ...sums.body].join('\n    ')}
   }
   for (var k = K4; k < p.K; k++) {
-    ${[...A.tail, ...B.tail, ...R.flatMap((r) => Q.map((q) => `acc${r}_${q} = fma(vec4f(${A.aT[r]}), bv${q}, acc${r}_${q});`))].join('\n    ')}
+    ${[...A.tail, ...B.tail, ...R.flatMap((r) => Q.map((q) => `acc${r}_${q} = fma(vec4f(${A.aT[r]}), bv${q}, acc${r}_${q});`)), ...sums.tail].join('\n    ')}
   }
   ${stores.join('\n  ')}
+  ${sums.store.join('\n  ')}
 }`;
 }
 
@@ -271,14 +316,15 @@ export const V3_BM = 64; // block rows (M) and columns (N) per workgroup
 const V3_BK = 16; // K slab staged per barrier pair
 const V3_T = 16; // 16x16 invocations, each a 4x4 tile strided by 16
 
-export const matmulV3Kernel = memoKernel((transA: boolean, transB: boolean, bias: boolean) => {
+export const matmulV3Kernel = memoKernel((layout: MatmulLayout) => {
+  const { transA, transB } = layout;
   const S = (V3_BM * V3_BK) / (V3_T * V3_T); // staged elements per invocation per operand
   // Staging order keeps consecutive invocations on consecutive addresses of the stored matrix.
   const stageA = transA ? `let kk = f / ${V3_BM}u; let ii = f % ${V3_BM}u;` : `let ii = f / ${V3_BK}u; let kk = f % ${V3_BK}u;`;
   const stageB = transB ? `let jj = f / ${V3_BK}u; let kk = f % ${V3_BK}u;` : `let kk = f / ${V3_BM}u; let jj = f % ${V3_BM}u;`;
   return declareMatmul(
     'matmul_v3',
-    { transA, transB, vecA: false, vecB: false, bias },
+    { ...layout, vecA: false, vecB: false },
     /* wgsl */ `
 var<workgroup> As: array<array<f32, ${V3_BM}>, ${V3_BK}>;
 var<workgroup> Bs: array<array<f32, ${V3_BM}>, ${V3_BK}>;
@@ -287,6 +333,7 @@ var<workgroup> Bs: array<array<f32, ${V3_BM}>, ${V3_BK}>;
   let bi = wg.y * ${V3_BM}u;
   let bj = wg.x * ${V3_BM}u;
   var acc: array<array<f32, 4>, 4>;
+  var sa: array<f32, 4>;  // sumA: row sums of op(A), for rows bi + lid.y + 16r (every thread; stored by the first column block)
   for (var k0 = 0u; k0 < p.K; k0 += ${V3_BK}u) {
     for (var s = 0u; s < ${S}u; s++) {
       let f = t + s * ${V3_T * V3_T}u;
@@ -306,6 +353,7 @@ var<workgroup> Bs: array<array<f32, ${V3_BM}>, ${V3_BK}>;
       var av: array<f32, 4>;
       var bv: array<f32, 4>;
       for (var r = 0u; r < 4u; r++) { av[r] = As[kk][lid.y + r * ${V3_T}u]; bv[r] = Bs[kk][lid.x + r * ${V3_T}u]; }
+      ${layout.sumA ? `if (k0 + kk < p.K) { for (var r = 0u; r < 4u; r++) { sa[r] += av[r]; } }` : ''}
       for (var r = 0u; r < 4u; r++) {
         for (var q = 0u; q < 4u; q++) { acc[r][q] = fma(av[r], bv[q], acc[r][q]); }
       }
@@ -319,6 +367,7 @@ var<workgroup> Bs: array<array<f32, ${V3_BM}>, ${V3_BK}>;
       if (i < p.M && j < p.N) { store(i, j, acc[r][q]); }
     }
   }
+  ${layout.sumA ? `for (var r = 0u; r < 4u; r++) { let i = bi + lid.y + r * ${V3_T}u; if (wg.x == 0u && lid.x == 0u && i < p.M) { storeRowSum(i, sa[r]); } }` : ''}
 }`,
   );
 });

@@ -1,14 +1,19 @@
 // The linear layer in PyTorch's layout, x [batch,in], w [out,in], b [out]: y [batch,out] = x·wᵀ + b, the
-// bias added in the matmul's epilogue. Backward: dx = dy·w (matmul), dw = dyᵀ·x (matmul, transA),
-// db = Σ_rows dy (bias_grad). Also the bias kernels on their own:
+// bias added in the matmul's epilogue (and, for relu(linear(x)), the ReLU too). Backward: dx = dy·w (matmul),
+// dw = dyᵀ·x (matmul, transA) with db = Σ_rows dy as the row sums of dyᵀ in the same dispatch; after a fused
+// ReLU, both products read dy masked by the output (y > 0), so the ReLU's backward costs no dispatch either.
+// Also the bias kernels on their own:
 //   bias_add_v1    y[r,c] = x[r,c] + b[c], one invocation per element (in place when x and y are one buffer).
 //   bias_grad_v1   db[c] = Σ_r dy[r,c], one invocation per column looping over the rows (software adapters).
 //   bias_grad_v2   the same as a workgroup reduction: 16 columns x 16 row-strides per workgroup (GPUs).
+
+import { ShapeError } from '../../errors.js';
 import { declareKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
+import { reluBackward } from '../elementwise.js';
 import { type Cost, defineOp } from '../op.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, treeReduction } from '../wgsl.js';
-import { MATMUL, type MatmulVariant, matmul, matmulBias } from './index.js';
+import { MATMUL, type MatmulVariant, matmulBias } from './index.js';
 
 // ---- bias add ------------------------------------------------------------------------------------------------
 
@@ -130,6 +135,8 @@ export interface LinearSizes {
   batch: number;
   inFeatures: number;
   outFeatures: number;
+  /** y = relu(x·wᵀ + b) (the ReLU in the matmul's epilogue). */
+  relu?: boolean;
   /** Forces the matmul variant (tests and benchmarks). */
   variant?: MatmulVariant;
 }
@@ -139,13 +146,15 @@ export interface LinearBackwardSizes extends LinearSizes {
   accumulate?: boolean;
   /** dx += dy·w (when x feeds more than one op). */
   accumulateDx?: boolean;
-  /** Forces the bias-gradient variant. */
+  /** Forces the bias-gradient variant (used only when db is wanted without dw). */
   biasGradVariant?: BiasGradVariant;
+  /** With relu: the forward's output y, whose y > 0 masks dy (dy·(y > 0) is the gradient before the ReLU). */
+  reluOutput?: GPUBuffer;
 }
 
 /** y[batch,out] = x[batch,in]·wᵀ + b, the bias added in the matmul's epilogue; `b` may be null. */
 export function linearForward(gpu: Gpu, x: GPUBuffer, w: GPUBuffer, b: GPUBuffer | null, y: GPUBuffer, s: LinearSizes): void {
-  matmulBias(gpu, x, w, b, y, { M: s.batch, N: s.outFeatures, K: s.inFeatures, transB: true, variant: s.variant });
+  matmulBias(gpu, x, w, b, y, { M: s.batch, N: s.outFeatures, K: s.inFeatures, transB: true, relu: s.relu, variant: s.variant });
 }
 
 /** Gradients of y = x·wᵀ + b; pass null for any of dx, dw, db that is not needed. */
@@ -160,12 +169,19 @@ export function linearBackward(
   s: LinearBackwardSizes,
 ): void {
   const { batch, inFeatures, outFeatures, variant } = s;
-  // dx[batch,in] = dy[batch,out]·w[out,in]
-  if (dx) matmul(gpu, dy, w, dx, { M: batch, N: inFeatures, K: outFeatures, accumulate: s.accumulateDx, variant });
-  // dw[out,in] = dyᵀ·x: dy is stored [batch,out] = [K,M]
-  if (dw) matmul(gpu, dy, x, dw, { M: outFeatures, N: inFeatures, K: batch, transA: true, accumulate: s.accumulate, variant });
-  // db[out] = Σ_batch dy
-  if (db) biasGrad(gpu, dy, db, { rows: batch, cols: outFeatures, accumulate: s.accumulate, variant: s.biasGradVariant });
+  if (s.relu && !s.reluOutput) throw new ShapeError('linearBackward: relu needs the forward output (reluOutput) to mask dy');
+  const maskA = s.relu ? s.reluOutput : null;
+  // dx[batch,in] = dy'[batch,out]·w[out,in], dy' = dy·(y > 0) after a ReLU
+  if (dx) matmulBias(gpu, dy, w, null, dx, { M: batch, N: inFeatures, K: outFeatures, accumulate: s.accumulateDx, variant }, { maskA });
+  // dw[out,in] = dy'ᵀ·x: dy is stored [batch,out] = [K,M]; db[out] = Σ_batch dy', the row sums of dy'ᵀ
+  const wSizes = { M: outFeatures, N: inFeatures, K: batch, transA: true, accumulate: s.accumulate, variant };
+  if (dw && inFeatures > 0) matmulBias(gpu, dy, x, null, dw, wSizes, { maskA, rowSums: db });
+  else if (db && maskA) {
+    const masked = gpu.pool.acquire(4 * batch * outFeatures, 'linear masked dy');
+    reluBackward(gpu, maskA, dy, masked, batch * outFeatures);
+    biasGrad(gpu, masked, db, { rows: batch, cols: outFeatures, accumulate: s.accumulate, variant: s.biasGradVariant });
+    gpu.pool.release(masked); // safe: the queue runs the recorded dispatches before any later use of the buffer
+  } else if (db) biasGrad(gpu, dy, db, { rows: batch, cols: outFeatures, accumulate: s.accumulate, variant: s.biasGradVariant });
 }
 
 /** The forward's cost: the product plus one add per output for the bias. */

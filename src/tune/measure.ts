@@ -1,0 +1,50 @@
+// Timing recorded GPU work, for the tuner and the kernel benchmarks alike: GPU timestamps around one compute
+// pass where the adapter has them (wall clock to GPU idle otherwise), enough repeats of small work that a
+// sample spans many timer ticks (llvmpipe's timestamps tick every 65.5 µs), and medians.
+import type { Gpu } from '../gpu/runtime.js';
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+export interface Timed {
+  /** GPU time of the recorded work in ms (wall time where the adapter has no timestamps). */
+  ms: number;
+  /** Wall time from recording to GPU idle, in ms. */
+  wall: number;
+  timer: 'gpu' | 'wall';
+}
+
+/** Runs `record` (dispatches only) once in a timed pass and waits for it. */
+export async function timeOnce(gpu: Gpu, record: () => void): Promise<Timed> {
+  await gpu.sync();
+  const t0 = performance.now();
+  const ms = await gpu.timeGpu(record); // waits for the GPU, also without timestamps
+  const wall = performance.now() - t0;
+  return ms === null ? { ms: wall, wall, timer: 'wall' } : { ms, wall, timer: 'gpu' };
+}
+
+// A timed pass must stay in one submit: the runtime's uniform arena holds 1024 dispatches.
+const MAX_DISPATCHES_PER_SAMPLE = 900;
+
+/**
+ * How many runs of `record` make one sample of at least `minMs`, from a first timed run (after a warm-up
+ * that compiled it): one run when it is long enough, else as many as fit the dispatch budget of a sample.
+ */
+export async function repeatsFor(gpu: Gpu, record: () => void, minMs: number): Promise<number> {
+  const before = gpu.counters.dispatches;
+  const first = await timeOnce(gpu, record);
+  const perRun = Math.max(1, gpu.counters.dispatches - before);
+  const maxRepeat = Math.max(1, Math.floor(MAX_DISPATCHES_PER_SAMPLE / perRun));
+  return first.ms >= minMs ? 1 : Math.min(maxRepeat, Math.ceil(minMs / Math.max(first.ms, 0.01)));
+}
+
+/** One sample: `repeat` runs of `record` in one timed pass; times per run. */
+export async function sample(gpu: Gpu, record: () => void, repeat: number): Promise<Timed> {
+  const t = await timeOnce(gpu, () => {
+    for (let r = 0; r < repeat; r++) record();
+  });
+  return { ms: t.ms / repeat, wall: t.wall / repeat, timer: t.timer };
+}

@@ -1,0 +1,439 @@
+// Kernel choices by measurement. For each (op, sizes) that a step meets and that has more than one way to
+// run here (`op.choices`: every variant this adapter can run, each with its tile configurations), the tuner
+// times them all on the step's own data and keeps the fastest; op.run then uses that choice for those sizes
+// (shaders/op.ts consults `gpu.tuning`). Ops that are forced (`sizes.variant`) are never tuned.
+//
+// Why a planning pass: timing needs GPU waits, which a synchronous op.run cannot make mid-step. So
+// `collect(record)` runs one step with the tuner watching: every op call whose sizes have no tuned choice
+// yet has its buffers copied on the GPU just before it runs (its inputs, and what it accumulates into);
+// `tune(...)` then replays each call on those copies, never on the caller's buffers. The trainer runs the
+// planning step on a throwaway model (Trainer.prepare), so tuning changes nothing of the run it prepares.
+//
+// Every candidate is validated once before it may win: run on the same copies as the op's first variant
+// (the fallback, itself tested against float64 references), every buffer it touches must match within a
+// float tolerance; a candidate that does not is reported and never chosen. Timing alternates the candidates
+// round by round and keeps each one's best sample (other work on the machine only ever slows a sample down,
+// and alternating spreads a burst of it over every candidate); a candidate slower than 3x the best after
+// the first round is dropped.
+//
+// Near ties go to the smaller kernel: among the candidates within 5% of the fastest (about the noise of these
+// measurements), the one whose dispatched WGSL is shortest wins. Unrolled tiles compile in time that grows
+// with their size (llvmpipe: 0.5 s for a 2x8 matmul tile, 4-20 s for 4x16), and a machine's first run pays it.
+//
+// Only the calls that matter are tuned: each observed call is first timed with the heuristics' choice, and
+// calls below `minShare` of the step's total keep that choice (their cache entry says so), so a first run
+// does not compile every tile of every small kernel.
+//
+// The choices live in a TuningCache (cache.ts: one JSON file per adapter).
+import { DeviceLostError, GpuError, ShaderCompileError } from '../errors.js';
+import type { Gpu } from '../gpu/runtime.js';
+import type { AnyOpLike, Choice, Op, TuneConfig, TuningHook } from '../shaders/op.js';
+import { repeatsFor, sample, timeOnce } from './measure.js';
+
+/** A tuned choice and what the measurement found. */
+export interface TunedEntry extends Choice {
+  /** Median ms of the chosen candidate. */
+  ms: number;
+  /** What the heuristics would have run, and its median ms (null: it was not timed, e.g. invalid). */
+  heuristic: Choice & { ms: number | null };
+  /** Candidates offered. */
+  candidates: number;
+  /** Not tuned: the heuristics' choice kept, because the call took too small a share of the step. */
+  kept?: true;
+}
+
+/** Where the choices are kept (a file per adapter: cache.ts; in memory: a Map). */
+export interface TuningStore {
+  get(key: string): TunedEntry | undefined;
+  set(key: string, entry: TunedEntry): void;
+  /** Persists what was set (the file store writes its file; others may do nothing). */
+  save(): void;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: ops of every kind pass through the tuner
+type AnyOp = Op<any, any, string>;
+
+/** One op call met while collecting: the op, its sizes and the GPU copies of its buffers before it ran. */
+export interface Observed {
+  key: string;
+  op: AnyOp;
+  sizes: object;
+  /** The call's buffers with every GPUBuffer replaced by its copy (same shape as the op's buffers object). */
+  buffers: unknown;
+  /** The distinct copies, with the size copied. */
+  copies: { buffer: GPUBuffer; bytes: number }[];
+  /** How many times the run makes this call per time the planning pass does (its share of the run's time). */
+  weight: number;
+}
+
+/** What tuning one (op, sizes) found, for reports. */
+export interface TuneReport {
+  key: string;
+  op: string;
+  entry: TunedEntry;
+  /** Candidates that failed validation, and why. */
+  invalid: { choice: Choice; why: string }[];
+  /** Every candidate's median ms (null: invalid, or dropped before timing). */
+  times: { choice: Choice; ms: number | null }[];
+}
+
+export interface TuneOptions {
+  /** Timed samples per surviving candidate (default 7). */
+  samples?: number;
+  /** Calls taking less than this share of the run's time (the observed calls' times by their weights) keep the heuristics' choice (default 0.02; 0 tunes all). */
+  minShare?: number;
+  /** Shortest sample in ms: short kernels repeat until a sample takes this long (default 3). */
+  minSampleMs?: number;
+  /** Called with a line of progress. */
+  log?: (line: string) => void;
+}
+
+/** Sizes fields that force a choice instead of describing the problem; they are not part of a key. */
+const FORCING = /^(variant|.*Variant|tile|registerTile|subgroupTile)$/;
+
+/**
+ * The cache key of an op call: the op's name and its sizes, sorted, without forcing fields; an object field
+ * (such as a fused dropout's seed and step) counts only by its presence, and a false flag as its absence.
+ */
+export function tuningKey(op: AnyOpLike, sizes: object): string {
+  const fields = Object.entries(sizes)
+    .filter(([k, v]) => !FORCING.test(k) && v !== undefined && v !== null && v !== false && typeof v !== 'function')
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `${op.name} ${fields.map(([k, v]) => `${k}=${typeof v === 'object' ? 'on' : v}`).join(' ')}`;
+}
+
+export const choiceLabel = (c: Choice): string =>
+  c.config
+    ? `${c.variant} ${Object.entries(c.config)
+        .map(([k, v]) => `${k}${v}`)
+        .join(' ')}`
+    : c.variant;
+
+/** Errors that say the device or a kernel is broken, which tuning must not hide. */
+const fatal = (e: unknown) => e instanceof GpuError || e instanceof DeviceLostError || e instanceof ShaderCompileError;
+
+/** Candidates this close to the fastest (relative) count as tied; the smallest kernel among them wins. */
+const NEAR_TIE = 0.05;
+
+const sameChoice = (a: Choice, b: Choice) =>
+  a.variant === b.variant && JSON.stringify(a.config ?? null) === JSON.stringify(b.config ?? null);
+
+export class Tuner implements TuningHook {
+  private collecting: Observed[] | null = null;
+  private forcing = false;
+  private weight = 1;
+  /** Keys looked up this session: the validated choice, or null (none, or no longer offered). */
+  private readonly resolved = new Map<string, Choice | null>();
+  private readonly warned = new Set<string>();
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly store: TuningStore,
+    private readonly warn: (line: string) => void = (l) => console.warn(l),
+  ) {}
+
+  /** The tuned choice for an op call, if one is cached and this registry still offers it. */
+  choice(op: AnyOpLike, sizes: object): Choice | undefined {
+    const key = tuningKey(op, sizes);
+    let c = this.resolved.get(key);
+    if (c === undefined) {
+      const entry = this.store.get(key);
+      c = entry ? this.validEntry(op as AnyOp, sizes, key, entry) : null;
+      this.resolved.set(key, c);
+    }
+    return c ?? undefined;
+  }
+
+  private validEntry(op: AnyOp, sizes: object, key: string, entry: TunedEntry): Choice | null {
+    const offered = op.choices(this.gpu, sizes);
+    const match = offered.find((c) => sameChoice(c, entry));
+    if (!match) {
+      if (!this.warned.has(key)) {
+        this.warned.add(key);
+        this.warn(
+          `webgpu-nn: tuned choice ${choiceLabel(entry)} for ${key} is not offered any more; using the heuristics until it is re-tuned`,
+        );
+      }
+      return null;
+    }
+    return match;
+  }
+
+  /** Whether an op call needs tuning: not forced, not tuned yet (or re-tuning everything), and more than one way to run it here. */
+  needs(op: AnyOp, sizes: object): boolean {
+    if ((sizes as { variant?: string }).variant !== undefined) return false;
+    if (!this.forcing && this.choice(op, sizes)) return false;
+    return op.choices(this.gpu, sizes).length > 1;
+  }
+
+  /** Called by Op.run while collecting: copies the call's buffers (on the GPU, in queue order) for later timing. */
+  observe(op: AnyOpLike, sizes: object, buffers: unknown): void {
+    if (!this.collecting) return;
+    const key = tuningKey(op, sizes);
+    const seen = this.collecting.find((o) => o.key === key);
+    if (seen) seen.weight += this.weight;
+    if (seen || !this.needs(op as AnyOp, sizes)) return;
+    const copies = new Map<GPUBuffer, GPUBuffer>();
+    const copy = (b: GPUBuffer) => {
+      let c = copies.get(b);
+      if (!c) {
+        c = this.gpu.pool.acquire(b.size, `tuning copy of ${b.label}`);
+        this.gpu.copy(b, 0, c, 0, b.size);
+        copies.set(b, c);
+      }
+      return c;
+    };
+    const copied = mapBuffers(buffers, copy);
+    this.collecting.push({
+      key,
+      op: op as AnyOp,
+      sizes: { ...sizes },
+      buffers: copied,
+      copies: [...copies].map(([orig, c]) => ({ buffer: c, bytes: orig.size })),
+      weight: this.weight,
+    });
+  }
+
+  /**
+   * Runs `record` (which records one step) while watching its op calls; returns the calls that need tuning
+   * (with `retune`, every call with more than one candidate, tuned or not). A list of parts, each with the
+   * number of times the run repeats it (a training step: steps per epoch), weighs their calls accordingly.
+   */
+  async collect(record: (() => void) | { weight: number; record: () => void }[], opts: { retune?: boolean } = {}): Promise<Observed[]> {
+    const parts = typeof record === 'function' ? [{ weight: 1, record }] : record;
+    const got: Observed[] = [];
+    this.collecting = got;
+    this.forcing = !!opts.retune;
+    const attached = this.gpu.tuning;
+    this.gpu.tuning = this; // op.run reports its calls to the Gpu's tuner
+    try {
+      for (const part of parts) {
+        this.weight = part.weight;
+        part.record();
+      }
+      await this.gpu.sync();
+    } catch (e) {
+      this.release(got);
+      throw e;
+    } finally {
+      this.gpu.tuning = attached;
+      this.collecting = null;
+      this.forcing = false;
+      this.weight = 1;
+    }
+    return got;
+  }
+
+  /** Releases the GPU copies of observed calls. */
+  release(observed: readonly Observed[]): void {
+    for (const o of observed) for (const c of o.copies) this.gpu.pool.release(c.buffer);
+  }
+
+  /**
+   * Times every candidate of each observed call that matters (see minShare), keeps the fastest valid one in
+   * the store, and saves it.
+   */
+  async tune(observed: readonly Observed[], opts: TuneOptions = {}): Promise<TuneReport[]> {
+    // The heuristics' time for each call decides which calls are worth tuning (one at a time: the GPU timer is shared).
+    const base: number[] = [];
+    for (const o of observed) base.push(await this.withWork(o, async (run) => this.best(run(this.heuristic(o)), 2)));
+    const total = base.reduce((a, b, i) => a + b * observed[i].weight, 0);
+    const minShare = opts.minShare ?? 0.02;
+    const matters = (i: number) => base[i] * observed[i].weight >= minShare * total;
+    const reports: TuneReport[] = [];
+    const worth = observed.filter((_, i) => matters(i));
+    let n = 0;
+    for (const [i, o] of observed.entries()) {
+      const heuristic = this.heuristic(o);
+      let report: TuneReport;
+      if (matters(i)) {
+        opts.log?.(`tuning ${++n}/${worth.length}: ${o.key}`);
+        try {
+          report = await this.tuneOne(o, heuristic, opts);
+        } catch (e) {
+          // A candidate that cannot even be recorded (a bug, or a limit this adapter has) must not stop the run.
+          if (fatal(e)) throw e;
+          this.warn(`webgpu-nn: tuning ${o.key} failed (${(e as Error).message}); keeping the heuristics' choice`);
+          report = this.kept(o, heuristic, base[i]);
+        }
+      } else {
+        report = this.kept(o, heuristic, base[i]);
+      }
+      this.store.set(o.key, report.entry);
+      this.resolved.set(o.key, { variant: report.entry.variant, config: report.entry.config });
+      reports.push(report);
+    }
+    this.store.save();
+    return reports;
+  }
+
+  /** The report of a call that keeps the heuristics' choice, timed at `ms`. */
+  private kept(o: Observed, heuristic: Choice, ms: number): TuneReport {
+    const candidates = o.op.choices(this.gpu, o.sizes).length;
+    const entry: TunedEntry = { ...heuristic, ms, heuristic: { ...heuristic, ms }, candidates, kept: true };
+    return { key: o.key, op: o.op.name, entry, invalid: [], times: [{ choice: heuristic, ms }] };
+  }
+
+  /** The choice the heuristics make for an observed call (its variant's default configuration). */
+  private heuristic(o: Observed): Choice {
+    const variant = o.op.preferred(this.gpu, o.sizes);
+    return o.op.choices(this.gpu, o.sizes).find((c) => c.variant === variant) ?? { variant };
+  }
+
+  /** Runs f with work buffers holding a fresh copy of the observed state (run(choice) records the call on them). */
+  private async withWork<T>(
+    o: Observed,
+    f: (run: (c: Choice) => () => void, restore: () => void, outputs: () => Promise<Uint32Array[]>) => Promise<T>,
+  ): Promise<T> {
+    const { gpu } = this;
+    const work = new Map<GPUBuffer, GPUBuffer>();
+    for (const c of o.copies) work.set(c.buffer, gpu.pool.acquire(c.bytes, `tuning work (${o.op.name})`));
+    const workBuffers = mapBuffers(o.buffers, (b) => work.get(b)!);
+    const restore = () => {
+      for (const c of o.copies) gpu.copy(c.buffer, 0, work.get(c.buffer)!, 0, c.bytes);
+    };
+    const outputs = async () => Promise.all(o.copies.map(async (c) => new Uint32Array(await gpu.read(work.get(c.buffer)!, c.bytes))));
+    try {
+      restore();
+      return await f((c) => () => o.op.runChoice(gpu, workBuffers, o.sizes, c), restore, outputs);
+    } finally {
+      for (const b of work.values()) gpu.pool.release(b);
+    }
+  }
+
+  /** Runs `record` and returns the length of the WGSL of the kernels it dispatched (a proxy for their compile time). */
+  private wgslLength(record: () => void): number {
+    const { gpu } = this;
+    let length = 0;
+    // An own property shadows the prototype's dispatch for this one recording; deleting it restores it.
+    const own = gpu as unknown as { dispatch: Gpu['dispatch'] };
+    own.dispatch = (d) => {
+      length += d.kernel.wgsl.length;
+      Object.getPrototypeOf(gpu).dispatch.call(gpu, d);
+    };
+    try {
+      record();
+    } finally {
+      delete (own as { dispatch?: unknown }).dispatch;
+    }
+    return length;
+  }
+
+  /** The best of `samples` timed samples of `record` (after a warm-up run), in ms per run. */
+  private async best(record: () => void, samples: number, minSampleMs = 3): Promise<number> {
+    await timeOnce(this.gpu, record);
+    const repeat = await repeatsFor(this.gpu, record, minSampleMs);
+    let best = Infinity;
+    for (let i = 0; i < samples; i++) best = Math.min(best, (await sample(this.gpu, record, repeat)).ms);
+    return best;
+  }
+
+  private async tuneOne(o: Observed, heuristic: Choice, opts: TuneOptions): Promise<TuneReport> {
+    const { gpu } = this;
+    const choices = o.op.choices(gpu, o.sizes);
+    const invalid: { choice: Choice; why: string }[] = [];
+    const times = new Map<Choice, number[]>();
+    const wgsl = new Map<Choice, number>();
+    await this.withWork(o, async (run, restore, outputs) => {
+      restore();
+      run(choices[0])();
+      const reference = await outputs();
+      for (const c of choices) {
+        restore();
+        try {
+          wgsl.set(c, this.wgslLength(run(c))); // also compiles it (llvmpipe: up to seconds), so this run is not timed
+        } catch (e) {
+          if (fatal(e) || c === choices[0]) throw e;
+          invalid.push({ choice: c, why: `could not be recorded: ${(e as Error).message}` });
+          continue;
+        }
+        const why = c === choices[0] ? null : mismatch(reference, await outputs());
+        if (why) invalid.push({ choice: c, why });
+        else times.set(c, []);
+      }
+      // Round 1: one sample each (sized so short kernels repeat), then drop what cannot win.
+      const repeats = new Map<Choice, number>();
+      for (const c of times.keys()) {
+        await timeOnce(gpu, run(c));
+        const r = await repeatsFor(gpu, run(c), opts.minSampleMs ?? 3);
+        repeats.set(c, r);
+        times.get(c)!.push((await sample(gpu, run(c), r)).ms);
+      }
+      const best1 = Math.min(...[...times.values()].map((t) => t[0]));
+      const alive = [...times.keys()].filter((c) => times.get(c)![0] <= 3 * best1 || sameChoice(c, heuristic));
+      for (let round = 1; round < (opts.samples ?? 7); round++) {
+        for (const c of alive) times.get(c)!.push((await sample(gpu, run(c), repeats.get(c)!)).ms);
+      }
+    });
+    const bestOf = (c: Choice) => (times.has(c) ? Math.min(...times.get(c)!) : null);
+    const ranked = [...times.keys()].sort((a, b) => bestOf(a)! - bestOf(b)!);
+    const fastest = ranked.length ? bestOf(ranked[0])! : 0;
+    const near = ranked.filter((c) => bestOf(c)! <= fastest * (1 + NEAR_TIE));
+    const best = near.sort((a, b) => wgsl.get(a)! - wgsl.get(b)! || bestOf(a)! - bestOf(b)!)[0] ?? choices[0];
+    const heuristicTimed = choices.find((c) => sameChoice(c, heuristic));
+    return {
+      key: o.key,
+      op: o.op.name,
+      entry: {
+        variant: best.variant,
+        ...(best.config ? { config: best.config as TuneConfig } : {}),
+        ms: bestOf(best) ?? Number.NaN,
+        heuristic: { ...heuristic, ms: heuristicTimed ? bestOf(heuristicTimed) : null },
+        candidates: choices.length,
+      },
+      invalid,
+      times: choices.map((c) => ({ choice: c, ms: bestOf(c) })),
+    };
+  }
+}
+
+/** The op's buffers object with every GPUBuffer in it (at any depth of objects and arrays) replaced by f(buffer). */
+function mapBuffers(value: unknown, f: (b: GPUBuffer) => GPUBuffer): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (isGpuBuffer(value)) return f(value);
+  if (Array.isArray(value)) return value.map((v) => mapBuffers(v, f));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mapBuffers(v, f)]));
+}
+
+const isGpuBuffer = (v: object): v is GPUBuffer => 'mapAsync' in v && 'size' in v && 'usage' in v;
+
+/**
+ * Why a candidate's buffers differ from the reference's, or null. Values are compared as float32 within
+ * 1e-3 relative plus 1e-4 of the buffer's largest magnitude (sums in another order differ in the last bits);
+ * two bit patterns both below the smallest normal float (small integers: indices, counts) must match exactly.
+ */
+export function mismatch(want: readonly Uint32Array[], got: readonly Uint32Array[]): string | null {
+  for (const [b, w] of want.entries()) {
+    const g = got[b];
+    const wf = new Float32Array(w.buffer, w.byteOffset, w.length);
+    const gf = new Float32Array(g.buffer, g.byteOffset, g.length);
+    let scale = 0;
+    for (const v of wf) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
+    let bad = 0;
+    let first = -1;
+    for (let i = 0; i < w.length; i++) {
+      if (w[i] === g[i] || (Number.isNaN(wf[i]) && Number.isNaN(gf[i]))) continue;
+      const integers = (w[i] & 0x7f800000) === 0 && (g[i] & 0x7f800000) === 0;
+      const ok = !integers && Math.abs(wf[i] - gf[i]) <= 1e-3 * Math.abs(wf[i]) + 1e-4 * scale;
+      if (!ok) {
+        bad++;
+        if (first < 0) first = i;
+      }
+    }
+    if (bad)
+      return `buffer ${b}: ${bad} of ${w.length} values differ from the fallback's (first at ${first}: ${gf[first]} instead of ${wf[first]})`;
+  }
+  return null;
+}
+
+/** Choices kept in memory only (tests; programs that tune per process). */
+export class MemoryTuningStore implements TuningStore {
+  readonly entries = new Map<string, TunedEntry>();
+  get(key: string): TunedEntry | undefined {
+    return this.entries.get(key);
+  }
+  set(key: string, entry: TunedEntry): void {
+    this.entries.set(key, entry);
+  }
+  save(): void {}
+}

@@ -1,0 +1,329 @@
+// The tuner: it picks a valid choice that op.run then uses, it never picks a candidate that fails
+// validation, it never writes to the caller's buffers, its cache round-trips, and a corrupt, stale or
+// foreign cache is ignored with a warning. (That every choice it may make is correct against the float64
+// references is in the kernel tests: test/kernels/*, `runnableChoices`.)
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { VariantError } from '../../src/errors.js';
+import { declareKernel, launch } from '../../src/gpu/kernel.js';
+import { MATMUL } from '../../src/shaders/matmul/index.js';
+import { defineOp } from '../../src/shaders/op.js';
+import { grid1d } from '../../src/shaders/wgsl.js';
+import {
+  type AdapterIdentity,
+  adapterIdentity,
+  attachTuning,
+  CACHE_FORMAT,
+  CACHE_VERSION,
+  cacheFileFor,
+  engineFingerprint,
+  TuningFile,
+} from '../../src/tune/cache.js';
+import { MemoryTuningStore, mismatch, type TunedEntry, Tuner, tuningKey } from '../../src/tune/tuner.js';
+import { expectClose, randomArray } from '../helpers/compare.js';
+import { download, empty, upload, useGpu } from '../helpers/gpu.js';
+import * as ref from '../reference/index.js';
+
+const ctx = useGpu();
+const COMPILE_HEAVY = { timeout: 600_000 };
+
+afterEach(() => {
+  ctx.gpu.tuning = null;
+});
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'webgpu-nn-tune-test-'));
+
+describe('tuning keys', () => {
+  it('name the op and the sizes, sorted, without the fields that force a choice', () => {
+    const op = { name: 'matmul' };
+    expect(tuningKey(op, { N: 2, M: 1, K: 3, transB: true })).toBe('matmul K=3 M=1 N=2 transB=true');
+    expect(tuningKey(op, { M: 1, N: 2, K: 3, transB: true, variant: 'v2', subgroupTile: { tm: 2, tn: 8 } })).toBe(
+      'matmul K=3 M=1 N=2 transB=true',
+    );
+  });
+});
+
+describe('validation', () => {
+  it('accepts float differences from summation order, rejects wrong values and unequal small integers', () => {
+    const f = (xs: number[]) => new Uint32Array(Float32Array.from(xs).buffer);
+    const u = (xs: number[]) => Uint32Array.from(xs);
+    expect(mismatch([f([1, 2, 1000])], [f([1.0000001, 2, 1000.01])])).toBeNull();
+    expect(mismatch([f([1, 2, 3])], [f([1, 2.01, 3])])).toMatch(/1 of 3 values differ/);
+    expect(mismatch([f([0, 5])], [f([1e-9, 5])])).toBeNull(); // a zero against a tiny float: within tolerance
+    expect(mismatch([u([3, 7])], [u([3, 7])])).toBeNull();
+    expect(mismatch([u([3, 7])], [u([3, 8])])).toMatch(/first at 1/); // indices as bits: exact
+  });
+});
+
+// y[i] = 2·x[i]; variant v2 is wrong at one element, and the heuristics prefer it: the tuner must not choose it.
+const twiceKernel = (wrong: boolean) =>
+  declareKernel({
+    name: wrong ? 'test_twice_wrong' : 'test_twice',
+    params: { n: 'u32' },
+    buffers: { x: 'read', y: 'read_write' },
+    wgsl: `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
+  if (g.x < p.n) { y[g.x] = 2.0 * x[g.x]${wrong ? ' + select(0.0, 1.0, g.x == 7u)' : ''}; } }`,
+  });
+const TWICE = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
+  name: 'test.twice',
+  variants: {
+    v1: {
+      summary: 'correct',
+      run: (gpu, b, s) => launch(gpu, twiceKernel(false), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
+    },
+    v2: {
+      summary: 'wrong at element 7',
+      run: (gpu, b, s) => launch(gpu, twiceKernel(true), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
+    },
+  },
+  prefer: () => ['v2'],
+  cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
+  needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
+});
+
+describe('Tuner', () => {
+  it('never chooses a candidate that fails validation', async () => {
+    const { gpu } = ctx;
+    const tuner = new Tuner(gpu, new MemoryTuningStore());
+    const n = 1000;
+    const x = upload(gpu, randomArray(n, 1)),
+      y = empty(gpu, n);
+    const observed = await tuner.collect(() => TWICE.run(gpu, { x, y }, { n }));
+    expect(observed.map((o) => o.key)).toEqual(['test.twice n=1000']);
+    const [report] = await tuner.tune(observed, { minShare: 0, samples: 2 });
+    tuner.release(observed);
+    expect(report.invalid.map((i) => i.choice.variant)).toEqual(['v2']);
+    expect(report.invalid[0].why).toMatch(/1 of \d+ values differ from the fallback's \(first at 7/);
+    expect(report.entry.variant).toBe('v1');
+    expect(report.entry.heuristic.variant).toBe('v2');
+    gpu.tuning = tuner;
+    expect(TWICE.resolve(gpu, { n })).toBe('v1');
+    expect(TWICE.resolve(gpu, { n: 999 })).toBe('v2'); // other sizes: not tuned, the heuristics
+    for (const b of [x, y]) gpu.pool.release(b);
+  });
+
+  it('reports a candidate that cannot be recorded as invalid, and tunes the rest', async () => {
+    const { gpu } = ctx;
+    const THROWS = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2' | 'v3'>({
+      name: 'test.throws',
+      variants: {
+        v1: TWICE.variant('v1'),
+        v2: {
+          summary: 'refuses these sizes only when it runs',
+          run: () => {
+            throw new VariantError('test.throws v2: not today');
+          },
+        },
+        v3: TWICE.variant('v1'),
+      },
+      prefer: () => ['v1'],
+      cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
+      needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
+    });
+    const tuner = new Tuner(gpu, new MemoryTuningStore());
+    const x = upload(gpu, randomArray(256, 6)),
+      y = empty(gpu, 256);
+    const observed = await tuner.collect(() => THROWS.run(gpu, { x, y }, { n: 256, variant: 'v1' as never }));
+    expect(observed).toEqual([]); // a forced call is never tuned
+    const o2 = await tuner.collect(() => TWICE.run(gpu, { x, y }, { n: 256 }));
+    o2[0].op = THROWS as never; // the same call, replayed through the op whose v2 throws
+    const [report] = await tuner.tune(o2, { minShare: 0, samples: 2 });
+    tuner.release(o2);
+    expect(report.invalid).toEqual([{ choice: { variant: 'v2' }, why: 'could not be recorded: test.throws v2: not today' }]);
+    expect(['v1', 'v3']).toContain(report.entry.variant);
+    for (const b of [x, y]) gpu.pool.release(b);
+  });
+
+  it(
+    'picks one of the choices the registry offers, op.run uses it, and the result is right; the caller’s buffers are untouched',
+    COMPILE_HEAVY,
+    async () => {
+      const { gpu } = ctx;
+      const store = new MemoryTuningStore();
+      const tuner = new Tuner(gpu, store);
+      const [M, K, N] = [24, 36, 20];
+      const a = randomArray(M * K, 2),
+        b = randomArray(N * K, 3),
+        c0 = randomArray(M * N, 4);
+      const ab = upload(gpu, a),
+        bb = upload(gpu, b),
+        cb = upload(gpu, c0);
+      const sizes = { M, N, K, transB: true, accumulate: true };
+      const observed = await tuner.collect(() => MATMUL.run(gpu, { a: ab, b: bb, c: cb, bias: null }, sizes));
+      // The planning step itself ran: C += A·Bᵀ once.
+      const once = await download(gpu, cb, M * N);
+      const [report] = await tuner.tune(observed, { minShare: 0, samples: 2 });
+      tuner.release(observed);
+      // Tuning replays the call on copies only: C still holds the planning step's result.
+      expect(await download(gpu, cb, M * N)).toEqual(once);
+      const offered = MATMUL.choices(gpu, sizes).map((c) => JSON.stringify(c));
+      expect(offered.length).toBeGreaterThan(1);
+      expect(offered).toContain(
+        JSON.stringify({ variant: report.entry.variant, ...(report.entry.config ? { config: report.entry.config } : {}) }),
+      );
+      expect(report.invalid).toEqual([]);
+      expect(report.times.filter((t) => t.ms !== null).length).toBeGreaterThan(1);
+      expect(report.entry.ms).toBeLessThanOrEqual(Math.min(...report.times.flatMap((t) => (t.ms === null ? [] : [t.ms]))));
+      expect(store.entries.get(report.key)).toBe(report.entry);
+      gpu.tuning = tuner;
+      expect(MATMUL.choose(gpu, sizes)).toEqual({
+        variant: report.entry.variant,
+        ...(report.entry.config ? { config: report.entry.config } : {}),
+      });
+      gpu.write(cb, Float32Array.from(c0));
+      MATMUL.run(gpu, { a: ab, b: bb, c: cb, bias: null }, sizes);
+      const bt = new Float64Array(K * N);
+      for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) bt[k * N + j] = b[j * K + k];
+      const want = ref.matmul(Float64Array.from(Float32Array.from(a)), Float64Array.from(Float32Array.from(bt)), M, K, N);
+      expectClose(
+        await download(gpu, cb, M * N),
+        want.map((v, i) => v + Math.fround(c0[i])),
+        { label: `tuned ${JSON.stringify(report.entry)}`, atol: 1e-5 * K, rtol: 1e-5 },
+      );
+      for (const buf of [ab, bb, cb]) gpu.pool.release(buf);
+    },
+  );
+
+  it('keeps the heuristics for calls below minShare of the step, and says so', async () => {
+    const { gpu } = ctx;
+    const tuner = new Tuner(gpu, new MemoryTuningStore());
+    const big = 1 << 20;
+    const x = upload(gpu, randomArray(big, 5)),
+      y = empty(gpu, big);
+    const observed = await tuner.collect(() => {
+      TWICE.run(gpu, { x, y }, { n: big });
+      TWICE.run(gpu, { x, y }, { n: 64 });
+    });
+    const reports = await tuner.tune(observed, { minShare: 0.2, samples: 2 });
+    tuner.release(observed);
+    const small = reports.find((r) => r.key === 'test.twice n=64')!;
+    expect(small.entry).toMatchObject({ variant: 'v2', kept: true });
+    expect(small.invalid).toEqual([]); // not validated: kept as the heuristics chose
+    const large = reports.find((r) => r.key === `test.twice n=${big}`)!;
+    expect(large.entry.variant).toBe('v1');
+    for (const b of [x, y]) gpu.pool.release(b);
+  });
+
+  it('ignores a cached choice the registry does not offer any more, with a warning', () => {
+    const { gpu } = ctx;
+    const store = new MemoryTuningStore();
+    const sizes = { M: 8, N: 8, K: 8 };
+    const entry: TunedEntry = {
+      variant: 'v2',
+      config: { tm: 3, tn: 5, wgx: 1, wgy: 1 },
+      ms: 1,
+      heuristic: { variant: 'v4', ms: 2 },
+      candidates: 3,
+    };
+    store.set(tuningKey(MATMUL, sizes), entry);
+    const warnings: string[] = [];
+    gpu.tuning = new Tuner(gpu, store, (l) => warnings.push(l));
+    expect(MATMUL.choose(gpu, sizes)).toEqual({ variant: MATMUL.preferred(gpu, sizes) });
+    expect(warnings).toEqual([expect.stringMatching(/tuned choice v2 tm3 tn5 wgx1 wgy1 for matmul K=8 M=8 N=8 is not offered any more/)]);
+  });
+});
+
+describe('tuning cache', () => {
+  const entry = (variant: string, ms: number): TunedEntry => ({ variant, ms, heuristic: { variant: 'v1', ms: 2 * ms }, candidates: 2 });
+
+  it('round-trips through its file, one file per adapter identity', () => {
+    const id = adapterIdentity(ctx.gpu.adapter);
+    if (ctx.gpu.isSoftware) expect(id.host?.cpu).toBeTruthy(); // software adapters are told apart by their CPU
+    const dir = tmp();
+    const path = cacheFileFor(id, dir);
+    expect(cacheFileFor({ ...id, description: `${id.description} (another)` }, dir)).not.toBe(path);
+    const a = TuningFile.open(id, { path });
+    a.set('op.x n=1', { ...entry('v2', 1.5), config: { OT: 4, PT: 8 } });
+    a.set('op.y n=2', entry('v1', 0.25));
+    a.save();
+    const json = JSON.parse(readFileSync(path, 'utf8'));
+    expect(json).toMatchObject({ format: CACHE_FORMAT, version: CACHE_VERSION, engine: engineFingerprint(), adapter: id });
+    const warnings: string[] = [];
+    const b = TuningFile.open(id, { path, warn: (l) => warnings.push(l) });
+    expect(warnings).toEqual([]);
+    expect(b.all()).toEqual(a.all());
+    expect(b.get('op.x n=1')).toEqual({ ...entry('v2', 1.5), config: { OT: 4, PT: 8 } });
+  });
+
+  function expectIgnored(path: string, id: AdapterIdentity, problem: RegExp) {
+    const warnings: string[] = [];
+    const f = TuningFile.open(id, { path, warn: (l) => warnings.push(l) });
+    expect(f.size).toBe(0);
+    expect(warnings).toEqual([expect.stringMatching(problem)]);
+    // and the next tuning replaces it with a good file
+    f.set('op.z n=3', entry('v1', 1));
+    f.save();
+    expect(TuningFile.open(id, { path, warn: (l) => warnings.push(l) }).get('op.z n=3')).toEqual(entry('v1', 1));
+    expect(warnings.length).toBe(1);
+  }
+
+  it('ignores a corrupt file with a warning, then replaces it', () => {
+    const id = adapterIdentity(ctx.gpu.adapter);
+    const dir = tmp();
+    writeFileSync(join(dir, 'a.json'), '{"format": "webgpu-nn tuning cache", "version": 1, "entr');
+    expectIgnored(join(dir, 'a.json'), id, /ignoring the corrupt tuning cache .*a\.json \(.*JSON.*\); kernels will be re-tuned/);
+    const good = { format: CACHE_FORMAT, version: CACHE_VERSION, engine: engineFingerprint(), adapter: id };
+    writeFileSync(join(dir, 'b.json'), JSON.stringify({ ...good, entries: { 'op n=1': { variant: 2, ms: 1 } } }));
+    expectIgnored(join(dir, 'b.json'), id, /corrupt tuning cache .*entry "op n=1": no variant/);
+    writeFileSync(join(dir, 'c.json'), JSON.stringify({ ...good, entries: { 'op n=1': { variant: 'v1', config: { OT: 'x' }, ms: 1 } } }));
+    expectIgnored(join(dir, 'c.json'), id, /corrupt tuning cache .*config is not an object of numbers/);
+  });
+
+  it("ignores another adapter's file (foreign) and another version's (stale)", () => {
+    const id = adapterIdentity(ctx.gpu.adapter);
+    const dir = tmp();
+    const good = { format: CACHE_FORMAT, version: CACHE_VERSION, engine: engineFingerprint(), entries: { 'op n=1': entry('v2', 1) } };
+    writeFileSync(join(dir, 'f.json'), JSON.stringify({ ...good, adapter: { ...id, host: { cpu: 'another CPU', cores: 64 } } }));
+    expectIgnored(join(dir, 'f.json'), id, /ignoring the foreign tuning cache .*tuned on another adapter/);
+    writeFileSync(join(dir, 's.json'), JSON.stringify({ ...good, adapter: id, engine: '0123456789abcdef' }));
+    expectIgnored(join(dir, 's.json'), id, /ignoring the stale tuning cache .*written for other kernels/);
+  });
+
+  it('loads a shipped file for its own adapter only; the user’s own entries come first', () => {
+    const id = adapterIdentity(ctx.gpu.adapter);
+    const dir = tmp();
+    const shipped = TuningFile.open(id, { path: join(dir, 'shipped.json') });
+    shipped.set('op n=1', entry('v3', 1));
+    shipped.set('op n=2', entry('v3', 2));
+    shipped.export(join(dir, 'app.json'));
+    const own = TuningFile.open(id, { path: join(dir, 'own.json') });
+    own.set('op n=1', entry('v2', 0.5));
+    expect(own.load(join(dir, 'app.json'))).toBe(true);
+    expect(own.get('op n=1')).toEqual(entry('v2', 0.5));
+    expect(own.get('op n=2')).toEqual(entry('v3', 2));
+    own.save();
+    expect(TuningFile.open(id, { path: join(dir, 'own.json') }).get('op n=2')).toBeUndefined(); // never written into the user's file
+    const warnings: string[] = [];
+    const other = TuningFile.open({ ...id, vendor: 'another vendor' }, { path: join(dir, 'other.json'), warn: (l) => warnings.push(l) });
+    expect(other.load(join(dir, 'app.json'))).toBe(false);
+    expect(other.get('op n=2')).toBeUndefined();
+    expect(warnings).toEqual([expect.stringMatching(/ignoring the foreign tuning cache .*app\.json/)]);
+  });
+
+  it('attachTuning: the adapter’s file under XDG_CACHE_HOME; WEBGPU_NN_TUNE=0 keeps the heuristics', () => {
+    const { gpu } = ctx;
+    const saved = { xdg: process.env.XDG_CACHE_HOME, tune: process.env.WEBGPU_NN_TUNE };
+    try {
+      process.env.XDG_CACHE_HOME = tmp();
+      process.env.WEBGPU_NN_TUNE = '1';
+      const tuner = attachTuning(gpu)!;
+      expect(gpu.tuning).toBe(tuner);
+      expect((tuner.store as TuningFile).path).toBe(
+        cacheFileFor(adapterIdentity(gpu.adapter), join(process.env.XDG_CACHE_HOME, 'webgpu-nn')),
+      );
+      process.env.WEBGPU_NN_TUNE = '0';
+      expect(attachTuning(gpu)).toBeNull();
+      expect(gpu.tuning).toBeNull();
+    } finally {
+      for (const [k, v] of [
+        ['XDG_CACHE_HOME', saved.xdg],
+        ['WEBGPU_NN_TUNE', saved.tune],
+      ] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+});
