@@ -106,17 +106,18 @@ describe('the training page in Chromium', () => {
     expect(inNode.map((e) => e.epoch)).toEqual(Array.from({ length: EPOCHS }, (_, i) => i + 1));
     expect(inPage.map((e) => e.epoch)).toEqual(inNode.map((e) => e.epoch));
     // Same kernels, data, order and seeds; the adapters differ (subgroups of 4 here, 8 there; another compiler),
-    // so sums round differently, and the differences grow as training goes on: measured identical to the 6
-    // printed decimals over the first 4 epochs (128 steps), then up to 1.3e-3 apart (epoch 6's validation loss,
-    // 1.164665 vs 1.165962) and one validation digit of 512 classified differently.
+    // so sums round differently (since the fused step, conv2d's bias gradients too: subgroupAdd), and the
+    // differences grow as training goes on: measured identical to the 6 printed decimals over the first 3 epochs
+    // (96 steps), then up to 1.8e-3 apart (epoch 7's validation loss, 0.977881 vs 0.979649) and one validation
+    // digit of 512 classified differently.
     inPage.forEach((p, i) => {
       const n = inNode[i];
-      const tol = (v: number) => (p.epoch <= 4 ? 2e-6 : 5e-3 * Math.abs(v));
+      const tol = (v: number) => (p.epoch <= 3 ? 2e-6 : 5e-3 * Math.abs(v));
       expect(Math.abs(p.trainLoss - n.trainLoss), `epoch ${p.epoch} train loss ${p.trainLoss} vs ${n.trainLoss}`).toBeLessThanOrEqual(
         tol(n.trainLoss),
       );
       expect(Math.abs(p.valLoss - n.valLoss), `epoch ${p.epoch} val loss ${p.valLoss} vs ${n.valLoss}`).toBeLessThanOrEqual(tol(n.valLoss));
-      expect(Math.abs(p.valAcc - n.valAcc), `epoch ${p.epoch} val acc`).toBeLessThanOrEqual((p.epoch <= 4 ? 0 : 2) / (LIMIT * 0.2) + 1e-9);
+      expect(Math.abs(p.valAcc - n.valAcc), `epoch ${p.epoch} val acc`).toBeLessThanOrEqual((p.epoch <= 3 ? 0 : 2) / (LIMIT * 0.2) + 1e-9);
     });
     expect(log).toMatch(/^best epoch \d+: validation loss [\d.]+, accuracy [\d.]+% \(restored\)$/m);
     expect(problems).toEqual([]);

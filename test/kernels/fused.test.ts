@@ -5,7 +5,7 @@
 // the backward-weight kernels (the one that sums in another order: equal within float32 rounding, measured
 // here).
 import { describe, expect, it } from 'vitest';
-import { loadEmbeddedDigits } from '../../src/data/dataset.js';
+import type { Dataset } from '../../src/data/dataset.js';
 import { GpuDataset } from '../../src/data/gpu-data.js';
 import * as F from '../../src/nn/ops.js';
 import { type Tensor, tidy } from '../../src/nn/tensor.js';
@@ -186,7 +186,14 @@ describe('linear: ReLU, its mask and the bias gradient in the products', () => {
 describe('images and labels gathered together', () => {
   it('gatherBatch = gatherImages + gatherLabels, and the data set', async () => {
     const { gpu } = ctx;
-    const ds = loadEmbeddedDigits(50);
+    // 50 digit-sized images of arbitrary bytes (this file also runs in a browser page: no data files).
+    const ds: Dataset = {
+      images: Uint8Array.from({ length: 50 * 784 }, (_, i) => (i * 131 + 7) % 256),
+      labels: Uint8Array.from({ length: 50 }, (_, i) => (i * 7) % 10),
+      count: 50,
+      rows: 28,
+      cols: 28,
+    };
     const data = GpuDataset.upload(gpu, ds, 'gather test');
     const order = Uint32Array.from([3, 41, 7, 0, 19, 49, 22]);
     const idx = data.indexList(order);
