@@ -1,7 +1,8 @@
 // Benchmark entries for 2-D convolution: the seed's conv1 (1→10, k5, 28x28) and conv2 (10→20, k5, 12x12) at
 // batch 64, forward, backward-input, backward-weight and backward-bias with the adapter's default variant,
 // every variant of the forward, backward-input and backward-weight registries (those this adapter cannot run
-// are skipped), the v2 register tiles behind conv2dTileV2 and conv2dWeightTileV2, and one larger layer
+// are skipped), the v2 register tiles behind conv2dTileV2 and conv2dWeightTileV2, every v4 backward-weight tile a
+// tuner may time (conv2dWeightTilesV4, subgroups of 8), and one larger layer
 // (32→64, k3, pad 1, 28x28).
 // Each entry validates against the float64 CPU reference (test/reference/conv2d.ts) before it is timed.
 //
@@ -21,7 +22,9 @@ import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
   conv2dOutputSize,
+  conv2dWeightTilesV4,
 } from '../src/shaders/conv2d/index.js';
+import { geometry } from '../src/shaders/conv2d/sizes.js';
 import { choiceLabel } from '../src/tune/tuner.js';
 import { download, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomF32 } from '../test/helpers/compare.js';
@@ -225,4 +228,10 @@ export const entries: BenchEntry[] = [
     ...INPUT_TILES.map((t) => entry(l, 'backward-input', { label: tileLabel(t), variant: 'v2', tile: t })),
     ...WEIGHT_TILES.map((t) => entry(l, 'backward-weight', { label: tileLabel(t), variant: 'v2', tile: t })),
   ]),
+  // every v4 backward-weight tile a tuner may time on an adapter with subgroups of 8 (llvmpipe)
+  ...[CONV1, CONV2].flatMap((l) =>
+    conv2dWeightTilesV4(geometry('bench', l.sizes), 8).map((t) =>
+      entry(l, 'backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t }),
+    ),
+  ),
 ];

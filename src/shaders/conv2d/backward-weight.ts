@@ -30,6 +30,8 @@ export interface Conv2dWeightTile {
   groups: number;
   /** v4 only: 1 loads the input rows as vec4s (see weightVecRows for when it can). */
   VX?: number;
+  /** v4 only: 1 loads the dy rows as vec4s, spread over the lanes (see weightVecDy for when it can). */
+  DV?: number;
 }
 
 /** Why v4 cannot load x rows as vec4s for this geometry and tile, or null: unpadded, rows and steps on vec4 boundaries, no step past a row. */
@@ -38,6 +40,14 @@ export function weightVecRows(g: Geometry, PT: number): string | null {
   if (g.W % 4 !== 0) return `input rows of ${g.W} floats are not whole vec4s`;
   if ((PT * g.S) % 4 !== 0) return `steps of ${PT} columns at stride ${g.S} do not start on vec4 boundaries`;
   if ((Math.ceil(g.OW / PT) * PT - 1) * g.S + g.KW > g.W) return `the last step of ${PT} columns would read past the row`;
+  return null;
+}
+
+/** Why v4 cannot load dy rows as vec4s for this geometry and step width, or null: rows of whole vec4s, steps of whole vec4s that end at the row's end. */
+export function weightVecDy(g: Geometry, PT: number): string | null {
+  if (g.OW % 4 !== 0) return `dy rows of ${g.OW} floats are not whole vec4s`;
+  if (PT % 4 !== 0) return `steps of ${PT} columns are not whole vec4s`;
+  if (g.OW % PT !== 0) return `the last step of ${PT} columns would run past a dy row of ${g.OW}`;
   return null;
 }
 
@@ -133,6 +143,13 @@ export function backwardWeightV1(gpu: Gpu, g: Geometry, buffers: BackwardWeightB
 // the store; padding rows read zeros instead of skipping (a broadcast must not sit in divergent control flow):
 // a row outside the image moves the step's first column iw0 far to the left, so every column test fails.
 //
+// v4 with DV (dy rows of whole vec4s, steps ending at the row's end): the step's OT·PT dy values are loaded as
+// OT·PT/4 vec4s spread over the lanes (vec4 k = channel k / (PT/4), columns 4·(k % (PT/4)) on, in lane k % sg of
+// round k / sg; a last round short of sg vec4s loads in its first lanes only) instead of OT scalars per lane:
+// on llvmpipe every per-lane load is a loop over the lanes with a bounds check per component, so fewer, wider
+// loads cost less. The FMAs are the same, in the same order; the bias sums are kept per round of vec4s (3
+// registers instead of OT for the seed's conv2) and added per channel at the end, in another order.
+//
 // With a bias, each invocation also sums the dy values it loads (v2: the same in every lane; v4: its own
 // columns, added across the subgroup at the end), and the first lane of the first workgroup of each (channels,
 // slice) writes them: db[o] itself with one slice, else slice z's partial sums db_part[z][o]. Padding rows then
@@ -152,6 +169,9 @@ const backwardWeightTiledKernel = memoKernel(
     const { OT, PT, WG } = t;
     const span = (PT - 1) * S + KW;
     const vx = !!t.VX && sg !== null && !padded; // weightVecRows checked the rest
+    const dv = !!t.DV && sg !== null; // weightVecDy checked the rest
+    // the bias sums each invocation keeps: one per channel, or with dv one per round of dy vec4s
+    const nbs = dv && sg ? Math.ceil((OT * PT) / 4 / sg) : OT;
     const zeroRows = sg !== null || bias; // padding rows read zeros instead of being skipped
     const body = vx
       ? [
@@ -175,6 +195,24 @@ const backwardWeightTiledKernel = memoKernel(
           body.push(`  { let g = select(0.0, dy[dr${tt} + owc], live); ${fmas(tt, pp)}${bias ? ` bs${tt} += g;` : ''} }`);
         body.push('}');
       }
+    } else if (dv) {
+      // the step's OT·PT/4 dy vec4s (vec4 k: channel k / (PT/4), columns 4·(k % (PT/4)) on) spread over the
+      // lanes, round q holding vec4s q·sg + lane; a tail round loads in its first lanes only
+      const per = PT / 4;
+      const nv = OT * per;
+      for (const q of range(Math.ceil(nv / sg))) {
+        const active = Math.min(sg, nv - q * sg);
+        body.push(`let k${q} = ${q * sg}u + sid; let ov${q} = min(o0 + k${q} / ${per}u, p.O - 1u);`);
+        const load = `dy[(((n * p.O + ov${q}) * p.OH + oh) * p.OW + ow) / 4u + k${q} % ${per}u]`;
+        body.push(active < sg ? `var v${q} = vec4f(0.0); if (sid < ${active}u) { v${q} = ${load}; }` : `let v${q} = ${load};`);
+        if (bias) body.push(`bs${q} += (v${q}.x + v${q}.y) + (v${q}.z + v${q}.w);`);
+      }
+      for (const pp of range(PT)) {
+        for (const tt of range(OT)) {
+          const k = tt * per + Math.floor(pp / 4);
+          body.push(`{ let g = subgroupBroadcast(v${Math.floor(k / sg)}[${pp % 4}], ${k % sg}u); ${fmas(tt, pp)} }`);
+        }
+      }
     } else {
       // dy[dr_t + ow + gq·sg + lane], zero past OW; every lane then gets all PT columns by broadcast
       for (const gq of range(PT / sg)) {
@@ -192,11 +230,20 @@ const backwardWeightTiledKernel = memoKernel(
         return `if (${sg ? 'live && ' : ''}o0 + ${tt}u < p.O) { dw[${i}] = select(a${tt}_${kw}, dw[${i}] + a${tt}_${kw}, p.accumulate != 0u); }`;
       }),
     );
+    // with dv, channel tt's sum is in the lanes that loaded its PT/4 vec4s
+    const lanes = sg ?? 1;
+    const dvSum = (tt: number) =>
+      range(PT / 4)
+        .map((j) => {
+          const k = tt * (PT / 4) + j;
+          return `subgroupBroadcast(bs${Math.floor(k / lanes)}, ${k % lanes}u)`;
+        })
+        .join(' + ');
     const biasStores = bias
       ? range(OT).flatMap((tt) => {
           const i = `wid.z * p.O + o0 + ${tt}u`;
           return [
-            sg ? `let bt${tt} = subgroupAdd(bs${tt});` : `let bt${tt} = bs${tt};`,
+            dv ? `let bt${tt} = ${dvSum(tt)};` : sg ? `let bt${tt} = subgroupAdd(bs${tt});` : `let bt${tt} = bs${tt};`,
             `if (${sg ? 'wid.x == 0u && sid == 0u' : 'lane == 0u'} && o0 + ${tt}u < p.O) { db[${i}] = select(bt${tt}, db[${i}] + bt${tt}, p.accumulate != 0u); }`,
           ];
         })
@@ -215,10 +262,10 @@ const backwardWeightTiledKernel = memoKernel(
       : `let ih = i32(oh * ${S}u + kh) - p.pad;
     ${padded ? 'if (ih < 0 || ih >= i32(p.H)) { continue; }' : ''}`;
     return declareKernel({
-      name: `${sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2'}${bias ? '_bias' : ''}${vx ? '_vx' : ''}`,
+      name: `${sg ? 'conv2d_bwd_weight_v4' : 'conv2d_bwd_weight_v2'}${bias ? '_bias' : ''}${vx ? '_vx' : ''}${dv ? '_dv' : ''}`,
       enable: sg ? ['subgroups'] : [],
       params: { ...PARAMS, rowsPerSlice: 'u32' },
-      buffers: { ...(bias ? BIAS_BUFFERS : BUFFERS), ...(vx ? { x: { read: 'vec4f' } } : {}) },
+      buffers: { ...(bias ? BIAS_BUFFERS : BUFFERS), ...(vx ? { x: { read: 'vec4f' } } : {}), ...(dv ? { dy: { read: 'vec4f' } } : {}) },
       wgsl: /* wgsl */ `${entry}
   let c = lane / ${KH}u;
   let kh = lane % ${KH}u;
@@ -231,7 +278,7 @@ const backwardWeightTiledKernel = memoKernel(
     .join('\n  ')}
   ${
     bias
-      ? range(OT)
+      ? range(nbs)
           .map((tt) => `var bs${tt} = 0.0;`)
           .join(' ')
       : ''
@@ -289,7 +336,8 @@ export function conv2dWeightTilesV2(O: number, OW: number): Conv2dWeightTile[] {
 
 /**
  * v4 tiles a tuner may time: conv2dWeightTileV4's first, then half the channels, two subgroups of columns per
- * step, other slicings; and the ones with sg columns per step again loading their rows as vec4s, where they can.
+ * step, other slicings; the ones with sg columns per step again loading their rows as vec4s, where they can; and
+ * those (or, where rows cannot be vec4s, the others) again loading dy as vec4s, where they can.
  */
 export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[] {
   const d = conv2dWeightTileV4(g.O, g.KW, sg);
@@ -302,7 +350,9 @@ export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[]
     { ...d, groups: 32 },
     { ...d, OT: half, groups: 32 },
   ]);
-  return [...scalar, ...scalar.filter((t) => t.PT === sg && weightVecRows(g, t.PT) === null).map((t) => ({ ...t, VX: 1 }))];
+  const vx = scalar.filter((t) => t.PT === sg && weightVecRows(g, t.PT) === null).map((t) => ({ ...t, VX: 1 }));
+  const dv = (vx.length > 0 ? vx : scalar).filter((t) => weightVecDy(g, t.PT) === null).map((t) => ({ ...t, DV: 1 }));
+  return [...scalar, ...vx, ...dv];
 }
 
 /** v2 (subgroups = false) or v4: the row slices, then conv2d_sum_partials when there are several. */
@@ -320,6 +370,8 @@ export function backwardWeightTiled(
     throw new VariantError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);
   const why = t.VX ? (sg ? weightVecRows(g, t.PT) : 'only v4 loads rows as vec4s') : null;
   if (why) throw new VariantError(`conv2d_bwd_weight_${sg ? 'v4' : 'v2'}: vec4 rows (VX) impossible here: ${why}`);
+  const whyDy = t.DV ? (sg ? weightVecDy(g, t.PT) : 'only v4 loads dy rows as vec4s') : null;
+  if (whyDy) throw new VariantError(`conv2d_bwd_weight_${sg ? 'v4' : 'v2'}: vec4 dy rows (DV) impossible here: ${whyDy}`);
   const M = g.O * g.C * g.KH * g.KW;
   const groups = Math.ceil((g.C * g.KH) / t.WG) * Math.ceil(g.O / t.OT);
   const rows = g.N * g.OH;

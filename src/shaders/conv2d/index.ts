@@ -44,7 +44,8 @@
 //       threads (consecutive threads, consecutive addresses) and tree-reduces in workgroup memory.
 //   v4  v2 with subgroups (software adapters with fixed-size subgroups): one subgroup per workgroup, steps of
 //       sg columns, and the dy values (the same in every lane) loaded one column per lane and shared with
-//       subgroupBroadcast: OT loads per step instead of OT·sg. Tile: conv2dWeightTileV4.
+//       subgroupBroadcast: OT loads per step instead of OT·sg; tiles may load x rows (VX) and dy rows (DV) as
+//       vec4s. Tile: conv2dWeightTileV4.
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
