@@ -421,7 +421,13 @@ const directV4Kernel = memoKernel(
         : `let wl${g} = jc${g} * p.Cin * ${KH * KW}u + j${g} % ${KW}u;`,
     ]);
     const wo = flip ? `ic * p.Cout * ${KH * KW}u + (${KH - 1}u - kh) * ${KW}u` : `(ic * ${KH}u + kh) * ${KW}u`;
-    const wloads = [`let wo = ${wo};`, ...G.map((g) => `let wg${g} = w[wl${g} + wo];`)];
+    // a last round short of sg taps loads in its first lanes only (the others would load duplicates)
+    const wloads = [
+      `let wo = ${wo};`,
+      ...G.map((g) =>
+        NT - g * sg < sg ? `var wg${g} = 0.0; if (sid < ${NT - g * sg}u) { wg${g} = w[wl${g} + wo]; }` : `let wg${g} = w[wl${g} + wo];`,
+      ),
+    ];
     for (const tt of range(OT))
       for (const kw of range(KW)) {
         const j = tt * KW + kw;
