@@ -220,8 +220,11 @@ const backwardWeightTiledKernel = memoKernel(
         body.push(...range(OT).map((tt) => `let d${tt}_${gq} = select(0.0, dy[dr${tt} + min(owl${gq}, p.OW - 1u)], owl${gq} < p.OW);`));
         if (bias) body.push(...range(OT).map((tt) => `bs${tt} += d${tt}_${gq};`));
       }
-      for (const pp of range(PT)) {
-        for (const tt of range(OT)) body.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${fmas(tt, pp)} }`);
+      // channel by channel: a channel's KW sums stay in registers over the step's columns, where column by column
+      // cycles all OT·KW sums (more than a CPU's vector registers) through memory; each sum adds its terms in
+      // the same order either way. (The dv body above runs faster column by column: bench/kernels-conv2d.ts.)
+      for (const tt of range(OT)) {
+        for (const pp of range(PT)) body.push(`{ let g = subgroupBroadcast(d${tt}_${Math.floor(pp / sg)}, ${pp % sg}u); ${fmas(tt, pp)} }`);
       }
     }
     const stores = range(OT).flatMap((tt) =>
