@@ -22,6 +22,7 @@ import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
   conv2dOutputSize,
+  conv2dTilesV4,
   conv2dWeightTilesV4,
 } from '../src/shaders/conv2d/index.js';
 import { geometry } from '../src/shaders/conv2d/sizes.js';
@@ -228,6 +229,16 @@ export const entries: BenchEntry[] = [
     ...INPUT_TILES.map((t) => entry(l, 'backward-input', { label: tileLabel(t), variant: 'v2', tile: t })),
     ...WEIGHT_TILES.map((t) => entry(l, 'backward-weight', { label: tileLabel(t), variant: 'v2', tile: t })),
   ]),
+  // every v4 forward and backward-input tile a tuner may time
+  ...[CONV1, CONV2].flatMap((l) => {
+    const { OW } = conv2dOutputSize(l.sizes);
+    const fwd = conv2dTilesV4({ Cout: l.sizes.O, Wout: OW, Win: l.sizes.W, S: l.sizes.stride ?? 1 });
+    const bwd = conv2dTilesV4({ Cout: l.sizes.C, Wout: l.sizes.W, Win: OW, S: 1 });
+    return [
+      ...fwd.map((t) => entry(l, 'forward', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
+      ...bwd.map((t) => entry(l, 'backward-input', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
+    ];
+  }),
   // every v4 backward-weight tile a tuner may time on an adapter with subgroups of 8 (llvmpipe)
   ...[CONV1, CONV2].flatMap((l) =>
     conv2dWeightTilesV4(geometry('bench', l.sizes), 8).map((t) =>

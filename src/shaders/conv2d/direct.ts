@@ -428,11 +428,7 @@ const directV4Kernel = memoKernel(
         NT - g * sg < sg ? `var wg${g} = 0.0; if (sid < ${NT - g * sg}u) { wg${g} = w[wl${g} + wo]; }` : `let wg${g} = w[wl${g} + wo];`,
       ),
     ];
-    for (const tt of range(OT))
-      for (const kw of range(KW)) {
-        const j = tt * KW + kw;
-        wloads.push(`let w${tt}_${kw} = subgroupBroadcast(wg${Math.floor(j / sg)}, ${j % sg}u);`);
-      }
+    const wtap = (tt: number, kw: number) => `subgroupBroadcast(wg${Math.floor((tt * KW + kw) / sg)}, ${(tt * KW + kw) % sg}u)`;
     // classes of column blocks with the same valid input columns and output columns
     const classes = new Map<string, number[]>();
     for (const b of range(nPB)) {
@@ -457,11 +453,15 @@ const directV4Kernel = memoKernel(
             ...xs.map((j) => `let x${j} = xv${(j - x0 + off) >> 2}[${(j - x0 + off) & 3}];`),
           ]
         : xs.map((j) => `let x${j} = x[xr + ${j - x0}u];`);
-      for (const kw of range(KW))
-        for (const tt of range(OT))
-          for (const pp of ps) {
-            if (xs.includes(pp * S + kw)) body.push(`a${tt}_${pp} = fma(w${tt}_${kw}, x${pp * S + kw}, a${tt}_${pp});`);
-          }
+      // channel by channel: a channel's PT sums stay in registers over its KW taps, where tap by tap cycles all
+      // OT·PT sums (more than a CPU's vector registers) through memory; each sum adds its taps in kw order either way
+      for (const tt of range(OT))
+        for (const kw of range(KW)) {
+          const used = ps.filter((pp) => xs.includes(pp * S + kw));
+          if (used.length === 0) continue;
+          body.push(`{ let wt = ${wtap(tt, kw)};`);
+          body.push(...used.map((pp) => `  a${tt}_${pp} = fma(wt, x${pp * S + kw}, a${tt}_${pp});`), '}');
+        }
       const cond = blocks.map((b) => `pb == ${b}u`).join(' || ');
       nests.push(`if (${cond}) {
     for (var ic = 0u; ic < p.Cin; ic++) {
