@@ -320,9 +320,15 @@ export function conv2dWeightTileV2(O: number, OW: number): Conv2dWeightTile {
  * The v4 tile (measured on the seed's layers with bench/kernels-conv2d.ts): sg columns per step (2·sg ran
  * slower on conv1), as many output channels as fit 50 accumulators with the fewest channel-tail ones (on conv1
  * 10 ran faster than 5; on conv2 20 ran no faster than 10 and took much longer to compile), and few row slices
- * (more than 16 groups ran slower).
+ * (more than 16 groups ran slower). Rows are loaded as vec4s where weightVecRows allows (fewer, wider per-lane
+ * loads; the same values, so the same results); dy is not (DV sums the bias gradient in another order).
  */
-export function conv2dWeightTileV4(O: number, KW: number, sg: number): Conv2dWeightTile {
+export function conv2dWeightTileV4(g: Geometry, sg: number): Conv2dWeightTile {
+  const t = scalarWeightTileV4(g.O, g.KW, sg);
+  return weightVecRows(g, t.PT) === null ? { ...t, VX: 1 } : t;
+}
+
+function scalarWeightTileV4(O: number, KW: number, sg: number): Conv2dWeightTile {
   let OT = 1;
   for (let t = 2; t <= Math.min(O, Math.floor(50 / KW)); t++) if (Math.ceil(O / t) * t - O <= Math.ceil(O / OT) * OT - O) OT = t;
   return { OT, PT: sg, WG: sg, groups: 16 };
@@ -339,11 +345,12 @@ export function conv2dWeightTilesV2(O: number, OW: number): Conv2dWeightTile[] {
 
 /**
  * v4 tiles a tuner may time: conv2dWeightTileV4's first, then half the channels, two subgroups of columns per
- * step, other slicings; the ones with sg columns per step again loading their rows as vec4s, where they can; and
- * those (or, where rows cannot be vec4s, the others) again loading dy as vec4s, where they can.
+ * step, other slicings; the ones with sg columns per step loading their rows as vec4s (where they can: first,
+ * as conv2dWeightTileV4 does) and as scalars; and the vec4 ones (or, where rows cannot be vec4s, the others)
+ * again loading dy as vec4s, where they can.
  */
 export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[] {
-  const d = conv2dWeightTileV4(g.O, g.KW, sg);
+  const d = scalarWeightTileV4(g.O, g.KW, sg);
   const half = Math.ceil(d.OT / 2);
   const scalar = distinct([
     d,
@@ -355,7 +362,7 @@ export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[]
   ]);
   const vx = scalar.filter((t) => t.PT === sg && weightVecRows(g, t.PT) === null).map((t) => ({ ...t, VX: 1 }));
   const dv = (vx.length > 0 ? vx : scalar).filter((t) => weightVecDy(g, t.PT) === null).map((t) => ({ ...t, DV: 1 }));
-  return [...scalar, ...vx, ...dv];
+  return weightVecRows(g, d.PT) === null ? [...vx, ...scalar, ...dv] : [...scalar, ...vx, ...dv];
 }
 
 /** v2 (subgroups = false) or v4: the row slices, then conv2d_sum_partials when there are several. */
@@ -368,7 +375,7 @@ export function backwardWeightTiled(
   tile?: Conv2dWeightTile,
 ): void {
   const sg = subgroups ? fixedSubgroupSize(gpu)! : null; // the registry checked the requirement
-  const t = sg ? { ...(tile ?? conv2dWeightTileV4(g.O, g.KW, sg)), WG: sg } : (tile ?? conv2dWeightTileV2(g.O, g.OW));
+  const t = sg ? { ...(tile ?? conv2dWeightTileV4(g, sg)), WG: sg } : (tile ?? conv2dWeightTileV2(g.O, g.OW));
   if (sg && t.PT % sg !== 0)
     throw new VariantError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);
   const why = t.VX ? (sg ? weightVecRows(g, t.PT) : 'only v4 loads rows as vec4s') : null;

@@ -517,9 +517,15 @@ const directV4Kernel = memoKernel(
  * The v4 tile (measured on the seed's layers with bench/kernels-conv2d.ts): a whole output row, or a column
  * block of at most 12, per lane (fewest column-tail FMAs), and as many output channels as fit 120
  * accumulators with the fewest channel-tail ones. On conv1, 10 channels ran faster than 5; on conv2, 20
- * channels ran no faster than 10 and took llvmpipe much longer to compile.
+ * channels ran no faster than 10 and took llvmpipe much longer to compile. Rows are loaded as vec4s where
+ * v4VecRows allows (fewer, wider per-lane loads; the same values, so the same results).
  */
-export function conv2dTileV4(Cout: number, Wout: number): Conv2dTile {
+export function conv2dTileV4(a: Pick<DirectArgs, 'Cout' | 'Wout' | 'Win' | 'S'>): Conv2dTile {
+  const t = scalarTileV4(a.Cout, a.Wout);
+  return v4VecRows(a, t.PT) === null ? { ...t, VX: 1 } : t;
+}
+
+function scalarTileV4(Cout: number, Wout: number): Conv2dTile {
   let PT = Wout;
   if (Wout > 12) {
     PT = 12;
@@ -533,16 +539,18 @@ export function conv2dTileV4(Cout: number, Wout: number): Conv2dTile {
 
 /**
  * v4 tiles a tuner may time: conv2dTileV4's first, then half as many columns per lane and/or half as many
- * channels (fewer accumulators: less register spilling on CPUs with fewer vector registers).
+ * channels (fewer accumulators: less register spilling on CPUs with fewer vector registers), each with its rows
+ * loaded as vec4s where they can be, and as scalars.
  */
 export function conv2dTilesV4(a: Pick<DirectArgs, 'Cout' | 'Wout' | 'Win' | 'S'>): Conv2dTile[] {
-  const d = conv2dTileV4(a.Cout, a.Wout);
+  const d = scalarTileV4(a.Cout, a.Wout);
   const PTs = [...new Set([d.PT, Math.ceil(d.PT / 2)])];
   const OTs = [...new Set([d.OT, Math.ceil(d.OT / 2), Math.min(a.Cout, 4)])];
   const tiles = PTs.flatMap((PT) => OTs.map((OT) => ({ OT, PT, WG: 0 })));
   const scalar = tiles.filter((t, i) => tiles.findIndex((u) => u.OT === t.OT && u.PT === t.PT) === i).slice(0, 5);
-  // the same tiles loading their rows as vec4s, where rows and blocks allow it
-  return [...scalar, ...scalar.filter((t) => v4VecRows(a, t.PT) === null).map((t) => ({ ...t, VX: 1 }))];
+  // the same tiles loading their rows as vec4s, where rows and blocks allow it (first, as conv2dTileV4 does)
+  const vx = scalar.filter((t) => v4VecRows(a, t.PT) === null).map((t) => ({ ...t, VX: 1 }));
+  return v4VecRows(a, d.PT) === null ? [...vx, ...scalar] : [...scalar, ...vx];
 }
 
 /** Why v4 cannot load these input rows as vec4s with this tile, or null: rows and column blocks must sit on vec4 boundaries. */
@@ -554,7 +562,7 @@ export function v4VecRows(a: Pick<DirectArgs, 'Win' | 'S'>, PT: number): string 
 
 export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?: Conv2dTile): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
-  const t = tile ?? conv2dTileV4(a.Cout, a.Wout);
+  const t = tile ?? conv2dTileV4(a);
   const why = t.VX ? v4VecRows(a, t.PT) : null;
   if (why) throw new VariantError(`${a.flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}: vec4 rows (VX) impossible here: ${why}`);
   const nPB = Math.ceil(a.Wout / t.PT);

@@ -33,7 +33,7 @@
 //       llvmpipe); with row and block uniform, padding rows are skipped by the loop bounds and each kind of
 //       column block (edges, interior, tail) is compiled without the padding taps. It gains most on
 //       backward-input, where with 8×8 dy and k5 over half the taps of the padded convolution are padding.
-//       Tile: conv2dTileV4. Backward-input: stride 1 only.
+//       Rows are loaded as vec4s where they can be. Tile: conv2dTileV4. Backward-input: stride 1 only.
 // CONV2D_BACKWARD_WEIGHT (every variant also computes the bias gradient when given db: no dispatch of its own)
 //   v1  one dw element per invocation, looping over N·OH·OW. The fallback.
 //   v2  register tile, no barriers (software adapters): an invocation owns OT output channels × KW taps of one
@@ -45,7 +45,7 @@
 //   v4  v2 with subgroups (software adapters with fixed-size subgroups): one subgroup per workgroup, steps of
 //       sg columns, and the dy values (the same in every lane) loaded one column per lane and shared with
 //       subgroupBroadcast: OT loads per step instead of OT·sg; tiles may load x rows (VX) and dy rows (DV) as
-//       vec4s. Tile: conv2dWeightTileV4.
+//       vec4s (VX by default, where rows allow). Tile: conv2dWeightTileV4.
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
