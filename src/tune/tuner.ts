@@ -32,9 +32,9 @@ import { repeatsFor, sample, timeOnce } from './measure.js';
 
 /** A tuned choice and what the measurement found. */
 export interface TunedEntry extends Choice {
-  /** Median ms of the chosen candidate. */
+  /** ms per run of the chosen candidate: its best timed sample. */
   ms: number;
-  /** What the heuristics would have run, and its median ms (null: it was not timed, e.g. invalid). */
+  /** What the heuristics would have run, and its best sample in ms (null: it was not timed, e.g. invalid). */
   heuristic: Choice & { ms: number | null };
   /** Candidates offered. */
   candidates: number;
@@ -73,7 +73,7 @@ export interface TuneReport {
   entry: TunedEntry;
   /** Candidates that failed validation, and why. */
   invalid: { choice: Choice; why: string }[];
-  /** Every candidate's median ms (null: invalid, or dropped before timing). */
+  /** Every candidate's best sample in ms (null: invalid, or dropped before timing). */
   times: { choice: Choice; ms: number | null }[];
 }
 
