@@ -12,9 +12,10 @@
 // Every candidate is validated once before it may win: run on the same copies as the op's first variant
 // (the fallback, itself tested against float64 references), every buffer it touches must match within a
 // float tolerance; a candidate that does not is reported and never chosen. Timing alternates the candidates
-// round by round and keeps each one's best sample (other work on the machine only ever slows a sample down,
-// and alternating spreads a burst of it over every candidate); a candidate slower than 3x the best after
-// the first round is dropped.
+// round by round (a burst of other work is spread over every candidate) and ranks them by their median
+// sample: not their best, because a timed pass can also read too short (llvmpipe), and one such sample once
+// chose a conv2d tile that ran 1.7x slower than the heuristics' in the step. A candidate slower than 3x the
+// best after the first round is dropped.
 //
 // Near ties go to the smaller kernel: among the candidates within 5% of the fastest (about the noise of these
 // measurements), the one whose dispatched WGSL is shortest wins. Unrolled tiles compile in time that grows
@@ -28,13 +29,13 @@
 import { DeviceLostError, GpuError, ShaderCompileError } from '../errors.js';
 import type { Gpu } from '../gpu/runtime.js';
 import type { AnyOpLike, Choice, Op, TuneConfig, TuningHook } from '../shaders/op.js';
-import { repeatsFor, sample, timeOnce } from './measure.js';
+import { median, repeatsFor, sample, timeOnce } from './measure.js';
 
 /** A tuned choice and what the measurement found. */
 export interface TunedEntry extends Choice {
-  /** ms per run of the chosen candidate: its best timed sample. */
+  /** Median ms per run of the chosen candidate. */
   ms: number;
-  /** What the heuristics would have run, and its best sample in ms (null: it was not timed, e.g. invalid). */
+  /** What the heuristics would have run, and its median ms (null: it was not timed, e.g. invalid). */
   heuristic: Choice & { ms: number | null };
   /** Candidates offered. */
   candidates: number;
@@ -73,7 +74,7 @@ export interface TuneReport {
   entry: TunedEntry;
   /** Candidates that failed validation, and why. */
   invalid: { choice: Choice; why: string }[];
-  /** Every candidate's best sample in ms (null: invalid, or dropped before timing). */
+  /** Every candidate's median ms (null: invalid, or dropped before timing). */
   times: { choice: Choice; ms: number | null }[];
 }
 
@@ -365,7 +366,7 @@ export class Tuner implements TuningHook {
         for (const c of alive) times.get(c)!.push((await sample(gpu, run(c), repeats.get(c)!)).ms);
       }
     });
-    const bestOf = (c: Choice) => (times.has(c) ? Math.min(...times.get(c)!) : null);
+    const bestOf = (c: Choice) => (times.has(c) ? median(times.get(c)!) : null);
     const ranked = [...times.keys()].sort((a, b) => bestOf(a)! - bestOf(b)!);
     const fastest = ranked.length ? bestOf(ranked[0])! : 0;
     const near = ranked.filter((c) => bestOf(c)! <= fastest * (1 + NEAR_TIE));
