@@ -19,6 +19,21 @@ import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from './wgsl.js';
 
 const WG = 256;
 
+// The sample at position b of the batch; one at or past the data raises the fault (the first raised is kept).
+const SAMPLE_WGSL = /* wgsl */ `${FAULT_WGSL}
+fn sampleAt(b: u32) -> u32 {
+  let sample = idx[p.offset + b];
+  if (sample >= p.count) { raiseFault(p.site, p.offset + b, sample, p.count); }
+  return sample;
+}`;
+
+// y[b] = labels[sample b], or 0 past the data (kernels with labels and y).
+const COPY_LABEL_WGSL = /* wgsl */ `
+fn copyLabel(b: u32) {
+  let sample = sampleAt(b);
+  if (sample >= p.count) { y[b] = 0; } else { y[b] = labels[sample]; }
+}`;
+
 const imagesKernel = memoKernel((labels: boolean, words: boolean) =>
   declareKernel({
     name: `${labels ? 'gather_batch_v1' : 'gather_images_v1'}${words ? '_x4' : ''}`,
@@ -30,44 +45,26 @@ const imagesKernel = memoKernel((labels: boolean, words: boolean) =>
       ...(labels ? { labels: { read: 'i32' }, y: { read_write: 'i32' } } : {}),
       ...FAULT_BUFFER,
     },
-    wgsl: `${FAULT_WGSL}
+    wgsl: `${SAMPLE_WGSL}${labels ? COPY_LABEL_WGSL : ''}
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
-  let i = ${FLAT_INDEX(WG)};${
-    labels
-      ? `
-  if (i < p.batch) {
-    let sample = idx[p.offset + i];
-    if (sample >= p.count) {
-      raiseFault(p.site, p.offset + i, sample, p.count);  // the pixels below store zeros without raising it again
-      y[i] = 0;
-    } else {
-      y[i] = labels[sample];
-    }
-  }`
-      : ''
-  }${
+  let i = ${FLAT_INDEX(WG)};
+  ${labels ? 'if (i < p.batch) { copyLabel(i); }' : ''}${
     words
       ? /* wgsl */ `
   // word i of the batch: pixels 4i .. 4i + 3
   let words = p.pixels / 4u;
   if (i >= p.batch * words) { return; }
   let b = i / words;
-  let sample = idx[p.offset + b];
-  if (sample >= p.count) {
-    ${labels ? '' : 'raiseFault(p.site, p.offset + b, sample, p.count); '}x[i] = vec4f();
-    return;
-  }
+  let sample = sampleAt(b);
+  if (sample >= p.count) { x[i] = vec4f(); return; }
   let w = images[sample * words + (i - b * words)];
   let v = vec4f(vec4u(w, w >> 8u, w >> 16u, w >> 24u) & vec4u(0xffu));
   x[i] = (v / 255.0 - p.mean) * p.invStd;`
       : /* wgsl */ `
   if (i >= p.batch * p.pixels) { return; }
   let b = i / p.pixels;
-  let sample = idx[p.offset + b];
-  if (sample >= p.count) {
-    ${labels ? '' : 'raiseFault(p.site, p.offset + b, sample, p.count); '}x[i] = 0.0;
-    return;
-  }
+  let sample = sampleAt(b);
+  if (sample >= p.count) { x[i] = 0.0; return; }
   let byteIndex = sample * p.pixels + (i - b * p.pixels);
   let v = (images[byteIndex >> 2u] >> ((byteIndex & 3u) * 8u)) & 0xffu;
   x[i] = (f32(v) / 255.0 - p.mean) * p.invStd;`
@@ -81,17 +78,10 @@ const labelsKernel = memoKernel(() =>
     name: 'gather_labels_v1',
     params: { batch: 'u32', offset: 'u32', count: 'u32', site: 'u32' },
     buffers: { labels: { read: 'i32' }, idx: { read: 'u32' }, y: { read_write: 'i32' }, ...FAULT_BUFFER },
-    wgsl: /* wgsl */ `${FAULT_WGSL}
+    wgsl: /* wgsl */ `${SAMPLE_WGSL}${COPY_LABEL_WGSL}
 @compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG)};
-  if (i >= p.batch) { return; }
-  let sample = idx[p.offset + i];
-  if (sample >= p.count) {
-    raiseFault(p.site, p.offset + i, sample, p.count);
-    y[i] = 0;
-    return;
-  }
-  y[i] = labels[sample];
+  if (i < p.batch) { copyLabel(i); }
 }`,
   }),
 );
