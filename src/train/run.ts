@@ -108,10 +108,7 @@ interface RunData {
 
 function loadRunData(s: Pick<RunSettings, 'data' | 'limit' | 'valSplit' | 'seed'>): RunData {
   const { train, test } = loadMnist(s.data, s.limit);
-  const split = splitTrainVal(train.count, s.valSplit, s.seed);
-  if (split.train.length === 0 || split.val.length === 0) {
-    throw new UsageError(`--val-split ${s.valSplit} of ${train.count} images leaves an empty split; use more data or another fraction`);
-  }
+  const split = splitTrainVal(train.count, s.valSplit, s.seed); // neither part empty: splitTrainVal keeps at least 1 in each
   return { train, test, split, fingerprint: dataFingerprint(train, test) };
 }
 
