@@ -494,7 +494,8 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: { addTo?: Ten
   const [rows, cols] = logits.shape;
   const loss = Tensor.empty([], { gpu: logits.gpu, label: 'crossEntropy' });
   const logp = like(logits, 'crossEntropy logp');
-  const ones = needsGrad([logits]) ? like(logits, 'crossEntropy grad') : null;
+  // The gradient for dy = 1 (loss.backward()), written by the forward kernel itself when gradients are on.
+  const dlogits = needsGrad([logits]) ? like(logits, 'crossEntropy grad') : null;
   sm.logSoftmaxNllLoss(
     gpuOf(logits),
     logits.buffer,
@@ -503,7 +504,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: { addTo?: Ten
     loss.buffer,
     { rows, cols, op: 'crossEntropy' },
     {
-      dlogits: ones?.buffer,
+      dlogits: dlogits?.buffer,
       sum: opts.addTo?.buffer,
     },
   );
@@ -518,7 +519,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: { addTo?: Ten
       sm.logSoftmaxNllLossBackward(gpuOf(logits), logp.buffer, target.buffer, dy.buffer, dx.buffer, { rows, cols, op: 'crossEntropy' });
       return [dx];
     },
-    () => [ones],
+    () => [dlogits],
   );
 }
 
