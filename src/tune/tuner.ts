@@ -85,6 +85,8 @@ export interface TuneOptions {
   minShare?: number;
   /** Shortest sample in ms: short kernels repeat until a sample takes this long (default 3). */
   minSampleMs?: number;
+  /** Candidates this close to the fastest (relative) count as tied, and the smallest kernel among them wins (default 0.05; 0: the fastest always). */
+  nearTie?: number;
   /** Called with a line of progress. */
   log?: (line: string) => void;
 }
@@ -369,7 +371,7 @@ export class Tuner implements TuningHook {
     const bestOf = (c: Choice) => (times.has(c) ? median(times.get(c)!) : null);
     const ranked = [...times.keys()].sort((a, b) => bestOf(a)! - bestOf(b)!);
     const fastest = ranked.length ? bestOf(ranked[0])! : 0;
-    const near = ranked.filter((c) => bestOf(c)! <= fastest * (1 + NEAR_TIE));
+    const near = ranked.filter((c) => bestOf(c)! <= fastest * (1 + (opts.nearTie ?? NEAR_TIE)));
     const best = near.sort((a, b) => wgsl.get(a)! - wgsl.get(b)! || bestOf(a)! - bestOf(b)!)[0] ?? choices[0];
     const heuristicTimed = choices.find((c) => sameChoice(c, heuristic));
     return {
