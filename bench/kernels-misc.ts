@@ -77,10 +77,21 @@ function poolBench(N: number, C: number, H: number, W: number, variant: pool.Poo
   };
 }
 
-function batchNormBench(N: number, C: number, H: number, W: number, variant: bn.BatchNormVariant, backward: boolean): BenchEntry {
-  const sizes = { N, C, H, W, variant };
+// With `dropout`, the dropout mask (p = 0.5) is folded in, as the seed's training step runs it; the check then
+// compares against the reference with the mask applied (dropout's own reference, on the same element indices).
+function batchNormBench(
+  N: number,
+  C: number,
+  H: number,
+  W: number,
+  variant: bn.BatchNormVariant,
+  backward: boolean,
+  dropout = false,
+): BenchEntry {
+  const mask = dropout ? { p: 0.5, seed: 42, step: 3 } : undefined;
+  const sizes = { N, C, H, W, variant, dropout: mask };
   return {
-    name: `batch_norm_${backward ? 'grad' : 'train'}_${variant}`,
+    name: `batch_norm_${backward ? 'grad' : 'train'}_${variant}${dropout ? ' +dropout' : ''}`,
     shape: `${N}x${C}x${H}x${W}`,
     cost: (backward ? bn.BATCH_NORM_BACKWARD : bn.BATCH_NORM_TRAIN).cost(sizes),
     setup(gpu): BenchCase {
@@ -91,7 +102,10 @@ function batchNormBench(N: number, C: number, H: number, W: number, variant: bn.
         beta = f(randomArray(C, 5)),
         dy = f(randomArray(n, 6));
       const expected = ref.batchNorm2dTrain(x, gamma, beta, sizes);
-      const grads = ref.batchNorm2dBackward(x, gamma, dy, expected.mean, expected.invStd, sizes);
+      const keep = mask && ref.dropoutMask(n, mask.p, mask.seed, mask.step);
+      const wantY = keep ? ref.dropoutApply(expected.y, keep, 0.5) : expected.y;
+      const dyIn = keep ? ref.dropoutBackward(dy, keep, 0.5) : dy; // the gradient batch norm sees
+      const grads = ref.batchNorm2dBackward(x, gamma, dyIn, expected.mean, expected.invStd, sizes);
       const xb = B.upload(x),
         gb = B.upload(gamma),
         bb = B.upload(beta),
@@ -116,7 +130,7 @@ function batchNormBench(N: number, C: number, H: number, W: number, variant: bn.
           if (backward) {
             expectClose(await B.read(dxb, n), grads.dx, { label: 'batch norm dx', atol: 1e-4, rtol: 1e-4 });
             expectClose(await B.read(dg, C), grads.dgamma, { label: 'batch norm dgamma', atol: 1e-3, rtol: 1e-4 });
-          } else expectClose(await B.read(yb, n), expected.y, { label: 'batch norm y', atol: 1e-5, rtol: 1e-4 });
+          } else expectClose(await B.read(yb, n), wantY, { label: 'batch norm y', atol: 1e-5, rtol: 1e-4 });
         },
         dispose: () => B.release(),
       };
@@ -276,10 +290,12 @@ export const entries: BenchEntry[] = [
   ...each(pool.MAX_POOL2D_BACKWARD.names, (v) => poolBench(64, 10, 24, 24, v, true)),
   ...each(pool.MAX_POOL2D.names, (v) => poolBench(64, 20, 8, 8, v, false)),
   ...each(pool.MAX_POOL2D_BACKWARD.names, (v) => poolBench(64, 20, 8, 8, v, true)),
-  ...each(bn.BATCH_NORM_TRAIN.names, (v) => batchNormBench(64, 10, 12, 12, v, false)),
-  ...each(bn.BATCH_NORM_BACKWARD.names, (v) => batchNormBench(64, 10, 12, 12, v, true)),
-  ...each(bn.BATCH_NORM_TRAIN.names, (v) => batchNormBench(64, 20, 4, 4, v, false)),
-  ...each(bn.BATCH_NORM_BACKWARD.names, (v) => batchNormBench(64, 20, 4, 4, v, true)),
+  ...[false, true].flatMap((drop) => [
+    ...each(bn.BATCH_NORM_TRAIN.names, (v) => batchNormBench(64, 10, 12, 12, v, false, drop)),
+    ...each(bn.BATCH_NORM_BACKWARD.names, (v) => batchNormBench(64, 10, 12, 12, v, true, drop)),
+    ...each(bn.BATCH_NORM_TRAIN.names, (v) => batchNormBench(64, 20, 4, 4, v, false, drop)),
+    ...each(bn.BATCH_NORM_BACKWARD.names, (v) => batchNormBench(64, 20, 4, 4, v, true, drop)),
+  ]),
   ...each(sm.CROSS_ENTROPY.names, (v) => lossBench(64, 10, v, true)),
   ...each(sm.NLL_LOSS.names, (v) => lossBench(64, 10, v, false)),
   ...each(sgd.SGD_STEP.names, (v) => sgdBench(16_000, v, 0)),

@@ -1,4 +1,5 @@
 // Float64 reference: elementwise ops and reductions.
+import { pcgHash } from '../../src/shaders/dropout.js';
 
 // y = max(x, 0); NaN stays NaN (Math.max propagates it, as torch.relu does).
 export function relu(x: Float64Array): Float64Array {
@@ -8,6 +9,14 @@ export function relu(x: Float64Array): Float64Array {
 // dx = 0 where x <= 0, else dy: PyTorch's threshold_backward, so 0 at x = 0 and dy where x is NaN.
 export function reluBackward(x: Float64Array, dy: Float64Array): Float64Array {
   return x.map((v, i) => (v <= 0 ? 0 : dy[i]));
+}
+
+// The dropout mask of (p, seed, step) over n elements, from the hash's definition (dropout.ts's header): the
+// engine's one CPU function is its 32-bit PCG hash, used here as the key and per-element hash are defined.
+export function dropoutMask(n: number, p: number, seed: number, step: number): Uint8Array {
+  const key = pcgHash((seed ^ pcgHash(step)) >>> 0);
+  const threshold = Math.round(p * 2 ** 24);
+  return Uint8Array.from({ length: n }, (_, i) => (pcgHash((pcgHash((i ^ key) >>> 0) + key) >>> 0) >>> 8 >= threshold ? 1 : 0));
 }
 
 // y = x·mask/(1−p) with mask ∈ {0,1} (inverted dropout).

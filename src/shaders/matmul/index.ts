@@ -84,14 +84,24 @@ interface Plan {
 // quickly; v4 takes the wide tile only for large matrices, where it pays, and narrow outputs (N = 10, 50)
 // waste less with 16 columns. Measured with `npm run bench:kernels -- --filter tile`.
 //
-// Small products (under 4M multiply-adds, such as the seed's linear layers) take the 2x8 v4 tile: llvmpipe
-// compiled the 4x16 one for 4–20 s per layout (its 16 vec4 accumulators spill), the 2x8 one in under 1.2 s,
-// and at these sizes they ran within 0.1–0.3 ms of each other (compile-matmul script, cold Mesa cache, EPYC).
+// Small products (under 4M multiply-adds, such as the seed's linear layers) take tiles of at most 32 sums a
+// lane: llvmpipe compiled the 4x16 one for 4–20 s per layout (its 16 vec4 accumulators spill), the 2x8 one in
+// under 1.2 s, and at these sizes they ran within 0.1–0.3 ms of each other (compile-matmul script, cold Mesa
+// cache, EPYC). Wide outputs (N ≥ 64) take 2x16: the A loads of a lane (two per k and row with maskA, four
+// scalar ones where K is not a multiple of 4) then feed twice the multiply-adds. The seed's fc1 backward
+// products (N = 320, K = 50 and 64, maskA) ran in 0.24–0.32 ms with it against 0.36–0.58 ms with 2x8, and a
+// kernel compiled about 0.5 s slower (mmproto script, llvmpipe, EPYC, 2026-11-30).
 // Every tile sums each output over k in the same order, so the choice changes no result.
 export const DEFAULT_TILE: RegisterTile = { tm: 4, tn: 8, wgx: 8, wgy: 8 };
 const SMALL_PRODUCT = 1 << 22;
 const subgroupTileFor = (M: number, N: number, K: number): Omit<SubgroupTile, 'sg'> =>
-  M >= 128 && N >= 128 ? { tm: 4, tn: 32 } : M * N * K >= SMALL_PRODUCT ? { tm: 4, tn: 16 } : { tm: 2, tn: 8 };
+  M >= 128 && N >= 128
+    ? { tm: 4, tn: 32 }
+    : M * N * K >= SMALL_PRODUCT
+      ? { tm: 4, tn: 16 }
+      : N >= 64
+        ? { tm: 2, tn: 16 }
+        : { tm: 2, tn: 8 };
 
 /** The kernel layout for these sizes and the optional buffers that are given (any truthy value). */
 function layoutOf(s: MatmulSizes, b: { bias?: unknown; maskA?: unknown; rowSums?: unknown }): MatmulLayout {
@@ -114,8 +124,9 @@ function layoutOf(s: MatmulSizes, b: { bias?: unknown; maskA?: unknown; rowSums?
 const V2_TILES: RegisterTile[] = [DEFAULT_TILE, { tm: 4, tn: 4, wgx: 8, wgy: 8 }, { tm: 2, tn: 8, wgx: 8, wgy: 8 }];
 function subgroupTiles(M: number, N: number, K: number): Omit<SubgroupTile, 'sg'>[] {
   const d = subgroupTileFor(M, N, K);
-  const all = [d, { tm: 4, tn: 16 }, { tm: 2, tn: 8 }, { tm: 4, tn: 8 }];
-  // Small products are not offered the 4x16 tile either: what it can save at run time, it costs in compiling.
+  const all = [d, { tm: 4, tn: 16 }, { tm: 2, tn: 8 }, { tm: 4, tn: 8 }, { tm: 2, tn: 16 }, { tm: 1, tn: 32 }];
+  // Small products are offered tiles of at most 32 sums a lane: what a larger one can save at run time, it
+  // costs in compiling.
   const offered = M * N * K >= SMALL_PRODUCT ? all : all.filter((t) => t.tm * t.tn <= 32);
   return offered.filter((t, i) => offered.findIndex((u) => u.tm === t.tm && u.tn === t.tn) === i);
 }
