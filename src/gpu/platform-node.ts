@@ -10,6 +10,7 @@
 // A value Dawn does not know, or one that matches no adapter, is a NoAdapterError listing the adapters there are.
 import { create, globals } from 'webgpu';
 import { NoAdapterError } from '../errors.js';
+import { throttleDawnPolling } from './dawn-polling.js';
 import type { DeviceOptions } from './device.js';
 
 let globalsInstalled = false;
@@ -84,6 +85,7 @@ async function dawnAdapter(flags: string[], power: GPUPowerPreference | undefine
 export async function requestPlatformAdapter(options: DeviceOptions): Promise<GPUAdapter> {
   if (!globalsInstalled) {
     Object.assign(globalThis, globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
+    throttleDawnPolling(); // Dawn's waits must not keep a CPU core busy (dawn-polling.ts)
     globalsInstalled = true;
   }
   const backend = setting(options.backend, 'WEBGPU_NN_BACKEND');
