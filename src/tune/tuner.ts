@@ -150,16 +150,20 @@ export class Tuner implements TuningHook {
   private validEntry(op: AnyOp, sizes: object, key: string, entry: TunedEntry): Choice | null {
     const offered = op.choices(this.gpu, sizes);
     const match = offered.find((c) => sameChoice(c, entry));
-    if (!match) {
+    // A choice made among other candidates than the registry offers now (a tile added or withdrawn) is re-tuned.
+    const why = !match
+      ? `tuned choice ${choiceLabel(entry)} for ${key} is not offered any more; using the heuristics until it is re-tuned`
+      : entry.candidates !== offered.length
+        ? `tuned choice ${choiceLabel(entry)} for ${key} was made among ${entry.candidates} candidates and ${offered.length} are offered now; it is re-tuned`
+        : null;
+    if (why) {
       if (!this.warned.has(key)) {
         this.warned.add(key);
-        this.warn(
-          `webgpu-nn: tuned choice ${choiceLabel(entry)} for ${key} is not offered any more; using the heuristics until it is re-tuned`,
-        );
+        this.warn(`webgpu-nn: ${why}`);
       }
       return null;
     }
-    return match;
+    return match!;
   }
 
   /** Whether an op call needs tuning: not forced, not tuned yet (or re-tuning everything), and more than one way to run it here. */

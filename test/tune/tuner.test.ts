@@ -224,6 +224,28 @@ describe('Tuner', () => {
     expect(MATMUL.choose(gpu, sizes)).toEqual({ variant: MATMUL.preferred(gpu, sizes) });
     expect(warnings).toEqual([expect.stringMatching(/tuned choice v2 tm3 tn5 wgx1 wgy1 for matmul K=8 M=8 N=8 is not offered any more/)]);
   });
+
+  it('re-tunes a cached choice made among other candidates than the registry offers now, with a warning', () => {
+    const { gpu } = ctx;
+    const store = new MemoryTuningStore();
+    const sizes = { M: 8, N: 8, K: 8 };
+    const offered = MATMUL.choices(gpu, sizes);
+    const last = offered[offered.length - 1];
+    const entry = (candidates: number): TunedEntry => ({ ...last, ms: 1, heuristic: { ...offered[0], ms: 2 }, candidates });
+    const warnings: string[] = [];
+    store.set(tuningKey(MATMUL, sizes), entry(offered.length));
+    let tuner = new Tuner(gpu, store, (l) => warnings.push(l));
+    expect(tuner.choice(MATMUL, sizes)).toEqual(last); // the same candidates: the cached choice holds
+    store.set(tuningKey(MATMUL, sizes), entry(offered.length - 1)); // tuned before a tile was added
+    tuner = new Tuner(gpu, store, (l) => warnings.push(l));
+    expect(tuner.choice(MATMUL, sizes)).toBeUndefined();
+    expect(tuner.needs(MATMUL, sizes)).toBe(offered.length > 1);
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        new RegExp(`for matmul K=8 M=8 N=8 was made among ${offered.length - 1} candidates and ${offered.length} are offered now`),
+      ),
+    ]);
+  });
 });
 
 describe('tuning cache', () => {
