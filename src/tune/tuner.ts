@@ -22,8 +22,11 @@
 // with their size (llvmpipe: 0.5 s for a 2x8 matmul tile, 4-20 s for 4x16), and a machine's first run pays it.
 //
 // Only the calls that matter are tuned: each observed call is first timed with the heuristics' choice, and
-// calls below `minShare` of the step's total keep that choice (their cache entry says so), so a first run
-// does not compile every tile of every small kernel.
+// calls below `minShare` of the step's total are not (their cache entry says `kept`), so a first run does not
+// compile every tile of every small kernel. Such a call takes the choice of the same op's heaviest tuned call
+// where that is offered for its sizes and computes the same (the last batch of an epoch, smaller than the
+// others, then runs the same kernels: with the heuristics' choice instead, a tuned run of the seed's network
+// compiled 7 more pipelines than an untuned one), else the heuristics' choice.
 //
 // The choices live in a TuningCache (cache.ts: one JSON file per adapter).
 import { DeviceLostError, GpuError, ShaderCompileError } from '../errors.js';
@@ -39,7 +42,10 @@ export interface TunedEntry extends Choice {
   heuristic: Choice & { ms: number | null };
   /** Candidates offered. */
   candidates: number;
-  /** Not tuned: the heuristics' choice kept, because the call took too small a share of the step. */
+  /**
+   * Not tuned, because the call took too small a share of the step: it keeps the heuristics' choice, or the
+   * choice of the same op's heaviest tuned call where that is offered for its sizes (then `heuristic` differs).
+   */
   kept?: true;
 }
 
@@ -118,11 +124,15 @@ const fatal = (e: unknown) => e instanceof GpuError || e instanceof DeviceLostEr
 /** Candidates this close to the fastest (relative) count as tied; the smallest kernel among them wins. */
 const NEAR_TIE = 0.05;
 
+const sameKernels = (a: string | null, b: string | null) => a !== null && a === b;
+
 const sameChoice = (a: Choice, b: Choice) =>
   a.variant === b.variant && JSON.stringify(a.config ?? null) === JSON.stringify(b.config ?? null);
 
 export class Tuner implements TuningHook {
   private collecting: Observed[] | null = null;
+  /** The last collect's calls that had a choice already: their cached ms, by weight (they count in the shares). */
+  private knownMs = 0;
   private forcing = false;
   private weight = 1;
   /** Keys looked up this session: the validated choice, or null (none, or no longer offered). */
@@ -179,7 +189,11 @@ export class Tuner implements TuningHook {
     const key = tuningKey(op, sizes);
     const seen = this.collecting.find((o) => o.key === key);
     if (seen) seen.weight += this.weight;
-    if (seen || !this.needs(op as AnyOp, sizes)) return;
+    if (seen) return;
+    if (!this.needs(op as AnyOp, sizes)) {
+      if (!(sizes as { variant?: string }).variant) this.knownMs += (this.store.get(key)?.ms ?? 0) * this.weight;
+      return;
+    }
     const copies = new Map<GPUBuffer, GPUBuffer>();
     const copy = (b: GPUBuffer) => {
       let c = copies.get(b);
@@ -210,6 +224,7 @@ export class Tuner implements TuningHook {
     const parts = typeof record === 'function' ? [{ weight: 1, record }] : record;
     const got: Observed[] = [];
     this.collecting = got;
+    this.knownMs = 0;
     this.forcing = !!opts.retune;
     const attached = this.gpu.tuning;
     this.gpu.tuning = this; // op.run reports its calls to the Gpu's tuner
@@ -244,41 +259,100 @@ export class Tuner implements TuningHook {
     // The heuristics' time for each call decides which calls are worth tuning (one at a time: the GPU timer is shared).
     const base: number[] = [];
     for (const o of observed) base.push(await this.withWork(o, async (run) => this.best(run(this.heuristic(o)), 2)));
-    const total = base.reduce((a, b, i) => a + b * observed[i].weight, 0);
+    // The shares are of the whole run: the calls the last collect found tuned already count with their cached times
+    // (else, once a run's main batch size is tuned, its last batch's calls would each seem to matter).
+    const total = base.reduce((a, b, i) => a + b * observed[i].weight, 0) + this.knownMs;
     const minShare = opts.minShare ?? 0.02;
     const matters = (i: number) => base[i] * observed[i].weight >= minShare * total;
-    const reports: TuneReport[] = [];
+    const reports: TuneReport[] = new Array(observed.length);
     const worth = observed.filter((_, i) => matters(i));
     let n = 0;
+    const record = (i: number, report: TuneReport) => {
+      this.store.set(observed[i].key, report.entry);
+      this.resolved.set(observed[i].key, { variant: report.entry.variant, config: report.entry.config });
+      reports[i] = report;
+    };
+    // The calls that matter first: the others may then take one of their choices (below).
+    const tuned: { o: Observed; choice: Choice; weight: number }[] = [];
     for (const [i, o] of observed.entries()) {
+      if (!matters(i)) continue;
       const heuristic = this.heuristic(o);
+      opts.log?.(`tuning ${++n}/${worth.length}: ${o.key}`);
       let report: TuneReport;
-      if (matters(i)) {
-        opts.log?.(`tuning ${++n}/${worth.length}: ${o.key}`);
-        try {
-          report = await this.tuneOne(o, heuristic, opts);
-        } catch (e) {
-          // A candidate that cannot even be recorded (a bug, or a limit this adapter has) must not stop the run.
-          if (fatal(e)) throw e;
-          this.warn(`webgpu-nn: tuning ${o.key} failed (${(e as Error).message}); keeping the heuristics' choice`);
-          report = this.kept(o, heuristic, base[i]);
-        }
-      } else {
+      try {
+        report = await this.tuneOne(o, heuristic, opts);
+        tuned.push({ o, choice: report.entry, weight: base[i] * o.weight });
+      } catch (e) {
+        // A candidate that cannot even be recorded (a bug, or a limit this adapter has) must not stop the run.
+        if (fatal(e)) throw e;
+        this.warn(`webgpu-nn: tuning ${o.key} failed (${(e as Error).message}); keeping the heuristics' choice`);
         report = this.kept(o, heuristic, base[i]);
       }
-      this.store.set(o.key, report.entry);
-      this.resolved.set(o.key, { variant: report.entry.variant, config: report.entry.config });
-      reports.push(report);
+      record(i, report);
+    }
+    // A call too small to tune takes the choice of the heaviest tuned call of the same op that runs the same
+    // kernels with it (the same tile at another batch size), where the heuristics' choice would be one more
+    // kernel to compile; checked as a candidate is. Else the heuristics' choice.
+    tuned.sort((a, b) => b.weight - a.weight);
+    for (const [i, o] of observed.entries()) {
+      if (matters(i)) continue;
+      const heuristic = this.heuristic(o);
+      const offered = o.op.choices(this.gpu, o.sizes);
+      const sibling = tuned.find(
+        (t) =>
+          t.o.op === o.op &&
+          offered.some((c) => sameChoice(c, t.choice)) &&
+          sameKernels(this.kernelsOf(t.o, t.choice), this.kernelsOf(o, t.choice)),
+      );
+      let report = this.kept(o, heuristic, base[i]);
+      if (sibling && !sameChoice(sibling.choice, heuristic)) {
+        const choice = offered.find((c) => sameChoice(c, sibling.choice))!;
+        const shared = await this.checkedTime(o, choice);
+        if (shared !== null) report = this.kept(o, choice, shared, { ...heuristic, ms: base[i] });
+      }
+      record(i, report);
     }
     this.store.save();
     return reports;
   }
 
-  /** The report of a call that keeps the heuristics' choice, timed at `ms`. */
-  private kept(o: Observed, heuristic: Choice, ms: number): TuneReport {
+  /** The report of a call that is not tuned: it keeps `choice` (the heuristics' unless given), timed at `ms`. */
+  private kept(o: Observed, choice: Choice, ms: number, heuristic: Choice & { ms: number } = { ...choice, ms }): TuneReport {
     const candidates = o.op.choices(this.gpu, o.sizes).length;
-    const entry: TunedEntry = { ...heuristic, ms, heuristic: { ...heuristic, ms }, candidates, kept: true };
-    return { key: o.key, op: o.op.name, entry, invalid: [], times: [{ choice: heuristic, ms }] };
+    const entry: TunedEntry = { ...choice, ms, heuristic, candidates, kept: true };
+    return { key: o.key, op: o.op.name, entry, invalid: [], times: [{ choice, ms }] };
+  }
+
+  /** The WGSL of the kernels `choice` dispatches for this call (recorded dry: nothing runs), or null if it cannot be recorded. */
+  private kernelsOf(o: Observed, choice: Choice): string | null {
+    try {
+      return this.gpu
+        .dryRun(() => o.op.runChoice(this.gpu, o.buffers, o.sizes, choice))
+        .map((d) => d.kernel.wgsl)
+        .join('\0');
+    } catch (e) {
+      if (fatal(e)) throw e;
+      return null;
+    }
+  }
+
+  /** `choice`'s time on this call (best of 2), or null if it cannot be recorded or differs from the fallback's result. */
+  private async checkedTime(o: Observed, choice: Choice): Promise<number | null> {
+    const choices = o.op.choices(this.gpu, o.sizes);
+    return this.withWork(o, async (run, restore, outputs) => {
+      restore();
+      run(choices[0])();
+      const reference = await outputs();
+      restore();
+      try {
+        run(choice)();
+      } catch (e) {
+        if (fatal(e)) throw e;
+        return null;
+      }
+      if (mismatch(reference, await outputs())) return null;
+      return this.best(run(choice), 2);
+    });
   }
 
   /** The choice the heuristics make for an observed call (its variant's default configuration). */
