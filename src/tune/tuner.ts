@@ -22,11 +22,12 @@
 // with their size (llvmpipe: 0.5 s for a 2x8 matmul tile, 4-20 s for 4x16), and a machine's first run pays it.
 //
 // Only the calls that matter are tuned: each observed call is first timed with the heuristics' choice, and
-// calls below `minShare` of the step's total are not (their cache entry says `kept`), so a first run does not
-// compile every tile of every small kernel. Such a call takes the choice of the same op's heaviest tuned call
-// where that is offered for its sizes and computes the same (the last batch of an epoch, smaller than the
-// others, then runs the same kernels: with the heuristics' choice instead, a tuned run of the seed's network
-// compiled 7 more pipelines than an untuned one), else the heuristics' choice.
+// calls below `minShare` of the run's total (calls tuned before counting with their cached times) are not
+// (their cache entry says `kept`), so a first run does not compile every tile of every small kernel. Such a
+// call takes the choice of the same op's heaviest tuned call, this time or before, that runs the same kernels
+// with it, checked as a candidate is (the last batch of an epoch, smaller than the others, then runs the
+// others' kernels: with the heuristics' choice instead, a tuned bench:train compiled 28 pipelines where an
+// untuned one compiled 21), else the heuristics' choice.
 //
 // The choices live in a TuningCache (cache.ts: one JSON file per adapter).
 import { DeviceLostError, GpuError, ShaderCompileError } from '../errors.js';
@@ -126,13 +127,23 @@ const NEAR_TIE = 0.05;
 
 const sameKernels = (a: string | null, b: string | null) => a !== null && a === b;
 
+/** A call with a tuned choice, weighed by its time in the run (ms per run times its count). */
+interface Sibling {
+  o: Observed;
+  choice: Choice;
+  weight: number;
+}
+
 const sameChoice = (a: Choice, b: Choice) =>
   a.variant === b.variant && JSON.stringify(a.config ?? null) === JSON.stringify(b.config ?? null);
 
 export class Tuner implements TuningHook {
   private collecting: Observed[] | null = null;
-  /** The last collect's calls that had a choice already: their cached ms, by weight (they count in the shares). */
-  private knownMs = 0;
+  /**
+   * The last collect's calls that had a tuned choice already (with the caller's buffers: only ever recorded dry),
+   * `weight` their cached ms times their count: they count in the shares, and small calls may take their choice.
+   */
+  private known: Sibling[] = [];
   private forcing = false;
   private weight = 1;
   /** Keys looked up this session: the validated choice, or null (none, or no longer offered). */
@@ -191,7 +202,18 @@ export class Tuner implements TuningHook {
     if (seen) seen.weight += this.weight;
     if (seen) return;
     if (!this.needs(op as AnyOp, sizes)) {
-      if (!(sizes as { variant?: string }).variant) this.knownMs += (this.store.get(key)?.ms ?? 0) * this.weight;
+      const entry = (sizes as { variant?: string }).variant === undefined ? this.store.get(key) : undefined;
+      const choice = entry && this.choice(op, sizes);
+      if (entry && choice) {
+        const same = this.known.find((k) => k.o.key === key);
+        if (same) same.weight += entry.ms * this.weight;
+        else
+          this.known.push({
+            o: { key, op: op as AnyOp, sizes: { ...sizes }, buffers, copies: [], weight: 1 },
+            choice,
+            weight: entry.ms * this.weight,
+          });
+      }
       return;
     }
     const copies = new Map<GPUBuffer, GPUBuffer>();
@@ -224,7 +246,7 @@ export class Tuner implements TuningHook {
     const parts = typeof record === 'function' ? [{ weight: 1, record }] : record;
     const got: Observed[] = [];
     this.collecting = got;
-    this.knownMs = 0;
+    this.known = [];
     this.forcing = !!opts.retune;
     const attached = this.gpu.tuning;
     this.gpu.tuning = this; // op.run reports its calls to the Gpu's tuner
@@ -261,7 +283,7 @@ export class Tuner implements TuningHook {
     for (const o of observed) base.push(await this.withWork(o, async (run) => this.best(run(this.heuristic(o)), 2)));
     // The shares are of the whole run: the calls the last collect found tuned already count with their cached times
     // (else, once a run's main batch size is tuned, its last batch's calls would each seem to matter).
-    const total = base.reduce((a, b, i) => a + b * observed[i].weight, 0) + this.knownMs;
+    const total = base.reduce((a, b, i) => a + b * observed[i].weight, 0) + this.known.reduce((a, k) => a + k.weight, 0);
     const minShare = opts.minShare ?? 0.02;
     const matters = (i: number) => base[i] * observed[i].weight >= minShare * total;
     const reports: TuneReport[] = new Array(observed.length);
@@ -273,7 +295,7 @@ export class Tuner implements TuningHook {
       reports[i] = report;
     };
     // The calls that matter first: the others may then take one of their choices (below).
-    const tuned: { o: Observed; choice: Choice; weight: number }[] = [];
+    const tuned: Sibling[] = [...this.known];
     for (const [i, o] of observed.entries()) {
       if (!matters(i)) continue;
       const heuristic = this.heuristic(o);
@@ -290,7 +312,7 @@ export class Tuner implements TuningHook {
       }
       record(i, report);
     }
-    // A call too small to tune takes the choice of the heaviest tuned call of the same op that runs the same
+    // A call too small to tune takes the choice of the heaviest tuned call (now or before) of the same op that runs the same
     // kernels with it (the same tile at another batch size), where the heuristics' choice would be one more
     // kernel to compile; checked as a candidate is. Else the heuristics' choice.
     tuned.sort((a, b) => b.weight - a.weight);

@@ -187,7 +187,7 @@ describe('Tuner', () => {
     },
   );
 
-  it('keeps the heuristics for calls below minShare of the step, and says so', async () => {
+  it("does not tune calls below minShare of the run: they take a tuned call's choice that runs the same kernel, and say so", async () => {
     const { gpu } = ctx;
     const tuner = new Tuner(gpu, new MemoryTuningStore());
     const big = 1 << 20;
@@ -199,11 +199,73 @@ describe('Tuner', () => {
     });
     const reports = await tuner.tune(observed, { minShare: 0.2, samples: 2 });
     tuner.release(observed);
-    const small = reports.find((r) => r.key === 'test.twice n=64')!;
-    expect(small.entry).toMatchObject({ variant: 'v2', kept: true });
-    expect(small.invalid).toEqual([]); // not validated: kept as the heuristics chose
     const large = reports.find((r) => r.key === `test.twice n=${big}`)!;
     expect(large.entry.variant).toBe('v1');
+    const small = reports.find((r) => r.key === 'test.twice n=64')!;
+    // not tuned (one time, no candidates compared), but v1 at n = 64 is the kernel the large call chose
+    expect(small.entry).toMatchObject({ variant: 'v1', kept: true, heuristic: { variant: 'v2' } });
+    expect(small.times).toHaveLength(1);
+    for (const b of [x, y]) gpu.pool.release(b);
+  });
+
+  it("keeps the heuristics' choice for a small call where the tuned choice would run another kernel", async () => {
+    const { gpu } = ctx;
+    // v1 runs one kernel from 1024 elements on and another below (both correct); v2 is wrong and preferred.
+    const sized = (large: boolean) =>
+      declareKernel({
+        name: large ? 'test_sized_large' : 'test_sized_small',
+        params: { n: 'u32' },
+        buffers: { x: 'read', y: 'read_write' },
+        wgsl: `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
+  if (g.x < p.n) { y[g.x] = ${large ? '2.0 * x[g.x]' : 'x[g.x] + x[g.x]'}; } }`,
+      });
+    const SIZED = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
+      name: 'test.sized',
+      variants: {
+        v1: {
+          summary: 'one kernel per size class',
+          run: (g, b, s) => launch(g, sized(s.n >= 1024), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
+        },
+        v2: TWICE.variant('v2'),
+      },
+      prefer: () => ['v2'],
+      cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
+      needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
+    });
+    const tuner = new Tuner(gpu, new MemoryTuningStore());
+    const big = 1 << 20;
+    const x = upload(gpu, randomArray(big, 7)),
+      y = empty(gpu, big);
+    const observed = await tuner.collect(() => {
+      SIZED.run(gpu, { x, y }, { n: big });
+      SIZED.run(gpu, { x, y }, { n: 64 });
+    });
+    const reports = await tuner.tune(observed, { minShare: 0.2, samples: 2 });
+    tuner.release(observed);
+    expect(reports.find((r) => r.key === `test.sized n=${big}`)!.entry.variant).toBe('v1');
+    expect(reports.find((r) => r.key === 'test.sized n=64')!.entry).toMatchObject({ variant: 'v2', kept: true });
+    for (const b of [x, y]) gpu.pool.release(b);
+  });
+
+  it('counts the calls tuned before in the shares: a small call beside a cached large one is not tuned', async () => {
+    const { gpu } = ctx;
+    const store = new MemoryTuningStore();
+    const big = 1 << 20;
+    // the large call as a cache from an earlier run has it: v1, 50 ms a run
+    store.set(`test.twice n=${big}`, { variant: 'v1', ms: 50, heuristic: { variant: 'v2', ms: null }, candidates: 2 });
+    const tuner = new Tuner(gpu, store);
+    const x = upload(gpu, randomArray(big, 8)),
+      y = empty(gpu, big);
+    const observed = await tuner.collect(() => {
+      TWICE.run(gpu, { x, y }, { n: big });
+      TWICE.run(gpu, { x, y }, { n: 64 });
+    });
+    expect(observed.map((o) => o.key)).toEqual(['test.twice n=64']);
+    const [small] = await tuner.tune(observed, { minShare: 0.2, samples: 2 });
+    tuner.release(observed);
+    // alone, the small call would be all of the time observed, and tuned; beside the cached 50 ms it is not
+    expect(small.entry).toMatchObject({ variant: 'v1', kept: true });
+    expect(small.times).toHaveLength(1);
     for (const b of [x, y]) gpu.pool.release(b);
   });
 
