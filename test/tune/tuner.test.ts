@@ -83,6 +83,26 @@ const TWICE = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2
   needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
 });
 
+type Elementwise = typeof TWICE;
+
+/** Collects a call of `op` over 2^20 elements and one over 64, and tunes them with minShare 0.2: the reports by n. */
+async function tuneLargeAndSmall(op: Elementwise, store: MemoryTuningStore, seed: number) {
+  const { gpu } = ctx;
+  const tuner = new Tuner(gpu, store);
+  const x = upload(gpu, randomArray(BIG, seed)),
+    y = empty(gpu, BIG);
+  const observed = await tuner.collect(() => {
+    op.run(gpu, { x, y }, { n: BIG });
+    op.run(gpu, { x, y }, { n: 64 });
+  });
+  const reports = await tuner.tune(observed, { minShare: 0.2, samples: 2 });
+  tuner.release(observed);
+  for (const b of [x, y]) gpu.pool.release(b);
+  const at = (n: number) => reports.find((r) => r.key === `${op.name} n=${n}`);
+  return { observed: observed.map((o) => o.key), large: at(BIG), small: at(64)! };
+}
+const BIG = 1 << 20;
+
 describe('Tuner', () => {
   it('never chooses a candidate that fails validation', async () => {
     const { gpu } = ctx;
@@ -188,28 +208,14 @@ describe('Tuner', () => {
   );
 
   it("does not tune calls below minShare of the run: they take a tuned call's choice that runs the same kernel, and say so", async () => {
-    const { gpu } = ctx;
-    const tuner = new Tuner(gpu, new MemoryTuningStore());
-    const big = 1 << 20;
-    const x = upload(gpu, randomArray(big, 5)),
-      y = empty(gpu, big);
-    const observed = await tuner.collect(() => {
-      TWICE.run(gpu, { x, y }, { n: big });
-      TWICE.run(gpu, { x, y }, { n: 64 });
-    });
-    const reports = await tuner.tune(observed, { minShare: 0.2, samples: 2 });
-    tuner.release(observed);
-    const large = reports.find((r) => r.key === `test.twice n=${big}`)!;
-    expect(large.entry.variant).toBe('v1');
-    const small = reports.find((r) => r.key === 'test.twice n=64')!;
+    const { large, small } = await tuneLargeAndSmall(TWICE, new MemoryTuningStore(), 5);
+    expect(large!.entry.variant).toBe('v1');
     // not tuned (one time, no candidates compared), but v1 at n = 64 is the kernel the large call chose
     expect(small.entry).toMatchObject({ variant: 'v1', kept: true, heuristic: { variant: 'v2' } });
     expect(small.times).toHaveLength(1);
-    for (const b of [x, y]) gpu.pool.release(b);
   });
 
   it("keeps the heuristics' choice for a small call where the tuned choice would run another kernel", async () => {
-    const { gpu } = ctx;
     // v1 runs one kernel from 1024 elements on and another below (both correct); v2 is wrong and preferred.
     const sized = (large: boolean) =>
       declareKernel({
@@ -219,7 +225,7 @@ describe('Tuner', () => {
         wgsl: `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
   if (g.x < p.n) { y[g.x] = ${large ? '2.0 * x[g.x]' : 'x[g.x] + x[g.x]'}; } }`,
       });
-    const SIZED = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
+    const SIZED: Elementwise = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
       name: 'test.sized',
       variants: {
         v1: {
@@ -232,41 +238,20 @@ describe('Tuner', () => {
       cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
       needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
     });
-    const tuner = new Tuner(gpu, new MemoryTuningStore());
-    const big = 1 << 20;
-    const x = upload(gpu, randomArray(big, 7)),
-      y = empty(gpu, big);
-    const observed = await tuner.collect(() => {
-      SIZED.run(gpu, { x, y }, { n: big });
-      SIZED.run(gpu, { x, y }, { n: 64 });
-    });
-    const reports = await tuner.tune(observed, { minShare: 0.2, samples: 2 });
-    tuner.release(observed);
-    expect(reports.find((r) => r.key === `test.sized n=${big}`)!.entry.variant).toBe('v1');
-    expect(reports.find((r) => r.key === 'test.sized n=64')!.entry).toMatchObject({ variant: 'v2', kept: true });
-    for (const b of [x, y]) gpu.pool.release(b);
+    const { large, small } = await tuneLargeAndSmall(SIZED, new MemoryTuningStore(), 7);
+    expect(large!.entry.variant).toBe('v1');
+    expect(small.entry).toMatchObject({ variant: 'v2', kept: true });
   });
 
   it('counts the calls tuned before in the shares: a small call beside a cached large one is not tuned', async () => {
-    const { gpu } = ctx;
     const store = new MemoryTuningStore();
-    const big = 1 << 20;
-    // the large call as a cache from an earlier run has it: v1, 50 ms a run
-    store.set(`test.twice n=${big}`, { variant: 'v1', ms: 50, heuristic: { variant: 'v2', ms: null }, candidates: 2 });
-    const tuner = new Tuner(gpu, store);
-    const x = upload(gpu, randomArray(big, 8)),
-      y = empty(gpu, big);
-    const observed = await tuner.collect(() => {
-      TWICE.run(gpu, { x, y }, { n: big });
-      TWICE.run(gpu, { x, y }, { n: 64 });
-    });
-    expect(observed.map((o) => o.key)).toEqual(['test.twice n=64']);
-    const [small] = await tuner.tune(observed, { minShare: 0.2, samples: 2 });
-    tuner.release(observed);
+    // the large call as an earlier run's cache has it: v1, 50 ms a run
+    store.set(`test.twice n=${BIG}`, { variant: 'v1', ms: 50, heuristic: { variant: 'v2', ms: null }, candidates: 2 });
+    const { observed, small } = await tuneLargeAndSmall(TWICE, store, 8);
+    expect(observed).toEqual(['test.twice n=64']);
     // alone, the small call would be all of the time observed, and tuned; beside the cached 50 ms it is not
     expect(small.entry).toMatchObject({ variant: 'v1', kept: true });
     expect(small.times).toHaveLength(1);
-    for (const b of [x, y]) gpu.pool.release(b);
   });
 
   it('ignores a cached choice the registry does not offer any more, with a warning', () => {
