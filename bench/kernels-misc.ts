@@ -103,8 +103,8 @@ function batchNormBench(
         dy = f(randomArray(n, 6));
       const expected = ref.batchNorm2dTrain(x, gamma, beta, sizes);
       const keep = mask && ref.dropoutMask(n, mask.p, mask.seed, mask.step);
-      const wantY = keep ? ref.dropoutApply(expected.y, keep, 0.5) : expected.y;
-      const dyIn = keep ? ref.dropoutBackward(dy, keep, 0.5) : dy; // the gradient batch norm sees
+      const wantY = keep ? ref.dropoutApply(expected.y, keep, mask.p) : expected.y;
+      const dyIn = keep ? ref.dropoutBackward(dy, keep, mask.p) : dy; // the gradient batch norm sees
       const grads = ref.batchNorm2dBackward(x, gamma, dyIn, expected.mean, expected.invStd, sizes);
       const xb = B.upload(x),
         gb = B.upload(gamma),

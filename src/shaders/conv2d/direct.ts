@@ -50,8 +50,6 @@ export interface Conv2dTile {
   WG: number;
   /** v4 only: 1 loads the input row as vec4s (needs rows and column blocks on vec4 boundaries: v4VecRows). */
   VX?: number;
-  /** v4 only, set by directV4 (not a tuning choice): 1 stores the outputs as vec4s (see v4VecStores). */
-  VY?: number;
 }
 
 const BUFFERS = { x: 'read', w: 'read', bias: 'read', y: 'read_write' } as const;
@@ -408,7 +406,8 @@ export function directV3(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers): void 
 // and skip the store. Tiles are large (up to 120 accumulators): measured faster than v2-sized ones here.
 
 const directV4Kernel = memoKernel(
-  (KH: number, KW: number, S: number, flip: boolean, t: Conv2dTile, sg: number, Win: number, Wout: number, padW: number) => {
+  // vy: outputs stored as vec4s (v4VecStores, which directV4 decides: it depends on Cin, not a compile-time size)
+  (KH: number, KW: number, S: number, flip: boolean, t: Conv2dTile, sg: number, Win: number, Wout: number, padW: number, vy: boolean) => {
     const { OT, PT } = t;
     const vx = !!t.VX; // x is bound as vec4s: each block's valid columns come in ceil(…/4) loads instead of one per column
     const span = (PT - 1) * S + KW;
@@ -475,7 +474,6 @@ const directV4Kernel = memoKernel(
     }
   }`);
     }
-    const vy = !!t.VY; // directV4 checked that rows and blocks are whole vec4s
     const stores = vy
       ? range(OT).flatMap((tt) =>
           range(PT / 4).map((q) => {
@@ -583,14 +581,13 @@ export function v4VecStores(a: Pick<DirectArgs, 'Cin' | 'KH' | 'KW' | 'Wout'>, P
 
 export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?: Conv2dTile): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
-  const chosen = tile ?? conv2dTileV4(a);
-  const t = { ...chosen, VY: v4VecStores(a, chosen.PT) ? 1 : 0 };
+  const t = tile ?? conv2dTileV4(a);
   const why = t.VX ? v4VecRows(a, t.PT) : null;
   if (why) throw new VariantError(`${a.flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}: vec4 rows (VX) impossible here: ${why}`);
   const nPB = Math.ceil(a.Wout / t.PT);
   const nNB = Math.ceil(a.N / sg);
   const [gx, gy] = grid1d(nNB * nPB * a.Hout, 1);
-  launch(gpu, directV4Kernel(a.KH, a.KW, a.S, a.flip, { ...t, WG: sg }, sg, a.Win, a.Wout, a.padW), {
+  launch(gpu, directV4Kernel(a.KH, a.KW, a.S, a.flip, { ...t, WG: sg }, sg, a.Win, a.Wout, a.padW, v4VecStores(a, t.PT)), {
     params: { ...directParams(a), N: a.N, nNB },
     buffers: { ...buffers },
     workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
