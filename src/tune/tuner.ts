@@ -320,15 +320,12 @@ export class Tuner implements TuningHook {
       if (matters(i)) continue;
       const heuristic = this.heuristic(o);
       const offered = o.op.choices(this.gpu, o.sizes);
-      const sibling = tuned.find(
-        (t) =>
-          t.o.op === o.op &&
-          offered.some((c) => sameChoice(c, t.choice)) &&
-          sameKernels(this.kernelsOf(t.o, t.choice), this.kernelsOf(o, t.choice)),
-      );
+      const choice = tuned
+        .filter((t) => t.o.op === o.op)
+        .map((t) => ({ t, c: offered.find((c) => sameChoice(c, t.choice)) }))
+        .find(({ t, c }) => c && sameKernels(this.kernelsOf(t.o, t.choice), this.kernelsOf(o, c)))?.c;
       let report = this.kept(o, heuristic, base[i]);
-      if (sibling && !sameChoice(sibling.choice, heuristic)) {
-        const choice = offered.find((c) => sameChoice(c, sibling.choice))!;
+      if (choice && !sameChoice(choice, heuristic)) {
         const shared = await this.checkedTime(o, choice);
         if (shared !== null) report = this.kept(o, choice, shared, { ...heuristic, ms: base[i] });
       }
