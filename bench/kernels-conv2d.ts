@@ -231,9 +231,9 @@ export const entries: BenchEntry[] = [
   ]),
   // every v4 forward and backward-input tile a tuner may time
   ...[CONV1, CONV2].flatMap((l) => {
-    const { OW } = conv2dOutputSize(l.sizes);
-    const fwd = conv2dTilesV4({ Cout: l.sizes.O, Wout: OW, Win: l.sizes.W, S: l.sizes.stride ?? 1 });
-    const bwd = conv2dTilesV4({ Cout: l.sizes.C, Wout: l.sizes.W, Win: OW, S: 1 });
+    const { OH, OW } = conv2dOutputSize(l.sizes);
+    const fwd = conv2dTilesV4({ Cout: l.sizes.O, Hout: OH, Wout: OW, Win: l.sizes.W, S: l.sizes.stride ?? 1, flip: false });
+    const bwd = conv2dTilesV4({ Cout: l.sizes.C, Hout: l.sizes.H, Wout: l.sizes.W, Win: OW, S: 1, flip: true });
     return [
       ...fwd.map((t) => entry(l, 'forward', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
       ...bwd.map((t) => entry(l, 'backward-input', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),

@@ -50,6 +50,8 @@ export interface Conv2dTile {
   WG: number;
   /** v4 only: 1 loads the input row as vec4s (needs rows and column blocks on vec4 boundaries: v4VecRows). */
   VX?: number;
+  /** v4 only: output rows per lane (default 1): each weight a lane broadcasts then serves RT·PT outputs. */
+  RT?: number;
 }
 
 const BUFFERS = { x: 'read', w: 'read', bias: 'read', y: 'read_write' } as const;
@@ -407,11 +409,30 @@ export function directV3(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers): void 
 
 const directV4Kernel = memoKernel(
   // vy: outputs stored as vec4s (v4VecStores, which directV4 decides: it depends on Cin, not a compile-time size)
-  (KH: number, KW: number, S: number, flip: boolean, t: Conv2dTile, sg: number, Win: number, Wout: number, padW: number, vy: boolean) => {
+  (
+    KH: number,
+    KW: number,
+    S: number,
+    flip: boolean,
+    t: Conv2dTile,
+    sg: number,
+    Win: number,
+    Wout: number,
+    padW: number,
+    vy: boolean,
+    Hout: number,
+    padRows: boolean,
+  ) => {
     const { OT, PT } = t;
+    const RT = t.RT ?? 1;
+    const RS = range(RT);
+    // names of per-row values and sums: with one row per lane, the names (and so the WGSL) of the one-row kernel
+    const xn = (base: string, r: number, j?: number) => `${base}${RT > 1 ? `${r}_` : ''}${j ?? ''}`.replace(/_$/, '');
+    const acc = (tt: number, r: number, pp: number) => (RT > 1 ? `a${tt}_${r}_${pp}` : `a${tt}_${pp}`);
     const vx = !!t.VX; // x is bound as vec4s: each block's valid columns come in ceil(…/4) loads instead of one per column
     const span = (PT - 1) * S + KW;
     const nPB = Math.ceil(Wout / PT);
+    const nRB = Math.ceil(Hout / RT);
     const NT = OT * KW;
     const G = range(Math.ceil(NT / sg));
     const pre = G.flatMap((g) => [
@@ -448,56 +469,81 @@ const directV4Kernel = memoKernel(
       // read the next row's first values, which no FMA uses.
       const off = (((x0 - padW) % 4) + 4) % 4;
       const last = xs[xs.length - 1] ?? x0;
-      const body = vx
-        ? [
-            ...range(Math.ceil((off + last - x0 + 1) / 4)).map((q) => `let xv${q} = x[(xr - ${off}u) / 4u + ${q}u];`),
-            ...xs.map((j) => `let x${j} = xv${(j - x0 + off) >> 2}[${(j - x0 + off) & 3}];`),
-          ]
-        : xs.map((j) => `let x${j} = x[xr + ${j - x0}u];`);
+      const loads = (r: number) =>
+        vx
+          ? [
+              ...range(Math.ceil((off + last - x0 + 1) / 4)).map(
+                (q) => `let ${xn('xv', r, q)} = x[(${xn('xr', r)} - ${off}u) / 4u + ${q}u];`,
+              ),
+              ...xs.map((j) => `let ${xn('x', r, j)} = ${xn('xv', r, (j - x0 + off) >> 2)}[${(j - x0 + off) & 3}];`),
+            ]
+          : xs.map((j) => `let ${xn('x', r, j)} = x[${xn('xr', r)} + ${j - x0}u];`);
       // channel by channel: a channel's PT sums stay in registers over its KW taps, where tap by tap cycles all
       // OT·PT sums (more than a CPU's vector registers) through memory; each sum adds its taps in kw order either way
-      for (const tt of range(OT))
-        for (const kw of range(KW)) {
-          const used = ps.filter((pp) => xs.includes(pp * S + kw));
-          if (used.length === 0) continue;
-          body.push(`{ let wt = ${wtap(tt, kw)};`);
-          body.push(...used.map((pp) => `  a${tt}_${pp} = fma(wt, x${pp * S + kw}, a${tt}_${pp});`), '}');
-        }
+      const fmas = (r: number) =>
+        range(OT).flatMap((tt) =>
+          range(KW).flatMap((kw) => {
+            const used = ps.filter((pp) => xs.includes(pp * S + kw));
+            if (used.length === 0) return [];
+            const sums = used.map((pp) => `  ${acc(tt, r, pp)} = fma(wt, ${xn('x', r, pp * S + kw)}, ${acc(tt, r, pp)});`);
+            return [`{ let wt = ${wtap(tt, kw)};`, ...sums, '}'];
+          }),
+        );
+      const xr = (r: number) =>
+        `let ${xn('xr', r)} = ((n * p.Cin + ic) * p.Hin + u32(${xn('ih0', r)} + i32(kh))) * ${Win}u + u32(iw0 + ${x0});`;
+      // With several rows per lane, row by row (all rows' loads first, then all their sums, ran slower on the
+      // seed's conv2 backward-input), each row computing its own xr; with padded rows a row outside the image
+      // (the same in every lane) is skipped, as khLo..khHi skip them for one row.
+      const row = (r: number) => [xr(r), ...loads(r), ...fmas(r)];
+      const body =
+        RT === 1
+          ? [...loads(0), ...fmas(0)]
+          : RS.flatMap((r) => (padRows ? [`if (u32(${xn('ih0', r)} + i32(kh)) < p.Hin) {`, ...row(r), '}'] : row(r)));
       const cond = blocks.map((b) => `pb == ${b}u`).join(' || ');
       nests.push(`if (${cond}) {
     for (var ic = 0u; ic < p.Cin; ic++) {
       for (var kh = khLo; kh < khHi; kh++) {
         ${wloads.join('\n        ')}
-        let xr = ((n * p.Cin + ic) * p.Hin + u32(ih0 + i32(kh))) * ${Win}u + u32(iw0 + ${x0});
-        ${body.join('\n        ')}
+        ${RT === 1 ? `${xr(0)}\n        ` : ''}${body.join('\n        ')}
       }
     }
   }`);
     }
-    const stores = vy
-      ? range(OT).flatMap((tt) =>
-          range(PT / 4).map((q) => {
-            const v = range(4).map((e) => `a${tt}_${4 * q + e}`);
-            return `if (live && oc0 + ${tt}u < p.Cout) { y[(ybase + ${tt}u * plane) / 4u + ${q}u] = vec4f(${v.join(', ')}); }`;
-          }),
-        )
-      : range(OT).flatMap((tt) =>
-          range(PT).map(
-            (pp) => `if (live && oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < ${Wout}u) { y[ybase + ${tt}u * plane + ${pp}u] = a${tt}_${pp}; }`,
+    const stores = RS.flatMap((r) =>
+      vy
+        ? range(OT).flatMap((tt) =>
+            range(PT / 4).map((q) => {
+              const v = range(4).map((e) => acc(tt, r, 4 * q + e));
+              return `if (${xn('live', r)} && oc0 + ${tt}u < p.Cout) { y[(${xn('ybase', r)} + ${tt}u * plane) / 4u + ${q}u] = vec4f(${v.join(', ')}); }`;
+            }),
+          )
+        : range(OT).flatMap((tt) =>
+            range(PT).map(
+              (pp) =>
+                `if (${xn('live', r)} && oc0 + ${tt}u < p.Cout && ow0 + ${pp}u < ${Wout}u) { y[${xn('ybase', r)} + ${tt}u * plane + ${pp}u] = ${acc(tt, r, pp)}; }`,
+            ),
           ),
-        );
+    );
     return declareKernel({
-      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}`,
+      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}`,
       enable: ['subgroups'],
       params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32' },
       buffers: { ...BUFFERS, ...(vx ? { x: { read: 'vec4f' } } : {}), ...(vy ? { y: { read_write: 'vec4f' } } : {}) },
       wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
-  let gidx = wid.y * nwg.x + wid.x;  // (oh, pb, image block); past the end only at grid rounding
+  let gidx = wid.y * nwg.x + wid.x;  // (${RT > 1 ? 'row block' : 'oh'}, pb, image block); past the end only at grid rounding
   let nb = gidx % p.nNB;
   let pb = (gidx / p.nNB) % ${nPB}u;
-  let oh = min(gidx / (p.nNB * ${nPB}u), p.Hout - 1u);
+  ${
+    RT > 1
+      ? `let rb = gidx / (p.nNB * ${nPB}u);
+  ${RS.map((r) => `let oh${r} = min(rb * ${RT}u + ${r}u, p.Hout - 1u);`).join(' ')}
   let nl = nb * ${sg}u + sid;
-  let live = nl < p.N && gidx < p.nNB * ${nPB}u * p.Hout;
+  let live = nl < p.N && gidx < p.nNB * ${nPB}u * ${nRB}u;
+  ${RS.map((r) => `let live${r} = live && rb * ${RT}u + ${r}u < p.Hout;`).join(' ')}`
+      : `let oh = min(gidx / (p.nNB * ${nPB}u), p.Hout - 1u);
+  let nl = nb * ${sg}u + sid;
+  let live = nl < p.N && gidx < p.nNB * ${nPB}u * p.Hout;`
+  }
   let n = min(nl, p.N - 1u);
   let ow0 = pb * ${PT}u;
   let oc0 = wid.z * ${OT}u;
@@ -506,32 +552,51 @@ const directV4Kernel = memoKernel(
     .map((tt) => `let b${tt} = ${biasOf(`min(oc0 + ${tt}u, p.Cout - 1u)`)};`)
     .join('\n  ')}
   ${range(OT)
-    .flatMap((tt) => range(PT).map((pp) => `var a${tt}_${pp} = b${tt};`))
+    .flatMap((tt) => RS.flatMap((r) => range(PT).map((pp) => `var ${acc(tt, r, pp)} = b${tt};`)))
     .join('\n  ')}
-  let ih0 = i32(oh * ${S}u) - p.padH;
+  ${RS.map((r) => `let ${xn('ih0', r)} = i32(${xn('oh', r)} * ${S}u) - p.padH;`).join(' ')}
   let iw0 = i32(ow0 * ${S}u) - ${padW};
-  let khLo = u32(max(-ih0, 0));
-  let khHi = u32(clamp(i32(p.Hin) - ih0, 0, ${KH}));
+  let khLo = u32(max(-${xn('ih0', RT - 1)}, 0));
+  let khHi = u32(clamp(i32(p.Hin) - ${xn('ih0', 0)}, 0, ${KH}));
   ${nests.join(' else ')}
   let plane = p.Hout * ${Wout}u;
-  let ybase = ((n * p.Cout + oc0) * p.Hout + oh) * ${Wout}u + ow0;
+  ${RS.map((r) => `let ${xn('ybase', r)} = ((n * p.Cout + oc0) * p.Hout + ${xn('oh', r)}) * ${Wout}u + ow0;`).join('\n  ')}
   ${stores.join('\n  ')}
 }`,
     });
   },
 );
 
+/** What a v4 tile is chosen from. */
+export type V4Sizes = Pick<DirectArgs, 'Cout' | 'Hout' | 'Wout' | 'Win' | 'S' | 'flip'>;
+
 /**
  * The v4 tile (measured on the seed's layers with bench/kernels-conv2d.ts): a whole output row, or a column
  * block of at most 12, per lane (fewest column-tail FMAs), and as many output channels as fit 120
  * accumulators with the fewest channel-tail ones. On conv1, 10 channels ran faster than 5; on conv2, 20
  * channels ran no faster than 10 and took llvmpipe much longer to compile. Rows are loaded as vec4s where
- * v4VecRows allows (fewer, wider per-lane loads; the same values, so the same results).
+ * v4VecRows allows (fewer, wider per-lane loads; the same values, so the same results). Rows per lane:
+ * v4RowsPerLane.
  */
-export function conv2dTileV4(a: Pick<DirectArgs, 'Cout' | 'Wout' | 'Win' | 'S'>): Conv2dTile {
-  const t = scalarTileV4(a.Cout, a.Wout);
-  return v4VecRows(a, t.PT) === null ? { ...t, VX: 1 } : t;
+export function conv2dTileV4(a: V4Sizes): Conv2dTile {
+  return withRows(a, withVecRows(a, scalarTileV4(a.Cout, a.Wout)), v4RowsPerLane(a));
 }
+
+/**
+ * Output rows per v4 lane: 2 for backward-input (flipped) kernels, 1 for the forward. Two rows share each
+ * (ic, kh) step's weight loads; on the seed's conv2 backward-input, whose rows are padded by 4 (KH − 1 − pad),
+ * that ran 1.14–1.27× faster, and on its conv1 and conv2 forward no faster (alternating in one process,
+ * medians of 15; llvmpipe, AMD EPYC, 2026-11-30). The same sums in the same order either way.
+ */
+export function v4RowsPerLane(a: Pick<DirectArgs, 'Hout' | 'flip'>): number {
+  return a.flip && a.Hout >= 2 ? 2 : 1;
+}
+
+const withVecRows = (a: Pick<DirectArgs, 'Win' | 'S'>, t: Conv2dTile): Conv2dTile => (v4VecRows(a, t.PT) === null ? { ...t, VX: 1 } : t);
+const withRows = (a: Pick<DirectArgs, 'Hout'>, t: Conv2dTile, RT: number): Conv2dTile => {
+  const { RT: _, ...one } = t;
+  return RT > 1 && a.Hout >= RT ? { ...one, RT } : one;
+};
 
 function scalarTileV4(Cout: number, Wout: number): Conv2dTile {
   let PT = Wout;
@@ -548,9 +613,10 @@ function scalarTileV4(Cout: number, Wout: number): Conv2dTile {
 /**
  * v4 tiles a tuner may time: conv2dTileV4's first, then half as many columns per lane and/or half as many
  * channels (fewer accumulators: less register spilling on CPUs with fewer vector registers), each with its rows
- * loaded as vec4s where they can be, and as scalars.
+ * loaded as vec4s where they can be, and as scalars, all with v4RowsPerLane's rows; last, the first with the
+ * other row count (1 or 2).
  */
-export function conv2dTilesV4(a: Pick<DirectArgs, 'Cout' | 'Wout' | 'Win' | 'S'>): Conv2dTile[] {
+export function conv2dTilesV4(a: V4Sizes): Conv2dTile[] {
   const d = scalarTileV4(a.Cout, a.Wout);
   const PTs = [...new Set([d.PT, Math.ceil(d.PT / 2)])];
   const OTs = [...new Set([d.OT, Math.ceil(d.OT / 2), Math.min(a.Cout, 4)])];
@@ -558,7 +624,10 @@ export function conv2dTilesV4(a: Pick<DirectArgs, 'Cout' | 'Wout' | 'Win' | 'S'>
   const scalar = tiles.filter((t, i) => tiles.findIndex((u) => u.OT === t.OT && u.PT === t.PT) === i).slice(0, 5);
   // the same tiles loading their rows as vec4s, where rows and blocks allow it (first, as conv2dTileV4 does)
   const vx = scalar.filter((t) => v4VecRows(a, t.PT) === null).map((t) => ({ ...t, VX: 1 }));
-  return v4VecRows(a, d.PT) === null ? [...vx, ...scalar] : [...scalar, ...vx];
+  const rows = v4RowsPerLane(a);
+  const all = (v4VecRows(a, d.PT) === null ? [...vx, ...scalar] : [...scalar, ...vx]).map((t) => withRows(a, t, rows));
+  const other = withRows(a, all[0], rows > 1 ? 1 : 2);
+  return (other.RT ?? 1) === (all[0].RT ?? 1) ? all : [...all, other];
 }
 
 /** Why v4 cannot load these input rows as vec4s with this tile, or null: rows and column blocks must sit on vec4 boundaries. */
@@ -584,10 +653,28 @@ export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?:
   const t = tile ?? conv2dTileV4(a);
   const why = t.VX ? v4VecRows(a, t.PT) : null;
   if (why) throw new VariantError(`${a.flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}: vec4 rows (VX) impossible here: ${why}`);
+  const RT = t.RT ?? 1;
   const nPB = Math.ceil(a.Wout / t.PT);
   const nNB = Math.ceil(a.N / sg);
-  const [gx, gy] = grid1d(nNB * nPB * a.Hout, 1);
-  launch(gpu, directV4Kernel(a.KH, a.KW, a.S, a.flip, { ...t, WG: sg }, sg, a.Win, a.Wout, a.padW, v4VecStores(a, t.PT)), {
+  const [gx, gy] = grid1d(nNB * nPB * Math.ceil(a.Hout / RT), 1);
+  // Hout and whether rows are padded are compile-time only with several rows per lane (one-row kernels stay
+  // shared across heights and row paddings)
+  const multi = RT > 1;
+  const kernel = directV4Kernel(
+    a.KH,
+    a.KW,
+    a.S,
+    a.flip,
+    { ...t, WG: sg },
+    sg,
+    a.Win,
+    a.Wout,
+    a.padW,
+    v4VecStores(a, t.PT),
+    multi ? a.Hout : 0,
+    multi && a.padH !== 0,
+  );
+  launch(gpu, kernel, {
     params: { ...directParams(a), N: a.N, nNB },
     buffers: { ...buffers },
     workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
