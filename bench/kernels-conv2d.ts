@@ -3,7 +3,8 @@
 // every variant of the forward, backward-input and backward-weight registries (those this adapter cannot run
 // are skipped), the v2 register tiles behind conv2dTileV2 and conv2dWeightTileV2, every v4 backward-weight tile a
 // tuner may time (conv2dWeightTilesV4, subgroups of 8), and one larger layer
-// (32→64, k3, pad 1, 28x28).
+// (32→64, k3, pad 1, 28x28); and the forward with its 2×2 max pool and ReLU fused (conv2dMaxPool2dRelu, as the
+// seed's network runs its layers), with the adapter's choice and every variant and v4 tile.
 // Each entry validates against the float64 CPU reference (test/reference/conv2d.ts) before it is timed.
 //
 //   npm run build && npm run bench:kernels -- --filter conv
@@ -13,6 +14,9 @@ import {
   CONV2D_BACKWARD_INPUT,
   CONV2D_BACKWARD_WEIGHT,
   CONV2D_FORWARD,
+  CONV2D_POOL_RELU,
+  type Conv2dPoolReluSizes,
+  type Conv2dPoolReluVariant,
   type Conv2dSizes,
   type Conv2dTile,
   type Conv2dVariant,
@@ -21,7 +25,9 @@ import {
   conv2dBackwardBias,
   conv2dBackwardInput,
   conv2dBackwardWeight,
+  conv2dMaxPool2dRelu,
   conv2dOutputSize,
+  conv2dPoolTilesV4,
   conv2dTilesV4,
   conv2dWeightTilesV4,
 } from '../src/shaders/conv2d/index.js';
@@ -30,9 +36,10 @@ import { choiceLabel } from '../src/tune/tuner.js';
 import { download, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomF32 } from '../test/helpers/compare.js';
 import * as ref from '../test/reference/conv2d.js';
+import { maxPool2d as refMaxPool2d } from '../test/reference/pool.js';
 import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 
-type Op = 'forward' | 'backward-input' | 'backward-weight' | 'backward-bias';
+type Op = 'forward' | 'forward-pool-relu' | 'backward-input' | 'backward-weight' | 'backward-bias';
 type Sizes = Conv2dSizes & { tile?: Conv2dTile | Conv2dWeightTile };
 
 interface Layer {
@@ -47,6 +54,13 @@ const f64 = (a: Float32Array) => Float64Array.from(a);
 const shapeOf = (s: Conv2dSizes) =>
   `${s.N}x${s.C}x${s.H}x${s.W} k${s.KH}${s.padding ? ` p${s.padding}` : ''}${(s.stride ?? 1) > 1 ? ` s${s.stride}` : ''} ->${s.O}`;
 
+/** The sizes as the pooled forward takes them (its variants are v1 and v4: what entries force it to). */
+const pooledSizes = (s: Sizes): Conv2dPoolReluSizes => ({
+  ...s,
+  variant: s.variant as Conv2dPoolReluVariant | undefined,
+  tile: s.tile as Conv2dTile | undefined,
+});
+
 /**
  * The variant and tile the library runs for `op` on this adapter (the tuned one where the adapter's tuning cache
  * has it, see bench/kernels.ts), or the forced one; a VariantError where it cannot run.
@@ -58,7 +72,9 @@ function describe(gpu: Gpu, op: Op, s: Sizes): string {
       ? CONV2D_BACKWARD_BIAS.choose(gpu, { N: s.N, O: s.O, OH, OW })
       : op === 'backward-weight'
         ? CONV2D_BACKWARD_WEIGHT.choose(gpu, { ...(s as Conv2dSizes), withBias: true }, s.variant)
-        : (op === 'backward-input' ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).choose(gpu, s, s.variant);
+        : op === 'forward-pool-relu'
+          ? CONV2D_POOL_RELU.choose(gpu, pooledSizes(s), pooledSizes(s).variant)
+          : (op === 'backward-input' ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).choose(gpu, s, s.variant);
   return choiceLabel({ variant: choice.variant, config: s.tile ?? choice.config });
 }
 
@@ -81,11 +97,13 @@ function entry(
   const cost =
     op === 'forward'
       ? CONV2D_FORWARD.cost(s)
-      : op === 'backward-input'
-        ? CONV2D_BACKWARD_INPUT.cost(s)
-        : op === 'backward-weight'
-          ? CONV2D_BACKWARD_WEIGHT.cost(layer.sizes)
-          : CONV2D_BACKWARD_BIAS.cost({ N, O, OH, OW });
+      : op === 'forward-pool-relu'
+        ? CONV2D_POOL_RELU.cost(pooledSizes(s))
+        : op === 'backward-input'
+          ? CONV2D_BACKWARD_INPUT.cost(s)
+          : op === 'backward-weight'
+            ? CONV2D_BACKWARD_WEIGHT.cost(layer.sizes)
+            : CONV2D_BACKWARD_BIAS.cost({ N, O, OH, OW });
   return {
     name: `${layer.name} ${op}${opts.label ? ` ${opts.label}` : ''}`,
     shape: shapeOf(s),
@@ -109,15 +127,18 @@ function entry(
         dy: upload(gpu, DY, 'bench dy'),
         out: gpu.pool.acquire(4 * Math.max(nx, nw, ny), 'bench out'),
         db: gpu.pool.acquire(4 * O, 'bench db'), // backward-weight computes the bias gradient too, as in training
+        argmax: gpu.pool.acquire(4 * ny, 'bench argmax'), // of the pooled forward
       };
       const run =
         op === 'forward'
           ? () => conv2d(gpu, bufs.x, bufs.w, bufs.b, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
-          : op === 'backward-input'
-            ? () => conv2dBackwardInput(gpu, bufs.dy, bufs.w, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
-            : op === 'backward-weight'
-              ? () => conv2dBackwardWeight(gpu, bufs.x, bufs.dy, bufs.out, s as Conv2dSizes & { tile?: Conv2dWeightTile }, bufs.db)
-              : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
+          : op === 'forward-pool-relu'
+            ? () => conv2dMaxPool2dRelu(gpu, bufs.x, bufs.w, bufs.b, bufs.out, bufs.argmax, pooledSizes(s))
+            : op === 'backward-input'
+              ? () => conv2dBackwardInput(gpu, bufs.dy, bufs.w, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
+              : op === 'backward-weight'
+                ? () => conv2dBackwardWeight(gpu, bufs.x, bufs.dy, bufs.out, s as Conv2dSizes & { tile?: Conv2dWeightTile }, bufs.db)
+                : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
       const label = `${layer.name} ${op} ${opts.label ?? ''}`;
       return {
         detail,
@@ -130,6 +151,10 @@ function entry(
           const p = { ...layer.sizes, N: n };
           if (op === 'forward') {
             const want = ref.conv2d(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(B), p);
+            expectClose(got.subarray(0, want.length), want, { label, atol: 1e-6 * C * KH * KW + 1e-5 });
+          } else if (op === 'forward-pool-relu') {
+            const conv = ref.conv2d(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(B), p);
+            const want = refMaxPool2d(conv, { N: n, C: O, H: OH, W: OW }).y.map((v) => Math.max(v, 0));
             expectClose(got.subarray(0, want.length), want, { label, atol: 1e-6 * C * KH * KW + 1e-5 });
           } else if (op === 'backward-input') {
             const want = ref.conv2dBackward(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(DY.subarray(0, n * O * OH * OW)), p).dx;
@@ -217,9 +242,12 @@ export const entries: BenchEntry[] = [
       entry(l, op, { samples: l === BIG ? 7 : undefined }),
     ),
   ),
+  // the seed's layers as its network runs them: the forward with its pool and ReLU
+  ...[CONV1, CONV2].map((l) => entry(l, 'forward-pool-relu')),
   // every variant of each op's registry at the seed's shapes (skipped where this adapter cannot run it)
   ...[CONV1, CONV2].flatMap((l) => [
     ...CONV2D_FORWARD.names.map((v) => entry(l, 'forward', { label: v, variant: v })),
+    ...CONV2D_POOL_RELU.names.map((v) => entry(l, 'forward-pool-relu', { label: v, variant: v })),
     ...CONV2D_BACKWARD_INPUT.names.map((v) => entry(l, 'backward-input', { label: v, variant: v })),
     ...CONV2D_BACKWARD_WEIGHT.names.map((v) => entry(l, 'backward-weight', { label: v, variant: v })),
   ]),
@@ -234,8 +262,10 @@ export const entries: BenchEntry[] = [
     const { OH, OW } = conv2dOutputSize(l.sizes);
     const fwd = conv2dTilesV4({ Cout: l.sizes.O, Hout: OH, Wout: OW, Win: l.sizes.W, S: l.sizes.stride ?? 1, flip: false });
     const bwd = conv2dTilesV4({ Cout: l.sizes.C, Hout: l.sizes.H, Wout: l.sizes.W, Win: OW, S: 1, flip: true });
+    const pooled = conv2dPoolTilesV4({ Cout: l.sizes.O, Hout: OH, Wout: OW, Win: l.sizes.W, S: l.sizes.stride ?? 1, flip: false });
     return [
       ...fwd.map((t) => entry(l, 'forward', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
+      ...pooled.map((t) => entry(l, 'forward-pool-relu', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
       ...bwd.map((t) => entry(l, 'backward-input', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
     ];
   }),

@@ -181,6 +181,10 @@ export class Conv2d extends Module {
   forward(x: Tensor): Tensor {
     return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding });
   }
+  /** relu(max_pool2d(forward(x), 2)), fused: F.conv2dMaxPool2dRelu. */
+  forwardMaxPool2dRelu(x: Tensor): Tensor {
+    return F.conv2dMaxPool2dRelu(x, this.weight, this.bias, { stride: this.stride, padding: this.padding });
+  }
 }
 
 /** Batch norm over the channels of its input: γ = 1, β = 0, running mean 0 and variance 1, as PyTorch's. */

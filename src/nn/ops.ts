@@ -286,38 +286,75 @@ function linearOp(op: string, x: Tensor, w: Tensor, b: Tensor | null, relu: bool
 
 /** 2-D cross-correlation over NCHW input with weight [O, C, KH, KW], as torch.nn.functional.conv2d. */
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, opts: { stride?: number; padding?: number } = {}): Tensor {
-  expectShape('conv2d', 'input', x, 4, '[N, C, H, W]');
-  expectShape('conv2d', 'weight', w, 4, '[out_channels, in_channels, kH, kW]');
+  const { sizes, shape } = conv2dSizes('conv2d', x, w, b, opts);
+  const y = Tensor.empty(shape, { gpu: x.gpu, label: 'conv2d' });
+  conv.conv2d(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, sizes);
+  return record(y, 'conv2d', b ? [x, w, b] : [x, w], (dy) => conv2dBackward(x, w, b, dy, sizes));
+}
+
+/**
+ * relu(max_pool2d(conv2d(x, w, b), 2)) in one kernel where the adapter has one (the seed's "F.relu(F.max_pool2d(
+ * conv(x), 2))"): the same values, pooled windows and gradients as the three ops, without storing the
+ * convolution's output. Its gradient: the pool's scatter of dy (windows the ReLU zeroed get none), then
+ * conv2d's backward.
+ */
+export function conv2dMaxPool2dRelu(
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | null = null,
+  opts: { stride?: number; padding?: number } = {},
+): Tensor {
+  const op = 'conv2dMaxPool2dRelu';
+  const { sizes, shape } = conv2dSizes(op, x, w, b, opts);
+  const [N, O, OH, OW] = shape;
+  if (OH < 2 || OW < 2) throw new ShapeError(`${op}: window 2x2 is larger than the convolution's output ${shapeStr(shape)}`);
+  const pooled = [N, O, Math.floor(OH / 2), Math.floor(OW / 2)];
+  const y = Tensor.empty(pooled, { gpu: x.gpu, label: op });
+  const argmax = Tensor.empty(pooled, { gpu: x.gpu, dtype: 'int32', label: `${op} argmax` });
+  conv.conv2dMaxPool2dRelu(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, argmax.buffer, sizes);
+  // (saves x, w and the argmax)
+  return record(y, op, b ? [x, w, b] : [x, w], (dy) => {
+    const dconv = Tensor.empty(shape, { gpu: x.gpu, label: `${op} grad of the convolution` });
+    pool.maxPool2dBackward(gpuOf(x), dy.buffer, argmax.buffer, dconv.buffer, { N, C: O, H: OH, W: OW, relu: true });
+    return conv2dBackward(x, w, b, dconv, sizes);
+  });
+}
+
+/** conv2d's checked sizes and output shape [N, O, OH, OW]. */
+function conv2dSizes(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: { stride?: number; padding?: number }) {
+  expectShape(op, 'input', x, 4, '[N, C, H, W]');
+  expectShape(op, 'weight', w, 4, '[out_channels, in_channels, kH, kW]');
   const [N, C, H, W] = x.shape;
   const [O, WC, KH, KW] = w.shape;
-  const stride = expectInteger('conv2d', 'stride', opts.stride ?? 1, 1);
-  const padding = expectInteger('conv2d', 'padding', opts.padding ?? 0, 0);
-  if (WC !== C) throw new ShapeError(`conv2d: input ${shapeStr(x.shape)} has ${C} channels but weight ${shapeStr(w.shape)} expects ${WC}`);
-  if (b) expectFloat('conv2d', 'bias', b);
-  if (b && (b.ndim !== 1 || b.shape[0] !== O)) throw new ShapeError(`conv2d: bias ${shapeStr(b.shape)} must be [${O}]`);
+  const stride = expectInteger(op, 'stride', opts.stride ?? 1, 1);
+  const padding = expectInteger(op, 'padding', opts.padding ?? 0, 0);
+  if (WC !== C) throw new ShapeError(`${op}: input ${shapeStr(x.shape)} has ${C} channels but weight ${shapeStr(w.shape)} expects ${WC}`);
+  if (b) expectFloat(op, 'bias', b);
+  if (b && (b.ndim !== 1 || b.shape[0] !== O)) throw new ShapeError(`${op}: bias ${shapeStr(b.shape)} must be [${O}]`);
   const OH = Math.floor((H + 2 * padding - KH) / stride) + 1;
   const OW = Math.floor((W + 2 * padding - KW) / stride) + 1;
   if (OH < 1 || OW < 1) {
     throw new ShapeError(
-      `conv2d: kernel ${KH}x${KW} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding} (input ${shapeStr(x.shape)})`,
+      `${op}: kernel ${KH}x${KW} is larger than the padded input ${H + 2 * padding}x${W + 2 * padding} (input ${shapeStr(x.shape)})`,
     );
   }
-  const sizes = { N, C, H, W, O, KH, KW, stride, padding };
-  const y = Tensor.empty([N, O, OH, OW], { gpu: x.gpu, label: 'conv2d' });
-  conv.conv2d(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, sizes);
-  // dx = dy ⋆ flip(w) (full correlation), dw = Σ_n,oh,ow dy · x, db = Σ_n,oh,ow dy   (saves x and w)
-  const inputs = b ? [x, w, b] : [x, w];
-  return record(y, 'conv2d', inputs, (dy) => {
-    const g = gpuOf(x);
-    const dx = x.requiresGrad ? like(x, 'conv2d grad x') : null;
-    const dw = w.requiresGrad ? like(w, 'conv2d grad w') : null;
-    const db = b?.requiresGrad ? like(b, 'conv2d grad b') : null;
-    if (dx) conv.conv2dBackwardInput(g, dy.buffer, w.buffer, dx.buffer, sizes);
-    if (dw)
-      conv.conv2dBackwardWeight(g, x.buffer, dy.buffer, dw.buffer, sizes, db?.buffer ?? null); // db in the same dispatch
-    else if (db) conv.conv2dBackwardBias(g, dy.buffer, db.buffer, { N, O, OH, OW });
-    return [dx, dw, db];
-  });
+  return { sizes: { N, C, H, W, O, KH, KW, stride, padding }, shape: [N, O, OH, OW] };
+}
+
+// dx = dy ⋆ flip(w) (full correlation), dw = Σ_n,oh,ow dy · x, db = Σ_n,oh,ow dy   (saves x and w)
+function conv2dBackward(x: Tensor, w: Tensor, b: Tensor | null, dy: Tensor, sizes: conv.Conv2dSizes): (Tensor | null)[] {
+  const g = gpuOf(x);
+  const dx = x.requiresGrad ? like(x, 'conv2d grad x') : null;
+  const dw = w.requiresGrad ? like(w, 'conv2d grad w') : null;
+  const db = b?.requiresGrad ? like(b, 'conv2d grad b') : null;
+  if (dx) conv.conv2dBackwardInput(g, dy.buffer, w.buffer, dx.buffer, sizes);
+  if (dw)
+    conv.conv2dBackwardWeight(g, x.buffer, dy.buffer, dw.buffer, sizes, db?.buffer ?? null); // db in the same dispatch
+  else if (db) {
+    const [N, O, OH, OW] = dy.shape;
+    conv.conv2dBackwardBias(g, dy.buffer, db.buffer, { N, O, OH, OW });
+  }
+  return [dx, dw, db];
 }
 
 /** Max pooling over NCHW, floor of odd sizes as PyTorch. */

@@ -55,17 +55,15 @@ export class MnistCnn extends Module {
 
   /** Scores before the log-softmax, [N, 10], from images [N, 1, 28, 28]. */
   logits(x: Tensor): Tensor {
-    // Fused: maxPool2dRelu = F.relu(F.max_pool2d(·, 2)), bn.forward(h, dropout) = dropout(bn(h)) and
-    // linearRelu = F.relu(fc1(h)).
+    // Fused: forwardMaxPool2dRelu = F.relu(F.max_pool2d(conv(·), 2)), maxPool2dRelu = F.relu(F.max_pool2d(·, 2)),
+    // bn.forward(h, dropout) = dropout(bn(h)) and linearRelu = F.relu(fc1(h)).
     const before = this.options.bnPosition === 'before';
-    let h = this.conv1.forward(x);
-    if (before && this.bn1) h = this.bn1.forward(h);
-    h = F.maxPool2dRelu(h, 2);
-    h = !before && this.bn1 ? this.bn1.forward(h, this.dropout) : this.dropout.forward(h);
-    h = this.conv2.forward(h);
-    if (before && this.bn2) h = this.bn2.forward(h);
-    h = F.maxPool2dRelu(h, 2);
-    h = !before && this.bn2 ? this.bn2.forward(h, this.dropout) : this.dropout.forward(h);
+    const block = (conv: Conv2d, bn: BatchNorm2d | null, h: Tensor) => {
+      if (before && bn) h = F.maxPool2dRelu(bn.forward(conv.forward(h)), 2);
+      else h = conv.forwardMaxPool2dRelu(h);
+      return !before && bn ? bn.forward(h, this.dropout) : this.dropout.forward(h);
+    };
+    let h = block(this.conv2, this.bn2, block(this.conv1, this.bn1, x));
     h = F.linearRelu(h.reshape([-1, 320]), this.fc1.weight, this.fc1.bias);
     return this.fc2.forward(h);
   }

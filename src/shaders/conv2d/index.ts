@@ -62,6 +62,7 @@ import { ShapeError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { type Cost, defineOp } from '../op.js';
+import { MAX_POOL2D, poolOutputSize } from '../pool.js';
 import { backwardBiasV1, backwardBiasV2, backwardBiasV3 } from './backward-bias.js';
 import {
   backwardWeightTiled,
@@ -74,6 +75,7 @@ import {
 import {
   backwardInputV1,
   type Conv2dTile,
+  conv2dPoolTilesV4,
   conv2dTilesV2,
   conv2dTilesV4,
   type DirectArgs,
@@ -82,14 +84,16 @@ import {
   directV2,
   directV3,
   directV4,
+  directV4PoolRelu,
   v3Chunk,
+  v4PoolRelu,
 } from './direct.js';
 import { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize, geometry } from './sizes.js';
 
 export type { Conv2dWeightTile } from './backward-weight.js';
 export { conv2dWeightTilesV2, conv2dWeightTilesV4, conv2dWeightTileV2, conv2dWeightTileV4 } from './backward-weight.js';
 export type { Conv2dTile } from './direct.js';
-export { conv2dTilesV2, conv2dTilesV4, conv2dTileV2, conv2dTileV4 } from './direct.js';
+export { conv2dPoolTilesV4, conv2dTilesV2, conv2dTilesV4, conv2dTileV2, conv2dTileV4 } from './direct.js';
 export { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize } from './sizes.js';
 
 /** Forward and backward-input sizes; `tile` overrides the v2 or v4 register tile (benchmarks, tests). */
@@ -295,6 +299,94 @@ export function conv2dBackwardInput(gpu: Gpu, dy: GPUBuffer, w: GPUBuffer, dx: G
 
 export const conv2dCost = CONV2D_FORWARD.cost;
 export const conv2dBackwardInputCost = CONV2D_BACKWARD_INPUT.cost;
+
+// ---- the forward with a 2×2 max pool and a ReLU: relu(max_pool2d(conv2d(x), 2)) ---------------------------
+
+export interface Conv2dPoolReluBuffers {
+  x: GPUBuffer;
+  w: GPUBuffer;
+  bias: GPUBuffer | null;
+  /** The pooled output [N, O, ⌊OH/2⌋, ⌊OW/2⌋]. */
+  y: GPUBuffer;
+  /** Where each pooled value came from, as max_pool2d's argmax (an index into its OH×OW plane, −1 where the ReLU zeroed it). */
+  argmax: GPUBuffer;
+}
+
+export type Conv2dPoolReluVariant = 'v1' | 'v4';
+/** The convolution's sizes; `variant` forces one of the fused op's, `tile` its v4 tile (benchmarks, tests). */
+export type Conv2dPoolReluSizes = Omit<Conv2dForwardSizes, 'variant'> & { variant?: Conv2dPoolReluVariant };
+
+/** The convolution's output sizes as the pool's input. */
+const poolOfConv = (s: Conv2dSizes) => {
+  const { OH, OW } = conv2dOutputSize(s);
+  return { N: s.N, C: s.O, H: OH, W: OW, relu: true };
+};
+
+const tilesPoolV4 = (a: DirectArgs) => conv2dPoolTilesV4(a);
+
+export const CONV2D_POOL_RELU = defineOp<Conv2dPoolReluSizes, Conv2dPoolReluBuffers, Conv2dPoolReluVariant>({
+  name: 'conv2d.pool-relu',
+  variants: {
+    v1: {
+      summary: 'conv2d.forward, then max_pool2d with its ReLU: two dispatches, the fallback',
+      run: (gpu, b, s) => {
+        const e = extents(s);
+        const conv = gpu.pool.acquire(4 * e.y, 'conv2d output before its pool');
+        const { variant: _, tile: __, ...sizes } = s; // the convolution chooses its own variant and tile
+        CONV2D_FORWARD.run(gpu, { x: b.x, w: b.w, bias: b.bias, y: conv }, sizes);
+        MAX_POOL2D.run(gpu, { x: conv, y: b.y, argmax: b.argmax }, poolOfConv(s));
+        gpu.pool.release(conv); // safe: the queue runs the recorded dispatches before any later use
+      },
+    },
+    v4: {
+      summary: 'the forward v4, 2 rows per lane, pooling its sums before it stores them: software adapters, even outputs',
+      requires: ['fixed-subgroups'],
+      rejects: (s) => v4PoolRelu(forwardArgs(s, false), { OT: 1, PT: 2, WG: 0, RT: 2 }),
+      configs: (_gpu, s) => tilesPoolV4(forwardArgs(s, false)),
+      run: (gpu, b, s, c) =>
+        directV4PoolRelu(
+          gpu,
+          forwardArgs(s, b.bias !== null),
+          { ...forwardBuffers(b), argmax: b.argmax },
+          s.tile ?? (c as Conv2dTile | undefined),
+        ),
+    },
+  },
+  prefer: (gpu) => (gpu.isSoftware ? ['v4', 'v1'] : ['v1']),
+  cost: (s: Conv2dSizes): Cost => {
+    const conv = CONV2D_FORWARD.cost(s);
+    const pooled = poolOutputSize(poolOfConv(s));
+    return { flops: conv.flops, bytes: conv.bytes - 4 * extents(s).y + 8 * s.N * s.O * pooled.OH * pooled.OW };
+  },
+  needs: (s, { x, w, bias, y, argmax }) => {
+    const e = extents(s);
+    const pooled = poolOutputSize(poolOfConv(s));
+    const np = s.N * s.O * pooled.OH * pooled.OW;
+    return { x: [x, e.x], w: [w, e.w], bias: [bias, s.O], y: [y, np], argmax: [argmax, np] };
+  },
+});
+
+/**
+ * y = relu(max_pool2d(conv2d(x, w) + bias, 2)) and the pool's argmax, as conv2d then maxPool2d with relu
+ * compute them (the same values; v4 never stores the convolution's output). y and argmax are [N, O, ⌊OH/2⌋, ⌊OW/2⌋].
+ */
+export function conv2dMaxPool2dRelu(
+  gpu: Gpu,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  bias: GPUBuffer | null,
+  y: GPUBuffer,
+  argmax: GPUBuffer,
+  sizes: Conv2dPoolReluSizes,
+): void {
+  const s = explicit('conv2dMaxPool2dRelu', sizes);
+  const { OH, OW } = conv2dOutputSize(s);
+  if (OH < 2 || OW < 2)
+    throw new ShapeError(`conv2dMaxPool2dRelu: the convolution's ${OH}x${OW} output is smaller than the 2x2 pooling window`);
+  CONV2D_POOL_RELU.run(gpu, { x, w, bias, y, argmax }, s);
+}
+
+export const conv2dMaxPool2dReluCost = CONV2D_POOL_RELU.cost;
 
 // ---- backward-weight ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,179 @@
+// conv2dMaxPool2dRelu, relu(max_pool2d(conv2d(x), 2)) in one op: every choice a tuner may make against the
+// float64 reference chain, and against the unfused kernels (conv2d, then maxPool2d with relu) bit for bit,
+// argmax included: on random data, on ties (every window equal), on windows the ReLU zeroes, and with NaNs;
+// and the autograd op against F.relu(F.maxPool2d(F.conv2d(...))) in value and gradients.
+import { describe, expect, it } from 'vitest';
+import { ShapeError, VariantError } from '../../src/errors.js';
+import * as F from '../../src/nn/ops.js';
+import { setDefaultGpu } from '../../src/nn/tensor.js';
+import {
+  CONV2D_POOL_RELU,
+  type Conv2dPoolReluSizes,
+  type Conv2dTile,
+  conv2d,
+  conv2dMaxPool2dRelu,
+  conv2dOutputSize,
+} from '../../src/shaders/conv2d/index.js';
+import { maxPool2d } from '../../src/shaders/pool.js';
+import { expectClose, randomArray } from '../helpers/compare.js';
+import { download, downloadI32, empty, upload, useGpu } from '../helpers/gpu.js';
+import { runnableChoices } from '../helpers/variants.js';
+import * as ref from '../reference/index.js';
+
+const ctx = useGpu();
+
+type Shape = Omit<Conv2dPoolReluSizes, 'variant' | 'tile'> & { label: string };
+const SHAPES: Shape[] = [
+  { label: 'seed conv1, batch 9', N: 9, C: 1, H: 28, W: 28, O: 10, KH: 5, KW: 5 },
+  { label: 'seed conv2, batch 3', N: 3, C: 10, H: 12, W: 12, O: 20, KH: 5, KW: 5 },
+  { label: 'odd output (floor)', N: 2, C: 3, H: 9, W: 11, O: 5, KH: 3, KW: 3 },
+  { label: 'stride 2 pad 1', N: 3, C: 2, H: 11, W: 11, O: 3, KH: 3, KW: 3, stride: 2, padding: 1 },
+  { label: 'wide C, odd O, pad 1', N: 2, C: 33, H: 10, W: 10, O: 17, KH: 3, KW: 3, padding: 1 },
+];
+
+interface Result {
+  y: Float32Array;
+  argmax: Int32Array;
+}
+
+const pooledSize = (s: Shape) => {
+  const { OH, OW } = conv2dOutputSize(s);
+  return s.N * s.O * Math.floor(OH / 2) * Math.floor(OW / 2);
+};
+
+async function fused(s: Shape, x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>, variant: 'v1' | 'v4', tile?: Conv2dTile) {
+  const { gpu } = ctx;
+  const np = pooledSize(s);
+  const [xb, wb, bb, yb, ab] = [upload(gpu, x), upload(gpu, w), upload(gpu, b), empty(gpu, np), empty(gpu, np)];
+  conv2dMaxPool2dRelu(gpu, xb, wb, bb, yb, ab, { ...s, variant, tile });
+  const r: Result = { y: await download(gpu, yb, np), argmax: await downloadI32(gpu, ab, np) };
+  for (const buf of [xb, wb, bb, yb, ab]) gpu.pool.release(buf);
+  return r;
+}
+
+/** The unfused kernels: conv2d (v4 where it runs, the variant the fused v4 sums like), then maxPool2d with relu. */
+async function unfused(s: Shape, x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>): Promise<Result> {
+  const { gpu } = ctx;
+  const { OH, OW } = conv2dOutputSize(s);
+  const nc = s.N * s.O * OH * OW;
+  const np = pooledSize(s);
+  const [xb, wb, bb, cb, yb, ab] = [upload(gpu, x), upload(gpu, w), upload(gpu, b), empty(gpu, nc), empty(gpu, np), empty(gpu, np)];
+  const v4 = CONV2D_POOL_RELU.unavailable(gpu, 'v4', s) === null;
+  conv2d(gpu, xb, wb, bb, cb, { ...s, variant: v4 ? 'v4' : undefined });
+  maxPool2d(gpu, cb, yb, ab, { N: s.N, C: s.O, H: OH, W: OW, relu: true });
+  const r: Result = { y: await download(gpu, yb, np), argmax: await downloadI32(gpu, ab, np) };
+  for (const buf of [xb, wb, bb, cb, yb, ab]) gpu.pool.release(buf);
+  return r;
+}
+
+/** Bit for bit: the same floats (NaNs by their bits) and the same argmax. */
+function expectSame(got: Result, want: Result, label: string) {
+  const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+  expect(Array.from(bits(got.y)), `${label}: y`).toEqual(Array.from(bits(want.y)));
+  expect(Array.from(got.argmax), `${label}: argmax`).toEqual(Array.from(want.argmax));
+}
+
+const inputs = (s: Shape, seed: number) => ({
+  x: Float64Array.from(randomArray(s.N * s.C * s.H * s.W, seed), Math.fround),
+  w: Float64Array.from(randomArray(s.O * s.C * s.KH * s.KW, seed + 1), Math.fround),
+  b: Float64Array.from(randomArray(s.O, seed + 2, -0.3, 0.3), Math.fround),
+});
+
+describe('conv2dMaxPool2dRelu', () => {
+  for (const s of SHAPES) {
+    it(`${s.label}: every choice a tuner may make, against the float64 chain and the unfused kernels`, { timeout: 300_000 }, async () => {
+      const { x, w, b } = inputs(s, s.N * 100 + s.C);
+      const { OH, OW } = conv2dOutputSize(s);
+      const conv = ref.conv2d(x, w, b, s);
+      const pooled = ref.maxPool2d(conv, { N: s.N, C: s.O, H: OH, W: OW });
+      const want = ref.relu(pooled.y);
+      const plain = await unfused(s, x, w, b);
+      const choices = runnableChoices(ctx.gpu, CONV2D_POOL_RELU, s);
+      for (const c of choices) {
+        const label = `${s.label} ${c.variant}${c.config ? ` ${JSON.stringify(c.config)}` : ''}`;
+        const got = await fused(s, x, w, b, c.variant, c.config as Conv2dTile | undefined);
+        expectClose(got.y, want, { label, atol: 2e-6 * Math.sqrt(s.C * s.KH * s.KW * 50), rtol: 1e-5 });
+        expectSame(got, plain, label);
+      }
+      // the reference's argmax where its maximum is clear of the window's runner-up, and −1 where the ReLU cut it
+      let checked = 0;
+      for (let i = 0; i < want.length; i++) {
+        if (pooled.y[i] < -1e-4) expect(plain.argmax[i], `${s.label} argmax[${i}] of a cut window`).toBe(-1);
+        else if (pooled.y[i] > 1e-4 && clearMaximum(conv, OH, OW, i)) {
+          expect(plain.argmax[i], `${s.label} argmax[${i}]`).toBe(pooled.argmax[i]);
+          checked++;
+        }
+      }
+      expect(checked).toBeGreaterThan(want.length / 4);
+    });
+  }
+
+  /** Whether pooled output i's window maximum exceeds its other values by more than float32 sums can blur. */
+  function clearMaximum(conv: Float64Array, OH: number, OW: number, i: number): boolean {
+    const PW = Math.floor(OW / 2);
+    const PH = Math.floor(OH / 2);
+    const plane = Math.floor(i / (PH * PW));
+    const oh = 2 * Math.floor((i % (PH * PW)) / PW);
+    const ow = 2 * (i % PW);
+    const v = [0, 1, OW, OW + 1].map((d) => conv[plane * OH * OW + oh * OW + ow + d]).sort((a, b) => b - a);
+    return v[0] - v[1] > 1e-4;
+  }
+
+  it('ties, windows the ReLU zeroes, and NaNs: the same values and argmax as the unfused kernels', async () => {
+    for (const s of [SHAPES[0], SHAPES[1]]) {
+      const { x, w } = inputs(s, 7);
+      const zeros = new Float64Array(w.length);
+      const cases: [string, ArrayLike<number>, ArrayLike<number>, ArrayLike<number>][] = [
+        ['every window a tie', x, zeros, new Float64Array(s.O).fill(0.5)], // the first of each window wins
+        ['every window cut by the ReLU', x, zeros, new Float64Array(s.O).fill(-0.5)],
+        ['a cut window at exactly 0', x, zeros, new Float64Array(s.O)],
+        ['NaNs', Float64Array.from(x, (v, i) => (i % 97 === 5 ? Number.NaN : v)), w, new Float64Array(s.O).fill(0.1)],
+      ];
+      for (const [what, xs, ws, bs] of cases) {
+        const plain = await unfused(s, xs, ws, bs);
+        for (const c of runnableChoices(ctx.gpu, CONV2D_POOL_RELU, s))
+          expectSame(await fused(s, xs, ws, bs, c.variant, c.config as Conv2dTile | undefined), plain, `${s.label}, ${what}, ${c.variant}`);
+        if (what === 'every window a tie') expect(plain.argmax[1]).toBe(2); // window 1's first element: column 2 of row 0
+        if (what.startsWith('every window cut') || what.startsWith('a cut')) expect(new Set(plain.argmax)).toEqual(new Set([-1]));
+        if (what === 'NaNs') expect(plain.y.some(Number.isNaN)).toBe(true);
+      }
+    }
+  });
+
+  it('rejects outputs too small to pool and a v4 forced on an odd output, naming the op', () => {
+    const { gpu } = ctx;
+    const b = empty(gpu, 16);
+    expect(() => conv2dMaxPool2dRelu(gpu, b, b, null, b, b, { N: 1, C: 1, H: 5, W: 5, O: 1, KH: 5, KW: 5 })).toThrow(ShapeError);
+    expect(() => conv2dMaxPool2dRelu(gpu, b, b, null, b, b, { N: 1, C: 1, H: 5, W: 5, O: 1, KH: 5, KW: 5 })).toThrow(
+      /conv2dMaxPool2dRelu: the convolution's 1x1 output is smaller than the 2x2 pooling window/,
+    );
+    const odd = { N: 1, C: 1, H: 7, W: 7, O: 1, KH: 3, KW: 3, variant: 'v4' as const };
+    if (CONV2D_POOL_RELU.unavailable(gpu, 'v4', { ...odd, H: 8, W: 8 }) === null)
+      expect(() => conv2dMaxPool2dRelu(gpu, b, b, null, b, b, odd)).toThrow(VariantError);
+    gpu.pool.release(b);
+  });
+
+  it('releases what it acquired (before the tensors of the autograd case below)', () => {
+    expect(ctx.gpu.pool.stats().bytesInUse).toBe(0);
+  });
+
+  it('F.conv2dMaxPool2dRelu equals F.relu(F.maxPool2d(F.conv2d)) in value and gradients', async () => {
+    setDefaultGpu(ctx.gpu);
+    const s = SHAPES[1];
+    const { x, w, b } = inputs(s, 11);
+    const results: Float32Array[][] = [];
+    for (const isFused of [true, false]) {
+      const xt = F.tensor(Float32Array.from(x), [s.N, s.C, s.H, s.W], { requiresGrad: true });
+      const wt = F.tensor(Float32Array.from(w), [s.O, s.C, s.KH, s.KW], { requiresGrad: true });
+      const bt = F.tensor(Float32Array.from(b), [s.O], { requiresGrad: true });
+      const y = isFused ? F.conv2dMaxPool2dRelu(xt, wt, bt) : F.relu(F.maxPool2d(F.conv2d(xt, wt, bt)));
+      F.sum(F.mul(y, y)).backward();
+      results.push((await Promise.all([y, xt.grad!, wt.grad!, bt.grad!].map((t) => t.toArray()))) as Float32Array[]);
+    }
+    for (const [i, what] of ['value', 'dx', 'dw', 'db'].entries())
+      expectClose(results[0][i], results[1][i], { label: what, atol: 0, rtol: 0 });
+    expect(() => F.conv2dMaxPool2dRelu(F.tensor(new Float32Array(25), [1, 1, 5, 5]), F.tensor(new Float32Array(25), [1, 1, 5, 5]))).toThrow(
+      /conv2dMaxPool2dRelu: window 2x2 is larger than the convolution's output \[1, 1, 1, 1\]/,
+    );
+  });
+});
