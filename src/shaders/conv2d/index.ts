@@ -27,8 +27,8 @@
 //       the input patch and the weights for a chunk of input channels in workgroup memory. Not for kernels too
 //       large to stage one input channel; backward-input: stride 1 only.
 //   v4  v2 with subgroups (software adapters with fixed-size subgroups): a workgroup is one subgroup whose sg
-//       lanes are sg images; the workgroup picks the output row, a column block (≤ 12 columns) and OT output
-//       channels (up to 120 accumulators per lane). The weights of each (ic, kh) step are loaded once per
+//       lanes are sg images; the workgroup picks the output row (or RT rows: 2 for backward-input), a column
+//       block (≤ 12 columns) and OT output channels (up to 120 accumulators per lane per row). The weights of each (ic, kh) step are loaded once per
 //       subgroup, a slice per lane, and shared with subgroupBroadcast (every per-lane load is a gather on
 //       llvmpipe); with row and block uniform, padding rows are skipped by the loop bounds and each kind of
 //       column block (edges, interior, tail) is compiled without the padding taps. It gains most on
@@ -46,6 +46,12 @@
 //       sg columns, and the dy values (the same in every lane) loaded one column per lane and shared with
 //       subgroupBroadcast: OT loads per step instead of OT·sg; tiles may load x rows (VX) and dy rows (DV) as
 //       vec4s (VX by default, where rows allow). Tile: conv2dWeightTileV4.
+// CONV2D_POOL_RELU (the seed's conv blocks: relu(max_pool2d(conv2d(x), 2)), with the pool's argmax)
+//   v1  conv2d.forward, then max_pool2d with its ReLU: two dispatches and the convolution's output in between.
+//       The fallback.
+//   v4  the forward v4 with 2 rows per lane, pooling each 2×2 window of its sums in the epilogue, so the
+//       convolution's output is never stored (software adapters with fixed-size subgroups; even output sizes).
+//       Tile: conv2dPoolTileV4.
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
