@@ -335,12 +335,15 @@ export const CONV2D_POOL_RELU = defineOp<Conv2dPoolReluSizes, Conv2dPoolReluBuff
   variants: {
     v1: {
       summary: 'conv2d.forward, then max_pool2d with its ReLU: two dispatches, the fallback',
+      // The two ops run their own choices (choose: a tuned one if cached, else the heuristics'), but not as calls
+      // a tuner observes: it tunes this variant as a whole, and a call seen only once this variant is chosen
+      // would otherwise be tuned on the next run, and the next.
       run: (gpu, b, s) => {
-        const e = extents(s);
-        const conv = gpu.pool.acquire(4 * e.y, 'conv2d output before its pool');
-        const { variant: _, tile: __, ...sizes } = s; // the convolution chooses its own variant and tile
-        CONV2D_FORWARD.run(gpu, { x: b.x, w: b.w, bias: b.bias, y: conv }, sizes);
-        MAX_POOL2D.run(gpu, { x: conv, y: b.y, argmax: b.argmax }, poolOfConv(s));
+        const conv = gpu.pool.acquire(4 * extents(s).y, 'conv2d output before its pool');
+        const { variant: _, tile: __, ...sizes } = s;
+        CONV2D_FORWARD.runChoice(gpu, { x: b.x, w: b.w, bias: b.bias, y: conv }, sizes, CONV2D_FORWARD.choose(gpu, sizes));
+        const pool = poolOfConv(s);
+        MAX_POOL2D.runChoice(gpu, { x: conv, y: b.y, argmax: b.argmax }, pool, MAX_POOL2D.choose(gpu, pool));
         gpu.pool.release(conv); // safe: the queue runs the recorded dispatches before any later use
       },
     },
