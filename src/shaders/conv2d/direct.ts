@@ -560,8 +560,7 @@ const directV4Kernel = memoKernel(
         ...(vy ? { y: { read_write: 'vec4f' } } : {}),
         ...(pool ? { argmax: { read_write: 'i32' } } : {}),
       },
-      wgsl: /* wgsl */ `${pool ? IS_NAN : ''}
-@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+      wgsl: /* wgsl */ `${pool ? `${IS_NAN}\n` : ''}@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let gidx = wid.y * nwg.x + wid.x;  // (${RT > 1 ? 'row block' : 'oh'}, pb, image block); past the end only at grid rounding
   let nb = gidx % p.nNB;
   let pb = (gidx / p.nNB) % ${nPB}u;
