@@ -492,7 +492,7 @@ const directV4Kernel = memoKernel(
         `let ${xn('xr', r)} = ((n * p.Cin + ic) * p.Hin + u32(${xn('ih0', r)} + i32(kh))) * ${Win}u + u32(iw0 + ${x0});`;
       // Several rows per lane: unpadded, every row's loads and then the sums channel by channel, row by row
       // within a channel; with padded rows, row by row, a row outside the image (the same in every lane) skipped
-      // as khLo..khHi skip them for one row. Measured on the seed's layers: the other order ran 1.15-1.2x slower
+      // as khLo..khHi skip them for one row. Measured on the seed's layers: the other order ran 1.13-1.16x slower
       // in each case (conv2 forward, conv2 backward-input).
       const body =
         RT === 1
@@ -613,7 +613,7 @@ export function v4PoolRelu(a: Pick<DirectArgs, 'Hout' | 'Wout' | 'flip'>, t: Con
 
 /**
  * The v4 tile of a pooled convolution: conv2dTileV4's channels and columns (made even), with 2 rows per lane.
- * On the seed's conv1, 10 channels ran 1.15x faster than 5 (alternating in one process, medians of 15; llvmpipe,
+ * On the seed's conv1, 10 channels ran 1.12-1.17x faster than 5 (alternating in one process, medians of 15; llvmpipe,
  * AMD EPYC, 2026-11-30), though twice as many sums as the one-row tile's 120.
  */
 export function conv2dPoolTileV4(a: V4Sizes): Conv2dTile {
