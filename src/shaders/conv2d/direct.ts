@@ -602,13 +602,17 @@ const directV4Kernel = memoKernel(
   },
 );
 
-/** Why directV4PoolRelu cannot fuse a 2×2 max pool and a ReLU into this convolution with this tile, or null. */
-export function v4PoolRelu(a: Pick<DirectArgs, 'Hout' | 'Wout' | 'flip'>, t: Conv2dTile): string | null {
+/** Why directV4PoolRelu cannot pool this convolution's output, or null: a forward whose output tiles into 2×2 windows. */
+export function v4PoolRelu(a: Pick<DirectArgs, 'Hout' | 'Wout' | 'flip'>): string | null {
   if (a.flip) return 'only forward convolutions are pooled';
   if (a.Hout % 2 !== 0 || a.Wout % 2 !== 0) return `an output of ${a.Hout}x${a.Wout} does not tile into 2x2 windows`;
-  if ((t.RT ?? 1) !== 2) return `a pooling lane computes 2 rows, not ${t.RT ?? 1}`;
-  if (t.PT % 2 !== 0) return `column blocks of ${t.PT} split 2x2 windows`;
   return null;
+}
+
+/** Why a pooling lane cannot use this tile, or null: it computes the 2 rows of its windows, in whole column pairs. */
+function poolTile(t: Conv2dTile): string | null {
+  if ((t.RT ?? 1) !== 2) return `a pooling lane computes 2 rows, not ${t.RT ?? 1}`;
+  return t.PT % 2 !== 0 ? `column blocks of ${t.PT} split 2x2 windows` : null;
 }
 
 /**
@@ -636,7 +640,7 @@ export function conv2dPoolTilesV4(a: V4Sizes): Conv2dTile[] {
 export function directV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers & { argmax: GPUBuffer }, tile?: Conv2dTile): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const t = tile ?? conv2dPoolTileV4(a);
-  const why = v4PoolRelu(a, t) ?? (t.VX ? v4VecRows(a, t.PT) : null);
+  const why = v4PoolRelu(a) ?? poolTile(t) ?? (t.VX ? v4VecRows(a, t.PT) : null);
   if (why) throw new VariantError(`conv2d_v4_pool_relu: ${why}`);
   const nPB = Math.ceil(a.Wout / t.PT);
   const nNB = Math.ceil(a.N / sg);

@@ -28,12 +28,13 @@
 //       large to stage one input channel; backward-input: stride 1 only.
 //   v4  v2 with subgroups (software adapters with fixed-size subgroups): a workgroup is one subgroup whose sg
 //       lanes are sg images; the workgroup picks the output row (or RT rows: 2 for backward-input), a column
-//       block (≤ 12 columns) and OT output channels (up to 120 accumulators per lane per row). The weights of each (ic, kh) step are loaded once per
-//       subgroup, a slice per lane, and shared with subgroupBroadcast (every per-lane load is a gather on
-//       llvmpipe); with row and block uniform, padding rows are skipped by the loop bounds and each kind of
-//       column block (edges, interior, tail) is compiled without the padding taps. It gains most on
-//       backward-input, where with 8×8 dy and k5 over half the taps of the padded convolution are padding.
-//       Rows are loaded as vec4s where they can be. Tile: conv2dTileV4. Backward-input: stride 1 only.
+//       block (≤ 12 columns) and OT output channels (up to 120 accumulators per lane per row). The weights of
+//       each (ic, kh) step are loaded once per subgroup, a slice per lane, and shared with subgroupBroadcast
+//       (every per-lane load is a gather on llvmpipe); with row and block uniform, padding rows are skipped by
+//       the loop bounds and each kind of column block (edges, interior, tail) is compiled without the padding
+//       taps. It gains most on backward-input, where with 8×8 dy and k5 over half the taps of the padded
+//       convolution are padding. Rows are loaded as vec4s where they can be. Tile: conv2dTileV4.
+//       Backward-input: stride 1 only.
 // CONV2D_BACKWARD_WEIGHT (every variant also computes the bias gradient when given db: no dispatch of its own)
 //   v1  one dw element per invocation, looping over N·OH·OW. The fallback.
 //   v2  register tile, no barriers (software adapters): an invocation owns OT output channels × KW taps of one
@@ -328,8 +329,6 @@ const poolOfConv = (s: Conv2dSizes) => {
   return { N: s.N, C: s.O, H: OH, W: OW, relu: true };
 };
 
-const tilesPoolV4 = (a: DirectArgs) => conv2dPoolTilesV4(a);
-
 export const CONV2D_POOL_RELU = defineOp<Conv2dPoolReluSizes, Conv2dPoolReluBuffers, Conv2dPoolReluVariant>({
   name: 'conv2d.pool-relu',
   variants: {
@@ -350,8 +349,8 @@ export const CONV2D_POOL_RELU = defineOp<Conv2dPoolReluSizes, Conv2dPoolReluBuff
     v4: {
       summary: 'the forward v4, 2 rows per lane, pooling its sums before it stores them: software adapters, even outputs',
       requires: ['fixed-subgroups'],
-      rejects: (s) => v4PoolRelu(forwardArgs(s, false), { OT: 1, PT: 2, WG: 0, RT: 2 }),
-      configs: (_gpu, s) => tilesPoolV4(forwardArgs(s, false)),
+      rejects: (s) => v4PoolRelu(forwardArgs(s, false)),
+      configs: (_gpu, s) => conv2dPoolTilesV4(forwardArgs(s, false)),
       run: (gpu, b, s, c) =>
         directV4PoolRelu(
           gpu,
