@@ -422,7 +422,7 @@ const directV4Kernel = memoKernel(
     vy: boolean,
     Hout: number,
     padRows: boolean,
-    pool = false,
+    pool: boolean,
   ) => {
     const { OT, PT } = t;
     const RT = t.RT ?? 1;
@@ -638,19 +638,10 @@ export function conv2dPoolTilesV4(a: V4Sizes): Conv2dTile[] {
  * which is never stored. The sums are the convolution's, in its order.
  */
 export function directV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers & { argmax: GPUBuffer }, tile?: Conv2dTile): void {
-  const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const t = tile ?? conv2dPoolTileV4(a);
   const why = v4PoolRelu(a) ?? poolTile(t) ?? (t.VX ? v4VecRows(a, t.PT) : null);
   if (why) throw new VariantError(`conv2d_v4_pool_relu: ${why}`);
-  const nPB = Math.ceil(a.Wout / t.PT);
-  const nNB = Math.ceil(a.N / sg);
-  const [gx, gy] = grid1d(nNB * nPB * (a.Hout / 2), 1);
-  const kernel = directV4Kernel(a.KH, a.KW, a.S, false, { ...t, WG: sg }, sg, a.Win, a.Wout, a.padW, false, a.Hout, a.padH !== 0, true);
-  launch(gpu, kernel, {
-    params: { ...directParams(a), N: a.N, nNB },
-    buffers: { ...buffers },
-    workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
-  });
+  launchV4(gpu, a, buffers, t, true);
 }
 
 /** What a v4 tile is chosen from. */
@@ -735,10 +726,15 @@ export function v4VecStores(a: Pick<DirectArgs, 'Cin' | 'KH' | 'KW' | 'Wout'>, P
 }
 
 export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?: Conv2dTile): void {
-  const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const t = tile ?? conv2dTileV4(a);
   const why = t.VX ? v4VecRows(a, t.PT) : null;
   if (why) throw new VariantError(`${a.flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}: vec4 rows (VX) impossible here: ${why}`);
+  launchV4(gpu, a, buffers, t, false);
+}
+
+/** Records the v4 kernel for a checked tile; `pool`: with the pool and ReLU epilogue (buffers then include argmax). */
+function launchV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, t: Conv2dTile, pool: boolean): void {
+  const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const RT = t.RT ?? 1;
   const nPB = Math.ceil(a.Wout / t.PT);
   const nNB = Math.ceil(a.N / sg);
@@ -756,9 +752,10 @@ export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?:
     a.Win,
     a.Wout,
     a.padW,
-    v4VecStores(a, t.PT),
+    !pool && v4VecStores(a, t.PT),
     multi ? a.Hout : 0,
     multi && a.padH !== 0,
+    pool,
   );
   launch(gpu, kernel, {
     params: { ...directParams(a), N: a.N, nNB },
