@@ -465,11 +465,11 @@ export class Tuner implements TuningHook {
         for (const c of alive) times.get(c)!.push((await sample(gpu, run(c), repeats.get(c)!)).ms);
       }
     });
-    const bestOf = (c: Choice) => (times.has(c) ? median(times.get(c)!) : null);
-    const ranked = [...times.keys()].sort((a, b) => bestOf(a)! - bestOf(b)!);
-    const fastest = ranked.length ? bestOf(ranked[0])! : 0;
-    const near = ranked.filter((c) => bestOf(c)! <= fastest * (1 + (opts.nearTie ?? NEAR_TIE)));
-    const best = near.sort((a, b) => wgsl.get(a)! - wgsl.get(b)! || bestOf(a)! - bestOf(b)!)[0] ?? choices[0];
+    const medianOf = (c: Choice) => (times.has(c) ? median(times.get(c)!) : null);
+    const ranked = [...times.keys()].sort((a, b) => medianOf(a)! - medianOf(b)!);
+    const fastest = ranked.length ? medianOf(ranked[0])! : 0;
+    const near = ranked.filter((c) => medianOf(c)! <= fastest * (1 + (opts.nearTie ?? NEAR_TIE)));
+    const best = near.sort((a, b) => wgsl.get(a)! - wgsl.get(b)! || medianOf(a)! - medianOf(b)!)[0] ?? choices[0];
     const heuristicTimed = choices.find((c) => sameChoice(c, heuristic));
     return {
       key: o.key,
@@ -477,12 +477,12 @@ export class Tuner implements TuningHook {
       entry: {
         variant: best.variant,
         ...(best.config ? { config: best.config as TuneConfig } : {}),
-        ms: bestOf(best) ?? Number.NaN,
-        heuristic: { ...heuristic, ms: heuristicTimed ? bestOf(heuristicTimed) : null },
+        ms: medianOf(best) ?? Number.NaN,
+        heuristic: { ...heuristic, ms: heuristicTimed ? medianOf(heuristicTimed) : null },
         candidates: choices.length,
       },
       invalid,
-      times: choices.map((c) => ({ choice: c, ms: bestOf(c) })),
+      times: choices.map((c) => ({ choice: c, ms: medianOf(c) })),
     };
   }
 }

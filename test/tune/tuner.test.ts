@@ -57,15 +57,19 @@ describe('validation', () => {
   });
 });
 
-// y[i] = 2·x[i]; variant v2 is wrong at one element, and the heuristics prefer it: the tuner must not choose it.
-const twiceKernel = (wrong: boolean) =>
+/** A kernel y[i] = value (a WGSL expression of x and i = g.x) for i < n. */
+const mapKernel = (name: string, value: string) =>
   declareKernel({
-    name: wrong ? 'test_twice_wrong' : 'test_twice',
+    name,
     params: { n: 'u32' },
     buffers: { x: 'read', y: 'read_write' },
     wgsl: `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
-  if (g.x < p.n) { y[g.x] = 2.0 * x[g.x]${wrong ? ' + select(0.0, 1.0, g.x == 7u)' : ''}; } }`,
+  if (g.x < p.n) { y[g.x] = ${value}; } }`,
   });
+
+// y[i] = 2·x[i]; variant v2 is wrong at one element, and the heuristics prefer it: the tuner must not choose it.
+const twiceKernel = (wrong: boolean) =>
+  mapKernel(wrong ? 'test_twice_wrong' : 'test_twice', `2.0 * x[g.x]${wrong ? ' + select(0.0, 1.0, g.x == 7u)' : ''}`);
 const TWICE = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
   name: 'test.twice',
   variants: {
@@ -218,13 +222,7 @@ describe('Tuner', () => {
   it("keeps the heuristics' choice for a small call where the tuned choice would run another kernel", async () => {
     // v1 runs one kernel from 1024 elements on and another below (both correct); v2 is wrong and preferred.
     const sized = (large: boolean) =>
-      declareKernel({
-        name: large ? 'test_sized_large' : 'test_sized_small',
-        params: { n: 'u32' },
-        buffers: { x: 'read', y: 'read_write' },
-        wgsl: `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
-  if (g.x < p.n) { y[g.x] = ${large ? '2.0 * x[g.x]' : 'x[g.x] + x[g.x]'}; } }`,
-      });
+      mapKernel(large ? 'test_sized_large' : 'test_sized_small', large ? '2.0 * x[g.x]' : 'x[g.x] + x[g.x]');
     const SIZED: Elementwise = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
       name: 'test.sized',
       variants: {
