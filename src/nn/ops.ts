@@ -33,6 +33,7 @@ function record(
 const needsGrad = (inputs: Tensor[]) => isGradEnabled() && inputs.some((t) => t.requiresGrad);
 
 function expectShape(op: string, what: string, t: Tensor, ndim: number, hint: string): void {
+  expectTensor(op, what, t); // before its shape is read
   if (t.ndim !== ndim) throw new ShapeError(`${op}: ${what} must be ${ndim}-D ${hint}, got ${shapeStr(t.shape)}`);
   expectFloat(op, what, t);
 }

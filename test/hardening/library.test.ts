@@ -208,6 +208,13 @@ describe('misuse is a typed error naming the op and the value', () => {
       [() => F.tensor([1], [1], { dtype: 'int32', requiresGrad: true }), DataError, /only float32 tensors can require gradients/],
       [() => F.conv2d(x4, F.zeros([1, 1, 3, 3]), null, { stride: 0 }), ShapeError, /^conv2d: stride must be a positive integer, got 0/],
       [() => F.conv2d(x4, F.zeros([1, 1, 3, 3]), null, { padding: -1 }), ShapeError, /^conv2d: padding must be a non-negative integer/],
+      [() => F.conv2d('x' as unknown as Tensor, F.zeros([1, 1, 3, 3])), DataError, /^conv2d: input must be a Tensor, got "x"/],
+      [
+        () => F.conv2dMaxPool2dRelu(x4, [1] as unknown as Tensor),
+        DataError,
+        /^conv2dMaxPool2dRelu: weight must be a Tensor, got an array of 1/,
+      ],
+      [() => F.conv2dMaxPool2dRelu(x4, F.zeros([1, 1, 3, 3]), null, { stride: 0 }), ShapeError, /^conv2dMaxPool2dRelu: stride must be/],
       [() => F.maxPool2d(x4, 0), ShapeError, /^maxPool2d: kernel size must be a positive integer, got 0/],
       [() => F.maxPool2dRelu(x4, 2, 0), ShapeError, /^maxPool2dRelu: stride must be a positive integer, got 0/],
       [() => F.sum(int), DataError, /^sum: input must be float32, got int32/],
