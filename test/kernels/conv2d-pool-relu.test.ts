@@ -108,6 +108,33 @@ describe('conv2dMaxPool2dRelu', () => {
     });
   }
 
+  // Tiles past the tuner's: 4 rows per lane, two window rows each, on the seed's conv2 (8 rows: whole row blocks,
+  // so the rows slide; vec4 and scalar loads) and on a 6-row output (the last block's second window row lies past
+  // it; no sliding).
+  it('4 rows per lane: two window rows, with and without sliding rows', async () => {
+    const cases: [Shape, Conv2dTile][] = [
+      [SHAPES[1], { OT: 3, PT: 4, WG: 0, RT: 4, VX: 1 }],
+      [SHAPES[1], { OT: 5, PT: 8, WG: 0, RT: 4 }],
+      [
+        { label: '6x6 output', N: 9, C: 2, H: 8, W: 8, O: 3, KH: 3, KW: 3 },
+        { OT: 2, PT: 2, WG: 0, RT: 4 },
+      ],
+    ];
+    for (const [s, tile] of cases) {
+      const label = `${s.label} ${JSON.stringify(tile)}`;
+      const { x, w, b } = inputs(s, 5);
+      if (CONV2D_POOL_RELU.unavailable(ctx.gpu, 'v4', s) !== null) {
+        await expect(fused(s, x, w, b, 'v4', tile), label).rejects.toThrow(VariantError);
+        continue;
+      }
+      const { OH, OW } = conv2dOutputSize(s);
+      const want = ref.relu(ref.maxPool2d(ref.conv2d(x, w, b, s), { N: s.N, C: s.O, H: OH, W: OW }).y);
+      const got = await fused(s, x, w, b, 'v4', tile);
+      expectClose(got.y, want, { label, atol: 2e-6 * Math.sqrt(s.C * s.KH * s.KW * 50), rtol: 1e-5 });
+      expectSame(got, await unfused(s, x, w, b), label);
+    }
+  });
+
   /** Whether pooled output i's window maximum exceeds its other values by more than float32 sums can blur. */
   function clearMaximum(conv: Float64Array, OH: number, OW: number, i: number): boolean {
     const PW = Math.floor(OW / 2);

@@ -203,12 +203,14 @@ describe('conv2d', () => {
 
   // v4 tiles other than the defaults: several column-block classes with channel and column tails, one-column
   // blocks, several rows per lane (3: a row tail where the output height is not a multiple of 3, and padded
-  // rows inside and outside the image in the same lane), and weight tiles with several steps per row (PT a
-  // multiple of the subgroup size, 8 on llvmpipe). v4 ignores WG (a workgroup is one subgroup).
+  // rows inside and outside the image in the same lane; 4: rows that slide on the seed's conv2, scalar loads,
+  // 3 rows carried), and weight tiles with several steps per row (PT a multiple of the subgroup size, 8 on
+  // llvmpipe). v4 ignores WG (a workgroup is one subgroup).
   const TILES_V4: { tile: Conv2dTile; weightTile: Conv2dWeightTile }[] = [
     { tile: { OT: 3, PT: 4, WG: 8 }, weightTile: { OT: 3, PT: 8, WG: 8, groups: 512 } },
     { tile: { OT: 4, PT: 1, WG: 8 }, weightTile: { OT: 4, PT: 16, WG: 8, groups: 1 } },
     { tile: { OT: 3, PT: 4, WG: 8, RT: 3 }, weightTile: { OT: 2, PT: 8, WG: 8, groups: 64 } },
+    { tile: { OT: 3, PT: 4, WG: 8, RT: 4 }, weightTile: { OT: 2, PT: 8, WG: 8, groups: 64 } },
   ];
   for (const s of odd) {
     for (const t of TILES_V4)

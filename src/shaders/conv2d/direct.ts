@@ -470,15 +470,14 @@ const directV4Kernel = memoKernel(
       // read the next row's first values, which no FMA uses.
       const off = (((x0 - padW) % 4) + 4) % 4;
       const last = xs[xs.length - 1] ?? x0;
-      const loads = (r: number) =>
+      // a row's loads: the values fetched (vec4s with vx, else the columns) and the columns unpacked from them
+      const fetched = (r: number): [string, string][] =>
         vx
-          ? [
-              ...range(Math.ceil((off + last - x0 + 1) / 4)).map(
-                (q) => `let ${xn('xv', r, q)} = x[(${xn('xr', r)} - ${off}u) / 4u + ${q}u];`,
-              ),
-              ...xs.map((j) => `let ${xn('x', r, j)} = ${xn('xv', r, (j - x0 + off) >> 2)}[${(j - x0 + off) & 3}];`),
-            ]
-          : xs.map((j) => `let ${xn('x', r, j)} = x[${xn('xr', r)} + ${j - x0}u];`);
+          ? range(Math.ceil((off + last - x0 + 1) / 4)).map((q) => [xn('xv', r, q), `x[(${xn('xr', r)} - ${off}u) / 4u + ${q}u]`])
+          : xs.map((j) => [xn('x', r, j), `x[${xn('xr', r)} + ${j - x0}u]`]);
+      const unpack = (r: number) =>
+        vx ? xs.map((j) => `let ${xn('x', r, j)} = ${xn('xv', r, (j - x0 + off) >> 2)}[${(j - x0 + off) & 3}];`) : [];
+      const loads = (r: number) => [...fetched(r).map(([v, e]) => `let ${v} = ${e};`), ...unpack(r)];
       // channel by channel: a channel's PT sums stay in registers over its KW taps, where tap by tap cycles all
       // OT·PT sums (more than a CPU's vector registers) through memory; each sum adds its taps in kw order either way
       const channel = (tt: number, r: number) =>
@@ -494,21 +493,44 @@ const directV4Kernel = memoKernel(
       // within a channel; with padded rows, row by row, a row outside the image (the same in every lane) skipped
       // as khLo..khHi skip them for one row. Measured on the seed's layers: the other order ran 1.13-1.16x slower
       // in each case (conv2 forward, conv2 backward-input).
+      // Sliding rows (stride 1, unpadded, whole row blocks): row r at kernel row kh is row r + 1 at kh − 1, so
+      // each kh step loads only its last row and carries the others over from the step before (c-prefixed
+      // registers), loaded before the kh loop for kh = 0: RT − 1 + KH row loads per input channel, not RT·KH.
+      const slide = RT > 1 && !padRows && S === 1 && Hout % RT === 0;
+      const carried = (r: number) => fetched(r).map(([v]) => `c${v}`);
+      const prologue = slide
+        ? [
+            ...range(RT - 1).flatMap((r) => fetched(r).map(([v]) => `var c${v}: ${vx ? 'vec4f' : 'f32'};`)),
+            `{ let kh = 0u;`,
+            ...range(RT - 1).flatMap((r) => [xr(r), ...fetched(r).map(([v, e]) => `c${v} = ${e};`)]),
+            '}',
+          ]
+        : [];
       const body =
         RT === 1
           ? [...loads(0), ...range(OT).flatMap((tt) => channel(tt, 0))]
-          : padRows
-            ? RS.flatMap((r) => [
-                `if (u32(${xn('ih0', r)} + i32(kh)) < p.Hin) {`,
-                xr(r),
-                ...loads(r),
-                ...range(OT).flatMap((tt) => channel(tt, r)),
-                '}',
-              ])
-            : [...RS.flatMap((r) => [xr(r), ...loads(r)]), ...range(OT).flatMap((tt) => RS.flatMap((r) => channel(tt, r)))];
+          : slide
+            ? [
+                ...range(RT - 1).flatMap((r) => fetched(r).map(([v], q) => `let ${v} = ${carried(r)[q]};`)),
+                xr(RT - 1),
+                ...loads(RT - 1),
+                ...range(RT - 1).flatMap(unpack),
+                ...range(OT).flatMap((tt) => RS.flatMap((r) => channel(tt, r))),
+                ...range(RT - 1).flatMap((r) => carried(r).map((c, q) => `${c} = ${fetched(r + 1)[q][0]};`)),
+              ]
+            : padRows
+              ? RS.flatMap((r) => [
+                  `if (u32(${xn('ih0', r)} + i32(kh)) < p.Hin) {`,
+                  xr(r),
+                  ...loads(r),
+                  ...range(OT).flatMap((tt) => channel(tt, r)),
+                  '}',
+                ])
+              : [...RS.flatMap((r) => [xr(r), ...loads(r)]), ...range(OT).flatMap((tt) => RS.flatMap((r) => channel(tt, r)))];
       const cond = blocks.map((b) => `pb == ${b}u`).join(' || ');
       nests.push(`if (${cond}) {
     for (var ic = 0u; ic < p.Cin; ic++) {
+      ${prologue.join('\n      ')}
       for (var kh = khLo; kh < khHi; kh++) {
         ${wloads.join('\n        ')}
         ${RT === 1 ? `${xr(0)}\n        ` : ''}${body.join('\n        ')}
@@ -536,19 +558,33 @@ const directV4Kernel = memoKernel(
     // row-major window order (strict >), a NaN taken as the maximum; y and argmax are the pooled [N, Cout, Hout/2,
     // Wout/2], argmax the window's maximum as a row-major index into its Hout×Wout plane, −1 where the ReLU
     // zeroed it.
-    const pooled = range(OT).flatMap((tt) =>
-      range(PT / 2).map((q) => {
-        const c = [acc(tt, 0, 2 * q), acc(tt, 0, 2 * q + 1), acc(tt, 1, 2 * q), acc(tt, 1, 2 * q + 1)];
-        const at = [2 * q, 2 * q + 1, Wout + 2 * q, Wout + 2 * q + 1];
-        const picks = [1, 2, 3].map((k) => `if (${c[k]} > v || isNan(${c[k]})) { v = ${c[k]}; j = jw + ${at[k]}; }`);
-        return `{ var v = ${c[0]}; var j = jw + ${at[0]}; ${picks.join(' ')}
+    // A lane with RT = 2·PR rows pools PR window rows (pooled row rb·PR + pr from its rows 2·pr and 2·pr + 1).
+    const PR = RT >> 1;
+    const pn = (base: string, pr: number) => `${base}${PR > 1 ? pr : ''}`;
+    const pooled = range(PR).flatMap((pr) =>
+      range(OT).flatMap((tt) =>
+        range(PT / 2).map((q) => {
+          const c = [acc(tt, 2 * pr, 2 * q), acc(tt, 2 * pr, 2 * q + 1), acc(tt, 2 * pr + 1, 2 * q), acc(tt, 2 * pr + 1, 2 * q + 1)];
+          const at = [2 * q, 2 * q + 1, Wout + 2 * q, Wout + 2 * q + 1];
+          const jw = pn('jw', pr);
+          const picks = [1, 2, 3].map((k) => `if (${c[k]} > v || isNan(${c[k]})) { v = ${c[k]}; j = ${jw} + ${at[k]}; }`);
+          const at0 = `${pn('pbase', pr)} + ${tt}u * pplane + ${q}u`;
+          return `{ var v = ${c[0]}; var j = ${jw} + ${at[0]}; ${picks.join(' ')}
     if (v <= 0.0 && !isNan(v)) { v = 0.0; j = -1; }
-    if (live && oc0 + ${tt}u < p.Cout && ow0 + ${2 * q}u < ${Wout}u) { y[pbase + ${tt}u * pplane + ${q}u] = v; argmax[pbase + ${tt}u * pplane + ${q}u] = j; } }`;
-      }),
+    if (${PR > 1 ? `live${2 * pr}` : 'live'} && oc0 + ${tt}u < p.Cout && ow0 + ${2 * q}u < ${Wout}u) { y[${at0}] = v; argmax[${at0}] = j; } }`;
+        }),
+      ),
     );
     const poolEpilogue = `let pplane = ${(Hout / 2) * (Wout / 2)}u;
-  let pbase = ((n * p.Cout + oc0) * ${Hout / 2}u + rb) * ${Wout / 2}u + ow0 / 2u;
-  let jw = i32(2u * rb * ${Wout}u + ow0);
+  ${range(PR)
+    .map((pr) =>
+      PR > 1
+        ? `let pbase${pr} = ((n * p.Cout + oc0) * ${Hout / 2}u + rb * ${PR}u + ${pr}u) * ${Wout / 2}u + ow0 / 2u;
+  let jw${pr} = i32((rb * ${RT}u + ${2 * pr}u) * ${Wout}u + ow0);`
+        : `let pbase = ((n * p.Cout + oc0) * ${Hout / 2}u + rb) * ${Wout / 2}u + ow0 / 2u;
+  let jw = i32(2u * rb * ${Wout}u + ow0);`,
+    )
+    .join('\n  ')}
   ${pooled.join('\n  ')}`;
     return declareKernel({
       name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}${pool ? '_pool_relu' : ''}`,
@@ -611,24 +647,25 @@ export function v4PoolRelu(a: Pick<DirectArgs, 'Hout' | 'Wout' | 'flip'>): strin
 
 /** Why a pooling lane cannot use this tile, or null: it computes the 2 rows of its windows, in whole column pairs. */
 function poolTile(t: Conv2dTile): string | null {
-  if ((t.RT ?? 1) !== 2) return `a pooling lane computes 2 rows, not ${t.RT ?? 1}`;
+  if ((t.RT ?? 1) % 2 !== 0) return `a pooling lane computes whole window rows (an even number of rows), not ${t.RT ?? 1}`;
   return t.PT % 2 !== 0 ? `column blocks of ${t.PT} split 2x2 windows` : null;
 }
 
 /**
- * The v4 tile of a pooled convolution: conv2dTileV4's channels and columns (made even), with 2 rows per lane.
- * On the seed's conv1, 10 channels ran 1.12-1.17x faster than 5 (alternating in one process, medians of 15; llvmpipe,
- * AMD EPYC, 2026-11-30), though twice as many sums as the one-row tile's 120.
+ * The v4 tile of a pooled convolution: conv2dTileV4's columns (made even) and half its channels, with 2 rows
+ * per lane (whose rows slide at stride 1). With sliding rows, on the seed's layers (alternating in one process,
+ * medians of 21; llvmpipe, AMD EPYC, 2026-11-30): conv2 with 5 channels ran 1.05–1.11× faster than with 10 and
+ * 1.31–1.33× faster than with 20; conv1 with 5 ran 1.03–1.19× faster than with 10. 4 rows per lane ran slower.
  */
 export function conv2dPoolTileV4(a: V4Sizes): Conv2dTile {
   return conv2dPoolTilesV4(a)[0];
 }
 
-/** Pooled v4 tiles a tuner may time: conv2dPoolTileV4's first, then half its channels, then all of them (at most 20). */
+/** Pooled v4 tiles a tuner may time: conv2dPoolTileV4's first, then conv2dTileV4's channels, then all of them (at most 20). */
 export function conv2dPoolTilesV4(a: V4Sizes): Conv2dTile[] {
   const d = scalarTileV4(a.Cout, a.Wout);
   const PT = d.PT % 2 === 0 ? d.PT : d.PT + 1;
-  const OTs = [...new Set([d.OT, Math.ceil(d.OT / 2), ...(a.Cout <= 20 ? [a.Cout] : [])])];
+  const OTs = [...new Set([Math.ceil(d.OT / 2), d.OT, ...(a.Cout <= 20 ? [a.Cout] : [])])];
   return OTs.map((OT) => withRows(a, withVecRows(a, { OT, PT, WG: 0 }), 2));
 }
 
