@@ -493,39 +493,52 @@ const directV4Kernel = memoKernel(
       // within a channel; with padded rows, row by row, a row outside the image (the same in every lane) skipped
       // as khLo..khHi skip them for one row. Measured on the seed's layers: the other order ran 1.13-1.16x slower
       // in each case (conv2 forward, conv2 backward-input).
-      // Sliding rows (stride 1, unpadded, whole row blocks): row r at kernel row kh is row r + 1 at kh − 1, so
-      // each kh step loads only its last row and carries the others over from the step before (c-prefixed
-      // registers), loaded before the kh loop for kh = 0: RT − 1 + KH row loads per input channel, not RT·KH.
-      const slide = RT > 1 && !padRows && S === 1 && Hout % RT === 0;
+      // Sliding rows (stride 1, whole row blocks): row r at kernel row kh is row r + 1 at kh − 1, so each kh
+      // step loads only its last row and carries the others over from the step before (c-prefixed registers),
+      // loaded before the kh loop for its first kh: RT − 1 + KH row loads per input channel, not RT·KH. With
+      // padded rows, a row outside the image (the same in every lane) is neither loaded nor summed.
+      const slide = RT > 1 && S === 1 && Hout % RT === 0;
+      const inside = (r: number) => `u32(${xn('ih0', r)} + i32(kh)) < p.Hin`;
+      const type = vx ? 'vec4f' : 'f32';
       const carried = (r: number) => fetched(r).map(([v]) => `c${v}`);
       const prologue = slide
         ? [
-            ...range(RT - 1).flatMap((r) => fetched(r).map(([v]) => `var c${v}: ${vx ? 'vec4f' : 'f32'};`)),
-            `{ let kh = 0u;`,
-            ...range(RT - 1).flatMap((r) => [xr(r), ...fetched(r).map(([v, e]) => `c${v} = ${e};`)]),
+            ...range(RT - 1).flatMap((r) => carried(r).map((c) => `var ${c}: ${type};`)),
+            `{ let kh = khLo;`,
+            ...range(RT - 1).flatMap((r) => {
+              const load = [xr(r), ...fetched(r).map(([v, e]) => `c${v} = ${e};`)];
+              return padRows ? [`if (${inside(r)}) {`, ...load, '}'] : load;
+            }),
             '}',
           ]
         : [];
+      const lastRow = RT - 1;
+      const slid = [
+        ...range(RT - 1).flatMap((r) => fetched(r).map(([v], q) => `let ${v} = ${carried(r)[q]};`)),
+        ...(padRows
+          ? [
+              ...fetched(lastRow).map(([v]) => `var ${v}: ${type};`),
+              `if (${inside(lastRow)}) {`,
+              xr(lastRow),
+              ...fetched(lastRow).map(([v, e]) => `${v} = ${e};`),
+              '}',
+              ...RS.flatMap((r) => [`if (${inside(r)}) {`, ...unpack(r), ...range(OT).flatMap((tt) => channel(tt, r)), '}']),
+            ]
+          : [
+              xr(lastRow),
+              ...loads(lastRow),
+              ...range(RT - 1).flatMap(unpack),
+              ...range(OT).flatMap((tt) => RS.flatMap((r) => channel(tt, r))),
+            ]),
+        ...range(RT - 1).flatMap((r) => carried(r).map((c, q) => `${c} = ${fetched(r + 1)[q][0]};`)),
+      ];
       const body =
         RT === 1
           ? [...loads(0), ...range(OT).flatMap((tt) => channel(tt, 0))]
           : slide
-            ? [
-                ...range(RT - 1).flatMap((r) => fetched(r).map(([v], q) => `let ${v} = ${carried(r)[q]};`)),
-                xr(RT - 1),
-                ...loads(RT - 1),
-                ...range(RT - 1).flatMap(unpack),
-                ...range(OT).flatMap((tt) => RS.flatMap((r) => channel(tt, r))),
-                ...range(RT - 1).flatMap((r) => carried(r).map((c, q) => `${c} = ${fetched(r + 1)[q][0]};`)),
-              ]
+            ? slid
             : padRows
-              ? RS.flatMap((r) => [
-                  `if (u32(${xn('ih0', r)} + i32(kh)) < p.Hin) {`,
-                  xr(r),
-                  ...loads(r),
-                  ...range(OT).flatMap((tt) => channel(tt, r)),
-                  '}',
-                ])
+              ? RS.flatMap((r) => [`if (${inside(r)}) {`, xr(r), ...loads(r), ...range(OT).flatMap((tt) => channel(tt, r)), '}'])
               : [...RS.flatMap((r) => [xr(r), ...loads(r)]), ...range(OT).flatMap((tt) => RS.flatMap((r) => channel(tt, r)))];
       const cond = blocks.map((b) => `pb == ${b}u`).join(' || ');
       nests.push(`if (${cond}) {
@@ -727,8 +740,8 @@ function scalarTileV4(Cout: number, Wout: number): Conv2dTile {
 /**
  * v4 tiles a tuner may time: conv2dTileV4's first, then half as many columns per lane and/or half as many
  * channels (fewer accumulators: less register spilling on CPUs with fewer vector registers), each with its rows
- * loaded as vec4s where they can be, and as scalars, all with v4RowsPerLane's rows; last, the first with the
- * other row count (1 or 2).
+ * loaded as vec4s where they can be, and as scalars, all with v4RowsPerLane's rows; then the first with the
+ * other row count (1 or 2); last, for backward-input, the half-channel tile with 3 rows.
  */
 export function conv2dTilesV4(a: V4Sizes): Conv2dTile[] {
   const d = scalarTileV4(a.Cout, a.Wout);
@@ -741,7 +754,11 @@ export function conv2dTilesV4(a: V4Sizes): Conv2dTile[] {
   const rows = v4RowsPerLane(a);
   const all = (v4VecRows(a, d.PT) === null ? [...vx, ...scalar] : [...scalar, ...vx]).map((t) => withRows(a, t, rows));
   const other = withRows(a, all[0], rows > 1 ? 1 : 2);
-  return (other.RT ?? 1) === (all[0].RT ?? 1) ? all : [...all, other];
+  const withOther = (other.RT ?? 1) === (all[0].RT ?? 1) ? all : [...all, other];
+  // backward-input: also the half-channel tile with 3 rows (on the seed's conv2, with sliding rows, it ran
+  // 1.09-1.10x faster than with 2; alternating in one process, medians of 21; llvmpipe, AMD EPYC, 2026-11-30)
+  const half = all.find((t) => t.OT === Math.ceil(d.OT / 2) && t.PT === d.PT);
+  return rows > 1 && half && a.Hout >= 3 ? [...withOther, withRows(a, half, 3)] : withOther;
 }
 
 /** Why v4 cannot load these input rows as vec4s with this tile, or null: rows and column blocks must sit on vec4 boundaries. */

@@ -33,8 +33,9 @@
 //       (every per-lane load is a gather on llvmpipe); with row and block uniform, padding rows are skipped by
 //       the loop bounds and each kind of column block (edges, interior, tail) is compiled without the padding
 //       taps. It gains most on backward-input, where with 8×8 dy and k5 over half the taps of the padded
-//       convolution are padding. Rows are loaded as vec4s where they can be. Tile: conv2dTileV4.
-//       Backward-input: stride 1 only.
+//       convolution are padding. Rows are loaded as vec4s where they can be; with several rows per lane at
+//       stride 1 and no row padding, each kh step loads one input row and the lane's other rows slide over from
+//       the step before. Tile: conv2dTileV4. Backward-input: stride 1 only.
 // CONV2D_BACKWARD_WEIGHT (every variant also computes the bias gradient when given db: no dispatch of its own)
 //   v1  one dw element per invocation, looping over N·OH·OW. The fallback.
 //   v2  register tile, no barriers (software adapters): an invocation owns OT output channels × KW taps of one
@@ -50,9 +51,9 @@
 // CONV2D_POOL_RELU (the seed's conv blocks: relu(max_pool2d(conv2d(x), 2)), with the pool's argmax)
 //   v1  conv2d.forward, then max_pool2d with its ReLU: two dispatches and the convolution's output in between.
 //       The fallback.
-//   v4  the forward v4 with 2 rows per lane, pooling each 2×2 window of its sums in the epilogue, so the
-//       convolution's output is never stored (software adapters with fixed-size subgroups; even output sizes).
-//       Tile: conv2dPoolTileV4.
+//   v4  the forward v4 with 2 rows per lane (or another even number), sliding at stride 1, pooling each 2×2
+//       window of its sums in the epilogue, so the convolution's output is never stored (software adapters with
+//       fixed-size subgroups; even output sizes). Tile: conv2dPoolTileV4.
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
@@ -228,7 +229,7 @@ export const CONV2D_FORWARD = defineOp<Conv2dForwardSizes, Conv2dBuffers, Conv2d
       run: (gpu, b, s) => directV3(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b)),
     },
     v4: {
-      summary: 'register tiles over a subgroup of images sharing the weight loads: software adapters',
+      summary: 'register tiles over a subgroup of images sharing the weight loads, rows sliding down the kernel: software adapters',
       requires: ['fixed-subgroups'],
       configs: (_gpu, s) => tilesV4(forwardArgs(s, false)),
       run: (gpu, b, s, c) => directV4(gpu, forwardArgs(s, b.bias !== null), forwardBuffers(b), s.tile ?? (c as Conv2dTile | undefined)),
@@ -347,7 +348,7 @@ export const CONV2D_POOL_RELU = defineOp<Conv2dPoolReluSizes, Conv2dPoolReluBuff
       },
     },
     v4: {
-      summary: 'the forward v4, 2 rows per lane, pooling its sums before it stores them: software adapters, even outputs',
+      summary: 'the forward v4, 2 sliding rows per lane, pooling its sums before it stores them: software adapters, even outputs',
       requires: ['fixed-subgroups'],
       rejects: (s) => v4PoolRelu(forwardArgs(s, false)),
       configs: (_gpu, s) => conv2dPoolTilesV4(forwardArgs(s, false)),
