@@ -20,6 +20,9 @@
 // Near ties go to the smaller kernel: among the candidates within 5% of the fastest (about the noise of these
 // measurements), the one whose dispatched WGSL is shortest wins. Unrolled tiles compile in time that grows
 // with their size (llvmpipe: 0.5 s for a 2x8 matmul tile, 4-20 s for 4x16), and a machine's first run pays it.
+// Among tied kernels of the same size, the one offered first (the heuristics' choice comes first): they differ
+// in their launch only, as backward-weight's row slicings do, and ranking them by time let the noise pick one
+// slicing in one tuning and another in the next, and so another rounding of the whole run (pickTuned).
 //
 // Only the calls that matter are tuned: each observed call is first timed with the heuristics' choice, and
 // calls below `minShare` of the run's total (calls tuned before counting with their cached times) are not
@@ -124,6 +127,18 @@ const fatal = (e: unknown) => e instanceof GpuError || e instanceof DeviceLostEr
 
 /** Candidates this close to the fastest (relative) count as tied; the smallest kernel among them wins. */
 const NEAR_TIE = 0.05;
+
+/**
+ * The choice tuning keeps, from its timed candidates in the order they were offered: the fastest median, unless
+ * others are within `nearTie` (relative) of it; then, of those, the one with the least WGSL, and of equal sizes
+ * the first offered.
+ */
+export function pickTuned<T>(timed: readonly { choice: T; ms: number; wgsl: number }[], nearTie: number): T | undefined {
+  const fastest = Math.min(...timed.map((t) => t.ms));
+  const near = timed.filter((t) => t.ms <= fastest * (1 + nearTie));
+  return near.reduce<(typeof timed)[number] | undefined>((best, t) => (best === undefined || t.wgsl < best.wgsl ? t : best), undefined)
+    ?.choice;
+}
 
 const sameKernels = (a: string | null, b: string | null) => a !== null && a === b;
 
@@ -466,10 +481,8 @@ export class Tuner implements TuningHook {
       }
     });
     const medianOf = (c: Choice) => (times.has(c) ? median(times.get(c)!) : null);
-    const ranked = [...times.keys()].sort((a, b) => medianOf(a)! - medianOf(b)!);
-    const fastest = ranked.length ? medianOf(ranked[0])! : 0;
-    const near = ranked.filter((c) => medianOf(c)! <= fastest * (1 + (opts.nearTie ?? NEAR_TIE)));
-    const best = near.sort((a, b) => wgsl.get(a)! - wgsl.get(b)! || medianOf(a)! - medianOf(b)!)[0] ?? choices[0];
+    const timed = [...times.keys()].map((c) => ({ choice: c, ms: medianOf(c)!, wgsl: wgsl.get(c)! }));
+    const best = pickTuned(timed, opts.nearTie ?? NEAR_TIE) ?? choices[0];
     const heuristicTimed = choices.find((c) => sameChoice(c, heuristic));
     return {
       key: o.key,

@@ -21,7 +21,7 @@ import {
   engineFingerprint,
   TuningFile,
 } from '../../src/tune/cache.js';
-import { MemoryTuningStore, mismatch, type TunedEntry, Tuner, tuningKey } from '../../src/tune/tuner.js';
+import { MemoryTuningStore, mismatch, pickTuned, type TunedEntry, Tuner, tuningKey } from '../../src/tune/tuner.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
 import { download, empty, upload, useGpu } from '../helpers/gpu.js';
 import * as ref from '../reference/index.js';
@@ -42,6 +42,24 @@ describe('tuning keys', () => {
     expect(tuningKey(op, { M: 1, N: 2, K: 3, transB: true, variant: 'v2', subgroupTile: { tm: 2, tn: 8 } })).toBe(
       'matmul K=3 M=1 N=2 transB=true',
     );
+  });
+});
+
+describe('the choice tuning keeps (pickTuned)', () => {
+  const timed = (choice: string, ms: number, wgsl: number) => ({ choice, ms, wgsl });
+  it('the fastest, when no other is within the near-tie margin', () => {
+    expect(pickTuned([timed('heuristic', 1.2, 100), timed('other', 1.0, 100)], 0.05)).toBe('other');
+  });
+  it('a near tie goes to the least WGSL, whatever its time within the margin', () => {
+    expect(pickTuned([timed('heuristic', 1.03, 100), timed('fast', 1.0, 120), timed('small', 1.04, 90)], 0.05)).toBe('small');
+  });
+  it('a near tie between kernels of one size goes to the first offered, not to the faster', () => {
+    expect(pickTuned([timed('heuristic', 1.03, 100), timed('other', 1.0, 100)], 0.05)).toBe('heuristic');
+    expect(pickTuned([timed('other', 1.0, 100), timed('heuristic', 1.03, 100)], 0.05)).toBe('other');
+  });
+  it('with no margin the fastest always wins, and nothing timed picks nothing', () => {
+    expect(pickTuned([timed('heuristic', 1.03, 90), timed('other', 1.0, 100)], 0)).toBe('other');
+    expect(pickTuned([], 0.05)).toBeUndefined();
   });
 });
 
