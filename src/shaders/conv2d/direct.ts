@@ -658,7 +658,7 @@ export function v4PoolRelu(a: Pick<DirectArgs, 'Hout' | 'Wout' | 'flip'>): strin
   return null;
 }
 
-/** Why a pooling lane cannot use this tile, or null: it computes the 2 rows of its windows, in whole column pairs. */
+/** Why a pooling lane cannot use this tile, or null: it computes whole window rows (an even number of rows) and whole column pairs. */
 function poolTile(t: Conv2dTile): string | null {
   if ((t.RT ?? 1) % 2 !== 0) return `a pooling lane computes whole window rows (an even number of rows), not ${t.RT ?? 1}`;
   return t.PT % 2 !== 0 ? `column blocks of ${t.PT} split 2x2 windows` : null;
