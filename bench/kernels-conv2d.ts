@@ -262,7 +262,19 @@ export const entries: BenchEntry[] = [
     const { OH, OW } = conv2dOutputSize(l.sizes);
     const fwd = conv2dTilesV4({ Cout: l.sizes.O, Hout: OH, Wout: OW, Win: l.sizes.W, S: l.sizes.stride ?? 1, flip: false });
     const bwd = conv2dTilesV4({ Cout: l.sizes.C, Hout: l.sizes.H, Wout: l.sizes.W, Win: OW, S: 1, flip: true });
-    const pooled = conv2dPoolTilesV4({ Cout: l.sizes.O, Hout: OH, Wout: OW, Win: l.sizes.W, S: l.sizes.stride ?? 1, flip: false });
+    const pooled = conv2dPoolTilesV4({
+      Cin: l.sizes.C,
+      Cout: l.sizes.O,
+      Hout: OH,
+      Wout: OW,
+      Win: l.sizes.W,
+      S: l.sizes.stride ?? 1,
+      padH: l.sizes.padding ?? 0,
+      padW: l.sizes.padding ?? 0,
+      KH: l.sizes.KH,
+      KW: l.sizes.KW,
+      flip: false,
+    });
     return [
       ...fwd.map((t) => entry(l, 'forward', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
       ...pooled.map((t) => entry(l, 'forward-pool-relu', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),

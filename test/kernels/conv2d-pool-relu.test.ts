@@ -45,10 +45,12 @@ async function fused(s: Shape, x: ArrayLike<number>, w: ArrayLike<number>, b: Ar
   const { gpu } = ctx;
   const np = pooledSize(s);
   const [xb, wb, bb, yb, ab] = [upload(gpu, x), upload(gpu, w), upload(gpu, b), empty(gpu, np), empty(gpu, np)];
-  conv2dMaxPool2dRelu(gpu, xb, wb, bb, yb, ab, { ...s, variant, tile });
-  const r: Result = { y: await download(gpu, yb, np), argmax: await downloadI32(gpu, ab, np) };
-  for (const buf of [xb, wb, bb, yb, ab]) gpu.pool.release(buf);
-  return r;
+  try {
+    conv2dMaxPool2dRelu(gpu, xb, wb, bb, yb, ab, { ...s, variant, tile });
+    return { y: await download(gpu, yb, np), argmax: await downloadI32(gpu, ab, np) };
+  } finally {
+    for (const buf of [xb, wb, bb, yb, ab]) gpu.pool.release(buf);
+  }
 }
 
 /** The unfused kernels: conv2d (v4 where it runs, the variant the fused v4 sums like), then maxPool2d with relu. */
@@ -133,6 +135,33 @@ describe('conv2dMaxPool2dRelu', () => {
       expectClose(got.y, want, { label, atol: 2e-6 * Math.sqrt(s.C * s.KH * s.KW * 50), rtol: 1e-5 });
       expectSame(got, await unfused(s, x, w, b), label);
     }
+  });
+
+  // The patch tile (a lane's whole input patch loaded once, a loop over the output channels) past the seed's
+  // conv1, which the tuner's choices cover: two input channels, a channel tail (3 channels, 2 per workgroup), two
+  // row blocks and a partial subgroup of images; and its refusals, naming the kernel.
+  it('the patch tile: two input channels and a channel tail, and where it cannot run', async () => {
+    const s: Shape = { label: 'patch, 2 input channels', N: 5, C: 2, H: 8, W: 12, O: 3, KH: 1, KW: 5 };
+    const tile: Conv2dTile = { OT: 2, PT: 8, WG: 0, RT: 4, VX: 1, OL: 1 };
+    const { x, w, b } = inputs(s, 13);
+    if (CONV2D_POOL_RELU.unavailable(ctx.gpu, 'v4', s) !== null) {
+      await expect(fused(s, x, w, b, 'v4', tile)).rejects.toThrow(VariantError);
+      return;
+    }
+    const { OH, OW } = conv2dOutputSize(s);
+    const want = ref.relu(ref.maxPool2d(ref.conv2d(x, w, b, s), { N: s.N, C: s.O, H: OH, W: OW }).y);
+    const got = await fused(s, x, w, b, 'v4', tile);
+    expectClose(got.y, want, { label: s.label, atol: 1e-5, rtol: 1e-5 });
+    expectSame(got, await unfused(s, x, w, b), s.label);
+    const seed2 = { ...SHAPES[1], N: 1 };
+    const i2 = inputs(seed2, 3);
+    await expect(fused(seed2, i2.x, i2.w, i2.b, 'v4', { ...tile, OT: 20 })).rejects.toThrow(
+      /conv2d_v4_patch_pool_relu: a patch of 960 input values is more than a lane holds \(128\)/,
+    );
+    const padded = { ...s, padding: 1 };
+    await expect(fused(padded, x, w, b, 'v4', tile)).rejects.toThrow(
+      /conv2d_v4_patch_pool_relu: the patch tile needs stride 1 and no padding/,
+    );
   });
 
   /** Whether pooled output i's window maximum exceeds its other values by more than float32 sums can blur. */

@@ -53,7 +53,9 @@
 //       The fallback.
 //   v4  the forward v4 with 2 rows per lane (or another even number), sliding at stride 1, pooling each 2×2
 //       window of its sums in the epilogue, so the convolution's output is never stored (software adapters with
-//       fixed-size subgroups; even output sizes). Tile: conv2dPoolTileV4.
+//       fixed-size subgroups; even output sizes). With few input channels (the seed's conv1) the patch tile
+//       instead: each lane loads its whole input patch once and loops over the output channels (patch.ts).
+//       Tile: conv2dPoolTileV4.
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).

@@ -1,0 +1,149 @@
+// The pooled forward for convolutions with few input channels (the seed's conv1): each lane loads its whole
+// input patch once and then loops over its output channels (conv2d.pool-relu's v4 with an OL tile).
+//
+// The v4 kernel loops over input channels and kernel rows, each step loading input rows and the step's weights
+// for OT channels, and keeps OT·RT·PT sums across the loop. With one input channel that is 25 multiply-adds per
+// output for all the loop's cost: on the seed's conv1 its sums (120 per lane) outnumber the CPU's 32 vector
+// registers and spill at every kernel row, and it ran at 44–51% of the FMA peak even with its loads removed.
+// Here a lane (one image of the subgroup's sg, as in v4) loads the Cin·(RT+KH−1)·(PT+KW−1) input values its
+// RT×PT outputs read, as vec4s, once; then for each of its OT channels (a runtime loop, the same in every lane)
+// it sums RT·PT outputs with all KH·KW taps unrolled, pools each 2×2 window with its ReLU, and stores the
+// pooled rows and their argmax as vec4s. The patch stays in the lane's registers or on its stack across the
+// channel loop, and only RT·PT sums are live at a time. The weights of a (channel, input channel) are loaded a
+// slice per lane and shared with subgroupBroadcast, as v4 does (a uniform load per weight instead ran 1.7×
+// slower: each is a branch on llvmpipe).
+//
+// Every output sums bias, then input channels, kernel rows and columns in order, as v4 does, and the epilogue
+// is v4's, so the results are v4's bit for bit. Measured on the seed's conv1 (alternating in one process,
+// medians of 21; llvmpipe, AMD EPYC, 2026-11-30): 0.32 ms against 0.55–0.58 ms for v4's pooled tile, 61–62% of
+// the FMA peak against 34–36%. The multiply-adds go kernel row, output row, kernel column, output column (a
+// kernel row's sums stay near their inputs); kernel row and column outermost ran 1.03–1.05× slower, output row
+// outermost 1.1×, output position outermost 1.25×; 4×8 outputs per lane ran faster than 2×12, 2×24, 6×8, 8×8
+// and 4×24, and vec4 stores 1.1–1.2× faster than scalar ones.
+import { VariantError } from '../../errors.js';
+import { fixedSubgroupSize } from '../../gpu/capabilities.js';
+import { declareKernel, launch } from '../../gpu/kernel.js';
+import type { Gpu } from '../../gpu/runtime.js';
+import { grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
+import type { Conv2dTile, DirectArgs, DirectBuffers } from './direct.js';
+
+/** The most input values a lane's patch may hold (the seed's conv1 takes 96 with 4×8 outputs). */
+export const MAX_PATCH = 128;
+
+/** The patch tile for these sizes: 4×8 outputs per lane, all output channels in one loop. */
+export const patchTile = (a: Pick<DirectArgs, 'Cout'>): Conv2dTile => ({ OT: a.Cout, PT: 8, WG: 0, RT: 4, VX: 1, OL: 1 });
+
+/** Why a pooled convolution cannot take this patch tile, or null. */
+export function patchPoolRelu(
+  a: Pick<DirectArgs, 'Cin' | 'Win' | 'Hout' | 'Wout' | 'S' | 'padH' | 'padW' | 'KH' | 'KW' | 'flip'>,
+  t: Conv2dTile,
+): string | null {
+  const RT = t.RT ?? 1;
+  if (a.flip) return 'only forward convolutions are pooled';
+  if (a.S !== 1 || a.padH !== 0 || a.padW !== 0)
+    return `the patch tile needs stride 1 and no padding, not stride ${a.S}, padding ${a.padH}`;
+  if (RT % 2 !== 0 || a.Hout % RT !== 0) return `${a.Hout} output rows are not whole blocks of ${RT} rows (an even number)`;
+  if (t.PT % 8 !== 0 || a.Wout % t.PT !== 0) return `${a.Wout} output columns are not whole blocks of ${t.PT} (a multiple of 8)`;
+  if (a.Win % 4 !== 0 || (a.Wout / 2) % 4 !== 0) return `rows of ${a.Win} inputs and ${a.Wout / 2} pooled outputs are not whole vec4s`;
+  if (!t.VX) return 'the patch tile loads its rows as vec4s (VX: 1)';
+  const held = a.Cin * (RT + a.KH - 1) * (t.PT + a.KW - 1);
+  return held > MAX_PATCH ? `a patch of ${held} input values is more than a lane holds (${MAX_PATCH})` : null;
+}
+
+const patchKernel = memoKernel(
+  (Cin: number, Hin: number, Win: number, Hout: number, Wout: number, KH: number, KW: number, t: Conv2dTile, sg: number) => {
+    const { OT, PT } = t;
+    const RT = t.RT ?? 1;
+    const PR = RT / 2;
+    const nq = Math.ceil((PT + KW - 1) / 4); // vec4s per patch row
+    const rows = RT + KH - 1;
+    const NT = KH * KW;
+    const patch = range(Cin).flatMap((ic) =>
+      range(rows).flatMap((r) => range(nq).map((q) => `let v${ic}_${r}_${q} = x[xb + ${(ic * Hin + r) * (Win / 4) + q}u];`)),
+    );
+    const xv = (ic: number, r: number, j: number) => `v${ic}_${r}_${j >> 2}[${j & 3}]`;
+    const acc = (r: number, pp: number) => `a${r}_${pp}`;
+    const sums = range(Cin).flatMap((ic) => [
+      ...range(Math.ceil(NT / sg)).map((g) => `let wg${ic}_${g} = w[(o * ${Cin}u + ${ic}u) * ${NT}u + min(${g * sg}u + sid, ${NT - 1}u)];`),
+      ...range(KH).flatMap((kh) =>
+        range(RT).flatMap((r) =>
+          range(KW).flatMap((kw) => {
+            const k = kh * KW + kw;
+            const wt = `subgroupBroadcast(wg${ic}_${Math.floor(k / sg)}, ${k % sg}u)`;
+            return [
+              `{ let wt = ${wt};`,
+              ...range(PT).map((pp) => `  ${acc(r, pp)} = fma(wt, ${xv(ic, r + kh, pp + kw)}, ${acc(r, pp)});`),
+              '}',
+            ];
+          }),
+        ),
+      ),
+    ]);
+    // v4's epilogue: the first maximum of each window in row-major order (strict >), a NaN taken as the maximum,
+    // then the ReLU (argmax −1 where it zeroes the window); with selects and the non-short-circuit | and &, which
+    // are no branches: in the loop, with the patch live, the branches of `if` and || took SwiftShader's compiler
+    // minutes and over 20 GB (measured: more than 5 minutes, 22 GB, killed; this way 0.2 s)
+    const pooled = range(PR).flatMap((pr) => [
+      ...range(PT / 2).map((q) => {
+        const c = [acc(2 * pr, 2 * q), acc(2 * pr, 2 * q + 1), acc(2 * pr + 1, 2 * q), acc(2 * pr + 1, 2 * q + 1)];
+        const at = [2 * q, 2 * q + 1, Wout + 2 * q, Wout + 2 * q + 1].map((d) => d + 2 * pr * Wout);
+        const [v, j] = [`m${pr}_${q}`, `j${pr}_${q}`];
+        const picks = [1, 2, 3].map(
+          (k) =>
+            `{ let up = (${c[k]} > ${v}) | isNan(${c[k]}); ${v} = select(${v}, ${c[k]}, up); ${j} = select(${j}, jw + ${at[k]}, up); }`,
+        );
+        return `var ${v} = ${c[0]}; var ${j} = jw + ${at[0]}; ${picks.join(' ')}
+    { let cut = (${v} <= 0.0) & !isNan(${v}); ${v} = select(${v}, 0.0, cut); ${j} = select(${j}, -1, cut); }`;
+      }),
+      ...range(PT / 8).map((q4) => {
+        const parts = (base: string) => range(4).map((e) => `${base}${pr}_${4 * q4 + e}`);
+        return `if (live) { let at = (pbase + o * ${(Hout / 2) * (Wout / 2)}u + ${pr * (Wout / 2)}u) / 4u + ${q4}u; y[at] = vec4f(${parts('m').join(', ')}); argmax[at] = vec4i(${parts('j').join(', ')}); }`;
+      }),
+    ]);
+    const nPB = Wout / PT;
+    return declareKernel({
+      name: 'conv2d_v4_patch_pool_relu',
+      enable: ['subgroups'],
+      params: { N: 'u32', nNB: 'u32', Cout: 'u32', hasBias: 'u32' },
+      buffers: { x: { read: 'vec4f' }, w: 'read', bias: 'read', y: { read_write: 'vec4f' }, argmax: { read_write: 'vec4i' } },
+      wgsl: /* wgsl */ `${IS_NAN}
+@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+  let gidx = wid.y * nwg.x + wid.x;  // (row block, column block, image block); past the end only at grid rounding
+  let nb = gidx % p.nNB;
+  let pb = (gidx / p.nNB) % ${nPB}u;
+  let rb = gidx / (p.nNB * ${nPB}u);
+  let nl = nb * ${sg}u + sid;
+  let live = nl < p.N && rb < ${Hout / RT}u;
+  let n = min(nl, p.N - 1u);
+  let xb = ((n * ${Cin * Hin}u + min(rb, ${Hout / RT - 1}u) * ${RT}u) * ${Win}u + pb * ${PT}u) / 4u;
+  ${patch.join('\n  ')}
+  let pbase = (n * p.Cout * ${Hout / 2}u + rb * ${PR}u) * ${Wout / 2}u + pb * ${PT / 2}u;
+  let jw = i32(rb * ${RT * Wout}u + pb * ${PT}u);
+  let oc0 = wid.z * ${OT}u;
+  for (var o = oc0; o < min(oc0 + ${OT}u, p.Cout); o++) {
+    let b = select(0.0, bias[o], p.hasBias != 0u);
+    ${range(RT)
+      .flatMap((r) => range(PT).map((pp) => `var ${acc(r, pp)} = b;`))
+      .join(' ')}
+    ${sums.join('\n    ')}
+    ${pooled.join('\n    ')}
+  }
+}`,
+    });
+  },
+);
+
+/** The pooled forward with a patch tile (see the top of this file); patchPoolRelu says where it runs. */
+export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers & { argmax: GPUBuffer }, t: Conv2dTile): void {
+  const why = patchPoolRelu(a, t);
+  if (why) throw new VariantError(`conv2d_v4_patch_pool_relu: ${why}`);
+  const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
+  const nNB = Math.ceil(a.N / sg);
+  const [gx, gy] = grid1d(nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1)), 1);
+  const kernel = patchKernel(a.Cin, a.Hin, a.Win, a.Hout, a.Wout, a.KH, a.KW, { ...t, WG: sg }, sg);
+  launch(gpu, kernel, {
+    params: { N: a.N, nNB, Cout: a.Cout, hasBias: +a.hasBias },
+    buffers: { ...buffers },
+    workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
+  });
+}
