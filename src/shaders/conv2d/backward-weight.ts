@@ -6,6 +6,7 @@ import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, range, treeReduction } from '../wgsl.js';
+import { backwardWeightImageLanes, imageLanes, imageLanesTile } from './backward-weight-patch.js';
 import { WG_V1 } from './direct.js';
 import type { Geometry } from './sizes.js';
 import { sumPartials } from './sum-partials.js';
@@ -32,6 +33,10 @@ export interface Conv2dWeightTile {
   VX?: number;
   /** v4 only: 1 loads the dy rows as vec4s, spread over the lanes (see weightVecDy for when it can). */
   DV?: number;
+  /** v4 only: 1 puts images on the lanes, RT×PT output positions each, and loops over the output channels (backward-weight-patch.ts; OT unused). */
+  IL?: number;
+  /** With IL: output rows per lane. */
+  RT?: number;
 }
 
 /** Why v4 cannot load x rows as vec4s for this geometry and tile, or null: unpadded, rows and steps on vec4 boundaries, no step past a row. */
@@ -346,8 +351,8 @@ export function conv2dWeightTilesV2(O: number, OW: number): Conv2dWeightTile[] {
 /**
  * v4 tiles a tuner may time: conv2dWeightTileV4's first, then half the channels, two subgroups of columns per
  * step, other slicings; the ones with sg columns per step loading their rows as vec4s (where they can: first,
- * as conv2dWeightTileV4 does) and as scalars; and the vec4 ones (or, where rows cannot be vec4s, the others)
- * again loading dy as vec4s, where they can.
+ * as conv2dWeightTileV4 does) and as scalars; the vec4 ones (or, where rows cannot be vec4s, the others)
+ * again loading dy as vec4s, where they can; last, where few taps allow it, the image-lane tile (IL).
  */
 export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[] {
   const d = scalarWeightTileV4(g.O, g.KW, sg);
@@ -362,7 +367,8 @@ export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[]
   ]);
   const vx = scalar.filter((t) => t.PT === sg && weightVecRows(g, t.PT) === null).map((t) => ({ ...t, VX: 1 }));
   const dv = (vx.length > 0 ? vx : scalar).filter((t) => weightVecDy(g, t.PT) === null).map((t) => ({ ...t, DV: 1 }));
-  return weightVecRows(g, d.PT) === null ? [...vx, ...scalar, ...dv] : [...scalar, ...vx, ...dv];
+  const il = imageLanes(g, imageLanesTile(), sg) === null ? [imageLanesTile()] : [];
+  return weightVecRows(g, d.PT) === null ? [...vx, ...scalar, ...dv, ...il] : [...scalar, ...vx, ...dv, ...il];
 }
 
 /** v2 (subgroups = false) or v4: the row slices, then conv2d_sum_partials when there are several. */
@@ -375,6 +381,11 @@ export function backwardWeightTiled(
   tile?: Conv2dWeightTile,
 ): void {
   const sg = subgroups ? fixedSubgroupSize(gpu)! : null; // the registry checked the requirement
+  if (tile?.IL) {
+    if (!sg) throw new VariantError('conv2d_bwd_weight_v2: only v4 puts images on the lanes (IL)');
+    backwardWeightImageLanes(gpu, g, buffers, accumulate, tile);
+    return;
+  }
   const t = sg ? { ...(tile ?? conv2dWeightTileV4(g, sg)), WG: sg } : (tile ?? conv2dWeightTileV2(g.O, g.OW));
   if (sg && t.PT % sg !== 0)
     throw new VariantError(`conv2d_bwd_weight_v4: tile width ${t.PT} is not a multiple of the subgroup size ${sg}`);

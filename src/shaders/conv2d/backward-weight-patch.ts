@@ -1,0 +1,168 @@
+// Backward-weight for convolutions with few taps (the seed's conv1: one input channel, 5×5): conv2d's v4 with an
+// IL tile. dw[o,c,kh,kw] = Σ_{n,oh,ow} dy[n,o,oh,ow] · x[n,c,oh+kh,ow+kw] (stride 1, no padding), db[o] = Σ dy.
+//
+// The v4 tiles put (c, kh) on the lanes: on conv1 that is 5 of 8 lanes, each loading its own x rows and sharing
+// dy by broadcast, and they ran at 25–30% of the FMA peak. Here the lanes are sg images, as in the forward: a
+// workgroup takes one RT×PT block of output positions, each lane loads the Cin·(RT+KH−1)·(PT+KW−1) input values
+// the block reads in its image (as vec4s, once per image), and then, for each output channel (a runtime loop, the
+// same in every lane), loads its RT·PT dy values and sums the T = Cin·KH·KW tap products (and the bias sum) over
+// the block: T registers of sums, one dy value, the patch read from the stack. The lanes' T + 1 sums are then
+// added across the subgroup by a reduce-scatter (log2 sg rounds of subgroupShuffleXor per group of sg sums, so
+// lane l ends with sum k·sg + l of group k) and added to the workgroup's partial sums, one per lane per group.
+// A workgroup walks G groups of sg images; the partial sums of the blocks ([block][O·T] and [block][O]) are
+// added by conv2d_sum_partials. Every sum runs in a fixed order (another order than the v4 tiles').
+//
+// Measured on the seed's conv1 (alternating in one process, medians of 21; llvmpipe, AMD EPYC, 2026-11-30), the
+// whole op with its sum of partials: 0.48 ms against 0.70 ms for the v4 tile the tuner chose before. Per lane
+// 4×8 positions ran faster than 8×8, 4×12, 4×24 and 8×24; a vec4 store of a lane's four sums (instead of four
+// scalar stores) and a private array of them per channel both ran slower; and each group of images writing
+// partial sums of its own (144 instead of 18) made the second pass 2.4× as long.
+import { VariantError } from '../../errors.js';
+import { fixedSubgroupSize } from '../../gpu/capabilities.js';
+import { declareKernel, launch } from '../../gpu/kernel.js';
+import type { Gpu } from '../../gpu/runtime.js';
+import { memoKernel, range } from '../wgsl.js';
+import type { BackwardWeightBuffers, Conv2dWeightTile } from './backward-weight.js';
+import type { Geometry } from './sizes.js';
+import { sumPartials } from './sum-partials.js';
+
+/** The most input values a lane's patch may hold, and the most sums (taps and bias) a lane keeps. */
+const MAX_PATCH = 128;
+const MAX_SUMS = 32;
+
+/** The IL tile: 4×8 output positions per lane, every group of images in one workgroup per block. */
+export const imageLanesTile = (): Conv2dWeightTile => ({ OT: 0, PT: 8, WG: 0, groups: 16, RT: 4, IL: 1 });
+
+/** Why backward-weight cannot take this IL tile here, or null. */
+export function imageLanes(g: Geometry, t: Conv2dWeightTile, sg: number): string | null {
+  const RT = t.RT ?? 1;
+  if ((sg & (sg - 1)) !== 0) return `subgroups of ${sg} lanes are not a power of two`;
+  if (g.S !== 1 || g.pad !== 0) return `the image-lane tile needs stride 1 and no padding, not stride ${g.S}, padding ${g.pad}`;
+  if (g.OH % RT !== 0 || g.OW % t.PT !== 0) return `a ${g.OH}x${g.OW} output is not whole ${RT}x${t.PT} blocks`;
+  if (t.PT % 4 !== 0 || g.W % 4 !== 0 || g.OW % 4 !== 0)
+    return `rows of ${g.W} inputs and ${g.OW} outputs in blocks of ${t.PT} are not whole vec4s`;
+  const held = g.C * (RT + g.KH - 1) * (t.PT + g.KW - 1);
+  if (held > MAX_PATCH) return `a patch of ${held} input values is more than a lane holds (${MAX_PATCH})`;
+  const sums = g.C * g.KH * g.KW + 1;
+  return sums > MAX_SUMS ? `${sums} sums per output channel are more than a lane keeps (${MAX_SUMS})` : null;
+}
+
+// compile-time: the sizes but N, the tile and the subgroup size (N and the groups per workgroup are uniforms)
+type KernelSizes = Pick<Geometry, 'C' | 'H' | 'W' | 'O' | 'KH' | 'KW' | 'OH' | 'OW'>;
+
+const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, sg: number, bias: boolean) => {
+  const { C, H, W, KH, KW, OH, OW } = g;
+  const T = C * KH * KW;
+  const rows = RT + KH - 1;
+  const nq = Math.ceil((PT + KW - 1) / 4);
+  const nPB = OW / PT;
+  const nBlk = (OH / RT) * nPB;
+  const patch = range(C).flatMap((c) =>
+    range(rows).flatMap((r) => range(nq).map((q) => `let v${c}_${r}_${q} = x[xb + ${((c * H + r) * W) / 4 + q}u];`)),
+  );
+  const xv = (c: number, r: number, j: number) => `v${c}_${r}_${j >> 2}[${j & 3}]`;
+  const dys = range(RT).flatMap((r) =>
+    range(PT / 4).map((q) => `let d${r}_${q} = select(vec4f(0.0), dy[dr + ${(r * OW) / 4 + q}u], live);`),
+  );
+  // position by position: one dy value against every tap, so the T sums stay in registers
+  const sums = range(RT).flatMap((r) =>
+    range(PT).map((pp) => {
+      const fmas = range(T).map((tap) => {
+        const [c, kh, kw] = [Math.floor(tap / (KH * KW)), Math.floor(tap / KW) % KH, tap % KW];
+        return `s${tap} = fma(d, ${xv(c, r + kh, pp + kw)}, s${tap});`;
+      });
+      return `{ let d = d${r}_${pp >> 2}[${pp & 3}];${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
+    }),
+  );
+  // the reduce-scatter: group k's sums k·sg … k·sg + sg − 1 (zeros past the last), halved log2(sg) times; at
+  // each round a lane keeps the half its lane bit selects and adds the other lane's copy of it
+  const nS = T + (bias ? 1 : 0);
+  const bits = range(Math.log2(sg));
+  const reduce = range(Math.ceil(nS / sg)).flatMap((k) => {
+    let vals = range(sg).map((i) => (k * sg + i < nS ? `s${k * sg + i}` : '0.0'));
+    const out: string[] = [];
+    for (const b of bits.slice().reverse()) {
+      const half = vals.length / 2;
+      const next = range(half).map((i) => `h${k}_${b}_${i}`);
+      out.push(
+        ...range(half).map(
+          (i) =>
+            `let ${next[i]} = select(${vals[i]}, ${vals[i + half]}, b${b}) + subgroupShuffleXor(select(${vals[i + half]}, ${vals[i]}, b${b}), ${1 << b}u);`,
+        ),
+      );
+      vals = next;
+    }
+    // lane l now holds sum k·sg + l: a weight's (index o·T + tap) or, at T, the bias's; added to the partials
+    const tap = `${k * sg}u + sid`;
+    const wStore = `{ let i = slice * ${g.O * T}u + o * ${T}u + ${tap}; part[i] = select(0.0, part[i], ng > 0u) + ${vals[0]}; }`;
+    const bStore = `{ let i = slice * ${g.O}u + o; dbPart[i] = select(0.0, dbPart[i], ng > 0u) + ${vals[0]}; }`;
+    if ((k + 1) * sg <= T) out.push(wStore);
+    else {
+      out.push(`if (${tap} < ${T}u) ${wStore}`);
+      if (bias && k === Math.floor(T / sg)) out.push(`if (${tap} == ${T}u) ${bStore}`);
+    }
+    return out;
+  });
+  return declareKernel({
+    name: `conv2d_bwd_weight_v4_il${bias ? '_bias' : ''}`,
+    enable: ['subgroups'],
+    params: { N: 'u32', G: 'u32' },
+    buffers: { x: { read: 'vec4f' }, dy: { read: 'vec4f' }, part: 'read_write', ...(bias ? { dbPart: 'read_write' } : {}) },
+    wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+  let pb = wid.x % ${nPB}u;
+  let rb = wid.x / ${nPB}u;
+  let slice = wid.y * ${nBlk}u + wid.x;
+  ${bits.map((b) => `let b${b} = (sid & ${1 << b}u) != 0u;`).join(' ')}
+  for (var ng = 0u; ng < p.G; ng++) {
+    let nl = (wid.y * p.G + ng) * ${sg}u + sid;
+    let live = nl < p.N;
+    let n = min(nl, p.N - 1u);
+    let xb = ((n * ${C * H}u + rb * ${RT}u) * ${W}u + pb * ${PT}u) / 4u;
+    ${patch.join('\n    ')}
+    for (var o = 0u; o < ${g.O}u; o++) {
+      let dr = (((n * ${g.O}u + o) * ${OH}u + rb * ${RT}u) * ${OW}u + pb * ${PT}u) / 4u;
+      ${dys.join('\n      ')}
+      ${range(nS)
+        .map((s) => `var s${s} = 0.0;`)
+        .join(' ')}
+      ${sums.join('\n      ')}
+      ${reduce.join('\n      ')}
+    }
+  }
+}`,
+  });
+});
+
+/** Backward-weight with an IL tile (see the top of this file); imageLanes says where it runs. */
+export function backwardWeightImageLanes(
+  gpu: Gpu,
+  g: Geometry,
+  buffers: BackwardWeightBuffers,
+  accumulate: boolean,
+  t: Conv2dWeightTile,
+): void {
+  const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
+  const why = imageLanes(g, t, sg);
+  if (why) throw new VariantError(`conv2d_bwd_weight_v4_il: ${why}`);
+  const RT = t.RT ?? 1;
+  const nBlk = (g.OH / RT) * (g.OW / t.PT);
+  const nNB = Math.ceil(g.N / sg);
+  // groups of images per workgroup: about t.groups workgroups in all
+  const chunks = Math.min(nNB, 65535, Math.max(1, Math.round(t.groups / nBlk)));
+  const G = Math.ceil(nNB / chunks);
+  const slices = nBlk * Math.ceil(nNB / G);
+  const { x, dy, dw, db } = buffers;
+  const T = g.C * g.KH * g.KW;
+  const part = gpu.pool.acquire(4 * slices * g.O * T, 'conv2d dw partial sums');
+  const dbPart = db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
+  const { C, H, W, O, KH, KW, OH, OW } = g;
+  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, sg, !!db), {
+    params: { N: g.N, G },
+    buffers: dbPart ? { x, dy, part, dbPart } : { x, dy, part },
+    workgroups: [nBlk, slices / nBlk, 1],
+  });
+  sumPartials(gpu, { part, out: dw, M: g.O * T }, slices, accumulate, dbPart && db ? { part: dbPart, out: db, M: g.O } : undefined);
+  // safe: the queue runs the recorded dispatches before any later use of the buffers
+  gpu.pool.release(part);
+  if (dbPart) gpu.pool.release(dbPart);
+}
