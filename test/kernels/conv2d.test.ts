@@ -218,9 +218,10 @@ describe('conv2d', () => {
         checkTiles(s, 'v4', t));
   }
 
-  // The image-lane backward-weight tile (IL) past the seed's conv1, which test/kernels/fused.test.ts covers with
-  // its bias: two input channels (10 taps: a second group of sums, part of it past the taps), a partial group
-  // of images, one group of images per workgroup or all of them; and its refusals, naming the kernel.
+  // The image-lane backward-weight tile (IL) past the seed's layers, which test/kernels/fused.test.ts covers with
+  // their bias: two input channels, one per workgroup or both (10 taps: a second group of sums, part of it past
+  // the taps), a partial group of images, one group of images per workgroup or all of them; and its refusals,
+  // naming the kernel.
   it('backward-weight with images on the lanes (IL): two input channels, a partial group of images', async () => {
     const s: Shape = { label: 'IL, 2 input channels', N: 11, C: 2, H: 8, W: 12, O: 3, KH: 1, KW: 5 };
     const il: Conv2dWeightTile = { OT: 0, PT: 8, WG: 0, groups: 1, RT: 4, IL: 1 };
@@ -230,12 +231,12 @@ describe('conv2d', () => {
       ctx.gpu.pool.release(b);
       return;
     }
-    for (const groups of [1, 512]) await checkBackwardWeight(s, 'v4', { ...il, groups });
+    for (const t of [il, { ...il, groups: 512 }, { ...il, CT: 2 }]) await checkBackwardWeight(s, 'v4', t);
     const b = empty(ctx.gpu, 5000); // room for every operand below
     expect(() => conv2dBackwardWeight(ctx.gpu, b, b, b, { ...s, padding: 1, variant: 'v4', tile: il })).toThrow(
       /conv2d_bwd_weight_v4_il: the image-lane tile needs stride 1 and no padding/,
     );
-    const conv2 = { N: 1, C: 10, H: 12, W: 12, O: 20, KH: 5, KW: 5, variant: 'v4' as const, tile: il };
+    const conv2 = { N: 1, C: 10, H: 12, W: 12, O: 20, KH: 5, KW: 5, variant: 'v4' as const, tile: { ...il, CT: 10 } };
     expect(() => conv2dBackwardWeight(ctx.gpu, b, b, b, conv2)).toThrow(/conv2d_bwd_weight_v4_il: a patch of 960 input values/);
     ctx.gpu.pool.release(b);
   });

@@ -30,8 +30,24 @@ import { sumPartials } from './sum-partials.js';
 const MAX_PATCH = 128;
 const MAX_SUMS = 32;
 
-/** The IL tile: 4×8 output positions per lane, every group of images in one workgroup per block. */
-export const imageLanesTile = (): Conv2dWeightTile => ({ OT: 0, PT: 8, WG: 0, groups: 16, RT: 4, IL: 1 });
+/** The IL tile: 4×8 output positions per lane, one input channel per workgroup, about 16 workgroups per input channel. */
+export const imageLanesTile = (): Conv2dWeightTile => ({ OT: 0, PT: 8, WG: 0, groups: 16, RT: 4, IL: 1, CT: 1 });
+
+/** How a launch splits the images: groups of G per workgroup, `slices` workgroups per input-channel group. */
+function imageSplit(g: Geometry, t: Conv2dWeightTile, sg: number): { G: number; slices: number; nBlk: number } {
+  const nBlk = (g.OH / (t.RT ?? 1)) * (g.OW / t.PT);
+  const nNB = Math.ceil(g.N / sg);
+  const chunks = Math.min(nNB, 65535, Math.max(1, Math.round(t.groups / nBlk))); // about t.groups workgroups
+  const G = Math.ceil(nNB / chunks);
+  return { G, slices: nBlk * Math.ceil(nNB / G), nBlk };
+}
+
+/** IL tiles a tuner may time: imageLanesTile's, then all images in each workgroup (where that is another split). */
+export function imageLanesTiles(g: Geometry, sg: number): Conv2dWeightTile[] {
+  const d = imageLanesTile();
+  const all = { ...d, groups: 1 };
+  return imageSplit(g, all, sg).G === imageSplit(g, d, sg).G ? [d] : [d, all];
+}
 
 /** Why backward-weight cannot take this IL tile here, or null. */
 export function imageLanes(g: Geometry, t: Conv2dWeightTile, sg: number): string | null {
@@ -41,23 +57,25 @@ export function imageLanes(g: Geometry, t: Conv2dWeightTile, sg: number): string
   if (g.OH % RT !== 0 || g.OW % t.PT !== 0) return `a ${g.OH}x${g.OW} output is not whole ${RT}x${t.PT} blocks`;
   if (t.PT % 4 !== 0 || g.W % 4 !== 0 || g.OW % 4 !== 0)
     return `rows of ${g.W} inputs and ${g.OW} outputs in blocks of ${t.PT} are not whole vec4s`;
-  const held = g.C * (RT + g.KH - 1) * (t.PT + g.KW - 1);
+  const CT = t.CT ?? 1;
+  if (g.C % CT !== 0) return `${g.C} input channels are not whole groups of ${CT}`;
+  const held = CT * (RT + g.KH - 1) * (t.PT + g.KW - 1);
   if (held > MAX_PATCH) return `a patch of ${held} input values is more than a lane holds (${MAX_PATCH})`;
-  const sums = g.C * g.KH * g.KW + 1;
+  const sums = CT * g.KH * g.KW + 1;
   return sums > MAX_SUMS ? `${sums} sums per output channel are more than a lane keeps (${MAX_SUMS})` : null;
 }
 
 // compile-time: the sizes but N, the tile and the subgroup size (N and the groups per workgroup are uniforms)
 type KernelSizes = Pick<Geometry, 'C' | 'H' | 'W' | 'O' | 'KH' | 'KW' | 'OH' | 'OW'>;
 
-const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, sg: number, bias: boolean) => {
+const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT: number, sg: number, bias: boolean) => {
   const { C, H, W, KH, KW, OH, OW } = g;
-  const T = C * KH * KW;
+  const T = CT * KH * KW; // the workgroup's taps: CT input channels (from workgroup_id.z) × KH × KW
   const rows = RT + KH - 1;
   const nq = Math.ceil((PT + KW - 1) / 4);
   const nPB = OW / PT;
   const nBlk = (OH / RT) * nPB;
-  const patch = range(C).flatMap((c) =>
+  const patch = range(CT).flatMap((c) =>
     range(rows).flatMap((r) => range(nq).map((q) => `let v${c}_${r}_${q} = x[xb + ${((c * H + r) * W) / 4 + q}u];`)),
   );
   const xv = (c: number, r: number, j: number) => `v${c}_${r}_${j >> 2}[${j & 3}]`;
@@ -94,12 +112,12 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, sg:
     }
     // lane l now holds sum k·sg + l: a weight's (index o·T + tap) or, at T, the bias's; added to the partials
     const tap = `${k * sg}u + sid`;
-    const wStore = `{ let i = slice * ${g.O * T}u + o * ${T}u + ${tap}; part[i] = select(0.0, part[i], ng > 0u) + ${vals[0]}; }`;
+    const wStore = `{ let i = slice * ${g.O * C * KH * KW}u + (o * ${C}u + c0) * ${KH * KW}u + ${tap}; part[i] = select(0.0, part[i], ng > 0u) + ${vals[0]}; }`;
     const bStore = `{ let i = slice * ${g.O}u + o; dbPart[i] = select(0.0, dbPart[i], ng > 0u) + ${vals[0]}; }`;
     if ((k + 1) * sg <= T) out.push(wStore);
     else {
       out.push(`if (${tap} < ${T}u) ${wStore}`);
-      if (bias && k === Math.floor(T / sg)) out.push(`if (${tap} == ${T}u) ${bStore}`);
+      if (bias && k === Math.floor(T / sg)) out.push(`if (${tap} == ${T}u && c0 == 0u) ${bStore}`); // one channel group sums the bias
     }
     return out;
   });
@@ -112,12 +130,13 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, sg:
   let pb = wid.x % ${nPB}u;
   let rb = wid.x / ${nPB}u;
   let slice = wid.y * ${nBlk}u + wid.x;
+  let c0 = wid.z * ${CT}u;
   ${bits.map((b) => `let b${b} = (sid & ${1 << b}u) != 0u;`).join(' ')}
   for (var ng = 0u; ng < p.G; ng++) {
     let nl = (wid.y * p.G + ng) * ${sg}u + sid;
     let live = nl < p.N;
     let n = min(nl, p.N - 1u);
-    let xb = ((n * ${C * H}u + rb * ${RT}u) * ${W}u + pb * ${PT}u) / 4u;
+    let xb = (((n * ${C}u + c0) * ${H}u + rb * ${RT}u) * ${W}u + pb * ${PT}u) / 4u;
     ${patch.join('\n    ')}
     for (var o = 0u; o < ${g.O}u; o++) {
       let dr = (((n * ${g.O}u + o) * ${OH}u + rb * ${RT}u) * ${OW}u + pb * ${PT}u) / 4u;
@@ -145,23 +164,24 @@ export function backwardWeightImageLanes(
   const why = imageLanes(g, t, sg);
   if (why) throw new VariantError(`conv2d_bwd_weight_v4_il: ${why}`);
   const RT = t.RT ?? 1;
-  const nBlk = (g.OH / RT) * (g.OW / t.PT);
-  const nNB = Math.ceil(g.N / sg);
-  // groups of images per workgroup: about t.groups workgroups in all
-  const chunks = Math.min(nNB, 65535, Math.max(1, Math.round(t.groups / nBlk)));
-  const G = Math.ceil(nNB / chunks);
-  const slices = nBlk * Math.ceil(nNB / G);
+  const { G, slices, nBlk } = imageSplit(g, t, sg);
   const { x, dy, dw, db } = buffers;
-  const T = g.C * g.KH * g.KW;
-  const part = gpu.pool.acquire(4 * slices * g.O * T, 'conv2d dw partial sums');
+  const part = gpu.pool.acquire(4 * slices * g.O * g.C * g.KH * g.KW, 'conv2d dw partial sums');
   const dbPart = db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
   const { C, H, W, O, KH, KW, OH, OW } = g;
-  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, sg, !!db), {
+  const CT = t.CT ?? 1;
+  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db), {
     params: { N: g.N, G },
     buffers: dbPart ? { x, dy, part, dbPart } : { x, dy, part },
-    workgroups: [nBlk, slices / nBlk, 1],
+    workgroups: [nBlk, slices / nBlk, C / CT],
   });
-  sumPartials(gpu, { part, out: dw, M: g.O * T }, slices, accumulate, dbPart && db ? { part: dbPart, out: db, M: g.O } : undefined);
+  sumPartials(
+    gpu,
+    { part, out: dw, M: g.O * g.C * g.KH * g.KW },
+    slices,
+    accumulate,
+    dbPart && db ? { part: dbPart, out: db, M: g.O } : undefined,
+  );
   // safe: the queue runs the recorded dispatches before any later use of the buffers
   gpu.pool.release(part);
   if (dbPart) gpu.pool.release(dbPart);

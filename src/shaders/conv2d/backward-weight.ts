@@ -6,7 +6,7 @@ import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, range, treeReduction } from '../wgsl.js';
-import { backwardWeightImageLanes, imageLanes, imageLanesTile } from './backward-weight-patch.js';
+import { backwardWeightImageLanes, imageLanes, imageLanesTile, imageLanesTiles } from './backward-weight-patch.js';
 import { WG_V1 } from './direct.js';
 import type { Geometry } from './sizes.js';
 import { sumPartials } from './sum-partials.js';
@@ -37,6 +37,8 @@ export interface Conv2dWeightTile {
   IL?: number;
   /** With IL: output rows per lane. */
   RT?: number;
+  /** With IL: input channels per workgroup (the lane's patch and sums cover these). */
+  CT?: number;
 }
 
 /** Why v4 cannot load x rows as vec4s for this geometry and tile, or null: unpadded, rows and steps on vec4 boundaries, no step past a row. */
@@ -367,7 +369,7 @@ export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[]
   ]);
   const vx = scalar.filter((t) => t.PT === sg && weightVecRows(g, t.PT) === null).map((t) => ({ ...t, VX: 1 }));
   const dv = (vx.length > 0 ? vx : scalar).filter((t) => weightVecDy(g, t.PT) === null).map((t) => ({ ...t, DV: 1 }));
-  const il = imageLanes(g, imageLanesTile(), sg) === null ? [imageLanesTile()] : [];
+  const il = imageLanes(g, imageLanesTile(), sg) === null ? imageLanesTiles(g, sg) : [];
   return weightVecRows(g, d.PT) === null ? [...vx, ...scalar, ...dv, ...il] : [...scalar, ...vx, ...dv, ...il];
 }
 
