@@ -220,7 +220,7 @@ describe('conv2d', () => {
 
   // The image-lane backward-weight tile (IL) past the seed's layers, which test/kernels/fused.test.ts covers with
   // their bias: two input channels, one per workgroup or both (10 taps: a second group of sums, part of it past
-  // the taps), a partial group of images, one group of images per workgroup or all of them; and its refusals,
+  // the taps), a partial group of images, one slice (summing straight into dw) or one per unit; and its refusals,
   // naming the kernel.
   it('backward-weight with images on the lanes (IL): two input channels, a partial group of images', async () => {
     const s: Shape = { label: 'IL, 2 input channels', N: 11, C: 2, H: 8, W: 12, O: 3, KH: 1, KW: 5 };

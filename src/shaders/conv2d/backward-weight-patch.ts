@@ -9,14 +9,18 @@
 // the block: T registers of sums, one dy value, the patch read from the stack. The lanes' T + 1 sums are then
 // added across the subgroup by a reduce-scatter (log2 sg rounds of subgroupShuffleXor per group of sg sums, so
 // lane l ends with sum k·sg + l of group k) and added to the workgroup's partial sums, one per lane per group.
-// A workgroup walks G groups of sg images; the partial sums of the blocks ([block][O·T] and [block][O]) are
+// A workgroup (one slice) walks consecutive units, a unit being one block in one group of sg images; with one
+// slice it sums into dw and db themselves, else the slices' partial sums ([slice][O·C·KH·KW], [slice][O]) are
 // added by conv2d_sum_partials. Every sum runs in a fixed order (another order than the v4 tiles').
 //
-// Measured on the seed's conv1 (alternating in one process, medians of 21; llvmpipe, AMD EPYC, 2026-11-30), the
-// whole op with its sum of partials: 0.48 ms against 0.70 ms for the v4 tile the tuner chose before. Per lane
-// 4×8 positions ran faster than 8×8, 4×12, 4×24 and 8×24; a vec4 store of a lane's four sums (instead of four
-// scalar stores) and a private array of them per channel both ran slower; and each group of images writing
-// partial sums of its own (144 instead of 18) made the second pass 2.4× as long.
+// Measured on the seed's layers (alternating in one process, medians of 21; llvmpipe, AMD EPYC, 2026-11-30), the
+// whole op with any sum of partials, against the v4 tile the tuner chose before: conv1 0.46–0.51 ms against
+// 0.66–0.73 (about 16 slices; one slice, a single workgroup, ran 0.75); conv2 0.75 ms in one slice (10
+// workgroups, one per input channel), 0.83 in 2 and 0.90 in 16, against 1.29. Per lane 4×8 positions ran faster
+// than 8×8, 4×12, 4×24 and 8×24; a vec4 store of a lane's four sums (instead of four scalar stores) and a private
+// array of them per channel both ran slower; several input channels per workgroup summed in turn (CT passes
+// over one dy load) ran no faster (2) or took llvmpipe 15 s to compile (5); and several groups of images held
+// at once ran slower.
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch } from '../../gpu/kernel.js';
@@ -33,20 +37,22 @@ const MAX_SUMS = 32;
 /** The IL tile: 4×8 output positions per lane, one input channel per workgroup, about 16 workgroups per input channel. */
 export const imageLanesTile = (): Conv2dWeightTile => ({ OT: 0, PT: 8, WG: 0, groups: 16, RT: 4, IL: 1, CT: 1 });
 
-/** How a launch splits the images: groups of G per workgroup, `slices` workgroups per input-channel group. */
-function imageSplit(g: Geometry, t: Conv2dWeightTile, sg: number): { G: number; slices: number; nBlk: number } {
-  const nBlk = (g.OH / (t.RT ?? 1)) * (g.OW / t.PT);
+/**
+ * How a launch splits its units (a block of positions in a group of sg images; nBlk·nNB of them) over `slices`
+ * workgroups per input-channel group, about t.groups, each taking `per` consecutive units.
+ */
+function unitSplit(g: Geometry, t: Conv2dWeightTile, sg: number): { nNB: number; units: number; per: number; slices: number } {
   const nNB = Math.ceil(g.N / sg);
-  const chunks = Math.min(nNB, 65535, Math.max(1, Math.round(t.groups / nBlk))); // about t.groups workgroups
-  const G = Math.ceil(nNB / chunks);
-  return { G, slices: nBlk * Math.ceil(nNB / G), nBlk };
+  const units = (g.OH / (t.RT ?? 1)) * (g.OW / t.PT) * nNB;
+  const per = Math.ceil(units / Math.min(units, 65535, Math.max(1, t.groups)));
+  return { nNB, units, per, slices: Math.ceil(units / per) };
 }
 
-/** IL tiles a tuner may time: imageLanesTile's, then all images in each workgroup (where that is another split). */
+/** IL tiles a tuner may time: imageLanesTile's, then about 2 workgroups and 1 (its sums then go to dw itself), where those split otherwise. */
 export function imageLanesTiles(g: Geometry, sg: number): Conv2dWeightTile[] {
   const d = imageLanesTile();
-  const all = { ...d, groups: 1 };
-  return imageSplit(g, all, sg).G === imageSplit(g, d, sg).G ? [d] : [d, all];
+  const tiles = [d, { ...d, groups: 2 }, { ...d, groups: 1 }];
+  return tiles.filter((t, i) => tiles.findIndex((u) => unitSplit(g, u, sg).slices === unitSplit(g, t, sg).slices) === i);
 }
 
 /** Why backward-weight cannot take this IL tile here, or null. */
@@ -74,7 +80,6 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
   const rows = RT + KH - 1;
   const nq = Math.ceil((PT + KW - 1) / 4);
   const nPB = OW / PT;
-  const nBlk = (OH / RT) * nPB;
   const patch = range(CT).flatMap((c) =>
     range(rows).flatMap((r) => range(nq).map((q) => `let v${c}_${r}_${q} = x[xb + ${((c * H + r) * W) / 4 + q}u];`)),
   );
@@ -112,8 +117,8 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
     }
     // lane l now holds sum k·sg + l: a weight's (index o·T + tap) or, at T, the bias's; added to the partials
     const tap = `${k * sg}u + sid`;
-    const wStore = `{ let i = slice * ${g.O * C * KH * KW}u + (o * ${C}u + c0) * ${KH * KW}u + ${tap}; part[i] = select(0.0, part[i], ng > 0u) + ${vals[0]}; }`;
-    const bStore = `{ let i = slice * ${g.O}u + o; dbPart[i] = select(0.0, dbPart[i], ng > 0u) + ${vals[0]}; }`;
+    const wStore = `{ let i = slice * ${g.O * C * KH * KW}u + (o * ${C}u + c0) * ${KH * KW}u + ${tap}; part[i] = select(0.0, part[i], keep) + ${vals[0]}; }`;
+    const bStore = `{ let i = slice * ${g.O}u + o; dbPart[i] = select(0.0, dbPart[i], keep) + ${vals[0]}; }`;
     if ((k + 1) * sg <= T) out.push(wStore);
     else {
       out.push(`if (${tap} < ${T}u) ${wStore}`);
@@ -124,16 +129,19 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
   return declareKernel({
     name: `conv2d_bwd_weight_v4_il${bias ? '_bias' : ''}`,
     enable: ['subgroups'],
-    params: { N: 'u32', G: 'u32' },
+    params: { N: 'u32', nNB: 'u32', units: 'u32', per: 'u32', accumulate: 'u32' },
     buffers: { x: { read: 'vec4f' }, dy: { read: 'vec4f' }, part: 'read_write', ...(bias ? { dbPart: 'read_write' } : {}) },
     wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
-  let pb = wid.x % ${nPB}u;
-  let rb = wid.x / ${nPB}u;
-  let slice = wid.y * ${nBlk}u + wid.x;
+  let slice = wid.x;
   let c0 = wid.z * ${CT}u;
   ${bits.map((b) => `let b${b} = (sid & ${1 << b}u) != 0u;`).join(' ')}
-  for (var ng = 0u; ng < p.G; ng++) {
-    let nl = (wid.y * p.G + ng) * ${sg}u + sid;
+  for (var u = slice * p.per; u < min(slice * p.per + p.per, p.units); u++) {
+    let keep = u > slice * p.per || p.accumulate != 0u; // the slice's first unit starts its sums (or adds to dw)
+    let ng = u % p.nNB;
+    let blk = u / p.nNB;
+    let pb = blk % ${nPB}u;
+    let rb = blk / ${nPB}u;
+    let nl = ng * ${sg}u + sid;
     let live = nl < p.N;
     let n = min(nl, p.N - 1u);
     let xb = (((n * ${C}u + c0) * ${H}u + rb * ${RT}u) * ${W}u + pb * ${PT}u) / 4u;
@@ -164,17 +172,20 @@ export function backwardWeightImageLanes(
   const why = imageLanes(g, t, sg);
   if (why) throw new VariantError(`conv2d_bwd_weight_v4_il: ${why}`);
   const RT = t.RT ?? 1;
-  const { G, slices, nBlk } = imageSplit(g, t, sg);
+  const { nNB, units, per, slices } = unitSplit(g, t, sg);
   const { x, dy, dw, db } = buffers;
-  const part = gpu.pool.acquire(4 * slices * g.O * g.C * g.KH * g.KW, 'conv2d dw partial sums');
-  const dbPart = db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
+  // one slice sums straight into dw (and db); several write partial sums that conv2d_sum_partials adds
+  const direct = slices === 1;
+  const part = direct ? dw : gpu.pool.acquire(4 * slices * g.O * g.C * g.KH * g.KW, 'conv2d dw partial sums');
+  const dbPart = direct ? (db ?? null) : db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
   const { C, H, W, O, KH, KW, OH, OW } = g;
   const CT = t.CT ?? 1;
   launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db), {
-    params: { N: g.N, G },
+    params: { N: g.N, nNB, units, per, accumulate: +(direct && accumulate) },
     buffers: dbPart ? { x, dy, part, dbPart } : { x, dy, part },
-    workgroups: [nBlk, slices / nBlk, C / CT],
+    workgroups: [slices, 1, C / CT],
   });
+  if (direct) return;
   sumPartials(
     gpu,
     { part, out: dw, M: g.O * g.C * g.KH * g.KW },
