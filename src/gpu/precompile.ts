@@ -8,9 +8,9 @@
 //     dispatch, on the device's queue thread, so asynchronous creation returns at once and changes nothing
 //     there (measured). But a second device on the same adapter has a queue thread of its own, and what
 //     either device compiles goes into Mesa's on-disk shader cache, where the other finds it (measured: a
-//     kernel the helper compiled in seconds took the main device 8 ms). So the kernels are split into two
-//     halves of about equal WGSL (the larger, more unrolled kernels compile longer) and each device runs its
-//     half once, one workgroup on scratch buffers with the step's own uniforms, at the same time.
+//     kernel the helper compiled in seconds took the main device 8 ms). So both devices run the kernels once
+//     each, one workgroup on scratch buffers with the step's own uniforms, taking them one at a time from a
+//     queue, largest WGSL first (the larger, more unrolled kernels mostly compile longer).
 // Skipped where it cannot help: one kernel or none to compile, Mesa's cache disabled
 // (MESA_SHADER_CACHE_DISABLE), WEBGPU_NN_PRECOMPILE=0, or a helper device that is not the same adapter.
 import type { Dispatch, Gpu, Kernel } from './runtime.js';
@@ -40,8 +40,13 @@ export async function precompile(gpu: Gpu, record: () => void, env: NodeJS.Proce
   }
   try {
     if (helper) {
-      const [mine, theirs] = halves(todo, (d) => d.kernel.wgsl.length);
-      await Promise.all([runOnce(gpu, mine), runOnce(helper, theirs)]);
+      // largest WGSL first, each device taking the next kernel when it has compiled its last: WGSL size only
+      // roughly predicts compile time, and a split fixed in advance left one device seconds behind the other
+      const queue = [...todo].sort((a, b) => b.kernel.wgsl.length - a.kernel.wgsl.length);
+      const drain = async (g: Gpu) => {
+        for (let d = queue.shift(); d; d = queue.shift()) await runOnce(g, [d]);
+      };
+      await Promise.all([drain(gpu), drain(helper)]);
     } else {
       await runOnce(gpu, todo);
     }
@@ -49,18 +54,6 @@ export async function precompile(gpu: Gpu, record: () => void, env: NodeJS.Proce
     helper?.destroy();
   }
   return { kernels: todo.length, helper: helper !== null, seconds: (performance.now() - t0) / 1000 };
-}
-
-/** Two lists of about equal total size: largest first, each to the lighter list. */
-function halves<T>(items: readonly T[], size: (t: T) => number): [T[], T[]] {
-  const out: [T[], T[]] = [[], []];
-  const load = [0, 0];
-  for (const t of [...items].sort((a, b) => size(b) - size(a))) {
-    const i = load[0] <= load[1] ? 0 : 1;
-    out[i].push(t);
-    load[i] += size(t);
-  }
-  return out;
 }
 
 /** Dispatches each kernel once (one workgroup, zeroed scratch buffers of the step's sizes) and waits: its compile. */
