@@ -47,7 +47,10 @@
 //   v4  v2 with subgroups (software adapters with fixed-size subgroups): one subgroup per workgroup, steps of
 //       sg columns, and the dy values (the same in every lane) loaded one column per lane and shared with
 //       subgroupBroadcast: OT loads per step instead of OT·sg; tiles may load x rows (VX) and dy rows (DV) as
-//       vec4s (VX by default, where rows allow). Tile: conv2dWeightTileV4.
+//       vec4s (VX by default, where rows allow). Tile: conv2dWeightTileV4. With few taps per input channel the
+//       tuner is also offered the image-lane tile (IL, backward-weight-patch.ts): lanes over images, a patch
+//       per lane, a loop over output channels, the lanes' sums reduce-scattered; another summation order, so
+//       never the heuristics' choice.
 // CONV2D_POOL_RELU (the seed's conv blocks: relu(max_pool2d(conv2d(x), 2)), with the pool's argmax)
 //   v1  conv2d.forward, then max_pool2d with its ReLU: two dispatches and the convolution's output in between.
 //       The fallback.
