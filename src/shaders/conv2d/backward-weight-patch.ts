@@ -115,7 +115,8 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
       );
       vals = next;
     }
-    // lane l now holds sum k·sg + l: a weight's (index o·T + tap) or, at T, the bias's; added to the partials
+    // lane l now holds sum k·sg + l: a weight's (tap k·sg + l of channels c0…, at (o·C + c0)·KH·KW + tap) or, at T,
+    // the bias's; added to the slice's partial sums (or, in one slice, to dw and db)
     const tap = `${k * sg}u + sid`;
     const wStore = `{ let i = slice * ${g.O * C * KH * KW}u + (o * ${C}u + c0) * ${KH * KW}u + ${tap}; part[i] = select(0.0, part[i], keep) + ${vals[0]}; }`;
     const bStore = `{ let i = slice * ${g.O}u + o; dbPart[i] = select(0.0, dbPart[i], keep) + ${vals[0]}; }`;
