@@ -28,7 +28,7 @@ import type { Gpu } from '../../gpu/runtime.js';
 import { memoKernel, range } from '../wgsl.js';
 import type { BackwardWeightBuffers, Conv2dWeightTile } from './backward-weight.js';
 import type { Geometry } from './sizes.js';
-import { sumPartials } from './sum-partials.js';
+import { slicing, sumPartials } from './sum-partials.js';
 
 /** The most input values a lane's patch may hold, and the most sums (taps and bias) a lane keeps. */
 const MAX_PATCH = 128;
@@ -44,13 +44,13 @@ export const imageLanesTile = (): Conv2dWeightTile => ({ OT: 0, PT: 8, WG: 0, gr
 function unitSplit(g: Geometry, t: Conv2dWeightTile, sg: number): { nNB: number; units: number; per: number; slices: number } {
   const nNB = Math.ceil(g.N / sg);
   const units = (g.OH / (t.RT ?? 1)) * (g.OW / t.PT) * nNB;
-  const per = Math.ceil(units / Math.min(units, 65535, Math.max(1, t.groups)));
-  return { nNB, units, per, slices: Math.ceil(units / per) };
+  return { nNB, units, ...slicing(units, t.groups) };
 }
 
-/** IL tiles a tuner may time: imageLanesTile's, then about 2 workgroups and 1 (its sums then go to dw itself), where those split otherwise. */
+/** IL tiles a tuner may time (none where imageLanesTile cannot run): it, then about 2 workgroups and 1 (its sums then go to dw itself), where those split otherwise. */
 export function imageLanesTiles(g: Geometry, sg: number): Conv2dWeightTile[] {
   const d = imageLanesTile();
+  if (imageLanes(g, d, sg) !== null) return [];
   const tiles = [d, { ...d, groups: 2 }, { ...d, groups: 1 }];
   return tiles.filter((t, i) => tiles.findIndex((u) => unitSplit(g, u, sg).slices === unitSplit(g, t, sg).slices) === i);
 }

@@ -6,10 +6,10 @@ import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel, range, treeReduction } from '../wgsl.js';
-import { backwardWeightImageLanes, imageLanes, imageLanesTile, imageLanesTiles } from './backward-weight-patch.js';
+import { backwardWeightImageLanes, imageLanesTiles } from './backward-weight-patch.js';
 import { WG_V1 } from './direct.js';
 import type { Geometry } from './sizes.js';
-import { sumPartials } from './sum-partials.js';
+import { slicing, sumPartials } from './sum-partials.js';
 
 export interface BackwardWeightBuffers {
   x: GPUBuffer;
@@ -369,7 +369,7 @@ export function conv2dWeightTilesV4(g: Geometry, sg: number): Conv2dWeightTile[]
   ]);
   const vx = scalar.filter((t) => t.PT === sg && weightVecRows(g, t.PT) === null).map((t) => ({ ...t, VX: 1 }));
   const dv = (vx.length > 0 ? vx : scalar).filter((t) => weightVecDy(g, t.PT) === null).map((t) => ({ ...t, DV: 1 }));
-  const il = imageLanes(g, imageLanesTile(), sg) === null ? imageLanesTiles(g, sg) : [];
+  const il = imageLanesTiles(g, sg);
   return weightVecRows(g, d.PT) === null ? [...vx, ...scalar, ...dv, ...il] : [...scalar, ...vx, ...dv, ...il];
 }
 
@@ -398,8 +398,7 @@ export function backwardWeightTiled(
   const M = g.O * g.C * g.KH * g.KW;
   const groups = Math.ceil((g.C * g.KH) / t.WG) * Math.ceil(g.O / t.OT);
   const rows = g.N * g.OH;
-  const rowsPerSlice = Math.ceil(rows / Math.min(rows, 65535, Math.max(1, Math.round(t.groups / groups))));
-  const slices = Math.ceil(rows / rowsPerSlice);
+  const { per: rowsPerSlice, slices } = slicing(rows, Math.round(t.groups / groups));
   const kernel = backwardWeightTiledKernel(g.KH, g.KW, g.S, g.pad !== 0, t, sg, !!buffers.db);
   const workgroups: [number, number, number] = [Math.ceil((g.C * g.KH) / t.WG), Math.ceil(g.O / t.OT), slices];
   const { x, dy, dw, db } = buffers;

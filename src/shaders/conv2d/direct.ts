@@ -12,7 +12,7 @@ import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
-import { patchPoolRelu, patchTile, patchV4PoolRelu } from './patch.js';
+import { patchPoolRelu, patchTile, patchV4PoolRelu, windowMaxRelu } from './patch.js';
 import type { Geometry } from './sizes.js';
 
 /** One direct convolution: its sizes, the input padding on each axis, and whether the kernel is flipped. */
@@ -570,10 +570,9 @@ const directV4Kernel = memoKernel(
           ),
     );
     // With pool (2 rows per lane, PT even, even output sizes: directV4PoolRelu checks), the 2×2 max of each
-    // window, then a ReLU, as max_pool2d_v2 with relu computes them from stored outputs: the first maximum in
-    // row-major window order (strict >), a NaN taken as the maximum; y and argmax are the pooled [N, Cout, Hout/2,
-    // Wout/2], argmax the window's maximum as a row-major index into its Hout×Wout plane, −1 where the ReLU
-    // zeroed it.
+    // window, then a ReLU, as max_pool2d_v2 with relu computes them from stored outputs (windowMaxRelu); y and
+    // argmax are the pooled [N, Cout, Hout/2, Wout/2], argmax the window's maximum as a row-major index into its
+    // Hout×Wout plane, −1 where the ReLU zeroed it.
     // A lane with RT = 2·PR rows pools PR window rows (pooled row rb·PR + pr from its rows 2·pr and 2·pr + 1).
     const PR = RT >> 1;
     const pn = (base: string, pr: number) => `${base}${PR > 1 ? pr : ''}`;
@@ -581,12 +580,9 @@ const directV4Kernel = memoKernel(
       range(OT).flatMap((tt) =>
         range(PT / 2).map((q) => {
           const c = [acc(tt, 2 * pr, 2 * q), acc(tt, 2 * pr, 2 * q + 1), acc(tt, 2 * pr + 1, 2 * q), acc(tt, 2 * pr + 1, 2 * q + 1)];
-          const at = [2 * q, 2 * q + 1, Wout + 2 * q, Wout + 2 * q + 1];
-          const jw = pn('jw', pr);
-          const picks = [1, 2, 3].map((k) => `if (${c[k]} > v || isNan(${c[k]})) { v = ${c[k]}; j = ${jw} + ${at[k]}; }`);
+          const at = [2 * q, 2 * q + 1, Wout + 2 * q, Wout + 2 * q + 1].map((d) => `${pn('jw', pr)} + ${d}`);
           const at0 = `${pn('pbase', pr)} + ${tt}u * pplane + ${q}u`;
-          return `{ var v = ${c[0]}; var j = ${jw} + ${at[0]}; ${picks.join(' ')}
-    if (v <= 0.0 && !isNan(v)) { v = 0.0; j = -1; }
+          return `{ ${windowMaxRelu(c, at, 'v', 'j')}
     if (${PR > 1 ? `live${2 * pr}` : 'live'} && oc0 + ${tt}u < p.Cout && ow0 + ${2 * q}u < ${Wout}u) { y[${at0}] = v; argmax[${at0}] = j; } }`;
         }),
       ),

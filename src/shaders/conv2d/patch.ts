@@ -27,6 +27,22 @@ import type { Gpu } from '../../gpu/runtime.js';
 import { grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
 import type { Conv2dTile, DirectArgs, DirectBuffers } from './direct.js';
 
+/**
+ * WGSL declaring `v` and `j`: the maximum of a pooling window's values `c` (row-major) and its index from `at`,
+ * then the ReLU, as max_pool2d with relu computes them: the first maximum (strict >), a NaN taken as the
+ * maximum, and j = −1 where the ReLU zeroes the window. Selects and the non-short-circuit | and &, no branches:
+ * inside the patch kernel's channel loop, with the patch live, the branches of `if` and || took SwiftShader's
+ * compiler over 5 minutes and 22 GB (killed; 0.2 s this way).
+ */
+export function windowMaxRelu(c: readonly string[], at: readonly string[], v: string, j: string): string {
+  const picks = range(c.length - 1).map(
+    (i) =>
+      `{ let up = (${c[i + 1]} > ${v}) | isNan(${c[i + 1]}); ${v} = select(${v}, ${c[i + 1]}, up); ${j} = select(${j}, ${at[i + 1]}, up); }`,
+  );
+  return `var ${v} = ${c[0]}; var ${j} = ${at[0]}; ${picks.join(' ')}
+    { let cut = (${v} <= 0.0) & !isNan(${v}); ${v} = select(${v}, 0.0, cut); ${j} = select(${j}, -1, cut); }`;
+}
+
 /** The most input values a lane's patch may hold (the seed's conv1 takes 96 with 4×8 outputs). */
 export const MAX_PATCH = 128;
 
@@ -79,21 +95,11 @@ const patchKernel = memoKernel(
         ),
       ),
     ]);
-    // v4's epilogue: the first maximum of each window in row-major order (strict >), a NaN taken as the maximum,
-    // then the ReLU (argmax −1 where it zeroes the window); with selects and the non-short-circuit | and &, which
-    // are no branches: in the loop, with the patch live, the branches of `if` and || took SwiftShader's compiler
-    // minutes and over 20 GB (measured: more than 5 minutes, 22 GB, killed; this way 0.2 s)
     const pooled = range(PR).flatMap((pr) => [
       ...range(PT / 2).map((q) => {
         const c = [acc(2 * pr, 2 * q), acc(2 * pr, 2 * q + 1), acc(2 * pr + 1, 2 * q), acc(2 * pr + 1, 2 * q + 1)];
-        const at = [2 * q, 2 * q + 1, Wout + 2 * q, Wout + 2 * q + 1].map((d) => d + 2 * pr * Wout);
-        const [v, j] = [`m${pr}_${q}`, `j${pr}_${q}`];
-        const picks = [1, 2, 3].map(
-          (k) =>
-            `{ let up = (${c[k]} > ${v}) | isNan(${c[k]}); ${v} = select(${v}, ${c[k]}, up); ${j} = select(${j}, jw + ${at[k]}, up); }`,
-        );
-        return `var ${v} = ${c[0]}; var ${j} = jw + ${at[0]}; ${picks.join(' ')}
-    { let cut = (${v} <= 0.0) & !isNan(${v}); ${v} = select(${v}, 0.0, cut); ${j} = select(${j}, -1, cut); }`;
+        const at = [2 * q, 2 * q + 1, Wout + 2 * q, Wout + 2 * q + 1].map((d) => `jw + ${d + 2 * pr * Wout}`);
+        return windowMaxRelu(c, at, `m${pr}_${q}`, `j${pr}_${q}`);
       }),
       ...range(PT / 8).map((q4) => {
         const parts = (base: string) => range(4).map((e) => `${base}${pr}_${4 * q4 + e}`);

@@ -48,3 +48,9 @@ export function sumPartials(gpu: Gpu, a: Partials, splits: number, accumulate: b
     workgroups: grid1d(a.M + (b?.M ?? 0), WG_SUM),
   });
 }
+
+/** `items` split into about `want` slices of `per` consecutive items each (at least 1, at most 65535: a grid dimension). */
+export function slicing(items: number, want: number): { per: number; slices: number } {
+  const per = Math.ceil(items / Math.min(items, 65535, Math.max(1, want)));
+  return { per, slices: Math.ceil(items / per) };
+}
