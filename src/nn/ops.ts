@@ -315,9 +315,19 @@ export function conv2dMaxPool2dRelu(
   conv.conv2dMaxPool2dRelu(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, argmax.buffer, sizes);
   // (saves x, w and the argmax)
   return record(y, op, b ? [x, w, b] : [x, w], (dy) => {
-    const dconv = Tensor.empty(shape, { gpu: x.gpu, label: `${op} grad of the convolution` });
-    pool.maxPool2dBackward(gpuOf(x), dy.buffer, argmax.buffer, dconv.buffer, { N, C: O, H: OH, W: OW, relu: true });
-    return conv2dBackward(x, w, b, dconv, sizes);
+    const g = gpuOf(x);
+    const dx = x.requiresGrad ? like(x, 'conv2d grad x') : null;
+    const dw = w.requiresGrad ? like(w, 'conv2d grad w') : null;
+    const db = b?.requiresGrad ? like(b, 'conv2d grad b') : null;
+    // the convolution's gradient, where dx or a bias without dw needs it; dw reads dy and the argmax (or it)
+    const dconv = dx || (db && !dw) ? Tensor.empty(shape, { gpu: x.gpu, label: `${op} grad of the convolution` }) : null;
+    if (dconv) pool.maxPool2dBackward(g, dy.buffer, argmax.buffer, dconv.buffer, { N, C: O, H: OH, W: OW, relu: true });
+    if (dx && dconv) conv.conv2dBackwardInput(g, dconv.buffer, w.buffer, dx.buffer, sizes);
+    if (dw) {
+      const buffers = { x: x.buffer, dy: dy.buffer, argmax: argmax.buffer, dconv: dconv?.buffer ?? null, dw: dw.buffer };
+      conv.conv2dPoolReluBackwardWeight(g, { ...buffers, db: db?.buffer ?? null }, sizes); // db in the same dispatch
+    } else if (db && dconv) conv.conv2dBackwardBias(g, dconv.buffer, db.buffer, { N, O, OH, OW });
+    return [dx, dw, db];
   });
 }
 

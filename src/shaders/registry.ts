@@ -1,7 +1,14 @@
 // Every kernel op with variants, by its registry name: what the tests walk to check that each variant is
 // correct, what the benchmarks time, and what a tuner chooses among. A new op is added here.
 import { BATCH_NORM_BACKWARD, BATCH_NORM_BACKWARD_EVAL, BATCH_NORM_EVAL, BATCH_NORM_STATS, BATCH_NORM_TRAIN } from './batch-norm/index.js';
-import { CONV2D_BACKWARD_BIAS, CONV2D_BACKWARD_INPUT, CONV2D_BACKWARD_WEIGHT, CONV2D_FORWARD, CONV2D_POOL_RELU } from './conv2d/index.js';
+import {
+  CONV2D_BACKWARD_BIAS,
+  CONV2D_BACKWARD_INPUT,
+  CONV2D_BACKWARD_WEIGHT,
+  CONV2D_FORWARD,
+  CONV2D_POOL_RELU,
+  CONV2D_POOL_RELU_BACKWARD_WEIGHT,
+} from './conv2d/index.js';
 import { DROPOUT } from './dropout.js';
 import { ADD, AXPY, BROADCAST_SCALAR, COPY, FILL, MUL, SCALE, SIGMOID, SIGMOID_GRAD, SUB, TANH, TANH_GRAD } from './elementwise.js';
 import { MATMUL } from './matmul/index.js';
@@ -23,6 +30,7 @@ export const OPS: readonly AnyOp[] = [
   CONV2D_BACKWARD_WEIGHT,
   CONV2D_BACKWARD_BIAS,
   CONV2D_POOL_RELU,
+  CONV2D_POOL_RELU_BACKWARD_WEIGHT,
   MAX_POOL2D,
   MAX_POOL2D_BACKWARD,
   BATCH_NORM_STATS,

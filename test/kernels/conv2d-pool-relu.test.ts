@@ -8,11 +8,15 @@ import * as F from '../../src/nn/ops.js';
 import { setDefaultGpu } from '../../src/nn/tensor.js';
 import {
   CONV2D_POOL_RELU,
+  CONV2D_POOL_RELU_BACKWARD_WEIGHT,
   type Conv2dPoolReluSizes,
   type Conv2dTile,
+  type Conv2dWeightTile,
   conv2d,
+  conv2dBackwardWeight,
   conv2dMaxPool2dRelu,
   conv2dOutputSize,
+  conv2dPoolReluBackwardWeight,
 } from '../../src/shaders/conv2d/index.js';
 import { maxPool2d } from '../../src/shaders/pool.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
@@ -209,6 +213,131 @@ describe('conv2dMaxPool2dRelu', () => {
     gpu.pool.release(b);
   });
 
+  // The weight gradient from the pooled gradient and the argmax (conv2d.pool-relu.backward-weight): every choice
+  // a tuner may make against the float64 chain (max_pool2d's backward, then conv2d's), with and without the
+  // scattered gradient given; the image-lane tile reading dy and argmax bit for bit as the same tile reading the
+  // scattered gradient; its accumulation; and where it cannot run.
+  describe('conv2dPoolReluBackwardWeight', () => {
+    /** dconv[n,o,argmax] = dy, windows the ReLU cut (argmax −1) getting none. */
+    function scatter(dy: ArrayLike<number>, argmax: Int32Array, planes: number, plane: number): Float64Array {
+      const out = new Float64Array(planes * plane);
+      const per = dy.length / planes;
+      for (let i = 0; i < dy.length; i++) if (argmax[i] >= 0) out[Math.floor(i / per) * plane + argmax[i]] += dy[i];
+      return out;
+    }
+
+    async function weightGrads(
+      s: Shape,
+      x: ArrayLike<number>,
+      dy: ArrayLike<number>,
+      argmax: Int32Array,
+      dconv: ArrayLike<number> | null,
+      opts: { variant?: 'v1' | 'v4'; tile?: Conv2dWeightTile; accumulate?: boolean } = {},
+    ) {
+      const { gpu } = ctx;
+      const nw = s.O * s.C * s.KH * s.KW;
+      const init = opts.accumulate ? 1 : 0;
+      const bufs = {
+        x: upload(gpu, x),
+        dy: upload(gpu, dy),
+        argmax: upload(gpu, new Float32Array(argmax.buffer, argmax.byteOffset, argmax.length)),
+        dconv: dconv ? upload(gpu, dconv) : null,
+        dw: upload(gpu, new Float32Array(nw).fill(init)),
+        db: upload(gpu, new Float32Array(s.O).fill(init)),
+      };
+      try {
+        const { label: _, ...sizes } = s;
+        conv2dPoolReluBackwardWeight(gpu, bufs, { ...sizes, ...opts });
+        return { dw: await download(gpu, bufs.dw, nw), db: await download(gpu, bufs.db, s.O) };
+      } finally {
+        for (const b of Object.values(bufs)) if (b) gpu.pool.release(b);
+      }
+    }
+
+    /** The argmax of the forward (conv2dMaxPool2dRelu, the heuristics' choice) and a random pooled gradient. */
+    async function pooledCase(s: Shape, seed: number) {
+      const { x, w, b } = inputs(s, seed);
+      const { argmax } = await fused(s, x, w, b, CONV2D_POOL_RELU.resolve(ctx.gpu, s));
+      const dy = Float64Array.from(randomArray(argmax.length, seed + 3), Math.fround);
+      const { OH, OW } = conv2dOutputSize(s);
+      const dconv = scatter(dy, argmax, s.N * s.O, OH * OW);
+      return { x, w, dy, argmax, dconv, want: ref.conv2dBackward(x, w, dconv, s) };
+    }
+
+    for (const s of SHAPES) {
+      it(`${s.label}: every choice a tuner may make, from dy or the scattered gradient, against the float64 chain`, {
+        timeout: 300_000,
+      }, async () => {
+        const { x, dy, argmax, dconv, want } = await pooledCase(s, s.N * 10 + s.O);
+        expect(argmax.some((a) => a < 0) && argmax.some((a) => a >= 0), `${s.label}: cut and kept windows`).toBe(true);
+        const tol = { atol: 2e-6 * Math.sqrt(s.N * 50), rtol: 1e-5 };
+        for (const scattered of [false, true]) {
+          const sizes = { ...s, scattered };
+          for (const c of runnableChoices(ctx.gpu, CONV2D_POOL_RELU_BACKWARD_WEIGHT, sizes)) {
+            const label = `${s.label} ${scattered ? 'scattered ' : ''}${c.variant}${c.config ? ` ${JSON.stringify(c.config)}` : ''}`;
+            const got = await weightGrads(s, x, dy, argmax, scattered ? dconv : null, {
+              variant: c.variant,
+              tile: c.config as Conv2dWeightTile | undefined,
+            });
+            expectClose(got.dw, want.dw, { label: `${label} dw`, ...tol });
+            expectClose(got.db, want.db, { label: `${label} db`, ...tol });
+          }
+        }
+      });
+    }
+
+    it('the image-lane tile: dy and argmax read as the same tile reads the scattered gradient, bit for bit; accumulating', async () => {
+      const { gpu } = ctx;
+      for (const s of [SHAPES[0], SHAPES[1]]) {
+        if (CONV2D_POOL_RELU_BACKWARD_WEIGHT.unavailable(gpu, 'v4', { ...s, scattered: false }) !== null) continue;
+        const { x, dy, argmax, dconv, want } = await pooledCase(s, 21);
+        for (const c of runnableChoices(gpu, CONV2D_POOL_RELU_BACKWARD_WEIGHT, { ...s, scattered: false }).filter(
+          (c) => c.variant === 'v4',
+        )) {
+          const tile = c.config as Conv2dWeightTile;
+          const label = `${s.label} ${JSON.stringify(tile)}`;
+          const got = await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile });
+          // the same tile on the scattered gradient, through conv2d.backward-weight
+          const nw = s.O * s.C * s.KH * s.KW;
+          const [xb, cb, wb, bb] = [upload(gpu, x), upload(gpu, dconv), empty(gpu, nw), empty(gpu, s.O)];
+          const { label: _, ...sizes } = s;
+          conv2dBackwardWeight(gpu, xb, cb, wb, { ...sizes, variant: 'v4', tile }, bb);
+          const plain = { dw: await download(gpu, wb, nw), db: await download(gpu, bb, s.O) };
+          for (const b of [xb, cb, wb, bb]) gpu.pool.release(b);
+          expectClose(got.dw, plain.dw, { label: `${label} dw`, atol: 0, rtol: 0 });
+          expectClose(got.db, plain.db, { label: `${label} db`, atol: 0, rtol: 0 });
+          const more = await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile, accumulate: true });
+          expectClose(
+            more.dw,
+            Float64Array.from(want.dw, (v) => v + 1),
+            { label: `${label} accumulated dw`, atol: 2e-6 * Math.sqrt(s.N * 50), rtol: 1e-5 },
+          );
+          expectClose(
+            more.db,
+            Float64Array.from(want.db, (v) => v + 1),
+            { label: `${label} accumulated db`, atol: 2e-6 * Math.sqrt(s.N * 50), rtol: 1e-5 },
+          );
+        }
+      }
+    });
+
+    it('where the image-lane tile cannot run: refused when forced, naming the op', async () => {
+      const { gpu } = ctx;
+      const strided = SHAPES[3];
+      expect(CONV2D_POOL_RELU_BACKWARD_WEIGHT.unavailable(gpu, 'v4', { ...strided, scattered: false })).toMatch(
+        /stride 1 and no padding|subgroups/,
+      );
+      const { x, dy, argmax } = await pooledCase(strided, 5);
+      await expect(weightGrads(strided, x, dy, argmax, null, { variant: 'v4' })).rejects.toThrow(
+        /conv2d\.pool-relu\.backward-weight variant v4 cannot run here/,
+      );
+      // pooled rows of 4 outputs in blocks of 8 positions: the seed's conv2 runs, a 6-wide output does not
+      const narrow: Shape = { label: '6-wide output', N: 8, C: 1, H: 8, W: 10, O: 2, KH: 5, KW: 5 };
+      if (CONV2D_POOL_RELU_BACKWARD_WEIGHT.unavailable(gpu, 'v4', { ...SHAPES[1], scattered: false }) === null)
+        expect(CONV2D_POOL_RELU_BACKWARD_WEIGHT.unavailable(gpu, 'v4', { ...narrow, scattered: false })).toMatch(/blocks of 8|whole/);
+    });
+  });
+
   it('releases what it acquired (before the tensors of the autograd case below)', () => {
     expect(ctx.gpu.pool.stats().bytesInUse).toBe(0);
   });
@@ -228,6 +357,25 @@ describe('conv2dMaxPool2dRelu', () => {
     }
     for (const [i, what] of ['value', 'dx', 'dw', 'db'].entries())
       expectClose(results[0][i], results[1][i], { label: what, atol: 0, rtol: 0 });
+    // an input without a gradient (the seed's conv1: dw from dy and the argmax), and a bias whose weight has none
+    for (const [xGrad, wGrad] of [
+      [false, true],
+      [true, false],
+    ]) {
+      const grads: Float32Array[][] = [];
+      for (const isFused of [true, false]) {
+        const xt = F.tensor(Float32Array.from(x), [s.N, s.C, s.H, s.W], { requiresGrad: xGrad });
+        const wt = F.tensor(Float32Array.from(w), [s.O, s.C, s.KH, s.KW], { requiresGrad: wGrad });
+        const bt = F.tensor(Float32Array.from(b), [s.O], { requiresGrad: true });
+        const y = isFused ? F.conv2dMaxPool2dRelu(xt, wt, bt) : F.relu(F.maxPool2d(F.conv2d(xt, wt, bt)));
+        F.sum(F.mul(y, y)).backward();
+        expect([xt.grad, wt.grad].map((g) => g !== null)).toEqual([xGrad, wGrad]);
+        grads.push((await Promise.all([xt.grad ?? wt.grad!, bt.grad!].map((t) => t.toArray()))) as Float32Array[]);
+      }
+      const label = xGrad ? 'dx, db without dw' : 'dw, db without dx';
+      expectClose(grads[0][0], grads[1][0], { label, atol: 0, rtol: 0 });
+      expectClose(grads[0][1], grads[1][1], { label: `${label}: db`, atol: 0, rtol: 0 });
+    }
     expect(() => F.conv2dMaxPool2dRelu(F.tensor(new Float32Array(25), [1, 1, 5, 5]), F.tensor(new Float32Array(25), [1, 1, 5, 5]))).toThrow(
       /conv2dMaxPool2dRelu: window 2x2 is larger than the convolution's output \[1, 1, 1, 1\]/,
     );

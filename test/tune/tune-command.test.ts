@@ -39,7 +39,7 @@ describe('webgpu-nn tune', () => {
     expect(files).toHaveLength(1);
     const cache = JSON.parse(readFileSync(join(home, 'webgpu-nn', files[0]), 'utf8'));
     expect(cache.format).toBe(CACHE_FORMAT);
-    expect(Object.keys(cache.entries).some((k) => k.startsWith('conv2d.backward-weight '))).toBe(true);
+    expect(Object.keys(cache.entries).some((k) => k.startsWith('conv2d.pool-relu.backward-weight '))).toBe(true);
     expect(JSON.parse(readFileSync(shipped, 'utf8')).entries).toEqual(cache.entries);
 
     const again = await run(['tune', '--limit', '300', '--batch-size', '32'], env);

@@ -47,10 +47,13 @@ function unitSplit(g: Geometry, t: Conv2dWeightTile, sg: number): { nNB: number;
   return { nNB, units, ...slicing(units, t.groups) };
 }
 
-/** IL tiles a tuner may time (none where imageLanesTile cannot run): it, then about 2 workgroups and 1 (its sums then go to dw itself), where those split otherwise. */
-export function imageLanesTiles(g: Geometry, sg: number): Conv2dWeightTile[] {
+/**
+ * IL tiles a tuner may time (none where imageLanesTile cannot run; `pooled`: the kernel reading a pooled dy, see
+ * imageLanesPooled): it, then about 2 workgroups and 1 (its sums then go to dw itself), where those split otherwise.
+ */
+export function imageLanesTiles(g: Geometry, sg: number, pooled = false): Conv2dWeightTile[] {
   const d = imageLanesTile();
-  if (imageLanes(g, d, sg) !== null) return [];
+  if ((pooled ? imageLanesPooled(g, d, sg) : imageLanes(g, d, sg)) !== null) return [];
   const tiles = [d, { ...d, groups: 2 }, { ...d, groups: 1 }];
   return tiles.filter((t, i) => tiles.findIndex((u) => unitSplit(g, u, sg).slices === unitSplit(g, t, sg).slices) === i);
 }
@@ -74,7 +77,7 @@ export function imageLanes(g: Geometry, t: Conv2dWeightTile, sg: number): string
 // compile-time: the sizes but N, the tile and the subgroup size (N and the groups per workgroup are uniforms)
 type KernelSizes = Pick<Geometry, 'C' | 'H' | 'W' | 'O' | 'KH' | 'KW' | 'OH' | 'OW'>;
 
-const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT: number, sg: number, bias: boolean) => {
+const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT: number, sg: number, bias: boolean, pooled: boolean) => {
   const { C, H, W, KH, KW, OH, OW } = g;
   const T = CT * KH * KW; // the workgroup's taps: CT input channels (from workgroup_id.z) × KH × KW
   const rows = RT + KH - 1;
@@ -84,9 +87,22 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
     range(rows).flatMap((r) => range(nq).map((q) => `let v${c}_${r}_${q} = x[xb + ${((c * H + r) * W) / 4 + q}u];`)),
   );
   const xv = (c: number, r: number, j: number) => `v${c}_${r}_${j >> 2}[${j & 3}]`;
-  const dys = range(RT).flatMap((r) =>
-    range(PT / 4).map((q) => `let d${r}_${q} = select(vec4f(0.0), dy[dr + ${(r * OW) / 4 + q}u], live);`),
-  );
+  // dy: the lane's RT×PT values (at dr); pooled, its RT/2 × PT/2 pooled values and their argmax (at gr), a
+  // position's dy being its window's value where the argmax names it, else 0 (what max_pool2d's backward writes)
+  const PW = OW / 2;
+  const dys = pooled
+    ? range(RT / 2).flatMap((pr) =>
+        range(PT / 8).map(
+          (q) =>
+            `let g${pr}_${q} = select(vec4f(0.0), dy[gr + ${(pr * PW) / 4 + q}u], live); let j${pr}_${q} = argmax[gr + ${(pr * PW) / 4 + q}u];`,
+        ),
+      )
+    : range(RT).flatMap((r) => range(PT / 4).map((q) => `let d${r}_${q} = select(vec4f(0.0), dy[dr + ${(r * OW) / 4 + q}u], live);`));
+  const dyAt = (r: number, pp: number) => {
+    if (!pooled) return `d${r}_${pp >> 2}[${pp & 3}]`;
+    const [v, e] = [`${r >> 1}_${pp >> 3}`, (pp >> 1) & 3];
+    return `select(0.0, g${v}[${e}], j${v}[${e}] == jw + ${r * OW + pp})`;
+  };
   // position by position: one dy value against every tap, so the T sums stay in registers
   const sums = range(RT).flatMap((r) =>
     range(PT).map((pp) => {
@@ -94,7 +110,7 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
         const [c, kh, kw] = [Math.floor(tap / (KH * KW)), Math.floor(tap / KW) % KH, tap % KW];
         return `s${tap} = fma(d, ${xv(c, r + kh, pp + kw)}, s${tap});`;
       });
-      return `{ let d = d${r}_${pp >> 2}[${pp & 3}];${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
+      return `{ let d = ${dyAt(r, pp)};${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
     }),
   );
   // the reduce-scatter: group k's sums k·sg … k·sg + sg − 1 (zeros past the last), halved log2(sg) times; at
@@ -128,10 +144,16 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
     return out;
   });
   return declareKernel({
-    name: `conv2d_bwd_weight_v4_il${bias ? '_bias' : ''}`,
+    name: `conv2d_bwd_weight_v4_il${pooled ? '_pooled' : ''}${bias ? '_bias' : ''}`,
     enable: ['subgroups'],
     params: { N: 'u32', nNB: 'u32', units: 'u32', per: 'u32', accumulate: 'u32' },
-    buffers: { x: { read: 'vec4f' }, dy: { read: 'vec4f' }, part: 'read_write', ...(bias ? { dbPart: 'read_write' } : {}) },
+    buffers: {
+      x: { read: 'vec4f' },
+      dy: { read: 'vec4f' },
+      ...(pooled ? { argmax: { read: 'vec4i' } } : {}),
+      part: 'read_write',
+      ...(bias ? { dbPart: 'read_write' } : {}),
+    },
     wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let slice = wid.x;
   let c0 = wid.z * ${CT}u;
@@ -145,10 +167,19 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
     let nl = ng * ${sg}u + sid;
     let live = nl < p.N;
     let n = min(nl, p.N - 1u);
-    let xb = (((n * ${C}u + c0) * ${H}u + rb * ${RT}u) * ${W}u + pb * ${PT}u) / 4u;
+    let xb = (((n * ${C}u + c0) * ${H}u + rb * ${RT}u) * ${W}u + pb * ${PT}u) / 4u;${
+      pooled
+        ? `
+    let jw = i32(rb * ${RT * OW}u + pb * ${PT}u); // the block's first position in the convolution's output plane`
+        : ''
+    }
     ${patch.join('\n    ')}
     for (var o = 0u; o < ${g.O}u; o++) {
-      let dr = (((n * ${g.O}u + o) * ${OH}u + rb * ${RT}u) * ${OW}u + pb * ${PT}u) / 4u;
+      ${
+        pooled
+          ? `let gr = (((n * ${g.O}u + o) * ${OH / 2}u + rb * ${RT / 2}u) * ${PW}u + pb * ${PT / 2}u) / 4u;`
+          : `let dr = (((n * ${g.O}u + o) * ${OH}u + rb * ${RT}u) * ${OW}u + pb * ${PT}u) / 4u;`
+      }
       ${dys.join('\n      ')}
       ${range(nS)
         .map((s) => `var s${s} = 0.0;`)
@@ -161,29 +192,45 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
   });
 });
 
-/** Backward-weight with an IL tile (see the top of this file); imageLanes says where it runs. */
+/**
+ * Why the pooled IL kernel cannot take this tile (dy the gradient of relu(max_pool2d(conv, 2)) with its argmax),
+ * or null: imageLanes' conditions, and 2×2 windows wholly in each block with the pooled rows whole vec4s.
+ */
+export function imageLanesPooled(g: Geometry, t: Conv2dWeightTile, sg: number): string | null {
+  const why = imageLanes(g, t, sg);
+  if (why) return why;
+  if ((t.RT ?? 1) % 2 !== 0 || t.PT % 8 !== 0) return `blocks of ${t.RT ?? 1}x${t.PT} positions are not whole 2x2 windows in vec4s of them`;
+  if (g.OW % 8 !== 0) return `rows of ${g.OW / 2} pooled outputs are not whole vec4s`;
+  return null;
+}
+
+/**
+ * Backward-weight with an IL tile (see the top of this file); imageLanes says where it runs. With `argmax`, dy
+ * is the gradient of relu(max_pool2d(conv, 2)) ([N, O, OH/2, OW/2]) and argmax the pool's (−1 where the ReLU
+ * cut a window): the kernel reads a position's dy as max_pool2d's backward writes it (imageLanesPooled).
+ */
 export function backwardWeightImageLanes(
   gpu: Gpu,
   g: Geometry,
-  buffers: BackwardWeightBuffers,
+  buffers: BackwardWeightBuffers & { argmax?: GPUBuffer },
   accumulate: boolean,
   t: Conv2dWeightTile,
 ): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
-  const why = imageLanes(g, t, sg);
-  if (why) throw new VariantError(`conv2d_bwd_weight_v4_il: ${why}`);
+  const { x, dy, argmax, dw, db } = buffers;
+  const why = argmax ? imageLanesPooled(g, t, sg) : imageLanes(g, t, sg);
+  if (why) throw new VariantError(`conv2d_bwd_weight_v4_il${argmax ? '_pooled' : ''}: ${why}`);
   const RT = t.RT ?? 1;
   const { nNB, units, per, slices } = unitSplit(g, t, sg);
-  const { x, dy, dw, db } = buffers;
   // one slice sums straight into dw (and db); several write partial sums that conv2d_sum_partials adds
   const direct = slices === 1;
   const part = direct ? dw : gpu.pool.acquire(4 * slices * g.O * g.C * g.KH * g.KW, 'conv2d dw partial sums');
   const dbPart = direct ? (db ?? null) : db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
   const { C, H, W, O, KH, KW, OH, OW } = g;
   const CT = t.CT ?? 1;
-  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db), {
+  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db, !!argmax), {
     params: { N: g.N, nNB, units, per, accumulate: +(direct && accumulate) },
-    buffers: dbPart ? { x, dy, part, dbPart } : { x, dy, part },
+    buffers: { x, dy, ...(argmax ? { argmax } : {}), part, ...(dbPart ? { dbPart } : {}) },
     workgroups: [slices, 1, C / CT],
   });
   if (direct) return;

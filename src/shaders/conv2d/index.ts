@@ -75,7 +75,7 @@ import { ShapeError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { type Cost, defineOp } from '../op.js';
-import { MAX_POOL2D, poolOutputSize } from '../pool.js';
+import { MAX_POOL2D, MAX_POOL2D_BACKWARD, poolOutputSize } from '../pool.js';
 import { backwardBiasV1, backwardBiasV2, backwardBiasV3 } from './backward-bias.js';
 import {
   backwardWeightTiled,
@@ -85,6 +85,7 @@ import {
   conv2dWeightTilesV2,
   conv2dWeightTilesV4,
 } from './backward-weight.js';
+import { backwardWeightImageLanes, imageLanesPooled, imageLanesTile, imageLanesTiles } from './backward-weight-patch.js';
 import {
   backwardInputV1,
   type Conv2dTile,
@@ -458,6 +459,102 @@ export function conv2dBackwardWeight(
 }
 
 export const conv2dBackwardWeightCost = CONV2D_BACKWARD_WEIGHT.cost;
+
+// ---- backward-weight from the pooled gradient: the weight gradient of relu(max_pool2d(conv2d(x), 2)) -------
+
+export interface Conv2dPoolReluBackwardWeightBuffers {
+  x: GPUBuffer;
+  /** The gradient of the pooled output, [N, O, ⌊OH/2⌋, ⌊OW/2⌋]. */
+  dy: GPUBuffer;
+  /** The pool's argmax (conv2dMaxPool2dRelu's), −1 where the ReLU cut a window. */
+  argmax: GPUBuffer;
+  /** max_pool2d's backward of dy (the convolution's gradient), where the caller has it for dx; else null. */
+  dconv: GPUBuffer | null;
+  dw: GPUBuffer;
+  /** db[o] (+)= Σ of the convolution's gradient over n, oh, ow, in the same dispatch; null: no bias. */
+  db: GPUBuffer | null;
+}
+
+/** `scattered`: dconv is given (the fallback then reads it instead of scattering dy); a key of its own for the tuner. */
+export type Conv2dPoolReluBackwardWeightSizes = Omit<Conv2dBackwardWeightSizes, 'variant'> & {
+  scattered: boolean;
+  variant?: Conv2dPoolReluBackwardWeightVariant;
+};
+export type Conv2dPoolReluBackwardWeightVariant = 'v1' | 'v4';
+
+const pooledGeometry = (s: Conv2dSizes) => geometry('conv2dPoolReluBackwardWeight', s);
+
+export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
+  Conv2dPoolReluBackwardWeightSizes,
+  Conv2dPoolReluBackwardWeightBuffers,
+  Conv2dPoolReluBackwardWeightVariant
+>({
+  name: 'conv2d.pool-relu.backward-weight',
+  variants: {
+    v1: {
+      summary: "max_pool2d's backward with its ReLU (unless given), then conv2d.backward-weight: the fallback",
+      // as CONV2D_POOL_RELU's v1: the two ops run their own choices, not as calls a tuner observes
+      run: (gpu, b, s) => {
+        const { variant: _, tile: __, scattered: ___, ...sizes } = s;
+        const dconv = b.dconv ?? gpu.pool.acquire(4 * extents(s).y, 'conv2d gradient from its pool');
+        if (!b.dconv) {
+          const pool = poolOfConv(s);
+          const scatter = { dy: b.dy, argmax: b.argmax, dx: dconv };
+          MAX_POOL2D_BACKWARD.runChoice(gpu, scatter, pool, MAX_POOL2D_BACKWARD.choose(gpu, pool));
+        }
+        const weight = { x: b.x, dy: dconv, dw: b.dw, db: b.db };
+        CONV2D_BACKWARD_WEIGHT.runChoice(gpu, weight, sizes, CONV2D_BACKWARD_WEIGHT.choose(gpu, sizes));
+        if (!b.dconv) gpu.pool.release(dconv); // safe: the queue runs the recorded dispatches before any later use
+      },
+    },
+    v4: {
+      summary: 'the image-lane tile reading the pooled gradient and its argmax, not the scattered one: software adapters',
+      requires: ['fixed-subgroups'],
+      rejects: (s) => imageLanesPooled(pooledGeometry(s), imageLanesTile(), 1), // (the subgroup size: at run)
+      configs: (gpu, s) => imageLanesTiles(pooledGeometry(s), fixedSubgroupSize(gpu)!, true),
+      run: (gpu, b, s, c) =>
+        backwardWeightImageLanes(
+          gpu,
+          pooledGeometry(s),
+          { x: b.x, dy: b.dy, argmax: b.argmax, dw: b.dw, db: b.db },
+          !!s.accumulate,
+          s.tile ?? (c as Conv2dWeightTile | undefined) ?? imageLanesTile(),
+        ),
+    },
+  },
+  // v4 sums in another order than the heuristics' backward-weight (the IL tile's): a tuner's choice only
+  prefer: () => ['v1'],
+  cost: (s: Conv2dSizes): Cost => {
+    const weight = CONV2D_BACKWARD_WEIGHT.cost(s);
+    const pooled = poolOutputSize(poolOfConv(s));
+    return { flops: weight.flops, bytes: weight.bytes - 4 * extents(s).y + 8 * s.N * s.O * pooled.OH * pooled.OW };
+  },
+  needs: (s, { x, dy, argmax, dconv, dw, db }) => {
+    const e = extents(s);
+    const pooled = poolOutputSize(poolOfConv(s));
+    const np = s.N * s.O * pooled.OH * pooled.OW;
+    return { x: [x, e.x], dy: [dy, np], argmax: [argmax, np], dconv: [dconv, e.y], dw: [dw, e.w], db: [db, s.O] };
+  },
+});
+
+/**
+ * The weight (and bias) gradient of y = relu(max_pool2d(conv2d(x, w) + bias, 2)) from dy = ∂L/∂y and the pool's
+ * argmax: conv2dBackwardWeight of max_pool2d's backward of dy. `dconv`, where the caller has that backward (for
+ * dx), is read by the fallback instead of scattering dy again; the v4 tile reads dy and argmax themselves.
+ */
+export function conv2dPoolReluBackwardWeight(
+  gpu: Gpu,
+  buffers: Conv2dPoolReluBackwardWeightBuffers,
+  sizes: Omit<Conv2dPoolReluBackwardWeightSizes, 'scattered' | 'withBias'>,
+): void {
+  const s = explicit('conv2dPoolReluBackwardWeight', { ...sizes, scattered: buffers.dconv !== null, withBias: buffers.db !== null });
+  const { OH, OW } = conv2dOutputSize(s);
+  if (OH < 2 || OW < 2)
+    throw new ShapeError(`conv2dPoolReluBackwardWeight: the convolution's ${OH}x${OW} output is smaller than the 2x2 pooling window`);
+  CONV2D_POOL_RELU_BACKWARD_WEIGHT.run(gpu, buffers, s);
+}
+
+export const conv2dPoolReluBackwardWeightCost = CONV2D_POOL_RELU_BACKWARD_WEIGHT.cost;
 
 // ---- backward-bias -----------------------------------------------------------------------------------------
 
