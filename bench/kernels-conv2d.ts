@@ -4,17 +4,22 @@
 // are skipped), the v2 register tiles behind conv2dTileV2 and conv2dWeightTileV2, every v4 backward-weight tile a
 // tuner may time (conv2dWeightTilesV4, subgroups of 8), and one larger layer
 // (32→64, k3, pad 1, 28x28); and the forward with its 2×2 max pool and ReLU fused (conv2dMaxPool2dRelu, as the
-// seed's network runs its layers), with the adapter's choice and every variant and v4 tile.
+// seed's network runs its layers), with the adapter's choice and every variant and v4 tile; and the weight
+// gradient behind that pool (conv2dPoolReluBackwardWeight, from the pooled gradient and the argmax, as the seed's
+// conv1 runs it), with the adapter's choice and every variant and tile.
 // Each entry validates against the float64 CPU reference (test/reference/conv2d.ts) before it is timed.
 //
 //   npm run build && npm run bench:kernels -- --filter conv
 import type { Gpu } from '../src/gpu/runtime.js';
+import { imageLanesTiles } from '../src/shaders/conv2d/backward-weight-patch.js';
 import {
   CONV2D_BACKWARD_BIAS,
   CONV2D_BACKWARD_INPUT,
   CONV2D_BACKWARD_WEIGHT,
   CONV2D_FORWARD,
   CONV2D_POOL_RELU,
+  CONV2D_POOL_RELU_BACKWARD_WEIGHT,
+  type Conv2dPoolReluBackwardWeightVariant,
   type Conv2dPoolReluSizes,
   type Conv2dPoolReluVariant,
   type Conv2dSizes,
@@ -27,19 +32,21 @@ import {
   conv2dBackwardWeight,
   conv2dMaxPool2dRelu,
   conv2dOutputSize,
+  conv2dPoolReluBackwardWeight,
   conv2dPoolTilesV4,
   conv2dTilesV4,
   conv2dWeightTilesV4,
 } from '../src/shaders/conv2d/index.js';
 import { geometry } from '../src/shaders/conv2d/sizes.js';
+import { maxPool2dBackward } from '../src/shaders/pool.js';
 import { choiceLabel } from '../src/tune/tuner.js';
-import { download, upload } from '../test/helpers/buffers.js';
+import { download, downloadI32, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomF32 } from '../test/helpers/compare.js';
 import * as ref from '../test/reference/conv2d.js';
 import { maxPool2d as refMaxPool2d } from '../test/reference/pool.js';
 import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 
-type Op = 'forward' | 'forward-pool-relu' | 'backward-input' | 'backward-weight' | 'backward-bias';
+type Op = 'forward' | 'forward-pool-relu' | 'backward-input' | 'backward-weight' | 'pool-relu-backward-weight' | 'backward-bias';
 type Sizes = Conv2dSizes & { tile?: Conv2dTile | Conv2dWeightTile };
 
 interface Layer {
@@ -62,6 +69,18 @@ const pooledSizes = (s: Sizes): Conv2dPoolReluSizes => ({
 });
 
 /**
+ * The sizes as the weight gradient behind the pool takes them in the seed's network: conv1 from the pooled
+ * gradient alone, conv2 with the scattered gradient given too (made for its dx).
+ */
+const poolWeightSizes = (s: Sizes) => ({
+  ...s,
+  scattered: s.C > 1,
+  withBias: true,
+  variant: s.variant as Conv2dPoolReluBackwardWeightVariant | undefined,
+  tile: s.tile as Conv2dWeightTile | undefined,
+});
+
+/**
  * The variant and tile the library runs for `op` on this adapter (the tuned one where the adapter's tuning cache
  * has it, see bench/kernels.ts), or the forced one; a VariantError where it cannot run.
  */
@@ -74,7 +93,9 @@ function describe(gpu: Gpu, op: Op, s: Sizes): string {
         ? CONV2D_BACKWARD_WEIGHT.choose(gpu, { ...(s as Conv2dSizes), withBias: true }, s.variant)
         : op === 'forward-pool-relu'
           ? CONV2D_POOL_RELU.choose(gpu, pooledSizes(s), pooledSizes(s).variant)
-          : (op === 'backward-input' ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).choose(gpu, s, s.variant);
+          : op === 'pool-relu-backward-weight'
+            ? CONV2D_POOL_RELU_BACKWARD_WEIGHT.choose(gpu, poolWeightSizes(s), poolWeightSizes(s).variant)
+            : (op === 'backward-input' ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).choose(gpu, s, s.variant);
   return choiceLabel({ variant: choice.variant, config: s.tile ?? choice.config });
 }
 
@@ -103,7 +124,9 @@ function entry(
           ? CONV2D_BACKWARD_INPUT.cost(s)
           : op === 'backward-weight'
             ? CONV2D_BACKWARD_WEIGHT.cost(layer.sizes)
-            : CONV2D_BACKWARD_BIAS.cost({ N, O, OH, OW });
+            : op === 'pool-relu-backward-weight'
+              ? CONV2D_POOL_RELU_BACKWARD_WEIGHT.cost(poolWeightSizes(s))
+              : CONV2D_BACKWARD_BIAS.cost({ N, O, OH, OW });
   return {
     name: `${layer.name} ${op}${opts.label ? ` ${opts.label}` : ''}`,
     shape: shapeOf(s),
@@ -129,6 +152,14 @@ function entry(
         db: gpu.pool.acquire(4 * O, 'bench db'), // backward-weight computes the bias gradient too, as in training
         argmax: gpu.pool.acquire(4 * ny, 'bench argmax'), // of the pooled forward
       };
+      // the weight gradient behind the pool reads DY's first values as the pooled gradient, with the forward's argmax
+      const scattered = op === 'pool-relu-backward-weight' && poolWeightSizes(s).scattered;
+      const dconv = scattered ? gpu.pool.acquire(4 * ny, 'bench scattered gradient') : null;
+      if (op === 'pool-relu-backward-weight') {
+        conv2dMaxPool2dRelu(gpu, bufs.x, bufs.w, bufs.b, bufs.out, bufs.argmax, pooledSizes({ ...layer.sizes, variant: undefined }));
+        if (dconv) maxPool2dBackward(gpu, bufs.dy, bufs.argmax, dconv, { N, C: O, H: OH, W: OW, relu: true });
+      }
+      const poolWeight = { x: bufs.x, dy: bufs.dy, argmax: bufs.argmax, dconv, dw: bufs.out, db: bufs.db };
       const run =
         op === 'forward'
           ? () => conv2d(gpu, bufs.x, bufs.w, bufs.b, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
@@ -138,7 +169,14 @@ function entry(
               ? () => conv2dBackwardInput(gpu, bufs.dy, bufs.w, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
               : op === 'backward-weight'
                 ? () => conv2dBackwardWeight(gpu, bufs.x, bufs.dy, bufs.out, s as Conv2dSizes & { tile?: Conv2dWeightTile }, bufs.db)
-                : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
+                : op === 'pool-relu-backward-weight'
+                  ? () =>
+                      conv2dPoolReluBackwardWeight(gpu, poolWeight, {
+                        ...s,
+                        variant: poolWeightSizes(s).variant,
+                        tile: poolWeightSizes(s).tile,
+                      })
+                  : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
       const label = `${layer.name} ${op} ${opts.label ?? ''}`;
       return {
         detail,
@@ -159,10 +197,17 @@ function entry(
           } else if (op === 'backward-input') {
             const want = ref.conv2dBackward(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(DY.subarray(0, n * O * OH * OW)), p).dx;
             expectClose(got.subarray(0, want.length), want, { label, atol: 1e-6 * O * KH * KW + 1e-5 });
-          } else if (op === 'backward-weight') {
-            checkWeightGrad(label, got.subarray(0, nw), X, DY, layer.sizes);
+          } else if (op === 'backward-weight' || op === 'pool-relu-backward-weight') {
+            // behind the pool, the convolution's gradient is max_pool2d's backward of the pooled one
+            const dyConv = op === 'backward-weight' ? DY : new Float32Array(ny);
+            if (op === 'pool-relu-backward-weight') {
+              const np = ny / 4;
+              const argmax = await downloadI32(gpu, bufs.argmax, np);
+              for (let i = 0; i < np; i++) if (argmax[i] >= 0) dyConv[Math.floor(i / (np / (N * O))) * OH * OW + argmax[i]] = DY[i];
+            }
+            checkWeightGrad(label, got.subarray(0, nw), X, dyConv, layer.sizes);
             const want = new Float64Array(O);
-            for (let i = 0; i < ny; i++) want[Math.floor(i / (OH * OW)) % O] += DY[i];
+            for (let i = 0; i < ny; i++) want[Math.floor(i / (OH * OW)) % O] += dyConv[i];
             expectClose(await download(gpu, bufs.db, O), want, { label: `${label} db`, atol: 1e-6 * N * OH * OW + 1e-5 });
           } else {
             const want = new Float64Array(O);
@@ -171,7 +216,7 @@ function entry(
           }
         },
         dispose: () => {
-          for (const b of Object.values(bufs)) gpu.pool.release(b);
+          for (const b of [...Object.values(bufs), ...(dconv ? [dconv] : [])]) gpu.pool.release(b);
         },
       };
     },
@@ -242,14 +287,15 @@ export const entries: BenchEntry[] = [
       entry(l, op, { samples: l === BIG ? 7 : undefined }),
     ),
   ),
-  // the seed's layers as its network runs them: the forward with its pool and ReLU
-  ...[CONV1, CONV2].map((l) => entry(l, 'forward-pool-relu')),
+  // the seed's layers as its network runs them: the forward with its pool and ReLU, the weight gradient behind it
+  ...[CONV1, CONV2].flatMap((l) => [entry(l, 'forward-pool-relu'), entry(l, 'pool-relu-backward-weight')]),
   // every variant of each op's registry at the seed's shapes (skipped where this adapter cannot run it)
   ...[CONV1, CONV2].flatMap((l) => [
     ...CONV2D_FORWARD.names.map((v) => entry(l, 'forward', { label: v, variant: v })),
     ...CONV2D_POOL_RELU.names.map((v) => entry(l, 'forward-pool-relu', { label: v, variant: v })),
     ...CONV2D_BACKWARD_INPUT.names.map((v) => entry(l, 'backward-input', { label: v, variant: v })),
     ...CONV2D_BACKWARD_WEIGHT.names.map((v) => entry(l, 'backward-weight', { label: v, variant: v })),
+    ...CONV2D_POOL_RELU_BACKWARD_WEIGHT.names.map((v) => entry(l, 'pool-relu-backward-weight', { label: v, variant: v as Conv2dVariant })),
   ]),
   // the v2 tilings behind the defaults
   ...[CONV1, CONV2].flatMap((l) => [
@@ -281,10 +327,13 @@ export const entries: BenchEntry[] = [
       ...bwd.map((t) => entry(l, 'backward-input', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
     ];
   }),
-  // every v4 backward-weight tile a tuner may time on an adapter with subgroups of 8 (llvmpipe)
-  ...[CONV1, CONV2].flatMap((l) =>
-    conv2dWeightTilesV4(geometry('bench', l.sizes), 8).map((t) =>
+  // every v4 backward-weight tile a tuner may time on an adapter with subgroups of 8 (llvmpipe), and behind the pool
+  ...[CONV1, CONV2].flatMap((l) => [
+    ...conv2dWeightTilesV4(geometry('bench', l.sizes), 8).map((t) =>
       entry(l, 'backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t }),
     ),
-  ),
+    ...imageLanesTiles(geometry('bench', l.sizes), 8, true).map((t) =>
+      entry(l, 'pool-relu-backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t }),
+    ),
+  ]),
 ];
