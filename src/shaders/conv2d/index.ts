@@ -10,10 +10,13 @@
 //   backward-input   2·N·O·OH·OW·C·KH·KW flops, 4·(N·O·OH·OW + O·C·KH·KW + N·C·H·W) bytes
 //   backward-weight  2·N·O·OH·OW·C·KH·KW flops, 4·(N·C·H·W + N·O·OH·OW + O·C·KH·KW) bytes
 //   backward-bias    N·O·OH·OW flops, 4·(N·O·OH·OW + O) bytes
+//   pool-relu: the forward's flops, its output counted pooled with the argmax; pool-relu.backward-weight:
+//   backward-weight's flops, dy counted pooled with the argmax
 //
-// Four ops, each with its registry of variants (the `variant` field of its sizes forces one; the tests run
-// every one this adapter can). The WGSL is in direct.ts (forward and backward-input), backward-weight.ts and
-// backward-bias.ts; sum-partials.ts adds the partial sums of the split reductions.
+// Six ops, each with its registry of variants (the `variant` field of its sizes forces one; the tests run
+// every one this adapter can). The WGSL is in direct.ts (forward and backward-input, pooled or not), patch.ts (the
+// pooled forward's patch tile), backward-weight.ts and backward-weight-patch.ts (its image-lane tile, also behind
+// the pool) and backward-bias.ts; sum-partials.ts adds the partial sums of the split reductions.
 //
 // CONV2D_FORWARD and CONV2D_BACKWARD_INPUT ("direct" convolutions: at stride 1, dx is the convolution of dy,
 // padded by KH−1−pad, with the kernel flipped and its channel axes swapped, so the forward kernels compute it)
@@ -59,6 +62,16 @@
 //       fixed-size subgroups; even output sizes). With few input channels (the seed's conv1) the patch tile
 //       instead: each lane loads its whole input patch once and loops over the output channels (patch.ts).
 //       Tile: conv2dPoolTileV4.
+// CONV2D_POOL_RELU_BACKWARD_WEIGHT (the weight and bias gradient behind that pool, from the pooled gradient and
+// the argmax: conv2dMaxPool2dRelu's backward)
+//   v1  max_pool2d's backward with its ReLU into the convolution's gradient (unless the caller has made it for dx:
+//       then that), then conv2d.backward-weight: the fallback, and the heuristics' choice.
+//   v4  backward-weight's image-lane tile reading the pooled gradient and the argmax themselves: a position's dy
+//       is its window's value where the argmax names it, else 0, what max_pool2d's backward writes, so the sums
+//       are the IL tile's on the scattered gradient bit for bit; a lane loads 16 values per output channel
+//       instead of 32 (on llvmpipe every load of its own costs about as much as the multiply-adds it feeds), and
+//       where the input needs no gradient (the seed's conv1) the step loses max_pool2d's backward and its round
+//       trip through memory. A tuner's choice only (IL sums in another order than the heuristics' v4 tiles).
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
