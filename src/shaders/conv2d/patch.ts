@@ -19,7 +19,9 @@
 // the FMA peak against 34–36%. The multiply-adds go kernel row, output row, kernel column, output column (a
 // kernel row's sums stay near their inputs); kernel row and column outermost ran 1.03–1.05× slower, output row
 // outermost 1.1×, output position outermost 1.25×; 4×8 outputs per lane ran faster than 2×12, 2×24, 6×8, 8×8
-// and 4×24, and vec4 stores 1.1–1.2× faster than scalar ones.
+// and 4×24, and vec4 stores 1.1–1.2× faster than scalar ones. The epilogue tracks each maximum's offset in its
+// window (0, 1, Wout, Wout + 1) and adds the windows' first positions to four of them at once when it stores
+// them: 1.06–1.1× as fast as selecting each window's full index (the same argmax).
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch } from '../../gpu/kernel.js';
@@ -98,12 +100,14 @@ const patchKernel = memoKernel(
     const pooled = range(PR).flatMap((pr) => [
       ...range(PT / 2).map((q) => {
         const c = [acc(2 * pr, 2 * q), acc(2 * pr, 2 * q + 1), acc(2 * pr + 1, 2 * q), acc(2 * pr + 1, 2 * q + 1)];
-        const at = [2 * q, 2 * q + 1, Wout + 2 * q, Wout + 2 * q + 1].map((d) => `jw + ${d + 2 * pr * Wout}`);
-        return windowMaxRelu(c, at, `m${pr}_${q}`, `j${pr}_${q}`);
+        // the maximum's offset in its window (its first position's index added to four at once below)
+        return windowMaxRelu(c, ['0', '1', `${Wout}`, `${Wout + 1}`], `m${pr}_${q}`, `j${pr}_${q}`);
       }),
       ...range(PT / 8).map((q4) => {
         const parts = (base: string) => range(4).map((e) => `${base}${pr}_${4 * q4 + e}`);
-        return `if (live) { let at = (pbase + o * ${(Hout / 2) * (Wout / 2)}u + ${pr * (Wout / 2)}u) / 4u + ${q4}u; y[at] = vec4f(${parts('m').join(', ')}); argmax[at] = vec4i(${parts('j').join(', ')}); }`;
+        const first = range(4).map((e) => 2 * (4 * q4 + e) + 2 * pr * Wout);
+        return `if (live) { let at = (pbase + o * ${(Hout / 2) * (Wout / 2)}u + ${pr * (Wout / 2)}u) / 4u + ${q4}u; y[at] = vec4f(${parts('m').join(', ')});
+      let j = vec4i(${parts('j').join(', ')}); argmax[at] = select(j + vec4i(jw) + vec4i(${first.join(', ')}), j, j < vec4i(0)); }`;
       }),
     ]);
     const nPB = Wout / PT;
