@@ -11,7 +11,7 @@
 // lane l ends with sum k·sg + l of group k) and added to the workgroup's partial sums, one per lane per group.
 // A workgroup (one slice) walks consecutive units, a unit being one block in one group of sg images, the blocks
 // of a column going down first, so that where a unit follows the block above it the patch slides: its last KH − 1
-// rows become the first, and RT rows are loaded instead of RT + KH − 1 (1.06–1.08× as fast on conv1, 1.02× on
+// rows become the first, and RT rows are loaded instead of RT + KH − 1 (1.06–1.11× as fast on conv1, 1.02× on
 // conv2, alternating in one process). With one slice it sums into dw and db themselves, else the slices' partial
 // sums ([slice][O·C·KH·KW], [slice][O]) are added by conv2d_sum_partials. Every sum runs in a fixed order
 // (another order than the v4 tiles').
