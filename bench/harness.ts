@@ -76,8 +76,18 @@ export interface BenchResult {
 // kernels run several times per sample, all in the one timed compute pass (src/tune/measure.ts).
 const MIN_SAMPLE_MS = 5;
 
-/** Validates, warms up and times one entry. Throws if validation fails. */
-export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promise<BenchResult> {
+/** An entry set up, validated and warmed up, with its repeats per sample and the samples it wants. */
+interface Prepared {
+  entry: BenchEntry;
+  c: BenchCase;
+  repeat: number;
+  n: number;
+  ms: number[];
+  wall: number[];
+  timer: 'gpu' | 'wall';
+}
+
+async function prepare(entry: BenchEntry, opts: BenchOptions): Promise<Prepared> {
   const { gpu } = opts;
   const c = await entry.setup(gpu);
   try {
@@ -85,38 +95,70 @@ export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promis
     await timeOnce(gpu, () => c.run()); // warm-up: the first dispatch compiles the kernel (llvmpipe: seconds)
     const repeat = await repeatsFor(gpu, () => c.run(), MIN_SAMPLE_MS);
     const n = Math.max(1, opts.quick ? Math.min(5, entry.samples ?? 5) : (entry.samples ?? 15));
-    const ms: number[] = [],
-      wall: number[] = [];
-    let timer: 'gpu' | 'wall' = 'gpu';
-    for (let i = 0; i < n; i++) {
-      const t = await sample(gpu, () => c.run(), repeat);
-      ms.push(t.ms);
-      wall.push(t.wall);
-      timer = t.timer;
-    }
-    const msMedian = median(ms);
-    const gflops = entry.cost.flops / msMedian / 1e6;
-    const gbps = entry.cost.bytes / msMedian / 1e6;
-    return {
-      name: entry.name,
-      shape: entry.shape,
-      detail: c.detail ?? '',
-      samples: n,
-      repeat,
-      timer,
-      msMedian,
-      msMin: Math.min(...ms),
-      msMax: Math.max(...ms),
-      msWallMedian: median(wall),
-      flops: entry.cost.flops,
-      bytes: entry.cost.bytes,
-      gflops,
-      gbps,
-      pctPeakFlops: opts.peak ? (100 * gflops) / opts.peak.gflops : null,
-      pctPeakBandwidth: opts.peak ? (100 * gbps) / opts.peak.gbps : null,
-    };
-  } finally {
+    return { entry, c, repeat, n, ms: [], wall: [], timer: 'gpu' };
+  } catch (err) {
     c.dispose();
+    throw err;
+  }
+}
+
+async function takeSample(p: Prepared, gpu: Gpu): Promise<void> {
+  const t = await sample(gpu, () => p.c.run(), p.repeat);
+  p.ms.push(t.ms);
+  p.wall.push(t.wall);
+  p.timer = t.timer;
+}
+
+function resultOf(p: Prepared, opts: BenchOptions): BenchResult {
+  const { entry, ms } = p;
+  const msMedian = median(ms);
+  const gflops = entry.cost.flops / msMedian / 1e6;
+  const gbps = entry.cost.bytes / msMedian / 1e6;
+  return {
+    name: entry.name,
+    shape: entry.shape,
+    detail: p.c.detail ?? '',
+    samples: p.n,
+    repeat: p.repeat,
+    timer: p.timer,
+    msMedian,
+    msMin: Math.min(...ms),
+    msMax: Math.max(...ms),
+    msWallMedian: median(p.wall),
+    flops: entry.cost.flops,
+    bytes: entry.cost.bytes,
+    gflops,
+    gbps,
+    pctPeakFlops: opts.peak ? (100 * gflops) / opts.peak.gflops : null,
+    pctPeakBandwidth: opts.peak ? (100 * gbps) / opts.peak.gbps : null,
+  };
+}
+
+/** Validates, warms up and times one entry, its samples back to back. Throws if validation fails. */
+export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promise<BenchResult> {
+  const p = await prepare(entry, opts);
+  try {
+    for (let i = 0; i < p.n; i++) await takeSample(p, opts.gpu);
+    return resultOf(p, opts);
+  } finally {
+    p.c.dispose();
+  }
+}
+
+/**
+ * Validates and warms up every entry, then times them in turns, one sample of each entry a round, so that a
+ * slow spell of the host (a shared CPU's neighbours) spreads over all of them instead of landing on one entry's
+ * samples. Holds every entry's buffers at once. Each entry's result, or the error that stopped it.
+ */
+export async function benchKernelsInTurns(entries: readonly BenchEntry[], opts: BenchOptions): Promise<(BenchResult | Error)[]> {
+  const prepared: (Prepared | Error)[] = [];
+  try {
+    for (const e of entries) prepared.push(await prepare(e, opts).catch((err: Error) => err));
+    const live = prepared.filter((p): p is Prepared => !(p instanceof Error));
+    while (live.some((p) => p.ms.length < p.n)) for (const p of live) if (p.ms.length < p.n) await takeSample(p, opts.gpu);
+    return prepared.map((p) => (p instanceof Error ? p : resultOf(p, opts)));
+  } finally {
+    for (const p of prepared) if (!(p instanceof Error)) p.c.dispose();
   }
 }
 

@@ -1,6 +1,6 @@
 // `npm run bench:kernels`: validates and times every registered kernel benchmark on this machine's adapter.
 //
-//   npm run bench:kernels -- [--filter <substring>]... [--quick] [--json] [--list] [--no-peak]
+//   npm run bench:kernels -- [--filter <substring>]... [--quick] [--json] [--list] [--no-peak] [--interleave]
 //
 // Entries come from bench/kernels-<family>.ts files, each exporting `entries: BenchEntry[]` (see harness.ts);
 // this program finds every compiled kernels-*.js beside it, so a family adds its benchmarks without
@@ -13,7 +13,7 @@ import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { attachTuning, type TuningFile } from '../src/tune/cache.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
-import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, measurePeak, type Peak } from './harness.js';
+import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, benchKernelsInTurns, measurePeak, type Peak } from './harness.js';
 import { runBenchmark } from './main.js';
 
 const PROGRAM = { name: 'bench:kernels', usage: 'npm run bench:kernels --' };
@@ -27,6 +27,11 @@ const FLAGS = {
   json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
   list: { type: 'bool', default: false, help: 'list the matching entries without running them' },
   peak: { type: 'bool', default: true, help: "measure the adapter's FMA and copy peaks first (--no-peak skips them and the % columns)" },
+  interleave: {
+    type: 'bool',
+    default: false,
+    help: "time the entries in turns, a sample of each per round, so that a slow spell of the host spreads over all of them (holds every entry's buffers at once: use with --filter)",
+  },
 } as const satisfies FlagsSpec;
 const SUMMARY = "Validate and time every registered kernel benchmark on this machine's adapter.";
 
@@ -114,17 +119,14 @@ async function main(argv: string[]): Promise<number> {
     out('');
     out(row(COLUMNS));
     out(row(COLUMNS.map((c, i) => '-'.repeat(Math.max(c.length, WIDTHS[i] || 7)))));
-    for (const e of chosen) {
-      let r: BenchResult;
-      try {
-        r = await benchKernel(e, { gpu, peak, quick: args.quick });
-      } catch (err) {
-        const skipped = err instanceof BenchSkip;
+    const report = (e: BenchEntry, r: BenchResult | Error) => {
+      if (r instanceof Error) {
+        const skipped = r instanceof BenchSkip;
         if (!skipped) failures++;
-        const why = (err as Error).message.split('\n')[0];
+        const why = r.message.split('\n')[0];
         out(row([e.name, e.shape, skipped ? `skipped: ${why}` : `FAILED: ${why}`]));
-        emit({ kind: 'kernel', name: e.name, shape: e.shape, status: skipped ? 'skipped' : 'failed', error: (err as Error).message });
-        continue;
+        emit({ kind: 'kernel', name: e.name, shape: e.shape, status: skipped ? 'skipped' : 'failed', error: r.message });
+        return;
       }
       const samples = `${r.samples}${r.repeat > 1 ? `x${r.repeat}` : ''}${r.timer === 'wall' ? ' wall' : ''}`;
       out(
@@ -140,7 +142,14 @@ async function main(argv: string[]): Promise<number> {
           r.detail,
         ]),
       );
-      emit({ kind: 'kernel', status: 'ok', ...r });
+      emit({ kind: 'kernel', status: 'ok', ...r, ...(args.interleave ? { interleaved: true } : {}) });
+    };
+    const opts = { gpu, peak, quick: args.quick };
+    if (args.interleave) {
+      const results = await benchKernelsInTurns(chosen, opts);
+      for (const [i, e] of chosen.entries()) report(e, results[i]);
+    } else {
+      for (const e of chosen) report(e, await benchKernel(e, opts).catch((err: Error) => err));
     }
   } finally {
     gpu.destroy();
