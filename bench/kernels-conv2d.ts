@@ -43,7 +43,7 @@ import { choiceLabel } from '../src/tune/tuner.js';
 import { download, downloadI32, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomF32 } from '../test/helpers/compare.js';
 import * as ref from '../test/reference/conv2d.js';
-import { maxPool2d as refMaxPool2d } from '../test/reference/pool.js';
+import { maxPool2d as refMaxPool2d, maxPool2dBackward as refMaxPool2dBackward } from '../test/reference/pool.js';
 import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 
 type Op = 'forward' | 'forward-pool-relu' | 'backward-input' | 'backward-weight' | 'pool-relu-backward-weight' | 'backward-bias';
@@ -199,12 +199,12 @@ function entry(
             expectClose(got.subarray(0, want.length), want, { label, atol: 1e-6 * O * KH * KW + 1e-5 });
           } else if (op === 'backward-weight' || op === 'pool-relu-backward-weight') {
             // behind the pool, the convolution's gradient is max_pool2d's backward of the pooled one
-            const dyConv = op === 'backward-weight' ? DY : new Float32Array(ny);
-            if (op === 'pool-relu-backward-weight') {
-              const np = ny / 4;
-              const argmax = await downloadI32(gpu, bufs.argmax, np);
-              for (let i = 0; i < np; i++) if (argmax[i] >= 0) dyConv[Math.floor(i / (np / (N * O))) * OH * OW + argmax[i]] = DY[i];
-            }
+            const dyConv =
+              op === 'backward-weight'
+                ? DY
+                : Float32Array.from(
+                    refMaxPool2dBackward(DY.subarray(0, ny / 4), await downloadI32(gpu, bufs.argmax, ny / 4), { N, C: O, H: OH, W: OW }),
+                  );
             checkWeightGrad(label, got.subarray(0, nw), X, dyConv, layer.sizes);
             const want = new Float64Array(O);
             for (let i = 0; i < ny; i++) want[Math.floor(i / (OH * OW)) % O] += dyConv[i];

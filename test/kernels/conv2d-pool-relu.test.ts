@@ -218,14 +218,6 @@ describe('conv2dMaxPool2dRelu', () => {
   // scattered gradient given; the image-lane tile reading dy and argmax bit for bit as the same tile reading the
   // scattered gradient; its accumulation; and where it cannot run.
   describe('conv2dPoolReluBackwardWeight', () => {
-    /** dconv[n,o,argmax] = dy, windows the ReLU cut (argmax −1) getting none. */
-    function scatter(dy: ArrayLike<number>, argmax: Int32Array, planes: number, plane: number): Float64Array {
-      const out = new Float64Array(planes * plane);
-      const per = dy.length / planes;
-      for (let i = 0; i < dy.length; i++) if (argmax[i] >= 0) out[Math.floor(i / per) * plane + argmax[i]] += dy[i];
-      return out;
-    }
-
     async function weightGrads(
       s: Shape,
       x: ArrayLike<number>,
@@ -260,7 +252,7 @@ describe('conv2dMaxPool2dRelu', () => {
       const { argmax } = await fused(s, x, w, b, CONV2D_POOL_RELU.resolve(ctx.gpu, s));
       const dy = Float64Array.from(randomArray(argmax.length, seed + 3), Math.fround);
       const { OH, OW } = conv2dOutputSize(s);
-      const dconv = scatter(dy, argmax, s.N * s.O, OH * OW);
+      const dconv = ref.maxPool2dBackward(dy, argmax, { N: s.N, C: s.O, H: OH, W: OW });
       return { x, w, dy, argmax, dconv, want: ref.conv2dBackward(x, w, dconv, s) };
     }
 

@@ -47,15 +47,16 @@ export function maxPool2d(x: Float64Array, p: PoolParams): PoolResult {
   return { y, argmax, OH, OW };
 }
 
-// dx[n,c,argmax[o]] += dy[o] for every output o (scatter-add; overlapping windows accumulate).
-export function maxPool2dBackward(dy: Float64Array, argmax: Int32Array, shape: PoolParams): Float64Array {
+// dx[n,c,argmax[o]] += dy[o] for every output o (scatter-add; overlapping windows accumulate); an argmax of −1
+// (a window a fused ReLU zeroed) sends its gradient nowhere.
+export function maxPool2dBackward(dy: ArrayLike<number>, argmax: Int32Array, shape: PoolParams): Float64Array {
   const { N, C, H, W } = shape;
   const dx = new Float64Array(N * C * H * W);
   const perPlane = dy.length / (N * C);
   for (let nc = 0; nc < N * C; nc++)
     for (let j = 0; j < perPlane; j++) {
       const o = nc * perPlane + j;
-      dx[nc * H * W + argmax[o]] += dy[o];
+      if (argmax[o] >= 0) dx[nc * H * W + argmax[o]] += dy[o];
     }
   return dx;
 }

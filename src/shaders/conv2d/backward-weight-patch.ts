@@ -37,11 +37,11 @@ import { declareKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { memoKernel, range } from '../wgsl.js';
 import type { BackwardWeightBuffers, Conv2dWeightTile } from './backward-weight.js';
+import { MAX_PATCH } from './patch.js';
 import type { Geometry } from './sizes.js';
 import { slicing, sumPartials } from './sum-partials.js';
 
-/** The most input values a lane's patch may hold, and the most sums (taps and bias) a lane keeps. */
-const MAX_PATCH = 128;
+/** The most sums (taps and bias) a lane keeps; its patch holds at most MAX_PATCH input values, as the forward's. */
 const MAX_SUMS = 32;
 
 /** The IL tile: 4×8 output positions per lane, one input channel per workgroup, about 16 workgroups per input channel. */

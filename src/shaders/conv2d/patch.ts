@@ -45,7 +45,7 @@ export function windowMaxRelu(c: readonly string[], at: readonly string[], v: st
     { let cut = (${v} <= 0.0) & !isNan(${v}); ${v} = select(${v}, 0.0, cut); ${j} = select(${j}, -1, cut); }`;
 }
 
-/** The most input values a lane's patch may hold (the seed's conv1 takes 96 with 4×8 outputs). */
+/** The most input values a lane's patch may hold, here and in backward-weight's image-lane tile (the seed's conv1 takes 96 with 4×8 outputs). */
 export const MAX_PATCH = 128;
 
 /** The patch tile for these sizes: 4×8 outputs per lane, all output channels in one loop. */
