@@ -321,9 +321,15 @@ export const entries: BenchEntry[] = [
       KW: l.sizes.KW,
       flip: false,
     });
+    // the patch tile reading x as uniform windows, with as many images as a window of WebGPU's default 64 KiB
+    // holds in whole subgroups of 8 (llvmpipe); the tuner takes the adapter's own limits
+    const perWindow = 8 * Math.floor(65536 / (4 * l.sizes.C * l.sizes.H * l.sizes.W) / 8);
+    const windowed = pooled[0]?.OL && perWindow > 0 && l.sizes.N % perWindow === 0 ? [{ ...pooled[0], UW: perWindow }] : [];
     return [
       ...fwd.map((t) => entry(l, 'forward', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
-      ...pooled.map((t) => entry(l, 'forward-pool-relu', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
+      ...[...pooled, ...windowed].map((t) =>
+        entry(l, 'forward-pool-relu', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t }),
+      ),
       ...bwd.map((t) => entry(l, 'backward-input', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
     ];
   }),

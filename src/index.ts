@@ -27,7 +27,7 @@ export {
   WebGpuNnError,
 } from './errors.js';
 export { type AdapterDescription, adapterSummary, type DeviceOptions } from './gpu/device.js';
-export type { Dispatch, Kernel } from './gpu/runtime.js';
+export type { Binding, BindingKind, Dispatch, Kernel } from './gpu/runtime.js';
 export { INITIALIZERS, type InitName, initWeight, makeRng, manualSeed } from './nn/init.js';
 export { full, ones, tensor, zeros } from './nn/ops.js';
 // Optimisation and initialisation.

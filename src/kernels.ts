@@ -4,7 +4,8 @@
 //
 // Use: wrap your device once with `Gpu.fromDevice(device)`; each function records one or more dispatches into
 // a shared compute pass; `gpu.flush()` submits them (`await gpu.read(...)` and `gpu.sync()` also wait).
-// Buffers need STORAGE usage (and COPY_SRC/COPY_DST for reads and writes); sizes are in elements and must fit
+// Buffers need STORAGE usage (and COPY_SRC/COPY_DST for reads and writes; with UNIFORM usage too, an input may be
+// read as uniform windows where a tuned tile does that, e.g. conv2d.pool-relu's patch tile); sizes are in elements and must fit
 // the buffers; a buffer may not be both input and output of one call unless the function says so.
 // Each op chooses its kernel variant for the adapter; its registry (MATMUL, CONV2D_FORWARD, …) lists the
 // variants, and a `variant` field in the sizes forces one (a VariantError where it cannot run).
@@ -13,7 +14,7 @@
 export { DataError, GpuError, LimitError, ShaderCompileError, ShapeError, VariantError } from './errors.js';
 export type { BufferDecl, BufferNeeds, DeclaredKernel, KernelDecl, LaunchArgs, ParamType } from './gpu/kernel.js';
 export { checkBuffers, declareKernel, launch } from './gpu/kernel.js';
-export type { Dispatch, Kernel } from './gpu/runtime.js';
+export type { Binding, BindingKind, Dispatch, Kernel } from './gpu/runtime.js';
 // ---- the runtime, and kernels of your own -------------------------------------------------------------------
 export { Gpu } from './gpu/runtime.js';
 export type {

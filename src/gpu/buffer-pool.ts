@@ -3,7 +3,9 @@
 // bytes allocated, which the memory test watches across steps.
 import { LimitError } from '../errors.js';
 
-const USAGE_STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST (constants: globals may not be installed yet)
+// STORAGE | COPY_SRC | COPY_DST | UNIFORM (constants: globals may not be installed yet); UNIFORM for the kernels
+// that read a window of a tensor as a uniform array (gpu/kernel.ts)
+const USAGE_STORAGE = 0x80 | 0x04 | 0x08 | 0x40;
 
 /** The size class a request of `bytes` is served from: a multiple of 256 within 25% above `bytes`. */
 export function sizeClass(bytes: number): number {

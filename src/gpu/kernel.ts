@@ -4,7 +4,10 @@
 //   - the bind-group layout (explicit, so a buffer the entry point happens not to touch is still bound),
 //   - the uniform packing (by parameter name) and the order the buffers are bound in (by buffer name),
 // so no kernel numbers its bindings or packs its uniforms by hand, and a missing or misspelt name is an error
-// that names the kernel rather than a silently shifted binding.
+// that names the kernel rather than a silently shifted binding. A buffer may also be declared a uniform array of
+// fixed length (`{ uniform: 'vec4f', elements: n }`), bound to a range of a buffer: a window of a tensor that
+// fits a uniform binding (64 KiB by default), which llvmpipe loads without the per-lane branches of a storage
+// load (conv2d/patch.ts).
 //
 //   const scale = declareKernel({
 //     name: 'scale_v1',
@@ -15,20 +18,23 @@
 //   });
 //   launch(gpu, scale, { params: { n, alpha: 0.5 }, buffers: { x, y }, workgroups: [Math.ceil(n / 64)] });
 import { DataError, ShapeError } from '../errors.js';
-import type { Gpu, Kernel } from './runtime.js';
+import type { Binding, BindingKind, Gpu, Kernel } from './runtime.js';
 
 /** WGSL scalar types a uniform parameter may have. */
 export type ParamType = 'u32' | 'i32' | 'f32';
 export type BufferAccess = 'read' | 'read_write';
-/** A storage buffer: its access (an array of f32), or its access and its WGSL element type, e.g. `{ read: 'vec4f' }`. */
-export type BufferDecl = BufferAccess | { read: string } | { read_write: string };
+/**
+ * A storage buffer: its access (an array of f32), or its access and its WGSL element type, e.g. `{ read: 'vec4f' }`;
+ * or a uniform array of `elements` of a type (16-byte aligned, e.g. 'vec4f'), bound to a buffer range that many long.
+ */
+export type BufferDecl = BufferAccess | { read: string } | { read_write: string } | { uniform: string; elements: number };
 
 export interface KernelDecl {
   /** `<family>_<op>_v<N>[_<compile-time constants>]`: labels GPU objects and errors. */
   name: string;
   /** Uniform fields in declaration order, read in WGSL as `p.<name>`. */
   params?: Record<string, ParamType>;
-  /** Storage buffers in binding order (bindings 1, 2, …), read in WGSL by these names. */
+  /** Storage buffers (and uniform arrays) in binding order (bindings 1, 2, …), read in WGSL by these names. */
   buffers: Record<string, BufferDecl>;
   /** WGSL extensions to enable, e.g. `['subgroups']`. */
   enable?: readonly string[];
@@ -40,11 +46,21 @@ export interface KernelDecl {
 export interface DeclaredKernel extends Kernel {
   readonly params: readonly (readonly [string, ParamType])[];
   readonly buffers: readonly string[];
-  readonly bindings: readonly BufferAccess[];
+  readonly bindings: readonly BindingKind[];
 }
 
-const elementType = (b: BufferDecl) => (typeof b === 'string' ? 'f32' : 'read' in b ? b.read : b.read_write);
-const accessOf = (b: BufferDecl): BufferAccess => (typeof b === 'string' ? b : 'read' in b ? 'read' : 'read_write');
+const kindOf = (b: BufferDecl): BindingKind =>
+  typeof b === 'string' ? b : 'uniform' in b ? 'uniform' : 'read' in b ? 'read' : 'read_write';
+
+/** A buffer's WGSL declaration at `binding`. */
+function declaration(name: string, b: BufferDecl, binding: number): string {
+  const at = `@group(0) @binding(${binding})`;
+  if (typeof b === 'string') return `${at} var<storage, ${b}> ${name}: array<f32>;`;
+  if ('uniform' in b) return `${at} var<uniform> ${name}: array<${b.uniform}, ${b.elements}>;`;
+  return 'read' in b
+    ? `${at} var<storage, read> ${name}: array<${b.read}>;`
+    : `${at} var<storage, read_write> ${name}: array<${b.read_write}>;`;
+}
 
 /** Builds a kernel's WGSL header, layout and packing from its declaration. */
 export function declareKernel(decl: KernelDecl): DeclaredKernel {
@@ -55,22 +71,26 @@ export function declareKernel(decl: KernelDecl): DeclaredKernel {
     ...(params.length
       ? [`struct Params { ${params.map(([n, t]) => `${n}: ${t}`).join(', ')} }`, '@group(0) @binding(0) var<uniform> p: Params;']
       : []),
-    ...buffers.map(([n, b], i) => `@group(0) @binding(${i + 1}) var<storage, ${accessOf(b)}> ${n}: array<${elementType(b)}>;`),
+    ...buffers.map(([n, b], i) => declaration(n, b, i + 1)),
   ];
   return {
     name: decl.name,
     wgsl: `${header.join('\n')}\n${decl.wgsl}`,
     params,
     buffers: buffers.map(([n]) => n),
-    bindings: buffers.map(([, b]) => accessOf(b)),
+    bindings: buffers.map(([, b]) => kindOf(b)),
   };
 }
 
 export interface LaunchArgs {
   /** A value for every declared parameter, by name. */
   params?: Record<string, number>;
-  /** A buffer for every declared buffer, by name (one buffer may appear under several read-only names). */
-  buffers: Record<string, GPUBuffer>;
+  /**
+   * A buffer for every declared buffer, by name (one buffer may appear under several read-only names); for a
+   * uniform array, a range of one (`{ buffer, offset, size }`, the offset a multiple of the adapter's
+   * minUniformBufferOffsetAlignment).
+   */
+  buffers: Record<string, Binding>;
   /** Workgroup counts in x, y, z. */
   workgroups: readonly [number, number?, number?];
 }

@@ -64,7 +64,7 @@ async function runOnce(gpu: Gpu, dispatches: readonly Dispatch[]): Promise<void>
       const buffers = d.buffers.map((b) => {
         const s = gpu.pool.acquire(b.size, `precompile scratch (${d.kernel.name})`);
         scratch.push(s);
-        return s;
+        return 'offset' in b ? { buffer: s, offset: 0, size: b.size } : s; // a range: as long as the one the step binds
       });
       gpu.dispatch({ kernel: d.kernel as Kernel, params: d.params, buffers, workgroups: [1, 1, 1] });
     }

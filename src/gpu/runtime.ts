@@ -18,23 +18,32 @@ import { FAULT_BYTES, type FaultDescription } from './fault.js';
 import { type ProfiledDispatch, Profiler } from './profiler.js';
 import { checkAdapterComputes } from './self-test.js';
 
+/** What a binding after the uniform block is: a storage buffer read or read and written, or a uniform array. */
+export type BindingKind = 'read' | 'read_write' | 'uniform';
+
 /**
  * A compute kernel: its WGSL text is its identity (the pipeline cache key), its name labels GPU objects.
- * Binding 0 is the uniform block; `bindings` gives the access of storage bindings 1, 2, … (kernels made by
+ * Binding 0 is the uniform block; `bindings` gives the kind of bindings 1, 2, … (kernels made by
  * `declareKernel` always have it); without it the layout is inferred from the WGSL ('auto').
  */
 export interface Kernel {
   name: string;
   wgsl: string;
   entryPoint?: string;
-  bindings?: readonly ('read' | 'read_write')[];
+  bindings?: readonly BindingKind[];
 }
+
+/** A buffer bound whole, or a range of one (a uniform window of a tensor: kernel.ts). */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+
+/** The buffer a binding is of. */
+export const bufferOf = (b: Binding): GPUBuffer => ('offset' in b ? b.buffer : b);
 
 /** One recorded dispatch. Binding 0 is the uniform block `params`; `buffers` are bindings 1, 2, ... */
 export interface Dispatch {
   kernel: Kernel;
   params: ArrayBufferView;
-  buffers: GPUBuffer[];
+  buffers: Binding[];
   workgroups: [number, number?, number?];
 }
 
@@ -245,12 +254,11 @@ export class Gpu {
     return captured;
   }
 
-  /** Binding 0 the uniform block, then one storage binding per declared buffer. */
-  private explicitLayout(label: string, bindings: readonly ('read' | 'read_write')[]): GPUPipelineLayout {
+  /** Binding 0 the uniform block, then one binding per declared buffer. */
+  private explicitLayout(label: string, bindings: readonly BindingKind[]): GPUPipelineLayout {
+    const types = { read: 'read-only-storage', read_write: 'storage', uniform: 'uniform' } as const;
     const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: COMPUTE_STAGE, buffer: { type: 'uniform' } }];
-    for (const [i, access] of bindings.entries()) {
-      entries.push({ binding: i + 1, visibility: COMPUTE_STAGE, buffer: { type: access === 'read' ? 'read-only-storage' : 'storage' } });
-    }
+    for (const [i, kind] of bindings.entries()) entries.push({ binding: i + 1, visibility: COMPUTE_STAGE, buffer: { type: types[kind] } });
     const group = this.device.createBindGroupLayout({ label, entries });
     return this.device.createPipelineLayout({ label, bindGroupLayouts: [group] });
   }
@@ -260,20 +268,20 @@ export class Gpu {
    * every step, so groups are cached per pipeline; only for pool buffers, which are destroyed only by
    * pool.trim() (that bumps the pool's generation and so empties the caches).
    */
-  private bindGroup(c: Compiled, label: string, offset: number, size: number, buffers: GPUBuffer[]): GPUBindGroup {
+  private bindGroup(c: Compiled, label: string, offset: number, size: number, buffers: Binding[]): GPUBindGroup {
     let key: string | null = null;
-    if (buffers.every((b) => this.pool.owns(b) || b === this.faultBuffer)) {
+    if (buffers.every((b) => this.pool.owns(bufferOf(b)) || b === this.faultBuffer)) {
       if (c.generation !== this.pool.generation || c.bindGroups.size > 4096) {
         c.bindGroups.clear();
         c.generation = this.pool.generation;
       }
       key = `${offset}:${size}`;
-      for (const b of buffers) key += `,${this.bufferId(b)}`;
+      for (const b of buffers) key += 'offset' in b ? `,${this.bufferId(b.buffer)}@${b.offset}+${b.size}` : `,${this.bufferId(b)}`;
       const hit = c.bindGroups.get(key);
       if (hit) return hit;
     }
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arena, offset, size } }];
-    for (const [i, buffer] of buffers.entries()) entries.push({ binding: i + 1, resource: { buffer } });
+    for (const [i, b] of buffers.entries()) entries.push({ binding: i + 1, resource: 'offset' in b ? { ...b } : { buffer: b } });
     const group = this.device.createBindGroup({ layout: c.layout, entries, label });
     if (key) c.bindGroups.set(key, group);
     return group;
@@ -311,9 +319,10 @@ export class Gpu {
     this.arenaUsed += this.slot;
 
     const c = this.compiled(d.kernel);
+    const bound = d.buffers.map(bufferOf);
     for (const w of c.writable) {
-      const b = d.buffers[w - 1];
-      if (b && d.buffers.indexOf(b) !== d.buffers.lastIndexOf(b)) {
+      const b = bound[w - 1];
+      if (b && bound.indexOf(b) !== bound.lastIndexOf(b)) {
         throw new GpuError(
           `kernel ${d.kernel.name}: buffer "${b.label}" is bound twice, once writable; WebGPU forbids that aliasing. Use a separate output buffer.`,
         );

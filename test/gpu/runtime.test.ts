@@ -28,6 +28,35 @@ describe('runtime', () => {
     });
   });
 
+  it('uniform arrays bound to ranges of one buffer: each window reads its own range', async () => {
+    const { gpu } = ctx;
+    const align = gpu.device.limits.minUniformBufferOffsetAlignment;
+    const n = align / 4; // floats per window: one alignment apart, so the second starts where the first ends
+    const x = upload(
+      gpu,
+      Float32Array.from({ length: 2 * n }, (_, i) => i * 0.5 - 3),
+    );
+    const y = gpu.pool.acquire(8 * n, 'y');
+    const sum = declareKernel({
+      name: 'test_windows_v1',
+      buffers: { a: { uniform: 'vec4f', elements: n / 4 }, b: { uniform: 'vec4f', elements: n / 4 }, y: 'read_write' },
+      wgsl: `@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
+        let i = g.x;
+        if (i < ${n}u) { y[i] = a[i / 4u][i % 4u]; y[${n}u + i] = a[i / 4u][i % 4u] + b[i / 4u][i % 4u]; } }`,
+    });
+    expect(sum.wgsl).toMatch(/@binding\(1\) var<uniform> a: array<vec4f, \d+>;/);
+    const size = 4 * n;
+    launch(gpu, sum, {
+      buffers: { a: { buffer: x, offset: 0, size }, b: { buffer: x, offset: size, size }, y },
+      workgroups: [Math.ceil(n / 64)],
+    });
+    const got = await download(gpu, y, 2 * n);
+    const want = Float32Array.from({ length: 2 * n }, (_, i) => (i < n ? i * 0.5 - 3 : (i - n) * 0.5 - 3 + (i * 0.5 - 3)));
+    expect(Array.from(got)).toEqual(Array.from(want));
+    gpu.pool.release(x);
+    gpu.pool.release(y);
+  });
+
   it('binding one buffer as input and output of a kernel is refused, naming the kernel and the buffer', () => {
     const a = ctx.gpu.pool.acquire(16, 'activations');
     expect(() => relu(ctx.gpu, a, a, 4)).toThrow(GpuError);

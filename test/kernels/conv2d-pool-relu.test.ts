@@ -33,6 +33,8 @@ const SHAPES: Shape[] = [
   { label: 'odd output (floor)', N: 2, C: 3, H: 9, W: 11, O: 5, KH: 3, KW: 3 },
   { label: 'stride 2 pad 1', N: 3, C: 2, H: 11, W: 11, O: 3, KH: 3, KW: 3, stride: 2, padding: 1 },
   { label: 'wide C, odd O, pad 1', N: 2, C: 33, H: 10, W: 10, O: 17, KH: 3, KW: 3, padding: 1 },
+  // whole windows of 16 images (two): the patch tile reading x as uniform windows is offered too
+  { label: 'seed conv1, batch 32', N: 32, C: 1, H: 28, W: 28, O: 10, KH: 5, KW: 5 },
 ];
 
 interface Result {
@@ -166,6 +168,48 @@ describe('conv2dMaxPool2dRelu', () => {
     await expect(fused(padded, x, w, b, 'v4', tile)).rejects.toThrow(
       /conv2d_v4_patch_pool_relu: the patch tile needs stride 1 and no padding/,
     );
+  });
+
+  // x read as uniform windows: four windows of 8 images (the tuner offers the most a window holds, 16 on the
+  // seed's conv1), bit for bit the tile reading the storage buffer; refused where the batch is not whole windows.
+  it('the patch tile reading x as uniform windows: as the storage-buffer tile, bit for bit, and where it cannot run', async () => {
+    const s: Shape = { ...SHAPES[0], label: 'seed conv1, batch 32', N: 32 };
+    const tile: Conv2dTile = { OT: 10, PT: 8, WG: 0, RT: 4, VX: 1, OL: 1 };
+    const { x, w, b } = inputs(s, 29);
+    if (CONV2D_POOL_RELU.unavailable(ctx.gpu, 'v4', s) !== null) {
+      await expect(fused(s, x, w, b, 'v4', { ...tile, UW: 8 })).rejects.toThrow(VariantError);
+      return;
+    }
+    const plain = await fused(s, x, w, b, 'v4', tile);
+    expectSame(await fused(s, x, w, b, 'v4', { ...tile, UW: 8 }), plain, `${s.label} UW 8`);
+    expectSame(await fused(s, x, w, b, 'v4', { ...tile, UW: 16 }), plain, `${s.label} UW 16`);
+    const { OH, OW } = conv2dOutputSize(s);
+    const want = ref.relu(ref.maxPool2d(ref.conv2d(x, w, b, s), { N: s.N, C: s.O, H: OH, W: OW }).y);
+    expectClose(plain.y, want, { label: s.label, atol: 1e-5, rtol: 1e-5 });
+    // x of the caller's without UNIFORM usage: the tile reads it as a storage buffer, the same results
+    const { gpu } = ctx;
+    const np = pooledSize(s);
+    const xs = gpu.device.createBuffer({
+      size: 4 * x.length,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      label: 'x, storage only',
+    });
+    gpu.write(xs, Float32Array.from(x));
+    const [wb, bb, yb, ab] = [upload(gpu, w), upload(gpu, b), empty(gpu, np), empty(gpu, np)];
+    conv2dMaxPool2dRelu(gpu, xs, wb, bb, yb, ab, { ...s, variant: 'v4', tile: { ...tile, UW: 16 } });
+    expectSame(
+      { y: await download(gpu, yb, np), argmax: await downloadI32(gpu, ab, np) },
+      plain,
+      `${s.label} UW 16, x without UNIFORM usage`,
+    );
+    xs.destroy();
+    for (const buf of [wb, bb, yb, ab]) gpu.pool.release(buf);
+    const nine = { ...s, N: 9 };
+    const i9 = inputs(nine, 31);
+    await expect(fused(nine, i9.x, i9.w, i9.b, 'v4', { ...tile, UW: 8 })).rejects.toThrow(
+      /conv2d_v4_patch_pool_relu: a batch of 9 is not whole windows of 8 images/,
+    );
+    await expect(fused(s, x, w, b, 'v4', { ...tile, UW: 6 })).rejects.toThrow(/a window of 6 images is not whole subgroups of \d+/);
   });
 
   /** Whether pooled output i's window maximum exceeds its other values by more than float32 sums can blur. */

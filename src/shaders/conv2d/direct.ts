@@ -12,7 +12,7 @@ import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
-import { patchPoolRelu, patchTile, patchV4PoolRelu, windowMaxRelu } from './patch.js';
+import { patchPoolRelu, patchTile, patchV4PoolRelu, patchWindowTiles, windowMaxRelu } from './patch.js';
 import type { Geometry } from './sizes.js';
 
 /** One direct convolution: its sizes, the input padding on each axis, and whether the kernel is flipped. */
@@ -55,6 +55,8 @@ export interface Conv2dTile {
   RT?: number;
   /** Pooled v4 only: 1 loads the lane's whole input patch once and loops over its OT output channels (patch.ts). */
   OL?: number;
+  /** The patch tile only: reads x as uniform windows of UW images each (patch.ts), not as a storage buffer. */
+  UW?: number;
 }
 
 const BUFFERS = { x: 'read', w: 'read', bias: 'read', y: 'read_write' } as const;
@@ -679,15 +681,18 @@ export type PoolSizes = V4Sizes & Pick<DirectArgs, 'Cin' | 'KH' | 'KW' | 'padH' 
 
 /**
  * Pooled v4 tiles a tuner may time: where the convolution has few enough input channels, the patch tile first
- * (patch.ts); then conv2dTileV4's columns (made even) with half its channels, with conv2dTileV4's channels,
+ * (patch.ts), and given the batch and the adapter, the patch tile reading x as uniform windows; then conv2dTileV4's columns (made even) with half its channels, with conv2dTileV4's channels,
  * and with all of them (at most 20).
  */
-export function conv2dPoolTilesV4(a: PoolSizes): Conv2dTile[] {
+export function conv2dPoolTilesV4(a: PoolSizes & Partial<Pick<DirectArgs, 'N' | 'Hin'>>, gpu?: Gpu): Conv2dTile[] {
   const d = scalarTileV4(a.Cout, a.Wout);
   const PT = d.PT % 2 === 0 ? d.PT : d.PT + 1;
   const OTs = [...new Set([Math.ceil(d.OT / 2), d.OT, ...(a.Cout <= 20 ? [a.Cout] : [])])];
   const patch = patchTile(a);
-  return [...(patchPoolRelu(a, patch) === null ? [patch] : []), ...OTs.map((OT) => withRows(a, withVecRows(a, { OT, PT, WG: 0 }), 2))];
+  const { N, Hin } = a; // with the adapter, for the patch tile reading x as uniform windows
+  const windowed = gpu && N && Hin ? patchWindowTiles(gpu, { ...a, N, Hin }, patch) : [];
+  const patches = patchPoolRelu(a, patch) === null ? [patch, ...windowed] : [];
+  return [...patches, ...OTs.map((OT) => withRows(a, withVecRows(a, { OT, PT, WG: 0 }), 2))];
 }
 
 /**

@@ -370,7 +370,7 @@ export const CONV2D_POOL_RELU = defineOp<Conv2dPoolReluSizes, Conv2dPoolReluBuff
       summary: 'the forward v4, 2 sliding rows per lane, pooling its sums before it stores them: software adapters, even outputs',
       requires: ['fixed-subgroups'],
       rejects: (s) => v4PoolRelu(forwardArgs(s, false)),
-      configs: (_gpu, s) => conv2dPoolTilesV4(forwardArgs(s, false)),
+      configs: (gpu, s) => conv2dPoolTilesV4(forwardArgs(s, false), gpu),
       run: (gpu, b, s, c) =>
         directV4PoolRelu(
           gpu,

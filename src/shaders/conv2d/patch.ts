@@ -22,6 +22,16 @@
 // and 4×24, and vec4 stores 1.1–1.2× faster than scalar ones. The epilogue tracks each maximum's offset in its
 // window (0, 1, Wout, Wout + 1) and adds the windows' first positions to four of them at once when it stores
 // them: 1.06–1.1× as fast as selecting each window's full index (the same argmax).
+//
+// With UW (a tile the tuner offers where the batch is whole windows), x is read as uniform arrays instead: the
+// batch split into windows of UW images (whole subgroups), each bound as a range of x to a uniform binding of its
+// own (at most 64 KiB by default: 16 of the seed's images), and a workgroup, whose images all lie in one window,
+// loads its patch from that one in a switch on the window (the same in every lane, so only its case runs).
+// llvmpipe loads a storage buffer per lane in a loop with a branch per lane and per component for the bounds
+// check, and a uniform array per lane without branches (Mesa's emit_load_mem against emit_load_ubo). The same
+// sums from the same values: the outputs are the storage-buffer tile's bit for bit. Measured on the seed's conv1
+// (llvmpipe, AMD EPYC, 2026-11-30; `bench:kernels --interleave`): 0.272 ms against 0.328, 72% of the FMA peak
+// against 60%.
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch } from '../../gpu/kernel.js';
@@ -48,6 +58,8 @@ export function windowMaxRelu(c: readonly string[], at: readonly string[], v: st
 /** The most input values a lane's patch may hold, here and in backward-weight's image-lane tile (the seed's conv1 takes 96 with 4×8 outputs). */
 export const MAX_PATCH = 128;
 
+const UNIFORM_USAGE = 0x40; // GPUBufferUsage.UNIFORM (globals may not be installed yet)
+
 /** The patch tile for these sizes: 4×8 outputs per lane, all output channels in one loop. */
 export const patchTile = (a: Pick<DirectArgs, 'Cout'>): Conv2dTile => ({ OT: a.Cout, PT: 8, WG: 0, RT: 4, VX: 1, OL: 1 });
 
@@ -68,17 +80,73 @@ export function patchPoolRelu(
   return held > MAX_PATCH ? `a patch of ${held} input values is more than a lane holds (${MAX_PATCH})` : null;
 }
 
+/**
+ * Why x cannot be read as uniform windows of `UW` images here, or null: a window must hold whole groups of sg
+ * images (a workgroup's lanes), fit a uniform binding and start at an offset the adapter allows, the batch must be
+ * whole windows, and the windows and the uniform block must fit the adapter's uniform bindings per stage.
+ */
+export function patchWindows(gpu: Gpu, a: Pick<DirectArgs, 'N' | 'Cin' | 'Hin' | 'Win'>, UW: number, sg: number): string | null {
+  const { maxUniformBufferBindingSize, minUniformBufferOffsetAlignment, maxUniformBuffersPerShaderStage } = gpu.device.limits;
+  const bytes = UW * a.Cin * a.Hin * a.Win * 4;
+  if (UW % sg !== 0) return `a window of ${UW} images is not whole subgroups of ${sg}`;
+  if (a.N % UW !== 0) return `a batch of ${a.N} is not whole windows of ${UW} images`;
+  if (bytes > maxUniformBufferBindingSize)
+    return `a window of ${UW} images (${bytes} bytes) is more than a uniform binding holds (${maxUniformBufferBindingSize})`;
+  if (bytes % minUniformBufferOffsetAlignment !== 0)
+    return `windows of ${bytes} bytes do not start at multiples of ${minUniformBufferOffsetAlignment} bytes`;
+  if (a.N / UW + 1 > maxUniformBuffersPerShaderStage)
+    return `${a.N / UW} windows and the uniform block are more than the ${maxUniformBuffersPerShaderStage} uniform bindings a kernel has`;
+  return null;
+}
+
+/**
+ * The patch tile reading x as uniform windows (see the top of this file), with the most images a window can hold,
+ * where it runs: none or one tile.
+ */
+export function patchWindowTiles(gpu: Gpu, a: Pick<DirectArgs, 'N' | 'Cin' | 'Hin' | 'Win'>, t: Conv2dTile): Conv2dTile[] {
+  const sg = fixedSubgroupSize(gpu);
+  if (!sg) return [];
+  const most = Math.floor(gpu.device.limits.maxUniformBufferBindingSize / (a.Cin * a.Hin * a.Win * 4) / sg) * sg;
+  for (let UW = most; UW >= sg; UW -= sg) if (patchWindows(gpu, a, UW, sg) === null) return [{ ...t, UW }];
+  return [];
+}
+
 const patchKernel = memoKernel(
-  (Cin: number, Hin: number, Win: number, Hout: number, Wout: number, KH: number, KW: number, t: Conv2dTile, sg: number) => {
+  (
+    Cin: number,
+    Hin: number,
+    Win: number,
+    Hout: number,
+    Wout: number,
+    KH: number,
+    KW: number,
+    t: Conv2dTile,
+    sg: number,
+    windows: number,
+  ) => {
     const { OT, PT } = t;
     const RT = t.RT ?? 1;
     const PR = RT / 2;
     const nq = Math.ceil((PT + KW - 1) / 4); // vec4s per patch row
     const rows = RT + KH - 1;
     const NT = KH * KW;
-    const patch = range(Cin).flatMap((ic) =>
-      range(rows).flatMap((r) => range(nq).map((q) => `let v${ic}_${r}_${q} = x[xb + ${(ic * Hin + r) * (Win / 4) + q}u];`)),
+    const held = range(Cin).flatMap((ic) =>
+      range(rows).flatMap((r) => range(nq).map((q) => [`v${ic}_${r}_${q}`, (ic * Hin + r) * (Win / 4) + q] as const)),
     );
+    // x from its storage buffer, or from the uniform window of the workgroup's images (a switch on the window:
+    // the same in every lane, so only its case runs)
+    const window = t.UW ? (t.UW * Cin * Hin * Win) / 4 : 0; // vec4s
+    const patch = !t.UW
+      ? held.map(([v, k]) => `let ${v} = x[xb + ${k}u];`)
+      : [
+          `${held.map(([v]) => `var ${v}: vec4f;`).join(' ')}`,
+          `let wi = nb / ${t.UW / sg}u; let xl = xb - wi * ${window}u;`,
+          `switch (wi) {`,
+          ...range(windows).map(
+            (i) => `  ${i < windows - 1 ? `case ${i}u` : 'default'}: { ${held.map(([v, k]) => `${v} = x${i}[xl + ${k}u];`).join(' ')} }`,
+          ),
+          '}',
+        ];
     const xv = (ic: number, r: number, j: number) => `v${ic}_${r}_${j >> 2}[${j & 3}]`;
     const acc = (r: number, pp: number) => `a${r}_${pp}`;
     const sums = range(Cin).flatMap((ic) => [
@@ -112,10 +180,18 @@ const patchKernel = memoKernel(
     ]);
     const nPB = Wout / PT;
     return declareKernel({
-      name: 'conv2d_v4_patch_pool_relu',
+      name: `conv2d_v4_patch_pool_relu${t.UW ? `_uw${t.UW}x${windows}` : ''}`,
       enable: ['subgroups'],
       params: { N: 'u32', nNB: 'u32', Cout: 'u32', hasBias: 'u32' },
-      buffers: { x: { read: 'vec4f' }, w: 'read', bias: 'read', y: { read_write: 'vec4f' }, argmax: { read_write: 'vec4i' } },
+      buffers: {
+        ...(t.UW
+          ? Object.fromEntries(range(windows).map((i) => [`x${i}`, { uniform: 'vec4f', elements: window }]))
+          : { x: { read: 'vec4f' } }),
+        w: 'read',
+        bias: 'read',
+        y: { read_write: 'vec4f' },
+        argmax: { read_write: 'vec4i' },
+      },
       wgsl: /* wgsl */ `${IS_NAN}
 @compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let gidx = wid.y * nwg.x + wid.x;  // (row block, column block, image block); past the end only at grid rounding
@@ -145,15 +221,21 @@ const patchKernel = memoKernel(
 
 /** The pooled forward with a patch tile (see the top of this file); patchPoolRelu says where it runs. */
 export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers & { argmax: GPUBuffer }, t: Conv2dTile): void {
-  const why = patchPoolRelu(a, t);
-  if (why) throw new VariantError(`conv2d_v4_patch_pool_relu: ${why}`);
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
+  const why = patchPoolRelu(a, t) ?? (t.UW ? patchWindows(gpu, a, t.UW, sg) : null);
+  if (why) throw new VariantError(`conv2d_v4_patch_pool_relu: ${why}`);
+  // a buffer of the caller's without UNIFORM usage cannot be bound as windows: the storage-buffer tile, the same sums
+  const UW = t.UW && buffers.x.usage & UNIFORM_USAGE ? t.UW : 0;
   const nNB = Math.ceil(a.N / sg);
   const [gx, gy] = grid1d(nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1)), 1);
-  const kernel = patchKernel(a.Cin, a.Hin, a.Win, a.Hout, a.Wout, a.KH, a.KW, { ...t, WG: sg }, sg);
+  const windows = UW ? a.N / UW : 0;
+  const kernel = patchKernel(a.Cin, a.Hin, a.Win, a.Hout, a.Wout, a.KH, a.KW, { ...t, WG: sg, UW: UW || undefined }, sg, windows);
+  const size = UW * a.Cin * a.Hin * a.Win * 4;
+  const { x, ...rest } = buffers;
+  const xs = UW ? Object.fromEntries(range(windows).map((i) => [`x${i}`, { buffer: x, offset: i * size, size }])) : { x };
   launch(gpu, kernel, {
     params: { N: a.N, nNB, Cout: a.Cout, hasBias: +a.hasBias },
-    buffers: { ...buffers },
+    buffers: { ...rest, ...xs },
     workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
   });
 }
