@@ -278,6 +278,15 @@ const WEIGHT_TILES: Conv2dWeightTile[] = [
   { OT: 5, PT: 8, WG: 8, groups: 64 },
   { OT: 5, PT: 4, WG: 8, groups: 16 },
 ];
+/**
+ * The images a uniform window holds for the tiles that read x as windows (patch.ts), at WebGPU's default 64 KiB
+ * and in whole subgroups of 8 (llvmpipe), where the batch is whole windows; else 0. The tuner takes the adapter's own limits.
+ */
+function imagesPerWindow(s: Conv2dSizes): number {
+  const UW = 8 * Math.floor(65536 / (4 * s.C * s.H * s.W) / 8);
+  return UW > 0 && s.N % UW === 0 && s.N / UW <= 11 ? UW : 0;
+}
+
 const tileLabel = (t: Conv2dTile | Conv2dWeightTile) => `v2 tile ${t.OT}ch x ${t.PT}col wg${t.WG}${'groups' in t ? ` g${t.groups}` : ''}`;
 
 export const entries: BenchEntry[] = [
@@ -321,10 +330,8 @@ export const entries: BenchEntry[] = [
       KW: l.sizes.KW,
       flip: false,
     });
-    // the patch tile reading x as uniform windows, with as many images as a window of WebGPU's default 64 KiB
-    // holds in whole subgroups of 8 (llvmpipe); the tuner takes the adapter's own limits
-    const perWindow = 8 * Math.floor(65536 / (4 * l.sizes.C * l.sizes.H * l.sizes.W) / 8);
-    const windowed = pooled[0]?.OL && perWindow > 0 && l.sizes.N % perWindow === 0 ? [{ ...pooled[0], UW: perWindow }] : [];
+    const UW = imagesPerWindow(l.sizes);
+    const windowed = pooled[0]?.OL && UW ? [{ ...pooled[0], UW }] : [];
     return [
       ...fwd.map((t) => entry(l, 'forward', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
       ...[...pooled, ...windowed].map((t) =>
@@ -338,8 +345,8 @@ export const entries: BenchEntry[] = [
     ...conv2dWeightTilesV4(geometry('bench', l.sizes), 8).map((t) =>
       entry(l, 'backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t }),
     ),
-    ...imageLanesTiles(geometry('bench', l.sizes), 8, true).map((t) =>
-      entry(l, 'pool-relu-backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t }),
-    ),
+    ...imageLanesTiles(geometry('bench', l.sizes), 8, true)
+      .flatMap((t) => [t, ...(imagesPerWindow(l.sizes) ? [{ ...t, UW: imagesPerWindow(l.sizes) }] : [])])
+      .map((t) => entry(l, 'pool-relu-backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
   ]),
 ];

@@ -324,7 +324,7 @@ describe('conv2dMaxPool2dRelu', () => {
 
     it('the image-lane tile: dy and argmax read as the same tile reads the scattered gradient, bit for bit; accumulating', async () => {
       const { gpu } = ctx;
-      for (const s of [SHAPES[0], SHAPES[1]]) {
+      for (const s of [SHAPES[0], SHAPES[1], SHAPES[5]]) {
         if (CONV2D_POOL_RELU_BACKWARD_WEIGHT.unavailable(gpu, 'v4', { ...s, scattered: false }) !== null) continue;
         const { x, dy, argmax, dconv, want } = await pooledCase(s, 21);
         for (const c of runnableChoices(gpu, CONV2D_POOL_RELU_BACKWARD_WEIGHT, { ...s, scattered: false }).filter(
@@ -333,6 +333,12 @@ describe('conv2dMaxPool2dRelu', () => {
           const tile = c.config as Conv2dWeightTile;
           const label = `${s.label} ${JSON.stringify(tile)}`;
           const got = await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile });
+          if (tile.UW) {
+            // x read as uniform windows: the sums of the tile reading the storage buffer, bit for bit
+            const stored = await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile: { ...tile, UW: undefined } });
+            expectClose(got.dw, stored.dw, { label: `${label} dw, against x as storage`, atol: 0, rtol: 0 });
+            expectClose(got.db, stored.db, { label: `${label} db, against x as storage`, atol: 0, rtol: 0 });
+          }
           // the same tile on the scattered gradient, through conv2d.backward-weight
           const nw = s.O * s.C * s.KH * s.KW;
           const [xb, cb, wb, bb] = [upload(gpu, x), upload(gpu, dconv), empty(gpu, nw), empty(gpu, s.O)];

@@ -23,6 +23,11 @@
 // process (llvmpipe, AMD EPYC, 2026-11-30): conv1 0.37 ms against 0.68 for max_pool2d's backward and this tile on
 // its output (0.44 for the tile alone), conv2 0.68 against 0.93 for the tile alone.
 //
+// With UW, x is read as uniform windows of UW images, as the patch forward can (patch.ts): the slide's moves and
+// the loads once per window in a switch on the unit's window. llvmpipe runs every case of a switch under a mask,
+// so each window's loads run (branch-free ones, against the storage buffer's per-lane branches); the sums are the
+// same bit for bit.
+//
 // Measured on the seed's layers (alternating in one process, medians of 21; llvmpipe, AMD EPYC, 2026-11-30), the
 // whole op with any sum of partials, against the v4 tile the tuner chose before: conv1 0.46–0.51 ms against
 // 0.66–0.73 (about 16 slices; one slice, a single workgroup, ran 0.75); conv2 0.75 ms in one slice (10
@@ -37,7 +42,7 @@ import { declareKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { memoKernel, range } from '../wgsl.js';
 import type { BackwardWeightBuffers, Conv2dWeightTile } from './backward-weight.js';
-import { MAX_PATCH } from './patch.js';
+import { bindsUniform, imagesPerWindow, MAX_PATCH, uniformWindows, windowsOf } from './patch.js';
 import type { Geometry } from './sizes.js';
 import { slicing, sumPartials } from './sum-partials.js';
 
@@ -58,13 +63,16 @@ function unitSplit(g: Geometry, t: Conv2dWeightTile, sg: number): { units: numbe
 
 /**
  * IL tiles a tuner may time (none where imageLanesTile cannot run; `pooled`: the kernel reading a pooled dy, see
- * imageLanesPooled): it, then about 2 workgroups and 1 (its sums then go to dw itself), where those split otherwise.
+ * imageLanesPooled): it, then about 2 workgroups and 1 (its sums then go to dw itself), where those split otherwise;
+ * given the adapter, each of them also reading x as uniform windows where the batch is whole windows.
  */
-export function imageLanesTiles(g: Geometry, sg: number, pooled = false): Conv2dWeightTile[] {
+export function imageLanesTiles(g: Geometry, sg: number, pooled = false, gpu?: Gpu): Conv2dWeightTile[] {
   const d = imageLanesTile();
   if ((pooled ? imageLanesPooled(g, d, sg) : imageLanes(g, d, sg)) !== null) return [];
-  const tiles = [d, { ...d, groups: 2 }, { ...d, groups: 1 }];
-  return tiles.filter((t, i) => tiles.findIndex((u) => unitSplit(g, u, sg).slices === unitSplit(g, t, sg).slices) === i);
+  const all = [d, { ...d, groups: 2 }, { ...d, groups: 1 }];
+  const tiles = all.filter((t, i) => all.findIndex((u) => unitSplit(g, u, sg).slices === unitSplit(g, t, sg).slices) === i);
+  const UW = gpu ? imagesPerWindow(gpu, g.N, g.C * g.H * g.W) : 0;
+  return [...tiles, ...(UW ? tiles.map((t) => ({ ...t, UW })) : [])];
 }
 
 /** Why backward-weight cannot take this IL tile here, or null. */
@@ -86,95 +94,110 @@ export function imageLanes(g: Geometry, t: Conv2dWeightTile, sg: number): string
 // compile-time: the sizes but N, the tile and the subgroup size (N and the groups per workgroup are uniforms)
 type KernelSizes = Pick<Geometry, 'C' | 'H' | 'W' | 'O' | 'KH' | 'KW' | 'OH' | 'OW'>;
 
-const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT: number, sg: number, bias: boolean, pooled: boolean) => {
-  const { C, H, W, KH, KW, OH, OW } = g;
-  const T = CT * KH * KW; // the workgroup's taps: CT input channels (from workgroup_id.z) × KH × KW
-  const rows = RT + KH - 1;
-  const nq = Math.ceil((PT + KW - 1) / 4);
-  const nPB = OW / PT;
-  // the patch: where the unit before was the block above (same images and columns), its last KH − 1 rows are
-  // this block's first, and only RT rows are loaded
-  const held = (rs: number[], f: (c: number, r: number, q: number) => string) =>
-    range(CT).flatMap((c) => rs.flatMap((r) => range(nq).map((q) => f(c, r, q))));
-  const load = (c: number, r: number, q: number) => `v${c}_${r}_${q} = x[xb + ${((c * H + r) * W) / 4 + q}u];`;
-  const kept = range(KH - 1);
-  const patch = [
-    `if (slide) { ${held(kept, (c, r, q) => `v${c}_${r}_${q} = v${c}_${r + RT}_${q};`).join(' ')} }`,
-    `else { ${held(kept, load).join(' ')} }`,
-    ...held(
-      range(RT).map((r) => r + KH - 1),
-      load,
-    ),
-  ];
-  const xv = (c: number, r: number, j: number) => `v${c}_${r}_${j >> 2}[${j & 3}]`;
-  // dy: the lane's RT×PT values (at dr); pooled, its RT/2 × PT/2 pooled values and their argmax (at gr), a
-  // position's dy being its window's value where the argmax names it, else 0 (what max_pool2d's backward writes)
-  const PW = OW / 2;
-  const dys = pooled
-    ? range(RT / 2).flatMap((pr) =>
-        range(PT / 8).map(
-          (q) =>
-            `let g${pr}_${q} = select(vec4f(0.0), dy[gr + ${(pr * PW) / 4 + q}u], live); let j${pr}_${q} = argmax[gr + ${(pr * PW) / 4 + q}u];`,
+const imageLanesKernel = memoKernel(
+  (g: KernelSizes, RT: number, PT: number, CT: number, sg: number, bias: boolean, pooled: boolean, UW: number, windows: number) => {
+    const { C, H, W, KH, KW, OH, OW } = g;
+    const T = CT * KH * KW; // the workgroup's taps: CT input channels (from workgroup_id.z) × KH × KW
+    const rows = RT + KH - 1;
+    const nq = Math.ceil((PT + KW - 1) / 4);
+    const nPB = OW / PT;
+    // the patch: where the unit before was the block above (same images and columns), its last KH − 1 rows are
+    // this block's first, and only RT rows are loaded
+    const held = (rs: number[], f: (c: number, r: number, q: number) => string) =>
+      range(CT).flatMap((c) => rs.flatMap((r) => range(nq).map((q) => f(c, r, q))));
+    const kept = range(KH - 1);
+    const section = (xs: string, at: string) => {
+      const load = (c: number, r: number, q: number) => `v${c}_${r}_${q} = ${xs}[${at} + ${((c * H + r) * W) / 4 + q}u];`;
+      return [
+        `if (slide) { ${held(kept, (c, r, q) => `v${c}_${r}_${q} = v${c}_${r + RT}_${q};`).join(' ')} }`,
+        `else { ${held(kept, load).join(' ')} }`,
+        ...held(
+          range(RT).map((r) => r + KH - 1),
+          load,
         ),
-      )
-    : range(RT).flatMap((r) => range(PT / 4).map((q) => `let d${r}_${q} = select(vec4f(0.0), dy[dr + ${(r * OW) / 4 + q}u], live);`));
-  const dyAt = (r: number, pp: number) => {
-    if (!pooled) return `d${r}_${pp >> 2}[${pp & 3}]`;
-    const [v, e] = [`${r >> 1}_${pp >> 3}`, (pp >> 1) & 3];
-    return `select(0.0, g${v}[${e}], j${v}[${e}] == jw + ${r * OW + pp})`;
-  };
-  // position by position: one dy value against every tap, so the T sums stay in registers
-  const sums = range(RT).flatMap((r) =>
-    range(PT).map((pp) => {
-      const fmas = range(T).map((tap) => {
-        const [c, kh, kw] = [Math.floor(tap / (KH * KW)), Math.floor(tap / KW) % KH, tap % KW];
-        return `s${tap} = fma(d, ${xv(c, r + kh, pp + kw)}, s${tap});`;
-      });
-      return `{ let d = ${dyAt(r, pp)};${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
-    }),
-  );
-  // the reduce-scatter: group k's sums k·sg … k·sg + sg − 1 (zeros past the last), halved log2(sg) times; at
-  // each round a lane keeps the half its lane bit selects and adds the other lane's copy of it
-  const nS = T + (bias ? 1 : 0);
-  const bits = range(Math.log2(sg));
-  const reduce = range(Math.ceil(nS / sg)).flatMap((k) => {
-    let vals = range(sg).map((i) => (k * sg + i < nS ? `s${k * sg + i}` : '0.0'));
-    const out: string[] = [];
-    for (const b of bits.slice().reverse()) {
-      const half = vals.length / 2;
-      const next = range(half).map((i) => `h${k}_${b}_${i}`);
-      out.push(
-        ...range(half).map(
-          (i) =>
-            `let ${next[i]} = select(${vals[i]}, ${vals[i + half]}, b${b}) + subgroupShuffleXor(select(${vals[i + half]}, ${vals[i]}, b${b}), ${1 << b}u);`,
-        ),
-      );
-      vals = next;
-    }
-    // lane l now holds sum k·sg + l: a weight's (tap k·sg + l of channels c0…, at (o·C + c0)·KH·KW + tap) or, at T,
-    // the bias's; added to the slice's partial sums (or, in one slice, to dw and db)
-    const tap = `${k * sg}u + sid`;
-    const wStore = `{ let i = slice * ${g.O * C * KH * KW}u + (o * ${C}u + c0) * ${KH * KW}u + ${tap}; part[i] = select(0.0, part[i], keep) + ${vals[0]}; }`;
-    const bStore = `{ let i = slice * ${g.O}u + o; dbPart[i] = select(0.0, dbPart[i], keep) + ${vals[0]}; }`;
-    if ((k + 1) * sg <= T) out.push(wStore);
-    else {
-      out.push(`if (${tap} < ${T}u) ${wStore}`);
-      if (bias && k === Math.floor(T / sg)) out.push(`if (${tap} == ${T}u && c0 == 0u) ${bStore}`); // one channel group sums the bias
-    }
-    return out;
-  });
-  return declareKernel({
-    name: `conv2d_bwd_weight_v4_il${pooled ? '_pooled' : ''}${bias ? '_bias' : ''}`,
-    enable: ['subgroups'],
-    params: { N: 'u32', units: 'u32', per: 'u32', accumulate: 'u32' },
-    buffers: {
-      x: { read: 'vec4f' },
-      dy: { read: 'vec4f' },
-      ...(pooled ? { argmax: { read: 'vec4i' } } : {}),
-      part: 'read_write',
-      ...(bias ? { dbPart: 'read_write' } : {}),
-    },
-    wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+      ];
+    };
+    // x from its storage buffer, or (UW) from the uniform window of the unit's images, in a switch on the window
+    const window = (UW * C * H * W) / 4; // vec4s
+    const patch = !UW
+      ? section('x', 'xb')
+      : [
+          `let wi = ng / ${UW / sg}u; let xl = xb - wi * ${window}u;`,
+          'switch (wi) {',
+          ...range(windows).map((i) => `  ${i < windows - 1 ? `case ${i}u` : 'default'}: { ${section(`x${i}`, 'xl').join(' ')} }`),
+          '}',
+        ];
+    const xv = (c: number, r: number, j: number) => `v${c}_${r}_${j >> 2}[${j & 3}]`;
+    // dy: the lane's RT×PT values (at dr); pooled, its RT/2 × PT/2 pooled values and their argmax (at gr), a
+    // position's dy being its window's value where the argmax names it, else 0 (what max_pool2d's backward writes)
+    const PW = OW / 2;
+    const dys = pooled
+      ? range(RT / 2).flatMap((pr) =>
+          range(PT / 8).map(
+            (q) =>
+              `let g${pr}_${q} = select(vec4f(0.0), dy[gr + ${(pr * PW) / 4 + q}u], live); let j${pr}_${q} = argmax[gr + ${(pr * PW) / 4 + q}u];`,
+          ),
+        )
+      : range(RT).flatMap((r) => range(PT / 4).map((q) => `let d${r}_${q} = select(vec4f(0.0), dy[dr + ${(r * OW) / 4 + q}u], live);`));
+    const dyAt = (r: number, pp: number) => {
+      if (!pooled) return `d${r}_${pp >> 2}[${pp & 3}]`;
+      const [v, e] = [`${r >> 1}_${pp >> 3}`, (pp >> 1) & 3];
+      return `select(0.0, g${v}[${e}], j${v}[${e}] == jw + ${r * OW + pp})`;
+    };
+    // position by position: one dy value against every tap, so the T sums stay in registers
+    const sums = range(RT).flatMap((r) =>
+      range(PT).map((pp) => {
+        const fmas = range(T).map((tap) => {
+          const [c, kh, kw] = [Math.floor(tap / (KH * KW)), Math.floor(tap / KW) % KH, tap % KW];
+          return `s${tap} = fma(d, ${xv(c, r + kh, pp + kw)}, s${tap});`;
+        });
+        return `{ let d = ${dyAt(r, pp)};${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
+      }),
+    );
+    // the reduce-scatter: group k's sums k·sg … k·sg + sg − 1 (zeros past the last), halved log2(sg) times; at
+    // each round a lane keeps the half its lane bit selects and adds the other lane's copy of it
+    const nS = T + (bias ? 1 : 0);
+    const bits = range(Math.log2(sg));
+    const reduce = range(Math.ceil(nS / sg)).flatMap((k) => {
+      let vals = range(sg).map((i) => (k * sg + i < nS ? `s${k * sg + i}` : '0.0'));
+      const out: string[] = [];
+      for (const b of bits.slice().reverse()) {
+        const half = vals.length / 2;
+        const next = range(half).map((i) => `h${k}_${b}_${i}`);
+        out.push(
+          ...range(half).map(
+            (i) =>
+              `let ${next[i]} = select(${vals[i]}, ${vals[i + half]}, b${b}) + subgroupShuffleXor(select(${vals[i + half]}, ${vals[i]}, b${b}), ${1 << b}u);`,
+          ),
+        );
+        vals = next;
+      }
+      // lane l now holds sum k·sg + l: a weight's (tap k·sg + l of channels c0…, at (o·C + c0)·KH·KW + tap) or, at T,
+      // the bias's; added to the slice's partial sums (or, in one slice, to dw and db)
+      const tap = `${k * sg}u + sid`;
+      const wStore = `{ let i = slice * ${g.O * C * KH * KW}u + (o * ${C}u + c0) * ${KH * KW}u + ${tap}; part[i] = select(0.0, part[i], keep) + ${vals[0]}; }`;
+      const bStore = `{ let i = slice * ${g.O}u + o; dbPart[i] = select(0.0, dbPart[i], keep) + ${vals[0]}; }`;
+      if ((k + 1) * sg <= T) out.push(wStore);
+      else {
+        out.push(`if (${tap} < ${T}u) ${wStore}`);
+        if (bias && k === Math.floor(T / sg)) out.push(`if (${tap} == ${T}u && c0 == 0u) ${bStore}`); // one channel group sums the bias
+      }
+      return out;
+    });
+    return declareKernel({
+      name: `conv2d_bwd_weight_v4_il${pooled ? '_pooled' : ''}${bias ? '_bias' : ''}${UW ? `_uw${UW}x${windows}` : ''}`,
+      enable: ['subgroups'],
+      params: { N: 'u32', units: 'u32', per: 'u32', accumulate: 'u32' },
+      buffers: {
+        ...(UW
+          ? Object.fromEntries(range(windows).map((i) => [`x${i}`, { uniform: 'vec4f', elements: window }]))
+          : { x: { read: 'vec4f' } }),
+        dy: { read: 'vec4f' },
+        ...(pooled ? { argmax: { read: 'vec4i' } } : {}),
+        part: 'read_write',
+        ...(bias ? { dbPart: 'read_write' } : {}),
+      },
+      wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let slice = wid.x;
   let c0 = wid.z * ${CT}u;
   ${bits.map((b) => `let b${b} = (sid & ${1 << b}u) != 0u;`).join(' ')}
@@ -210,8 +233,9 @@ const imageLanesKernel = memoKernel((g: KernelSizes, RT: number, PT: number, CT:
     }
   }
 }`,
-  });
-});
+    });
+  },
+);
 
 /**
  * Why the pooled IL kernel cannot take this tile (dy the gradient of relu(max_pool2d(conv, 2)) with its argmax),
@@ -239,8 +263,10 @@ export function backwardWeightImageLanes(
 ): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const { x, dy, argmax, dw, db } = buffers;
-  const why = argmax ? imageLanesPooled(g, t, sg) : imageLanes(g, t, sg);
+  const image = g.C * g.H * g.W;
+  const why = (argmax ? imageLanesPooled(g, t, sg) : imageLanes(g, t, sg)) ?? (t.UW ? uniformWindows(gpu, g.N, image, t.UW, sg) : null);
   if (why) throw new VariantError(`conv2d_bwd_weight_v4_il${argmax ? '_pooled' : ''}: ${why}`);
+  const UW = t.UW && bindsUniform(x) ? t.UW : 0;
   const RT = t.RT ?? 1;
   const { units, per, slices } = unitSplit(g, t, sg);
   // one slice sums straight into dw (and db); several write partial sums that conv2d_sum_partials adds
@@ -249,9 +275,9 @@ export function backwardWeightImageLanes(
   const dbPart = direct ? (db ?? null) : db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
   const { C, H, W, O, KH, KW, OH, OW } = g;
   const CT = t.CT ?? 1;
-  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db, !!argmax), {
+  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db, !!argmax, UW, UW ? g.N / UW : 0), {
     params: { N: g.N, units, per, accumulate: +(direct && accumulate) },
-    buffers: { x, dy, ...(argmax ? { argmax } : {}), part, ...(dbPart ? { dbPart } : {}) },
+    buffers: { ...windowsOf(x, g.N, image, UW), dy, ...(argmax ? { argmax } : {}), part, ...(dbPart ? { dbPart } : {}) },
     workgroups: [slices, 1, C / CT],
   });
   if (direct) return;

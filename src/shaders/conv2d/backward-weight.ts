@@ -39,6 +39,8 @@ export interface Conv2dWeightTile {
   RT?: number;
   /** With IL: input channels per workgroup (the lane's patch and sums cover these). */
   CT?: number;
+  /** With IL: reads x as uniform windows of UW images each (backward-weight-patch.ts), not as a storage buffer. */
+  UW?: number;
 }
 
 /** Why v4 cannot load x rows as vec4s for this geometry and tile, or null: unpadded, rows and steps on vec4 boundaries, no step past a row. */

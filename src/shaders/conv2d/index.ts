@@ -524,7 +524,7 @@ export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
       summary: 'the image-lane tile reading the pooled gradient and its argmax, not the scattered one: software adapters',
       requires: ['fixed-subgroups'],
       rejects: (s) => imageLanesPooled(pooledGeometry(s), imageLanesTile(), 1), // (the subgroup size: at run)
-      configs: (gpu, s) => imageLanesTiles(pooledGeometry(s), fixedSubgroupSize(gpu)!, true),
+      configs: (gpu, s) => imageLanesTiles(pooledGeometry(s), fixedSubgroupSize(gpu)!, true, gpu),
       run: (gpu, b, s, c) =>
         backwardWeightImageLanes(
           gpu,

@@ -35,7 +35,7 @@
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch } from '../../gpu/kernel.js';
-import type { Gpu } from '../../gpu/runtime.js';
+import type { Binding, Gpu } from '../../gpu/runtime.js';
 import { grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
 import type { Conv2dTile, DirectArgs, DirectBuffers } from './direct.js';
 
@@ -58,8 +58,6 @@ export function windowMaxRelu(c: readonly string[], at: readonly string[], v: st
 /** The most input values a lane's patch may hold, here and in backward-weight's image-lane tile (the seed's conv1 takes 96 with 4×8 outputs). */
 export const MAX_PATCH = 128;
 
-const UNIFORM_USAGE = 0x40; // GPUBufferUsage.UNIFORM (globals may not be installed yet)
-
 /** The patch tile for these sizes: 4×8 outputs per lane, all output channels in one loop. */
 export const patchTile = (a: Pick<DirectArgs, 'Cout'>): Conv2dTile => ({ OT: a.Cout, PT: 8, WG: 0, RT: 4, VX: 1, OL: 1 });
 
@@ -81,34 +79,50 @@ export function patchPoolRelu(
 }
 
 /**
- * Why x cannot be read as uniform windows of `UW` images here, or null: a window must hold whole groups of sg
- * images (a workgroup's lanes), fit a uniform binding and start at an offset the adapter allows, the batch must be
- * whole windows, and the windows and the uniform block must fit the adapter's uniform bindings per stage.
+ * Why an input of N images of `imageFloats` values each cannot be read as uniform windows of `UW` images here, or
+ * null: a window must hold whole groups of sg images (a workgroup's lanes), fit a uniform binding and start at an
+ * offset the adapter allows, the batch must be whole windows, and the windows and the uniform block must fit the
+ * adapter's uniform bindings per stage. (Here and in backward-weight's image-lane tile.)
  */
-export function patchWindows(gpu: Gpu, a: Pick<DirectArgs, 'N' | 'Cin' | 'Hin' | 'Win'>, UW: number, sg: number): string | null {
+export function uniformWindows(gpu: Gpu, N: number, imageFloats: number, UW: number, sg: number): string | null {
   const { maxUniformBufferBindingSize, minUniformBufferOffsetAlignment, maxUniformBuffersPerShaderStage } = gpu.device.limits;
-  const bytes = UW * a.Cin * a.Hin * a.Win * 4;
+  const bytes = UW * imageFloats * 4;
   if (UW % sg !== 0) return `a window of ${UW} images is not whole subgroups of ${sg}`;
-  if (a.N % UW !== 0) return `a batch of ${a.N} is not whole windows of ${UW} images`;
+  if (N % UW !== 0) return `a batch of ${N} is not whole windows of ${UW} images`;
   if (bytes > maxUniformBufferBindingSize)
     return `a window of ${UW} images (${bytes} bytes) is more than a uniform binding holds (${maxUniformBufferBindingSize})`;
   if (bytes % minUniformBufferOffsetAlignment !== 0)
     return `windows of ${bytes} bytes do not start at multiples of ${minUniformBufferOffsetAlignment} bytes`;
-  if (a.N / UW + 1 > maxUniformBuffersPerShaderStage)
-    return `${a.N / UW} windows and the uniform block are more than the ${maxUniformBuffersPerShaderStage} uniform bindings a kernel has`;
+  if (N / UW + 1 > maxUniformBuffersPerShaderStage)
+    return `${N / UW} windows and the uniform block are more than the ${maxUniformBuffersPerShaderStage} uniform bindings a kernel has`;
   return null;
 }
 
-/**
- * The patch tile reading x as uniform windows (see the top of this file), with the most images a window can hold,
- * where it runs: none or one tile.
- */
-export function patchWindowTiles(gpu: Gpu, a: Pick<DirectArgs, 'N' | 'Cin' | 'Hin' | 'Win'>, t: Conv2dTile): Conv2dTile[] {
+/** The most images a uniform window can hold for uniformWindows, or 0 where no window size can. */
+export function imagesPerWindow(gpu: Gpu, N: number, imageFloats: number): number {
   const sg = fixedSubgroupSize(gpu);
-  if (!sg) return [];
-  const most = Math.floor(gpu.device.limits.maxUniformBufferBindingSize / (a.Cin * a.Hin * a.Win * 4) / sg) * sg;
-  for (let UW = most; UW >= sg; UW -= sg) if (patchWindows(gpu, a, UW, sg) === null) return [{ ...t, UW }];
-  return [];
+  if (!sg) return 0;
+  const most = Math.floor(gpu.device.limits.maxUniformBufferBindingSize / (imageFloats * 4) / sg) * sg;
+  for (let UW = most; UW >= sg; UW -= sg) if (uniformWindows(gpu, N, imageFloats, UW, sg) === null) return UW;
+  return 0;
+}
+
+/** The windows of x a kernel binds (x0, x1, …: ranges of `UW` images of `imageFloats` values), or x itself without UW. */
+export function windowsOf(x: GPUBuffer, N: number, imageFloats: number, UW: number): Record<string, Binding> {
+  if (!UW) return { x };
+  const size = UW * imageFloats * 4;
+  return Object.fromEntries(range(N / UW).map((i) => [`x${i}`, { buffer: x, offset: i * size, size }]));
+}
+
+const UNIFORM_USAGE = 0x40; // GPUBufferUsage.UNIFORM (globals may not be installed yet)
+
+/** Whether a buffer can be bound as uniform windows (a caller's buffer may lack UNIFORM usage: then the storage-buffer tile runs, the same sums). */
+export const bindsUniform = (b: GPUBuffer): boolean => (b.usage & UNIFORM_USAGE) !== 0;
+
+/** The patch tile reading x as uniform windows (see the top of this file), with the most images a window holds, where it runs. */
+export function patchWindowTiles(gpu: Gpu, a: Pick<DirectArgs, 'N' | 'Cin' | 'Hin' | 'Win'>, t: Conv2dTile): Conv2dTile[] {
+  const UW = imagesPerWindow(gpu, a.N, a.Cin * a.Hin * a.Win);
+  return UW ? [{ ...t, UW }] : [];
 }
 
 const patchKernel = memoKernel(
@@ -222,20 +236,18 @@ const patchKernel = memoKernel(
 /** The pooled forward with a patch tile (see the top of this file); patchPoolRelu says where it runs. */
 export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers & { argmax: GPUBuffer }, t: Conv2dTile): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
-  const why = patchPoolRelu(a, t) ?? (t.UW ? patchWindows(gpu, a, t.UW, sg) : null);
+  const image = a.Cin * a.Hin * a.Win;
+  const why = patchPoolRelu(a, t) ?? (t.UW ? uniformWindows(gpu, a.N, image, t.UW, sg) : null);
   if (why) throw new VariantError(`conv2d_v4_patch_pool_relu: ${why}`);
-  // a buffer of the caller's without UNIFORM usage cannot be bound as windows: the storage-buffer tile, the same sums
-  const UW = t.UW && buffers.x.usage & UNIFORM_USAGE ? t.UW : 0;
+  const UW = t.UW && bindsUniform(buffers.x) ? t.UW : 0;
   const nNB = Math.ceil(a.N / sg);
   const [gx, gy] = grid1d(nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1)), 1);
   const windows = UW ? a.N / UW : 0;
   const kernel = patchKernel(a.Cin, a.Hin, a.Win, a.Hout, a.Wout, a.KH, a.KW, { ...t, WG: sg, UW: UW || undefined }, sg, windows);
-  const size = UW * a.Cin * a.Hin * a.Win * 4;
   const { x, ...rest } = buffers;
-  const xs = UW ? Object.fromEntries(range(windows).map((i) => [`x${i}`, { buffer: x, offset: i * size, size }])) : { x };
   launch(gpu, kernel, {
     params: { N: a.N, nNB, Cout: a.Cout, hasBias: +a.hasBias },
-    buffers: { ...rest, ...xs },
+    buffers: { ...rest, ...windowsOf(x, a.N, image, UW) },
     workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
   });
 }
