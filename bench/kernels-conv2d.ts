@@ -346,7 +346,7 @@ export const entries: BenchEntry[] = [
       entry(l, 'backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t }),
     ),
     ...imageLanesTiles(geometry('bench', l.sizes), 8, true)
-      .flatMap((t) => [t, ...(imagesPerWindow(l.sizes) ? [{ ...t, UW: imagesPerWindow(l.sizes) }] : [])])
+      .flatMap((t) => [t, ...(imagesPerWindow(l.sizes) && !t.UW ? [{ ...t, UW: imagesPerWindow(l.sizes) }] : [])])
       .map((t) => entry(l, 'pool-relu-backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
   ]),
 ];

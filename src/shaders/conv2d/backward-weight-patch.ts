@@ -72,7 +72,8 @@ export function imageLanesTiles(g: Geometry, sg: number, pooled = false, gpu?: G
   const all = [d, { ...d, groups: 2 }, { ...d, groups: 1 }];
   const tiles = all.filter((t, i) => all.findIndex((u) => unitSplit(g, u, sg).slices === unitSplit(g, t, sg).slices) === i);
   const UW = gpu ? imagesPerWindow(gpu, g.N, g.C * g.H * g.W) : 0;
-  return [...tiles, ...(UW ? tiles.map((t) => ({ ...t, UW })) : [])];
+  const am = pooled ? tiles.map((t) => ({ ...t, AM: 1 })) : [];
+  return [...tiles, ...am, ...(UW ? [...tiles, ...am].map((t) => ({ ...t, UW })) : [])];
 }
 
 /** Why backward-weight cannot take this IL tile here, or null. */
@@ -95,7 +96,18 @@ export function imageLanes(g: Geometry, t: Conv2dWeightTile, sg: number): string
 type KernelSizes = Pick<Geometry, 'C' | 'H' | 'W' | 'O' | 'KH' | 'KW' | 'OH' | 'OW'>;
 
 const imageLanesKernel = memoKernel(
-  (g: KernelSizes, RT: number, PT: number, CT: number, sg: number, bias: boolean, pooled: boolean, UW: number, windows: number) => {
+  (
+    g: KernelSizes,
+    RT: number,
+    PT: number,
+    CT: number,
+    sg: number,
+    bias: boolean,
+    pooled: boolean,
+    UW: number,
+    windows: number,
+    atMaxima: boolean,
+  ) => {
     const { C, H, W, KH, KW, OH, OW } = g;
     const T = CT * KH * KW; // the workgroup's taps: CT input channels (from workgroup_id.z) × KH × KW
     const rows = RT + KH - 1;
@@ -144,16 +156,38 @@ const imageLanesKernel = memoKernel(
       const [v, e] = [`${r >> 1}_${pp >> 3}`, (pp >> 1) & 3];
       return `select(0.0, g${v}[${e}], j${v}[${e}] == jw + ${r * OW + pp})`;
     };
+    const tapOf = (tap: number) => [Math.floor(tap / (KH * KW)), Math.floor(tap / KW) % KH, tap % KW];
     // position by position: one dy value against every tap, so the T sums stay in registers
-    const sums = range(RT).flatMap((r) =>
-      range(PT).map((pp) => {
-        const fmas = range(T).map((tap) => {
-          const [c, kh, kw] = [Math.floor(tap / (KH * KW)), Math.floor(tap / KW) % KH, tap % KW];
-          return `s${tap} = fma(d, ${xv(c, r + kh, pp + kw)}, s${tap});`;
-        });
-        return `{ let d = ${dyAt(r, pp)};${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
-      }),
-    );
+    const dense = () =>
+      range(RT).flatMap((r) =>
+        range(PT).map((pp) => {
+          const fmas = range(T).map((tap) => {
+            const [c, kh, kw] = tapOf(tap);
+            return `s${tap} = fma(d, ${xv(c, r + kh, pp + kw)}, s${tap});`;
+          });
+          return `{ let d = ${dyAt(r, pp)};${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
+        }),
+      );
+    // AM (pooled): window by window, a window's value against every tap at its maximum only, the x of its
+    // maximum's column picked by a select (jj: the maximum's offset in its window, 0, 1, OW or OW + 1; negative
+    // where the ReLU cut it). Two passes per row of windows, the windows whose maximum is in their first row,
+    // then those whose maximum is in their second, add each sum's nonzero terms in the dense order: the same
+    // sums bit for bit with a quarter of the multiply-adds doing work (half of them issued).
+    const atMax = () =>
+      range(RT / 2).flatMap((pr) =>
+        [0, 1].flatMap((row) =>
+          range(PT / 2).map((pc) => {
+            const [v, e] = [`${pr}_${pc >> 2}`, pc & 3];
+            const fmas = range(T).map((tap) => {
+              const [c, kh, kw] = tapOf(tap);
+              const [r, col] = [2 * pr + row + kh, 2 * pc + kw];
+              return `s${tap} = fma(d, select(${xv(c, r, col)}, ${xv(c, r, col + 1)}, odd), s${tap});`;
+            });
+            return `{ let jj = j${v}[${e}] - (jw + ${2 * pr * OW + 2 * pc}); let d = select(0.0, g${v}[${e}], (jj >= 0) & ((jj >= ${OW}) == ${row === 1})); let odd = (jj & 1) != 0;${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
+          }),
+        ),
+      );
+    const sums = pooled && atMaxima ? atMax() : dense();
     // the reduce-scatter: group k's sums k·sg … k·sg + sg − 1 (zeros past the last), halved log2(sg) times; at
     // each round a lane keeps the half its lane bit selects and adds the other lane's copy of it
     const nS = T + (bias ? 1 : 0);
@@ -185,7 +219,7 @@ const imageLanesKernel = memoKernel(
       return out;
     });
     return declareKernel({
-      name: `conv2d_bwd_weight_v4_il${pooled ? '_pooled' : ''}${bias ? '_bias' : ''}${UW ? `_uw${UW}x${windows}` : ''}`,
+      name: `conv2d_bwd_weight_v4_il${pooled ? '_pooled' : ''}${bias ? '_bias' : ''}${UW ? `_uw${UW}x${windows}` : ''}${pooled && atMaxima ? '_am' : ''}`,
       enable: ['subgroups'],
       params: { N: 'u32', units: 'u32', per: 'u32', accumulate: 'u32' },
       buffers: {
@@ -264,7 +298,10 @@ export function backwardWeightImageLanes(
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const { x, dy, argmax, dw, db } = buffers;
   const image = g.C * g.H * g.W;
-  const why = (argmax ? imageLanesPooled(g, t, sg) : imageLanes(g, t, sg)) ?? (t.UW ? uniformWindows(gpu, g.N, image, t.UW, sg) : null);
+  const why =
+    (argmax ? imageLanesPooled(g, t, sg) : imageLanes(g, t, sg)) ??
+    (t.UW ? uniformWindows(gpu, g.N, image, t.UW, sg) : null) ??
+    (t.AM && !argmax ? 'AM takes the pooled gradient and its argmax (conv2d.pool-relu.backward-weight)' : null);
   if (why) throw new VariantError(`conv2d_bwd_weight_v4_il${argmax ? '_pooled' : ''}: ${why}`);
   const UW = t.UW && bindsUniform(x) ? t.UW : 0;
   const RT = t.RT ?? 1;
@@ -275,7 +312,7 @@ export function backwardWeightImageLanes(
   const dbPart = direct ? (db ?? null) : db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
   const { C, H, W, O, KH, KW, OH, OW } = g;
   const CT = t.CT ?? 1;
-  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db, !!argmax, UW, UW ? g.N / UW : 0), {
+  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db, !!argmax, UW, UW ? g.N / UW : 0, !!t.AM), {
     params: { N: g.N, units, per, accumulate: +(direct && accumulate) },
     buffers: { ...windowsOf(x, g.N, image, UW), dy, ...(argmax ? { argmax } : {}), part, ...(dbPart ? { dbPart } : {}) },
     workgroups: [slices, 1, C / CT],

@@ -41,6 +41,8 @@ export interface Conv2dWeightTile {
   CT?: number;
   /** With IL: reads x as uniform windows of UW images each (backward-weight-patch.ts), not as a storage buffer. */
   UW?: number;
+  /** With IL behind the pool: 1 multiplies each window's value at its maximum only (backward-weight-patch.ts), the same sums. */
+  AM?: number;
 }
 
 /** Why v4 cannot load x rows as vec4s for this geometry and tile, or null: unpadded, rows and steps on vec4 boundaries, no step past a row. */
