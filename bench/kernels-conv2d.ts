@@ -287,6 +287,8 @@ function imagesPerWindow(s: Conv2dSizes): number {
   return UW > 0 && s.N % UW === 0 && s.N / UW <= 11 ? UW : 0;
 }
 
+const withoutAM = ({ AM: _, ...t }: Conv2dWeightTile): Conv2dWeightTile => t;
+
 const tileLabel = (t: Conv2dTile | Conv2dWeightTile) => `v2 tile ${t.OT}ch x ${t.PT}col wg${t.WG}${'groups' in t ? ` g${t.groups}` : ''}`;
 
 export const entries: BenchEntry[] = [
@@ -345,8 +347,13 @@ export const entries: BenchEntry[] = [
     ...conv2dWeightTilesV4(geometry('bench', l.sizes), 8).map((t) =>
       entry(l, 'backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t }),
     ),
+    // (and the first without AM, which multiplies all four positions of a window: the same sums, for comparison)
     ...imageLanesTiles(geometry('bench', l.sizes), 8, true)
-      .flatMap((t) => [t, ...(imagesPerWindow(l.sizes) && !t.UW ? [{ ...t, UW: imagesPerWindow(l.sizes) }] : [])])
+      .flatMap((t, i) => [
+        t,
+        ...(imagesPerWindow(l.sizes) ? [{ ...t, UW: imagesPerWindow(l.sizes) }] : []),
+        ...(i === 0 ? [withoutAM(t)] : []),
+      ])
       .map((t) => entry(l, 'pool-relu-backward-weight', { label: choiceLabel({ variant: 'v4', config: t }), variant: 'v4', tile: t })),
   ]),
 ];

@@ -49,8 +49,20 @@ import { slicing, sumPartials } from './sum-partials.js';
 /** The most sums (taps and bias) a lane keeps; its patch holds at most MAX_PATCH input values, as the forward's. */
 const MAX_SUMS = 32;
 
-/** The IL tile: 4×8 output positions per lane, one input channel per workgroup, about 16 workgroups per input channel. */
-export const imageLanesTile = (): Conv2dWeightTile => ({ OT: 0, PT: 8, WG: 0, groups: 16, RT: 4, IL: 1, CT: 1 });
+/**
+ * The IL tile: 4×8 output positions per lane, one input channel per workgroup, about 16 workgroups per input
+ * channel; behind the pool (`pooled`) with AM.
+ */
+export const imageLanesTile = (pooled = false): Conv2dWeightTile => ({
+  OT: 0,
+  PT: 8,
+  WG: 0,
+  groups: 16,
+  RT: 4,
+  IL: 1,
+  CT: 1,
+  ...(pooled ? { AM: 1 } : {}),
+});
 
 /**
  * How a launch splits its units (a block of positions in a group of sg images; blocks × groups of them) over `slices`
@@ -67,13 +79,12 @@ function unitSplit(g: Geometry, t: Conv2dWeightTile, sg: number): { units: numbe
  * given the adapter, each of them also reading x as uniform windows where the batch is whole windows.
  */
 export function imageLanesTiles(g: Geometry, sg: number, pooled = false, gpu?: Gpu): Conv2dWeightTile[] {
-  const d = imageLanesTile();
+  const d = imageLanesTile(pooled);
   if ((pooled ? imageLanesPooled(g, d, sg) : imageLanes(g, d, sg)) !== null) return [];
   const all = [d, { ...d, groups: 2 }, { ...d, groups: 1 }];
   const tiles = all.filter((t, i) => all.findIndex((u) => unitSplit(g, u, sg).slices === unitSplit(g, t, sg).slices) === i);
   const UW = gpu ? imagesPerWindow(gpu, g.N, g.C * g.H * g.W) : 0;
-  const am = pooled ? tiles.map((t) => ({ ...t, AM: 1 })) : [];
-  return [...tiles, ...am, ...(UW ? [...tiles, ...am].map((t) => ({ ...t, UW })) : [])];
+  return [...tiles, ...(UW ? tiles.map((t) => ({ ...t, UW })) : [])];
 }
 
 /** Why backward-weight cannot take this IL tile here, or null. */

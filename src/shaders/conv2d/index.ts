@@ -523,7 +523,7 @@ export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
     v4: {
       summary: 'the image-lane tile reading the pooled gradient and its argmax, not the scattered one: software adapters',
       requires: ['fixed-subgroups'],
-      rejects: (s) => imageLanesPooled(pooledGeometry(s), imageLanesTile(), 1), // (the subgroup size: at run)
+      rejects: (s) => imageLanesPooled(pooledGeometry(s), imageLanesTile(true), 1), // (the subgroup size: at run)
       configs: (gpu, s) => imageLanesTiles(pooledGeometry(s), fixedSubgroupSize(gpu)!, true, gpu),
       run: (gpu, b, s, c) =>
         backwardWeightImageLanes(
@@ -531,7 +531,7 @@ export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
           pooledGeometry(s),
           { x: b.x, dy: b.dy, argmax: b.argmax, dw: b.dw, db: b.db },
           !!s.accumulate,
-          s.tile ?? (c as Conv2dWeightTile | undefined) ?? imageLanesTile(),
+          s.tile ?? (c as Conv2dWeightTile | undefined) ?? imageLanesTile(true),
         ),
     },
   },
