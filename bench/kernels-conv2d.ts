@@ -284,7 +284,7 @@ const WEIGHT_TILES: Conv2dWeightTile[] = [
  */
 function imagesPerWindow(s: Conv2dSizes): number {
   const UW = 8 * Math.floor(65536 / (4 * s.C * s.H * s.W) / 8);
-  return UW > 0 && s.N % UW === 0 && s.N / UW <= 11 ? UW : 0;
+  return UW > 0 && s.N % UW === 0 && s.N / UW <= 4 ? UW : 0; // (patch.ts: at most 4 windows)
 }
 
 const withoutAM = ({ AM: _, ...t }: Conv2dWeightTile): Conv2dWeightTile => t;
