@@ -26,7 +26,8 @@
 // With UW (a tile the tuner offers where the batch is whole windows), x is read as uniform arrays instead: the
 // batch split into windows of UW images (whole subgroups), each bound as a range of x to a uniform binding of its
 // own (at most 64 KiB by default: 16 of the seed's images), and a workgroup, whose images all lie in one window,
-// loads its patch from that one in a switch on the window (the same in every lane, so only its case runs).
+// loads its patch from that one in a switch on the window (the same in every lane; llvmpipe still runs every
+// case under a mask, so every window's loads run, and at most MAX_WINDOWS windows are offered).
 // llvmpipe loads a storage buffer per lane in a loop with a branch per lane and per component for the bounds
 // check, and a uniform array per lane without branches (Mesa's emit_load_mem against emit_load_ubo). The same
 // sums from the same values: the outputs are the storage-buffer tile's bit for bit. Measured on the seed's conv1
@@ -101,8 +102,8 @@ export function uniformWindows(gpu: Gpu, N: number, imageFloats: number, UW: num
 /**
  * The windows a tuner is offered at most. llvmpipe runs every case of the kernels' switch on the window under a
  * mask, so each window's loads run: with the seed's conv2 input in 8 windows the weight gradient ran 1.00–1.16×
- * as fast (alternating in one process), with conv1's in 4, 1.1–1.2× (both with AM); and each window lengthens the
- * kernel that llvmpipe compiles.
+ * as fast as without windows (alternating in one process), with conv1's in 4, 1.08–1.13× (both with AM); and each
+ * window lengthens the kernel that llvmpipe compiles.
  */
 const MAX_WINDOWS = 4;
 
@@ -155,8 +156,8 @@ const patchKernel = memoKernel(
     const held = range(Cin).flatMap((ic) =>
       range(rows).flatMap((r) => range(nq).map((q) => [`v${ic}_${r}_${q}`, (ic * Hin + r) * (Win / 4) + q] as const)),
     );
-    // x from its storage buffer, or from the uniform window of the workgroup's images (a switch on the window:
-    // the same in every lane, so only its case runs)
+    // x from its storage buffer, or from the uniform window of the workgroup's images (a switch on the window,
+    // the same in every lane)
     const window = t.UW ? (t.UW * Cin * Hin * Win) / 4 : 0; // vec4s
     const patch = !t.UW
       ? held.map(([v, k]) => `let ${v} = x[xb + ${k}u];`)
