@@ -52,7 +52,7 @@ import { declareKernel, launch } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { memoKernel, range } from '../wgsl.js';
 import type { BackwardWeightBuffers, Conv2dWeightTile } from './backward-weight.js';
-import { bindsUniform, imagesPerWindow, MAX_PATCH, uniformWindows, windowsOf } from './patch.js';
+import { imagesPerWindow, MAX_PATCH, uniformWindows, windowDecls, windowSwitch, windowsFor, windowsOf } from './patch.js';
 import type { Geometry } from './sizes.js';
 import { slicing, sumPartials } from './sum-partials.js';
 
@@ -151,15 +151,7 @@ const imageLanesKernel = memoKernel(
       ];
     };
     // x from its storage buffer, or (UW) from the uniform window of the unit's images, in a switch on the window
-    const window = (UW * C * H * W) / 4; // vec4s
-    const patch = !UW
-      ? section('x', 'xb')
-      : [
-          `let wi = ng / ${UW / sg}u; let xl = xb - wi * ${window}u;`,
-          'switch (wi) {',
-          ...range(windows).map((i) => `  ${i < windows - 1 ? `case ${i}u` : 'default'}: { ${section(`x${i}`, 'xl').join(' ')} }`),
-          '}',
-        ];
+    const patch = !UW ? section('x', 'xb') : windowSwitch('ng', UW, sg, windows, C * H * W, (xs, at) => section(xs, at).join(' '));
     const xv = (c: number, r: number, j: number) => `v${c}_${r}_${j >> 2}[${j & 3}]`;
     // dy: the lane's RT×PT values (at dr); pooled, its RT/2 × PT/2 pooled values and their argmax (at gr), a
     // position's dy being its window's value where the argmax names it, else 0 (what max_pool2d's backward writes)
@@ -244,9 +236,7 @@ const imageLanesKernel = memoKernel(
       enable: ['subgroups'],
       params: { N: 'u32', units: 'u32', per: 'u32', accumulate: 'u32' },
       buffers: {
-        ...(UW
-          ? Object.fromEntries(range(windows).map((i) => [`x${i}`, { uniform: 'vec4f', elements: window }]))
-          : { x: { read: 'vec4f' } }),
+        ...windowDecls(UW, windows, C * H * W),
         dy: { read: 'vec4f' },
         ...(pooled ? { argmax: { read: 'vec4i' } } : {}),
         part: 'read_write',
@@ -324,7 +314,7 @@ export function backwardWeightImageLanes(
     (t.UW ? uniformWindows(gpu, g.N, image, t.UW, sg) : null) ??
     (t.AM && !argmax ? 'AM takes the pooled gradient and its argmax (conv2d.pool-relu.backward-weight)' : null);
   if (why) throw new VariantError(`conv2d_bwd_weight_v4_il${argmax ? '_pooled' : ''}: ${why}`);
-  const UW = t.UW && bindsUniform(x) ? t.UW : 0;
+  const UW = windowsFor(t.UW, x);
   const RT = t.RT ?? 1;
   const { units, per, slices } = unitSplit(g, t, sg);
   // one slice sums straight into dw (and db); several write partial sums that conv2d_sum_partials adds

@@ -681,8 +681,9 @@ export type PoolSizes = V4Sizes & Pick<DirectArgs, 'Cin' | 'KH' | 'KW' | 'padH' 
 
 /**
  * Pooled v4 tiles a tuner may time: where the convolution has few enough input channels, the patch tile first
- * (patch.ts), and given the batch and the adapter, the patch tile reading x as uniform windows; then conv2dTileV4's columns (made even) with half its channels, with conv2dTileV4's channels,
- * and with all of them (at most 20).
+ * (patch.ts), and given the batch and the adapter, the patch tile reading x as uniform windows; then
+ * conv2dTileV4's columns (made even) with half its channels, with conv2dTileV4's channels, and with all of them
+ * (at most 20).
  */
 export function conv2dPoolTilesV4(a: PoolSizes & Partial<Pick<DirectArgs, 'N' | 'Hin'>>, gpu?: Gpu): Conv2dTile[] {
   const d = scalarTileV4(a.Cout, a.Wout);

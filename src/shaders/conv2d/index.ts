@@ -60,8 +60,8 @@
 //   v4  the forward v4 with 2 rows per lane (or another even number), sliding at stride 1, pooling each 2×2
 //       window of its sums in the epilogue, so the convolution's output is never stored (software adapters with
 //       fixed-size subgroups; even output sizes). With few input channels (the seed's conv1) the patch tile
-//       instead: each lane loads its whole input patch once and loops over the output channels (patch.ts).
-//       Tile: conv2dPoolTileV4.
+//       instead: each lane loads its whole input patch once and loops over the output channels (patch.ts),
+//       optionally (UW, a tuner's choice) reading x as uniform windows of the batch. Tile: conv2dPoolTileV4.
 // CONV2D_POOL_RELU_BACKWARD_WEIGHT (the weight and bias gradient behind that pool, from the pooled gradient and
 // the argmax: conv2dMaxPool2dRelu's backward)
 //   v1  max_pool2d's backward with its ReLU into the convolution's gradient (unless the caller has made it for dx:
@@ -71,7 +71,9 @@
 //       are the IL tile's on the scattered gradient bit for bit; a lane loads 16 values per output channel
 //       instead of 32 (on llvmpipe every load of its own costs about as much as the multiply-adds it feeds), and
 //       where the input needs no gradient (the seed's conv1) the step loses max_pool2d's backward and its round
-//       trip through memory. A tuner's choice only (IL sums in another order than the heuristics' v4 tiles).
+//       trip through memory. Its tiles take AM (a window's value against the taps at its maximum only, the same
+//       sums) and may read x as uniform windows (UW). A tuner's choice only (IL sums in another order than the
+//       heuristics' v4 tiles).
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).

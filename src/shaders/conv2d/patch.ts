@@ -35,7 +35,7 @@
 // against 60%.
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
-import { declareKernel, launch } from '../../gpu/kernel.js';
+import { type BufferDecl, declareKernel, launch } from '../../gpu/kernel.js';
 import type { Binding, Gpu } from '../../gpu/runtime.js';
 import { grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
 import type { Conv2dTile, DirectArgs, DirectBuffers } from './direct.js';
@@ -116,6 +116,15 @@ export function imagesPerWindow(gpu: Gpu, N: number, imageFloats: number): numbe
   return 0;
 }
 
+/**
+ * x's declaration in a kernel: `windows` uniform arrays x0, x1, … of UW images of `imageFloats` values (what
+ * windowsOf binds), or without UW one storage buffer of vec4s.
+ */
+export function windowDecls(UW: number, windows: number, imageFloats: number): Record<string, BufferDecl> {
+  if (!UW) return { x: { read: 'vec4f' } };
+  return Object.fromEntries(range(windows).map((i) => [`x${i}`, { uniform: 'vec4f', elements: (UW * imageFloats) / 4 }]));
+}
+
 /** The windows of x a kernel binds (x0, x1, …: ranges of `UW` images of `imageFloats` values), or x itself without UW. */
 export function windowsOf(x: GPUBuffer, N: number, imageFloats: number, UW: number): Record<string, Binding> {
   if (!UW) return { x };
@@ -123,10 +132,34 @@ export function windowsOf(x: GPUBuffer, N: number, imageFloats: number, UW: numb
   return Object.fromEntries(range(N / UW).map((i) => [`x${i}`, { buffer: x, offset: i * size, size }]));
 }
 
+/**
+ * WGSL reading x from its uniform windows: `wi`, the window of the workgroup's images (`group`: their index in
+ * groups of sg), and `xl`, the vec4 index `xb` within it; then `loads(xs, at)` (WGSL reading array `xs` from
+ * index `at`) once per window, in a switch on `wi`.
+ */
+export function windowSwitch(
+  group: string,
+  UW: number,
+  sg: number,
+  windows: number,
+  imageFloats: number,
+  loads: (xs: string, at: string) => string,
+): string[] {
+  return [
+    `let wi = ${group} / ${UW / sg}u; let xl = xb - wi * ${(UW * imageFloats) / 4}u;`,
+    'switch (wi) {',
+    ...range(windows).map((i) => `  ${i < windows - 1 ? `case ${i}u` : 'default'}: { ${loads(`x${i}`, 'xl')} }`),
+    '}',
+  ];
+}
+
 const UNIFORM_USAGE = 0x40; // GPUBufferUsage.UNIFORM (globals may not be installed yet)
 
-/** Whether a buffer can be bound as uniform windows (a caller's buffer may lack UNIFORM usage: then the storage-buffer tile runs, the same sums). */
-export const bindsUniform = (b: GPUBuffer): boolean => (b.usage & UNIFORM_USAGE) !== 0;
+/**
+ * The images per window a tile's UW asks for where x can be bound as uniform windows, else 0: a caller's buffer
+ * may lack UNIFORM usage, and then the tile reads the storage buffer, the same sums.
+ */
+export const windowsFor = (UW: number | undefined, x: GPUBuffer): number => (UW && (x.usage & UNIFORM_USAGE) !== 0 ? UW : 0);
 
 /** The patch tile reading x as uniform windows (see the top of this file), with the most images a window holds, where it runs. */
 export function patchWindowTiles(gpu: Gpu, a: Pick<DirectArgs, 'N' | 'Cin' | 'Hin' | 'Win'>, t: Conv2dTile): Conv2dTile[] {
@@ -158,17 +191,12 @@ const patchKernel = memoKernel(
     );
     // x from its storage buffer, or from the uniform window of the workgroup's images (a switch on the window,
     // the same in every lane)
-    const window = t.UW ? (t.UW * Cin * Hin * Win) / 4 : 0; // vec4s
+    const image = Cin * Hin * Win;
     const patch = !t.UW
       ? held.map(([v, k]) => `let ${v} = x[xb + ${k}u];`)
       : [
-          `${held.map(([v]) => `var ${v}: vec4f;`).join(' ')}`,
-          `let wi = nb / ${t.UW / sg}u; let xl = xb - wi * ${window}u;`,
-          `switch (wi) {`,
-          ...range(windows).map(
-            (i) => `  ${i < windows - 1 ? `case ${i}u` : 'default'}: { ${held.map(([v, k]) => `${v} = x${i}[xl + ${k}u];`).join(' ')} }`,
-          ),
-          '}',
+          held.map(([v]) => `var ${v}: vec4f;`).join(' '),
+          ...windowSwitch('nb', t.UW, sg, windows, image, (xs, at) => held.map(([v, k]) => `${v} = ${xs}[${at} + ${k}u];`).join(' ')),
         ];
     const xv = (ic: number, r: number, j: number) => `v${ic}_${r}_${j >> 2}[${j & 3}]`;
     const acc = (r: number, pp: number) => `a${r}_${pp}`;
@@ -207,9 +235,7 @@ const patchKernel = memoKernel(
       enable: ['subgroups'],
       params: { N: 'u32', nNB: 'u32', Cout: 'u32', hasBias: 'u32' },
       buffers: {
-        ...(t.UW
-          ? Object.fromEntries(range(windows).map((i) => [`x${i}`, { uniform: 'vec4f', elements: window }]))
-          : { x: { read: 'vec4f' } }),
+        ...windowDecls(t.UW ?? 0, windows, image),
         w: 'read',
         bias: 'read',
         y: { read_write: 'vec4f' },
@@ -248,7 +274,7 @@ export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers 
   const image = a.Cin * a.Hin * a.Win;
   const why = patchPoolRelu(a, t) ?? (t.UW ? uniformWindows(gpu, a.N, image, t.UW, sg) : null);
   if (why) throw new VariantError(`conv2d_v4_patch_pool_relu: ${why}`);
-  const UW = t.UW && bindsUniform(buffers.x) ? t.UW : 0;
+  const UW = windowsFor(t.UW, buffers.x);
   const nNB = Math.ceil(a.N / sg);
   const [gx, gy] = grid1d(nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1)), 1);
   const windows = UW ? a.N / UW : 0;
