@@ -190,8 +190,9 @@ describe('conv2d', () => {
     gpu.pool.release(b);
   }
 
-  // v2 tiles other than the defaults: channel and column tails, one-lane workgroups, many row slices.
-  const odd = SHAPES.filter((s) => ['odd k3x2 pad 2', 'stride 2 pad 1', 'seed conv2, batch 3'].includes(s.label));
+  // v2 tiles other than the defaults: channel and column tails, one-lane workgroups, many row slices. The shapes:
+  // padded rows, and unpadded rows (v4 then compiles its kh bounds and Cin) at stride 2 and 1.
+  const odd = SHAPES.filter((s) => ['odd k3x2 pad 2', 'stride 2 pad 1', 'stride 2', 'seed conv2, batch 3'].includes(s.label));
   const TILES: { tile: Conv2dTile; weightTile: Conv2dWeightTile }[] = [
     { tile: { OT: 3, PT: 5, WG: 16 }, weightTile: { OT: 3, PT: 3, WG: 4, groups: 512 } },
     { tile: { OT: 4, PT: 3, WG: 1 }, weightTile: { OT: 4, PT: 1, WG: 1, groups: 1 } },
