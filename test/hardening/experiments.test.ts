@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OutputDir } from '../../src/util/output-dir.js';
-import { type CliResult, COLD_START_TIMEOUT, expectExit, expectOneLine, runCli } from '../helpers/cli.js';
+import { asAnotherUser, CLI, type CliResult, COLD_START_TIMEOUT, expectExit, expectOneLine, runCli } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'webgpu-nn-experiments-'));
 chmodSync(root, 0o755); // another user's process (the permission case) must reach into it
@@ -53,7 +53,7 @@ describe('output locations of the experiment commands', () => {
           [
             join(locked, command),
             /locked\/[\w-]+: cannot create the directory: permission denied \(EACCES\)/,
-            asRoot ? { uid: 65534, gid: 65534 } : {},
+            asAnotherUser(CLI, join(locked, command)),
           ],
         ];
         for (const [out, message, spawn] of cases) {

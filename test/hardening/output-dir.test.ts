@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { OutputError } from '../../src/errors.js';
 import { writeFileAtomic } from '../../src/util/files.js';
 import { OutputDir } from '../../src/util/output-dir.js';
+import { asAnotherUser } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'webgpu-nn-outdir-'));
 chmodSync(root, 0o755); // another user's process (the permission test) must reach into it
@@ -62,13 +63,14 @@ describe('an output location that cannot be used', () => {
     // As root every directory is writable, so the attempt runs as another user (nobody) there.
     const asRoot = process.getuid?.() === 0;
     if (!asRoot) chmodSync(locked, 0o555);
-    const script = `import('${join(import.meta.dirname, '..', '..', 'dist', 'src', 'util', 'output-dir.js')}').then((m) => {
+    const module = join(import.meta.dirname, '..', '..', 'dist', 'src', 'util', 'output-dir.js');
+    const script = `import('${module}').then((m) => {
       for (const p of [process.argv[1], process.argv[1] + '/sub']) {
         try { m.OutputDir.open(p, { flag: '--out', command: 'test', files: [] }); console.log('opened'); }
         catch (e) { console.log(e.name + ': ' + e.message); }
       }
     })`;
-    const r = spawnSync(process.execPath, ['-e', script, locked], { encoding: 'utf8', ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+    const r = spawnSync(process.execPath, ['-e', script, locked], { encoding: 'utf8', ...asAnotherUser(module, join(locked, 'sub')) });
     expect(r.stdout).toMatch(/^OutputError: --out .*locked: cannot write in it: permission denied \(EACCES\)/m);
     expect(r.stdout).toMatch(/^OutputError: --out .*locked\/sub: cannot create the directory: permission denied \(EACCES\)/m);
     expect(readdirSync(locked)).toEqual([]);

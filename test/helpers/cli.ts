@@ -1,9 +1,31 @@
 // Running the `webgpu-nn` command as a user does, in a child process (needs the build: `npm test` makes it).
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
+
+/**
+ * Spawn options for a case that needs a directory this user may not write in: as root every directory is
+ * writable, so the child then runs as nobody (uid 65534). Throws, naming the directory, where nobody could not
+ * reach one of `paths` (a clone under a mode-0700 directory, as `mktemp -d` makes, fails that way); else the
+ * child would die on a module it cannot read, which says nothing of why.
+ */
+export function asAnotherUser(...paths: string[]): SpawnOptions {
+  if (process.getuid?.() !== 0) return {};
+  for (const path of paths) {
+    for (let dir = dirname(path); ; dir = dirname(dir)) {
+      const mode = statSync(dir).mode & 0o777;
+      if ((mode & 0o001) === 0)
+        throw new Error(
+          `this case runs as nobody because the suite runs as root, and nobody cannot enter ${dir} (mode ${mode.toString(8)}), which holds ${path}: run the suite from a directory others may enter (chmod o+x ${dir})`,
+        );
+      if (dir === dirname(dir)) break;
+    }
+  }
+  return { uid: 65534, gid: 65534 };
+}
 
 // Each command is a new process that compiles its kernels; with Mesa's shader cache cold (a fresh machine)
 // llvmpipe takes 1–5 s per kernel, so tests that run commands get generous limits. They assert no times.
