@@ -8,9 +8,8 @@
 // same in every lane), loads its RT·PT dy values and sums the T = Cin·KH·KW tap products (and the bias sum) over
 // the block: T registers of sums, one dy value, the patch read from the stack. The lanes' T + 1 sums are then
 // added across the subgroup by a reduce-scatter (log2 sg rounds of subgroupShuffleXor per group of sg sums, so
-// lane l ends with sum k·sg + l of group k) and added to the sums the lane carries over the workgroup's units
-// (an array of O·ceil((T + 1)/sg), written once after its last unit; up to MAX_CARRIED, else added to the partial
-// sums in memory unit by unit). A workgroup (one slice) walks consecutive units, a unit being one block in one group of sg images, the blocks
+// lane l ends with sum k·sg + l of group k) and added to the workgroup's partial sums, one per lane per group.
+// A workgroup (one slice) walks consecutive units, a unit being one block in one group of sg images, the blocks
 // of a column going down first, so that where a unit follows the block above it the patch slides: its last KH − 1
 // rows become the first, and RT rows are loaded instead of RT + KH − 1 (1.06–1.11× as fast on conv1, 1.02× on
 // conv2, alternating in one process). With one slice it sums into dw and db themselves, else the slices' partial
@@ -56,9 +55,6 @@ import type { BackwardWeightBuffers, Conv2dWeightTile } from './backward-weight.
 import { imagesPerWindow, MAX_PATCH, uniformWindows, windowDecls, windowSwitch, windowsFor, windowsOf } from './patch.js';
 import type { Geometry } from './sizes.js';
 import { slicing, sumPartials } from './sum-partials.js';
-
-/** The most sums a lane of the IL kernel carries over its units (1 KiB; WGSL allows 8 KiB of function variables). */
-const MAX_CARRIED = 256;
 
 /** The most sums (taps and bias) a lane keeps; its patch holds at most MAX_PATCH input values, as the forward's. */
 const MAX_SUMS = 32;
@@ -208,29 +204,7 @@ const imageLanesKernel = memoKernel(
     // the reduce-scatter: group k's sums k·sg … k·sg + sg − 1 (zeros past the last), halved log2(sg) times; at
     // each round a lane keeps the half its lane bit selects and adds the other lane's copy of it
     const nS = T + (bias ? 1 : 0);
-    const nK = Math.ceil(nS / sg);
-    const carry = g.O * nK <= MAX_CARRIED;
     const bits = range(Math.log2(sg));
-    // lane l's sum k·sg + l of output channel o: a weight's (tap k·sg + l of channels c0…, at (o·C + c0)·KH·KW +
-    // tap in the slice's partial sums, or in one slice dw) or, at T, the bias's (in dbPart, or db); `f(index,
-    // buffer)` is a statement on it, guarded where some lanes hold no sum
-    const owned = (k: number, f: (i: string, buffer: string) => string): string[] => {
-      const tap = `${k * sg}u + sid`;
-      const w = `{ let i = slice * ${g.O * C * KH * KW}u + (o * ${C}u + c0) * ${KH * KW}u + ${tap}; ${f('i', 'part')} }`;
-      if ((k + 1) * sg <= T) return [w];
-      const b =
-        bias && k === Math.floor(T / sg) ? [`if (${tap} == ${T}u && c0 == 0u) { let i = slice * ${g.O}u + o; ${f('i', 'dbPart')} }`] : []; // one channel group sums the bias
-      return [`if (${tap} < ${T}u) ${w}`, ...b];
-    };
-    // carry: a lane keeps its sums over the slice's units in an array (read from dw and db first where it adds to
-    // them) and writes them after its last unit, where it would add each unit's sums to them in memory: the same
-    // additions in the same order, and on llvmpipe each load and store of its own is a loop over the lanes (the
-    // seed's conv1 weight gradient with its partial sums' pass 1.04-1.07x, conv2's 1.05-1.07x, alternating in one
-    // process, medians of 21-31). Past MAX_CARRIED sums a lane, in memory as before.
-    const each = (f: (k: number) => string[]) => `for (var o = 0u; o < ${g.O}u; o++) { ${range(nK).flatMap(f).join(' ')} }`;
-    const carryIn = `var acc: array<f32, ${g.O * nK}>;
-  if (p.accumulate != 0u) { ${each((k) => owned(k, (i, v) => `acc[o * ${nK}u + ${k}u] = ${v}[${i}];`))} }`;
-    const carryOut = `if (slice * p.per < p.units) { ${each((k) => owned(k, (i, v) => `${v}[${i}] = acc[o * ${nK}u + ${k}u];`))} }`;
     const reduce = range(Math.ceil(nS / sg)).flatMap((k) => {
       let vals = range(sg).map((i) => (k * sg + i < nS ? `s${k * sg + i}` : '0.0'));
       const out: string[] = [];
@@ -247,8 +221,15 @@ const imageLanesKernel = memoKernel(
       }
       // lane l now holds sum k·sg + l: a weight's (tap k·sg + l of channels c0…, at (o·C + c0)·KH·KW + tap) or, at T,
       // the bias's; added to the slice's partial sums (or, in one slice, to dw and db)
-      if (carry) return [...out, `acc[o * ${nK}u + ${k}u] += ${vals[0]};`];
-      return [...out, ...owned(k, (i, v) => `${v}[${i}] = select(0.0, ${v}[${i}], keep) + ${vals[0]};`)];
+      const tap = `${k * sg}u + sid`;
+      const wStore = `{ let i = slice * ${g.O * C * KH * KW}u + (o * ${C}u + c0) * ${KH * KW}u + ${tap}; part[i] = select(0.0, part[i], keep) + ${vals[0]}; }`;
+      const bStore = `{ let i = slice * ${g.O}u + o; dbPart[i] = select(0.0, dbPart[i], keep) + ${vals[0]}; }`;
+      if ((k + 1) * sg <= T) out.push(wStore);
+      else {
+        out.push(`if (${tap} < ${T}u) ${wStore}`);
+        if (bias && k === Math.floor(T / sg)) out.push(`if (${tap} == ${T}u && c0 == 0u) ${bStore}`); // one channel group sums the bias
+      }
+      return out;
     });
     return declareKernel({
       name: `conv2d_bwd_weight_v4_il${pooled ? '_pooled' : ''}${bias ? '_bias' : ''}${UW ? `_uw${UW}x${windows}` : ''}${pooled && atMaxima ? '_am' : ''}`,
@@ -266,9 +247,8 @@ const imageLanesKernel = memoKernel(
   let c0 = wid.z * ${CT}u;
   ${bits.map((b) => `let b${b} = (sid & ${1 << b}u) != 0u;`).join(' ')}
   ${held(range(rows), (c, r, q) => `var v${c}_${r}_${q}: vec4f;`).join(' ')}
-  ${carry ? carryIn : ''}
   for (var u = slice * p.per; u < min(slice * p.per + p.per, p.units); u++) {
-    ${carry ? '' : "let keep = u > slice * p.per || p.accumulate != 0u; // the slice's first unit starts its sums (or adds to dw)"}
+    let keep = u > slice * p.per || p.accumulate != 0u; // the slice's first unit starts its sums (or adds to dw)
     let rb = u % ${OH / RT}u; // units: row blocks, then column blocks, then groups of images
     let pb = (u / ${OH / RT}u) % ${nPB}u;
     let ng = u / ${(OH / RT) * nPB}u;
@@ -297,7 +277,6 @@ const imageLanesKernel = memoKernel(
       ${reduce.join('\n      ')}
     }
   }
-  ${carry ? carryOut : ''}
 }`,
     });
   },
