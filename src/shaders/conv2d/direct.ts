@@ -426,11 +426,12 @@ const directV4Kernel = memoKernel(
     padW: number,
     vy: boolean,
     Hout: number,
-    padRows: boolean,
     pool: boolean,
     unpaddedCin: number,
   ) => {
-    // unpadded rows (unpaddedCin > 0): every lane's kh runs over 0..KH, and the input channels are compile-time
+    // unpadded rows (unpaddedCin > 0): every lane's kh runs over 0..KH, and the input channels are compile-time;
+    // padded rows: with several rows per lane, a row outside the image is skipped (padRows)
+    const padRows = unpaddedCin === 0;
     const cin = unpaddedCin > 0 ? `${unpaddedCin}u` : 'p.Cin';
     const { OT, PT } = t;
     const RT = t.RT ?? 1;
@@ -819,12 +820,10 @@ function launchV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, t: Conv2dTile
   const nPB = Math.ceil(a.Wout / t.PT);
   const nNB = Math.ceil(a.N / sg);
   const [gx, gy] = grid1d(nNB * nPB * Math.ceil(a.Hout / RT), 1);
-  // Hout and whether rows are padded are compile-time only with several rows per lane (one-row kernels stay
-  // shared across heights and row paddings). Unpadded rows make the kh loop's bounds (0..KH) and Cin compile-time,
-  // for every row count: llvmpipe then runs the seed's conv2 forward 1.09-1.13x faster (alternating in one
+  // Hout is compile-time only with several rows per lane (one-row kernels stay shared across heights). Unpadded
+  // rows make the kh loop's bounds (0..KH) and Cin compile-time, for every row count: llvmpipe then runs the seed's conv2 forward 1.09-1.13x faster (alternating in one
   // process, medians of 21; AMD EPYC, 2026-11-30), with the same sums. Padded rows keep them uniforms: on conv2's
   // backward-input a compile-time Cin ran no faster.
-  const multi = RT > 1;
   const kernel = directV4Kernel(
     a.KH,
     a.KW,
@@ -836,8 +835,7 @@ function launchV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, t: Conv2dTile
     a.Wout,
     a.padW,
     !pool && v4VecStores(a, t.PT),
-    multi ? a.Hout : 0,
-    multi && a.padH !== 0,
+    RT > 1 ? a.Hout : 0,
     pool,
     a.padH === 0 ? a.Cin : 0,
   );
