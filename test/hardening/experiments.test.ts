@@ -8,10 +8,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OutputDir } from '../../src/util/output-dir.js';
-import { asAnotherUser, CLI, type CliResult, COLD_START_TIMEOUT, expectExit, expectOneLine, runCli } from '../helpers/cli.js';
+import {
+  type ChildRun,
+  CLI,
+  type CliResult,
+  COLD_START_TIMEOUT,
+  expectExit,
+  expectOneLine,
+  runCli,
+  withoutPermissionOverride,
+} from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'webgpu-nn-experiments-'));
-chmodSync(root, 0o755); // another user's process (the permission case) must reach into it
+chmodSync(root, 0o755); // nobody's process (the permission case, as root without setpriv) must reach into it
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Each experiment command, with the file it always writes into --out (a user's file of that name stops it). */
@@ -40,12 +49,10 @@ describe('output locations of the experiment commands', () => {
       const file = join(root, 'a-file');
       writeFileSync(file, 'mine');
       const locked = join(root, 'locked');
-      mkdirSync(locked, { mode: 0o755 });
-      // As root every directory is writable, so that case runs as another user (nobody).
-      const asRoot = process.getuid?.() === 0;
-      if (!asRoot) chmodSync(locked, 0o555);
+      mkdirSync(locked);
+      chmodSync(locked, 0o555); // as root, that case runs without the permission override (withoutPermissionOverride)
       for (const [command] of COMMANDS) {
-        const cases: [string, RegExp, object?][] = [
+        const cases: [string, RegExp, ChildRun?][] = [
           [file, /--out .*a-file: it is a file, not a directory/],
           [join(file, command), /a-file is a file, not a directory/],
           ['/dev/null', /--out \/dev\/null: it is a character device, not a directory/],
@@ -53,11 +60,11 @@ describe('output locations of the experiment commands', () => {
           [
             join(locked, command),
             /locked\/[\w-]+: cannot create the directory: permission denied \(EACCES\)/,
-            asAnotherUser(CLI, join(locked, command)),
+            withoutPermissionOverride(CLI, join(locked, command)),
           ],
         ];
-        for (const [out, message, spawn] of cases) {
-          const r = await runCli([command, '--out', out], { killAfterMs: 60_000, spawn });
+        for (const [out, message, child] of cases) {
+          const r = await runCli([command, '--out', out], { killAfterMs: 60_000, spawn: child?.spawn, prefix: child?.prefix });
           expectRefused(r, 1, message);
         }
       }

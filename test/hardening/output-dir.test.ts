@@ -10,10 +10,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { OutputError } from '../../src/errors.js';
 import { writeFileAtomic } from '../../src/util/files.js';
 import { OutputDir } from '../../src/util/output-dir.js';
-import { asAnotherUser } from '../helpers/cli.js';
+import { withoutPermissionOverride } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'webgpu-nn-outdir-'));
-chmodSync(root, 0o755); // another user's process (the permission test) must reach into it
+chmodSync(root, 0o755); // nobody's process (the permission test, as root without setpriv) must reach into it
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const files = ['config.json', 'history.json', 'loss.png'];
@@ -59,10 +59,8 @@ describe('an output location that cannot be used', () => {
 
   it('a directory this user may not write in: permission denied, named', () => {
     const locked = join(root, 'locked');
-    mkdirSync(locked, { mode: 0o755 });
-    // As root every directory is writable, so the attempt runs as another user (nobody) there.
-    const asRoot = process.getuid?.() === 0;
-    if (!asRoot) chmodSync(locked, 0o555);
+    mkdirSync(locked);
+    chmodSync(locked, 0o555); // as root, the attempt runs without the permission override (withoutPermissionOverride)
     const module = join(import.meta.dirname, '..', '..', 'dist', 'src', 'util', 'output-dir.js');
     const script = `import('${module}').then((m) => {
       for (const p of [process.argv[1], process.argv[1] + '/sub']) {
@@ -70,7 +68,9 @@ describe('an output location that cannot be used', () => {
         catch (e) { console.log(e.name + ': ' + e.message); }
       }
     })`;
-    const r = spawnSync(process.execPath, ['-e', script, locked], { encoding: 'utf8', ...asAnotherUser(module, join(locked, 'sub')) });
+    const child = withoutPermissionOverride(module, join(locked, 'sub'));
+    const argv = [...child.prefix, process.execPath, '-e', script, locked];
+    const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', ...child.spawn });
     expect(r.stdout).toMatch(/^OutputError: --out .*locked: cannot write in it: permission denied \(EACCES\)/m);
     expect(r.stdout).toMatch(/^OutputError: --out .*locked\/sub: cannot create the directory: permission denied \(EACCES\)/m);
     expect(readdirSync(locked)).toEqual([]);

@@ -1,30 +1,39 @@
 // Running the `webgpu-nn` command as a user does, in a child process (needs the build: `npm test` makes it).
-import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn, spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
 
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli.js');
 
+/** How a child is started: a command to run it under (its argv before node's), and spawn options. */
+export interface ChildRun {
+  prefix: string[];
+  spawn: SpawnOptions;
+}
+
 /**
- * Spawn options for a case that needs a directory this user may not write in: as root every directory is
- * writable, so the child then runs as nobody (uid 65534). Throws, naming the directory, where nobody could not
- * reach one of `paths` (a clone under a mode-0700 directory, as `mktemp -d` makes, fails that way); else the
- * child would die on a module it cannot read, which says nothing of why.
+ * How to start a child that must meet a directory it may not write in (EACCES). As root every directory is
+ * writable, so the child then runs without the capabilities that override file permissions (`setpriv`, from
+ * util-linux), still as root, so it reads the repository wherever it lies. Without setpriv it runs as nobody
+ * (uid 65534) instead, which must reach `paths`: where nobody could not (a clone under a mode-0700 directory, as
+ * `mktemp -d` makes), this throws naming the directory, where the child would die on a module it cannot read.
  */
-export function asAnotherUser(...paths: string[]): SpawnOptions {
-  if (process.getuid?.() !== 0) return {};
+export function withoutPermissionOverride(...paths: string[]): ChildRun {
+  if (process.getuid?.() !== 0) return { prefix: [], spawn: {} };
+  if (spawnSync('setpriv', ['--version']).status === 0)
+    return { prefix: ['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--'], spawn: {} };
   for (const path of paths) {
     for (let dir = dirname(path); ; dir = dirname(dir)) {
       const mode = statSync(dir).mode & 0o777;
       if ((mode & 0o001) === 0)
         throw new Error(
-          `this case runs as nobody because the suite runs as root, and nobody cannot enter ${dir} (mode ${mode.toString(8)}), which holds ${path}: run the suite from a directory others may enter (chmod o+x ${dir})`,
+          `this case runs as nobody because the suite runs as root without setpriv (util-linux), and nobody cannot enter ${dir} (mode ${mode.toString(8)}), which holds ${path}: install util-linux, or run the suite from a directory others may enter (chmod o+x ${dir})`,
         );
       if (dir === dirname(dir)) break;
     }
   }
-  return { uid: 65534, gid: 65534 };
+  return { prefix: [], spawn: { uid: 65534, gid: 65534 } };
 }
 
 // Each command is a new process that compiles its kernels; with Mesa's shader cache cold (a fresh machine)
@@ -51,6 +60,8 @@ export interface CliOptions {
   shellPrefix?: string;
   /** Other spawn options (uid, gid). */
   spawn?: SpawnOptions;
+  /** A command to run it under: its argv before node's (e.g. withoutPermissionOverride's). */
+  prefix?: string[];
   /** Kill it (SIGKILL) after this many ms: a hang fails the test instead of stalling it. */
   killAfterMs?: number;
 }
@@ -59,7 +70,11 @@ export interface CliOptions {
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     const quoted = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    const [file, argv] = opts.shellPrefix ? ['bash', ['-c', `${opts.shellPrefix} exec ${quoted}`]] : [process.execPath, [CLI, ...args]];
+    const [file, argv] = opts.shellPrefix
+      ? ['bash', ['-c', `${opts.shellPrefix} exec ${quoted}`]]
+      : opts.prefix?.length
+        ? [opts.prefix[0], [...opts.prefix.slice(1), process.execPath, CLI, ...args]]
+        : [process.execPath, [CLI, ...args]];
     const child = spawn(file, argv, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
