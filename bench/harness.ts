@@ -11,6 +11,14 @@ import { median, repeatsFor, sample, timeOnce } from '../src/tune/measure.js';
 
 export { median } from '../src/tune/measure.js';
 
+/** The q-quantile of xs (0 ≤ q ≤ 1), interpolating linearly between the two nearest samples. */
+export function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = q * (s.length - 1);
+  const lo = Math.floor(at);
+  return lo + 1 < s.length ? s[lo] + (at - lo) * (s[lo + 1] - s[lo]) : s[lo];
+}
+
 /** What an entry's setup returns: buffers are made, inputs uploaded, nothing timed yet. */
 export interface BenchCase {
   /** Records the dispatches of one run of the kernel(s); must not wait on the GPU. */
@@ -47,6 +55,8 @@ export interface BenchOptions {
   gpu: Gpu;
   peak?: Peak | null;
   quick?: boolean;
+  /** Timed samples per entry, overriding the entry's own count and `quick`. */
+  samples?: number;
 }
 
 export interface BenchResult {
@@ -61,6 +71,9 @@ export interface BenchResult {
   msMedian: number;
   msMin: number;
   msMax: number;
+  /** The samples' first and third quartiles: a wide gap between them says the host disturbed the run. */
+  msQ1: number;
+  msQ3: number;
   /** Wall-clock per run, recording to GPU idle, median: includes recording, submit and readback overhead. */
   msWallMedian: number;
   flops: number;
@@ -94,7 +107,7 @@ async function prepare(entry: BenchEntry, opts: BenchOptions): Promise<Prepared>
     await c.validate();
     await timeOnce(gpu, () => c.run()); // warm-up: the first dispatch compiles the kernel (llvmpipe: seconds)
     const repeat = await repeatsFor(gpu, () => c.run(), MIN_SAMPLE_MS);
-    const n = Math.max(1, opts.quick ? Math.min(5, entry.samples ?? 5) : (entry.samples ?? 15));
+    const n = opts.samples ?? Math.max(1, opts.quick ? Math.min(5, entry.samples ?? 5) : (entry.samples ?? 15));
     return { entry, c, repeat, n, ms: [], wall: [], timer: 'gpu' };
   } catch (err) {
     c.dispose();
@@ -124,6 +137,8 @@ function resultOf(p: Prepared, opts: BenchOptions): BenchResult {
     msMedian,
     msMin: Math.min(...ms),
     msMax: Math.max(...ms),
+    msQ1: quantile(ms, 0.25),
+    msQ3: quantile(ms, 0.75),
     msWallMedian: median(p.wall),
     flops: entry.cost.flops,
     bytes: entry.cost.bytes,

@@ -1,6 +1,6 @@
 // `npm run bench:kernels`: validates and times every registered kernel benchmark on this machine's adapter.
 //
-//   npm run bench:kernels -- [--filter <substring>]... [--quick] [--json] [--list] [--no-peak] [--interleave]
+//   npm run bench:kernels -- [--filter <substring>]... [--quick | --samples N] [--json] [--list] [--no-peak] [--interleave]
 //
 // Entries come from bench/kernels-<family>.ts files, each exporting `entries: BenchEntry[]` (see harness.ts);
 // this program finds every compiled kernels-*.js beside it, so a family adds its benchmarks without
@@ -24,6 +24,12 @@ const FLAGS = {
     help: 'run only the entries whose name or shape contains this substring (case-insensitive; any of several)',
   },
   quick: { type: 'bool', default: false, help: 'at most 5 timed samples per entry instead of 15' },
+  samples: {
+    type: 'int',
+    min: 1,
+    max: 1000,
+    help: 'timed samples per entry (default: 15, fewer for a few long entries); more spread a run over more of a noisy host',
+  },
   json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
   list: { type: 'bool', default: false, help: 'list the matching entries without running them' },
   peak: { type: 'bool', default: true, help: "measure the adapter's FMA and copy peaks first (--no-peak skips them and the % columns)" },
@@ -65,8 +71,10 @@ async function loadEntries(): Promise<BenchEntry[]> {
 
 const fmt = (x: number, digits = 3) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(digits));
 const pct = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}%`);
-const COLUMNS = ['kernel', 'shape', 'median ms', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'samples', 'version'];
-const WIDTHS = [30, 18, 10, 9, 9, 10, 11, 9, 0];
+const COLUMNS = ['kernel', 'shape', 'median ms', 'IQR', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'samples', 'version'];
+const WIDTHS = [30, 18, 10, 5, 9, 9, 10, 11, 9, 0];
+/** The samples' interquartile range as a share of their median: a few % on a quiet host. */
+const iqr = (r: BenchResult) => `${((100 * (r.msQ3 - r.msQ1)) / r.msMedian).toFixed(0)}%`;
 const row = (cells: string[]) =>
   cells
     .map((c, i) => (WIDTHS[i] ? c.padEnd(WIDTHS[i]) : c))
@@ -76,6 +84,10 @@ const row = (cells: string[]) =>
 async function main(argv: string[]): Promise<number> {
   const args = parseFlagsOrHelp(argv, FLAGS, PROGRAM, SUMMARY);
   if (!args) return 0;
+  if (args.quick && args.samples !== undefined) {
+    console.error('bench:kernels: --quick and --samples both set the samples per entry; give one of them');
+    return 2;
+  }
   const filters = args.filter.map((f) => f.toLowerCase());
   const all = await loadEntries();
   const chosen = all.filter((e) => filters.length === 0 || filters.some((f) => `${e.name} ${e.shape}`.toLowerCase().includes(f)));
@@ -134,6 +146,7 @@ async function main(argv: string[]): Promise<number> {
           r.name,
           r.shape,
           fmt(r.msMedian),
+          iqr(r),
           fmt(r.gflops),
           fmt(r.gbps),
           pct(r.pctPeakFlops),
@@ -144,7 +157,7 @@ async function main(argv: string[]): Promise<number> {
       );
       emit({ kind: 'kernel', status: 'ok', ...r, ...(args.interleave ? { interleaved: true } : {}) });
     };
-    const opts = { gpu, peak, quick: args.quick };
+    const opts = { gpu, peak, quick: args.quick, samples: args.samples };
     if (args.interleave) {
       const results = await benchKernelsInTurns(chosen, opts);
       for (const [i, e] of chosen.entries()) report(e, results[i]);
