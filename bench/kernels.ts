@@ -73,7 +73,7 @@ const fmt = (x: number, digits = 3) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.to
 const pct = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}%`);
 const COLUMNS = ['kernel', 'shape', 'median ms', 'IQR', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'samples', 'version'];
 const WIDTHS = [30, 18, 10, 5, 9, 9, 10, 11, 9, 0];
-/** The samples' interquartile range as a share of their median: a few % on a quiet host. */
+/** The samples' interquartile range as a share of their median: the wider, the more the host moved them. */
 const iqr = (r: BenchResult) => `${((100 * (r.msQ3 - r.msQ1)) / r.msMedian).toFixed(0)}%`;
 const row = (cells: string[]) =>
   cells
