@@ -7,17 +7,9 @@ import { declareKernel, launch } from '../src/gpu/kernel.js';
 import type { Gpu } from '../src/gpu/runtime.js';
 import type { Cost } from '../src/shaders/op.js';
 import { memoKernel } from '../src/shaders/wgsl.js';
-import { median, repeatsFor, sample, timeOnce } from '../src/tune/measure.js';
+import { median, quantile, repeatsFor, sample, timeOnce } from '../src/tune/measure.js';
 
 export { median } from '../src/tune/measure.js';
-
-/** The q-quantile of xs (0 ≤ q ≤ 1), interpolating linearly between the two nearest samples. */
-export function quantile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = q * (s.length - 1);
-  const lo = Math.floor(at);
-  return lo + 1 < s.length ? s[lo] + (at - lo) * (s[lo + 1] - s[lo]) : s[lo];
-}
 
 /** What an entry's setup returns: buffers are made, inputs uploaded, nothing timed yet. */
 export interface BenchCase {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { quantile } from '../bench/harness.js';
-import { median } from '../src/tune/measure.js';
+import { median, quantile } from '../src/tune/measure.js';
 import { mulberry32 } from '../src/util/random.js';
 
 describe("bench:kernels' quantiles", () => {

@@ -9,6 +9,14 @@ export const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+/** The q-quantile of xs (0 ≤ q ≤ 1), interpolating linearly between the two nearest samples. */
+export function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = q * (s.length - 1);
+  const lo = Math.floor(at);
+  return lo + 1 < s.length ? s[lo] + (at - lo) * (s[lo + 1] - s[lo]) : s[lo];
+}
+
 export interface Timed {
   /** GPU time of the recorded work in ms (wall time where the adapter has no timestamps). */
   ms: number;

@@ -821,9 +821,9 @@ function launchV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, t: Conv2dTile
   const nNB = Math.ceil(a.N / sg);
   const [gx, gy] = grid1d(nNB * nPB * Math.ceil(a.Hout / RT), 1);
   // Hout is compile-time only with several rows per lane (one-row kernels stay shared across heights). Unpadded
-  // rows make the kh loop's bounds (0..KH) and Cin compile-time, for every row count: llvmpipe then runs the seed's conv2 forward 1.09-1.13x faster (alternating in one
-  // process, medians of 21; AMD EPYC, 2026-11-30), with the same sums. Padded rows keep them uniforms: on conv2's
-  // backward-input a compile-time Cin ran no faster.
+  // rows make the kh loop's bounds (0..KH) and Cin compile-time, for every row count: llvmpipe then runs the
+  // seed's conv2 forward 1.09-1.13x faster (alternating in one process, medians of 21; AMD EPYC, 2026-11-30), with
+  // the same sums. Padded rows keep them uniforms: on conv2's backward-input a compile-time Cin ran no faster.
   const kernel = directV4Kernel(
     a.KH,
     a.KW,
