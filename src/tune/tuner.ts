@@ -17,12 +17,19 @@
 // chose a conv2d tile that ran 1.7x slower than the heuristics' in the step. A candidate slower than 3x the
 // best after the first round is dropped.
 //
-// Near ties go to the smaller kernel: among the candidates within 5% of the fastest (about the noise of these
-// measurements), the one whose dispatched WGSL is shortest wins. Unrolled tiles compile in time that grows
-// with their size (llvmpipe: 0.5 s for a 2x8 matmul tile, 4-20 s for 4x16), and a machine's first run pays it.
-// Among tied kernels of the same size, the one offered first (the heuristics' choice comes first): they differ
-// in their launch only, as backward-weight's row slicings do, and ranking them by time let the noise pick one
-// slicing in one tuning and another in the next, and so another rounding of the whole run (pickTuned).
+// Near ties go to the smaller kernel, in proportion to how much smaller it is: a candidate whose dispatched
+// WGSL is shorter than the fastest's wins if it is within 5% of it (about the noise of these measurements)
+// where the fastest has twice its WGSL or more, and within proportionally less where the fastest is longer by
+// less (within 0.4% where it is 8% longer). Unrolled tiles compile in time that grows with their size (llvmpipe:
+// 0.5 s for a 2x8 matmul tile, 4-20 s for 4x16), and a machine's first run pays it; a kernel a few percent
+// longer costs a few percent more, and a flat 5% margin gave conv1's weight gradient to the kernel 8% shorter
+// and 6-10% slower in two tunings of five. Among kernels of the fastest's size, the one offered first within 5%
+// (the heuristics' choice comes first): they differ in their launch only, as backward-weight's row slicings
+// do, and ranking them by time let the noise pick one slicing in one tuning and another in the next, and so
+// another rounding of the whole run (pickTuned).
+//
+// A close call is measured again: where candidates besides the fastest are within 10% of it after the rounds,
+// those candidates take as many rounds again and are ranked by the median of all their samples.
 //
 // Only the calls that matter are tuned: each observed call is first timed with the heuristics' choice, and
 // calls below `minShare` of the run's total (calls tuned before counting with their cached times) are not
@@ -84,19 +91,24 @@ export interface TuneReport {
   entry: TunedEntry;
   /** Candidates that failed validation, and why. */
   invalid: { choice: Choice; why: string }[];
-  /** Every candidate's median ms (null: invalid, or dropped before timing). */
-  times: { choice: Choice; ms: number | null }[];
+  /**
+   * Every candidate's median ms (null: invalid) and, where it was tuned, how many samples it has (1 where the first
+   * round dropped it; twice the rounds in a close call). A call that is not tuned has its one choice's time.
+   */
+  times: { choice: Choice; ms: number | null; samples?: number }[];
 }
 
 export interface TuneOptions {
-  /** Timed samples per surviving candidate (default 7). */
+  /** Timed samples per surviving candidate (default 7; as many again for the candidates within 10% of the fastest). */
   samples?: number;
   /** Calls taking less than this share of the run's time (the observed calls' times by their weights) keep the heuristics' choice (default 0.02; 0 tunes all). */
   minShare?: number;
   /** Shortest sample in ms: short kernels repeat until a sample takes this long (default 3). */
   minSampleMs?: number;
-  /** Candidates this close to the fastest (relative) count as tied, and the smallest kernel among them wins (default 0.05; 0: the fastest always). */
+  /** How close (relative) to the fastest a shorter kernel wins (pickTuned; default 0.05; 0: the fastest always). */
   nearTie?: number;
+  /** Candidates this close (relative) to the fastest after the rounds take as many rounds again (default 0.1). */
+  closeCall?: number;
   /** Called with a line of progress. */
   log?: (line: string) => void;
 }
@@ -125,19 +137,26 @@ export const choiceLabel = (c: Choice): string =>
 /** Errors that say the device or a kernel is broken, which tuning must not hide. */
 const fatal = (e: unknown) => e instanceof GpuError || e instanceof DeviceLostError || e instanceof ShaderCompileError;
 
-/** Candidates this close to the fastest (relative) count as tied; the smallest kernel among them wins. */
+/** How close (relative) to the fastest a candidate must be to win for a shorter kernel; see pickTuned. */
 const NEAR_TIE = 0.05;
 
+/** Candidates this close to the fastest (relative) after the rounds are timed again as many rounds. */
+const CLOSE_CALL = 0.1;
+
 /**
- * The choice tuning keeps, from its timed candidates in the order they were offered: the fastest median, unless
- * others are within `nearTie` (relative) of it; then, of those, the one with the least WGSL, and of equal sizes
- * the first offered.
+ * The choice tuning keeps, from its timed candidates in the order they were offered: the fastest median,
+ * unless a shorter kernel is near it. A candidate with less WGSL than the fastest is near within
+ * `nearTie` × min(1, extra), `extra` being how much longer (relative) the fastest's WGSL is than its own; one of
+ * the fastest's size, within `nearTie`. Of those near, the one with the least WGSL wins, and of equal sizes the
+ * first offered.
  */
 export function pickTuned<T>(timed: readonly { choice: T; ms: number; wgsl: number }[], nearTie: number): T | undefined {
-  const fastest = Math.min(...timed.map((t) => t.ms));
-  const near = timed.filter((t) => t.ms <= fastest * (1 + nearTie));
-  return near.reduce<(typeof timed)[number] | undefined>((best, t) => (best === undefined || t.wgsl < best.wgsl ? t : best), undefined)
-    ?.choice;
+  if (timed.length === 0) return undefined;
+  const fastest = timed.reduce((best, t) => (t.ms < best.ms ? t : best));
+  const margin = (t: (typeof timed)[number]) =>
+    t.wgsl === fastest.wgsl ? nearTie : t.wgsl < fastest.wgsl ? nearTie * Math.min(1, fastest.wgsl / t.wgsl - 1) : 0;
+  const near = timed.filter((t) => t.ms <= fastest.ms * (1 + margin(t)));
+  return near.reduce((best, t) => (t.wgsl < best.wgsl ? t : best)).choice;
 }
 
 const sameKernels = (a: string | null, b: string | null) => a !== null && a === b;
@@ -476,9 +495,17 @@ export class Tuner implements TuningHook {
       }
       const best1 = Math.min(...[...times.values()].map((t) => t[0]));
       const alive = [...times.keys()].filter((c) => times.get(c)![0] <= 3 * best1 || sameChoice(c, heuristic));
-      for (let round = 1; round < (opts.samples ?? 7); round++) {
-        for (const c of alive) times.get(c)!.push((await sample(gpu, run(c), repeats.get(c)!)).ms);
-      }
+      const rounds = async (cs: Choice[], n: number) => {
+        for (let round = 0; round < n; round++) {
+          for (const c of cs) times.get(c)!.push((await sample(gpu, run(c), repeats.get(c)!)).ms);
+        }
+      };
+      const samples = opts.samples ?? 7;
+      await rounds(alive, samples - 1);
+      // A close call: the candidates near the fastest take as many rounds again.
+      const fastest = Math.min(...alive.map((c) => median(times.get(c)!)));
+      const close = alive.filter((c) => median(times.get(c)!) <= fastest * (1 + (opts.closeCall ?? CLOSE_CALL)));
+      if (close.length > 1) await rounds(close, samples);
     });
     const medianOf = (c: Choice) => (times.has(c) ? median(times.get(c)!) : null);
     const timed = [...times.keys()].map((c) => ({ choice: c, ms: medianOf(c)!, wgsl: wgsl.get(c)! }));
@@ -495,7 +522,7 @@ export class Tuner implements TuningHook {
         candidates: choices.length,
       },
       invalid,
-      times: choices.map((c) => ({ choice: c, ms: medianOf(c) })),
+      times: choices.map((c) => ({ choice: c, ms: medianOf(c), samples: times.get(c)?.length ?? 0 })),
     };
   }
 }

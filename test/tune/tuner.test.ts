@@ -50,8 +50,20 @@ describe('the choice tuning keeps (pickTuned)', () => {
   it('the fastest, when no other is within the near-tie margin', () => {
     expect(pickTuned([timed('heuristic', 1.2, 100), timed('other', 1.0, 100)], 0.05)).toBe('other');
   });
-  it('a near tie goes to the least WGSL, whatever its time within the margin', () => {
-    expect(pickTuned([timed('heuristic', 1.03, 100), timed('fast', 1.0, 120), timed('small', 1.04, 90)], 0.05)).toBe('small');
+  it('a near tie goes to the least WGSL, within the whole margin where the fastest has twice its WGSL or more', () => {
+    expect(pickTuned([timed('heuristic', 1.03, 100), timed('fast', 1.0, 200), timed('small', 1.04, 90)], 0.05)).toBe('small');
+    expect(pickTuned([timed('heuristic', 1.03, 100), timed('fast', 1.0, 200), timed('small', 1.06, 90)], 0.05)).toBe('heuristic');
+  });
+  it('a kernel a little shorter than the fastest wins only within a margin as much smaller', () => {
+    // the fastest 8% longer: a margin of 0.4%
+    expect(pickTuned([timed('short', 1.03, 100), timed('fast', 1.0, 108)], 0.05)).toBe('fast');
+    expect(pickTuned([timed('short', 1.003, 100), timed('fast', 1.0, 108)], 0.05)).toBe('short');
+    // the fastest half again as long: 2.5%
+    expect(pickTuned([timed('short', 1.03, 100), timed('fast', 1.0, 150)], 0.05)).toBe('fast');
+    expect(pickTuned([timed('short', 1.02, 100), timed('fast', 1.0, 150)], 0.05)).toBe('short');
+  });
+  it('a longer kernel than the fastest never wins', () => {
+    expect(pickTuned([timed('long', 1.001, 300), timed('fast', 1.0, 100)], 0.05)).toBe('fast');
   });
   it('a near tie between kernels of one size goes to the first offered, not to the faster', () => {
     expect(pickTuned([timed('heuristic', 1.03, 100), timed('other', 1.0, 100)], 0.05)).toBe('heuristic');
@@ -143,6 +155,42 @@ describe('Tuner', () => {
     gpu.tuning = tuner;
     expect(TWICE.resolve(gpu, { n })).toBe('v1');
     expect(TWICE.resolve(gpu, { n: 999 })).toBe('v2'); // other sizes: not tuned, the heuristics
+    for (const b of [x, y]) gpu.pool.release(b);
+  });
+
+  it('times a close call again: the candidates near the fastest take as many rounds again, not the others', async () => {
+    const { gpu } = ctx;
+    const twice = TWICE.variant('v1');
+    // v1 and v2 the same kernel; v3 it eight times over, a candidate the first round drops (over 3x the fastest)
+    const CLOSE = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2' | 'v3'>({
+      name: 'test.close',
+      variants: {
+        v1: twice,
+        v2: twice,
+        v3: {
+          summary: 'eight times over',
+          run: (g, b, s) => {
+            for (let i = 0; i < 8; i++) twice.run(g, b, s);
+          },
+        },
+      },
+      prefer: () => ['v1'],
+      cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
+      needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
+    });
+    const tuner = new Tuner(gpu, new MemoryTuningStore());
+    const x = upload(gpu, randomArray(BIG, 7)),
+      y = empty(gpu, BIG);
+    const observed = await tuner.collect(() => CLOSE.run(gpu, { x, y }, { n: BIG }));
+    // closeCall 1: v1 and v2 are within 100% of each other whatever the host does
+    const [report] = await tuner.tune(observed, { minShare: 0, samples: 3, closeCall: 1 });
+    tuner.release(observed);
+    expect(report.times.map((t) => [t.choice.variant, t.samples])).toEqual([
+      ['v1', 6],
+      ['v2', 6],
+      ['v3', 1],
+    ]);
+    expect(report.entry.variant).toBe('v1'); // one kernel, one size: the first offered
     for (const b of [x, y]) gpu.pool.release(b);
   });
 
