@@ -13,7 +13,16 @@ import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { attachTuning, type TuningFile } from '../src/tune/cache.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
-import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, benchKernelsInTurns, measurePeak, type Peak } from './harness.js';
+import {
+  type BenchEntry,
+  type BenchResult,
+  BenchSkip,
+  benchKernel,
+  benchKernelsInTurns,
+  fmaProbe,
+  measurePeak,
+  type Peak,
+} from './harness.js';
 import { runBenchmark } from './main.js';
 
 const PROGRAM = { name: 'bench:kernels', usage: 'npm run bench:kernels --' };
@@ -36,7 +45,7 @@ const FLAGS = {
   interleave: {
     type: 'bool',
     default: false,
-    help: "time the entries in turns, a sample of each per round, so that a slow spell of the host spreads over all of them (holds every entry's buffers at once: use with --filter)",
+    help: "time the entries in turns, a sample of each per round, so that a slow spell of the host spreads over all of them, the FMA loop taking a turn too to show how steady the host held (holds every entry's buffers at once: use with --filter)",
   },
 } as const satisfies FlagsSpec;
 const SUMMARY = "Validate and time every registered kernel benchmark on this machine's adapter.";
@@ -71,6 +80,9 @@ async function loadEntries(): Promise<BenchEntry[]> {
 
 const fmt = (x: number, digits = 3) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(digits));
 const pct = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}%`);
+// --interleave: under this fraction of its best, the FMA loop's median in the rounds says the host slowed during them
+const STEADY = 0.95;
+
 const COLUMNS = ['kernel', 'shape', 'median ms', 'IQR', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'samples', 'version'];
 const WIDTHS = [30, 18, 10, 5, 9, 9, 10, 11, 9, 0];
 /** The samples' interquartile range as a share of their median: the wider, the more the host moved them. */
@@ -159,8 +171,21 @@ async function main(argv: string[]): Promise<number> {
     };
     const opts = { gpu, peak, quick: args.quick, samples: args.samples };
     if (args.interleave) {
-      const results = await benchKernelsInTurns(chosen, opts);
-      for (const [i, e] of chosen.entries()) report(e, results[i]);
+      // with the peak, the FMA loop takes its turn in every round too: its median there says how steady the host held
+      const probe = peak ? [fmaProbe(gpu)] : [];
+      const results = await benchKernelsInTurns([...chosen, ...probe], opts);
+      for (const [i, e] of [...chosen, ...probe].entries()) report(e, results[i]);
+      const p = results[chosen.length];
+      if (peak && p && !(p instanceof Error)) {
+        const steady = p.gflops / peak.gflops;
+        emit({ kind: 'steadiness', fmaInRounds: p.gflops, peak: peak.gflops, ratio: steady });
+        out(`\nthe FMA loop in the rounds: ${fmt(p.gflops)} GFLOP/s, ${pct(100 * steady)} of the peak`);
+        if (steady < STEADY)
+          out(
+            `warning: the host slowed during these rounds (the FMA loop ran under ${pct(100 * STEADY)} of its best), so every ` +
+              '% column reads low; run it again',
+          );
+      }
     } else {
       for (const e of chosen) report(e, await benchKernel(e, opts).catch((err: Error) => err));
     }

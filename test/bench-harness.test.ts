@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { FMA_PROBE_NAME, fmaLoopSum, fmaProbe } from '../bench/harness.js';
 import { median, quantile } from '../src/tune/measure.js';
 import { mulberry32 } from '../src/util/random.js';
+import { useGpu } from './helpers/gpu.js';
+
+const ctx = useGpu();
 
 describe("bench:kernels' quantiles", () => {
   it('interpolates between the nearest samples, whatever their order', () => {
@@ -17,6 +21,40 @@ describe("bench:kernels' quantiles", () => {
     for (const n of [1, 2, 15, 16]) {
       const xs = Array.from({ length: n }, () => rand());
       expect(quantile(xs, 0.5)).toBeCloseTo(median(xs), 15);
+    }
+  });
+});
+
+describe("bench:kernels' FMA probe", () => {
+  it('sums the chains as the closed form of x ← m·x + s says', () => {
+    // x_n = mⁿ·x₀ + s·(1 − mⁿ)/(1 − m) for each chain, x₀ = s + c
+    const m = [0.999, 0.998, 0.997, 0.996].map(Math.fround);
+    for (const [g, n] of [
+      [0, 512],
+      [1000, 512],
+      [16383, 64],
+    ]) {
+      const s = Math.fround(Math.fround(1e-6) * g);
+      const want = m.map((mc) => {
+        let sum = 0;
+        for (let c = 0; c < 8; c++) sum += mc ** n * Math.fround(s + c) + (s * (1 - mc ** n)) / (1 - mc);
+        return sum;
+      });
+      const got = fmaLoopSum(g, n);
+      for (let k = 0; k < 4; k++) expect(got[k]).toBeCloseTo(want[k], 9);
+    }
+  });
+
+  it('validates on this adapter and costs what its loop runs', async () => {
+    const entry = fmaProbe(ctx.gpu);
+    expect(entry.name).toBe(FMA_PROBE_NAME);
+    const [invocations, iters] = entry.shape.split('x').map(Number);
+    expect(entry.cost.flops).toBe(invocations * iters * 8 * 4 * 2);
+    const c = await entry.setup(ctx.gpu);
+    try {
+      await c.validate();
+    } finally {
+      c.dispose();
     }
   });
 });
