@@ -48,6 +48,8 @@ export interface Peak {
 export interface BenchOptions {
   gpu: Gpu;
   peak?: Peak | null;
+  /** Times the FMA loop beside the entries' samples, to say how steady the host held while they ran. */
+  probe?: HostProbe | null;
   quick?: boolean;
   /** Timed samples per entry, overriding the entry's own count and `quick`. */
   samples?: number;
@@ -77,6 +79,11 @@ export interface BenchResult {
   /** Percent of the measured FMA-loop and copy-loop peaks. */
   pctPeakFlops: number | null;
   pctPeakBandwidth: number | null;
+  /**
+   * The FMA loop's median GFLOP/s in samples taken beside this entry's (after each of its samples, or once a round
+   * in turns) over the peak: under about 0.95 the host slowed while the entry ran, and its % columns read low.
+   */
+  host: number | null;
 }
 
 // A sample must span many ticks of the GPU timer (llvmpipe's timestamps tick every 65.5 µs), so small
@@ -92,6 +99,8 @@ interface Prepared {
   ms: number[];
   wall: number[];
   timer: 'gpu' | 'wall';
+  /** The FMA loop's GFLOP/s in the samples taken beside this entry's. */
+  probe: number[];
 }
 
 async function prepare(entry: BenchEntry, opts: BenchOptions): Promise<Prepared> {
@@ -102,7 +111,7 @@ async function prepare(entry: BenchEntry, opts: BenchOptions): Promise<Prepared>
     await timeOnce(gpu, () => c.run()); // warm-up: the first dispatch compiles the kernel (llvmpipe: seconds)
     const repeat = await repeatsFor(gpu, () => c.run(), MIN_SAMPLE_MS);
     const n = opts.samples ?? Math.max(1, opts.quick ? Math.min(5, entry.samples ?? 5) : (entry.samples ?? 15));
-    return { entry, c, repeat, n, ms: [], wall: [], timer: 'gpu' };
+    return { entry, c, repeat, n, ms: [], wall: [], timer: 'gpu', probe: [] };
   } catch (err) {
     c.dispose();
     throw err;
@@ -140,14 +149,21 @@ function resultOf(p: Prepared, opts: BenchOptions): BenchResult {
     gbps,
     pctPeakFlops: opts.peak ? (100 * gflops) / opts.peak.gflops : null,
     pctPeakBandwidth: opts.peak ? (100 * gbps) / opts.peak.gbps : null,
+    host: opts.peak && p.probe.length ? median(p.probe) / opts.peak.gflops : null,
   };
 }
 
-/** Validates, warms up and times one entry, its samples back to back. Throws if validation fails. */
+/**
+ * Validates, warms up and times one entry, its samples back to back (with `opts.probe`, an FMA-loop sample after
+ * each). Throws if validation fails.
+ */
 export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promise<BenchResult> {
   const p = await prepare(entry, opts);
   try {
-    for (let i = 0; i < p.n; i++) await takeSample(p, opts.gpu);
+    for (let i = 0; i < p.n; i++) {
+      await takeSample(p, opts.gpu);
+      if (opts.probe) p.probe.push(await opts.probe.sample());
+    }
     return resultOf(p, opts);
   } finally {
     p.c.dispose();
@@ -157,14 +173,20 @@ export async function benchKernel(entry: BenchEntry, opts: BenchOptions): Promis
 /**
  * Validates and warms up every entry, then times them in turns, one sample of each entry a round, so that a
  * slow spell of the host (a shared CPU's neighbours) spreads over all of them instead of landing on one entry's
- * samples. Holds every entry's buffers at once. Each entry's result, or the error that stopped it.
+ * samples (with `opts.probe`, an FMA-loop sample a round). Holds every entry's buffers at once. Each entry's
+ * result, or the error that stopped it.
  */
 export async function benchKernelsInTurns(entries: readonly BenchEntry[], opts: BenchOptions): Promise<(BenchResult | Error)[]> {
   const prepared: (Prepared | Error)[] = [];
   try {
     for (const e of entries) prepared.push(await prepare(e, opts).catch((err: Error) => err));
     const live = prepared.filter((p): p is Prepared => !(p instanceof Error));
-    while (live.some((p) => p.ms.length < p.n)) for (const p of live) if (p.ms.length < p.n) await takeSample(p, opts.gpu);
+    const probe: number[] = [];
+    while (live.some((p) => p.ms.length < p.n)) {
+      for (const p of live) if (p.ms.length < p.n) await takeSample(p, opts.gpu);
+      if (opts.probe) probe.push(await opts.probe.sample());
+    }
+    for (const p of live) p.probe = probe;
     return prepared.map((p) => (p instanceof Error ? p : resultOf(p, opts)));
   } finally {
     for (const p of prepared) if (!(p instanceof Error)) p.c.dispose();
@@ -241,9 +263,9 @@ export function fmaLoopSum(g: number, iters: number): number[] {
 export const FMA_PROBE_NAME = 'FMA loop';
 
 /**
- * The FMA loop that sets the peak, as an entry: `bench:kernels --interleave` times it in the rounds beside the
- * chosen kernels, so that its median there against its best (the peak) says how steady the host held while
- * they ran. Its validation checks a few invocations' sums against float64.
+ * The FMA loop that sets the peak, as an entry (HostProbe samples it beside the others, so that its median there
+ * against its best, the peak, says how steady the host held while they ran). Its validation checks a few
+ * invocations' sums against float64.
  */
 export function fmaProbe(gpu: Gpu): BenchEntry {
   const loop = fmaLoop(gpu);
@@ -268,6 +290,37 @@ export function fmaProbe(gpu: Gpu): BenchEntry {
       };
     },
   };
+}
+
+/** The FMA loop set up and validated once, sampled beside the entries' samples (BenchOptions.probe). */
+export class HostProbe {
+  private constructor(
+    private readonly gpu: Gpu,
+    private readonly c: BenchCase,
+    private readonly flops: number,
+  ) {}
+
+  static async create(gpu: Gpu): Promise<HostProbe> {
+    const entry = fmaProbe(gpu);
+    const c = await entry.setup(gpu);
+    try {
+      await c.validate();
+      await timeOnce(gpu, () => c.run());
+    } catch (err) {
+      c.dispose();
+      throw err;
+    }
+    return new HostProbe(gpu, c, entry.cost.flops);
+  }
+
+  /** One run of the loop, in GFLOP/s. */
+  async sample(): Promise<number> {
+    return this.flops / (await sample(this.gpu, () => this.c.run(), 1)).ms / 1e6;
+  }
+
+  dispose(): void {
+    this.c.dispose();
+  }
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   BenchSkip,
   benchKernel,
   benchKernelsInTurns,
-  fmaProbe,
+  HostProbe,
   measurePeak,
   type Peak,
 } from './harness.js';
@@ -41,11 +41,15 @@ const FLAGS = {
   },
   json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
   list: { type: 'bool', default: false, help: 'list the matching entries without running them' },
-  peak: { type: 'bool', default: true, help: "measure the adapter's FMA and copy peaks first (--no-peak skips them and the % columns)" },
+  peak: {
+    type: 'bool',
+    default: true,
+    help: "measure the adapter's FMA and copy peaks first, and time the FMA loop beside the entries to show how steady the host held (--no-peak skips them, the % columns and the host column)",
+  },
   interleave: {
     type: 'bool',
     default: false,
-    help: "time the entries in turns, a sample of each per round, so that a slow spell of the host spreads over all of them, the FMA loop taking a turn too to show how steady the host held (holds every entry's buffers at once: use with --filter)",
+    help: "time the entries in turns, a sample of each per round, so that a slow spell of the host spreads over all of them (holds every entry's buffers at once: use with --filter)",
   },
 } as const satisfies FlagsSpec;
 const SUMMARY = "Validate and time every registered kernel benchmark on this machine's adapter.";
@@ -80,11 +84,11 @@ async function loadEntries(): Promise<BenchEntry[]> {
 
 const fmt = (x: number, digits = 3) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(digits));
 const pct = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}%`);
-// --interleave: under this fraction of its best, the FMA loop's median in the rounds says the host slowed during them
+// Under this fraction of the peak, the FMA loop's median beside an entry's samples says the host slowed meanwhile.
 const STEADY = 0.95;
 
-const COLUMNS = ['kernel', 'shape', 'median ms', 'IQR', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'samples', 'version'];
-const WIDTHS = [30, 18, 10, 5, 9, 9, 10, 11, 9, 0];
+const COLUMNS = ['kernel', 'shape', 'median ms', 'IQR', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'host', 'samples', 'version'];
+const WIDTHS = [30, 18, 10, 5, 9, 9, 10, 11, 5, 9, 0];
 /** The samples' interquartile range as a share of their median: the wider, the more the host moved them. */
 const iqr = (r: BenchResult) => `${((100 * (r.msQ3 - r.msQ1)) / r.msMedian).toFixed(0)}%`;
 const row = (cells: string[]) =>
@@ -143,6 +147,8 @@ async function main(argv: string[]): Promise<number> {
     out('');
     out(row(COLUMNS));
     out(row(COLUMNS.map((c, i) => '-'.repeat(Math.max(c.length, WIDTHS[i] || 7)))));
+    const unsteady: string[] = [];
+    let lowPeak = false;
     const report = (e: BenchEntry, r: BenchResult | Error) => {
       if (r instanceof Error) {
         const skipped = r instanceof BenchSkip;
@@ -152,6 +158,8 @@ async function main(argv: string[]): Promise<number> {
         emit({ kind: 'kernel', name: e.name, shape: e.shape, status: skipped ? 'skipped' : 'failed', error: r.message });
         return;
       }
+      if (r.host !== null && r.host < STEADY) unsteady.push(`${r.name} ${r.shape}`);
+      if (r.host !== null && r.host > 1 / STEADY) lowPeak = true;
       const samples = `${r.samples}${r.repeat > 1 ? `x${r.repeat}` : ''}${r.timer === 'wall' ? ' wall' : ''}`;
       out(
         row([
@@ -163,32 +171,34 @@ async function main(argv: string[]): Promise<number> {
           fmt(r.gbps),
           pct(r.pctPeakFlops),
           pct(r.pctPeakBandwidth),
+          r.host === null ? '-' : `${(100 * r.host).toFixed(0)}%`,
           samples,
           r.detail,
         ]),
       );
       emit({ kind: 'kernel', status: 'ok', ...r, ...(args.interleave ? { interleaved: true } : {}) });
     };
-    const opts = { gpu, peak, quick: args.quick, samples: args.samples };
+    // with the peak, the FMA loop runs beside the entries' samples: its median there says how steady the host held
+    const probe = peak ? await HostProbe.create(gpu) : null;
+    const opts = { gpu, peak, probe, quick: args.quick, samples: args.samples };
     if (args.interleave) {
-      // with the peak, the FMA loop takes its turn in every round too: its median there says how steady the host held
-      const probe = peak ? [fmaProbe(gpu)] : [];
-      const results = await benchKernelsInTurns([...chosen, ...probe], opts);
-      for (const [i, e] of [...chosen, ...probe].entries()) report(e, results[i]);
-      const p = results[chosen.length];
-      if (peak && p && !(p instanceof Error)) {
-        const steady = p.gflops / peak.gflops;
-        emit({ kind: 'steadiness', fmaInRounds: p.gflops, peak: peak.gflops, ratio: steady });
-        out(`\nthe FMA loop in the rounds: ${fmt(p.gflops)} GFLOP/s, ${pct(100 * steady)} of the peak`);
-        if (steady < STEADY)
-          out(
-            `warning: the host slowed during these rounds (the FMA loop ran under ${pct(100 * STEADY)} of its best), so every ` +
-              '% column reads low; run it again',
-          );
-      }
+      const results = await benchKernelsInTurns(chosen, opts);
+      for (const [i, e] of chosen.entries()) report(e, results[i]);
     } else {
       for (const e of chosen) report(e, await benchKernel(e, opts).catch((err: Error) => err));
     }
+    probe?.dispose();
+    if (lowPeak)
+      out(
+        `\nwarning: the FMA loop ran faster beside the entries than when it measured the peak (host over ${pct(100 / STEADY)}): ` +
+          'the host slowed while the peak was measured, so the % columns read high; run it again',
+      );
+    if (unsteady.length)
+      out(
+        `\nwarning: the host slowed while ${unsteady.length === 1 ? 'one entry' : `${unsteady.length} entries`} ran (host: the FMA ` +
+          `loop's median beside their samples, under ${pct(100 * STEADY)} of its best), so their % columns read low; run ` +
+          `${unsteady.length === 1 ? 'it' : 'them'} again: ${unsteady.slice(0, 8).join(', ')}${unsteady.length > 8 ? `, and ${unsteady.length - 8} more` : ''}`,
+      );
   } finally {
     gpu.destroy();
   }

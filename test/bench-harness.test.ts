@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FMA_PROBE_NAME, fmaLoopSum, fmaProbe } from '../bench/harness.js';
+import { type BenchEntry, benchKernel, benchKernelsInTurns, FMA_PROBE_NAME, fmaLoopSum, fmaProbe, HostProbe } from '../bench/harness.js';
 import { median, quantile } from '../src/tune/measure.js';
 import { mulberry32 } from '../src/util/random.js';
 import { useGpu } from './helpers/gpu.js';
@@ -55,6 +55,34 @@ describe("bench:kernels' FMA probe", () => {
       await c.validate();
     } finally {
       c.dispose();
+    }
+  });
+});
+
+describe("bench:kernels' host column", () => {
+  // the FMA loop itself as the entry: beside itself, its median over the peak is about 1 on a steady host
+  const entry = (gpu: Parameters<typeof fmaProbe>[0]): BenchEntry => ({ ...fmaProbe(gpu), samples: 3 });
+
+  it('is the FMA loop beside the samples over the peak, entry by entry and in turns', async () => {
+    const gpu = ctx.gpu;
+    const probe = await HostProbe.create(gpu);
+    try {
+      const fast = await probe.sample();
+      expect(fast).toBeGreaterThan(0);
+      // a peak 1000× the loop's speed: the host column reads about 0.001 (a bound the host's noise cannot reach)
+      const peak = { gflops: 1000 * fast, gbps: 1 };
+      const one = await benchKernel(entry(gpu), { gpu, peak, probe });
+      const turns = await benchKernelsInTurns([entry(gpu), entry(gpu)], { gpu, peak, probe });
+      for (const r of [one, ...turns]) {
+        if (r instanceof Error) throw r;
+        expect(r.host).toBeGreaterThan(0.0001);
+        expect(r.host).toBeLessThan(0.01);
+      }
+      // without the probe (or the peak) there is no host column
+      const none = await benchKernel(entry(gpu), { gpu, peak });
+      expect(none.host).toBeNull();
+    } finally {
+      probe.dispose();
     }
   });
 });
