@@ -8,8 +8,7 @@ import type { Gpu } from '../src/gpu/runtime.js';
 import type { Cost } from '../src/shaders/op.js';
 import { memoKernel } from '../src/shaders/wgsl.js';
 import { median, quantile, repeatsFor, sample, timeOnce } from '../src/tune/measure.js';
-import { download } from '../test/helpers/buffers.js';
-import { expectClose } from '../test/helpers/compare.js';
+import { fmaLoopFlops, type HostProbe, peakLoopSize, runFmaLoop } from '../src/tune/probe.js';
 
 export { median } from '../src/tune/measure.js';
 
@@ -196,28 +195,6 @@ export async function benchKernelsInTurns(entries: readonly BenchEntry[], opts: 
 // ---- the adapter's peak -------------------------------------------------------------------------------------
 
 const PEAK_WG = 64;
-const FMA_CHAINS = 8; // independent vec4 chains per invocation: enough to hide FMA latency
-const FMA_ITERS = 4096;
-const FMA_SEED = 1e-6;
-
-// Each invocation runs FMA_CHAINS independent vec4 FMA chains for p.iters steps, then writes their sum.
-const fmaPeakKernel = memoKernel(() =>
-  declareKernel({
-    name: 'peak_fma',
-    params: { iters: 'u32', seed: 'f32' },
-    buffers: { out: { read_write: 'vec4f' } },
-    wgsl: /* wgsl */ `
-@compute @workgroup_size(${PEAK_WG}) fn main(@builtin(global_invocation_id) g: vec3u) {
-  let m = vec4f(0.999, 0.998, 0.997, 0.996);
-  let s = vec4f(p.seed * f32(g.x));
-  ${[...Array(FMA_CHAINS).keys()].map((i) => `var x${i} = s + vec4f(${i}.0);`).join('\n  ')}
-  for (var i = 0u; i < p.iters; i++) {
-    ${[...Array(FMA_CHAINS).keys()].map((i) => `x${i} = fma(x${i}, m, s);`).join('\n    ')}
-  }
-  out[g.x] = ${[...Array(FMA_CHAINS).keys()].map((i) => `x${i}`).join(' + ')};
-}`,
-  }),
-);
 
 const copyKernel = memoKernel(() =>
   declareKernel({
@@ -232,106 +209,15 @@ const copyKernel = memoKernel(() =>
   }),
 );
 
-/** The FMA loop that sets the peak: `invocations` of FMA_CHAINS vec4 chains, `iters` steps each. */
-function fmaLoop(gpu: Gpu) {
-  const invocations = gpu.isSoftware ? 64 * 256 : 64 * 4096;
-  const iters = gpu.isSoftware ? FMA_ITERS / 8 : FMA_ITERS;
-  return {
-    invocations,
-    iters,
-    flops: invocations * iters * FMA_CHAINS * 4 * 2,
-    run: (out: GPUBuffer) =>
-      launch(gpu, fmaPeakKernel(), { params: { iters, seed: FMA_SEED }, buffers: { out }, workgroups: [invocations / PEAK_WG] }),
-  };
-}
-
-/** What fmaPeakKernel writes for invocation g, in float64 from its float32 inputs. */
-export function fmaLoopSum(g: number, iters: number): number[] {
-  const m = [0.999, 0.998, 0.997, 0.996].map(Math.fround);
-  const s = Math.fround(Math.fround(FMA_SEED) * g);
-  return m.map((mc) => {
-    let sum = 0;
-    for (let c = 0; c < FMA_CHAINS; c++) {
-      let x = Math.fround(s + c);
-      for (let i = 0; i < iters; i++) x = x * mc + s;
-      sum += x;
-    }
-    return sum;
-  });
-}
-
-export const FMA_PROBE_NAME = 'FMA loop';
-
-/**
- * The FMA loop that sets the peak, as an entry (HostProbe samples it beside the others, so that its median there
- * against its best, the peak, says how steady the host held while they ran). Its validation checks a few
- * invocations' sums against float64.
- */
-export function fmaProbe(gpu: Gpu): BenchEntry {
-  const loop = fmaLoop(gpu);
-  return {
-    name: FMA_PROBE_NAME,
-    shape: `${loop.invocations}x${loop.iters}`,
-    cost: { flops: loop.flops, bytes: loop.invocations * 16 },
-    setup(gpu): BenchCase {
-      const out = gpu.pool.acquire(loop.invocations * 16, 'fma probe out');
-      const run = () => loop.run(out);
-      return {
-        run,
-        async validate() {
-          run();
-          const got = await download(gpu, out, loop.invocations * 4);
-          for (const g of [0, 1, loop.invocations >> 1, loop.invocations - 1]) {
-            const want = fmaLoopSum(g, loop.iters);
-            expectClose(got.subarray(4 * g, 4 * g + 4), want, { label: `FMA loop, invocation ${g}`, rtol: 1e-3, atol: 1e-3 });
-          }
-        },
-        dispose: () => gpu.pool.release(out),
-      };
-    },
-  };
-}
-
-/** The FMA loop set up and validated once, sampled beside the entries' samples (BenchOptions.probe). */
-export class HostProbe {
-  private constructor(
-    private readonly gpu: Gpu,
-    private readonly c: BenchCase,
-    private readonly flops: number,
-  ) {}
-
-  static async create(gpu: Gpu): Promise<HostProbe> {
-    const entry = fmaProbe(gpu);
-    const c = await entry.setup(gpu);
-    try {
-      await c.validate();
-      await timeOnce(gpu, () => c.run());
-    } catch (err) {
-      c.dispose();
-      throw err;
-    }
-    return new HostProbe(gpu, c, entry.cost.flops);
-  }
-
-  /** One run of the loop, in GFLOP/s. */
-  async sample(): Promise<number> {
-    return this.flops / (await sample(this.gpu, () => this.c.run(), 1)).ms / 1e6;
-  }
-
-  dispose(): void {
-    this.c.dispose();
-  }
-}
-
 /**
  * Measures the adapter's FMA throughput and copy bandwidth (best of `samples` runs each). Software
  * adapters get smaller problems so this takes about a second there.
  */
 export async function measurePeak(gpu: Gpu, samples = 7): Promise<Peak> {
-  const loop = fmaLoop(gpu);
+  const loop = peakLoopSize(gpu);
   const out = gpu.pool.acquire(loop.invocations * 16, 'peak fma out');
-  const fma = () => loop.run(out);
-  const flops = loop.flops;
+  const fma = () => runFmaLoop(gpu, loop, out);
+  const flops = fmaLoopFlops(loop);
 
   const bytes = Math.min(gpu.isSoftware ? 32 << 20 : 256 << 20, gpu.device.limits.maxStorageBufferBindingSize);
   const n4 = bytes / 16;

@@ -12,17 +12,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
 import { attachTuning, type TuningFile } from '../src/tune/cache.js';
+import { HostProbe } from '../src/tune/probe.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
-import {
-  type BenchEntry,
-  type BenchResult,
-  BenchSkip,
-  benchKernel,
-  benchKernelsInTurns,
-  HostProbe,
-  measurePeak,
-  type Peak,
-} from './harness.js';
+import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, benchKernelsInTurns, measurePeak, type Peak } from './harness.js';
 import { runBenchmark } from './main.js';
 
 const PROGRAM = { name: 'bench:kernels', usage: 'npm run bench:kernels --' };
