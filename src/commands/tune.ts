@@ -58,13 +58,17 @@ export async function tuneCommand(argv: string[]): Promise<number> {
   });
 }
 
+/** The FMA loop's median over a call's rounds as a share of its fastest, and the tries where there were several. */
+const hostOf = (r: TuneReport) =>
+  r.host ? `${Math.round(100 * r.host.steady)}%${r.host.tries > 1 ? ` (${r.host.tries} tries)` : ''}` : '';
+
 function printReport(reports: TuneReport[]): void {
   const ms = (v: number | null) => (v === null || !Number.isFinite(v) ? '—' : v.toFixed(3));
   let before = 0;
   let after = 0;
   console.log('');
   console.log(
-    'op call                                                   chosen                       ms      heuristic                    ms      gain',
+    'op call                                                   chosen                       ms      heuristic                    ms      gain   host',
   );
   for (const r of reports) {
     const e = r.entry;
@@ -74,7 +78,7 @@ function printReport(reports: TuneReport[]): void {
       after += e.ms;
     }
     console.log(
-      `${r.key.padEnd(57).slice(0, 57)} ${choiceLabel(e).padEnd(28)} ${ms(e.ms).padStart(7)}  ${choiceLabel(e.heuristic).padEnd(28)} ${ms(e.heuristic.ms).padStart(7)}  ${gain ? `${gain.toFixed(2)}x` : '—'}`,
+      `${r.key.padEnd(57).slice(0, 57)} ${choiceLabel(e).padEnd(28)} ${ms(e.ms).padStart(7)}  ${choiceLabel(e.heuristic).padEnd(28)} ${ms(e.heuristic.ms).padStart(7)}  ${(gain ? `${gain.toFixed(2)}x` : '—').padEnd(6)} ${hostOf(r)}`.trimEnd(),
     );
     for (const bad of r.invalid) console.log(`  INVALID ${choiceLabel(bad.choice)}: ${bad.why}`);
   }

@@ -35,6 +35,15 @@
 // A close call is measured again: where candidates besides the fastest are within 10% of it after the rounds,
 // those candidates take as many rounds again and are ranked by the median of all their samples.
 //
+// A call timed while the host was slow is timed again. Between rounds the tuner runs the FMA loop (probe.ts), which
+// needs no memory, so that its rate against the fastest it has read says how much of the CPU the host left the
+// adapter meanwhile. On llvmpipe a slow host does not slow every candidate alike: with one of the two vCPUs taken,
+// a dispatch split over two threads waits for the slow one, and a candidate of one workgroup does not. In 19
+// first tunings on one machine (2026-12-01) conv1's weight gradient was given its one-workgroup tile, 1.45x
+// slower in a steady step, in ten. Where the loop's median over a call's rounds is under 90% of the fastest it
+// has read, the call is timed again after the other calls (the host's slow spells last seconds to minutes), at
+// most three times in all, and keeps its steadiest try; one still unsteady is reported with a warning.
+//
 // Only the calls that matter are tuned: each observed call is first timed with the heuristics' choice, and
 // calls below `minShare` of the run's total (calls tuned before counting with their cached times) are not
 // (their cache entry says `kept`), so a first run does not compile every tile of every small kernel. Such a
@@ -49,6 +58,7 @@ import { precompile } from '../gpu/precompile.js';
 import type { Gpu } from '../gpu/runtime.js';
 import type { AnyOpLike, Choice, Op, TuneConfig, TuningHook } from '../shaders/op.js';
 import { median, repeatsFor, sample, timeOnce } from './measure.js';
+import { HostProbe, peakLoopSize } from './probe.js';
 
 /** A tuned choice and what the measurement found. */
 export interface TunedEntry extends Choice {
@@ -101,6 +111,19 @@ export interface TuneReport {
    * round dropped it; twice the rounds in a close call). A call that is not tuned has its one choice's time.
    */
   times: { choice: Choice; ms: number | null; samples?: number }[];
+  /**
+   * Where the tuner probed the host: the FMA loop's median rate over the kept try's rounds as a share of the fastest
+   * it read (under 0.9: the host was slow), and how many tries the call took.
+   */
+  host?: { steady: number; tries: number };
+}
+
+/** What the tuner times between rounds to tell a steady host from a slowed one: HostProbe, or a stand-in (tests). */
+export interface SteadinessProbe {
+  /** One run's rate (any unit; GFLOP/s for HostProbe). */
+  sample(): Promise<number>;
+  /** The fastest sample so far. */
+  readonly best: number;
 }
 
 export interface TuneOptions {
@@ -116,6 +139,8 @@ export interface TuneOptions {
   closeCall?: number;
   /** Called with a line of progress. */
   log?: (line: string) => void;
+  /** Times the host's steadiness between rounds (default: the FMA loop; null: no probe, no retries). */
+  probe?: SteadinessProbe | null;
 }
 
 /** Sizes fields that force a choice instead of describing the problem; they are not part of a key. */
@@ -147,6 +172,12 @@ const NEAR_TIE = 0.05;
 
 /** Candidates this close to the fastest (relative) after the rounds are timed again as many rounds. */
 const CLOSE_CALL = 0.1;
+
+/** Under this share of the probe's fastest, its median over a call's rounds says the host was slow (a retry). */
+const STEADY = 0.9;
+
+/** Tries a call may take while the host is slow (see the top of this file). */
+const TRIES = 3;
 
 /**
  * The choice tuning keeps, from its timed candidates in the order they were offered: the fastest median,
@@ -345,23 +376,58 @@ export class Tuner implements TuningHook {
         }
       }
     });
-    // The calls that matter first: the others may then take one of their choices (below).
+    // The calls that matter first: the others may then take one of their choices (below). A call timed while the
+    // host was slow is timed again after the others, within as much time again as the first pass took.
     const tuned: Sibling[] = [...this.known];
-    for (const [i, o] of observed.entries()) {
-      if (!matters(i)) continue;
-      const heuristic = this.heuristic(o);
-      opts.log?.(`tuning ${++n}/${worth.length}: ${o.key}`);
-      let report: TuneReport;
-      try {
-        report = await this.tuneOne(o, heuristic, opts);
-        tuned.push({ o, choice: report.entry, weight: base[i] * o.weight });
-      } catch (e) {
-        // A candidate that cannot even be recorded (a bug, or a limit this adapter has) must not stop the run.
-        if (fatal(e)) throw e;
-        this.warn(`webgpu-nn: tuning ${o.key} failed (${(e as Error).message}); keeping the heuristics' choice`);
-        report = this.kept(o, heuristic, base[i]);
+    const own = opts.probe === undefined ? await this.hostProbe() : null;
+    const probe = opts.probe === undefined ? own : opts.probe;
+    try {
+      for (let k = 0; k < 3 && probe; k++) await probe.sample(); // the probe's fastest, to start with
+      const tries = new Map<number, { report: TuneReport; rate: number; tries: number; failed?: true }>();
+      let pending = observed.map((_, i) => i).filter(matters);
+      let budget = Infinity;
+      for (let t = 1; t <= TRIES && pending.length > 0; t++) {
+        const start = performance.now();
+        for (const i of pending) {
+          if (performance.now() - start > budget) break;
+          const o = observed[i];
+          const heuristic = this.heuristic(o);
+          opts.log?.(t === 1 ? `tuning ${++n}/${worth.length}: ${o.key}` : `tuning again (try ${t}; the host was slow): ${o.key}`);
+          const before = tries.get(i);
+          try {
+            const { report, rate } = await this.tuneOne(o, heuristic, opts, probe);
+            if (!before || rate > before.rate) tries.set(i, { report, rate, tries: t });
+            else before.tries = t;
+          } catch (e) {
+            // A candidate that cannot even be recorded (a bug, or a limit this adapter has) must not stop the run.
+            if (fatal(e)) throw e;
+            this.warn(`webgpu-nn: tuning ${o.key} failed (${(e as Error).message}); keeping the heuristics' choice`);
+            tries.set(i, { report: this.kept(o, heuristic, base[i]), rate: Infinity, tries: t, failed: true });
+          }
+        }
+        if (t === 1) budget = performance.now() - start;
+        else budget -= performance.now() - start;
+        // (a call with one valid candidate has nothing a slow host could reorder)
+        const choices = (i: number) => tries.get(i)!.report.times.filter((t) => t.ms !== null).length;
+        pending = probe ? pending.filter((i) => tries.get(i)!.rate < STEADY * probe.best && choices(i) > 1) : [];
       }
-      record(i, report);
+      const slow: string[] = [];
+      for (const [i, t] of tries) {
+        if (!t.failed) tuned.push({ o: observed[i], choice: t.report.entry, weight: base[i] * observed[i].weight });
+        if (probe && !t.failed) {
+          t.report.host = { steady: t.rate / probe.best, tries: t.tries };
+          if (t.report.host.steady < STEADY) slow.push(`${observed[i].key} (${Math.round(100 * t.report.host.steady)}%)`);
+        }
+        record(i, t.report);
+      }
+      if (slow.length)
+        this.warn(
+          `webgpu-nn: the host was slow while ${slow.length === 1 ? 'a call was' : `${slow.length} calls were`} tuned (the FMA loop under ` +
+            `${100 * STEADY}% of its fastest, after retries), so ${slow.length === 1 ? 'its choice' : 'their choices'} may be off; ` +
+            `run \`webgpu-nn tune --retune\` when the machine is quieter: ${slow.join(', ')}`,
+        );
+    } finally {
+      own?.dispose();
     }
     // A call too small to tune takes the choice of the heaviest tuned call (now or before) of the same op that runs the same
     // kernels with it (the same tile at another batch size), where the heuristics' choice would be one more
@@ -384,6 +450,18 @@ export class Tuner implements TuningHook {
     }
     this.store.save();
     return reports;
+  }
+
+  /** The FMA loop at half the peak's size (probe.ts), or null with a warning where its output is wrong. */
+  private async hostProbe(): Promise<HostProbe | null> {
+    const peak = peakLoopSize(this.gpu);
+    try {
+      return await HostProbe.create(this.gpu, { invocations: peak.invocations, iters: peak.iters / 2 });
+    } catch (e) {
+      if (fatal(e)) throw e;
+      this.warn(`webgpu-nn: tuning without a steadiness probe: ${(e as Error).message}`);
+      return null;
+    }
   }
 
   /** The report of a call that is not tuned: it keeps `choice` (the heuristics' unless given), timed at `ms`. */
@@ -479,8 +557,15 @@ export class Tuner implements TuningHook {
     return best;
   }
 
-  private async tuneOne(o: Observed, heuristic: Choice, opts: TuneOptions): Promise<TuneReport> {
+  /** Times every candidate of one call (see the top of this file); `rate`: the probe's median between its rounds. */
+  private async tuneOne(
+    o: Observed,
+    heuristic: Choice,
+    opts: TuneOptions,
+    probe: SteadinessProbe | null,
+  ): Promise<{ report: TuneReport; rate: number }> {
     const { gpu } = this;
+    const rates: number[] = [];
     const choices = o.op.choices(gpu, o.sizes);
     const invalid: { choice: Choice; why: string }[] = [];
     const times = new Map<Choice, number[]>();
@@ -510,11 +595,13 @@ export class Tuner implements TuningHook {
         repeats.set(c, r);
         times.get(c)!.push((await sample(gpu, run(c), r)).ms);
       }
+      if (probe) rates.push(await probe.sample());
       const best1 = Math.min(...[...times.values()].map((t) => t[0]));
       const alive = [...times.keys()].filter((c) => times.get(c)![0] <= 3 * best1 || sameChoice(c, heuristic));
       const rounds = async (cs: Choice[], n: number) => {
         for (let round = 0; round < n; round++) {
           for (const c of cs) times.get(c)!.push((await sample(gpu, run(c), repeats.get(c)!)).ms);
+          if (probe) rates.push(await probe.sample());
         }
       };
       const samples = opts.samples ?? 7;
@@ -528,7 +615,7 @@ export class Tuner implements TuningHook {
     const timed = [...times.keys()].map((c) => ({ choice: c, ms: medianOf(c)!, wgsl: wgsl.get(c)! }));
     const best = pickTuned(timed, opts.nearTie ?? NEAR_TIE) ?? choices[0];
     const heuristicTimed = choices.find((c) => sameChoice(c, heuristic));
-    return {
+    const report: TuneReport = {
       key: o.key,
       op: o.op.name,
       entry: {
@@ -541,6 +628,7 @@ export class Tuner implements TuningHook {
       invalid,
       times: choices.map((c) => ({ choice: c, ms: medianOf(c), samples: times.get(c)?.length ?? 0 })),
     };
+    return { report, rate: rates.length ? median(rates) : Number.POSITIVE_INFINITY };
   }
 }
 

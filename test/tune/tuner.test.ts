@@ -193,6 +193,67 @@ describe('Tuner', () => {
     for (const b of [x, y]) gpu.pool.release(b);
   });
 
+  describe('while the host is slow (a steadiness probe)', () => {
+    // two correct candidates, one kernel: the probe decides the tries
+    const SAME = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
+      name: 'test.same',
+      variants: { v1: TWICE.variant('v1'), v2: TWICE.variant('v1') },
+      prefer: () => ['v1'],
+      cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
+      needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
+    });
+    /** A probe reading `start` for its first 3 samples, then try t's rate (the last for later tries), keeping the fastest. */
+    const scripted = (start: number, perTry: number[]) => {
+      let k = 0;
+      return {
+        best: 0,
+        tries: 0,
+        async sample() {
+          const r = k++ < 3 ? start : perTry[Math.min(this.tries, perTry.length) - 1];
+          this.best = Math.max(this.best, r);
+          return r;
+        },
+      };
+    };
+    async function tuneSame(probe: ReturnType<typeof scripted> | null) {
+      const { gpu } = ctx;
+      const warnings: string[] = [];
+      const tuner = new Tuner(gpu, new MemoryTuningStore(), (l) => warnings.push(l));
+      const x = upload(gpu, randomArray(256, 8)),
+        y = empty(gpu, 256);
+      const observed = await tuner.collect(() => SAME.run(gpu, { x, y }, { n: 256 }));
+      // samples 3 and a close call whatever the host does: a try takes 1 + 2 rounds and 3 more; the log starts each try
+      const log = () => probe && probe.tries++;
+      const [report] = await tuner.tune(observed, { minShare: 0, samples: 3, closeCall: 1000, probe, log });
+      tuner.release(observed);
+      for (const b of [x, y]) gpu.pool.release(b);
+      return { report, warnings };
+    }
+
+    it('times a call again while the probe read under 90% of its fastest, and keeps the steadier try', async () => {
+      const { report, warnings } = await tuneSame(scripted(100, [50, 100]));
+      expect(report.host).toEqual({ steady: 1, tries: 2 });
+      expect(report.times.map((t) => t.samples)).toEqual([6, 6]); // the kept try's samples only
+      expect(warnings).toEqual([]);
+    });
+
+    it('warns where every try found the host slow, and keeps the choice of the steadiest', async () => {
+      const { report, warnings } = await tuneSame(scripted(100, [60, 70]));
+      expect(report.host!.tries).toBeGreaterThanOrEqual(2); // the third only within the first try's time again
+      expect(report.host!.steady).toBe(0.7);
+      expect(['v1', 'v2']).toContain(report.entry.variant);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/the host was slow while a call was tuned .*webgpu-nn tune --retune.*test\.same n=256 \(70%\)/);
+    });
+
+    it('one try and no host report without a probe; a steady probe takes one try', async () => {
+      const none = await tuneSame(null);
+      expect(none.report.host).toBeUndefined();
+      const steady = await tuneSame(scripted(100, [92]));
+      expect(steady.report.host).toEqual({ steady: 0.92, tries: 1 });
+    });
+  });
+
   it('reports a candidate that cannot be recorded as invalid, and tunes the rest', async () => {
     const { gpu } = ctx;
     const THROWS = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2' | 'v3'>({
