@@ -41,8 +41,10 @@
 // a dispatch split over two threads waits for the slow one, and a candidate of one workgroup does not. In 19
 // first tunings on one machine (2026-12-01) conv1's weight gradient was given its one-workgroup tile, 1.45x
 // slower in a steady step, in ten. Where the loop's median over a call's rounds is under 90% of the fastest it
-// has read, the call is timed again after the other calls (the host's slow spells last seconds to minutes), at
-// most three times in all, and keeps its steadiest try; one still unsteady is reported with a warning.
+// has read, and the runner-up is within as much of the fastest candidate as the loop was slowed, the call is
+// timed again after the other calls (the host's slow spells last seconds to minutes; the first pass of a first
+// tuning is often slow), at most three times in all and within as much time again as the first pass took, and
+// keeps its steadiest try; one still unsteady is reported with a warning.
 //
 // Only the calls that matter are tuned: each observed call is first timed with the heuristics' choice, and
 // calls below `minShare` of the run's total (calls tuned before counting with their cached times) are not
@@ -178,6 +180,17 @@ const STEADY = 0.9;
 
 /** Tries a call may take while the host is slow (see the top of this file). */
 const TRIES = 3;
+
+/**
+ * Whether a try's time may have been reordered by a slow host: the probe's median over its rounds under STEADY of
+ * its fastest, and the runner-up within as much of the fastest candidate as the probe was slowed (a call with one
+ * valid candidate, or a winner further ahead, keeps its choice whatever the host did).
+ */
+function unsteady(t: { report: TuneReport; rate: number }, best: number): boolean {
+  if (!(t.rate < STEADY * best)) return false;
+  const ms = t.report.times.flatMap((c) => (c.ms === null ? [] : [c.ms])).sort((a, b) => a - b);
+  return ms.length > 1 && ms[1] <= (ms[0] * best) / t.rate;
+}
 
 /**
  * The choice tuning keeps, from its timed candidates in the order they were offered: the fastest median,
@@ -407,16 +420,14 @@ export class Tuner implements TuningHook {
         }
         if (t === 1) budget = performance.now() - start;
         else budget -= performance.now() - start;
-        // (a call with one valid candidate has nothing a slow host could reorder)
-        const choices = (i: number) => tries.get(i)!.report.times.filter((t) => t.ms !== null).length;
-        pending = probe ? pending.filter((i) => tries.get(i)!.rate < STEADY * probe.best && choices(i) > 1) : [];
+        pending = probe ? pending.filter((i) => unsteady(tries.get(i)!, probe.best)) : [];
       }
       const slow: string[] = [];
       for (const [i, t] of tries) {
         if (!t.failed) tuned.push({ o: observed[i], choice: t.report.entry, weight: base[i] * observed[i].weight });
         if (probe && !t.failed) {
           t.report.host = { steady: t.rate / probe.best, tries: t.tries };
-          if (t.report.host.steady < STEADY) slow.push(`${observed[i].key} (${Math.round(100 * t.report.host.steady)}%)`);
+          if (unsteady(t, probe.best)) slow.push(`${observed[i].key} (${Math.round(100 * t.report.host.steady)}%)`);
         }
         record(i, t.report);
       }

@@ -215,13 +215,29 @@ describe('Tuner', () => {
         },
       };
     };
-    async function tuneSame(probe: ReturnType<typeof scripted> | null) {
+    // the second candidate 64 times over: no slow host reorders these
+    const FAR = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
+      name: 'test.far',
+      variants: {
+        v1: TWICE.variant('v1'),
+        v2: {
+          summary: '64 times over',
+          run: (g, b, s) => {
+            for (let i = 0; i < 64; i++) TWICE.variant('v1').run(g, b, s);
+          },
+        },
+      },
+      prefer: () => ['v1'],
+      cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
+      needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
+    });
+    async function tuneSame(probe: ReturnType<typeof scripted> | null, op = SAME) {
       const { gpu } = ctx;
       const warnings: string[] = [];
       const tuner = new Tuner(gpu, new MemoryTuningStore(), (l) => warnings.push(l));
-      const x = upload(gpu, randomArray(256, 8)),
-        y = empty(gpu, 256);
-      const observed = await tuner.collect(() => SAME.run(gpu, { x, y }, { n: 256 }));
+      const x = upload(gpu, randomArray(BIG, 8)),
+        y = empty(gpu, BIG);
+      const observed = await tuner.collect(() => op.run(gpu, { x, y }, { n: BIG }));
       // samples 3 and a close call whatever the host does: a try takes 1 + 2 rounds and 3 more; the log starts each try
       const log = () => probe && probe.tries++;
       const [report] = await tuner.tune(observed, { minShare: 0, samples: 3, closeCall: 1000, probe, log });
@@ -243,7 +259,14 @@ describe('Tuner', () => {
       expect(report.host!.steady).toBe(0.7);
       expect(['v1', 'v2']).toContain(report.entry.variant);
       expect(warnings).toHaveLength(1);
-      expect(warnings[0]).toMatch(/the host was slow while a call was tuned .*webgpu-nn tune --retune.*test\.same n=256 \(70%\)/);
+      expect(warnings[0]).toMatch(/the host was slow while a call was tuned .*webgpu-nn tune --retune.*test\.same n=1048576 \(70%\)/);
+    });
+
+    it('keeps a choice no slow host could have reordered: one try, no warning', async () => {
+      const { report, warnings } = await tuneSame(scripted(100, [50, 100]), FAR);
+      expect(report.entry.variant).toBe('v1');
+      expect(report.host).toEqual({ steady: 0.5, tries: 1 });
+      expect(warnings).toEqual([]);
     });
 
     it('one try and no host report without a probe; a steady probe takes one try', async () => {
