@@ -36,15 +36,15 @@
 // those candidates take as many rounds again and are ranked by the median of all their samples.
 //
 // A call timed while the host was slow is timed again. Between rounds the tuner runs the FMA loop (probe.ts), which
-// needs no memory, so that its rate against the fastest it has read says how much of the CPU the host left the
-// adapter meanwhile. On llvmpipe a slow host does not slow every candidate alike: with one of the two vCPUs taken,
-// a dispatch split over two threads waits for the slow one, and a candidate of one workgroup does not. In 19
-// first tunings on one machine (2026-12-01) conv1's weight gradient was given its one-workgroup tile, 1.45x
-// slower in a steady step, in ten. Where the loop's median over a call's rounds is under 90% of the fastest it
-// has read, and the runner-up is within as much of the fastest candidate as the loop was slowed, the call is
-// timed again after the other calls (the host's slow spells last seconds to minutes; the first pass of a first
-// tuning is often slow), at most three times in all and within as much time again as the first pass took, and
-// keeps its steadiest try; one still unsteady is reported with a warning.
+// needs no memory, so that its median over a call's rounds against its steady rate (the highest such median of the
+// tuning) says how much of the CPU the host left the adapter meanwhile. On llvmpipe a slow host does not slow every
+// candidate alike: with one of the two vCPUs taken, a dispatch split over two threads waits for the slow one, and a
+// candidate of one workgroup does not. In 19 first tunings on one machine (2026-12-01) conv1's weight gradient was
+// given its one-workgroup tile, 1.45x slower in a steady step, in ten. Where that share is under 90%, and the
+// runner-up is within as much of the fastest candidate as the loop was slowed, the call is timed again after the
+// other calls (the host's slow spells last seconds to minutes; the first pass of a first tuning is often slow), at
+// most three times in all and within as much time again as the first pass took, and keeps its steadiest try; one
+// still unsteady is reported with a warning.
 //
 // Only the calls that matter are tuned: each observed call is first timed with the heuristics' choice, and
 // calls below `minShare` of the run's total (calls tuned before counting with their cached times) are not
@@ -114,8 +114,8 @@ export interface TuneReport {
    */
   times: { choice: Choice; ms: number | null; samples?: number }[];
   /**
-   * Where the tuner probed the host: the FMA loop's median rate over the kept try's rounds as a share of the fastest
-   * it read (under 0.9: the host was slow), and how many tries the call took.
+   * Where the tuner probed the host: the FMA loop's median rate over the kept try's rounds as a share of the steadiest
+   * such median of the tuning (under 0.9: the host was slow), and how many tries the call took.
    */
   host?: { steady: number; tries: number };
 }
@@ -124,8 +124,6 @@ export interface TuneReport {
 export interface SteadinessProbe {
   /** One run's rate (any unit; GFLOP/s for HostProbe). */
   sample(): Promise<number>;
-  /** The fastest sample so far. */
-  readonly best: number;
 }
 
 export interface TuneOptions {
@@ -183,13 +181,13 @@ const TRIES = 3;
 
 /**
  * Whether a try's time may have been reordered by a slow host: the probe's median over its rounds under STEADY of
- * its fastest, and the runner-up within as much of the fastest candidate as the probe was slowed (a call with one
+ * the steady rate (the highest such median of the tuning), and the runner-up within as much of the fastest candidate as the probe was slowed (a call with one
  * valid candidate, or a winner further ahead, keeps its choice whatever the host did).
  */
-function unsteady(t: { report: TuneReport; rate: number }, best: number): boolean {
-  if (!(t.rate < STEADY * best)) return false;
+function unsteady(t: { report: TuneReport; rate: number }, steadyRate: number): boolean {
+  if (!(t.rate < STEADY * steadyRate)) return false;
   const ms = t.report.times.flatMap((c) => (c.ms === null ? [] : [c.ms])).sort((a, b) => a - b);
-  return ms.length > 1 && ms[1] <= (ms[0] * best) / t.rate;
+  return ms.length > 1 && ms[1] <= (ms[0] * steadyRate) / t.rate;
 }
 
 /**
@@ -395,7 +393,10 @@ export class Tuner implements TuningHook {
     const own = opts.probe === undefined ? await this.hostProbe() : null;
     const probe = opts.probe === undefined ? own : opts.probe;
     try {
-      for (let k = 0; k < 3 && probe; k++) await probe.sample(); // the probe's fastest, to start with
+      // The steady rate: the highest of the loop's medians, over a few samples first, then over each try's rounds.
+      const start: number[] = [];
+      for (let k = 0; k < 3 && probe; k++) start.push(await probe.sample());
+      let steadyRate = probe ? median(start) : 0;
       const tries = new Map<number, { report: TuneReport; rate: number; tries: number; failed?: true }>();
       let pending = observed.map((_, i) => i).filter(matters);
       let budget = Infinity;
@@ -409,6 +410,7 @@ export class Tuner implements TuningHook {
           const before = tries.get(i);
           try {
             const { report, rate } = await this.tuneOne(o, heuristic, opts, probe);
+            if (probe) steadyRate = Math.max(steadyRate, rate);
             if (!before || rate > before.rate) tries.set(i, { report, rate, tries: t });
             else before.tries = t;
           } catch (e) {
@@ -420,14 +422,14 @@ export class Tuner implements TuningHook {
         }
         if (t === 1) budget = performance.now() - start;
         else budget -= performance.now() - start;
-        pending = probe ? pending.filter((i) => unsteady(tries.get(i)!, probe.best)) : [];
+        pending = probe ? pending.filter((i) => unsteady(tries.get(i)!, steadyRate)) : [];
       }
       const slow: string[] = [];
       for (const [i, t] of tries) {
         if (!t.failed) tuned.push({ o: observed[i], choice: t.report.entry, weight: base[i] * observed[i].weight });
         if (probe && !t.failed) {
-          t.report.host = { steady: t.rate / probe.best, tries: t.tries };
-          if (unsteady(t, probe.best)) slow.push(`${observed[i].key} (${Math.round(100 * t.report.host.steady)}%)`);
+          t.report.host = { steady: t.rate / steadyRate, tries: t.tries };
+          if (unsteady(t, steadyRate)) slow.push(`${observed[i].key} (${Math.round(100 * t.report.host.steady)}%)`);
         }
         record(i, t.report);
       }
