@@ -58,7 +58,7 @@ export async function tuneCommand(argv: string[]): Promise<number> {
   });
 }
 
-/** The FMA loop's median over a call's rounds as a share of its fastest, and the tries where there were several. */
+/** The FMA loop's median over a call's rounds as a share of the tuning's steady rate, and the tries where several. */
 const hostOf = (r: TuneReport) =>
   r.host ? `${Math.round(100 * r.host.steady)}%${r.host.tries > 1 ? ` (${r.host.tries} tries)` : ''}` : '';
 

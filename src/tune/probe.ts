@@ -78,13 +78,10 @@ function checkLoop(got: Float32Array, s: FmaLoopSize): string | null {
 }
 
 /**
- * The FMA loop, compiled and checked once, then timed on demand: sample() is one run's rate, and `best` the
- * fastest seen, so that sample() / best says how much of the CPU (or GPU) the host left it just then.
+ * The FMA loop, compiled and checked once, then timed on demand: sample() is one run's rate, which against the
+ * peak (bench:kernels) or the tuning's steady rate (tuner.ts) says how much of the CPU (or GPU) the host left it.
  */
 export class HostProbe {
-  /** The fastest sample so far, in GFLOP/s. */
-  best = 0;
-
   private constructor(
     private readonly gpu: Gpu,
     readonly size: FmaLoopSize,
@@ -117,9 +114,7 @@ export class HostProbe {
 
   /** One timed run, in GFLOP/s. */
   async sample(): Promise<number> {
-    const gflops = this.flops / (await sample(this.gpu, () => this.run(), 1)).ms / 1e6;
-    this.best = Math.max(this.best, gflops);
-    return gflops;
+    return this.flops / (await sample(this.gpu, () => this.run(), 1)).ms / 1e6;
   }
 
   dispose(): void {

@@ -173,7 +173,7 @@ const NEAR_TIE = 0.05;
 /** Candidates this close to the fastest (relative) after the rounds are timed again as many rounds. */
 const CLOSE_CALL = 0.1;
 
-/** Under this share of the probe's fastest, its median over a call's rounds says the host was slow (a retry). */
+/** Under this share of the tuning's steady rate, the probe's median over a call's rounds says the host was slow. */
 const STEADY = 0.9;
 
 /** Tries a call may take while the host is slow (see the top of this file). */
@@ -181,8 +181,9 @@ const TRIES = 3;
 
 /**
  * Whether a try's time may have been reordered by a slow host: the probe's median over its rounds under STEADY of
- * the steady rate (the highest such median of the tuning), and the runner-up within as much of the fastest candidate as the probe was slowed (a call with one
- * valid candidate, or a winner further ahead, keeps its choice whatever the host did).
+ * the steady rate (the highest such median of the tuning), and the runner-up within as much of the fastest
+ * candidate as the probe was slowed (a call with one valid candidate, or a winner further ahead, keeps its choice
+ * whatever the host did).
  */
 function unsteady(t: { report: TuneReport; rate: number }, steadyRate: number): boolean {
   if (!(t.rate < STEADY * steadyRate)) return false;
@@ -394,10 +395,11 @@ export class Tuner implements TuningHook {
     const probe = opts.probe === undefined ? own : opts.probe;
     try {
       // The steady rate: the highest of the loop's medians, over a few samples first, then over each try's rounds.
-      const start: number[] = [];
-      for (let k = 0; k < 3 && probe; k++) start.push(await probe.sample());
-      let steadyRate = probe ? median(start) : 0;
-      const tries = new Map<number, { report: TuneReport; rate: number; tries: number; failed?: true }>();
+      const first: number[] = [];
+      for (let k = 0; k < 3 && probe; k++) first.push(await probe.sample());
+      let steadyRate = probe ? median(first) : 0;
+      // per call, its steadiest try so far (the try kept) and how many it took
+      const steadiest = new Map<number, { report: TuneReport; rate: number; tries: number; failed?: true }>();
       let pending = observed.map((_, i) => i).filter(matters);
       let budget = Infinity;
       for (let t = 1; t <= TRIES && pending.length > 0; t++) {
@@ -407,25 +409,25 @@ export class Tuner implements TuningHook {
           const o = observed[i];
           const heuristic = this.heuristic(o);
           opts.log?.(t === 1 ? `tuning ${++n}/${worth.length}: ${o.key}` : `tuning again (try ${t}; the host was slow): ${o.key}`);
-          const before = tries.get(i);
+          const before = steadiest.get(i);
           try {
             const { report, rate } = await this.tuneOne(o, heuristic, opts, probe);
             if (probe) steadyRate = Math.max(steadyRate, rate);
-            if (!before || rate > before.rate) tries.set(i, { report, rate, tries: t });
+            if (!before || rate > before.rate) steadiest.set(i, { report, rate, tries: t });
             else before.tries = t;
           } catch (e) {
             // A candidate that cannot even be recorded (a bug, or a limit this adapter has) must not stop the run.
             if (fatal(e)) throw e;
             this.warn(`webgpu-nn: tuning ${o.key} failed (${(e as Error).message}); keeping the heuristics' choice`);
-            tries.set(i, { report: this.kept(o, heuristic, base[i]), rate: Infinity, tries: t, failed: true });
+            steadiest.set(i, { report: this.kept(o, heuristic, base[i]), rate: Infinity, tries: t, failed: true });
           }
         }
         if (t === 1) budget = performance.now() - start;
         else budget -= performance.now() - start;
-        pending = probe ? pending.filter((i) => unsteady(tries.get(i)!, steadyRate)) : [];
+        pending = probe ? pending.filter((i) => unsteady(steadiest.get(i)!, steadyRate)) : [];
       }
       const slow: string[] = [];
-      for (const [i, t] of tries) {
+      for (const [i, t] of steadiest) {
         if (!t.failed) tuned.push({ o: observed[i], choice: t.report.entry, weight: base[i] * observed[i].weight });
         if (probe && !t.failed) {
           t.report.host = { steady: t.rate / steadyRate, tries: t.tries };
@@ -436,7 +438,7 @@ export class Tuner implements TuningHook {
       if (slow.length)
         this.warn(
           `webgpu-nn: the host was slow while ${slow.length === 1 ? 'a call was' : `${slow.length} calls were`} tuned (the FMA loop under ` +
-            `${100 * STEADY}% of its fastest, after retries), so ${slow.length === 1 ? 'its choice' : 'their choices'} may be off; ` +
+            `${100 * STEADY}% of its steady rate, after retries), so ${slow.length === 1 ? 'its choice' : 'their choices'} may be off; ` +
             `run \`webgpu-nn tune --retune\` when the machine is quieter: ${slow.join(', ')}`,
         );
     } finally {

@@ -24,15 +24,13 @@ describe('the FMA loop', () => {
     }
   });
 
-  it('runs on this adapter as the float64 sums say, and its probe keeps the fastest sample', async () => {
+  it('runs on this adapter as the float64 sums say, and its probe times it', async () => {
     const size = { invocations: 64 * 16, iters: 64 };
     expect(fmaLoopFlops(size)).toBe(64 * 16 * 64 * FMA_CHAINS * 4 * 2);
     expect(fmaLoopFlops(peakLoopSize(ctx.gpu))).toBeGreaterThan(fmaLoopFlops(size));
     const probe = await HostProbe.create(ctx.gpu, size); // throws where the output is wrong
     try {
-      const samples = [await probe.sample(), await probe.sample(), await probe.sample()];
-      for (const s of samples) expect(s).toBeGreaterThan(0);
-      expect(probe.best).toBe(Math.max(...samples));
+      for (let k = 0; k < 3; k++) expect(await probe.sample()).toBeGreaterThan(0);
     } finally {
       probe.dispose();
     }

@@ -202,16 +202,13 @@ describe('Tuner', () => {
       cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
       needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
     });
-    /** A probe reading `start` for its first 3 samples, then try t's rate (the last for later tries), keeping the fastest. */
+    /** A probe reading `start` for its first 3 samples, then try t's rate (the last for later tries). */
     const scripted = (start: number, perTry: number[]) => {
       let k = 0;
       return {
-        best: 0,
         tries: 0,
         async sample() {
-          const r = k++ < 3 ? start : perTry[Math.min(this.tries, perTry.length) - 1];
-          this.best = Math.max(this.best, r);
-          return r;
+          return k++ < 3 ? start : perTry[Math.min(this.tries, perTry.length) - 1];
         },
       };
     };
