@@ -36,14 +36,19 @@ import {
   conv2dPoolTilesV4,
   conv2dTilesV4,
   conv2dWeightTilesV4,
+  poolCodesUseful,
 } from '../src/shaders/conv2d/index.js';
 import { geometry } from '../src/shaders/conv2d/sizes.js';
-import { maxPool2dBackward } from '../src/shaders/pool.js';
+import { maxPool2dBackward, maxPool2dBackwardCodes } from '../src/shaders/pool.js';
 import { choiceLabel } from '../src/tune/tuner.js';
-import { download, downloadI32, upload } from '../test/helpers/buffers.js';
+import { download, downloadI32, downloadU32, upload } from '../test/helpers/buffers.js';
 import { expectClose, randomF32 } from '../test/helpers/compare.js';
 import * as ref from '../test/reference/conv2d.js';
-import { maxPool2d as refMaxPool2d, maxPool2dBackward as refMaxPool2dBackward } from '../test/reference/pool.js';
+import {
+  argmaxOfCodes as refArgmaxOfCodes,
+  maxPool2d as refMaxPool2d,
+  maxPool2dBackward as refMaxPool2dBackward,
+} from '../test/reference/pool.js';
 import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 
 type Op = 'forward' | 'forward-pool-relu' | 'backward-input' | 'backward-weight' | 'pool-relu-backward-weight' | 'backward-bias';
@@ -84,7 +89,7 @@ const poolWeightSizes = (s: Sizes) => ({
  * The variant and tile the library runs for `op` on this adapter (the tuned one where the adapter's tuning cache
  * has it, see bench/kernels.ts), or the forced one; a VariantError where it cannot run.
  */
-function describe(gpu: Gpu, op: Op, s: Sizes): string {
+function describe(gpu: Gpu, op: Op, s: Sizes & { codes?: boolean }): string {
   const { OH, OW } = conv2dOutputSize(s);
   const choice =
     op === 'backward-bias'
@@ -133,9 +138,12 @@ function entry(
     cost,
     samples: opts.samples,
     setup(gpu): BenchCase {
+      // behind the pool, window codes instead of the argmax where the seed's network saves them
+      const pooledOp = op === 'forward-pool-relu' || op === 'pool-relu-backward-weight';
+      const withCodes = pooledOp && poolCodesUseful(gpu, layer.sizes);
       let detail: string;
       try {
-        detail = describe(gpu, op, s);
+        detail = describe(gpu, op, withCodes ? { ...s, codes: true } : s);
       } catch (e) {
         throw new BenchSkip((e as Error).message);
       }
@@ -152,19 +160,23 @@ function entry(
         db: gpu.pool.acquire(4 * O, 'bench db'), // backward-weight computes the bias gradient too, as in training
         argmax: gpu.pool.acquire(4 * ny, 'bench argmax'), // of the pooled forward
       };
+      const codes = withCodes ? gpu.pool.acquire(ny, 'bench window codes') : null; // (a byte per pooled output)
+      const argmax = codes ? null : bufs.argmax;
       // the weight gradient behind the pool reads DY's first values as the pooled gradient, with the forward's argmax
       const scattered = op === 'pool-relu-backward-weight' && poolWeightSizes(s).scattered;
       const dconv = scattered ? gpu.pool.acquire(4 * ny, 'bench scattered gradient') : null;
       if (op === 'pool-relu-backward-weight') {
-        conv2dMaxPool2dRelu(gpu, bufs.x, bufs.w, bufs.b, bufs.out, bufs.argmax, pooledSizes({ ...layer.sizes, variant: undefined }));
-        if (dconv) maxPool2dBackward(gpu, bufs.dy, bufs.argmax, dconv, { N, C: O, H: OH, W: OW, relu: true });
+        conv2dMaxPool2dRelu(gpu, bufs.x, bufs.w, bufs.b, bufs.out, argmax, pooledSizes({ ...layer.sizes, variant: undefined }), codes);
+        const scatter = { N, C: O, H: OH, W: OW, relu: true };
+        if (dconv && codes) maxPool2dBackwardCodes(gpu, bufs.dy, codes, dconv, scatter);
+        else if (dconv) maxPool2dBackward(gpu, bufs.dy, bufs.argmax, dconv, scatter);
       }
-      const poolWeight = { x: bufs.x, dy: bufs.dy, argmax: bufs.argmax, dconv, dw: bufs.out, db: bufs.db };
+      const poolWeight = { x: bufs.x, dy: bufs.dy, argmax, codes, dconv, dw: bufs.out, db: bufs.db };
       const run =
         op === 'forward'
           ? () => conv2d(gpu, bufs.x, bufs.w, bufs.b, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
           : op === 'forward-pool-relu'
-            ? () => conv2dMaxPool2dRelu(gpu, bufs.x, bufs.w, bufs.b, bufs.out, bufs.argmax, pooledSizes(s))
+            ? () => conv2dMaxPool2dRelu(gpu, bufs.x, bufs.w, bufs.b, bufs.out, argmax, pooledSizes(s), codes)
             : op === 'backward-input'
               ? () => conv2dBackwardInput(gpu, bufs.dy, bufs.w, bufs.out, s as Conv2dSizes & { tile?: Conv2dTile })
               : op === 'backward-weight'
@@ -178,6 +190,9 @@ function entry(
                       })
                   : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
       const label = `${layer.name} ${op} ${opts.label ?? ''}`;
+      // the forward's argmax, or the one its window codes stand for
+      const pooledArgmax = async () =>
+        codes ? refArgmaxOfCodes(await downloadU32(gpu, codes, ny / 16), { N, C: O, H: OH, W: OW }) : downloadI32(gpu, bufs.argmax, ny / 4);
       return {
         detail,
         run,
@@ -202,9 +217,7 @@ function entry(
             const dyConv =
               op === 'backward-weight'
                 ? DY
-                : Float32Array.from(
-                    refMaxPool2dBackward(DY.subarray(0, ny / 4), await downloadI32(gpu, bufs.argmax, ny / 4), { N, C: O, H: OH, W: OW }),
-                  );
+                : Float32Array.from(refMaxPool2dBackward(DY.subarray(0, ny / 4), await pooledArgmax(), { N, C: O, H: OH, W: OW }));
             checkWeightGrad(label, got.subarray(0, nw), X, dyConv, layer.sizes);
             const want = new Float64Array(O);
             for (let i = 0; i < ny; i++) want[Math.floor(i / (OH * OW)) % O] += dyConv[i];
@@ -216,7 +229,7 @@ function entry(
           }
         },
         dispose: () => {
-          for (const b of [...Object.values(bufs), ...(dconv ? [dconv] : [])]) gpu.pool.release(b);
+          for (const b of [...Object.values(bufs), ...(dconv ? [dconv] : []), ...(codes ? [codes] : [])]) gpu.pool.release(b);
         },
       };
     },

@@ -311,9 +311,13 @@ export function conv2dMaxPool2dRelu(
   if (OH < 2 || OW < 2) throw new ShapeError(`${op}: window 2x2 is larger than the convolution's output ${shapeStr(shape)}`);
   const pooled = [N, O, Math.floor(OH / 2), Math.floor(OW / 2)];
   const y = Tensor.empty(pooled, { gpu: x.gpu, label: op });
-  const argmax = Tensor.empty(pooled, { gpu: x.gpu, dtype: 'int32', label: `${op} argmax` });
-  conv.conv2dMaxPool2dRelu(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, argmax.buffer, sizes);
-  // (saves x, w and the argmax)
+  // where the pool was: its argmax, or where a tuner may pick the weight gradient that reads them, window codes
+  const codes = conv.poolCodesUseful(gpuOf(x), sizes)
+    ? Tensor.empty([N, O, pooled[2], pooled[3] / 4], { gpu: x.gpu, dtype: 'int32', label: `${op} window codes` })
+    : null;
+  const argmax = codes ? null : Tensor.empty(pooled, { gpu: x.gpu, dtype: 'int32', label: `${op} argmax` });
+  conv.conv2dMaxPool2dRelu(gpuOf(x), x.buffer, w.buffer, b?.buffer ?? null, y.buffer, argmax?.buffer ?? null, sizes, codes?.buffer ?? null);
+  // (saves x, w and the argmax or codes)
   return record(y, op, b ? [x, w, b] : [x, w], (dy) => {
     const g = gpuOf(x);
     const dx = x.requiresGrad ? like(x, 'conv2d grad x') : null;
@@ -321,10 +325,13 @@ export function conv2dMaxPool2dRelu(
     const db = b?.requiresGrad ? like(b, 'conv2d grad b') : null;
     // the convolution's gradient, where dx or a bias without dw needs it; dw reads dy and the argmax (or it)
     const dconv = dx || (db && !dw) ? Tensor.empty(shape, { gpu: x.gpu, label: `${op} grad of the convolution` }) : null;
-    if (dconv) pool.maxPool2dBackward(g, dy.buffer, argmax.buffer, dconv.buffer, { N, C: O, H: OH, W: OW, relu: true });
+    const scatter = { N, C: O, H: OH, W: OW, relu: true };
+    if (dconv && codes) pool.maxPool2dBackwardCodes(g, dy.buffer, codes.buffer, dconv.buffer, scatter);
+    else if (dconv && argmax) pool.maxPool2dBackward(g, dy.buffer, argmax.buffer, dconv.buffer, scatter);
     if (dx && dconv) conv.conv2dBackwardInput(g, dconv.buffer, w.buffer, dx.buffer, sizes);
     if (dw) {
-      const buffers = { x: x.buffer, dy: dy.buffer, argmax: argmax.buffer, dconv: dconv?.buffer ?? null, dw: dw.buffer };
+      const indices = { argmax: argmax?.buffer ?? null, codes: codes?.buffer ?? null };
+      const buffers = { x: x.buffer, dy: dy.buffer, ...indices, dconv: dconv?.buffer ?? null, dw: dw.buffer };
       conv.conv2dPoolReluBackwardWeight(g, { ...buffers, db: db?.buffer ?? null }, sizes); // db in the same dispatch
     } else if (db && dconv) conv.conv2dBackwardBias(g, dconv.buffer, db.buffer, { N, O, OH, OW });
     return [dx, dw, db];

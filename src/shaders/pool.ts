@@ -20,6 +20,11 @@
 // one, and forcing v2 on a shape it rejects is a VariantError.
 // `relu: true` fuses a ReLU into either forward (the seed's maxpool → ReLU): y = max(pool, 0) and argmax −1
 // where the maximum is ≤ 0, which the backward kernels, unchanged, read as "no input gets this gradient".
+//
+// Window codes (2×2 windows at stride 2, pooled rows of whole words of four: poolCodes): the argmax in a byte per
+// window, where its maximum lies in it or POOL_CODE_CUT where the ReLU cut it. max_pool2d_codes makes them from
+// the argmax; max_pool2d_grad_codes is the backward from them; the fused convolution (conv2d.pool-relu) writes
+// them in its epilogue, and its weight gradient reads them (see below).
 import { ShapeError } from '../errors.js';
 import { declareKernel, launch } from '../gpu/kernel.js';
 import type { Gpu } from '../gpu/runtime.js';
@@ -236,6 +241,61 @@ export function maxPool2d(gpu: Gpu, x: GPUBuffer, y: GPUBuffer, argmax: GPUBuffe
   MAX_POOL2D.run(gpu, { x, y, argmax }, sizes);
 }
 
+// ---- window codes: a 2×2 pool's argmax in a byte per window ---------------------------------------------------
+// Where a pooled output's maximum lies in its 2×2 window, 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right,
+// or POOL_CODE_CUT where the fused ReLU cut the window (argmax −1): a byte per output, four outputs of a pooled row
+// per u32 word, the first in the lowest byte, so [N, C, OH, OW/4] words. The image-lane weight gradient behind the
+// pool (conv2d.pool-relu.backward-weight's v4) reads a lane's windows as two words instead of two vec4s of argmax.
+
+/** The code of a window the fused ReLU cut (its argmax −1). */
+export const POOL_CODE_CUT = 255;
+
+/** Why a 2×2, stride-2 pool with these sizes has no window codes, or null: pooled rows must be whole words of four. */
+export function poolCodes(s: PoolSizes): string | null {
+  const k = s.kernel ?? 2;
+  if (k !== 2 || (s.stride ?? k) !== 2) return `window codes are for 2x2 windows at stride 2, not ${k}x${k} at stride ${s.stride ?? k}`;
+  const { OW } = poolOutputSize(s);
+  return OW % 4 === 0 ? null : `pooled rows of ${OW} outputs are not whole words of four codes`;
+}
+
+/** u32 words of the window codes of a 2×2, stride-2 pool over [N, C, H, W]. */
+export function poolCodeWords(s: PoolSizes): number {
+  const { OH, OW } = poolOutputSize(s);
+  return (s.N * s.C * OH * OW) / 4;
+}
+
+// One invocation per word (the layout of max_pool2d_v2: g → plane, oh, q), reading its four argmax as a vec4.
+const codesKernel = memoKernel(() =>
+  declareKernel({
+    name: 'max_pool2d_codes',
+    params: PARAMS,
+    buffers: { argmax: { read: 'vec4<i32>' }, codes: { read_write: 'u32' } },
+    wgsl: /* wgsl */ `
+@compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
+  ${V2_INDEX}
+  let W = i32(p.W);
+  let j = argmax[g];
+  let off = j - (vec4<i32>(i32(2u * oh * p.W + 8u * q)) + vec4<i32>(0, 2, 4, 6)); // from each window's top-left
+  let bottom = off >= vec4<i32>(W);
+  let k = select(select(vec4<u32>(0u), vec4<u32>(2u), bottom) + vec4<u32>(select(off, off - W, bottom)), vec4<u32>(${POOL_CODE_CUT}u), j < vec4<i32>(0));
+  codes[g] = k.x | (k.y << 8u) | (k.z << 16u) | (k.w << 24u);
+}`,
+  }),
+);
+
+/**
+ * The window codes (see above) of a 2×2, stride-2 pool from its argmax: [N, C, OH, OW] argmax into poolCodeWords
+ * words. `sizes` are the pool's (its input's).
+ */
+export function maxPool2dCodes(gpu: Gpu, argmax: GPUBuffer, codes: GPUBuffer, sizes: PoolSizes): void {
+  checkSizes('maxPool2dCodes', sizes);
+  const why = poolCodes(sizes);
+  if (why) throw new ShapeError(`maxPool2dCodes: ${why}`);
+  const u = params(sizes);
+  if (u.planes === 0) return;
+  launch(gpu, codesKernel(), { params: u, buffers: { argmax, codes }, workgroups: grid1d((u.planes * u.OH * u.OW) / 4, WG) });
+}
+
 const backwardV1 = memoKernel((k: number, s: number) =>
   declareKernel({
     name: `max_pool2d_grad_v1_k${k}s${s}`,
@@ -363,6 +423,67 @@ export function maxPool2dBackward(gpu: Gpu, dy: GPUBuffer, argmax: GPUBuffer, dx
   checkSizes('maxPool2dBackward', sizes);
   if (sizes.N * sizes.C === 0) return;
   MAX_POOL2D_BACKWARD.run(gpu, { dy, argmax, dx }, sizes);
+}
+
+// The backward from window codes (a 2×2, stride-2 pool's, see above): one invocation per code word, its four
+// windows' dy as a vec4, each input of a window getting the window's dy where the code names it, else 0; where H
+// or W is odd, the row or column past the windows gets zeros from the invocations beside it. With W % 8 = 0 the
+// four windows' two input rows are written as vec4s (as max_pool2d_grad_v2), else element by element.
+const backwardCodesKernel = memoKernel((vec: boolean) =>
+  declareKernel({
+    name: `max_pool2d_grad_codes${vec ? '' : '_scalar'}`,
+    params: PARAMS,
+    buffers: { dy: { read: 'vec4<f32>' }, codes: { read: 'u32' }, dx: vec ? { read_write: 'vec4<f32>' } : 'read_write' },
+    wgsl: /* wgsl */ `
+@compute @workgroup_size(${WG}) fn main(${FLAT_BUILTINS}) {
+  ${V2_INDEX}
+  let d = dy[g];
+  let k = (vec4<u32>(codes[g]) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(255u);
+  let z = vec4<f32>();
+  let tl = select(z, d, k == vec4<u32>(0u)); // each window's top-left, top-right, bottom-left, bottom-right
+  let tr = select(z, d, k == vec4<u32>(1u));
+  let bl = select(z, d, k == vec4<u32>(2u));
+  let br = select(z, d, k == vec4<u32>(3u));
+  ${
+    vec
+      ? `let r0 = (plane * p.H + 2u * oh) * (p.W / 4u) + 2u * q;
+  let r1 = r0 + p.W / 4u;
+  dx[r0] = vec4<f32>(tl.x, tr.x, tl.y, tr.y);
+  dx[r0 + 1u] = vec4<f32>(tl.z, tr.z, tl.w, tr.w);
+  dx[r1] = vec4<f32>(bl.x, br.x, bl.y, br.y);
+  dx[r1 + 1u] = vec4<f32>(bl.z, br.z, bl.w, br.w);
+  if (oh == p.OH - 1u && p.H > 2u * p.OH) { dx[r1 + p.W / 4u] = z; dx[r1 + p.W / 4u + 1u] = z; }`
+      : `let r0 = (plane * p.H + 2u * oh) * p.W + 8u * q;
+  let r1 = r0 + p.W;
+  for (var e = 0u; e < 4u; e++) {
+    dx[r0 + 2u * e] = tl[e]; dx[r0 + 2u * e + 1u] = tr[e]; dx[r1 + 2u * e] = bl[e]; dx[r1 + 2u * e + 1u] = br[e];
+  }
+  let lastRow = oh == p.OH - 1u && p.H > 2u * p.OH;
+  if (lastRow) { for (var c = 0u; c < 8u; c++) { dx[r1 + p.W + c] = 0.0; } }
+  if (q == p.OW / 4u - 1u && p.W > 2u * p.OW) {
+    dx[r0 + 8u] = 0.0; dx[r1 + 8u] = 0.0;
+    if (lastRow) { dx[r1 + p.W + 8u] = 0.0; }
+  }`
+  }
+}`,
+  }),
+);
+
+/**
+ * dx = max_pool2d's backward of dy from the window codes of a 2×2, stride-2 pool (see maxPool2dCodes) instead of its
+ * argmax: the same values. `sizes` are the pool's (its input's); dx is overwritten, every element.
+ */
+export function maxPool2dBackwardCodes(gpu: Gpu, dy: GPUBuffer, codes: GPUBuffer, dx: GPUBuffer, sizes: PoolSizes): void {
+  checkSizes('maxPool2dBackwardCodes', sizes);
+  const why = poolCodes(sizes);
+  if (why) throw new ShapeError(`maxPool2dBackwardCodes: ${why}`);
+  const u = params(sizes);
+  if (u.planes === 0) return;
+  launch(gpu, backwardCodesKernel(sizes.W % 8 === 0), {
+    params: u,
+    buffers: { dy, codes, dx },
+    workgroups: grid1d((u.planes * u.OH * u.OW) / 4, WG),
+  });
 }
 
 export const maxPool2dCost = MAX_POOL2D.cost;

@@ -21,3 +21,6 @@ export async function download(gpu: Gpu, buffer: GPUBuffer, n: number): Promise<
 export async function downloadI32(gpu: Gpu, buffer: GPUBuffer, n: number): Promise<Int32Array> {
   return new Int32Array(await gpu.read(buffer, n * 4));
 }
+export async function downloadU32(gpu: Gpu, buffer: GPUBuffer, n: number): Promise<Uint32Array> {
+  return new Uint32Array(await gpu.read(buffer, n * 4));
+}

@@ -30,4 +30,4 @@ export async function withOwnGpu<T>(fn: (gpu: Gpu) => Promise<T>): Promise<T> {
   }
 }
 
-export { download, downloadI32, empty, upload } from './buffers.js';
+export { download, downloadI32, downloadU32, empty, upload } from './buffers.js';

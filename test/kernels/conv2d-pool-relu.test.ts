@@ -1,11 +1,13 @@
 // conv2dMaxPool2dRelu, relu(max_pool2d(conv2d(x), 2)) in one op: every choice a tuner may make against the
 // float64 reference chain, and against the unfused kernels (conv2d, then maxPool2d with relu) bit for bit,
-// argmax included: on random data, on ties (every window equal), on windows the ReLU zeroes, and with NaNs;
-// and the autograd op against F.relu(F.maxPool2d(F.conv2d(...))) in value and gradients.
+// argmax included (or the window codes saved instead, by the argmax they stand for): on random data, on ties
+// (every window equal), on windows the ReLU zeroes, and with NaNs; and the autograd op against
+// F.relu(F.maxPool2d(F.conv2d(...))) in value and gradients, with the argmax and with window codes.
 import { describe, expect, it } from 'vitest';
-import { ShapeError, VariantError } from '../../src/errors.js';
+import { ShapeError, UsageError, VariantError } from '../../src/errors.js';
 import * as F from '../../src/nn/ops.js';
 import { setDefaultGpu } from '../../src/nn/tensor.js';
+import { imageLanesTile } from '../../src/shaders/conv2d/backward-weight-patch.js';
 import {
   CONV2D_POOL_RELU,
   CONV2D_POOL_RELU_BACKWARD_WEIGHT,
@@ -17,10 +19,11 @@ import {
   conv2dMaxPool2dRelu,
   conv2dOutputSize,
   conv2dPoolReluBackwardWeight,
+  poolCodesUseful,
 } from '../../src/shaders/conv2d/index.js';
-import { maxPool2d } from '../../src/shaders/pool.js';
+import { maxPool2d, poolCodes } from '../../src/shaders/pool.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
-import { download, downloadI32, empty, upload, useGpu } from '../helpers/gpu.js';
+import { download, downloadI32, downloadU32, empty, upload, useGpu } from '../helpers/gpu.js';
 import { runnableChoices } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
@@ -47,13 +50,34 @@ const pooledSize = (s: Shape) => {
   return s.N * s.O * Math.floor(OH / 2) * Math.floor(OW / 2);
 };
 
-async function fused(s: Shape, x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>, variant: 'v1' | 'v4', tile?: Conv2dTile) {
+/** Whether the pooled output's rows are whole words of window codes (pool.ts), so the op can save codes. */
+function codesFit(s: Omit<Shape, 'label'>): boolean {
+  const { OH, OW } = conv2dOutputSize(s);
+  return poolCodes({ N: s.N, C: s.O, H: OH, W: OW }) === null;
+}
+
+/** The fused op's y and argmax; with `codes`, it saves window codes instead, read back as the argmax they stand for. */
+async function fused(
+  s: Shape,
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+  variant: 'v1' | 'v4',
+  tile?: Conv2dTile,
+  codes = false,
+): Promise<Result> {
   const { gpu } = ctx;
   const np = pooledSize(s);
-  const [xb, wb, bb, yb, ab] = [upload(gpu, x), upload(gpu, w), upload(gpu, b), empty(gpu, np), empty(gpu, np)];
+  // (codes over a word pattern no code has, so a word left unwritten cannot pass)
+  const [xb, wb, bb, yb] = [upload(gpu, x), upload(gpu, w), upload(gpu, b), empty(gpu, np)];
+  const ab = codes ? upload(gpu, new Uint32Array(np / 4).fill(0xabababab)) : empty(gpu, np);
   try {
-    conv2dMaxPool2dRelu(gpu, xb, wb, bb, yb, ab, { ...s, variant, tile });
-    return { y: await download(gpu, yb, np), argmax: await downloadI32(gpu, ab, np) };
+    conv2dMaxPool2dRelu(gpu, xb, wb, bb, yb, codes ? null : ab, { ...s, variant, tile }, codes ? ab : null);
+    const { OH, OW } = conv2dOutputSize(s);
+    const argmax = codes
+      ? ref.argmaxOfCodes(await downloadU32(gpu, ab, np / 4), { N: s.N, C: s.O, H: OH, W: OW })
+      : await downloadI32(gpu, ab, np);
+    return { y: await download(gpu, yb, np), argmax };
   } finally {
     for (const buf of [xb, wb, bb, yb, ab]) gpu.pool.release(buf);
   }
@@ -89,7 +113,9 @@ const inputs = (s: Shape, seed: number) => ({
 
 describe('conv2dMaxPool2dRelu', () => {
   for (const s of SHAPES) {
-    it(`${s.label}: every choice a tuner may make, against the float64 chain and the unfused kernels`, { timeout: 300_000 }, async () => {
+    it(`${s.label}: every choice a tuner may make, saving the argmax${codesFit(s) ? ' or window codes' : ''}, against the float64 chain and the unfused kernels`, {
+      timeout: 300_000,
+    }, async () => {
       const { x, w, b } = inputs(s, s.N * 100 + s.C);
       const { OH, OW } = conv2dOutputSize(s);
       const conv = ref.conv2d(x, w, b, s);
@@ -98,10 +124,12 @@ describe('conv2dMaxPool2dRelu', () => {
       const plain = await unfused(s, x, w, b);
       const choices = runnableChoices(ctx.gpu, CONV2D_POOL_RELU, s);
       for (const c of choices) {
-        const label = `${s.label} ${c.variant}${c.config ? ` ${JSON.stringify(c.config)}` : ''}`;
-        const got = await fused(s, x, w, b, c.variant, c.config as Conv2dTile | undefined);
-        expectClose(got.y, want, { label, atol: 2e-6 * Math.sqrt(s.C * s.KH * s.KW * 50), rtol: 1e-5 });
-        expectSame(got, plain, label);
+        for (const codes of codesFit(s) ? [false, true] : [false]) {
+          const label = `${s.label} ${c.variant}${c.config ? ` ${JSON.stringify(c.config)}` : ''}${codes ? ' codes' : ''}`;
+          const got = await fused(s, x, w, b, c.variant, c.config as Conv2dTile | undefined, codes);
+          expectClose(got.y, want, { label, atol: 2e-6 * Math.sqrt(s.C * s.KH * s.KW * 50), rtol: 1e-5 });
+          expectSame(got, plain, label);
+        }
       }
       // the reference's argmax where its maximum is clear of the window's runner-up, and −1 where the ReLU cut it
       let checked = 0;
@@ -236,7 +264,12 @@ describe('conv2dMaxPool2dRelu', () => {
       for (const [what, xs, ws, bs] of cases) {
         const plain = await unfused(s, xs, ws, bs);
         for (const c of runnableChoices(ctx.gpu, CONV2D_POOL_RELU, s))
-          expectSame(await fused(s, xs, ws, bs, c.variant, c.config as Conv2dTile | undefined), plain, `${s.label}, ${what}, ${c.variant}`);
+          for (const codes of [false, true])
+            expectSame(
+              await fused(s, xs, ws, bs, c.variant, c.config as Conv2dTile | undefined, codes),
+              plain,
+              `${s.label}, ${what}, ${c.variant}${codes ? ' codes' : ''}`,
+            );
         if (what === 'every window a tie') expect(plain.argmax[1]).toBe(2); // window 1's first element: column 2 of row 0
         if (what.startsWith('every window cut') || what.startsWith('a cut')) expect(new Set(plain.argmax)).toEqual(new Set([-1]));
         if (what === 'NaNs') expect(plain.y.some(Number.isNaN)).toBe(true);
@@ -244,9 +277,21 @@ describe('conv2dMaxPool2dRelu', () => {
     }
   });
 
-  it('rejects outputs too small to pool and a v4 forced on an odd output, naming the op', () => {
+  it('rejects outputs too small to pool, a v4 forced on an odd output, and the argmax and codes both or neither, naming the op', () => {
     const { gpu } = ctx;
     const b = empty(gpu, 16);
+    const seed = { N: 1, C: 1, H: 28, W: 28, O: 1, KH: 5, KW: 5 };
+    expect(() => conv2dMaxPool2dRelu(gpu, b, b, null, b, b, seed, b)).toThrow(UsageError);
+    expect(() => conv2dMaxPool2dRelu(gpu, b, b, null, b, null, seed)).toThrow(
+      /conv2dMaxPool2dRelu: pass the pool's argmax or its window codes \(neither was given\)/,
+    );
+    expect(() => conv2dPoolReluBackwardWeight(gpu, { x: b, dy: b, argmax: b, codes: b, dconv: null, dw: b, db: null }, seed)).toThrow(
+      /conv2dPoolReluBackwardWeight: pass the pool's argmax or its window codes \(not both\)/,
+    );
+    // pooled rows of 5 outputs: no codes
+    expect(() => conv2dMaxPool2dRelu(gpu, b, b, null, b, null, { ...seed, H: 14, W: 14 }, b)).toThrow(
+      /conv2dMaxPool2dRelu: pooled rows of 5 outputs are not whole words of four codes; pass the argmax instead/,
+    );
     expect(() => conv2dMaxPool2dRelu(gpu, b, b, null, b, b, { N: 1, C: 1, H: 5, W: 5, O: 1, KH: 5, KW: 5 })).toThrow(ShapeError);
     expect(() => conv2dMaxPool2dRelu(gpu, b, b, null, b, b, { N: 1, C: 1, H: 5, W: 5, O: 1, KH: 5, KW: 5 })).toThrow(
       /conv2dMaxPool2dRelu: the convolution's 1x1 output is smaller than the 2x2 pooling window/,
@@ -268,22 +313,26 @@ describe('conv2dMaxPool2dRelu', () => {
       dy: ArrayLike<number>,
       argmax: Int32Array,
       dconv: ArrayLike<number> | null,
-      opts: { variant?: 'v1' | 'v4'; tile?: Conv2dWeightTile; accumulate?: boolean } = {},
+      opts: { variant?: 'v1' | 'v4'; tile?: Conv2dWeightTile; accumulate?: boolean; codes?: boolean } = {},
     ) {
       const { gpu } = ctx;
       const nw = s.O * s.C * s.KH * s.KW;
       const init = opts.accumulate ? 1 : 0;
+      const { OH, OW } = conv2dOutputSize(s);
+      const { codes, ...rest } = opts;
       const bufs = {
         x: upload(gpu, x),
         dy: upload(gpu, dy),
-        argmax: upload(gpu, new Float32Array(argmax.buffer, argmax.byteOffset, argmax.length)),
+        // the argmax, or the window codes that stand for it
+        argmax: codes ? null : upload(gpu, argmax),
+        codes: codes ? upload(gpu, ref.poolCodes(argmax, { N: s.N, C: s.O, H: OH, W: OW })) : null,
         dconv: dconv ? upload(gpu, dconv) : null,
         dw: upload(gpu, new Float32Array(nw).fill(init)),
         db: upload(gpu, new Float32Array(s.O).fill(init)),
       };
       try {
         const { label: _, ...sizes } = s;
-        conv2dPoolReluBackwardWeight(gpu, bufs, { ...sizes, ...opts });
+        conv2dPoolReluBackwardWeight(gpu, bufs, { ...sizes, ...rest });
         return { dw: await download(gpu, bufs.dw, nw), db: await download(gpu, bufs.db, s.O) };
       } finally {
         for (const b of Object.values(bufs)) if (b) gpu.pool.release(b);
@@ -310,19 +359,22 @@ describe('conv2dMaxPool2dRelu', () => {
         for (const scattered of [false, true]) {
           const sizes = { ...s, scattered };
           for (const c of runnableChoices(ctx.gpu, CONV2D_POOL_RELU_BACKWARD_WEIGHT, sizes)) {
-            const label = `${s.label} ${scattered ? 'scattered ' : ''}${c.variant}${c.config ? ` ${JSON.stringify(c.config)}` : ''}`;
-            const got = await weightGrads(s, x, dy, argmax, scattered ? dconv : null, {
-              variant: c.variant,
-              tile: c.config as Conv2dWeightTile | undefined,
-            });
-            expectClose(got.dw, want.dw, { label: `${label} dw`, ...tol });
-            expectClose(got.db, want.db, { label: `${label} db`, ...tol });
+            for (const codes of codesFit(s) ? [false, true] : [false]) {
+              const label = `${s.label} ${scattered ? 'scattered ' : ''}${c.variant}${c.config ? ` ${JSON.stringify(c.config)}` : ''}${codes ? ' codes' : ''}`;
+              const got = await weightGrads(s, x, dy, argmax, scattered ? dconv : null, {
+                variant: c.variant,
+                tile: c.config as Conv2dWeightTile | undefined,
+                codes,
+              });
+              expectClose(got.dw, want.dw, { label: `${label} dw`, ...tol });
+              expectClose(got.db, want.db, { label: `${label} db`, ...tol });
+            }
           }
         }
       });
     }
 
-    it('the image-lane tile: dy and argmax read as the same tile reads the scattered gradient, bit for bit (with AM too); accumulating', async () => {
+    it('the image-lane tile: dy and argmax (or codes) read as the same tile reads the scattered gradient, bit for bit (with AM too); accumulating', async () => {
       const { gpu } = ctx;
       for (const s of [SHAPES[0], SHAPES[1], SHAPES[5]]) {
         if (CONV2D_POOL_RELU_BACKWARD_WEIGHT.unavailable(gpu, 'v4', { ...s, scattered: false }) !== null) continue;
@@ -333,6 +385,15 @@ describe('conv2dMaxPool2dRelu', () => {
           const tile = c.config as Conv2dWeightTile;
           const label = `${s.label} ${JSON.stringify(tile)}`;
           const got = await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile });
+          // from the window codes: the same sums, bit for bit (and without AM, reading each position's dy from them)
+          for (const t of [tile, { ...tile, AM: undefined }]) {
+            const [fromArgmax, fromCodes] = [
+              t === tile ? got : await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile: t }),
+              await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile: t, codes: true }),
+            ];
+            expectClose(fromCodes.dw, fromArgmax.dw, { label: `${label} dw from codes${t.AM ? '' : ', no AM'}`, atol: 0, rtol: 0 });
+            expectClose(fromCodes.db, fromArgmax.db, { label: `${label} db from codes${t.AM ? '' : ', no AM'}`, atol: 0, rtol: 0 });
+          }
           if (tile.UW) {
             // x read as uniform windows: the sums of the tile reading the storage buffer, bit for bit
             const stored = await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile: { ...tile, UW: undefined } });
@@ -412,5 +473,48 @@ describe('conv2dMaxPool2dRelu', () => {
     expect(() => F.conv2dMaxPool2dRelu(F.tensor(new Float32Array(25), [1, 1, 5, 5]), F.tensor(new Float32Array(25), [1, 1, 5, 5]))).toThrow(
       /conv2dMaxPool2dRelu: window 2x2 is larger than the convolution's output \[1, 1, 1, 1\]/,
     );
+  });
+
+  // With a tuner attached (here a hook choosing the image-lane weight gradient) the op saves window codes instead
+  // of the argmax: dx through the scatter from codes, dw and db through the tile reading them.
+  it('F.conv2dMaxPool2dRelu saving window codes, as under a tuner: the same value and gradients', async () => {
+    const { gpu } = ctx;
+    setDefaultGpu(gpu);
+    const { label: _, ...s } = SHAPES[1];
+    const { x, w, b } = inputs(SHAPES[1], 17);
+    const asked: object[] = [];
+    const hook = {
+      choice: (op: { name: string }, sizes: object) => {
+        if (op.name !== CONV2D_POOL_RELU_BACKWARD_WEIGHT.name) return undefined;
+        asked.push(sizes);
+        return { variant: 'v4', config: imageLanesTile(true) };
+      },
+    };
+    async function run(isFused: boolean): Promise<Float32Array[]> {
+      const xt = F.tensor(Float32Array.from(x), [s.N, s.C, s.H, s.W], { requiresGrad: true });
+      const wt = F.tensor(Float32Array.from(w), [s.O, s.C, s.KH, s.KW], { requiresGrad: true });
+      const bt = F.tensor(Float32Array.from(b), [s.O], { requiresGrad: true });
+      const y = isFused ? F.conv2dMaxPool2dRelu(xt, wt, bt) : F.relu(F.maxPool2d(F.conv2d(xt, wt, bt)));
+      F.sum(F.mul(y, y)).backward();
+      return (await Promise.all([y, xt.grad!, wt.grad!, bt.grad!].map((t) => t.toArray()))) as Float32Array[];
+    }
+    const want = await run(false);
+    gpu.tuning = hook;
+    try {
+      if (CONV2D_POOL_RELU_BACKWARD_WEIGHT.unavailable(gpu, 'v4', { ...s, scattered: true, codes: true }) !== null) {
+        expect(poolCodesUseful(gpu, s), 'no codes where nothing reads them').toBe(false);
+        return;
+      }
+      expect(poolCodesUseful(gpu, s)).toBe(true);
+      const got = await run(true);
+      expect(asked.some((sizes) => 'codes' in sizes && sizes.codes === true)).toBe(true);
+      // the value and dx (the scatter, then conv2d's backward) bit for bit; dw and db summed in the tile's order
+      expectClose(got[0], want[0], { label: 'value', atol: 0, rtol: 0 });
+      expectClose(got[1], want[1], { label: 'dx', atol: 0, rtol: 0 });
+      expectClose(got[2], want[2], { label: 'dw', atol: 1e-4, rtol: 1e-5 });
+      expectClose(got[3], want[3], { label: 'db', atol: 1e-4, rtol: 1e-5 });
+    } finally {
+      gpu.tuning = null;
+    }
   });
 });

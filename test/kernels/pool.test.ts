@@ -1,8 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { VariantError } from '../../src/errors.js';
-import { MAX_POOL2D, MAX_POOL2D_BACKWARD, maxPool2d, maxPool2dBackward, type PoolSizes, poolOutputSize } from '../../src/shaders/pool.js';
+import {
+  MAX_POOL2D,
+  MAX_POOL2D_BACKWARD,
+  maxPool2d,
+  maxPool2dBackward,
+  maxPool2dBackwardCodes,
+  maxPool2dCodes,
+  type PoolSizes,
+  poolCodes,
+  poolOutputSize,
+} from '../../src/shaders/pool.js';
 import { expectClose, randomArray } from '../helpers/compare.js';
-import { download, downloadI32, empty, upload, useGpu } from '../helpers/gpu.js';
+import { download, downloadI32, downloadU32, empty, upload, useGpu } from '../helpers/gpu.js';
 import { runnableVariants } from '../helpers/variants.js';
 import * as ref from '../reference/index.js';
 
@@ -89,5 +99,61 @@ describe('maxPool2d', () => {
 
   it('releases what it acquired', () => {
     expect(ctx.gpu.pool.stats().bytesInUse).toBe(0);
+  });
+});
+
+// Window codes (a byte per 2x2 window: where its maximum lies, or 255 where the ReLU cut it) from the argmax, the
+// argmax they stand for, and the backward from them against the float64 scatter of the argmax: aligned rows (vec4
+// stores), odd widths (element stores, the column past the windows zeroed) and odd heights (the row past them).
+describe('maxPool2dCodes and maxPool2dBackwardCodes', () => {
+  const coded = SHAPES.filter(([N, C, H, W, k, s]) => poolCodes({ N, C, H, W, kernel: k, stride: s }) === null);
+  it('the shapes cover both kinds of stores and both tails', () => {
+    expect(coded.some(([, , , W]) => W % 8 === 0) && coded.some(([, , , W]) => W % 2 === 1)).toBe(true);
+    expect(coded.some(([, , H]) => H % 2 === 1)).toBe(true);
+  });
+  for (const [N, C, H, W] of coded) {
+    for (const relu of [false, true]) {
+      it(`${N}x${C}x${H}x${W}${relu ? ' with relu' : ''}: codes, the argmax they stand for, and the backward`, async () => {
+        const { gpu } = ctx;
+        const sizes: PoolSizes = { N, C, H, W, relu };
+        const n = N * C * H * W;
+        // values from {-1, 0, 1}: ties (the first maximum wins) and, with relu, windows cut at ≤ 0
+        const x = Float64Array.from(randomArray(n, n + 7, -1, 1), (v) => Math.round(v));
+        const { OH, OW } = poolOutputSize(sizes);
+        const m = N * C * OH * OW;
+        const pooled = ref.maxPool2d(x, sizes);
+        const argmax = relu ? Int32Array.from(pooled.argmax, (j, i) => (pooled.y[i] <= 0 ? -1 : j)) : pooled.argmax;
+        const want = ref.poolCodes(argmax, sizes);
+        expect(Array.from(ref.argmaxOfCodes(want, sizes))).toEqual(Array.from(argmax));
+        const dy = Float64Array.from(Float32Array.from(randomArray(m, m + 1)));
+        const [xb, yb, ab, cb, dyb] = [
+          upload(gpu, x),
+          empty(gpu, m),
+          empty(gpu, m),
+          upload(gpu, new Uint32Array(m / 4).fill(0xabababab)),
+          upload(gpu, dy),
+        ];
+        const dxb = upload(gpu, new Float32Array(n).fill(9));
+        maxPool2d(gpu, xb, yb, ab, sizes);
+        maxPool2dCodes(gpu, ab, cb, sizes);
+        maxPool2dBackwardCodes(gpu, dyb, cb, dxb, sizes);
+        expect(Array.from(await downloadU32(gpu, cb, m / 4)), 'codes').toEqual(Array.from(want));
+        expectClose(await download(gpu, dxb, n), ref.maxPool2dBackward(dy, argmax, sizes), { atol: 0, rtol: 0, label: 'dx' });
+        for (const b of [xb, yb, ab, cb, dyb, dxb]) gpu.pool.release(b);
+      });
+    }
+  }
+
+  it('rejects pools without codes, naming the op', () => {
+    const { gpu } = ctx;
+    const b = empty(gpu, 64);
+    expect(() => maxPool2dCodes(gpu, b, b, { N: 1, C: 1, H: 8, W: 8, kernel: 3, stride: 2 })).toThrow(
+      /maxPool2dCodes: window codes are for 2x2 windows at stride 2, not 3x3 at stride 2/,
+    );
+    expect(() => maxPool2dBackwardCodes(gpu, b, b, b, { N: 1, C: 1, H: 6, W: 6 })).toThrow(
+      /maxPool2dBackwardCodes: pooled rows of 3 outputs are not whole words of four codes/,
+    );
+    gpu.pool.release(b);
+    expect(gpu.pool.stats().bytesInUse).toBe(0);
   });
 });

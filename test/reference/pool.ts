@@ -60,3 +60,39 @@ export function maxPool2dBackward(dy: ArrayLike<number>, argmax: Int32Array, sha
     }
   return dx;
 }
+
+/**
+ * The window codes of a 2×2, stride-2 pool from its argmax ([N, C, OH, OW] indices into each H×W plane, −1 where
+ * a fused ReLU cut the window): per output its maximum's place in the window (0 top-left, 1 top-right,
+ * 2 bottom-left, 3 bottom-right) or 255 where cut, a byte each, four outputs of a row per u32, the first lowest.
+ */
+export function poolCodes(argmax: ArrayLike<number>, s: { N: number; C: number; H: number; W: number }): Uint32Array {
+  const OH = Math.floor(s.H / 2);
+  const OW = Math.floor(s.W / 2);
+  const codes = new Uint32Array((s.N * s.C * OH * OW) / 4);
+  for (let i = 0; i < argmax.length; i++) {
+    const j = argmax[i];
+    const oh = Math.floor(i / OW) % OH;
+    const ow = i % OW;
+    const [ih, iw] = [Math.floor(j / s.W), j % s.W];
+    const code = j < 0 ? 255 : 2 * (ih - 2 * oh) + (iw - 2 * ow);
+    if (j >= 0 && (ih - 2 * oh > 1 || iw - 2 * ow > 1 || ih < 2 * oh || iw < 2 * ow))
+      throw new Error(`argmax[${i}] = ${j} lies outside its window`);
+    codes[i >> 2] |= code << (8 * (i & 3));
+  }
+  return codes;
+}
+
+/** The argmax that window codes (see poolCodes) stand for: each window's top-left index plus the code's offset, −1 where cut. */
+export function argmaxOfCodes(codes: Uint32Array, s: { N: number; C: number; H: number; W: number }): Int32Array {
+  const OH = Math.floor(s.H / 2);
+  const OW = Math.floor(s.W / 2);
+  const argmax = new Int32Array(s.N * s.C * OH * OW);
+  for (let i = 0; i < argmax.length; i++) {
+    const code = (codes[i >> 2] >>> (8 * (i & 3))) & 255;
+    if (code !== 255 && code > 3) throw new Error(`code ${code} of output ${i} is neither a window position nor cut`);
+    const [oh, ow] = [Math.floor(i / OW) % OH, i % OW];
+    argmax[i] = code === 255 ? -1 : (2 * oh + (code >> 1)) * s.W + 2 * ow + (code & 1);
+  }
+  return argmax;
+}

@@ -23,6 +23,12 @@
 // process (llvmpipe, AMD EPYC, 2026-11-30): conv1 0.37 ms against 0.68 for max_pool2d's backward and this tile on
 // its output (0.44 for the tile alone), conv2 0.68 against 0.93 for the tile alone.
 //
+// Given the pool's window codes instead of its argmax (pool.ts: a byte per window, four to a word), a lane loads
+// one word per four windows instead of a vec4 of their argmax, and takes a window's row and column from its code
+// (a mask and a compare) instead of from its offset to the block: the same sums bit for bit. Alternating in one
+// process with the seed's tuned tiles (llvmpipe, AMD EPYC, 2026-12-01, three runs of 41 rounds): conv1 1.07–1.13×
+// as fast as from the argmax, conv2 1.10–1.13×.
+//
 // With UW, x is read as uniform windows of UW images, as the patch forward can (patch.ts): the slide's moves and
 // the loads once per window in a switch on the unit's window. llvmpipe runs every case of a switch under a mask,
 // so each window's loads run (branch-free ones, against the storage buffer's per-lane branches); the sums are the
@@ -128,6 +134,7 @@ const imageLanesKernel = memoKernel(
     UW: number,
     windows: number,
     atMaxima: boolean,
+    codes: boolean,
   ) => {
     const { C, H, W, KH, KW, OH, OW } = g;
     const T = CT * KH * KW; // the workgroup's taps: CT input channels (from workgroup_id.z) × KH × KW
@@ -154,19 +161,21 @@ const imageLanesKernel = memoKernel(
     const patch = !UW ? section('x', 'xb') : windowSwitch('ng', UW, sg, windows, C * H * W, (xs, at) => section(xs, at).join(' '));
     const xv = (c: number, r: number, j: number) => `v${c}_${r}_${j >> 2}[${j & 3}]`;
     // dy: the lane's RT×PT values (at dr); pooled, its RT/2 × PT/2 pooled values and their argmax (at gr), a
-    // position's dy being its window's value where the argmax names it, else 0 (what max_pool2d's backward writes)
+    // position's dy being its window's value where the argmax names it, else 0 (what max_pool2d's backward writes);
+    // with codes, their window codes instead of the argmax (a word per vec4 of pooled values, at the same index)
     const PW = OW / 2;
     const dys = pooled
       ? range(RT / 2).flatMap((pr) =>
-          range(PT / 8).map(
-            (q) =>
-              `let g${pr}_${q} = select(vec4f(0.0), dy[gr + ${(pr * PW) / 4 + q}u], live); let j${pr}_${q} = argmax[gr + ${(pr * PW) / 4 + q}u];`,
-          ),
+          range(PT / 8).map((q) => {
+            const at = `gr + ${(pr * PW) / 4 + q}u`;
+            return `let g${pr}_${q} = select(vec4f(0.0), dy[${at}], live); ${codes ? `let c${pr}_${q} = codes[${at}];` : `let j${pr}_${q} = argmax[${at}];`}`;
+          }),
         )
       : range(RT).flatMap((r) => range(PT / 4).map((q) => `let d${r}_${q} = select(vec4f(0.0), dy[dr + ${(r * OW) / 4 + q}u], live);`));
     const dyAt = (r: number, pp: number) => {
       if (!pooled) return `d${r}_${pp >> 2}[${pp & 3}]`;
       const [v, e] = [`${r >> 1}_${pp >> 3}`, (pp >> 1) & 3];
+      if (codes) return `select(0.0, g${v}[${e}], ((c${v} >> ${8 * e}u) & 255u) == ${2 * (r & 1) + (pp & 1)}u)`;
       return `select(0.0, g${v}[${e}], j${v}[${e}] == jw + ${r * OW + pp})`;
     };
     const tapOf = (tap: number) => [Math.floor(tap / (KH * KW)), Math.floor(tap / KW) % KH, tap % KW];
@@ -196,7 +205,11 @@ const imageLanesKernel = memoKernel(
               const [r, col] = [2 * pr + row + kh, 2 * pc + kw];
               return `s${tap} = fma(d, select(${xv(c, r, col)}, ${xv(c, r, col + 1)}, odd), s${tap});`;
             });
-            return `{ let jj = j${v}[${e}] - (jw + ${2 * pr * OW + 2 * pc}); let d = select(0.0, g${v}[${e}], (jj >= 0) & ((jj >= ${OW}) == ${row === 1})); let odd = (jj & 1) != 0;${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
+            // the window's maximum: in this row and which column, from its offset or (codes) its code
+            const at = codes
+              ? `let k = (c${v} >> ${8 * e}u) & 255u; let d = select(0.0, g${v}[${e}], (k & 254u) == ${2 * row}u); let odd = (k & 1u) != 0u;`
+              : `let jj = j${v}[${e}] - (jw + ${2 * pr * OW + 2 * pc}); let d = select(0.0, g${v}[${e}], (jj >= 0) & ((jj >= ${OW}) == ${row === 1})); let odd = (jj & 1) != 0;`;
+            return `{ ${at}${bias ? ` s${T} += d;` : ''} ${fmas.join(' ')} }`;
           }),
         ),
       );
@@ -232,13 +245,13 @@ const imageLanesKernel = memoKernel(
       return out;
     });
     return declareKernel({
-      name: `conv2d_bwd_weight_v4_il${pooled ? '_pooled' : ''}${bias ? '_bias' : ''}${UW ? `_uw${UW}x${windows}` : ''}${pooled && atMaxima ? '_am' : ''}`,
+      name: `conv2d_bwd_weight_v4_il${pooled ? '_pooled' : ''}${bias ? '_bias' : ''}${UW ? `_uw${UW}x${windows}` : ''}${pooled && atMaxima ? '_am' : ''}${codes ? '_codes' : ''}`,
       enable: ['subgroups'],
       params: { N: 'u32', units: 'u32', per: 'u32', accumulate: 'u32' },
       buffers: {
         ...windowDecls(UW, windows, C * H * W),
         dy: { read: 'vec4f' },
-        ...(pooled ? { argmax: { read: 'vec4i' } } : {}),
+        ...(pooled ? (codes ? { codes: { read: 'u32' } } : { argmax: { read: 'vec4i' } }) : {}),
         part: 'read_write',
         ...(bias ? { dbPart: 'read_write' } : {}),
       },
@@ -257,7 +270,7 @@ const imageLanesKernel = memoKernel(
     let live = nl < p.N;
     let n = min(nl, p.N - 1u);
     let xb = (((n * ${C}u + c0) * ${H}u + rb * ${RT}u) * ${W}u + pb * ${PT}u) / 4u;${
-      pooled
+      pooled && !codes
         ? `
     let jw = i32(rb * ${RT * OW}u + pb * ${PT}u); // the block's first position in the convolution's output plane`
         : ''
@@ -302,18 +315,21 @@ export function imageLanesPooled(g: Geometry, t: Conv2dWeightTile, sg: number): 
 export function backwardWeightImageLanes(
   gpu: Gpu,
   g: Geometry,
-  buffers: BackwardWeightBuffers & { argmax?: GPUBuffer },
+  buffers: BackwardWeightBuffers & { argmax?: GPUBuffer | null; codes?: GPUBuffer | null },
   accumulate: boolean,
   t: Conv2dWeightTile,
 ): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
-  const { x, dy, argmax, dw, db } = buffers;
+  const { x, dy, dw, db } = buffers;
+  const codes = buffers.codes ?? null;
+  const argmax = codes ? null : (buffers.argmax ?? null);
+  const pooled = !!(argmax || codes);
   const image = g.C * g.H * g.W;
   const why =
-    (argmax ? imageLanesPooled(g, t, sg) : imageLanes(g, t, sg)) ??
+    (pooled ? imageLanesPooled(g, t, sg) : imageLanes(g, t, sg)) ??
     (t.UW ? uniformWindows(gpu, g.N, image, t.UW, sg) : null) ??
-    (t.AM && !argmax ? 'AM takes the pooled gradient and its argmax (conv2d.pool-relu.backward-weight)' : null);
-  if (why) throw new VariantError(`conv2d_bwd_weight_v4_il${argmax ? '_pooled' : ''}: ${why}`);
+    (t.AM && !pooled ? 'AM takes the pooled gradient and its argmax (conv2d.pool-relu.backward-weight)' : null);
+  if (why) throw new VariantError(`conv2d_bwd_weight_v4_il${pooled ? '_pooled' : ''}: ${why}`);
   const UW = windowsFor(t.UW, x);
   const RT = t.RT ?? 1;
   const { units, per, slices } = unitSplit(g, t, sg);
@@ -323,9 +339,16 @@ export function backwardWeightImageLanes(
   const dbPart = direct ? (db ?? null) : db ? gpu.pool.acquire(4 * slices * g.O, 'conv2d db partial sums') : null;
   const { C, H, W, O, KH, KW, OH, OW } = g;
   const CT = t.CT ?? 1;
-  launch(gpu, imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db, !!argmax, UW, UW ? g.N / UW : 0, !!t.AM), {
+  const kernel = imageLanesKernel({ C, H, W, O, KH, KW, OH, OW }, RT, t.PT, CT, sg, !!db, pooled, UW, UW ? g.N / UW : 0, !!t.AM, !!codes);
+  launch(gpu, kernel, {
     params: { N: g.N, units, per, accumulate: +(direct && accumulate) },
-    buffers: { ...windowsOf(x, g.N, image, UW), dy, ...(argmax ? { argmax } : {}), part, ...(dbPart ? { dbPart } : {}) },
+    buffers: {
+      ...windowsOf(x, g.N, image, UW),
+      dy,
+      ...(codes ? { codes } : argmax ? { argmax } : {}),
+      part,
+      ...(dbPart ? { dbPart } : {}),
+    },
     workgroups: [slices, 1, C / CT],
   });
   if (direct) return;

@@ -11,6 +11,7 @@ import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
+import { maxPool2dCodes, POOL_CODE_CUT } from '../pool.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
 import { patchPoolRelu, patchTile, patchV4PoolRelu, patchWindowTiles, windowMaxRelu } from './patch.js';
 import type { Geometry } from './sizes.js';
@@ -428,6 +429,8 @@ const directV4Kernel = memoKernel(
     Hout: number,
     pool: boolean,
     unpaddedCin: number,
+    codes: boolean,
+    saveArgmax: boolean,
   ) => {
     // unpadded rows (unpaddedCin > 0): every lane's kh runs over 0..KH, and the input channels are compile-time;
     // padded rows: with several rows per lane, a row outside the image is skipped (padRows)
@@ -582,16 +585,30 @@ const directV4Kernel = memoKernel(
     // A lane with RT = 2·PR rows pools PR window rows (pooled row rb·PR + pr from its rows 2·pr and 2·pr + 1).
     const PR = RT >> 1;
     const pn = (base: string, pr: number) => `${base}${PR > 1 ? pr : ''}`;
+    // With codes (PT a multiple of 8 and whole blocks: launchV4 checks), each four windows' window codes
+    // (pool.ts) as one word, gathered in kc from each window's maximum's offset from its top-left.
     const pooled = range(PR).flatMap((pr) =>
-      range(OT).flatMap((tt) =>
-        range(PT / 2).map((q) => {
+      range(OT).flatMap((tt) => {
+        const live = `${PR > 1 ? `live${2 * pr}` : 'live'} && oc0 + ${tt}u < p.Cout`;
+        const at0 = (q: number) => `${pn('pbase', pr)} + ${tt}u * pplane + ${q}u`;
+        const windows = range(PT / 2).map((q) => {
           const c = [acc(tt, 2 * pr, 2 * q), acc(tt, 2 * pr, 2 * q + 1), acc(tt, 2 * pr + 1, 2 * q), acc(tt, 2 * pr + 1, 2 * q + 1)];
           const at = [2 * q, 2 * q + 1, Wout + 2 * q, Wout + 2 * q + 1].map((d) => `${pn('jw', pr)} + ${d}`);
-          const at0 = `${pn('pbase', pr)} + ${tt}u * pplane + ${q}u`;
+          const code = codes
+            ? `
+    { let off = j - (${pn('jw', pr)} + ${2 * q}); let bottom = off >= ${Wout};
+      kc |= select(select(0u, 2u, bottom) + u32(select(off, off - ${Wout}, bottom)), ${POOL_CODE_CUT}u, j < 0) << ${8 * (q & 3)}u; }`
+            : '';
           return `{ ${windowMaxRelu(c, at, 'v', 'j')}
-    if (${PR > 1 ? `live${2 * pr}` : 'live'} && oc0 + ${tt}u < p.Cout && ow0 + ${2 * q}u < ${Wout}u) { y[${at0}] = v; argmax[${at0}] = j; } }`;
-        }),
-      ),
+    if (${live} && ow0 + ${2 * q}u < ${Wout}u) { y[${at0(q)}] = v;${saveArgmax ? ` argmax[${at0(q)}] = j;` : ''} }${code} }`;
+        });
+        if (!codes) return windows;
+        return range(PT / 8).map(
+          (q4) => `{ var kc = 0u;
+    ${windows.slice(4 * q4, 4 * q4 + 4).join('\n    ')}
+    if (${live}) { codes[(${at0(4 * q4)}) / 4u] = kc; } }`,
+        );
+      }),
     );
     const poolEpilogue = `let pplane = ${(Hout / 2) * (Wout / 2)}u;
   ${range(PR)
@@ -605,14 +622,15 @@ const directV4Kernel = memoKernel(
     .join('\n  ')}
   ${pooled.join('\n  ')}`;
     return declareKernel({
-      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}${pool ? '_pool_relu' : ''}`,
+      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}${pool ? '_pool_relu' : ''}${codes ? '_codes' : ''}${pool && !saveArgmax ? '_noidx' : ''}`,
       enable: ['subgroups'],
       params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32' },
       buffers: {
         ...BUFFERS,
         ...(vx ? { x: { read: 'vec4f' } } : {}),
         ...(vy ? { y: { read_write: 'vec4f' } } : {}),
-        ...(pool ? { argmax: { read_write: 'i32' } } : {}),
+        ...(pool && saveArgmax ? { argmax: { read_write: 'i32' } } : {}),
+        ...(codes ? { codes: { read_write: 'u32' } } : {}),
       },
       wgsl: /* wgsl */ `${pool ? `${IS_NAN}\n` : ''}@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let gidx = wid.y * nwg.x + wid.x;  // (${RT > 1 ? 'row block' : 'oh'}, pb, image block); past the end only at grid rounding
@@ -708,9 +726,11 @@ export function conv2dPoolTilesV4(a: PoolSizes & Partial<Pick<DirectArgs, 'N' | 
 /**
  * The forward convolution (v4) with a 2×2, stride-2 max pool and a ReLU fused into its epilogue: y and argmax
  * are the pooled output and its argmax as max_pool2d with relu writes them from the convolution's output,
- * which is never stored. The sums are the convolution's, in its order.
+ * which is never stored. The sums are the convolution's, in its order. With `codes`, the window codes too or
+ * (a null argmax) instead: in the epilogue where the tile's windows are whole words, else by max_pool2d_codes
+ * from the argmax (a pooled buffer of it where none is given).
  */
-export function directV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers & { argmax: GPUBuffer }, tile?: Conv2dTile): void {
+export function directV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: PoolReluBuffers, tile?: Conv2dTile): void {
   const t = tile ?? conv2dPoolTileV4(a);
   if (t.OL) {
     patchV4PoolRelu(gpu, a, buffers, t);
@@ -718,8 +738,21 @@ export function directV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers
   }
   const why = v4PoolRelu(a) ?? poolTile(t) ?? (t.VX ? v4VecRows(a, t.PT) : null);
   if (why) throw new VariantError(`conv2d_v4_pool_relu: ${why}`);
-  launchV4(gpu, a, buffers, t, true);
+  const { argmax, codes, ...rest } = buffers;
+  // window codes in the epilogue where a lane's windows are whole words of four, else from an argmax after it
+  if (codes && (t.PT % 8 !== 0 || a.Wout % t.PT !== 0)) {
+    // (4 bytes for each of the N·Cout·Hout·Wout/4 pooled outputs)
+    const indices = argmax ?? gpu.pool.acquire(a.N * a.Cout * a.Hout * a.Wout, 'argmax before its window codes');
+    launchV4(gpu, a, { ...rest, argmax: indices }, t, true);
+    maxPool2dCodes(gpu, indices, codes, { N: a.N, C: a.Cout, H: a.Hout, W: a.Wout });
+    if (!argmax) gpu.pool.release(indices); // safe: the queue runs the recorded dispatches before any later use
+    return;
+  }
+  launchV4(gpu, a, { ...rest, ...(argmax ? { argmax } : {}), ...(codes ? { codes } : {}) }, t, true, !!codes, !!argmax);
 }
+
+/** The pooled forward's buffers: the pool's argmax or its window codes (pool.ts), or both. */
+export type PoolReluBuffers = DirectBuffers & { argmax: GPUBuffer | null; codes?: GPUBuffer | null };
 
 /** What a v4 tile is chosen from. */
 export type V4Sizes = Pick<DirectArgs, 'Cout' | 'Hout' | 'Wout' | 'Win' | 'S' | 'flip'>;
@@ -813,8 +846,19 @@ export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?:
   launchV4(gpu, a, buffers, t, false);
 }
 
-/** Records the v4 kernel for a checked tile; `pool`: with the pool and ReLU epilogue (buffers then include argmax). */
-function launchV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, t: Conv2dTile, pool: boolean): void {
+/**
+ * Records the v4 kernel for a checked tile; `pool`: with the pool and ReLU epilogue, writing the argmax
+ * (`saveArgmax`) and the window codes (`codes`), whose buffers are then given.
+ */
+function launchV4(
+  gpu: Gpu,
+  a: DirectArgs,
+  buffers: DirectBuffers & { argmax?: GPUBuffer; codes?: GPUBuffer },
+  t: Conv2dTile,
+  pool: boolean,
+  codes = false,
+  saveArgmax = pool,
+): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const RT = t.RT ?? 1;
   const nPB = Math.ceil(a.Wout / t.PT);
@@ -838,6 +882,8 @@ function launchV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, t: Conv2dTile
     RT > 1 ? a.Hout : 0,
     pool,
     a.padH === 0 ? a.Cin : 0,
+    codes,
+    saveArgmax,
   );
   launch(gpu, kernel, {
     params: { ...directParams(a), N: a.N, nNB },

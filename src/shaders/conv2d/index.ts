@@ -10,8 +10,8 @@
 //   backward-input   2·N·O·OH·OW·C·KH·KW flops, 4·(N·O·OH·OW + O·C·KH·KW + N·C·H·W) bytes
 //   backward-weight  2·N·O·OH·OW·C·KH·KW flops, 4·(N·C·H·W + N·O·OH·OW + O·C·KH·KW) bytes
 //   backward-bias    N·O·OH·OW flops, 4·(N·O·OH·OW + O) bytes
-//   pool-relu: the forward's flops, its output counted pooled with the argmax; pool-relu.backward-weight:
-//   backward-weight's flops, dy counted pooled with the argmax
+//   pool-relu: the forward's flops, its output counted pooled with the argmax (4 bytes an output) or the window
+//   codes (1); pool-relu.backward-weight: backward-weight's flops, dy counted pooled with the argmax or codes
 //
 // Six ops, each with its registry of variants (the `variant` field of its sizes forces one; the tests run
 // every one this adapter can). The WGSL is in direct.ts (forward and backward-input, pooled or not), patch.ts (the
@@ -54,7 +54,9 @@
 //       tuner is also offered the image-lane tile (IL, backward-weight-patch.ts): lanes over images, a patch
 //       per lane, a loop over output channels, the lanes' sums reduce-scattered; another summation order, so
 //       never the heuristics' choice.
-// CONV2D_POOL_RELU (the seed's conv blocks: relu(max_pool2d(conv2d(x), 2)), with the pool's argmax)
+// CONV2D_POOL_RELU (the seed's conv blocks: relu(max_pool2d(conv2d(x), 2)), with the pool's argmax, or in its
+// place its window codes: a byte per window saying where its maximum lies, pool.ts; the seed's network saves
+// codes where a tuner may choose the weight gradient that reads them, poolCodesUseful)
 //   v1  conv2d.forward, then max_pool2d with its ReLU: two dispatches and the convolution's output in between.
 //       The fallback.
 //   v4  the forward v4 with 2 rows per lane (or another even number), sliding at stride 1, pooling each 2×2
@@ -62,8 +64,10 @@
 //       fixed-size subgroups; even output sizes). With few input channels (the seed's conv1) the patch tile
 //       instead: each lane loads its whole input patch once and loops over the output channels (patch.ts),
 //       optionally (UW, a tuner's choice) reading x as uniform windows of the batch. Tile: conv2dPoolTileV4.
+//       Both write window codes in their epilogue, a word per four windows, where a lane's windows are whole
+//       words (the patch tile always); other tiles write the argmax and max_pool2d_codes converts it.
 // CONV2D_POOL_RELU_BACKWARD_WEIGHT (the weight and bias gradient behind that pool, from the pooled gradient and
-// the argmax: conv2dMaxPool2dRelu's backward)
+// the argmax or window codes: conv2dMaxPool2dRelu's backward)
 //   v1  max_pool2d's backward with its ReLU into the convolution's gradient (unless the caller has made it for dx:
 //       then that), then conv2d.backward-weight: the fallback, and the heuristics' choice.
 //   v4  backward-weight's image-lane tile reading the pooled gradient and the argmax themselves: a position's dy
@@ -72,8 +76,9 @@
 //       instead of 32 (on llvmpipe every load of its own costs about as much as the multiply-adds it feeds), and
 //       where the input needs no gradient (the seed's conv1) the step loses max_pool2d's backward and its round
 //       trip through memory. Its tiles take AM (a window's value against the taps at its maximum only, the same
-//       sums) and may read x as uniform windows (UW). A tuner's choice only (IL sums in another order than the
-//       heuristics' v4 tiles).
+//       sums) and may read x as uniform windows (UW). From window codes a lane loads one word per four windows
+//       instead of a vec4 of their argmax, and picks a window's row and column from its code: 1.06–1.15× as fast
+//       on the seed's layers. A tuner's choice only (IL sums in another order than the heuristics' v4 tiles).
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
@@ -86,11 +91,19 @@
 // (README, "Machines"), and v4 beats v2 by sharing loads; `npm run bench:kernels -- --filter conv` measures
 // them. The v2 and v4 kernels take their sizes as compile-time constants, so llvmpipe compiles one per layer
 // (Mesa caches them on disk); v1 and v3 compile once for all shapes.
-import { ShapeError } from '../../errors.js';
+import { ShapeError, UsageError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { type Cost, defineOp } from '../op.js';
-import { MAX_POOL2D, MAX_POOL2D_BACKWARD, poolOutputSize } from '../pool.js';
+import {
+  MAX_POOL2D,
+  MAX_POOL2D_BACKWARD,
+  maxPool2dBackwardCodes,
+  maxPool2dCodes,
+  poolCodes,
+  poolCodeWords,
+  poolOutputSize,
+} from '../pool.js';
 import { backwardBiasV1, backwardBiasV2, backwardBiasV3 } from './backward-bias.js';
 import {
   backwardWeightTiled,
@@ -337,13 +350,22 @@ export interface Conv2dPoolReluBuffers {
   bias: GPUBuffer | null;
   /** The pooled output [N, O, ⌊OH/2⌋, ⌊OW/2⌋]. */
   y: GPUBuffer;
-  /** Where each pooled value came from, as max_pool2d's argmax (an index into its OH×OW plane, −1 where the ReLU zeroed it). */
-  argmax: GPUBuffer;
+  /**
+   * Where each pooled value came from, as max_pool2d's argmax (an index into its OH×OW plane, −1 where the ReLU
+   * zeroed it); null where `codes` are given instead.
+   */
+  argmax: GPUBuffer | null;
+  /** The same as window codes (pool.ts: [N, O, ⌊OH/2⌋, ⌊OW/2⌋ / 4] u32 words), instead of the argmax; sizes.codes says so. */
+  codes?: GPUBuffer | null;
 }
 
 export type Conv2dPoolReluVariant = 'v1' | 'v4';
 /** The convolution's sizes; `variant` forces one of the fused op's, `tile` its v4 tile (benchmarks, tests). */
-export type Conv2dPoolReluSizes = Omit<Conv2dForwardSizes, 'variant'> & { variant?: Conv2dPoolReluVariant };
+export type Conv2dPoolReluSizes = Omit<Conv2dForwardSizes, 'variant'> & {
+  variant?: Conv2dPoolReluVariant;
+  /** Window codes are written instead of the argmax: a key of its own for the tuner (set by conv2dMaxPool2dRelu). */
+  codes?: boolean;
+};
 
 /** The convolution's output sizes as the pool's input. */
 const poolOfConv = (s: Conv2dSizes) => {
@@ -361,11 +383,14 @@ export const CONV2D_POOL_RELU = defineOp<Conv2dPoolReluSizes, Conv2dPoolReluBuff
       // would otherwise be tuned on the next run, and the next.
       run: (gpu, b, s) => {
         const conv = gpu.pool.acquire(4 * extents(s).y, 'conv2d output before its pool');
-        const { variant: _, tile: __, ...sizes } = s;
+        const { variant: _, tile: __, codes: ___, ...sizes } = s;
         CONV2D_FORWARD.runChoice(gpu, { x: b.x, w: b.w, bias: b.bias, y: conv }, sizes, CONV2D_FORWARD.choose(gpu, sizes));
         const pool = poolOfConv(s);
-        MAX_POOL2D.runChoice(gpu, { x: conv, y: b.y, argmax: b.argmax }, pool, MAX_POOL2D.choose(gpu, pool));
+        const argmax = b.argmax ?? gpu.pool.acquire(4 * poolCodeWords(pool) * 4, 'argmax before its window codes');
+        MAX_POOL2D.runChoice(gpu, { x: conv, y: b.y, argmax }, pool, MAX_POOL2D.choose(gpu, pool));
+        if (b.codes) maxPool2dCodes(gpu, argmax, b.codes, pool);
         gpu.pool.release(conv); // safe: the queue runs the recorded dispatches before any later use
+        if (!b.argmax) gpu.pool.release(argmax);
       },
     },
     v4: {
@@ -377,28 +402,32 @@ export const CONV2D_POOL_RELU = defineOp<Conv2dPoolReluSizes, Conv2dPoolReluBuff
         directV4PoolRelu(
           gpu,
           forwardArgs(s, b.bias !== null),
-          { ...forwardBuffers(b), argmax: b.argmax },
+          { ...forwardBuffers(b), argmax: b.argmax, codes: b.codes },
           s.tile ?? (c as Conv2dTile | undefined),
         ),
     },
   },
   prefer: (gpu) => (gpu.isSoftware ? ['v4', 'v1'] : ['v1']),
-  cost: (s: Conv2dSizes): Cost => {
+  cost: (s: Conv2dSizes & { codes?: boolean }): Cost => {
     const conv = CONV2D_FORWARD.cost(s);
     const pooled = poolOutputSize(poolOfConv(s));
-    return { flops: conv.flops, bytes: conv.bytes - 4 * extents(s).y + 8 * s.N * s.O * pooled.OH * pooled.OW };
+    const np = s.N * s.O * pooled.OH * pooled.OW;
+    // (y, and the argmax or the window codes: a byte an output)
+    return { flops: conv.flops, bytes: conv.bytes - 4 * extents(s).y + 4 * np + (s.codes ? np : 4 * np) };
   },
-  needs: (s, { x, w, bias, y, argmax }) => {
+  needs: (s, { x, w, bias, y, argmax, codes }) => {
     const e = extents(s);
     const pooled = poolOutputSize(poolOfConv(s));
     const np = s.N * s.O * pooled.OH * pooled.OW;
-    return { x: [x, e.x], w: [w, e.w], bias: [bias, s.O], y: [y, np], argmax: [argmax, np] };
+    return { x: [x, e.x], w: [w, e.w], bias: [bias, s.O], y: [y, np], argmax: [argmax, np], codes: [codes ?? null, np / 4] };
   },
 });
 
 /**
  * y = relu(max_pool2d(conv2d(x, w) + bias, 2)) and the pool's argmax, as conv2d then maxPool2d with relu
  * compute them (the same values; v4 never stores the convolution's output). y and argmax are [N, O, ⌊OH/2⌋, ⌊OW/2⌋].
+ * Given `codes` (and a null argmax), the argmax as window codes instead (pool.ts, where poolCodes allows them),
+ * which conv2dPoolReluBackwardWeight and maxPool2dBackwardCodes read in its place.
  */
 export function conv2dMaxPool2dRelu(
   gpu: Gpu,
@@ -406,14 +435,24 @@ export function conv2dMaxPool2dRelu(
   w: GPUBuffer,
   bias: GPUBuffer | null,
   y: GPUBuffer,
-  argmax: GPUBuffer,
-  sizes: Conv2dPoolReluSizes,
+  argmax: GPUBuffer | null,
+  sizes: Omit<Conv2dPoolReluSizes, 'codes'>,
+  codes: GPUBuffer | null = null,
 ): void {
-  const s = explicit('conv2dMaxPool2dRelu', sizes);
+  const s = explicit('conv2dMaxPool2dRelu', { ...sizes, ...(codes ? { codes: true } : {}) });
   const { OH, OW } = conv2dOutputSize(s);
   if (OH < 2 || OW < 2)
     throw new ShapeError(`conv2dMaxPool2dRelu: the convolution's ${OH}x${OW} output is smaller than the 2x2 pooling window`);
-  CONV2D_POOL_RELU.run(gpu, { x, w, bias, y, argmax }, s);
+  checkIndices('conv2dMaxPool2dRelu', argmax, codes, s);
+  CONV2D_POOL_RELU.run(gpu, { x, w, bias, y, argmax, codes }, s);
+}
+
+/** That exactly one of the argmax and the window codes is given, and codes only where the pool has them. */
+function checkIndices(op: string, argmax: GPUBuffer | null, codes: GPUBuffer | null | undefined, s: Conv2dSizes): void {
+  if (!argmax === !codes)
+    throw new UsageError(`${op}: pass the pool's argmax or its window codes (${argmax ? 'not both' : 'neither was given'})`);
+  const why = codes ? poolCodes(poolOfConv(s)) : null;
+  if (why) throw new ShapeError(`${op}: ${why}; pass the argmax instead`);
 }
 
 export const conv2dMaxPool2dReluCost = CONV2D_POOL_RELU.cost;
@@ -481,8 +520,10 @@ export interface Conv2dPoolReluBackwardWeightBuffers {
   x: GPUBuffer;
   /** The gradient of the pooled output, [N, O, ⌊OH/2⌋, ⌊OW/2⌋]. */
   dy: GPUBuffer;
-  /** The pool's argmax (conv2dMaxPool2dRelu's), −1 where the ReLU cut a window. */
-  argmax: GPUBuffer;
+  /** The pool's argmax (conv2dMaxPool2dRelu's), −1 where the ReLU cut a window; null where `codes` are given. */
+  argmax: GPUBuffer | null;
+  /** Or its window codes (conv2dMaxPool2dRelu's, pool.ts) instead. */
+  codes?: GPUBuffer | null;
   /** max_pool2d's backward of dy (the convolution's gradient), where the caller has it for dx; else null. */
   dconv: GPUBuffer | null;
   dw: GPUBuffer;
@@ -490,9 +531,13 @@ export interface Conv2dPoolReluBackwardWeightBuffers {
   db: GPUBuffer | null;
 }
 
-/** `scattered`: dconv is given (the fallback then reads it instead of scattering dy); a key of its own for the tuner. */
+/**
+ * `scattered`: dconv is given (the fallback then reads it instead of scattering dy); `codes`: the window codes are
+ * given instead of the argmax. Each a key of its own for the tuner.
+ */
 export type Conv2dPoolReluBackwardWeightSizes = Omit<Conv2dBackwardWeightSizes, 'variant'> & {
   scattered: boolean;
+  codes?: boolean;
   variant?: Conv2dPoolReluBackwardWeightVariant;
 };
 export type Conv2dPoolReluBackwardWeightVariant = 'v1' | 'v4';
@@ -510,12 +555,15 @@ export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
       summary: "max_pool2d's backward with its ReLU (unless given), then conv2d.backward-weight: the fallback",
       // as CONV2D_POOL_RELU's v1: the two ops run their own choices, not as calls a tuner observes
       run: (gpu, b, s) => {
-        const { variant: _, tile: __, scattered: ___, ...sizes } = s;
+        const { variant: _, tile: __, scattered: ___, codes: ____, ...sizes } = s;
         const dconv = b.dconv ?? gpu.pool.acquire(4 * extents(s).y, 'conv2d gradient from its pool');
         if (!b.dconv) {
           const pool = poolOfConv(s);
-          const scatter = { dy: b.dy, argmax: b.argmax, dx: dconv };
-          MAX_POOL2D_BACKWARD.runChoice(gpu, scatter, pool, MAX_POOL2D_BACKWARD.choose(gpu, pool));
+          if (b.codes) maxPool2dBackwardCodes(gpu, b.dy, b.codes, dconv, pool);
+          else {
+            const scatter = { dy: b.dy, argmax: b.argmax!, dx: dconv }; // (checkIndices: one is given)
+            MAX_POOL2D_BACKWARD.runChoice(gpu, scatter, pool, MAX_POOL2D_BACKWARD.choose(gpu, pool));
+          }
         }
         const weight = { x: b.x, dy: dconv, dw: b.dw, db: b.db };
         CONV2D_BACKWARD_WEIGHT.runChoice(gpu, weight, sizes, CONV2D_BACKWARD_WEIGHT.choose(gpu, sizes));
@@ -523,7 +571,7 @@ export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
       },
     },
     v4: {
-      summary: 'the image-lane tile reading the pooled gradient and its argmax, not the scattered one: software adapters',
+      summary: 'the image-lane tile reading the pooled gradient and its argmax or codes, not the scattered one: software adapters',
       requires: ['fixed-subgroups'],
       rejects: (s) => imageLanesPooled(pooledGeometry(s), imageLanesTile(true), 1), // (the subgroup size: at run)
       configs: (gpu, s) => imageLanesTiles(pooledGeometry(s), fixedSubgroupSize(gpu)!, true, gpu),
@@ -531,7 +579,7 @@ export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
         backwardWeightImageLanes(
           gpu,
           pooledGeometry(s),
-          { x: b.x, dy: b.dy, argmax: b.argmax, dw: b.dw, db: b.db },
+          { x: b.x, dy: b.dy, argmax: b.argmax, codes: b.codes, dw: b.dw, db: b.db },
           !!s.accumulate,
           s.tile ?? (c as Conv2dWeightTile | undefined) ?? imageLanesTile(true),
         ),
@@ -539,37 +587,68 @@ export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
   },
   // v4 sums in another order than the heuristics' backward-weight (the IL tile's): a tuner's choice only
   prefer: () => ['v1'],
-  cost: (s: Conv2dSizes): Cost => {
+  // (the pooled gradient, and the argmax or with codes the window codes, a byte a window)
+  cost: (s: Conv2dSizes & { codes?: boolean }): Cost => {
     const weight = CONV2D_BACKWARD_WEIGHT.cost(s);
     const pooled = poolOutputSize(poolOfConv(s));
-    return { flops: weight.flops, bytes: weight.bytes - 4 * extents(s).y + 8 * s.N * s.O * pooled.OH * pooled.OW };
+    const np = s.N * s.O * pooled.OH * pooled.OW;
+    return { flops: weight.flops, bytes: weight.bytes - 4 * extents(s).y + (s.codes ? 5 : 8) * np };
   },
-  needs: (s, { x, dy, argmax, dconv, dw, db }) => {
+  needs: (s, { x, dy, argmax, codes, dconv, dw, db }) => {
     const e = extents(s);
     const pooled = poolOutputSize(poolOfConv(s));
     const np = s.N * s.O * pooled.OH * pooled.OW;
-    return { x: [x, e.x], dy: [dy, np], argmax: [argmax, np], dconv: [dconv, e.y], dw: [dw, e.w], db: [db, s.O] };
+    return {
+      x: [x, e.x],
+      dy: [dy, np],
+      argmax: [argmax, np],
+      codes: [codes ?? null, np / 4],
+      dconv: [dconv, e.y],
+      dw: [dw, e.w],
+      db: [db, s.O],
+    };
   },
 });
 
 /**
  * The weight (and bias) gradient of y = relu(max_pool2d(conv2d(x, w) + bias, 2)) from dy = ∂L/∂y and the pool's
  * argmax: conv2dBackwardWeight of max_pool2d's backward of dy. `dconv`, where the caller has that backward (for
- * dx), is read by the fallback instead of scattering dy again; the v4 tile reads dy and argmax themselves.
+ * dx), is read by the fallback instead of scattering dy again; the v4 tile reads dy and the argmax (or the window codes, where given) themselves.
  */
 export function conv2dPoolReluBackwardWeight(
   gpu: Gpu,
   buffers: Conv2dPoolReluBackwardWeightBuffers,
-  sizes: Omit<Conv2dPoolReluBackwardWeightSizes, 'scattered' | 'withBias'>,
+  sizes: Omit<Conv2dPoolReluBackwardWeightSizes, 'scattered' | 'withBias' | 'codes'>,
 ): void {
-  const s = explicit('conv2dPoolReluBackwardWeight', { ...sizes, scattered: buffers.dconv !== null, withBias: buffers.db !== null });
+  const codes = buffers.codes ? { codes: true } : {};
+  const s = explicit('conv2dPoolReluBackwardWeight', {
+    ...sizes,
+    scattered: buffers.dconv !== null,
+    withBias: buffers.db !== null,
+    ...codes,
+  });
   const { OH, OW } = conv2dOutputSize(s);
   if (OH < 2 || OW < 2)
     throw new ShapeError(`conv2dPoolReluBackwardWeight: the convolution's ${OH}x${OW} output is smaller than the 2x2 pooling window`);
+  checkIndices('conv2dPoolReluBackwardWeight', buffers.argmax, buffers.codes, s);
   CONV2D_POOL_RELU_BACKWARD_WEIGHT.run(gpu, buffers, s);
 }
 
 export const conv2dPoolReluBackwardWeightCost = CONV2D_POOL_RELU_BACKWARD_WEIGHT.cost;
+
+/**
+ * Whether conv2dMaxPool2dRelu should save window codes instead of the argmax for its backward: where a tuner may
+ * choose conv2dPoolReluBackwardWeight's v4 (which reads them 1.1× as fast as the argmax; the heuristics never
+ * choose it) and the pooled rows are whole words.
+ */
+export function poolCodesUseful(gpu: Gpu, sizes: Conv2dForwardSizes): boolean {
+  const { variant: _, tile: __, ...s } = explicit('conv2dMaxPool2dRelu', sizes);
+  return (
+    gpu.tuning !== null &&
+    poolCodes(poolOfConv(s)) === null &&
+    CONV2D_POOL_RELU_BACKWARD_WEIGHT.candidates(gpu, { ...s, scattered: false, codes: true }).includes('v4')
+  );
+}
 
 // ---- backward-bias -----------------------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@
 // Here a lane (one image of the subgroup's sg, as in v4) loads the Cin·(RT+KH−1)·(PT+KW−1) input values its
 // RT×PT outputs read, as vec4s, once; then for each of its OT channels (a runtime loop, the same in every lane)
 // it sums RT·PT outputs with all KH·KW taps unrolled, pools each 2×2 window with its ReLU, and stores the
-// pooled rows and their argmax as vec4s. The patch stays in the lane's registers or on its stack across the
-// channel loop, and only RT·PT sums are live at a time. The weights of a (channel, input channel) are loaded a
+// pooled rows and their argmax as vec4s (or their window codes, pool.ts, as a word per vec4, or both). The patch
+// stays in the lane's registers or on its stack across the channel loop, and only RT·PT sums are live at a time. The weights of a (channel, input channel) are loaded a
 // slice per lane and shared with subgroupBroadcast, as v4 does (a uniform load per weight instead ran 1.7×
 // slower: each is a branch on llvmpipe).
 //
@@ -21,7 +21,10 @@
 // outermost 1.1×, output position outermost 1.25×; 4×8 outputs per lane ran faster than 2×12, 2×24, 6×8, 8×8
 // and 4×24, and vec4 stores 1.1–1.2× faster than scalar ones. The epilogue tracks each maximum's offset in its
 // window (0, 1, Wout, Wout + 1) and adds the windows' first positions to four of them at once when it stores
-// them: 1.06–1.1× as fast as selecting each window's full index (the same argmax).
+// them: 1.06–1.1× as fast as selecting each window's full index (the same argmax). Saving window codes instead
+// (pool.ts), a word per four windows from the same offsets, ran 1.06–1.08× as fast as saving the argmax (llvmpipe,
+// AMD EPYC, 2026-12-01, alternating in one process, three runs of 41 rounds): llvmpipe stores a storage buffer
+// lane by lane, so a word is a quarter of a vec4's stores.
 //
 // With UW (a tile the tuner offers where the batch is whole windows), x is read as uniform arrays instead: the
 // batch split into windows of UW images (whole subgroups), each bound as a range of x to a uniform binding of its
@@ -37,8 +40,9 @@ import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { type BufferDecl, declareKernel, launch } from '../../gpu/kernel.js';
 import type { Binding, Gpu } from '../../gpu/runtime.js';
+import { POOL_CODE_CUT } from '../pool.js';
 import { grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
-import type { Conv2dTile, DirectArgs, DirectBuffers } from './direct.js';
+import type { Conv2dTile, DirectArgs, PoolReluBuffers } from './direct.js';
 
 /**
  * WGSL declaring `v` and `j`: the maximum of a pooling window's values `c` (row-major) and its index from `at`,
@@ -179,6 +183,8 @@ const patchKernel = memoKernel(
     t: Conv2dTile,
     sg: number,
     windows: number,
+    codes: boolean,
+    saveArgmax: boolean,
   ) => {
     const { OT, PT } = t;
     const RT = t.RT ?? 1;
@@ -226,12 +232,18 @@ const patchKernel = memoKernel(
         const parts = (base: string) => range(4).map((e) => `${base}${pr}_${4 * q4 + e}`);
         const first = range(4).map((e) => 2 * (4 * q4 + e) + 2 * pr * Wout);
         return `if (live) { let at = (pbase + o * ${(Hout / 2) * (Wout / 2)}u + ${pr * (Wout / 2)}u) / 4u + ${q4}u; y[at] = vec4f(${parts('m').join(', ')});
-      let j = vec4i(${parts('j').join(', ')}); argmax[at] = select(j + vec4i(jw) + vec4i(${first.join(', ')}), j, j < vec4i(0)); }`;
+      let j = vec4i(${parts('j').join(', ')});${saveArgmax ? ` argmax[at] = select(j + vec4i(jw) + vec4i(${first.join(', ')}), j, j < vec4i(0));` : ''}${
+        codes
+          ? `
+      let k = select(select(vec4u(0u), vec4u(2u), j >= vec4i(${Wout})) + vec4u(j & vec4i(1)), vec4u(${POOL_CODE_CUT}u), j < vec4i(0));
+      codes[at] = k.x | (k.y << 8u) | (k.z << 16u) | (k.w << 24u);`
+          : ''
+      } }`;
       }),
     ]);
     const nPB = Wout / PT;
     return declareKernel({
-      name: `conv2d_v4_patch_pool_relu${t.UW ? `_uw${t.UW}x${windows}` : ''}`,
+      name: `conv2d_v4_patch_pool_relu${t.UW ? `_uw${t.UW}x${windows}` : ''}${codes ? '_codes' : ''}${saveArgmax ? '' : '_noidx'}`,
       enable: ['subgroups'],
       params: { N: 'u32', nNB: 'u32', Cout: 'u32', hasBias: 'u32' },
       buffers: {
@@ -239,7 +251,8 @@ const patchKernel = memoKernel(
         w: 'read',
         bias: 'read',
         y: { read_write: 'vec4f' },
-        argmax: { read_write: 'vec4i' },
+        ...(saveArgmax ? { argmax: { read_write: 'vec4i' } } : {}),
+        ...(codes ? { codes: { read_write: 'u32' } } : {}),
       },
       wgsl: /* wgsl */ `${IS_NAN}
 @compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
@@ -269,7 +282,7 @@ const patchKernel = memoKernel(
 );
 
 /** The pooled forward with a patch tile (see the top of this file); patchPoolRelu says where it runs. */
-export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers & { argmax: GPUBuffer }, t: Conv2dTile): void {
+export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: PoolReluBuffers, t: Conv2dTile): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const image = a.Cin * a.Hin * a.Win;
   const why = patchPoolRelu(a, t) ?? (t.UW ? uniformWindows(gpu, a.N, image, t.UW, sg) : null);
@@ -278,11 +291,12 @@ export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers 
   const nNB = Math.ceil(a.N / sg);
   const [gx, gy] = grid1d(nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1)), 1);
   const windows = UW ? a.N / UW : 0;
-  const kernel = patchKernel(a.Cin, a.Hin, a.Win, a.Hout, a.Wout, a.KH, a.KW, { ...t, WG: sg, UW: UW || undefined }, sg, windows);
-  const { x, ...rest } = buffers;
+  const { x, argmax, codes, ...rest } = buffers;
+  const tw = { ...t, WG: sg, UW: UW || undefined };
+  const kernel = patchKernel(a.Cin, a.Hin, a.Win, a.Hout, a.Wout, a.KH, a.KW, tw, sg, windows, !!codes, !!argmax);
   launch(gpu, kernel, {
     params: { N: a.N, nNB, Cout: a.Cout, hasBias: +a.hasBias },
-    buffers: { ...rest, ...windowsOf(x, a.N, image, UW) },
+    buffers: { ...rest, ...(argmax ? { argmax } : {}), ...(codes ? { codes } : {}), ...windowsOf(x, a.N, image, UW) },
     workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
   });
 }
