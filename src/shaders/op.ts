@@ -68,6 +68,8 @@ export interface OpSpec<S, B, N extends string> {
   cost: (sizes: S) => Cost;
   /** The elements each buffer must hold for these sizes: run() refuses smaller buffers (checkBuffers). */
   needs: (sizes: S, buffers: B) => BufferNeeds;
+  /** Buffers (by name) that hold bit patterns, not floats, such as packed window codes: a tuner compares them bit for bit. */
+  exact?: readonly string[];
 }
 
 /** Sizes may force a variant by name (tests, benchmarks); otherwise the op chooses. */
@@ -148,6 +150,12 @@ export class Op<S, B, N extends string> {
     const { variant, config } = this.choose(gpu, sizes, sizes.variant);
     checkBuffers(this.name, this.spec.needs(sizes, buffers));
     this.spec.variants[variant].run(gpu, buffers, sizes, config);
+  }
+
+  /** The buffers of a call that hold bit patterns rather than floats (the spec's `exact`). */
+  exactBuffers(buffers: B): GPUBuffer[] {
+    const named = buffers as Record<string, unknown>;
+    return (this.spec.exact ?? []).map((k) => named[k]).filter((b): b is GPUBuffer => typeof b === 'object' && b !== null);
   }
 
   /** Records the op with an explicit choice (a tuner timing its candidates). */

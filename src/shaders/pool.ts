@@ -229,6 +229,7 @@ export const MAX_POOL2D = defineOp<PoolSizes, PoolBuffers, PoolVariant>({
     const outputs = s.N * s.C * OH * OW;
     return { x: [x, s.N * s.C * s.H * s.W], y: [y, outputs], argmax: [argmax, outputs] };
   },
+  exact: ['argmax'],
 });
 
 /**

@@ -95,8 +95,8 @@ export interface Observed {
   sizes: object;
   /** The call's buffers with every GPUBuffer replaced by its copy (same shape as the op's buffers object). */
   buffers: unknown;
-  /** The distinct copies, with the size copied. */
-  copies: { buffer: GPUBuffer; bytes: number }[];
+  /** The distinct copies, with the size copied; `exact`: bit patterns, compared bit for bit (the op's `exact`). */
+  copies: { buffer: GPUBuffer; bytes: number; exact: boolean }[];
   /** How many times the run makes this call per time the planning pass does (its share of the run's time). */
   weight: number;
 }
@@ -309,12 +309,13 @@ export class Tuner implements TuningHook {
       return c;
     };
     const copied = mapBuffers(buffers, copy);
+    const exact = (op as AnyOp).exactBuffers(buffers);
     this.collecting.push({
       key,
       op: op as AnyOp,
       sizes: { ...sizes },
       buffers: copied,
-      copies: [...copies].map(([orig, c]) => ({ buffer: c, bytes: orig.size })),
+      copies: [...copies].map(([orig, c]) => ({ buffer: c, bytes: orig.size, exact: exact.includes(orig) })),
       weight: this.weight,
     });
   }
@@ -513,7 +514,14 @@ export class Tuner implements TuningHook {
         if (fatal(e)) throw e;
         return null;
       }
-      if (mismatch(reference, await outputs())) return null;
+      if (
+        mismatch(
+          reference,
+          await outputs(),
+          o.copies.map((k) => k.exact),
+        )
+      )
+        return null;
       return this.best(run(choice), 2);
     });
   }
@@ -598,7 +606,14 @@ export class Tuner implements TuningHook {
           invalid.push({ choice: c, why: `could not be recorded: ${(e as Error).message}` });
           continue;
         }
-        const why = c === choices[0] ? null : mismatch(reference, await outputs());
+        const why =
+          c === choices[0]
+            ? null
+            : mismatch(
+                reference,
+                await outputs(),
+                o.copies.map((k) => k.exact),
+              );
         if (why) invalid.push({ choice: c, why });
         else times.set(c, []);
       }
@@ -660,11 +675,18 @@ const isGpuBuffer = (v: object): v is GPUBuffer => 'mapAsync' in v && 'size' in 
 /**
  * Why a candidate's buffers differ from the reference's, or null. Values are compared as float32 within
  * 1e-3 relative plus 1e-4 of the buffer's largest magnitude (sums in another order differ in the last bits);
- * two bit patterns both below the smallest normal float (small integers: indices, counts) must match exactly.
+ * two bit patterns both below the smallest normal float (small integers: indices, counts) must match exactly,
+ * and so must every word of a buffer marked `exact` (packed codes, which read as floats of any size).
  */
-export function mismatch(want: readonly Uint32Array[], got: readonly Uint32Array[]): string | null {
+export function mismatch(want: readonly Uint32Array[], got: readonly Uint32Array[], exact: readonly boolean[] = []): string | null {
   for (const [b, w] of want.entries()) {
     const g = got[b];
+    if (exact[b]) {
+      const first = w.findIndex((v, i) => v !== g[i]);
+      if (first >= 0)
+        return `buffer ${b}: ${w.filter((v, i) => v !== g[i]).length} of ${w.length} words differ from the fallback's (first at ${first}: 0x${g[first].toString(16)} instead of 0x${w[first].toString(16)})`;
+      continue;
+    }
     const wf = new Float32Array(w.buffer, w.byteOffset, w.length);
     const gf = new Float32Array(g.buffer, g.byteOffset, g.length);
     let scale = 0;

@@ -84,6 +84,14 @@ describe('validation', () => {
     expect(mismatch([f([0, 5])], [f([1e-9, 5])])).toBeNull(); // a zero against a tiny float: within tolerance
     expect(mismatch([u([3, 7])], [u([3, 7])])).toBeNull();
     expect(mismatch([u([3, 7])], [u([3, 8])])).toMatch(/first at 1/); // indices as bits: exact
+    // packed codes read as floats of any size: within tolerance as floats, told apart where marked exact
+    const codes = [u([0xff030201, 0x03020100])];
+    const off = [u([0xff030201, 0x03020101])];
+    expect(mismatch(codes, off)).toBeNull();
+    expect(mismatch(codes, off, [true])).toMatch(
+      /buffer 0: 1 of 2 words differ from the fallback's \(first at 1: 0x3020101 instead of 0x3020100\)/,
+    );
+    expect(mismatch(codes, codes, [true])).toBeNull();
   });
 });
 
@@ -115,6 +123,28 @@ const TWICE = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2
   prefer: () => ['v2'],
   cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
   needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
+});
+
+// Packed bit patterns (as window codes are): y[i] = a word that reads as a tiny float; v2 is one bit off at element 7,
+// well within the float tolerance, and the heuristics prefer it. With y marked exact the tuner must not choose it.
+const codesKernel = (wrong: boolean) =>
+  mapKernel(wrong ? 'test_codes_wrong' : 'test_codes', `bitcast<f32>(0x03020100u + select(0u, 1u, ${wrong} && g.x == 7u)) + 0.0 * x[g.x]`);
+const CODES = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
+  name: 'test.codes',
+  variants: {
+    v1: {
+      summary: 'correct',
+      run: (gpu, b, s) => launch(gpu, codesKernel(false), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
+    },
+    v2: {
+      summary: 'one bit off at element 7',
+      run: (gpu, b, s) => launch(gpu, codesKernel(true), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
+    },
+  },
+  prefer: () => ['v2'],
+  cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
+  needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
+  exact: ['y'],
 });
 
 type Elementwise = typeof TWICE;
@@ -155,6 +185,21 @@ describe('Tuner', () => {
     gpu.tuning = tuner;
     expect(TWICE.resolve(gpu, { n })).toBe('v1');
     expect(TWICE.resolve(gpu, { n: 999 })).toBe('v2'); // other sizes: not tuned, the heuristics
+    for (const b of [x, y]) gpu.pool.release(b);
+  });
+
+  it('compares the buffers an op marks exact bit for bit', async () => {
+    const { gpu } = ctx;
+    const tuner = new Tuner(gpu, new MemoryTuningStore());
+    const n = 1000;
+    const x = upload(gpu, randomArray(n, 2)),
+      y = empty(gpu, n);
+    const observed = await tuner.collect(() => CODES.run(gpu, { x, y }, { n }));
+    const [report] = await tuner.tune(observed, { minShare: 0, samples: 2 });
+    tuner.release(observed);
+    expect(report.invalid.map((i) => i.choice.variant)).toEqual(['v2']);
+    expect(report.invalid[0].why).toMatch(/1 of \d+ words differ from the fallback's \(first at 7: 0x3020101 instead of 0x3020100\)/);
+    expect(report.entry.variant).toBe('v1');
     for (const b of [x, y]) gpu.pool.release(b);
   });
 

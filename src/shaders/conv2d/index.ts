@@ -421,6 +421,7 @@ export const CONV2D_POOL_RELU = defineOp<Conv2dPoolReluSizes, Conv2dPoolReluBuff
     const np = s.N * s.O * pooled.OH * pooled.OW;
     return { x: [x, e.x], w: [w, e.w], bias: [bias, s.O], y: [y, np], argmax: [argmax, np], codes: [codes ?? null, np / 4] };
   },
+  exact: ['argmax', 'codes'],
 });
 
 /**
