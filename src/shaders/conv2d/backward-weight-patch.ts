@@ -26,8 +26,8 @@
 // Given the pool's window codes instead of its argmax (pool.ts: a byte per window, four to a word), a lane loads
 // one word per four windows instead of a vec4 of their argmax, and takes a window's row and column from its code
 // (a mask and a compare) instead of from its offset to the block: the same sums bit for bit. Alternating in one
-// process with the seed's tuned tiles (llvmpipe, AMD EPYC, 2026-12-01, three runs of 41 rounds): conv1 1.07–1.13×
-// as fast as from the argmax, conv2 1.10–1.13×.
+// process with the seed's tuned tiles (llvmpipe, AMD EPYC, 2026-12-01, six runs of 41 rounds): conv1 1.07–1.13×
+// as fast as from the argmax, conv2 1.09–1.20×.
 //
 // With UW, x is read as uniform windows of UW images, as the patch forward can (patch.ts): the slide's moves and
 // the loads once per window in a switch on the unit's window. llvmpipe runs every case of a switch under a mask,

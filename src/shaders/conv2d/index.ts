@@ -77,7 +77,7 @@
 //       where the input needs no gradient (the seed's conv1) the step loses max_pool2d's backward and its round
 //       trip through memory. Its tiles take AM (a window's value against the taps at its maximum only, the same
 //       sums) and may read x as uniform windows (UW). From window codes a lane loads one word per four windows
-//       instead of a vec4 of their argmax, and picks a window's row and column from its code: 1.06–1.15× as fast
+//       instead of a vec4 of their argmax, and picks a window's row and column from its code: 1.07–1.20× as fast
 //       on the seed's layers. A tuner's choice only (IL sums in another order than the heuristics' v4 tiles).
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.

@@ -22,8 +22,8 @@
 // and 4×24, and vec4 stores 1.1–1.2× faster than scalar ones. The epilogue tracks each maximum's offset in its
 // window (0, 1, Wout, Wout + 1) and adds the windows' first positions to four of them at once when it stores
 // them: 1.06–1.1× as fast as selecting each window's full index (the same argmax). Saving window codes instead
-// (pool.ts), a word per four windows from the same offsets, ran 1.06–1.08× as fast as saving the argmax (llvmpipe,
-// AMD EPYC, 2026-12-01, alternating in one process, three runs of 41 rounds): llvmpipe stores a storage buffer
+// (pool.ts), a word per four windows from the same offsets, ran 1.03–1.08× as fast as saving the argmax (llvmpipe,
+// AMD EPYC, 2026-12-01, alternating in one process, six runs of 41 rounds): llvmpipe stores a storage buffer
 // lane by lane, so a word is a quarter of a vec4's stores.
 //
 // With UW (a tile the tuner offers where the batch is whole windows), x is read as uniform arrays instead: the
