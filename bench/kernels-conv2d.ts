@@ -18,6 +18,7 @@ import {
   CONV2D_BACKWARD_WEIGHT,
   CONV2D_FORWARD,
   CONV2D_POOL_RELU,
+  CONV2D_POOL_RELU_BACKWARD_INPUT,
   CONV2D_POOL_RELU_BACKWARD_WEIGHT,
   type Conv2dPoolReluBackwardWeightVariant,
   type Conv2dPoolReluSizes,
@@ -32,6 +33,7 @@ import {
   conv2dBackwardWeight,
   conv2dMaxPool2dRelu,
   conv2dOutputSize,
+  conv2dPoolReluBackwardInput,
   conv2dPoolReluBackwardWeight,
   conv2dPoolTilesV4,
   conv2dTilesV4,
@@ -51,7 +53,14 @@ import {
 } from '../test/reference/pool.js';
 import { type BenchCase, type BenchEntry, BenchSkip } from './harness.js';
 
-type Op = 'forward' | 'forward-pool-relu' | 'backward-input' | 'backward-weight' | 'pool-relu-backward-weight' | 'backward-bias';
+type Op =
+  | 'forward'
+  | 'forward-pool-relu'
+  | 'backward-input'
+  | 'pool-relu-backward-input'
+  | 'backward-weight'
+  | 'pool-relu-backward-weight'
+  | 'backward-bias';
 type Sizes = Conv2dSizes & { tile?: Conv2dTile | Conv2dWeightTile };
 
 interface Layer {
@@ -75,14 +84,22 @@ const pooledSizes = (s: Sizes): Conv2dPoolReluSizes => ({
 
 /**
  * The sizes as the weight gradient behind the pool takes them in the seed's network: conv1 from the pooled
- * gradient alone, conv2 with the scattered gradient given too (made for its dx).
+ * gradient alone, conv2 with the scattered gradient given too (made for its dx), unless the network saves window
+ * codes (then its dx reads the pooled gradient too: conv2dPoolReluBackwardInput).
  */
-const poolWeightSizes = (s: Sizes) => ({
+const poolWeightSizes = (s: Sizes, codes = false) => ({
   ...s,
-  scattered: s.C > 1,
+  scattered: s.C > 1 && !codes,
   withBias: true,
   variant: s.variant as Conv2dPoolReluBackwardWeightVariant | undefined,
   tile: s.tile as Conv2dWeightTile | undefined,
+});
+
+/** The sizes as the input gradient behind the pool takes them (its variants are v1 and v4). */
+const pooledInputSizes = (s: Sizes) => ({
+  ...s,
+  variant: s.variant as Conv2dPoolReluBackwardWeightVariant | undefined,
+  tile: s.tile as Conv2dTile | undefined,
 });
 
 /**
@@ -99,8 +116,10 @@ function describe(gpu: Gpu, op: Op, s: Sizes & { codes?: boolean }): string {
         : op === 'forward-pool-relu'
           ? CONV2D_POOL_RELU.choose(gpu, pooledSizes(s), pooledSizes(s).variant)
           : op === 'pool-relu-backward-weight'
-            ? CONV2D_POOL_RELU_BACKWARD_WEIGHT.choose(gpu, poolWeightSizes(s), poolWeightSizes(s).variant)
-            : (op === 'backward-input' ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).choose(gpu, s, s.variant);
+            ? CONV2D_POOL_RELU_BACKWARD_WEIGHT.choose(gpu, poolWeightSizes(s, s.codes), poolWeightSizes(s).variant)
+            : op === 'pool-relu-backward-input'
+              ? CONV2D_POOL_RELU_BACKWARD_INPUT.choose(gpu, pooledInputSizes(s), pooledInputSizes(s).variant)
+              : (op === 'backward-input' ? CONV2D_BACKWARD_INPUT : CONV2D_FORWARD).choose(gpu, s, s.variant);
   return choiceLabel({ variant: choice.variant, config: s.tile ?? choice.config });
 }
 
@@ -131,7 +150,9 @@ function entry(
             ? CONV2D_BACKWARD_WEIGHT.cost(layer.sizes)
             : op === 'pool-relu-backward-weight'
               ? CONV2D_POOL_RELU_BACKWARD_WEIGHT.cost(poolWeightSizes(s))
-              : CONV2D_BACKWARD_BIAS.cost({ N, O, OH, OW });
+              : op === 'pool-relu-backward-input'
+                ? CONV2D_POOL_RELU_BACKWARD_INPUT.cost(pooledInputSizes(s))
+                : CONV2D_BACKWARD_BIAS.cost({ N, O, OH, OW });
   return {
     name: `${layer.name} ${op}${opts.label ? ` ${opts.label}` : ''}`,
     shape: shapeOf(s),
@@ -139,7 +160,7 @@ function entry(
     samples: opts.samples,
     setup(gpu): BenchCase {
       // behind the pool, window codes instead of the argmax where the seed's network saves them
-      const pooledOp = op === 'forward-pool-relu' || op === 'pool-relu-backward-weight';
+      const pooledOp = op === 'forward-pool-relu' || op === 'pool-relu-backward-weight' || op === 'pool-relu-backward-input';
       const withCodes = pooledOp && poolCodesUseful(gpu, layer.sizes);
       let detail: string;
       try {
@@ -163,9 +184,9 @@ function entry(
       const codes = withCodes ? gpu.pool.acquire(ny, 'bench window codes') : null; // (a byte per pooled output)
       const argmax = codes ? null : bufs.argmax;
       // the weight gradient behind the pool reads DY's first values as the pooled gradient, with the forward's argmax
-      const scattered = op === 'pool-relu-backward-weight' && poolWeightSizes(s).scattered;
+      const scattered = op === 'pool-relu-backward-weight' && poolWeightSizes(s, withCodes).scattered;
       const dconv = scattered ? gpu.pool.acquire(4 * ny, 'bench scattered gradient') : null;
-      if (op === 'pool-relu-backward-weight') {
+      if (op === 'pool-relu-backward-weight' || op === 'pool-relu-backward-input') {
         conv2dMaxPool2dRelu(gpu, bufs.x, bufs.w, bufs.b, bufs.out, argmax, pooledSizes({ ...layer.sizes, variant: undefined }), codes);
         const scatter = { N, C: O, H: OH, W: OW, relu: true };
         if (dconv && codes) maxPool2dBackwardCodes(gpu, bufs.dy, codes, dconv, scatter);
@@ -188,7 +209,9 @@ function entry(
                         variant: poolWeightSizes(s).variant,
                         tile: poolWeightSizes(s).tile,
                       })
-                  : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
+                  : op === 'pool-relu-backward-input'
+                    ? () => conv2dPoolReluBackwardInput(gpu, { dy: bufs.dy, argmax, codes, w: bufs.w, dx: bufs.out }, pooledInputSizes(s))
+                    : () => conv2dBackwardBias(gpu, bufs.dy, bufs.out, { N, O, OH, OW });
       const label = `${layer.name} ${op} ${opts.label ?? ''}`;
       // the forward's argmax, or the one its window codes stand for
       const pooledArgmax = async () =>
@@ -209,8 +232,13 @@ function entry(
             const conv = ref.conv2d(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(B), p);
             const want = refMaxPool2d(conv, { N: n, C: O, H: OH, W: OW }).y.map((v) => Math.max(v, 0));
             expectClose(got.subarray(0, want.length), want, { label, atol: 1e-6 * C * KH * KW + 1e-5 });
-          } else if (op === 'backward-input') {
-            const want = ref.conv2dBackward(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(DY.subarray(0, n * O * OH * OW)), p).dx;
+          } else if (op === 'backward-input' || op === 'pool-relu-backward-input') {
+            // behind the pool, the convolution's gradient is max_pool2d's backward of the pooled one
+            const dyConv =
+              op === 'backward-input'
+                ? DY
+                : Float32Array.from(refMaxPool2dBackward(DY.subarray(0, ny / 4), await pooledArgmax(), { N, C: O, H: OH, W: OW }));
+            const want = ref.conv2dBackward(f64(X.subarray(0, n * C * H * W)), f64(Wt), f64(dyConv.subarray(0, n * O * OH * OW)), p).dx;
             expectClose(got.subarray(0, want.length), want, { label, atol: 1e-6 * O * KH * KW + 1e-5 });
           } else if (op === 'backward-weight' || op === 'pool-relu-backward-weight') {
             // behind the pool, the convolution's gradient is max_pool2d's backward of the pooled one
@@ -313,6 +341,8 @@ export const entries: BenchEntry[] = [
   ),
   // the seed's layers as its network runs them: the forward with its pool and ReLU, the weight gradient behind it
   ...[CONV1, CONV2].flatMap((l) => [entry(l, 'forward-pool-relu'), entry(l, 'pool-relu-backward-weight')]),
+  // and conv2's input gradient behind its pool, as the network runs it where it saves window codes
+  entry(CONV2, 'pool-relu-backward-input'),
   // every variant of each op's registry at the seed's shapes (skipped where this adapter cannot run it)
   ...[CONV1, CONV2].flatMap((l) => [
     ...CONV2D_FORWARD.names.map((v) => entry(l, 'forward', { label: v, variant: v })),
@@ -320,6 +350,7 @@ export const entries: BenchEntry[] = [
     ...CONV2D_BACKWARD_INPUT.names.map((v) => entry(l, 'backward-input', { label: v, variant: v })),
     ...CONV2D_BACKWARD_WEIGHT.names.map((v) => entry(l, 'backward-weight', { label: v, variant: v })),
     ...CONV2D_POOL_RELU_BACKWARD_WEIGHT.names.map((v) => entry(l, 'pool-relu-backward-weight', { label: v, variant: v as Conv2dVariant })),
+    ...CONV2D_POOL_RELU_BACKWARD_INPUT.names.map((v) => entry(l, 'pool-relu-backward-input', { label: v, variant: v as Conv2dVariant })),
   ]),
   // the v2 tilings behind the defaults
   ...[CONV1, CONV2].flatMap((l) => [

@@ -323,14 +323,17 @@ export function conv2dMaxPool2dRelu(
     const dx = x.requiresGrad ? like(x, 'conv2d grad x') : null;
     const dw = w.requiresGrad ? like(w, 'conv2d grad w') : null;
     const db = b?.requiresGrad ? like(b, 'conv2d grad b') : null;
-    // the convolution's gradient, where dx or a bias without dw needs it; dw reads dy and the argmax (or it)
-    const dconv = dx || (db && !dw) ? Tensor.empty(shape, { gpu: x.gpu, label: `${op} grad of the convolution` }) : null;
+    // The convolution's gradient where dx (with the argmax) or a bias without dw needs it; with codes, dx reads dy
+    // and the codes itself, as dw reads dy and the argmax or codes (or it).
+    const needed = db && !dw ? true : !!dx && !codes;
+    const dconv = needed ? Tensor.empty(shape, { gpu: x.gpu, label: `${op} grad of the convolution` }) : null;
     const scatter = { N, C: O, H: OH, W: OW, relu: true };
     if (dconv && codes) pool.maxPool2dBackwardCodes(g, dy.buffer, codes.buffer, dconv.buffer, scatter);
     else if (dconv && argmax) pool.maxPool2dBackward(g, dy.buffer, argmax.buffer, dconv.buffer, scatter);
+    const indices = { argmax: argmax?.buffer ?? null, codes: codes?.buffer ?? null };
     if (dx && dconv) conv.conv2dBackwardInput(g, dconv.buffer, w.buffer, dx.buffer, sizes);
+    else if (dx) conv.conv2dPoolReluBackwardInput(g, { dy: dy.buffer, ...indices, w: w.buffer, dx: dx.buffer }, sizes);
     if (dw) {
-      const indices = { argmax: argmax?.buffer ?? null, codes: codes?.buffer ?? null };
       const buffers = { x: x.buffer, dy: dy.buffer, ...indices, dconv: dconv?.buffer ?? null, dw: dw.buffer };
       conv.conv2dPoolReluBackwardWeight(g, { ...buffers, db: db?.buffer ?? null }, sizes); // db in the same dispatch
     } else if (db && dconv) conv.conv2dBackwardBias(g, dconv.buffer, db.buffer, { N, O, OH, OW });

@@ -10,14 +10,17 @@ import { setDefaultGpu } from '../../src/nn/tensor.js';
 import { imageLanesTile } from '../../src/shaders/conv2d/backward-weight-patch.js';
 import {
   CONV2D_POOL_RELU,
+  CONV2D_POOL_RELU_BACKWARD_INPUT,
   CONV2D_POOL_RELU_BACKWARD_WEIGHT,
   type Conv2dPoolReluSizes,
   type Conv2dTile,
   type Conv2dWeightTile,
   conv2d,
+  conv2dBackwardInput,
   conv2dBackwardWeight,
   conv2dMaxPool2dRelu,
   conv2dOutputSize,
+  conv2dPoolReluBackwardInput,
   conv2dPoolReluBackwardWeight,
   poolCodesUseful,
 } from '../../src/shaders/conv2d/index.js';
@@ -442,6 +445,93 @@ describe('conv2dMaxPool2dRelu', () => {
     });
   });
 
+  // The input gradient from the pooled gradient (conv2d.pool-relu.backward-input): every choice a tuner may make
+  // against the float64 chain, from the argmax and from window codes; v4 (codes only) bit for bit as
+  // conv2d.backward-input's v4 with the same tile on the scattered gradient; and where it cannot run.
+  describe('conv2dPoolReluBackwardInput', () => {
+    async function inputGrad(
+      s: Shape,
+      w: ArrayLike<number>,
+      dy: ArrayLike<number>,
+      argmax: Int32Array,
+      opts: { variant?: 'v1' | 'v4'; tile?: Conv2dTile; codes?: boolean } = {},
+    ) {
+      const { gpu } = ctx;
+      const { OH, OW } = conv2dOutputSize(s);
+      const nx = s.N * s.C * s.H * s.W;
+      const { codes, ...rest } = opts;
+      const bufs = {
+        dy: upload(gpu, dy),
+        argmax: codes ? null : upload(gpu, argmax),
+        codes: codes ? upload(gpu, ref.poolCodes(argmax, { N: s.N, C: s.O, H: OH, W: OW })) : null,
+        w: upload(gpu, w),
+        dx: upload(gpu, new Float32Array(nx).fill(9)), // every element is written
+      };
+      try {
+        const { label: _, ...sizes } = s;
+        conv2dPoolReluBackwardInput(gpu, bufs, { ...sizes, ...rest });
+        return await download(gpu, bufs.dx, nx);
+      } finally {
+        for (const b of Object.values(bufs)) if (b) gpu.pool.release(b);
+      }
+    }
+
+    for (const s of SHAPES) {
+      it(`${s.label}: every choice a tuner may make, from the argmax${codesFit(s) ? ' or window codes' : ''}, against the float64 chain`, {
+        timeout: 300_000,
+      }, async () => {
+        const { x, w, b } = inputs(s, s.N * 7 + s.O);
+        const { argmax } = await fused(s, x, w, b, CONV2D_POOL_RELU.resolve(ctx.gpu, s));
+        const dy = Float64Array.from(randomArray(argmax.length, 5), Math.fround);
+        const { OH, OW } = conv2dOutputSize(s);
+        const dconv = ref.maxPool2dBackward(dy, argmax, { N: s.N, C: s.O, H: OH, W: OW });
+        const want = ref.conv2dBackward(x, w, dconv, s).dx;
+        const tol = { atol: 2e-6 * Math.sqrt(s.O * s.KH * s.KW * 50), rtol: 1e-5 };
+        let v4 = 0;
+        for (const codes of codesFit(s) ? [false, true] : [false]) {
+          for (const c of runnableChoices(ctx.gpu, CONV2D_POOL_RELU_BACKWARD_INPUT, { ...s, codes })) {
+            const label = `${s.label} ${c.variant}${c.config ? ` ${JSON.stringify(c.config)}` : ''}${codes ? ' codes' : ''}`;
+            const tile = c.config as Conv2dTile | undefined;
+            const got = await inputGrad(s, w, dy, argmax, { variant: c.variant, tile, codes });
+            expectClose(got, want, { label, ...tol });
+            if (c.variant !== 'v4') continue;
+            v4++;
+            // the same tile on the scattered gradient, through conv2d.backward-input: bit for bit
+            const { gpu } = ctx;
+            const nx = s.N * s.C * s.H * s.W;
+            const [cb, wb, xb] = [upload(gpu, dconv), upload(gpu, w), empty(gpu, nx)];
+            const { label: _, ...sizes } = s;
+            conv2dBackwardInput(gpu, cb, wb, xb, { ...sizes, variant: 'v4', tile });
+            expectClose(got, await download(gpu, xb, nx), { label: `${label}, against the scattered gradient`, atol: 0, rtol: 0 });
+            for (const buf of [cb, wb, xb]) gpu.pool.release(buf);
+          }
+        }
+        // v4 where it can run: the seed's conv2 (rows of 8, one column block per output row) on llvmpipe
+        if (s.label.startsWith('seed conv2') && CONV2D_POOL_RELU_BACKWARD_INPUT.unavailable(ctx.gpu, 'v4', { ...s, codes: true }) === null)
+          expect(v4).toBeGreaterThan(0);
+      });
+    }
+
+    it('where v4 cannot run, and the argmax and codes both or neither: refused, naming the op', async () => {
+      const { gpu } = ctx;
+      const s = SHAPES[1];
+      expect(CONV2D_POOL_RELU_BACKWARD_INPUT.unavailable(gpu, 'v4', { ...s, codes: false })).toMatch(/reads window codes|subgroups/);
+      // conv1's rows of 24 outputs: no tile takes a whole row in one column block
+      expect(CONV2D_POOL_RELU_BACKWARD_INPUT.unavailable(gpu, 'v4', { ...SHAPES[0], codes: true })).toMatch(/column blocks|subgroups/);
+      const b = empty(gpu, 64);
+      const { label: _, ...sizes } = s;
+      expect(() => conv2dPoolReluBackwardInput(gpu, { dy: b, argmax: null, codes: null, w: b, dx: b }, sizes)).toThrow(
+        /conv2dPoolReluBackwardInput: pass the pool's argmax or its window codes \(neither was given\)/,
+      );
+      const { x, w, b: bias } = inputs(s, 3);
+      const { argmax } = await fused(s, x, w, bias, 'v1');
+      await expect(inputGrad(s, w, new Float64Array(argmax.length), argmax, { variant: 'v4' })).rejects.toThrow(
+        /conv2d\.pool-relu\.backward-input variant v4 cannot run here: it reads window codes, not the argmax/,
+      );
+      gpu.pool.release(b);
+    });
+  });
+
   it('releases what it acquired (before the tensors of the autograd case below)', () => {
     expect(ctx.gpu.pool.stats().bytesInUse).toBe(0);
   });
@@ -475,16 +565,22 @@ describe('conv2dMaxPool2dRelu', () => {
     );
   });
 
-  // With a tuner attached (here a hook choosing the image-lane weight gradient) the op saves window codes instead
-  // of the argmax: dx through the scatter from codes, dw and db through the tile reading them.
+  // With a tuner attached (here a hook choosing the image-lane weight gradient, and the input gradient's v4 or its
+  // fallback) the op saves window codes instead of the argmax: dx from the pooled gradient and the codes, dw and db
+  // through the tile reading them.
   it('F.conv2dMaxPool2dRelu saving window codes, as under a tuner: the same value and gradients', async () => {
     const { gpu } = ctx;
     setDefaultGpu(gpu);
     const { label: _, ...s } = SHAPES[1];
     const { x, w, b } = inputs(SHAPES[1], 17);
     const asked: object[] = [];
+    let input: object | undefined; // the input gradient's choice
     const hook = {
       choice: (op: { name: string }, sizes: object) => {
+        if (op.name === CONV2D_POOL_RELU_BACKWARD_INPUT.name) {
+          asked.push(sizes);
+          return input as { variant: string } | undefined;
+        }
         if (op.name !== CONV2D_POOL_RELU_BACKWARD_WEIGHT.name) return undefined;
         asked.push(sizes);
         return { variant: 'v4', config: imageLanesTile(true) };
@@ -506,13 +602,20 @@ describe('conv2dMaxPool2dRelu', () => {
         return;
       }
       expect(poolCodesUseful(gpu, s)).toBe(true);
-      const got = await run(true);
-      expect(asked.some((sizes) => 'codes' in sizes && sizes.codes === true)).toBe(true);
-      // the value and dx (the scatter, then conv2d's backward) bit for bit; dw and db summed in the tile's order
-      expectClose(got[0], want[0], { label: 'value', atol: 0, rtol: 0 });
-      expectClose(got[1], want[1], { label: 'dx', atol: 0, rtol: 0 });
-      expectClose(got[2], want[2], { label: 'dw', atol: 1e-4, rtol: 1e-5 });
-      expectClose(got[3], want[3], { label: 'db', atol: 1e-4, rtol: 1e-5 });
+      const v4 = CONV2D_POOL_RELU_BACKWARD_INPUT.choices(gpu, { ...s, codes: true }).find((c) => c.variant === 'v4');
+      for (const choice of [undefined, v4]) {
+        input = choice;
+        asked.length = 0;
+        const got = await run(true);
+        expect(asked.filter((sizes) => 'codes' in sizes && sizes.codes === true)).toHaveLength(2);
+        // the value and dx (the scatter and conv2d's backward-input, or v4 on the pooled gradient: the same sums) bit
+        // for bit; dw and db summed in the tile's order
+        const label = choice ? `dx, v4 ${JSON.stringify(choice.config)}` : 'dx, the fallback';
+        expectClose(got[0], want[0], { label: 'value', atol: 0, rtol: 0 });
+        expectClose(got[1], want[1], { label, atol: 0, rtol: 0 });
+        expectClose(got[2], want[2], { label: 'dw', atol: 1e-4, rtol: 1e-5 });
+        expectClose(got[3], want[3], { label: 'db', atol: 1e-4, rtol: 1e-5 });
+      }
     } finally {
       gpu.tuning = null;
     }

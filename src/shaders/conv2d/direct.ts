@@ -431,6 +431,7 @@ const directV4Kernel = memoKernel(
     unpaddedCin: number,
     codes: boolean,
     saveArgmax: boolean,
+    pooledIn: boolean,
   ) => {
     // unpadded rows (unpaddedCin > 0): every lane's kh runs over 0..KH, and the input channels are compile-time;
     // padded rows: with several rows per lane, a row outside the image is skipped (padRows)
@@ -482,13 +483,34 @@ const directV4Kernel = memoKernel(
       // read the next row's first values, which no FMA uses.
       const off = (((x0 - padW) % 4) + 4) % 4;
       const last = xs[xs.length - 1] ?? x0;
-      // a row's loads: the values fetched (vec4s with vx, else the columns) and the columns unpacked from them
-      const fetched = (r: number): [string, string][] =>
-        vx
-          ? range(Math.ceil((off + last - x0 + 1) / 4)).map((q) => [xn('xv', r, q), `x[(${xn('xr', r)} - ${off}u) / 4u + ${q}u]`])
-          : xs.map((j) => [xn('x', r, j), `x[${xn('xr', r)} + ${j - x0}u]`]);
+      // a row's loads: the values fetched (vec4s with vx, else the columns; their names, loads and types) and the
+      // columns unpacked from them. Pooled input (backward-input behind a 2×2 pool, directV4PooledInput: the row
+      // starts on a word): each 8 columns are 4 windows, a vec4 of their pooled gradient and a word of their codes,
+      // and a column's value is its window's where the code names it for the row's parity, else 0, what max_pool2d's
+      // backward would have stored there.
+      const fetched = (r: number): [string, string, string][] =>
+        pooledIn
+          ? range(Math.ceil((last - x0 + 1) / 8)).flatMap((q): [string, string, string][] => [
+              [xn('gv', r, q), `x[${xn('xr', r)} + ${q}u]`, 'vec4f'],
+              [xn('gc', r, q), `codes[${xn('xr', r)} + ${q}u]`, 'u32'],
+            ])
+          : vx
+            ? range(Math.ceil((off + last - x0 + 1) / 4)).map((q) => [
+                xn('xv', r, q),
+                `x[(${xn('xr', r)} - ${off}u) / 4u + ${q}u]`,
+                'vec4f',
+              ])
+            : xs.map((j) => [xn('x', r, j), `x[${xn('xr', r)} + ${j - x0}u]`, 'f32']);
+      const pooledColumn = (r: number, j: number) => {
+        const [q, e, c] = [(j - x0) >> 3, ((j - x0) >> 1) & 3, (j - x0) & 1];
+        return `let ${xn('x', r, j)} = select(0.0, ${xn('gv', r, q)}[${e}], ((${xn('gc', r, q)} >> ${8 * e}u) & 255u) == ${xn('par', r)} + ${c}u);`;
+      };
       const unpack = (r: number) =>
-        vx ? xs.map((j) => `let ${xn('x', r, j)} = ${xn('xv', r, (j - x0 + off) >> 2)}[${(j - x0 + off) & 3}];`) : [];
+        pooledIn
+          ? [`let ${xn('par', r)} = (u32(${xn('ih0', r)} + i32(kh)) & 1u) * 2u;`, ...xs.map((j) => pooledColumn(r, j))]
+          : vx
+            ? xs.map((j) => `let ${xn('x', r, j)} = ${xn('xv', r, (j - x0 + off) >> 2)}[${(j - x0 + off) & 3}];`)
+            : [];
       const loads = (r: number) => [...fetched(r).map(([v, e]) => `let ${v} = ${e};`), ...unpack(r)];
       // channel by channel: a channel's PT sums stay in registers over its KW taps, where tap by tap cycles all
       // OT·PT sums (more than a CPU's vector registers) through memory; each sum adds its taps in kw order either way
@@ -500,7 +522,9 @@ const directV4Kernel = memoKernel(
           return [`{ let wt = ${wtap(tt, kw)};`, ...sums, '}'];
         });
       const xr = (r: number) =>
-        `let ${xn('xr', r)} = ((n * ${cin} + ic) * p.Hin + u32(${xn('ih0', r)} + i32(kh))) * ${Win}u + u32(iw0 + ${x0});`;
+        pooledIn
+          ? `let ${xn('xr', r)} = ((n * ${cin} + ic) * (p.Hin / 2u) + u32(${xn('ih0', r)} + i32(kh)) / 2u) * ${Win / 8}u + u32(iw0 + ${x0}) / 8u;`
+          : `let ${xn('xr', r)} = ((n * ${cin} + ic) * p.Hin + u32(${xn('ih0', r)} + i32(kh))) * ${Win}u + u32(iw0 + ${x0});`;
       // Several rows per lane: unpadded, every row's loads and then the sums channel by channel, row by row
       // within a channel; with padded rows, row by row, a row outside the image (the same in every lane) skipped
       // as khLo..khHi skip them for one row. Measured on the seed's layers: the other order ran 1.13-1.16x slower
@@ -511,11 +535,10 @@ const directV4Kernel = memoKernel(
       // padded rows, a row outside the image (the same in every lane) is neither loaded nor summed.
       const slide = RT > 1 && S === 1 && Hout % RT === 0;
       const inside = (r: number) => `u32(${xn('ih0', r)} + i32(kh)) < p.Hin`;
-      const type = vx ? 'vec4f' : 'f32';
       const carried = (r: number) => fetched(r).map(([v]) => `c${v}`);
       const prologue = slide
         ? [
-            ...range(RT - 1).flatMap((r) => carried(r).map((c) => `var ${c}: ${type};`)),
+            ...range(RT - 1).flatMap((r) => fetched(r).map(([v, , type]) => `var c${v}: ${type};`)),
             `{ let kh = khLo;`,
             ...range(RT - 1).flatMap((r) => {
               const load = [xr(r), ...fetched(r).map(([v, e]) => `c${v} = ${e};`)];
@@ -529,7 +552,7 @@ const directV4Kernel = memoKernel(
         ...range(RT - 1).flatMap((r) => fetched(r).map(([v], q) => `let ${v} = ${carried(r)[q]};`)),
         ...(padRows
           ? [
-              ...fetched(lastRow).map(([v]) => `var ${v}: ${type};`),
+              ...fetched(lastRow).map(([v, , type]) => `var ${v}: ${type};`),
               `if (${inside(lastRow)}) {`,
               xr(lastRow),
               ...fetched(lastRow).map(([v, e]) => `${v} = ${e};`),
@@ -622,7 +645,7 @@ const directV4Kernel = memoKernel(
     .join('\n  ')}
   ${pooled.join('\n  ')}`;
     return declareKernel({
-      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}${pool ? '_pool_relu' : ''}${codes ? '_codes' : ''}${pool && !saveArgmax ? '_noidx' : ''}`,
+      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}${pool ? '_pool_relu' : ''}${codes ? '_codes' : ''}${pool && !saveArgmax ? '_noidx' : ''}${pooledIn ? '_pooled_in' : ''}`,
       enable: ['subgroups'],
       params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32' },
       buffers: {
@@ -631,6 +654,7 @@ const directV4Kernel = memoKernel(
         ...(vy ? { y: { read_write: 'vec4f' } } : {}),
         ...(pool && saveArgmax ? { argmax: { read_write: 'i32' } } : {}),
         ...(codes ? { codes: { read_write: 'u32' } } : {}),
+        ...(pooledIn ? { codes: { read: 'u32' } } : {}),
       },
       wgsl: /* wgsl */ `${pool ? `${IS_NAN}\n` : ''}@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let gidx = wid.y * nwg.x + wid.x;  // (${RT > 1 ? 'row block' : 'oh'}, pb, image block); past the end only at grid rounding
@@ -751,6 +775,31 @@ export function directV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: PoolReluBuffe
   launchV4(gpu, a, { ...rest, ...(argmax ? { argmax } : {}), ...(codes ? { codes } : {}) }, t, true, !!codes, !!argmax);
 }
 
+/**
+ * Why the v4 backward-input cannot read a pooled gradient and its window codes with this tile, or null: vec4 rows
+ * (VX), stride 1, the gradient's rows whole words of codes (8 columns each) and an even number of them, and one
+ * column block per output row, so that each loaded row starts at its first column.
+ */
+export function v4PooledInput(a: Pick<DirectArgs, 'flip' | 'S' | 'Hin' | 'Win' | 'Wout'>, t: Conv2dTile): string | null {
+  if (!a.flip) return 'only the backward-input reads a pooled gradient';
+  if (a.S !== 1) return `the pooled gradient is read at stride 1, not ${a.S}`;
+  if (a.Win % 8 !== 0 || a.Hin % 2 !== 0) return `a ${a.Hin}x${a.Win} gradient is not whole 2x2 windows in words of four`;
+  if (!t.VX) return 'the pooled gradient is read as vec4s (VX: 1)';
+  return t.PT < a.Wout ? `column blocks of ${t.PT} split output rows of ${a.Wout}` : null;
+}
+
+/**
+ * The backward-input (v4 on the flipped kernel) of a convolution behind a 2×2 max pool and its ReLU, reading the
+ * pooled gradient (buffers.x, [N, Cin, Hin/2, Win/2]) and its window codes instead of the convolution's gradient
+ * (see directV4Kernel's pooled input): the same values in the same order as directV4 on max_pool2d's backward of
+ * them, without it.
+ */
+export function directV4PooledInput(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers & { codes: GPUBuffer }, t: Conv2dTile): void {
+  const why = v4PooledInput(a, t) ?? v4VecRows(a, t.PT);
+  if (why) throw new VariantError(`conv2d_bwd_input_v4_pooled_in: ${why}`);
+  launchV4(gpu, a, buffers, t, false, false, false, true);
+}
+
 /** The pooled forward's buffers: the pool's argmax or its window codes (pool.ts), or both. */
 export type PoolReluBuffers = DirectBuffers & { argmax: GPUBuffer | null; codes?: GPUBuffer | null };
 
@@ -858,6 +907,7 @@ function launchV4(
   pool: boolean,
   codes = false,
   saveArgmax = pool,
+  pooledIn = false,
 ): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
   const RT = t.RT ?? 1;
@@ -884,6 +934,7 @@ function launchV4(
     a.padH === 0 ? a.Cin : 0,
     codes,
     saveArgmax,
+    pooledIn,
   );
   launch(gpu, kernel, {
     params: { ...directParams(a), N: a.N, nNB },

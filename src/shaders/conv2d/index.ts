@@ -11,9 +11,10 @@
 //   backward-weight  2·N·O·OH·OW·C·KH·KW flops, 4·(N·C·H·W + N·O·OH·OW + O·C·KH·KW) bytes
 //   backward-bias    N·O·OH·OW flops, 4·(N·O·OH·OW + O) bytes
 //   pool-relu: the forward's flops, its output counted pooled with the argmax (4 bytes an output) or the window
-//   codes (1); pool-relu.backward-weight: backward-weight's flops, dy counted pooled with the argmax or codes
+//   codes (1); pool-relu.backward-weight and pool-relu.backward-input: backward-weight's and backward-input's
+//   flops, dy counted pooled with the argmax or codes
 //
-// Six ops, each with its registry of variants (the `variant` field of its sizes forces one; the tests run
+// Seven ops, each with its registry of variants (the `variant` field of its sizes forces one; the tests run
 // every one this adapter can). The WGSL is in direct.ts (forward and backward-input, pooled or not), patch.ts (the
 // pooled forward's patch tile), backward-weight.ts and backward-weight-patch.ts (its image-lane tile, also behind
 // the pool) and backward-bias.ts; sum-partials.ts adds the partial sums of the split reductions.
@@ -79,6 +80,15 @@
 //       sums) and may read x as uniform windows (UW). From window codes a lane loads one word per four windows
 //       instead of a vec4 of their argmax, and picks a window's row and column from its code: 1.07–1.20× as fast
 //       on the seed's layers. A tuner's choice only (IL sums in another order than the heuristics' v4 tiles).
+// CONV2D_POOL_RELU_BACKWARD_INPUT (the input gradient behind that pool, from the pooled gradient and the argmax or
+// window codes)
+//   v1  max_pool2d's backward with its ReLU into the convolution's gradient, then conv2d.backward-input: the
+//       fallback, and the heuristics' choice.
+//   v4  backward-input's v4 reading the pooled gradient and its window codes instead of the convolution's
+//       gradient: a row's 8 columns from a vec4 and a word, each column its window's value where the code names
+//       it, else 0, so the sums are v4's on the scattered gradient bit for bit; the scatter's dispatch and its
+//       round trip through memory are gone (codes only; vec4 rows, one column block per output row). A tuner's
+//       choice, where the autograd op saves codes.
 // CONV2D_BACKWARD_BIAS (on its own: for a bias whose weight needs no gradient)
 //   v1  one db element per invocation. The fallback.
 //   v2  one invocation per (n, o) plane, then conv2d_sum_partials over n (software adapters).
@@ -126,8 +136,10 @@ import {
   directV2,
   directV3,
   directV4,
+  directV4PooledInput,
   directV4PoolRelu,
   v3Chunk,
+  v4PooledInput,
   v4PoolRelu,
 } from './direct.js';
 import { type Conv2dSizes, type Conv2dVariant, conv2dOutputSize, geometry } from './sizes.js';
@@ -636,6 +648,102 @@ export function conv2dPoolReluBackwardWeight(
 }
 
 export const conv2dPoolReluBackwardWeightCost = CONV2D_POOL_RELU_BACKWARD_WEIGHT.cost;
+
+// ---- the input gradient behind the pool, from the pooled gradient ------------------------------------------
+
+export interface Conv2dPoolReluBackwardInputBuffers {
+  /** The gradient of the pooled output, [N, O, ⌊OH/2⌋, ⌊OW/2⌋]. */
+  dy: GPUBuffer;
+  /** The pool's argmax (conv2dMaxPool2dRelu's); null where `codes` are given. */
+  argmax: GPUBuffer | null;
+  /** Or its window codes (pool.ts) instead. */
+  codes?: GPUBuffer | null;
+  w: GPUBuffer;
+  dx: GPUBuffer;
+}
+
+/** The convolution's sizes; `codes`: the window codes are given instead of the argmax (a key of its own for the tuner). */
+export type Conv2dPoolReluBackwardInputSizes = Omit<Conv2dForwardSizes, 'variant'> & {
+  codes?: boolean;
+  variant?: Conv2dPoolReluBackwardWeightVariant;
+};
+
+/** Why no v4 tile can read the pooled gradient for these sizes (each tile's reason, once), or null. */
+function pooledInputTiles(s: Conv2dSizes): string | null {
+  const a = backwardInputArgs(s);
+  const why = tilesV4(a).map((t) => v4PooledInput(a, t));
+  return why.includes(null) ? null : `has no tile for these sizes: ${[...new Set(why)].join('; ')}`;
+}
+
+export const CONV2D_POOL_RELU_BACKWARD_INPUT = defineOp<
+  Conv2dPoolReluBackwardInputSizes,
+  Conv2dPoolReluBackwardInputBuffers,
+  Conv2dPoolReluBackwardWeightVariant
+>({
+  name: 'conv2d.pool-relu.backward-input',
+  variants: {
+    v1: {
+      summary: "max_pool2d's backward with its ReLU into the convolution's gradient, then conv2d.backward-input: the fallback",
+      // as CONV2D_POOL_RELU's v1: the two ops run their own choices, not as calls a tuner observes
+      run: (gpu, b, s) => {
+        const { variant: _, tile: __, codes: ___, ...sizes } = s;
+        const dconv = gpu.pool.acquire(4 * extents(s).y, 'conv2d gradient from its pool');
+        const pool = poolOfConv(s);
+        if (b.codes) maxPool2dBackwardCodes(gpu, b.dy, b.codes, dconv, pool);
+        else {
+          const scatter = { dy: b.dy, argmax: b.argmax!, dx: dconv }; // (checkIndices: one is given)
+          MAX_POOL2D_BACKWARD.runChoice(gpu, scatter, pool, MAX_POOL2D_BACKWARD.choose(gpu, pool));
+        }
+        const input = { dy: dconv, w: b.w, dx: b.dx };
+        CONV2D_BACKWARD_INPUT.runChoice(gpu, input, sizes, CONV2D_BACKWARD_INPUT.choose(gpu, sizes));
+        gpu.pool.release(dconv); // safe: the queue runs the recorded dispatches before any later use
+      },
+    },
+    v4: {
+      summary: 'the backward-input v4 reading the pooled gradient and its window codes, not the scattered one: software adapters',
+      requires: ['fixed-subgroups'],
+      rejects: (s) => (!s.codes ? 'reads window codes, not the argmax' : (stride1(s) ?? pooledInputTiles(s))),
+      configs: (_gpu, s) => tilesV4(backwardInputArgs(s)).filter((t) => v4PooledInput(backwardInputArgs(s), t) === null),
+      run: (gpu, b, s, c) => {
+        const a = backwardInputArgs(s);
+        const t = s.tile ?? (c as Conv2dTile | undefined) ?? tilesV4(a).find((u) => v4PooledInput(a, u) === null)!;
+        directV4PooledInput(gpu, a, { x: b.dy, codes: b.codes!, w: b.w, bias: b.w, y: b.dx }, t);
+      },
+    },
+  },
+  // v4 sums as conv2d.backward-input's v4 does on the scattered gradient, but reads codes: a tuner's choice, where
+  // the autograd op saves them
+  prefer: () => ['v1'],
+  cost: (s: Conv2dSizes & { codes?: boolean }): Cost => {
+    const input = CONV2D_BACKWARD_INPUT.cost(s);
+    const pooled = poolOutputSize(poolOfConv(s));
+    const np = s.N * s.O * pooled.OH * pooled.OW;
+    return { flops: input.flops, bytes: input.bytes - 4 * extents(s).y + (s.codes ? 5 : 8) * np };
+  },
+  needs: (s, { dy, argmax, codes, w, dx }) => {
+    const e = extents(s);
+    const pooled = poolOutputSize(poolOfConv(s));
+    const np = s.N * s.O * pooled.OH * pooled.OW;
+    return { dy: [dy, np], argmax: [argmax, np], codes: [codes ?? null, np / 4], w: [w, e.w], dx: [dx, e.x] };
+  },
+});
+
+/**
+ * dx of y = relu(max_pool2d(conv2d(x, w) + bias, 2)) from dy = ∂L/∂y and the pool's argmax or window codes:
+ * conv2dBackwardInput of max_pool2d's backward of dy; the v4 reads dy and the codes themselves.
+ */
+export function conv2dPoolReluBackwardInput(
+  gpu: Gpu,
+  buffers: Conv2dPoolReluBackwardInputBuffers,
+  sizes: Omit<Conv2dPoolReluBackwardInputSizes, 'codes'>,
+): void {
+  const s = explicit('conv2dPoolReluBackwardInput', { ...sizes, ...(buffers.codes ? { codes: true } : {}) });
+  const { OH, OW } = conv2dOutputSize(s);
+  if (OH < 2 || OW < 2)
+    throw new ShapeError(`conv2dPoolReluBackwardInput: the convolution's ${OH}x${OW} output is smaller than the 2x2 pooling window`);
+  checkIndices('conv2dPoolReluBackwardInput', buffers.argmax, buffers.codes, s);
+  CONV2D_POOL_RELU_BACKWARD_INPUT.run(gpu, buffers, s);
+}
 
 /**
  * Whether conv2dMaxPool2dRelu should save window codes instead of the argmax for its backward: where a tuner may
