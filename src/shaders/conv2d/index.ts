@@ -453,15 +453,27 @@ export function conv2dMaxPool2dRelu(
   codes: GPUBuffer | null = null,
 ): void {
   const s = explicit('conv2dMaxPool2dRelu', { ...sizes, ...(codes ? { codes: true } : {}) });
-  const { OH, OW } = conv2dOutputSize(s);
-  if (OH < 2 || OW < 2)
-    throw new ShapeError(`conv2dMaxPool2dRelu: the convolution's ${OH}x${OW} output is smaller than the 2x2 pooling window`);
-  checkIndices('conv2dMaxPool2dRelu', argmax, codes, s);
+  checkPooled('conv2dMaxPool2dRelu', s, argmax, codes);
   CONV2D_POOL_RELU.run(gpu, { x, w, bias, y, argmax, codes }, s);
 }
 
-/** That exactly one of the argmax and the window codes is given, and codes only where the pool has them. */
-function checkIndices(op: string, argmax: GPUBuffer | null, codes: GPUBuffer | null | undefined, s: Conv2dSizes): void {
+/**
+ * A backward op's cost behind the pool: `base` (on the convolution's gradient) with that gradient read pooled, 4
+ * bytes a value, and with the argmax (4 bytes) or the window codes (1).
+ */
+function fromPooled(base: Cost, s: Conv2dSizes & { codes?: boolean }): Cost {
+  const pooled = poolOutputSize(poolOfConv(s));
+  const np = s.N * s.O * pooled.OH * pooled.OW;
+  return { flops: base.flops, bytes: base.bytes - 4 * extents(s).y + (s.codes ? 5 : 8) * np };
+}
+
+/**
+ * That the convolution's output holds a 2×2 window, that exactly one of the argmax and the window codes is given,
+ * and codes only where the pool has them.
+ */
+function checkPooled(op: string, s: Conv2dSizes, argmax: GPUBuffer | null, codes: GPUBuffer | null | undefined): void {
+  const { OH, OW } = conv2dOutputSize(s);
+  if (OH < 2 || OW < 2) throw new ShapeError(`${op}: the convolution's ${OH}x${OW} output is smaller than the 2x2 pooling window`);
   if (!argmax === !codes)
     throw new UsageError(`${op}: pass the pool's argmax or its window codes (${argmax ? 'not both' : 'neither was given'})`);
   const why = codes ? poolCodes(poolOfConv(s)) : null;
@@ -574,7 +586,7 @@ export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
           const pool = poolOfConv(s);
           if (b.codes) maxPool2dBackwardCodes(gpu, b.dy, b.codes, dconv, pool);
           else {
-            const scatter = { dy: b.dy, argmax: b.argmax!, dx: dconv }; // (checkIndices: one is given)
+            const scatter = { dy: b.dy, argmax: b.argmax!, dx: dconv }; // (checkPooled: one is given)
             MAX_POOL2D_BACKWARD.runChoice(gpu, scatter, pool, MAX_POOL2D_BACKWARD.choose(gpu, pool));
           }
         }
@@ -601,12 +613,7 @@ export const CONV2D_POOL_RELU_BACKWARD_WEIGHT = defineOp<
   // v4 sums in another order than the heuristics' backward-weight (the IL tile's): a tuner's choice only
   prefer: () => ['v1'],
   // (the pooled gradient, and the argmax or with codes the window codes, a byte a window)
-  cost: (s: Conv2dSizes & { codes?: boolean }): Cost => {
-    const weight = CONV2D_BACKWARD_WEIGHT.cost(s);
-    const pooled = poolOutputSize(poolOfConv(s));
-    const np = s.N * s.O * pooled.OH * pooled.OW;
-    return { flops: weight.flops, bytes: weight.bytes - 4 * extents(s).y + (s.codes ? 5 : 8) * np };
-  },
+  cost: (s: Conv2dSizes & { codes?: boolean }): Cost => fromPooled(CONV2D_BACKWARD_WEIGHT.cost(s), s),
   needs: (s, { x, dy, argmax, codes, dconv, dw, db }) => {
     const e = extents(s);
     const pooled = poolOutputSize(poolOfConv(s));
@@ -640,10 +647,7 @@ export function conv2dPoolReluBackwardWeight(
     withBias: buffers.db !== null,
     ...codes,
   });
-  const { OH, OW } = conv2dOutputSize(s);
-  if (OH < 2 || OW < 2)
-    throw new ShapeError(`conv2dPoolReluBackwardWeight: the convolution's ${OH}x${OW} output is smaller than the 2x2 pooling window`);
-  checkIndices('conv2dPoolReluBackwardWeight', buffers.argmax, buffers.codes, s);
+  checkPooled('conv2dPoolReluBackwardWeight', s, buffers.argmax, buffers.codes);
   CONV2D_POOL_RELU_BACKWARD_WEIGHT.run(gpu, buffers, s);
 }
 
@@ -691,7 +695,7 @@ export const CONV2D_POOL_RELU_BACKWARD_INPUT = defineOp<
         const pool = poolOfConv(s);
         if (b.codes) maxPool2dBackwardCodes(gpu, b.dy, b.codes, dconv, pool);
         else {
-          const scatter = { dy: b.dy, argmax: b.argmax!, dx: dconv }; // (checkIndices: one is given)
+          const scatter = { dy: b.dy, argmax: b.argmax!, dx: dconv }; // (checkPooled: one is given)
           MAX_POOL2D_BACKWARD.runChoice(gpu, scatter, pool, MAX_POOL2D_BACKWARD.choose(gpu, pool));
         }
         const input = { dy: dconv, w: b.w, dx: b.dx };
@@ -714,12 +718,7 @@ export const CONV2D_POOL_RELU_BACKWARD_INPUT = defineOp<
   // v4 sums as conv2d.backward-input's v4 does on the scattered gradient, but reads codes: a tuner's choice, where
   // the autograd op saves them
   prefer: () => ['v1'],
-  cost: (s: Conv2dSizes & { codes?: boolean }): Cost => {
-    const input = CONV2D_BACKWARD_INPUT.cost(s);
-    const pooled = poolOutputSize(poolOfConv(s));
-    const np = s.N * s.O * pooled.OH * pooled.OW;
-    return { flops: input.flops, bytes: input.bytes - 4 * extents(s).y + (s.codes ? 5 : 8) * np };
-  },
+  cost: (s: Conv2dSizes & { codes?: boolean }): Cost => fromPooled(CONV2D_BACKWARD_INPUT.cost(s), s),
   needs: (s, { dy, argmax, codes, w, dx }) => {
     const e = extents(s);
     const pooled = poolOutputSize(poolOfConv(s));
@@ -738,10 +737,7 @@ export function conv2dPoolReluBackwardInput(
   sizes: Omit<Conv2dPoolReluBackwardInputSizes, 'codes'>,
 ): void {
   const s = explicit('conv2dPoolReluBackwardInput', { ...sizes, ...(buffers.codes ? { codes: true } : {}) });
-  const { OH, OW } = conv2dOutputSize(s);
-  if (OH < 2 || OW < 2)
-    throw new ShapeError(`conv2dPoolReluBackwardInput: the convolution's ${OH}x${OW} output is smaller than the 2x2 pooling window`);
-  checkIndices('conv2dPoolReluBackwardInput', buffers.argmax, buffers.codes, s);
+  checkPooled('conv2dPoolReluBackwardInput', s, buffers.argmax, buffers.codes);
   CONV2D_POOL_RELU_BACKWARD_INPUT.run(gpu, buffers, s);
 }
 
