@@ -105,47 +105,39 @@ const mapKernel = (name: string, value: string) =>
   if (g.x < p.n) { y[g.x] = ${value}; } }`,
   });
 
+/**
+ * An elementwise op over x and y with a correct v1 and a v2 that `kernel(true)` makes wrong, which the heuristics
+ * prefer; `exact` as an op's spec takes it.
+ */
+const rightAndWrong = (name: string, kernel: (wrong: boolean) => ReturnType<typeof mapKernel>, wrongly: string, exact?: string[]) =>
+  defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
+    name,
+    variants: {
+      v1: {
+        summary: 'correct',
+        run: (gpu, b, s) => launch(gpu, kernel(false), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
+      },
+      v2: {
+        summary: wrongly,
+        run: (gpu, b, s) => launch(gpu, kernel(true), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
+      },
+    },
+    prefer: () => ['v2'],
+    cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
+    needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
+    ...(exact ? { exact } : {}),
+  });
+
 // y[i] = 2·x[i]; variant v2 is wrong at one element, and the heuristics prefer it: the tuner must not choose it.
 const twiceKernel = (wrong: boolean) =>
   mapKernel(wrong ? 'test_twice_wrong' : 'test_twice', `2.0 * x[g.x]${wrong ? ' + select(0.0, 1.0, g.x == 7u)' : ''}`);
-const TWICE = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
-  name: 'test.twice',
-  variants: {
-    v1: {
-      summary: 'correct',
-      run: (gpu, b, s) => launch(gpu, twiceKernel(false), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
-    },
-    v2: {
-      summary: 'wrong at element 7',
-      run: (gpu, b, s) => launch(gpu, twiceKernel(true), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
-    },
-  },
-  prefer: () => ['v2'],
-  cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
-  needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
-});
+const TWICE = rightAndWrong('test.twice', twiceKernel, 'wrong at element 7');
 
 // Packed bit patterns (as window codes are): y[i] = a word that reads as a tiny float; v2 is one bit off at element 7,
 // well within the float tolerance, and the heuristics prefer it. With y marked exact the tuner must not choose it.
 const codesKernel = (wrong: boolean) =>
   mapKernel(wrong ? 'test_codes_wrong' : 'test_codes', `bitcast<f32>(0x03020100u + select(0u, 1u, ${wrong} && g.x == 7u)) + 0.0 * x[g.x]`);
-const CODES = defineOp<{ n: number }, { x: GPUBuffer; y: GPUBuffer }, 'v1' | 'v2'>({
-  name: 'test.codes',
-  variants: {
-    v1: {
-      summary: 'correct',
-      run: (gpu, b, s) => launch(gpu, codesKernel(false), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
-    },
-    v2: {
-      summary: 'one bit off at element 7',
-      run: (gpu, b, s) => launch(gpu, codesKernel(true), { params: { n: s.n }, buffers: b, workgroups: grid1d(s.n, 64) }),
-    },
-  },
-  prefer: () => ['v2'],
-  cost: ({ n }) => ({ flops: n, bytes: 8 * n }),
-  needs: ({ n }, b) => ({ x: [b.x, n], y: [b.y, n] }),
-  exact: ['y'],
-});
+const CODES = rightAndWrong('test.codes', codesKernel, 'one bit off at element 7', ['y']);
 
 type Elementwise = typeof TWICE;
 
