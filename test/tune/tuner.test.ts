@@ -160,16 +160,24 @@ async function tuneLargeAndSmall(op: Elementwise, store: MemoryTuningStore, seed
 const BIG = 1 << 20;
 
 describe('Tuner', () => {
-  it('never chooses a candidate that fails validation', async () => {
+  /** Collects one call of `op` over n elements and tunes it: the tuner, the call's key and its report. */
+  async function tuneOneCall(op: Elementwise, n: number, seed: number) {
     const { gpu } = ctx;
     const tuner = new Tuner(gpu, new MemoryTuningStore());
-    const n = 1000;
-    const x = upload(gpu, randomArray(n, 1)),
+    const x = upload(gpu, randomArray(n, seed)),
       y = empty(gpu, n);
-    const observed = await tuner.collect(() => TWICE.run(gpu, { x, y }, { n }));
-    expect(observed.map((o) => o.key)).toEqual(['test.twice n=1000']);
+    const observed = await tuner.collect(() => op.run(gpu, { x, y }, { n }));
     const [report] = await tuner.tune(observed, { minShare: 0, samples: 2 });
     tuner.release(observed);
+    for (const b of [x, y]) gpu.pool.release(b);
+    return { tuner, keys: observed.map((o) => o.key), report };
+  }
+
+  it('never chooses a candidate that fails validation', async () => {
+    const { gpu } = ctx;
+    const n = 1000;
+    const { tuner, keys, report } = await tuneOneCall(TWICE, n, 1);
+    expect(keys).toEqual(['test.twice n=1000']);
     expect(report.invalid.map((i) => i.choice.variant)).toEqual(['v2']);
     expect(report.invalid[0].why).toMatch(/1 of \d+ values differ from the fallback's \(first at 7/);
     expect(report.entry.variant).toBe('v1');
@@ -177,22 +185,13 @@ describe('Tuner', () => {
     gpu.tuning = tuner;
     expect(TWICE.resolve(gpu, { n })).toBe('v1');
     expect(TWICE.resolve(gpu, { n: 999 })).toBe('v2'); // other sizes: not tuned, the heuristics
-    for (const b of [x, y]) gpu.pool.release(b);
   });
 
   it('compares the buffers an op marks exact bit for bit', async () => {
-    const { gpu } = ctx;
-    const tuner = new Tuner(gpu, new MemoryTuningStore());
-    const n = 1000;
-    const x = upload(gpu, randomArray(n, 2)),
-      y = empty(gpu, n);
-    const observed = await tuner.collect(() => CODES.run(gpu, { x, y }, { n }));
-    const [report] = await tuner.tune(observed, { minShare: 0, samples: 2 });
-    tuner.release(observed);
+    const { report } = await tuneOneCall(CODES, 1000, 2);
     expect(report.invalid.map((i) => i.choice.variant)).toEqual(['v2']);
     expect(report.invalid[0].why).toMatch(/1 of \d+ words differ from the fallback's \(first at 7: 0x3020101 instead of 0x3020100\)/);
     expect(report.entry.variant).toBe('v1');
-    for (const b of [x, y]) gpu.pool.release(b);
   });
 
   it('times a close call again: the candidates near the fastest take as many rounds again, not the others', async () => {
