@@ -192,6 +192,65 @@ export async function benchKernelsInTurns(entries: readonly BenchEntry[], opts: 
   }
 }
 
+// ---- several runs -------------------------------------------------------------------------------------------
+
+/** One run of bench:kernels: its peak and its entries' results. */
+export interface BenchRun {
+  peak: Peak;
+  results: readonly BenchResult[];
+}
+
+/** The least, median and most of a share over runs (percent), or null where no run had it. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+/** An entry over several runs: its % of the FMA and copy peaks over the steady runs (all runs where none was). */
+export interface EntryOverRuns {
+  name: string;
+  shape: string;
+  /** The runs the spreads are over: the steady ones, or every run where none was steady. */
+  runs: number;
+  steadyOnly: boolean;
+  pctPeakFlops: Spread | null;
+  pctPeakBandwidth: Spread | null;
+}
+
+/** Within these bounds of the peak, the FMA loop beside an entry's samples says the host held steady (kernels.ts' warnings). */
+export const STEADY = 0.95;
+
+/** A run in which the host held steady for every entry: each one's host column within STEADY of the peak, both ways. */
+export const steadyRun = (run: BenchRun): boolean => run.results.every((r) => r.host !== null && r.host >= STEADY && r.host <= 1 / STEADY);
+
+const spread = (xs: readonly (number | null)[]): Spread | null => {
+  const got = xs.filter((x): x is number => x !== null);
+  return got.length ? { median: median(got), min: Math.min(...got), max: Math.max(...got) } : null;
+};
+
+/**
+ * Each entry's shares of the peaks over several runs (in the order of its first appearance): over the runs in
+ * which the host held steady for every entry (steadyRun), so that a slow spell of a shared host does not read as
+ * the kernel's, or over every run where none did.
+ */
+export function entriesOverRuns(runs: readonly BenchRun[]): EntryOverRuns[] {
+  const steady = runs.filter(steadyRun);
+  const over = steady.length ? steady : runs;
+  const entries = new Map(runs.flatMap((run) => run.results.map((r) => [JSON.stringify([r.name, r.shape]), r] as const)));
+  return [...entries.values()].map(({ name, shape }) => {
+    const mine = over.flatMap((run) => run.results.filter((r) => r.name === name && r.shape === shape));
+    return {
+      name,
+      shape,
+      runs: mine.length,
+      steadyOnly: steady.length > 0,
+      pctPeakFlops: spread(mine.map((r) => r.pctPeakFlops)),
+      pctPeakBandwidth: spread(mine.map((r) => r.pctPeakBandwidth)),
+    };
+  });
+}
+
 // ---- the adapter's peak -------------------------------------------------------------------------------------
 
 const PEAK_WG = 64;

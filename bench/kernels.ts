@@ -1,6 +1,7 @@
 // `npm run bench:kernels`: validates and times every registered kernel benchmark on this machine's adapter.
 //
 //   npm run bench:kernels -- [--filter <substring>]... [--quick | --samples N] [--json] [--list] [--no-peak] [--interleave]
+//                            [--runs N]
 //
 // Entries come from bench/kernels-<family>.ts files, each exporting `entries: BenchEntry[]` (see harness.ts);
 // this program finds every compiled kernels-*.js beside it, so a family adds its benchmarks without
@@ -14,7 +15,20 @@ import { Gpu } from '../src/gpu/runtime.js';
 import { attachTuning, type TuningFile } from '../src/tune/cache.js';
 import { HostProbe } from '../src/tune/probe.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
-import { type BenchEntry, type BenchResult, BenchSkip, benchKernel, benchKernelsInTurns, measurePeak, type Peak } from './harness.js';
+import {
+  type BenchEntry,
+  type BenchResult,
+  type BenchRun,
+  BenchSkip,
+  benchKernel,
+  benchKernelsInTurns,
+  entriesOverRuns,
+  measurePeak,
+  type Peak,
+  type Spread,
+  STEADY,
+  steadyRun,
+} from './harness.js';
 import { runBenchmark } from './main.js';
 
 const PROGRAM = { name: 'bench:kernels', usage: 'npm run bench:kernels --' };
@@ -37,6 +51,13 @@ const FLAGS = {
     type: 'bool',
     default: true,
     help: "measure the adapter's FMA and copy peaks first, and time the FMA loop beside the entries to show how steady the host held (--no-peak skips them, the % columns and the host column)",
+  },
+  runs: {
+    type: 'int',
+    default: 1,
+    min: 1,
+    max: 100,
+    help: "measure the peak and time the entries this many times in one process, then show each entry's % of the peaks over the runs the host held steady in (a shared host's slow spells last seconds to minutes)",
   },
   interleave: {
     type: 'bool',
@@ -76,8 +97,7 @@ async function loadEntries(): Promise<BenchEntry[]> {
 
 const fmt = (x: number, digits = 3) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(digits));
 const pct = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}%`);
-// Under this fraction of the peak, the FMA loop's median beside an entry's samples says the host slowed meanwhile.
-const STEADY = 0.95;
+const spreadCell = (s: Spread | null) => (s === null ? '-' : `${s.median.toFixed(1)}% (${s.min.toFixed(1)}–${s.max.toFixed(1)})`);
 
 const COLUMNS = ['kernel', 'shape', 'median ms', 'IQR', 'GFLOP/s', 'GB/s', '% FMA peak', '% copy peak', 'host', 'samples', 'version'];
 const WIDTHS = [30, 18, 10, 5, 9, 9, 10, 11, 5, 9, 0];
@@ -89,11 +109,123 @@ const row = (cells: string[]) =>
     .join(' ')
     .trimEnd();
 
+interface RunOptions {
+  gpu: Gpu;
+  probe: HostProbe | null;
+  peak: boolean;
+  quick: boolean;
+  samples?: number;
+  interleave: boolean;
+}
+
+/**
+ * One run: the peak (unless --no-peak), then every chosen entry, its table row printed and its record emitted;
+ * the run's results where it measured the peak, and its failures.
+ */
+async function runOnce(
+  chosen: readonly BenchEntry[],
+  args: RunOptions,
+  out: (line: string) => void,
+  emit: (record: object) => void,
+): Promise<{ run: BenchRun | null; failures: number }> {
+  const { gpu, probe } = args;
+  let failures = 0;
+  let peak: Peak | null = null;
+  if (args.peak) {
+    peak = await measurePeak(gpu);
+    out(`peak: ${fmt(peak.gflops)} GFLOP/s (FMA loop), ${fmt(peak.gbps)} GB/s (copy loop)`);
+    emit({ kind: 'peak', ...peak });
+  }
+  out('');
+  out(row(COLUMNS));
+  out(row(COLUMNS.map((c, i) => '-'.repeat(Math.max(c.length, WIDTHS[i] || 7)))));
+  const unsteady: string[] = [];
+  let lowPeak = false;
+  const done: BenchResult[] = [];
+  const report = (e: BenchEntry, r: BenchResult | Error) => {
+    if (r instanceof Error) {
+      const skipped = r instanceof BenchSkip;
+      if (!skipped) failures++;
+      const why = r.message.split('\n')[0];
+      out(row([e.name, e.shape, skipped ? `skipped: ${why}` : `FAILED: ${why}`]));
+      emit({ kind: 'kernel', name: e.name, shape: e.shape, status: skipped ? 'skipped' : 'failed', error: r.message });
+      return;
+    }
+    done.push(r);
+    if (r.host !== null && r.host < STEADY) unsteady.push(`${r.name} ${r.shape}`);
+    if (r.host !== null && r.host > 1 / STEADY) lowPeak = true;
+    const samples = `${r.samples}${r.repeat > 1 ? `x${r.repeat}` : ''}${r.timer === 'wall' ? ' wall' : ''}`;
+    out(
+      row([
+        r.name,
+        r.shape,
+        fmt(r.msMedian),
+        iqr(r),
+        fmt(r.gflops),
+        fmt(r.gbps),
+        pct(r.pctPeakFlops),
+        pct(r.pctPeakBandwidth),
+        r.host === null ? '-' : `${(100 * r.host).toFixed(0)}%`,
+        samples,
+        r.detail,
+      ]),
+    );
+    emit({ kind: 'kernel', status: 'ok', ...r, ...(args.interleave ? { interleaved: true } : {}) });
+  };
+  const opts = { gpu, peak, probe: peak ? probe : null, quick: args.quick, samples: args.samples };
+  if (args.interleave) {
+    const results = await benchKernelsInTurns(chosen, opts);
+    for (const [i, e] of chosen.entries()) report(e, results[i]);
+  } else {
+    for (const e of chosen) report(e, await benchKernel(e, opts).catch((err: Error) => err));
+  }
+  if (lowPeak)
+    out(
+      `\nwarning: the FMA loop ran faster beside the entries than when it measured the peak (host over ${pct(100 / STEADY)}): ` +
+        'the host slowed while the peak was measured, so the % columns read high; run it again',
+    );
+  if (unsteady.length)
+    out(
+      `\nwarning: the host slowed while ${unsteady.length === 1 ? 'one entry' : `${unsteady.length} entries`} ran (host: the FMA ` +
+        `loop's median beside their samples, under ${pct(100 * STEADY)} of its best), so their % columns read low; run ` +
+        `${unsteady.length === 1 ? 'it' : 'them'} again: ${unsteady.slice(0, 8).join(', ')}${unsteady.length > 8 ? `, and ${unsteady.length - 8} more` : ''}`,
+    );
+  return { run: peak ? { peak, results: done } : null, failures };
+}
+
+/** After several runs: each entry's % of the peaks over the runs the host held steady in (entriesOverRuns). */
+function reportRuns(runs: readonly BenchRun[], out: (line: string) => void): void {
+  if (runs.length === 0) return;
+  const steady = runs.filter(steadyRun).length;
+  const peaks = runs.map((r) => r.peak.gflops);
+  out(
+    `\nover ${runs.length} runs (FMA peak ${fmt(Math.min(...peaks))}–${fmt(Math.max(...peaks))} GFLOP/s): ` +
+      (steady
+        ? `${steady} steady (every entry's host column ${pct(100 * STEADY)}–${pct(100 / STEADY)}), the figures below over those`
+        : "none steady (no run had every entry's host column within 95–105%), the figures below over all of them"),
+  );
+  const cols = ['kernel', 'shape', 'runs', '% FMA peak: median (min–max)', '% copy peak: median (min–max)'];
+  const widths = [30, 18, 5, 30, 0];
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (widths[i] ? c.padEnd(widths[i]) : c))
+      .join(' ')
+      .trimEnd();
+  out(line(cols));
+  out(line(cols.map((c, i) => '-'.repeat(Math.max(c.length, widths[i] || 7)))));
+  for (const e of entriesOverRuns(runs))
+    out(line([e.name, e.shape, `${e.runs}`, spreadCell(e.pctPeakFlops), spreadCell(e.pctPeakBandwidth)]));
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = parseFlagsOrHelp(argv, FLAGS, PROGRAM, SUMMARY);
   if (!args) return 0;
   if (args.quick && args.samples !== undefined) {
     console.error('bench:kernels: --quick and --samples both set the samples per entry; give one of them');
+    return 2;
+  }
+  if (args.runs > 1 && !args.peak) {
+    console.error('bench:kernels: --runs compares the runs by their % of the peaks, which --no-peak skips; give one of them');
     return 2;
   }
   const filters = args.filter.map((f) => f.toLowerCase());
@@ -130,67 +262,21 @@ async function main(argv: string[]): Promise<number> {
         ? `tuning cache: ${(tuner.store as TuningFile).path} (${(tuner.store as TuningFile).size} entries)`
         : 'kernel tuning off (WEBGPU_NN_TUNE=0)',
     );
-    let peak: Peak | null = null;
-    if (args.peak) {
-      peak = await measurePeak(gpu);
-      out(`peak: ${fmt(peak.gflops)} GFLOP/s (FMA loop), ${fmt(peak.gbps)} GB/s (copy loop)`);
-      emit({ kind: 'peak', ...peak });
-    }
-    out('');
-    out(row(COLUMNS));
-    out(row(COLUMNS.map((c, i) => '-'.repeat(Math.max(c.length, WIDTHS[i] || 7)))));
-    const unsteady: string[] = [];
-    let lowPeak = false;
-    const report = (e: BenchEntry, r: BenchResult | Error) => {
-      if (r instanceof Error) {
-        const skipped = r instanceof BenchSkip;
-        if (!skipped) failures++;
-        const why = r.message.split('\n')[0];
-        out(row([e.name, e.shape, skipped ? `skipped: ${why}` : `FAILED: ${why}`]));
-        emit({ kind: 'kernel', name: e.name, shape: e.shape, status: skipped ? 'skipped' : 'failed', error: r.message });
-        return;
-      }
-      if (r.host !== null && r.host < STEADY) unsteady.push(`${r.name} ${r.shape}`);
-      if (r.host !== null && r.host > 1 / STEADY) lowPeak = true;
-      const samples = `${r.samples}${r.repeat > 1 ? `x${r.repeat}` : ''}${r.timer === 'wall' ? ' wall' : ''}`;
-      out(
-        row([
-          r.name,
-          r.shape,
-          fmt(r.msMedian),
-          iqr(r),
-          fmt(r.gflops),
-          fmt(r.gbps),
-          pct(r.pctPeakFlops),
-          pct(r.pctPeakBandwidth),
-          r.host === null ? '-' : `${(100 * r.host).toFixed(0)}%`,
-          samples,
-          r.detail,
-        ]),
-      );
-      emit({ kind: 'kernel', status: 'ok', ...r, ...(args.interleave ? { interleaved: true } : {}) });
-    };
     // with the peak, the FMA loop runs beside the entries' samples: its median there says how steady the host held
-    const probe = peak ? await HostProbe.create(gpu) : null;
-    const opts = { gpu, peak, probe, quick: args.quick, samples: args.samples };
-    if (args.interleave) {
-      const results = await benchKernelsInTurns(chosen, opts);
-      for (const [i, e] of chosen.entries()) report(e, results[i]);
-    } else {
-      for (const e of chosen) report(e, await benchKernel(e, opts).catch((err: Error) => err));
+    const probe = args.peak ? await HostProbe.create(gpu) : null;
+    const runs: BenchRun[] = [];
+    try {
+      for (let run = 1; run <= args.runs; run++) {
+        if (args.runs > 1) out(`${run > 1 ? '\n' : ''}run ${run} of ${args.runs}`);
+        const record = (r: object) => emit(args.runs > 1 ? { run, ...r } : r);
+        const results = await runOnce(chosen, { ...args, gpu, probe }, out, record);
+        failures += results.failures;
+        if (results.run) runs.push(results.run);
+      }
+    } finally {
+      probe?.dispose();
     }
-    probe?.dispose();
-    if (lowPeak)
-      out(
-        `\nwarning: the FMA loop ran faster beside the entries than when it measured the peak (host over ${pct(100 / STEADY)}): ` +
-          'the host slowed while the peak was measured, so the % columns read high; run it again',
-      );
-    if (unsteady.length)
-      out(
-        `\nwarning: the host slowed while ${unsteady.length === 1 ? 'one entry' : `${unsteady.length} entries`} ran (host: the FMA ` +
-          `loop's median beside their samples, under ${pct(100 * STEADY)} of its best), so their % columns read low; run ` +
-          `${unsteady.length === 1 ? 'it' : 'them'} again: ${unsteady.slice(0, 8).join(', ')}${unsteady.length > 8 ? `, and ${unsteady.length - 8} more` : ''}`,
-      );
+    if (args.runs > 1) reportRuns(runs, out);
   } finally {
     gpu.destroy();
   }

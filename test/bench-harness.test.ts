@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type BenchEntry, benchKernel, benchKernelsInTurns } from '../bench/harness.js';
+import { type BenchEntry, type BenchResult, benchKernel, benchKernelsInTurns, entriesOverRuns, steadyRun } from '../bench/harness.js';
 import { median, quantile } from '../src/tune/measure.js';
 import { fmaLoopFlops, HostProbe } from '../src/tune/probe.js';
 import { mulberry32 } from '../src/util/random.js';
@@ -60,5 +60,61 @@ describe("bench:kernels' host column", () => {
     } finally {
       probe.dispose();
     }
+  });
+});
+
+describe("bench:kernels' runs", () => {
+  // a result of entry `name` in a run: its share of the FMA peak (the copy peak's a tenth of it) and its host column
+  const result = (name: string, pctPeakFlops: number, host: number | null): BenchResult => ({
+    name,
+    shape: '8x8',
+    detail: '',
+    samples: 15,
+    repeat: 1,
+    timer: 'gpu',
+    msMedian: 1,
+    msMin: 1,
+    msMax: 1,
+    msQ1: 1,
+    msQ3: 1,
+    msWallMedian: 1,
+    flops: 1,
+    bytes: 1,
+    gflops: 1,
+    gbps: 1,
+    pctPeakFlops,
+    pctPeakBandwidth: pctPeakFlops / 10,
+    host,
+  });
+  const peak = { gflops: 90, gbps: 9 };
+
+  it("calls a run steady only where every entry's host column is within 95–105%", () => {
+    expect(steadyRun({ peak, results: [result('a', 70, 0.95), result('b', 70, 1.05)] })).toBe(true);
+    expect(steadyRun({ peak, results: [result('a', 70, 0.94), result('b', 70, 1)] })).toBe(false);
+    expect(steadyRun({ peak, results: [result('a', 70, 1), result('b', 70, 1.06)] })).toBe(false);
+    expect(steadyRun({ peak, results: [result('a', 70, null)] })).toBe(false);
+  });
+
+  it("spreads each entry's shares over the steady runs, or over every run where none was", () => {
+    const runs = [
+      { peak, results: [result('a', 60, 1), result('b', 90, 1)] },
+      { peak, results: [result('a', 30, 0.8), result('b', 40, 0.8)] }, // a slow spell: left out
+      { peak, results: [result('b', 80, 0.99), result('a', 70, 1.01)] }, // another order
+      { peak, results: [result('a', 65, 1), result('b', 100, 1)] },
+    ];
+    const [a, b] = entriesOverRuns(runs);
+    expect(a).toEqual({
+      name: 'a',
+      shape: '8x8',
+      runs: 3,
+      steadyOnly: true,
+      pctPeakFlops: { median: 65, min: 60, max: 70 },
+      pctPeakBandwidth: { median: 6.5, min: 6, max: 7 },
+    });
+    expect(b.pctPeakFlops).toEqual({ median: 90, min: 80, max: 100 });
+    const unsteady = entriesOverRuns([runs[1], { peak, results: [result('a', 50, 0.9)] }]);
+    expect(unsteady).toHaveLength(2);
+    expect(unsteady[0]).toMatchObject({ name: 'a', runs: 2, steadyOnly: false, pctPeakFlops: { median: 40, min: 30, max: 50 } });
+    expect(unsteady[1]).toMatchObject({ name: 'b', runs: 1, pctPeakFlops: { median: 40, min: 40, max: 40 } });
   });
 });
