@@ -200,6 +200,12 @@ async function runWebgpuNn(ds: Dataset, c: Common, opts: { emptyShaderCache: boo
   setDefaultGpu(gpu);
   const adapter = adapterSummary(gpu.adapter);
   out(`adapter: ${adapter}`);
+  // Only Mesa's drivers (llvmpipe, and Mesa's GPU drivers) keep compiled shaders in MESA_SHADER_CACHE_DIR.
+  const mesa = gpu.adapter.vendor === 'mesa';
+  if (opts.emptyShaderCache && !mesa)
+    out(
+      `webgpu-nn: --shader-cache empty empties Mesa's shader cache, which this adapter's driver (${gpu.adapter.vendor} ${gpu.adapter.architecture}) does not use`,
+    );
   out(
     tuner
       ? `webgpu-nn: tuning cache ${(tuner.store as TuningFile).path}`
@@ -282,7 +288,7 @@ async function runWebgpuNn(ds: Dataset, c: Common, opts: { emptyShaderCache: boo
       dispatches_per_step: counters.dispatches / steps,
       submits_per_step: counters.submits / steps,
       pipelines: gpu.counters.pipelines,
-      shader_cache: opts.emptyShaderCache ? 'empty' : 'kept',
+      shader_cache: !mesa ? 'not Mesa' : opts.emptyShaderCache ? 'empty' : 'kept',
       tuning: tuner ? 'on' : 'off (WEBGPU_NN_TUNE=0)',
       tuned_calls: prepared.tuned.filter((r) => !r.entry.kept).length,
       prepare_seconds: prepareSeconds,
@@ -449,7 +455,9 @@ function report(results: Result[], adapter: string | undefined, json: boolean, c
     out(
       `webgpu-nn: ${fmt(ours.dispatches_per_step, 1)} dispatches and ${fmt(ours.submits_per_step, 2)} submits per step, ` +
         `${ours.pipelines} pipelines compiled; compile overhead at the start of the run ${fmt(ours.compile_overhead_seconds, 1)} s ` +
-        `(${ours.shader_cache === 'empty' ? 'empty' : "the machine's"} Mesa shader cache)` +
+        (ours.shader_cache === 'not Mesa'
+          ? "(a driver without Mesa's shader cache)"
+          : `(${ours.shader_cache === 'empty' ? 'empty' : "the machine's"} Mesa shader cache)`) +
         (isFiniteNum(ours.tune_seconds) && ours.tune_seconds > 0 ? `, plus ${fmt(ours.tune_seconds, 1)} s tuning` : '') +
         `; kernel tuning ${ours.tuning}`,
     );
