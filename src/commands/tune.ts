@@ -72,17 +72,23 @@ function printReport(reports: TuneReport[]): void {
   );
   for (const r of reports) {
     const e = r.entry;
-    const gain = e.heuristic.ms && e.ms ? e.heuristic.ms / e.ms : null;
+    // a call too small to tune has no measured gain: its two times are single timings of what it would run either way
+    const gain = e.kept ? 'small' : e.heuristic.ms && e.ms ? `${(e.heuristic.ms / e.ms).toFixed(2)}x` : '—';
     if (e.heuristic.ms !== null && Number.isFinite(e.ms)) {
       before += e.heuristic.ms;
       after += e.ms;
     }
     console.log(
-      `${r.key.padEnd(57).slice(0, 57)} ${choiceLabel(e).padEnd(28)} ${ms(e.ms).padStart(7)}  ${choiceLabel(e.heuristic).padEnd(28)} ${ms(e.heuristic.ms).padStart(7)}  ${(gain ? `${gain.toFixed(2)}x` : '—').padEnd(6)} ${hostOf(r)}`.trimEnd(),
+      `${r.key.padEnd(57).slice(0, 57)} ${choiceLabel(e).padEnd(28)} ${ms(e.ms).padStart(7)}  ${choiceLabel(e.heuristic).padEnd(28)} ${ms(e.heuristic.ms).padStart(7)}  ${gain.padEnd(6)} ${hostOf(r)}`.trimEnd(),
     );
     for (const bad of r.invalid) console.log(`  INVALID ${choiceLabel(bad.choice)}: ${bad.why}`);
   }
   console.log(
     `sum over these calls: ${before.toFixed(3)} ms with the heuristics, ${after.toFixed(3)} ms tuned (${(before / after).toFixed(2)}x)`,
   );
+  if (reports.some((r) => r.entry.kept))
+    console.log(
+      "small: under 2% of the run's time, so not tuned: the heuristics' choice, or a heavier call's of the same op that runs " +
+        'the same kernels (one kernel less to compile); its times are single timings',
+    );
 }

@@ -36,6 +36,9 @@ describe('webgpu-nn tune', () => {
     // chosen, its ms, the heuristics' choice, its ms, the gain, and the FMA loop's median over the call's rounds
     expect(r.out).toMatch(/^conv2d\.pool-relu .* v\d.* \d+\.\d{3} +v\d.* \d+\.\d{3} +\d+\.\d\dx +\d+%( \([23] tries\))?$/m);
     expect(r.out).toMatch(/^sum over these calls: [\d.]+ ms with the heuristics, [\d.]+ ms tuned/m);
+    // calls too small to tune (the evaluation batches' here) say so instead of a gain, and the table says what that means
+    expect(r.out).toMatch(/^batch_norm_eval .* \d+\.\d{3} +small$/m);
+    expect(r.out).toMatch(/^small: under 2% of the run's time, so not tuned/m);
     const files = readdirSync(join(home, 'webgpu-nn'));
     expect(files).toHaveLength(1);
     const cache = JSON.parse(readFileSync(join(home, 'webgpu-nn', files[0]), 'utf8'));
