@@ -5,6 +5,7 @@
 // bench/kernels.ts finds those files, runs the entries and prints the table and JSON lines.
 import { declareKernel, launch } from '../src/gpu/kernel.js';
 import type { Gpu } from '../src/gpu/runtime.js';
+import { type Figure, type Layer, TAB10 } from '../src/plot/figure.js';
 import type { Cost } from '../src/shaders/op.js';
 import { memoKernel } from '../src/shaders/wgsl.js';
 import { median, quantile, repeatsFor, sample, timeOnce } from '../src/tune/measure.js';
@@ -249,6 +250,69 @@ export function entriesOverRuns(runs: readonly BenchRun[]): EntryOverRuns[] {
       pctPeakBandwidth: spread(mine.map((r) => r.pctPeakBandwidth)),
     };
   });
+}
+
+/** An entry's share of the peak it is bound by: the higher of its % of the FMA peak and of the copy peak. */
+export const shareOfPeak = (r: BenchResult): number => Math.max(r.pctPeakFlops ?? 0, r.pctPeakBandwidth ?? 0);
+
+/** How many runs had every entry at `pct`% or more of a peak (shareOfPeak): of the steady runs, and of all. */
+export function runsAtTarget(
+  runs: readonly BenchRun[],
+  pct: number,
+): { steady: { met: number; of: number }; all: { met: number; of: number } } {
+  const met = (run: BenchRun) => run.results.length > 0 && run.results.every((r) => shareOfPeak(r) >= pct);
+  const steady = runs.filter(steadyRun);
+  return { steady: { met: steady.filter(met).length, of: steady.length }, all: { met: runs.filter(met).length, of: runs.length } };
+}
+
+/**
+ * Every run's entries as points (x: the run, y: shareOfPeak), a colour an entry, a dot where the host held steady
+ * for the run (steadyRun) and a cross where it did not, with the target as a dashed line.
+ */
+export function runsFigure(runs: readonly BenchRun[], title: string, target?: number): Figure {
+  const entries = [...new Map(runs.flatMap((run) => run.results.map((r) => [JSON.stringify([r.name, r.shape]), r] as const))).values()];
+  const layers: Layer[] =
+    target === undefined ? [] : [{ kind: 'hline', value: target, color: '#555555', dash: 'dashed', label: `target ${target}%` }];
+  for (const [k, e] of entries.entries()) {
+    for (const steady of [true, false]) {
+      const x: number[] = [];
+      const y: number[] = [];
+      for (const [i, run] of runs.entries()) {
+        if (steadyRun(run) !== steady) continue;
+        for (const r of run.results)
+          if (r.name === e.name && r.shape === e.shape) {
+            x.push(i + 1);
+            y.push(shareOfPeak(r));
+          }
+      }
+      const color = TAB10[k % TAB10.length];
+      layers.push({
+        kind: 'points',
+        x,
+        y,
+        marker: steady ? 'o' : 'x',
+        color,
+        size: 4,
+        ...(steady ? { label: `${e.name} ${e.shape}` } : {}),
+      });
+    }
+  }
+  return {
+    width: 900,
+    height: 520,
+    panels: [
+      {
+        title,
+        xLabel: 'run (dots: the host held steady; crosses: it slowed)',
+        yLabel: '% of the peak (FMA or copy, the higher)',
+        x: { integer: true, min: 0.5, max: runs.length + 0.5 },
+        y: { min: 0 },
+        grid: true,
+        legend: 'best',
+        layers,
+      },
+    ],
+  };
 }
 
 // ---- the adapter's peak -------------------------------------------------------------------------------------

@@ -1,19 +1,21 @@
 // `npm run bench:kernels`: validates and times every registered kernel benchmark on this machine's adapter.
 //
 //   npm run bench:kernels -- [--filter <substring>]... [--quick | --samples N] [--json] [--list] [--no-peak] [--interleave]
-//                            [--runs N]
+//                            [--runs N] [--target PCT] [--plot FILE.png]
 //
 // Entries come from bench/kernels-<family>.ts files, each exporting `entries: BenchEntry[]` (see harness.ts);
 // this program finds every compiled kernels-*.js beside it, so a family adds its benchmarks without
 // touching this file. Results: a table on stdout (stderr with --json), and one JSON line per entry appended
 // to bench/results/kernels-<date>.jsonl (and printed on stdout with --json).
-import { appendFileSync, mkdirSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { adapterSummary } from '../src/gpu/device.js';
 import { Gpu } from '../src/gpu/runtime.js';
+import { figurePng } from '../src/plot/render.js';
 import { attachTuning, type TuningFile } from '../src/tune/cache.js';
 import { HostProbe } from '../src/tune/probe.js';
+import { writeFileAtomic } from '../src/util/files.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
 import {
   type BenchEntry,
@@ -25,6 +27,8 @@ import {
   entriesOverRuns,
   measurePeak,
   type Peak,
+  runsAtTarget,
+  runsFigure,
   type Spread,
   STEADY,
   steadyRun,
@@ -58,6 +62,17 @@ const FLAGS = {
     min: 1,
     max: 100,
     help: "measure the peak and time the entries this many times in one process, then show each entry's % of the peaks over the runs the host held steady in (a shared host's slow spells last seconds to minutes)",
+  },
+  target: {
+    type: 'float',
+    min: 0,
+    exclusiveMin: true,
+    max: 1000,
+    help: 'count the runs in which every entry reached this % of a peak (of the FMA peak or the copy peak, the higher), and draw it with --plot',
+  },
+  plot: {
+    type: 'string',
+    help: "draw every run's entries (% of the peak, steady runs as dots, the others as crosses) to this PNG file",
   },
   interleave: {
     type: 'bool',
@@ -217,6 +232,19 @@ function reportRuns(runs: readonly BenchRun[], out: (line: string) => void): voi
     out(line([e.name, e.shape, `${e.runs}`, spreadCell(e.pctPeakFlops), spreadCell(e.pctPeakBandwidth)]));
 }
 
+/**
+ * Where --plot writes, checked before anything runs (a long run should not end on a bad path): a .png file in
+ * a directory that exists; else why not.
+ */
+function plotPath(file: string): { path: string } | { why: string } {
+  const path = resolve(file);
+  if (!path.toLowerCase().endsWith('.png')) return { why: `--plot ${file}: give a file name ending in .png` };
+  const dir = dirname(path);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    return { why: `--plot ${file}: the directory ${dir} does not exist; create it first` };
+  return { path };
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = parseFlagsOrHelp(argv, FLAGS, PROGRAM, SUMMARY);
   if (!args) return 0;
@@ -224,8 +252,18 @@ async function main(argv: string[]): Promise<number> {
     console.error('bench:kernels: --quick and --samples both set the samples per entry; give one of them');
     return 2;
   }
-  if (args.runs > 1 && !args.peak) {
-    console.error('bench:kernels: --runs compares the runs by their % of the peaks, which --no-peak skips; give one of them');
+  for (const [flag, given] of [
+    ['--runs', args.runs > 1],
+    ['--target', args.target !== undefined],
+    ['--plot', args.plot !== undefined],
+  ] as const)
+    if (given && !args.peak) {
+      console.error(`bench:kernels: ${flag} compares the entries with the peaks, which --no-peak skips; give one of them`);
+      return 2;
+    }
+  const plot = args.plot === undefined ? null : plotPath(args.plot);
+  if (plot && 'why' in plot) {
+    console.error(`bench:kernels: ${plot.why}`);
     return 2;
   }
   const filters = args.filter.map((f) => f.toLowerCase());
@@ -277,6 +315,19 @@ async function main(argv: string[]): Promise<number> {
       probe?.dispose();
     }
     if (args.runs > 1) reportRuns(runs, out);
+    if (args.target !== undefined) {
+      const { steady, all } = runsAtTarget(runs, args.target);
+      out(
+        `\nevery entry at ${args.target}% or more of a peak (FMA or copy, the higher): in ${steady.met} of ${steady.of} steady ` +
+          `run${steady.of === 1 ? '' : 's'}, ${all.met} of ${all.of} in all`,
+      );
+    }
+    if (plot) {
+      const when = date.toISOString().slice(0, 16).replace('T', ' ');
+      const title = `${gpu.adapter.description || adapter}, ${when} UTC, ${runs.length} run${runs.length === 1 ? '' : 's'}`;
+      writeFileAtomic(plot.path, figurePng(runsFigure(runs, title, args.target)));
+      out(`\nplot: ${plot.path}`);
+    }
   } finally {
     gpu.destroy();
   }

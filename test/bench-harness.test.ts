@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { type BenchEntry, type BenchResult, benchKernel, benchKernelsInTurns, entriesOverRuns, steadyRun } from '../bench/harness.js';
+import {
+  type BenchEntry,
+  type BenchResult,
+  benchKernel,
+  benchKernelsInTurns,
+  entriesOverRuns,
+  runsAtTarget,
+  runsFigure,
+  shareOfPeak,
+  steadyRun,
+} from '../bench/harness.js';
+import type { PointsLayer } from '../src/plot/figure.js';
 import { median, quantile } from '../src/tune/measure.js';
 import { fmaLoopFlops, HostProbe } from '../src/tune/probe.js';
 import { mulberry32 } from '../src/util/random.js';
@@ -93,6 +104,38 @@ describe("bench:kernels' runs", () => {
     expect(steadyRun({ peak, results: [result('a', 70, 0.94), result('b', 70, 1)] })).toBe(false);
     expect(steadyRun({ peak, results: [result('a', 70, 1), result('b', 70, 1.06)] })).toBe(false);
     expect(steadyRun({ peak, results: [result('a', 70, null)] })).toBe(false);
+  });
+
+  it('counts the runs with every entry at a target share of the peak it is bound by, steady and in all', () => {
+    const copyBound = { ...result('copy', 5, 1), pctPeakBandwidth: 70 }; // memory-bound: 70% of the copy peak
+    expect(shareOfPeak(copyBound)).toBe(70);
+    const runs = [
+      { peak, results: [result('a', 60, 1), copyBound] }, // steady, both at 60% or more
+      { peak, results: [result('a', 59.9, 1), copyBound] }, // steady, a just under
+      { peak, results: [result('a', 80, 0.5), copyBound] }, // slowed host, both over
+    ];
+    expect(runsAtTarget(runs, 60)).toEqual({ steady: { met: 1, of: 2 }, all: { met: 2, of: 3 } });
+    expect(runsAtTarget(runs, 81)).toEqual({ steady: { met: 0, of: 2 }, all: { met: 0, of: 3 } });
+  });
+
+  it('draws each entry a colour, steady runs as dots and the others as crosses, and the target as a line', () => {
+    const runs = [
+      { peak, results: [result('a', 60, 1), result('b', 90, 1)] },
+      { peak, results: [result('a', 30, 0.8), result('b', 40, 0.8)] },
+      { peak, results: [result('a', 70, 1), result('b', 80, 1)] },
+    ];
+    const [panel] = runsFigure(runs, 'title', 60).panels;
+    expect(panel.layers[0]).toMatchObject({ kind: 'hline', value: 60 });
+    const points = panel.layers.slice(1) as PointsLayer[];
+    expect(points.map((l) => [l.marker, l.label, Array.from(l.x), Array.from(l.y)])).toEqual([
+      ['o', 'a 8x8', [1, 3], [60, 70]],
+      ['x', undefined, [2], [30]],
+      ['o', 'b 8x8', [1, 3], [90, 80]],
+      ['x', undefined, [2], [40]],
+    ]);
+    expect(points[0].color).toBe(points[1].color);
+    expect(points[0].color).not.toBe(points[2].color);
+    expect(runsFigure(runs, 'title').panels[0].layers.every((l) => l.kind === 'points')).toBe(true);
   });
 
   it("spreads each entry's shares over the steady runs, or over every run where none was", () => {
