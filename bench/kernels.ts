@@ -7,7 +7,7 @@
 // this program finds every compiled kernels-*.js beside it, so a family adds its benchmarks without
 // touching this file. Results: a table on stdout (stderr with --json), and one JSON line per entry appended
 // to bench/results/kernels-<date>.jsonl (and printed on stdout with --json).
-import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { adapterSummary } from '../src/gpu/device.js';
@@ -242,6 +242,11 @@ function plotPath(file: string): { path: string } | { why: string } {
   const dir = dirname(path);
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     return { why: `--plot ${file}: the directory ${dir} does not exist; create it first` };
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    return { why: `--plot ${file}: the directory ${dir} is not writable; choose another` };
+  }
   return { path };
 }
 
