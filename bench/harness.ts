@@ -225,6 +225,15 @@ export const STEADY = 0.95;
 /** A run in which the host held steady for every entry: each one's host column within STEADY of the peak, both ways. */
 export const steadyRun = (run: BenchRun): boolean => run.results.every((r) => r.host !== null && r.host >= STEADY && r.host <= 1 / STEADY);
 
+/** The entries of several runs, each once, in the order of its first appearance. */
+const entriesOf = (runs: readonly BenchRun[]): BenchResult[] => [
+  ...new Map(runs.flatMap((run) => run.results.map((r) => [JSON.stringify([r.name, r.shape]), r] as const))).values(),
+];
+
+/** Entry `e`'s results in `run`. */
+const resultsOf = (run: BenchRun, e: Pick<BenchResult, 'name' | 'shape'>) =>
+  run.results.filter((r) => r.name === e.name && r.shape === e.shape);
+
 const spread = (xs: readonly (number | null)[]): Spread | null => {
   const got = xs.filter((x): x is number => x !== null);
   return got.length ? { median: median(got), min: Math.min(...got), max: Math.max(...got) } : null;
@@ -238,9 +247,8 @@ const spread = (xs: readonly (number | null)[]): Spread | null => {
 export function entriesOverRuns(runs: readonly BenchRun[]): EntryOverRuns[] {
   const steady = runs.filter(steadyRun);
   const over = steady.length ? steady : runs;
-  const entries = new Map(runs.flatMap((run) => run.results.map((r) => [JSON.stringify([r.name, r.shape]), r] as const)));
-  return [...entries.values()].map(({ name, shape }) => {
-    const mine = over.flatMap((run) => run.results.filter((r) => r.name === name && r.shape === shape));
+  return entriesOf(runs).map(({ name, shape }) => {
+    const mine = over.flatMap((run) => resultsOf(run, { name, shape }));
     return {
       name,
       shape,
@@ -270,20 +278,19 @@ export function runsAtTarget(
  * for the run (steadyRun) and a cross where it did not, with the target as a dashed line.
  */
 export function runsFigure(runs: readonly BenchRun[], title: string, target?: number): Figure {
-  const entries = [...new Map(runs.flatMap((run) => run.results.map((r) => [JSON.stringify([r.name, r.shape]), r] as const))).values()];
+  const steadyRuns = runs.map(steadyRun);
   const layers: Layer[] =
     target === undefined ? [] : [{ kind: 'hline', value: target, color: '#555555', dash: 'dashed', label: `target ${target}%` }];
-  for (const [k, e] of entries.entries()) {
+  for (const [k, e] of entriesOf(runs).entries()) {
     for (const steady of [true, false]) {
       const x: number[] = [];
       const y: number[] = [];
       for (const [i, run] of runs.entries()) {
-        if (steadyRun(run) !== steady) continue;
-        for (const r of run.results)
-          if (r.name === e.name && r.shape === e.shape) {
-            x.push(i + 1);
-            y.push(shareOfPeak(r));
-          }
+        if (steadyRuns[i] !== steady) continue;
+        for (const r of resultsOf(run, e)) {
+          x.push(i + 1);
+          y.push(shareOfPeak(r));
+        }
       }
       const color = TAB10[k % TAB10.length];
       layers.push({

@@ -118,9 +118,9 @@ const COLUMNS = ['kernel', 'shape', 'median ms', 'IQR', 'GFLOP/s', 'GB/s', '% FM
 const WIDTHS = [30, 18, 10, 5, 9, 9, 10, 11, 5, 9, 0];
 /** The samples' interquartile range as a share of their median: the wider, the more the host moved them. */
 const iqr = (r: BenchResult) => `${((100 * (r.msQ3 - r.msQ1)) / r.msMedian).toFixed(0)}%`;
-const row = (cells: string[]) =>
+const row = (cells: string[], widths: readonly number[] = WIDTHS) =>
   cells
-    .map((c, i) => (WIDTHS[i] ? c.padEnd(WIDTHS[i]) : c))
+    .map((c, i) => (widths[i] ? c.padEnd(widths[i]) : c))
     .join(' ')
     .trimEnd();
 
@@ -213,23 +213,24 @@ function reportRuns(runs: readonly BenchRun[], out: (line: string) => void): voi
   if (runs.length === 0) return;
   const steady = runs.filter(steadyRun).length;
   const peaks = runs.map((r) => r.peak.gflops);
+  const bounds = `${pct(100 * STEADY)}–${pct(100 / STEADY)}`;
   out(
     `\nover ${runs.length} runs (FMA peak ${fmt(Math.min(...peaks))}–${fmt(Math.max(...peaks))} GFLOP/s): ` +
       (steady
-        ? `${steady} steady (every entry's host column ${pct(100 * STEADY)}–${pct(100 / STEADY)}), the figures below over those`
-        : "none steady (no run had every entry's host column within 95–105%), the figures below over all of them"),
+        ? `${steady} steady (every entry's host column ${bounds}), the figures below over those`
+        : `none steady (no run had every entry's host column within ${bounds}), the figures below over all of them`),
   );
   const cols = ['kernel', 'shape', 'runs', '% FMA peak: median (min–max)', '% copy peak: median (min–max)'];
   const widths = [30, 18, 5, 30, 0];
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (widths[i] ? c.padEnd(widths[i]) : c))
-      .join(' ')
-      .trimEnd();
-  out(line(cols));
-  out(line(cols.map((c, i) => '-'.repeat(Math.max(c.length, widths[i] || 7)))));
+  out(row(cols, widths));
+  out(
+    row(
+      cols.map((c, i) => '-'.repeat(Math.max(c.length, widths[i] || 7))),
+      widths,
+    ),
+  );
   for (const e of entriesOverRuns(runs))
-    out(line([e.name, e.shape, `${e.runs}`, spreadCell(e.pctPeakFlops), spreadCell(e.pctPeakBandwidth)]));
+    out(row([e.name, e.shape, `${e.runs}`, spreadCell(e.pctPeakFlops), spreadCell(e.pctPeakBandwidth)], widths));
 }
 
 /**
