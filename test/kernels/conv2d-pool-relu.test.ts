@@ -243,6 +243,40 @@ describe('conv2dMaxPool2dRelu', () => {
     await expect(fused(s, x, w, b, 'v4', { ...tile, UW: 6 })).rejects.toThrow(/a window of 6 images is not whole subgroups of \d+/);
   });
 
+  // A workgroup walking SL row blocks down a column (its patch sliding) sums the same values in the same order as
+  // one block a workgroup: bit for bit, from the storage buffer and from uniform windows, with a partial subgroup
+  // of images; refused where the blocks are not whole walks.
+  it('the patch tile walking row blocks down a column: as one block a workgroup, bit for bit, and where it cannot run', async () => {
+    const s: Shape = { ...SHAPES[0], label: 'seed conv1, batch 21', N: 21 };
+    const tile: Conv2dTile = { OT: 10, PT: 8, WG: 0, RT: 4, VX: 1, OL: 1 };
+    const { x, w, b } = inputs(s, 37);
+    if (CONV2D_POOL_RELU.unavailable(ctx.gpu, 'v4', s) !== null) {
+      await expect(fused(s, x, w, b, 'v4', { ...tile, SL: 2 })).rejects.toThrow(VariantError);
+      return;
+    }
+    const plain = await fused(s, x, w, b, 'v4', tile);
+    for (const SL of [2, 3, 6]) expectSame(await fused(s, x, w, b, 'v4', { ...tile, SL }), plain, `${s.label} SL ${SL}`);
+    if (codesFit(s))
+      expectSame(
+        await fused(s, x, w, b, 'v4', { ...tile, SL: 6 }, true),
+        await fused(s, x, w, b, 'v4', tile, true),
+        `${s.label} SL 6, codes`,
+      );
+    const { OH, OW } = conv2dOutputSize(s);
+    const want = ref.relu(ref.maxPool2d(ref.conv2d(x, w, b, s), { N: s.N, C: s.O, H: OH, W: OW }).y);
+    expectClose(plain.y, want, { label: s.label, atol: 1e-5, rtol: 1e-5 });
+    const s32: Shape = { ...s, label: 'seed conv1, batch 32', N: 32 };
+    const i32 = inputs(s32, 41);
+    expectSame(
+      await fused(s32, i32.x, i32.w, i32.b, 'v4', { ...tile, UW: 16, SL: 3 }),
+      await fused(s32, i32.x, i32.w, i32.b, 'v4', tile),
+      `${s32.label} UW 16 SL 3`,
+    );
+    await expect(fused(s, x, w, b, 'v4', { ...tile, SL: 4 })).rejects.toThrow(
+      /conv2d_v4_patch_pool_relu: 6 blocks of 4 output rows are not whole walks of 4 blocks/,
+    );
+  });
+
   /** Whether pooled output i's window maximum exceeds its other values by more than float32 sums can blur. */
   function clearMaximum(conv: Float64Array, OH: number, OW: number, i: number): boolean {
     const PW = Math.floor(OW / 2);

@@ -13,7 +13,7 @@ import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { maxPool2dCodes, POOL_CODE_CUT } from '../pool.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
-import { patchPoolRelu, patchTile, patchV4PoolRelu, patchWindowTiles, windowMaxRelu } from './patch.js';
+import { patchPoolRelu, patchTile, patchV4PoolRelu, patchWalkTiles, patchWindowTiles, windowMaxRelu } from './patch.js';
 import type { Geometry } from './sizes.js';
 
 /** One direct convolution: its sizes, the input padding on each axis, and whether the kernel is flipped. */
@@ -58,6 +58,8 @@ export interface Conv2dTile {
   OL?: number;
   /** The patch tile only: reads x as uniform windows of UW images each (patch.ts), not as a storage buffer. */
   UW?: number;
+  /** The patch tile only: row blocks a workgroup walks down a column, loading RT new rows a block. */
+  SL?: number;
 }
 
 const BUFFERS = { x: 'read', w: 'read', bias: 'read', y: 'read_write' } as const;
@@ -732,7 +734,8 @@ export type PoolSizes = V4Sizes & Pick<DirectArgs, 'Cin' | 'KH' | 'KW' | 'padH' 
 
 /**
  * Pooled v4 tiles a tuner may time: where the convolution has few enough input channels, the patch tile first
- * (patch.ts), and given the batch and the adapter, the patch tile reading x as uniform windows; then
+ * (patch.ts), and given the batch and the adapter, the patch tile reading x as uniform windows, each of them
+ * also walking whole columns of row blocks; then
  * conv2dTileV4's columns (made even) with half its channels, with conv2dTileV4's channels, and with all of them
  * (at most 20).
  */
@@ -743,7 +746,7 @@ export function conv2dPoolTilesV4(a: PoolSizes & Partial<Pick<DirectArgs, 'N' | 
   const patch = patchTile(a);
   const { N, Hin } = a; // with the adapter, for the patch tile reading x as uniform windows
   const windowed = gpu && N && Hin ? patchWindowTiles(gpu, { ...a, N, Hin }, patch) : [];
-  const patches = patchPoolRelu(a, patch) === null ? [patch, ...windowed] : [];
+  const patches = patchPoolRelu(a, patch) === null ? [patch, ...windowed].flatMap((t) => [t, ...patchWalkTiles(a, t)]) : [];
   return [...patches, ...OTs.map((OT) => withRows(a, withVecRows(a, { OT, PT, WG: 0 }), 2))];
 }
 

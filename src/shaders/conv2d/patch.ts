@@ -36,6 +36,13 @@
 // sums from the same values: the outputs are the storage-buffer tile's bit for bit. Measured on the seed's conv1
 // (llvmpipe, AMD EPYC, 2026-11-30; `bench:kernels --interleave`): 0.272 ms against 0.328, 72% of the FMA peak
 // against 60%.
+//
+// With SL, a workgroup walks SL row blocks down a column of the output instead of taking one block: it loads its
+// patch's first KH − 1 rows once and RT rows a block, each block's last KH − 1 rows becoming the next one's first
+// (as the image-lane weight gradient slides, backward-weight-patch.ts), so a whole column of the seed's conv1
+// loads 28 rows where six blocks loaded 48. The same sums: bit for bit. Alternating with the tile it walks in one
+// process (llvmpipe, AMD EPYC, 2026-12-01, uniform windows, medians of 41): 1.06–1.12× as fast walking all six
+// blocks, 1.02–1.09× walking three.
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { type BufferDecl, declareKernel, launch } from '../../gpu/kernel.js';
@@ -79,6 +86,8 @@ export function patchPoolRelu(
   if (t.PT % 8 !== 0 || a.Wout % t.PT !== 0) return `${a.Wout} output columns are not whole blocks of ${t.PT} (a multiple of 8)`;
   if (a.Win % 4 !== 0 || (a.Wout / 2) % 4 !== 0) return `rows of ${a.Win} inputs and ${a.Wout / 2} pooled outputs are not whole vec4s`;
   if (!t.VX) return 'the patch tile loads its rows as vec4s (VX: 1)';
+  const SL = t.SL ?? 1;
+  if ((a.Hout / RT) % SL !== 0) return `${a.Hout / RT} blocks of ${RT} output rows are not whole walks of ${SL} blocks`;
   const held = a.Cin * (RT + a.KH - 1) * (t.PT + a.KW - 1);
   return held > MAX_PATCH ? `a patch of ${held} input values is more than a lane holds (${MAX_PATCH})` : null;
 }
@@ -171,6 +180,12 @@ export function patchWindowTiles(gpu: Gpu, a: Pick<DirectArgs, 'N' | 'Cin' | 'Hi
   return UW ? [{ ...t, UW }] : [];
 }
 
+/** The patch tile walking whole columns of row blocks (SL, see the top of this file), where there are several. */
+export function patchWalkTiles(a: Pick<DirectArgs, 'Hout'>, t: Conv2dTile): Conv2dTile[] {
+  const blocks = a.Hout / (t.RT ?? 1);
+  return Number.isInteger(blocks) && blocks > 1 ? [{ ...t, SL: blocks }] : [];
+}
+
 const patchKernel = memoKernel(
   (
     Cin: number,
@@ -192,18 +207,26 @@ const patchKernel = memoKernel(
     const nq = Math.ceil((PT + KW - 1) / 4); // vec4s per patch row
     const rows = RT + KH - 1;
     const NT = KH * KW;
-    const held = range(Cin).flatMap((ic) =>
-      range(rows).flatMap((r) => range(nq).map((q) => [`v${ic}_${r}_${q}`, (ic * Hin + r) * (Win / 4) + q] as const)),
-    );
+    const SL = t.SL ?? 1;
+    const heldRows = (rs: number[]) =>
+      range(Cin).flatMap((ic) => rs.flatMap((r) => range(nq).map((q) => [`v${ic}_${r}_${q}`, (ic * Hin + r) * (Win / 4) + q] as const)));
     // x from its storage buffer, or from the uniform window of the workgroup's images (a switch on the window,
     // the same in every lane)
     const image = Cin * Hin * Win;
-    const patch = !t.UW
-      ? held.map(([v, k]) => `let ${v} = x[xb + ${k}u];`)
-      : [
-          held.map(([v]) => `var ${v}: vec4f;`).join(' '),
-          ...windowSwitch('nb', t.UW, sg, windows, image, (xs, at) => held.map(([v, k]) => `${v} = ${xs}[${at} + ${k}u];`).join(' ')),
-        ];
+    const load = (rs: number[]) => {
+      const h = heldRows(rs);
+      if (!t.UW) return h.map(([v, k]) => `${v} = x[xb + ${k}u];`);
+      return [
+        '{',
+        ...windowSwitch('nb', t.UW, sg, windows, image, (xs, at) => h.map(([v, k]) => `${v} = ${xs}[${at} + ${k}u];`).join(' ')),
+        '}',
+      ];
+    };
+    // the patch's first KH − 1 rows once, then RT rows a block: a workgroup walks SL blocks down a column, and each
+    // block's last KH − 1 rows are the next one's first
+    const kept = range(KH - 1);
+    const declared = heldRows(range(rows)).map(([v]) => `var ${v}: vec4f;`);
+    const slide = heldRows(kept).map(([v], i) => `${v} = ${heldRows(kept.map((r) => r + RT))[i][0]};`);
     const xv = (ic: number, r: number, j: number) => `v${ic}_${r}_${j >> 2}[${j & 3}]`;
     const acc = (r: number, pp: number) => `a${r}_${pp}`;
     const sums = range(Cin).flatMap((ic) => [
@@ -243,7 +266,7 @@ const patchKernel = memoKernel(
     ]);
     const nPB = Wout / PT;
     return declareKernel({
-      name: `conv2d_v4_patch_pool_relu${t.UW ? `_uw${t.UW}x${windows}` : ''}${codes ? '_codes' : ''}${saveArgmax ? '' : '_noidx'}`,
+      name: `conv2d_v4_patch_pool_relu${t.SL ? `_sl${t.SL}` : ''}${t.UW ? `_uw${t.UW}x${windows}` : ''}${codes ? '_codes' : ''}${saveArgmax ? '' : '_noidx'}`,
       enable: ['subgroups'],
       params: { N: 'u32', nNB: 'u32', Cout: 'u32', hasBias: 'u32' },
       buffers: {
@@ -256,18 +279,23 @@ const patchKernel = memoKernel(
       },
       wgsl: /* wgsl */ `${IS_NAN}
 @compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
-  let gidx = wid.y * nwg.x + wid.x;  // (row block, column block, image block); past the end only at grid rounding
+  let gidx = wid.y * nwg.x + wid.x;  // (SL row blocks, column block, image block); past the end only at grid rounding
   let nb = gidx % p.nNB;
   let pb = (gidx / p.nNB) % ${nPB}u;
-  let rb = gidx / (p.nNB * ${nPB}u);
+  let rb0 = gidx / (p.nNB * ${nPB}u) * ${SL}u; // the first of the workgroup's SL row blocks
   let nl = nb * ${sg}u + sid;
-  let live = nl < p.N && rb < ${Hout / RT}u;
   let n = min(nl, p.N - 1u);
-  let xb = ((n * ${Cin * Hin}u + min(rb, ${Hout / RT - 1}u) * ${RT}u) * ${Win}u + pb * ${PT}u) / 4u;
-  ${patch.join('\n  ')}
+  let xc = ((n * ${Cin * Hin}u + min(rb0, ${Hout / RT - 1}u) * ${RT}u) * ${Win}u + pb * ${PT}u) / 4u;
+  let oc0 = wid.z * ${OT}u;
+  ${declared.join(' ')}
+  var xb = xc;
+  ${load(kept).join('\n  ')}
+  for (var rb = rb0; rb < rb0 + ${SL}u; rb++) {
+  let live = nl < p.N && rb < ${Hout / RT}u;
+  xb = xc + (rb - rb0) * ${(RT * Win) / 4}u; // the block's first row (its last RT rows are loaded here)
+  ${load(range(RT).map((r) => r + KH - 1)).join('\n  ')}
   let pbase = (n * p.Cout * ${Hout / 2}u + rb * ${PR}u) * ${Wout / 2}u + pb * ${PT / 2}u;
   let jw = i32(rb * ${RT * Wout}u + pb * ${PT}u);
-  let oc0 = wid.z * ${OT}u;
   for (var o = oc0; o < min(oc0 + ${OT}u, p.Cout); o++) {
     let b = select(0.0, bias[o], p.hasBias != 0u);
     ${range(RT)
@@ -275,6 +303,8 @@ const patchKernel = memoKernel(
       .join(' ')}
     ${sums.join('\n    ')}
     ${pooled.join('\n    ')}
+  }
+  ${slide.join(' ')}
   }
 }`,
     });
@@ -289,7 +319,7 @@ export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: PoolReluBuffer
   if (why) throw new VariantError(`conv2d_v4_patch_pool_relu: ${why}`);
   const UW = windowsFor(t.UW, buffers.x);
   const nNB = Math.ceil(a.N / sg);
-  const [gx, gy] = grid1d(nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1)), 1);
+  const [gx, gy] = grid1d(nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1) / (t.SL ?? 1)), 1);
   const windows = UW ? a.N / UW : 0;
   const { x, argmax, codes, ...rest } = buffers;
   const tw = { ...t, WG: sg, UW: UW || undefined };
