@@ -543,8 +543,8 @@ const directV4Kernel = memoKernel(
       const inside = (r: number) => `u32(${xn('ih0', r)} + i32(kh)) < p.Hin`;
       // What a row carries to the next kh step: the values it fetched or, from a pooled gradient, the columns
       // unpacked from them, so that each row's codes are unpacked once rather than at each of its RT kh steps. On
-      // the seed's conv2 (3 rows a lane; llvmpipe, AMD EPYC, 2026-12-01, alternating in one process, four runs of
-      // 31–41 rounds) 1.00–1.06× as fast as carrying the fetched values, the same tile against itself 0.99–1.02×.
+      // the seed's conv2 (3 rows a lane; llvmpipe, AMD EPYC, 2026-12-01, alternating in one process, five runs of
+      // 31–41 rounds) 0.99–1.06× as fast as carrying the fetched values, the same tile against itself 0.99–1.02×.
       const carryColumns = pooledIn;
       const kept = (r: number): [string, string][] =>
         carryColumns ? xs.map((j) => [xn('x', r, j), 'f32']) : fetched(r).map(([v, , type]) => [v, type]);

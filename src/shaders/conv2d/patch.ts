@@ -41,8 +41,8 @@
 // patch's first KH − 1 rows once and RT rows a block, each block's last KH − 1 rows becoming the next one's first
 // (as the image-lane weight gradient slides, backward-weight-patch.ts), so a whole column of the seed's conv1
 // loads 28 rows where six blocks loaded 48. The same sums: bit for bit. Alternating with the tile it walks in one
-// process (llvmpipe, AMD EPYC, 2026-12-01, uniform windows, medians of 41): 1.06–1.12× as fast walking all six
-// blocks, 1.02–1.09× walking three.
+// process (llvmpipe, AMD EPYC, 2026-12-01, uniform windows, nine runs of 21–41 rounds): 1.05–1.25× as fast walking
+// all six blocks (median 1.11×), 1.02–1.09× walking three.
 import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize } from '../../gpu/capabilities.js';
 import { type BufferDecl, declareKernel, launch } from '../../gpu/kernel.js';
