@@ -226,7 +226,8 @@ const patchKernel = memoKernel(
     // block's last KH − 1 rows are the next one's first
     const kept = range(KH - 1);
     const declared = heldRows(range(rows)).map(([v]) => `var ${v}: vec4f;`);
-    const slide = heldRows(kept).map(([v], i) => `${v} = ${heldRows(kept.map((r) => r + RT))[i][0]};`);
+    const below = heldRows(kept.map((r) => r + RT));
+    const slide = heldRows(kept).map(([v], i) => `${v} = ${below[i][0]};`);
     const xv = (ic: number, r: number, j: number) => `v${ic}_${r}_${j >> 2}[${j & 3}]`;
     const acc = (r: number, pp: number) => `a${r}_${pp}`;
     const sums = range(Cin).flatMap((ic) => [
