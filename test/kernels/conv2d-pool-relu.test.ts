@@ -114,6 +114,15 @@ const inputs = (s: Shape, seed: number) => ({
   b: Float64Array.from(randomArray(s.O, seed + 2, -0.3, 0.3), Math.fround),
 });
 
+/** The float64 reference of the fused op's y: relu(max_pool2d(conv2d(x, w, b), 2)). */
+function pooledReference(s: Shape, x: Float64Array, w: Float64Array, b: Float64Array): Float64Array {
+  const { OH, OW } = conv2dOutputSize(s);
+  return ref.relu(ref.maxPool2d(ref.conv2d(x, w, b, s), { N: s.N, C: s.O, H: OH, W: OW }).y);
+}
+
+/** The patch tile on the seed's conv1: all ten channels a workgroup, 4×8 outputs a lane. */
+const SEED_PATCH_TILE: Conv2dTile = { OT: 10, PT: 8, WG: 0, RT: 4, VX: 1, OL: 1 };
+
 describe('conv2dMaxPool2dRelu', () => {
   for (const s of SHAPES) {
     it(`${s.label}: every choice a tuner may make, saving the argmax${codesFit(s) ? ' or window codes' : ''}, against the float64 chain and the unfused kernels`, {
@@ -166,8 +175,7 @@ describe('conv2dMaxPool2dRelu', () => {
         await expect(fused(s, x, w, b, 'v4', tile), label).rejects.toThrow(VariantError);
         continue;
       }
-      const { OH, OW } = conv2dOutputSize(s);
-      const want = ref.relu(ref.maxPool2d(ref.conv2d(x, w, b, s), { N: s.N, C: s.O, H: OH, W: OW }).y);
+      const want = pooledReference(s, x, w, b);
       const got = await fused(s, x, w, b, 'v4', tile);
       expectClose(got.y, want, { label, atol: 2e-6 * Math.sqrt(s.C * s.KH * s.KW * 50), rtol: 1e-5 });
       expectSame(got, await unfused(s, x, w, b), label);
@@ -185,8 +193,7 @@ describe('conv2dMaxPool2dRelu', () => {
       await expect(fused(s, x, w, b, 'v4', tile)).rejects.toThrow(VariantError);
       return;
     }
-    const { OH, OW } = conv2dOutputSize(s);
-    const want = ref.relu(ref.maxPool2d(ref.conv2d(x, w, b, s), { N: s.N, C: s.O, H: OH, W: OW }).y);
+    const want = pooledReference(s, x, w, b);
     const got = await fused(s, x, w, b, 'v4', tile);
     expectClose(got.y, want, { label: s.label, atol: 1e-5, rtol: 1e-5 });
     expectSame(got, await unfused(s, x, w, b), s.label);
@@ -205,7 +212,7 @@ describe('conv2dMaxPool2dRelu', () => {
   // seed's conv1), bit for bit the tile reading the storage buffer; refused where the batch is not whole windows.
   it('the patch tile reading x as uniform windows: as the storage-buffer tile, bit for bit, and where it cannot run', async () => {
     const s: Shape = { ...SHAPES[0], label: 'seed conv1, batch 32', N: 32 };
-    const tile: Conv2dTile = { OT: 10, PT: 8, WG: 0, RT: 4, VX: 1, OL: 1 };
+    const tile = SEED_PATCH_TILE;
     const { x, w, b } = inputs(s, 29);
     if (CONV2D_POOL_RELU.unavailable(ctx.gpu, 'v4', s) !== null) {
       await expect(fused(s, x, w, b, 'v4', { ...tile, UW: 8 })).rejects.toThrow(VariantError);
@@ -214,8 +221,7 @@ describe('conv2dMaxPool2dRelu', () => {
     const plain = await fused(s, x, w, b, 'v4', tile);
     expectSame(await fused(s, x, w, b, 'v4', { ...tile, UW: 8 }), plain, `${s.label} UW 8`);
     expectSame(await fused(s, x, w, b, 'v4', { ...tile, UW: 16 }), plain, `${s.label} UW 16`);
-    const { OH, OW } = conv2dOutputSize(s);
-    const want = ref.relu(ref.maxPool2d(ref.conv2d(x, w, b, s), { N: s.N, C: s.O, H: OH, W: OW }).y);
+    const want = pooledReference(s, x, w, b);
     expectClose(plain.y, want, { label: s.label, atol: 1e-5, rtol: 1e-5 });
     // x of the caller's without UNIFORM usage: the tile reads it as a storage buffer, the same results
     const { gpu } = ctx;
@@ -248,7 +254,7 @@ describe('conv2dMaxPool2dRelu', () => {
   // of images; refused where the blocks are not whole walks.
   it('the patch tile walking row blocks down a column: as one block a workgroup, bit for bit, and where it cannot run', async () => {
     const s: Shape = { ...SHAPES[0], label: 'seed conv1, batch 21', N: 21 };
-    const tile: Conv2dTile = { OT: 10, PT: 8, WG: 0, RT: 4, VX: 1, OL: 1 };
+    const tile = SEED_PATCH_TILE;
     const { x, w, b } = inputs(s, 37);
     if (CONV2D_POOL_RELU.unavailable(ctx.gpu, 'v4', s) !== null) {
       await expect(fused(s, x, w, b, 'v4', { ...tile, SL: 2 })).rejects.toThrow(VariantError);
@@ -262,8 +268,7 @@ describe('conv2dMaxPool2dRelu', () => {
         await fused(s, x, w, b, 'v4', tile, true),
         `${s.label} SL 6, codes`,
       );
-    const { OH, OW } = conv2dOutputSize(s);
-    const want = ref.relu(ref.maxPool2d(ref.conv2d(x, w, b, s), { N: s.N, C: s.O, H: OH, W: OW }).y);
+    const want = pooledReference(s, x, w, b);
     expectClose(plain.y, want, { label: s.label, atol: 1e-5, rtol: 1e-5 });
     const s32: Shape = { ...s, label: 'seed conv1, batch 32', N: 32 };
     const i32 = inputs(s32, 41);
