@@ -60,8 +60,6 @@ export interface Conv2dTile {
   UW?: number;
   /** The patch tile only: row blocks a workgroup walks down a column, loading RT new rows a block. */
   SL?: number;
-  /** The backward-input reading a pooled gradient only: 1 multiplies each window's value at its maximum's column only. */
-  AM?: number;
 }
 
 const BUFFERS = { x: 'read', w: 'read', bias: 'read', y: 'read_write' } as const;
@@ -447,7 +445,6 @@ const directV4Kernel = memoKernel(
     // names of per-row values and sums: with one row per lane, the names (and so the WGSL) of the one-row kernel
     const xn = (base: string, r: number, j?: number) => `${base}${RT > 1 ? `${r}_` : ''}${j ?? ''}`.replace(/_$/, '');
     const acc = (tt: number, r: number, pp: number) => (RT > 1 ? `a${tt}_${r}_${pp}` : `a${tt}_${pp}`);
-    const am = pooledIn && !!t.AM; // (pooled input) a window's value meets the taps at its maximum's column only
     const vx = !!t.VX; // x is bound as vec4s: each block's valid columns come in ceil(…/4) loads instead of one per column
     const span = (PT - 1) * S + KW;
     const nPB = Math.ceil(Wout / PT);
@@ -491,8 +488,7 @@ const directV4Kernel = memoKernel(
       // a row's loads: the values fetched (vec4s with vx, else the columns; their names, loads and types) and the
       // columns unpacked from them. Pooled input (backward-input behind a 2×2 pool, directV4PooledInput: the row
       // starts on a word): each 8 columns are 4 windows, a vec4 of their pooled gradient and a word of their codes,
-      // and a column's value is its window's where the code names it for the row's parity, else 0, what max_pool2d's
-      // backward would have stored there.
+      // unpacked into windows, not columns (windowValue, windowChannel below).
       const fetched = (r: number): [string, string, string][] =>
         pooledIn
           ? range(Math.ceil((last - x0 + 1) / 8)).flatMap((q): [string, string, string][] => [
@@ -506,12 +502,8 @@ const directV4Kernel = memoKernel(
                 'vec4f',
               ])
             : xs.map((j) => [xn('x', r, j), `x[${xn('xr', r)} + ${j - x0}u]`, 'f32']);
-      const pooledColumn = (r: number, j: number) => {
-        const [q, e, c] = [(j - x0) >> 3, ((j - x0) >> 1) & 3, (j - x0) & 1];
-        return `select(0.0, ${xn('gv', r, q)}[${e}], ((${xn('gc', r, q)} >> ${8 * e}u) & 255u) == ${xn('par', r)} + ${c}u)`;
-      };
-      // AM (pooled input): a row's windows as their value where the maximum is in this row (else 0) and whether it
-      // is in their odd column, instead of two columns each (windows: whole in the row, xs starting on a word)
+      // A pooled row is unpacked into its windows (whole in the row, xs starting on a word): a window's value where
+      // its code puts the maximum in this row (else 0), and whether in its odd column.
       const windows = range((last - x0 + 1) >> 1);
       const windowValue = (r: number, wi: number): [string, string, string][] => {
         const [gv, word] = [xn('gv', r, wi >> 2), `(${xn('gc', r, wi >> 2)} >> ${8 * (wi & 3)}u)`];
@@ -520,9 +512,8 @@ const directV4Kernel = memoKernel(
           [xn('od', r, wi), 'bool', `(${word} & 1u) != 0u`],
         ];
       };
-      // the values a row's sums read: their names, types and how they are unpacked from what it fetched
-      const unpacked = (r: number): [string, string, string][] =>
-        am ? windows.flatMap((wi) => windowValue(r, wi)) : xs.map((j) => [xn('x', r, j), 'f32', pooledColumn(r, j)]);
+      // the values a pooled row's sums read: their names, types and how they are unpacked from what it fetched
+      const unpacked = (r: number): [string, string, string][] => windows.flatMap((wi) => windowValue(r, wi));
       // (assign: into variables declared before, not as new lets)
       const unpack = (r: number, assign = false) =>
         pooledIn
@@ -543,11 +534,14 @@ const directV4Kernel = memoKernel(
           const sums = used.map((pp) => `  ${acc(tt, r, pp)} = fma(wt, ${xn('x', r, pp * S + kw)}, ${acc(tt, r, pp)});`);
           return [`{ let wt = ${wtap(tt, kw)};`, ...sums, '}'];
         });
-      // AM: an output's taps over a window's two columns meet its value once, with the weight of its maximum's
-      // column (select); a window with one column among the taps, with that column's value. Windows in column order
-      // are taps in kw order, and the other column's term is a product with 0: the dense sums bit for bit (only
-      // where a weight is ∞ or NaN do they differ: 0 × ∞).
-      const amChannel = (tt: number, r: number) => [
+      // Pooled input: an output's taps over a window's two columns meet its value once, with the weight of its
+      // maximum's column (a select), and a window with one column among the taps, with that column's value, where
+      // the dense sums multiply both columns, one of them 0 (max_pool2d's backward). Windows in column order are taps
+      // in kw order, so the sums are the dense ones (directV4 on the scattered gradient) bit for bit; only where a
+      // weight is ∞ or NaN do they differ (0 × ∞). On the seed's conv2 (OT 5, 3 rows a lane) 1.11–1.15× as fast as
+      // the dense sums on the same pooled rows (625fca3; alternating in one process, llvmpipe, AMD EPYC, 2026-12-01,
+      // three runs of 21–41 rounds; 1.14× on one llvmpipe thread).
+      const windowChannel = (tt: number, r: number) => [
         `{ ${range(KW)
           .map((kw) => `let wt${kw} = ${wtap(tt, kw)};`)
           .join(' ')}`,
@@ -563,7 +557,7 @@ const directV4Kernel = memoKernel(
         ),
         '}',
       ];
-      const channel = am ? amChannel : denseChannel;
+      const channel = pooledIn ? windowChannel : denseChannel;
       const xr = (r: number) =>
         pooledIn
           ? `let ${xn('xr', r)} = ((n * ${cin} + ic) * (p.Hin / 2u) + u32(${xn('ih0', r)} + i32(kh)) / 2u) * ${Win / 8}u + u32(iw0 + ${x0}) / 8u;`
@@ -578,10 +572,11 @@ const directV4Kernel = memoKernel(
       // padded rows, a row outside the image (the same in every lane) is neither loaded nor summed.
       const slide = RT > 1 && S === 1 && Hout % RT === 0;
       const inside = (r: number) => `u32(${xn('ih0', r)} + i32(kh)) < p.Hin`;
-      // What a row carries to the next kh step: the values it fetched or, from a pooled gradient, the columns
-      // unpacked from them, so that each row's codes are unpacked once rather than at each of its RT kh steps. On
-      // the seed's conv2 (3 rows a lane; llvmpipe, AMD EPYC, 2026-12-01, alternating in one process, five runs of
-      // 31–41 rounds) 0.99–1.06× as fast as carrying the fetched values, the same tile against itself 0.99–1.02×.
+      // What a row carries to the next kh step: the values it fetched or, from a pooled gradient, what it unpacked
+      // from them, so that each row's codes are unpacked once rather than at each of its RT kh steps. On the seed's
+      // conv2 (3 rows a lane, unpacked into columns then; llvmpipe, AMD EPYC, 2026-12-01, alternating in one process,
+      // five runs of 31–41 rounds) 0.99–1.06× as fast as carrying the fetched values, the same tile against itself
+      // 0.99–1.02×.
       const carryColumns = pooledIn;
       const kept = (r: number): [string, string][] =>
         carryColumns ? unpacked(r).map(([v, type]) => [v, type]) : fetched(r).map(([v, , type]) => [v, type]);
@@ -703,7 +698,7 @@ const directV4Kernel = memoKernel(
     .join('\n  ')}
   ${pooled.join('\n  ')}`;
     return declareKernel({
-      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}${pool ? '_pool_relu' : ''}${codes ? '_codes' : ''}${pool && !saveArgmax ? '_noidx' : ''}${pooledIn ? '_pooled_in' : ''}${am ? '_am' : ''}`,
+      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}${pool ? '_pool_relu' : ''}${codes ? '_codes' : ''}${pool && !saveArgmax ? '_noidx' : ''}${pooledIn ? '_pooled_in' : ''}`,
       enable: ['subgroups'],
       params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32' },
       buffers: {
@@ -848,18 +843,6 @@ export function v4PooledInput(a: Pick<DirectArgs, 'flip' | 'S' | 'Hin' | 'Win' |
 }
 
 /**
- * v4 tiles the backward-input reading a pooled gradient may take: conv2dTilesV4's that can (v4PooledInput), each
- * first with AM and then without. With AM, a lane meets each window's value once per output at its maximum's column
- * (a select of two weights), not once per column of the window with a 0 in the other (directV4Kernel): on the
- * seed's conv2 (OT 5, 3 rows a lane) 1.11–1.13× as fast, alternating in one process (llvmpipe, AMD EPYC,
- * 2026-12-01, two runs of 21 and 25 rounds), the same sums bit for bit.
- */
-export function pooledInputTilesV4(a: DirectArgs): Conv2dTile[] {
-  const tiles = conv2dTilesV4(a).filter((t) => v4PooledInput(a, t) === null);
-  return [...tiles.map((t) => ({ ...t, AM: 1 })), ...tiles];
-}
-
-/**
  * The backward-input (v4 on the flipped kernel) of a convolution behind a 2×2 max pool and its ReLU, reading the
  * pooled gradient (buffers.x, [N, Cin, Hin/2, Win/2]) and its window codes instead of the convolution's gradient
  * (see directV4Kernel's pooled input): the same values in the same order as directV4 on max_pool2d's backward of
@@ -963,10 +946,6 @@ export function directV4(gpu: Gpu, a: DirectArgs, buffers: DirectBuffers, tile?:
   const t = tile ?? conv2dTileV4(a);
   const why = t.VX ? v4VecRows(a, t.PT) : null;
   if (why) throw new VariantError(`${a.flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}: vec4 rows (VX) impossible here: ${why}`);
-  if (t.AM)
-    throw new VariantError(
-      `${a.flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}: AM reads a pooled gradient and its window codes (conv2d.pool-relu.backward-input)`,
-    );
   launchV4(gpu, a, buffers, t, false);
 }
 

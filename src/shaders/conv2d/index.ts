@@ -138,7 +138,6 @@ import {
   directV4,
   directV4PooledInput,
   directV4PoolRelu,
-  pooledInputTilesV4,
   v3Chunk,
   v4PooledInput,
   v4PoolRelu,
@@ -708,10 +707,10 @@ export const CONV2D_POOL_RELU_BACKWARD_INPUT = defineOp<
       summary: 'the backward-input v4 reading the pooled gradient and its window codes, not the scattered one: software adapters',
       requires: ['fixed-subgroups'],
       rejects: (s) => (!s.codes ? 'reads window codes, not the argmax' : (stride1(s) ?? pooledInputTiles(s))),
-      configs: (_gpu, s) => pooledInputTilesV4(backwardInputArgs(s)),
+      configs: (_gpu, s) => tilesV4(backwardInputArgs(s)).filter((t) => v4PooledInput(backwardInputArgs(s), t) === null),
       run: (gpu, b, s, c) => {
         const a = backwardInputArgs(s);
-        const t = s.tile ?? (c as Conv2dTile | undefined) ?? pooledInputTilesV4(a)[0];
+        const t = s.tile ?? (c as Conv2dTile | undefined) ?? tilesV4(a).find((u) => v4PooledInput(a, u) === null)!;
         directV4PooledInput(gpu, a, { x: b.dy, codes: b.codes!, w: b.w, bias: b.w, y: b.dx }, t);
       },
     },
