@@ -137,6 +137,8 @@ export interface TuneOptions {
   nearTie?: number;
   /** Candidates this close (relative) to the fastest after the rounds take as many rounds again (default 0.1). */
   closeCall?: number;
+  /** After the first round, candidates more than this many times slower than the fastest are dropped (default 3). */
+  dropOver?: number;
   /** Called with a line of progress. */
   log?: (line: string) => void;
   /** Times the host's steadiness between rounds (default: the FMA loop; null: no probe, no retries). */
@@ -172,6 +174,9 @@ const NEAR_TIE = 0.05;
 
 /** Candidates this close to the fastest (relative) after the rounds are timed again as many rounds. */
 const CLOSE_CALL = 0.1;
+
+/** After the first round, a candidate this many times slower than the fastest cannot win and is dropped. */
+const DROP_OVER = 3;
 
 /** Under this share of the tuning's steady rate, the probe's median over a call's rounds says the host was slow. */
 const STEADY = 0.9;
@@ -627,7 +632,7 @@ export class Tuner implements TuningHook {
       }
       if (probe) rates.push(await probe.sample());
       const best1 = Math.min(...[...times.values()].map((t) => t[0]));
-      const alive = [...times.keys()].filter((c) => times.get(c)![0] <= 3 * best1 || sameChoice(c, heuristic));
+      const alive = [...times.keys()].filter((c) => times.get(c)![0] <= (opts.dropOver ?? DROP_OVER) * best1 || sameChoice(c, heuristic));
       const rounds = async (cs: Choice[], n: number) => {
         for (let round = 0; round < n; round++) {
           for (const c of cs) times.get(c)!.push((await sample(gpu, run(c), repeats.get(c)!)).ms);
