@@ -577,15 +577,15 @@ const directV4Kernel = memoKernel(
       // conv2 (3 rows a lane, unpacked into columns then; llvmpipe, AMD EPYC, 2026-12-01, alternating in one process,
       // five runs of 31–41 rounds) 0.99–1.06× as fast as carrying the fetched values, the same tile against itself
       // 0.99–1.02×.
-      const carryColumns = pooledIn;
+      const carryUnpacked = pooledIn;
       const kept = (r: number): [string, string][] =>
-        carryColumns ? unpacked(r).map(([v, type]) => [v, type]) : fetched(r).map(([v, , type]) => [v, type]);
+        carryUnpacked ? unpacked(r).map(([v, type]) => [v, type]) : fetched(r).map(([v, , type]) => [v, type]);
       const prologue = slide
         ? [
             ...range(RT - 1).flatMap((r) => kept(r).map(([v, type]) => `var c${v}: ${type};`)),
             `{ let kh = khLo;`,
             ...range(RT - 1).flatMap((r) => {
-              const load = carryColumns
+              const load = carryUnpacked
                 ? ['{', xr(r), ...loads(r), ...kept(r).map(([v]) => `c${v} = ${v};`), '}']
                 : [xr(r), ...fetched(r).map(([v, e]) => `c${v} = ${e};`)];
               return padRows ? [`if (${inside(r)}) {`, ...load, '}'] : load;
@@ -601,13 +601,13 @@ const directV4Kernel = memoKernel(
               ...kept(lastRow).map(([v, type]) => `var ${v}: ${type};`),
               `if (${inside(lastRow)}) {`,
               xr(lastRow),
-              ...(carryColumns
+              ...(carryUnpacked
                 ? [...fetched(lastRow).map(([v, e]) => `let ${v} = ${e};`), ...unpack(lastRow, true)]
                 : fetched(lastRow).map(([v, e]) => `${v} = ${e};`)),
               '}',
               ...RS.flatMap((r) => [
                 `if (${inside(r)}) {`,
-                ...(carryColumns ? [] : unpack(r)),
+                ...(carryUnpacked ? [] : unpack(r)),
                 ...range(OT).flatMap((tt) => channel(tt, r)),
                 '}',
               ]),
@@ -615,7 +615,7 @@ const directV4Kernel = memoKernel(
           : [
               xr(lastRow),
               ...loads(lastRow),
-              ...(carryColumns ? [] : range(RT - 1).flatMap((r) => unpack(r))),
+              ...(carryUnpacked ? [] : range(RT - 1).flatMap((r) => unpack(r))),
               ...range(OT).flatMap((tt) => RS.flatMap((r) => channel(tt, r))),
             ]),
         ...range(RT - 1).flatMap((r) => kept(r).map(([v], q) => `c${v} = ${kept(r + 1)[q][0]};`)),
