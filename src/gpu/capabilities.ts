@@ -26,3 +26,13 @@ export const REQUIREMENTS: Record<Requirement, { description: string; met: (gpu:
     met: (gpu) => fixedSubgroupSize(gpu) !== null,
   },
 };
+
+/**
+ * Whether a workgroup's stores before an atomic are seen by every workgroup whose atomic on the same word comes
+ * after it, without a device-scope fence (which WGSL lacks): on llvmpipe, whose workgroups each run as one SIMD
+ * stream on a CPU thread and whose atomics are all sequentially consistent read-modify-writes (Mesa's gallivm,
+ * emit_atomic_mem). Not promised by WGSL's memory model, and so nowhere else.
+ */
+export function orderedAtomics(gpu: Pick<Gpu, 'adapter'>): boolean {
+  return /llvmpipe/i.test(gpu.adapter.description);
+}

@@ -59,6 +59,9 @@ const QUERY_RESOLVE = 0x0200;
 const STORAGE = 0x0080;
 const COMPUTE_STAGE = 0x4;
 
+/** The counters in Gpu.ticketBuffer. */
+export const TICKET_WORDS = 4096;
+
 interface Compiled {
   pipeline: GPUComputePipeline;
   /** Binding numbers declared var<storage, read_write>: their buffer may not be bound twice. */
@@ -77,6 +80,11 @@ export class Gpu {
   readonly pool: BufferPool;
   /** The fault word kernels record input faults in (fault.ts); bound by the kernels that check their input. */
   readonly faultBuffer: GPUBuffer;
+  /**
+   * TICKET_WORDS counters, zero between dispatches: a kernel whose workgroups take tickets (atomicAdd) so that the
+   * last one to finish does a final step sets its counter back to zero (backward-weight-patch.ts).
+   */
+  readonly ticketBuffer: GPUBuffer;
   /** Dispatches recorded since the runtime was made, submits made, and readbacks waited for; for logs, benchmarks and tests. */
   readonly counters = { dispatches: 0, submits: 0, pipelines: 0, reads: 0 };
   /** Measured kernel choices (src/tune/), consulted by every op that is not forced; null: the heuristics alone. */
@@ -111,6 +119,7 @@ export class Gpu {
     this.arena = device.createBuffer({ size: ARENA_BYTES, usage: UNIFORM | COPY_DST, label: 'webgpu-nn uniform arena' });
     // Zeroed at creation, as WebGPU zeroes every new buffer: no fault.
     this.faultBuffer = device.createBuffer({ size: FAULT_BYTES, usage: STORAGE | COPY_SRC | COPY_DST, label: 'webgpu-nn fault word' });
+    this.ticketBuffer = device.createBuffer({ size: 4 * TICKET_WORDS, usage: STORAGE, label: 'webgpu-nn ticket counters' });
     device.lost.then((info) => {
       if (!this.destroyed) this.error ??= new DeviceLostError(`GPU device lost (${info.reason}): ${info.message}`);
     });
@@ -270,7 +279,7 @@ export class Gpu {
    */
   private bindGroup(c: Compiled, label: string, offset: number, size: number, buffers: Binding[]): GPUBindGroup {
     let key: string | null = null;
-    if (buffers.every((b) => this.pool.owns(bufferOf(b)) || b === this.faultBuffer)) {
+    if (buffers.every((b) => this.pool.owns(bufferOf(b)) || b === this.faultBuffer || b === this.ticketBuffer)) {
       if (c.generation !== this.pool.generation || c.bindGroups.size > 4096) {
         c.bindGroups.clear();
         c.generation = this.pool.generation;
@@ -490,6 +499,7 @@ export class Gpu {
     this.pool.trim();
     this.arena.destroy();
     this.faultBuffer.destroy();
+    this.ticketBuffer.destroy();
     if (this.ownsDevice) this.device.destroy();
   }
 

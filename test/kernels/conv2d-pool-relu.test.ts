@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ShapeError, UsageError, VariantError } from '../../src/errors.js';
 import * as F from '../../src/nn/ops.js';
 import { setDefaultGpu } from '../../src/nn/tensor.js';
-import { imageLanesTile } from '../../src/shaders/conv2d/backward-weight-patch.js';
+import { imageLanesTile, imageLanesTiles, lastSliceSums } from '../../src/shaders/conv2d/backward-weight-patch.js';
 import {
   CONV2D_POOL_RELU,
   CONV2D_POOL_RELU_BACKWARD_INPUT,
@@ -436,6 +436,19 @@ describe('conv2dMaxPool2dRelu', () => {
             expectClose(fromCodes.dw, fromArgmax.dw, { label: `${label} dw from codes${t.AM ? '' : ', no AM'}`, atol: 0, rtol: 0 });
             expectClose(fromCodes.db, fromArgmax.db, { label: `${label} db from codes${t.AM ? '' : ', no AM'}`, atol: 0, rtol: 0 });
           }
+          if (tile.LS) {
+            // the slices' sums added up by the last workgroup: those of the second pass (conv2d_sum_partials), bit
+            // for bit, also when adding to dw and db
+            for (const accumulate of [false, true]) {
+              const [last, twoPass] = [
+                accumulate ? await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile, accumulate }) : got,
+                await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile: { ...tile, LS: undefined }, accumulate }),
+              ];
+              const how = `${label}${accumulate ? ' accumulated' : ''}, against two passes`;
+              expectClose(last.dw, twoPass.dw, { label: `${how} dw`, atol: 0, rtol: 0 });
+              expectClose(last.db, twoPass.db, { label: `${how} db`, atol: 0, rtol: 0 });
+            }
+          }
           if (tile.UW) {
             // x read as uniform windows: the sums of the tile reading the storage buffer, bit for bit
             const stored = await weightGrads(s, x, dy, argmax, null, { variant: 'v4', tile: { ...tile, UW: undefined } });
@@ -481,6 +494,33 @@ describe('conv2dMaxPool2dRelu', () => {
       const narrow: Shape = { label: '6-wide output', N: 8, C: 1, H: 8, W: 10, O: 2, KH: 5, KW: 5 };
       if (CONV2D_POOL_RELU_BACKWARD_WEIGHT.unavailable(gpu, 'v4', { ...SHAPES[1], scattered: false }) === null)
         expect(CONV2D_POOL_RELU_BACKWARD_WEIGHT.unavailable(gpu, 'v4', { ...narrow, scattered: false })).toMatch(/blocks of 8|whole/);
+      // the last workgroup adding up the slices (LS): on llvmpipe only, with a counter for each channel group
+      const conv1 = { N: 64, C: 1, H: 28, W: 28, O: 10, KH: 5, KW: 5, S: 1, pad: 0, OH: 24, OW: 24 };
+      const tile = imageLanesTile(true);
+      const adapter = (description: string) => ({ adapter: { ...gpu.adapter, description } });
+      expect(lastSliceSums(adapter('llvmpipe (LLVM 15.0.6, 256 bits)'), conv1, tile)).toBeNull();
+      expect(lastSliceSums(adapter('SwiftShader Device (Subzero)'), conv1, tile)).toMatch(/SwiftShader.*does not promise/);
+      expect(lastSliceSums(adapter('llvmpipe'), { ...conv1, C: 8192 }, tile)).toMatch(/8192 channel groups.*4096 ticket counters/);
+      const sg = 8;
+      const offered = (description: string) =>
+        imageLanesTiles(conv1, sg, true, { ...gpu, ...adapter(description) } as typeof gpu).map((t) => [t.groups, t.LS ?? 0]);
+      // (the batch is whole uniform windows of 16 images: each tile also reading x from them)
+      expect(offered('llvmpipe')).toEqual([
+        [16, 1],
+        [2, 1],
+        [1, 0],
+        [16, 1],
+        [2, 1],
+        [1, 0],
+      ]);
+      expect(offered('SwiftShader')).toEqual([
+        [16, 0],
+        [2, 0],
+        [1, 0],
+        [16, 0],
+        [2, 0],
+        [1, 0],
+      ]);
     });
   });
 

@@ -43,6 +43,11 @@ export interface Conv2dWeightTile {
   UW?: number;
   /** With IL behind the pool: 1 multiplies each window's value at its maximum only (backward-weight-patch.ts), the same sums. */
   AM?: number;
+  /**
+   * With IL split into slices: 1 has the last workgroup of each channel group to finish add up the slices' sums
+   * (backward-weight-patch.ts: on llvmpipe only), not a second dispatch; the same sums.
+   */
+  LS?: number;
 }
 
 /** Why v4 cannot load x rows as vec4s for this geometry and tile, or null: unpadded, rows and steps on vec4 boundaries, no step past a row. */
