@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Dataset } from '../../src/data/dataset.js';
 import { GpuDataset } from '../../src/data/gpu-data.js';
+import { fixedSubgroupSize } from '../../src/gpu/capabilities.js';
 import * as F from '../../src/nn/ops.js';
 import { type Tensor, tidy } from '../../src/nn/tensor.js';
 import {
@@ -118,21 +119,46 @@ describe('linear: ReLU, its mask and the bias gradient in the products', () => {
     const tol = { atol: 1e-5 * K, rtol: 1e-5 };
     // The layouts a linear layer uses (llvmpipe compiles each unrolled kernel for seconds, so not every one):
     // the forward x·wᵀ with the ReLU; dx = dy'·w and dw = dy'ᵀ·x with the mask and the row sums; the latter accumulating.
-    for (const variant of runnableVariants(gpu, MATMUL, { M, N, K })) {
+    // every variant's default tile, and v4's tiles sharing A (lanes over columns, op(A) broadcast: the epilogues
+    // and the masked loads are their own code there)
+    const variants = runnableVariants(gpu, MATMUL, { M, N, K });
+    const sg = fixedSubgroupSize(gpu);
+    const sharedA = variants.includes('v4') && sg ? [4 * sg, 8 * sg].map((tn) => ({ tm: 1, tn, AS: 1 })) : [];
+    const choices = [
+      ...variants.map((variant) => ({ variant, tile: undefined })),
+      ...sharedA.map((tile) => ({ variant: 'v4' as const, tile })),
+    ];
+    const firsts = new Map<string, [Float32Array, Float32Array]>();
+    for (const { variant, tile } of choices) {
       const at = (transA: boolean, transB: boolean) => ({
-        s: { M, N, K, transA, transB, variant },
+        s: { M, N, K, transA, transB, variant, subgroupTile: tile },
         a: bufs.a[+transA],
         b: bufs.b[+transB],
       });
-      const label = (l: string) => `${variant} ${l}`;
+      const label = (l: string) => `${variant}${tile ? ` ${JSON.stringify(tile)}` : ''} ${l}`;
       let o = at(false, true);
       matmulBias(gpu, o.a, o.b, bufs.bias, c, { ...o.s, relu: true });
       expectClose(await download(gpu, c, M * N), relu, { label: label('relu, Bᵀ'), ...tol });
       for (const transA of [false, true]) {
         o = at(transA, false);
         matmulBias(gpu, o.a, o.b, null, c, o.s, { maskA: bufs.mask[+transA], rowSums: rows });
-        expectClose(await download(gpu, c, M * N), prod, { label: label(`masked A, transA=${transA}`), ...tol });
-        expectClose(await download(gpu, rows, M), sums, { label: label(`row sums, transA=${transA}`), ...tol });
+        const [got, gotSums] = [await download(gpu, c, M * N), await download(gpu, rows, M)];
+        expectClose(got, prod, { label: label(`masked A, transA=${transA}`), ...tol });
+        expectClose(gotSums, sums, { label: label(`row sums, transA=${transA}`), ...tol });
+        // every v4 tile sums each output (and row sum) over k in the same order: the same bits
+        const key = `${variant} ${transA}`;
+        if (variant === 'v4' && firsts.has(key)) {
+          expectClose(got, firsts.get(key)![0], {
+            label: label(`masked A, transA=${transA}, against v4's default tile`),
+            atol: 0,
+            rtol: 0,
+          });
+          expectClose(gotSums, firsts.get(key)![1], {
+            label: label(`row sums, transA=${transA}, against v4's default tile`),
+            atol: 0,
+            rtol: 0,
+          });
+        } else firsts.set(key, [got, gotSums]);
       }
       gpu.write(rows, new Float32Array(M).fill(1));
       matmulBias(gpu, o.a, o.b, null, c, { ...o.s, accumulate: true }, { rowSums: rows });

@@ -310,6 +310,86 @@ export const matmulV4Kernel = memoKernel((l: MatmulLayout, t: SubgroupTile) => {
   ]);
 });
 
+// ---- v4 with A shared (AS): lanes over columns, op(A) broadcast ------------------------------------------
+//
+// The other way round: the workgroup's sg lanes own sg vec4s of columns each (tn = 4·sg·cq columns, cq vec4s a
+// lane) of the same tm = sg rows, and op(A)'s values, the same in every lane, are shared: lane l loads row
+// i0 + l's next four k (a vec4 along K where A is not transposed) and subgroupBroadcast hands every lane all
+// sg·4 of them. Per four k a lane then does sg·4·cq vec4 multiply-adds for sg·4 broadcasts, where the B-shared
+// tile with tm = 1 does 4·tn/4 for tn broadcasts: on the seed's fc1 backward products (64×50 by 50×320) a
+// quarter of the shuffles for the same loads and multiply-adds. Each output still sums over k in order.
+export interface SharedATile {
+  /** Columns a workgroup computes: 4·sg·cq (cq vec4s a lane). */
+  tn: number;
+  sg: number;
+}
+
+export const matmulV4aKernel = memoKernel((l: MatmulLayout, t: SharedATile) => {
+  const { tn, sg } = t;
+  if (tn % (4 * sg) !== 0) throw new VariantError(`matmul_v4 AS: tile width ${tn} is not a multiple of 4 lanes' vec4s (${4 * sg})`);
+  const vecA = l.vecA && !l.transA;
+  const vecB = l.vecB && !l.transB;
+  const R = range(sg);
+  const Q = range(tn / (4 * sg));
+  // lane's columns of vec4 q: j0 + 4·(q·sg + lane) … + 3
+  const colAt = (q: number, e: number) => `min(j0 + ${4 * q * sg}u + 4u * lane + ${e}u, p.N - 1u)`;
+  const loadB = (kExpr: string, q: number) =>
+    vecB
+      ? `b[(${kExpr}) * (p.N / 4u) + min(j0 / 4u + ${q * sg}u + lane, p.N / 4u - 1u)]`
+      : `vec4f(${KK.map((e) => `ldB(idxB(${kExpr}, ${colAt(q, e)}))`).join(', ')})`;
+  // this lane's row of op(A): four k at once (aw), or one (the tail)
+  const loadA4 = vecA ? 'ldA4((ra * p.K + k) >> 2u)' : `vec4f(${KK.map((kk) => `ldA(idxA(ra, k + ${kk}u))`).join(', ')})`;
+  const bc = (v: string, r: number) => `subgroupBroadcast(${v}, ${r}u)`;
+  const body = [
+    `let aw = ${loadA4};`,
+    ...KK.flatMap((kk) => Q.map((q) => `let bv${kk}_${q} = ${loadB(`k + ${kk}u`, q)};`)),
+    ...KK.flatMap((kk) =>
+      R.flatMap((r) => [
+        `{ let av = ${bc(`aw[${kk}]`, r)};`,
+        ...Q.map((q) => `  acc${r}_${q} = fma(vec4f(av), bv${kk}_${q}, acc${r}_${q});`),
+        ...(l.sumA ? [`  sa${r} += av;`] : []),
+        '}',
+      ]),
+    ),
+  ];
+  const tail = [
+    'let at = ldA(idxA(ra, k));',
+    ...Q.map((q) => `let bv${q} = ${loadB('k', q)};`),
+    ...R.flatMap((r) => [
+      `{ let av = ${bc('at', r)};`,
+      ...Q.map((q) => `  acc${r}_${q} = fma(vec4f(av), bv${q}, acc${r}_${q});`),
+      ...(l.sumA ? [`  sa${r} += av;`] : []),
+      '}',
+    ]),
+  ];
+  const stores = R.flatMap((r) =>
+    Q.flatMap((q) =>
+      KK.map(
+        (e) =>
+          `if (i0 + ${r}u < p.M && j0 + ${4 * q * sg + e}u + 4u * lane < p.N) { store(i0 + ${r}u, j0 + ${4 * q * sg + e}u + 4u * lane, acc${r}_${q}[${e}]); }`,
+      ),
+    ),
+  );
+  const wgsl = /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  ${SWIZZLE}
+  let j0 = blk.x * ${tn}u;
+  let i0 = blk.y * ${sg}u;
+  let ra = min(i0 + lane, p.M - 1u);
+  ${R.flatMap((r) => Q.map((q) => `var acc${r}_${q} = vec4f(0.0);`)).join('\n  ')}
+  ${l.sumA ? R.map((r) => `var sa${r} = 0.0;`).join(' ') : ''}
+  let K4 = p.K & ~3u;
+  for (var k = 0u; k < K4; k += 4u) {
+    ${body.join('\n    ')}
+  }
+  for (var k = K4; k < p.K; k++) {
+    ${tail.join('\n    ')}
+  }
+  ${stores.join('\n  ')}
+  ${l.sumA ? R.map((r) => `if (j0 == 0u && lane == 0u && i0 + ${r}u < p.M) { storeRowSum(i0 + ${r}u, sa${r}); }`).join('\n  ') : ''}
+}`;
+  return declareMatmul(`matmul_v4as_${tn}_sg${sg}`, l, wgsl, ['subgroups']);
+});
+
 // ---- v3: workgroup-memory tiles (GPUs) -------------------------------------------------------------------
 
 export const V3_BM = 64; // block rows (M) and columns (N) per workgroup
