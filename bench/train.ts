@@ -2,7 +2,7 @@
 // adapter, or its pure-JS CPU backend) on the same machine, network, data bytes and batch size.
 //
 //   npm run bench:train -- [--samples 8000] [--epochs 3] [--peers pytorch,tfjs] [--batch-size 64] [--json]
-//                          [--shader-cache empty] [--profile-steps 32]
+//                          [--shader-cache empty] [--profile-steps 32] [--replay-rounds 15]
 //
 // The network is the seed's (conv 1→10 k5, maxpool, ReLU, BN, dropout 0.5, conv 10→20 k5, maxpool, ReLU, BN,
 // dropout 0.5, fc 320→50, ReLU, fc 50→10, log-softmax + NLL; SGD lr 0.01, weight decay 1e-4), trained on the
@@ -21,7 +21,10 @@
 //     start of the run: planning pass + warm-up pass − the warm-up's samples at the timed epochs' rate.
 //     `--shader-cache empty` points Mesa's shader cache at an empty directory first (a machine's first run);
 //   - where a step's time goes: --profile-steps steps after the timed epochs, each dispatch in a pass of its
-//     own between GPU timestamps, summed per kernel (those steps are not in the timed epochs);
+//     own between GPU timestamps, summed per kernel (those steps are not in the timed epochs); and one step's
+//     dispatches replayed, each alone as bench:kernels times a kernel (many runs in one timed pass, so neither a
+//     pass per dispatch nor llvmpipe's 65.5 µs timestamp tick weighs on the short ones), --replay-rounds rounds,
+//     beside the whole step replayed the same way: each kernel's share of a step, as the issue's 5% line means it;
 //   - dispatches and submits per step.
 //
 // Peers run as child processes, one after another, after webgpu-nn has released its device:
@@ -41,11 +44,13 @@ import { GpuDataset } from '../src/data/gpu-data.js';
 import { UsageError, WebGpuNnError } from '../src/errors.js';
 import { adapterSummary } from '../src/gpu/device.js';
 import { summarizeProfile } from '../src/gpu/profiler.js';
-import { Gpu } from '../src/gpu/runtime.js';
-import { setDefaultGpu } from '../src/nn/tensor.js';
+import { type Dispatch, Gpu } from '../src/gpu/runtime.js';
+import * as F from '../src/nn/ops.js';
+import { setDefaultGpu, tidy } from '../src/nn/tensor.js';
 import { prepareTraining } from '../src/train/prepare.js';
 import { SEED_TRAINING, Trainer, type TrainOptions } from '../src/train/trainer.js';
 import { attachTuning, type TuningFile } from '../src/tune/cache.js';
+import { timeDispatches } from '../src/tune/measure.js';
 import { type FlagsSpec, parseFlagsOrHelp } from '../src/util/flags.js';
 import { runBenchmark } from './main.js';
 
@@ -84,6 +89,12 @@ const FLAGS = {
     help: "webgpu-nn's Mesa shader cache: the machine's own (keep), or an empty one (a first run's compile overhead)",
   },
   'profile-steps': { type: 'int', default: 32, min: 0, help: 'steps profiled per kernel after the timed epochs (0: none)' },
+  'replay-rounds': {
+    type: 'int',
+    default: 15,
+    min: 0,
+    help: "rounds of one step's dispatches replayed, each alone, for each kernel's share of a step (0: none)",
+  },
   json: { type: 'bool', default: false, help: 'JSON lines on stdout (the table goes to stderr)' },
 } as const satisfies FlagsSpec;
 
@@ -131,7 +142,11 @@ async function main(argv: string[]): Promise<number> {
   out(`host: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}`);
 
   const results: Result[] = [];
-  const ours = await runWebgpuNn(ds, common, { emptyShaderCache: flags.shaderCache === 'empty', profileSteps: flags.profileSteps });
+  const ours = await runWebgpuNn(ds, common, {
+    emptyShaderCache: flags.shaderCache === 'empty',
+    profileSteps: flags.profileSteps,
+    replayRounds: flags.replayRounds,
+  });
   results.push(ours);
 
   if (peers.length) {
@@ -181,7 +196,11 @@ interface Common {
 }
 
 /** webgpu-nn's own training through the library's Trainer: planning pass, warm-up pass, timed epochs, profiled steps. */
-async function runWebgpuNn(ds: Dataset, c: Common, opts: { emptyShaderCache: boolean; profileSteps: number }): Promise<Result> {
+async function runWebgpuNn(
+  ds: Dataset,
+  c: Common,
+  opts: { emptyShaderCache: boolean; profileSteps: number; replayRounds: number },
+): Promise<Result> {
   const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   let shaderCache: string | null = null;
   const saved = process.env.MESA_SHADER_CACHE_DIR;
@@ -267,6 +286,29 @@ async function runWebgpuNn(ds: Dataset, c: Common, opts: { emptyShaderCache: boo
       profiledStepMs = profile.reduce((a, k) => a + k.ms, 0);
       printProfile(profile, profiledSteps, (1000 * timed) / steps);
     }
+    let replay: { kernel: string; ms: number; share: number }[] = [];
+    let replayedStepMs: number | null = null;
+    if (opts.replayRounds > 0) {
+      // one step recorded without running (its dispatches and their uniforms), then replayed
+      const idx = data.indexList(range(c.batchSize)).keep();
+      const lossSum = F.zeros([1], { label: 'replayed loss sum' }).keep();
+      let step: Dispatch[] = [];
+      tidy(() => {
+        step = gpu.dryRun(() => {
+          const { x, y } = data.batch(idx, 0, c.batchSize, trainer.norm);
+          trainer.trainStep(x, y, lossSum);
+        });
+      });
+      const times = await timeDispatches(gpu, step, opts.replayRounds);
+      idx.dispose();
+      lossSum.dispose();
+      const sum = times.each.reduce((a, b) => a + b, 0);
+      replay = step
+        .map((d, i) => ({ kernel: `${d.kernel.name} ${d.workgroups.join('x')}`, ms: times.each[i], share: times.each[i] / sum }))
+        .sort((a, b) => b.ms - a.ms);
+      replayedStepMs = times.all;
+      printReplay(replay, times.all, opts.replayRounds, (1000 * timed) / steps);
+    }
     return {
       system: 'webgpu-nn',
       version,
@@ -296,6 +338,8 @@ async function runWebgpuNn(ds: Dataset, c: Common, opts: { emptyShaderCache: boo
       compile_overhead_seconds: compileSeconds,
       profiled_step_ms: profiledStepMs,
       profile,
+      replayed_step_ms: replayedStepMs,
+      replay,
     };
   } finally {
     data.dispose();
@@ -303,6 +347,18 @@ async function runWebgpuNn(ds: Dataset, c: Common, opts: { emptyShaderCache: boo
     gpu.destroy();
     if (shaderCache) rmSync(shaderCache, { recursive: true, force: true });
   }
+}
+
+/** One step's dispatches replayed, each alone (its name and grid), largest first, with its share of their sum. */
+function printReplay(replay: { kernel: string; ms: number; share: number }[], stepMs: number, rounds: number, timedMs: number): void {
+  const total = replay.reduce((a, k) => a + k.ms, 0);
+  out('');
+  out(
+    `webgpu-nn: one step's ${replay.length} dispatches replayed, each alone as bench:kernels times a kernel (medians of ${rounds} ` +
+      `rounds): ${total.toFixed(2)} ms in all; the whole step replayed ${stepMs.toFixed(2)} ms; the timed epochs ${timedMs.toFixed(2)} ms/step`,
+  );
+  out(`${'kernel (grid)'.padEnd(58)} ${'ms'.padStart(7)} ${'share'.padStart(6)}`);
+  for (const k of replay) out(`${k.kernel.padEnd(58)} ${k.ms.toFixed(3).padStart(7)} ${`${(100 * k.share).toFixed(1)}%`.padStart(6)}`);
 }
 
 /** Where a profiled step's GPU time goes, per kernel (the kernel's name and grid), largest first. */

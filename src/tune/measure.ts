@@ -1,7 +1,7 @@
 // Timing recorded GPU work, for the tuner and the kernel benchmarks alike: GPU timestamps around one compute
 // pass where the adapter has them (wall clock to GPU idle otherwise), enough repeats of small work that a
 // sample spans many timer ticks (llvmpipe's timestamps tick every 65.5 µs), and medians.
-import type { Gpu } from '../gpu/runtime.js';
+import type { Dispatch, Gpu } from '../gpu/runtime.js';
 
 export const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -55,4 +55,35 @@ export async function sample(gpu: Gpu, record: () => void, repeat: number): Prom
     for (let r = 0; r < repeat; r++) record();
   });
   return { ms: t.ms / repeat, wall: t.wall / repeat, timer: t.timer };
+}
+
+/** Each of a list of dispatches timed alone, and the list as a whole (medians over rounds; ms per run). */
+export interface DispatchTimes {
+  /** One per dispatch, in order: the median ms of one run of it alone. */
+  each: number[];
+  /** The median ms of one run of the whole list. */
+  all: number;
+}
+
+/**
+ * Times recorded dispatches (a step captured by Gpu.dryRun, say) as bench:kernels times a kernel: each one alone,
+ * repeated in a timed pass until a sample spans `minMs`, then the whole list the same way, in `rounds` rounds so
+ * that a slow spell of the host spreads over all of them. Nothing else may use their buffers meanwhile.
+ */
+export async function timeDispatches(gpu: Gpu, dispatches: readonly Dispatch[], rounds: number, minMs = 5): Promise<DispatchTimes> {
+  const one = (d: Dispatch) => () => gpu.dispatch(d);
+  const all = () => {
+    for (const d of dispatches) gpu.dispatch(d);
+  };
+  for (const d of dispatches) await timeOnce(gpu, one(d)); // compiles, warms
+  const repeats: number[] = [];
+  for (const d of dispatches) repeats.push(await repeatsFor(gpu, one(d), minMs));
+  const repeatAll = await repeatsFor(gpu, all, minMs);
+  const each: number[][] = dispatches.map(() => []);
+  const whole: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, d] of dispatches.entries()) each[i].push((await sample(gpu, one(d), repeats[i])).ms);
+    whole.push((await sample(gpu, all, repeatAll)).ms);
+  }
+  return { each: each.map(median), all: median(whole) };
 }
