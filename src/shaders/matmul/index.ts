@@ -137,10 +137,11 @@ function subgroupTiles(M: number, N: number, K: number, sg: number): V4Tile[] {
   // Small products are offered tiles of at most 32 sums a lane: what a larger one can save at run time, it
   // costs in compiling.
   const offered = M * N * K >= SMALL_PRODUCT ? all : all.filter((t) => t.tm * t.tn <= 32);
-  // Tiles sharing A (lanes over columns), one vec4 of columns a lane, and two where the output is wide: they
-  // compile quickly (llvmpipe, EPYC, empty shader cache: 0.64 s and 1.71 s for the seed's fc1 dx, against 0.80 s
-  // for the B-shared 1x32), and on fc1's backward products ran 1.08–1.24× as fast as the B-shared tiles.
-  const sharedA: V4Tile[] = [{ tm: 1, tn: 4 * sg, AS: 1 }, ...(N >= 32 * sg ? [{ tm: 1, tn: 8 * sg, AS: 1 }] : [])];
+  // Tiles sharing A (lanes over columns), one or two vec4s of columns a lane, where the output is wide (N ≥ 32·sg):
+  // on fc1's backward products (N = 320) they ran 1.08–1.24× as fast as the B-shared tiles, and on its forward
+  // (N = 50) 0.98–1.02×. Offered to every product, they made `webgpu-nn tune` from empty caches about 15 s longer
+  // (56.7 and 58.8 s against 43.1 and 41.7; llvmpipe, EPYC: 0.6–1.7 s to compile each).
+  const sharedA: V4Tile[] = N >= 32 * sg ? [{ tm: 1, tn: 4 * sg, AS: 1 }, { tm: 1, tn: 8 * sg, AS: 1 }] : [];
   return [...offered.filter((t, i) => offered.findIndex((u) => u.tm === t.tm && u.tn === t.tn) === i), ...sharedA];
 }
 
