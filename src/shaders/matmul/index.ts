@@ -141,7 +141,8 @@ function subgroupTiles(M: number, N: number, K: number, sg: number): V4Tile[] {
   // on fc1's backward products (N = 320) they ran 1.08–1.24× as fast as the B-shared tiles, and on its forward
   // (N = 50) 0.98–1.02×. Offered to every product, they made `webgpu-nn tune` from empty caches about 15 s longer
   // (56.7 and 58.8 s against 43.1 and 41.7; llvmpipe, EPYC: 0.6–1.7 s to compile each).
-  const sharedA: V4Tile[] = N >= 32 * sg ? [{ tm: 1, tn: 4 * sg, AS: 1 }, { tm: 1, tn: 8 * sg, AS: 1 }] : [];
+  const wide = N >= 32 * sg;
+  const sharedA: V4Tile[] = wide ? [4 * sg, 8 * sg].map((tn) => ({ tm: 1, tn, AS: 1 })) : [];
   return [...offered.filter((t, i) => offered.findIndex((u) => u.tm === t.tm && u.tn === t.tn) === i), ...sharedA];
 }
 
