@@ -1,5 +1,6 @@
 // What an adapter can do beyond WebGPU's core, as kernel variants need to know it: a variant lists the
 // capabilities it requires, and the variant registry (shaders/op.ts) refuses to run it where one is missing.
+import { softwareThreads } from './platform-node.js';
 import type { Gpu } from './runtime.js';
 
 const subgroupSizes = new WeakMap<GPUDevice, number | null>();
@@ -35,4 +36,13 @@ export const REQUIREMENTS: Record<Requirement, { description: string; met: (gpu:
  */
 export function orderedAtomics(gpu: Pick<Gpu, 'adapter'>): boolean {
   return /llvmpipe/i.test(gpu.adapter.description);
+}
+
+/**
+ * How many workgroups a kernel that hands out its work units from a counter (a ticket each) launches here, or 0
+ * where it should not: one per thread of llvmpipe, whose thread pool gives each thread a fixed share of a
+ * dispatch's workgroups, so that the thread that starts first takes over the units of one that starts late.
+ */
+export function unitWorkgroups(gpu: Pick<Gpu, 'adapter'>): number {
+  return orderedAtomics(gpu) ? softwareThreads() : 0;
 }

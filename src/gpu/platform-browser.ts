@@ -25,3 +25,8 @@ export async function requestPlatformAdapter(options: DeviceOptions): Promise<GP
   }
   return adapter;
 }
+
+/** The threads a software adapter computes on here: the page's hardware concurrency. */
+export function softwareThreads(): number {
+  return navigator.hardwareConcurrency || 1;
+}

@@ -8,6 +8,7 @@
 //   WEBGPU_NN_ADAPTER  a case-insensitive substring of the adapter's name            (Dawn's `adapter` flag)
 //   WEBGPU_NN_POWER    low-power | high-performance
 // A value Dawn does not know, or one that matches no adapter, is a NoAdapterError listing the adapters there are.
+import { availableParallelism } from 'node:os';
 import { create, globals } from 'webgpu';
 import { NoAdapterError } from '../errors.js';
 import { throttleDawnPolling } from './dawn-polling.js';
@@ -132,4 +133,10 @@ export async function requestPlatformAdapter(options: DeviceOptions): Promise<GP
     throw new NoAdapterError(`No WebGPU adapter found${wanted ? ` for ${wanted}` : ''}. ${SETUP_HINT} ${await adapterList()}`);
   }
   return adapter;
+}
+
+/** The threads a software adapter computes on here: llvmpipe's LP_NUM_THREADS where it is set, else the CPUs. */
+export function softwareThreads(): number {
+  const n = Number.parseInt(process.env.LP_NUM_THREADS ?? '', 10);
+  return Number.isInteger(n) && n >= 0 ? Math.max(1, n) : availableParallelism();
 }

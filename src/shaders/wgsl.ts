@@ -93,3 +93,43 @@ fn ${s.fn}(i: u32, ${lanes === 1 ? '' : 'lane: u32, '}v: ${s.type}) -> ${s.type}
   }
 }`;
 }
+
+/** The ticket counters a kernel of takeCells reads (bind Gpu.ticketBuffer), and its two uniforms. */
+export const TICKETS = { tickets: { read_write: 'atomic<u32>' } } as const;
+export const CELL_PARAMS = { units: 'u32', perZ: 'u32' } as const;
+
+/**
+ * A kernel whose workgroups take the cells of its grid from a counter instead of each computing its own (`on`;
+ * else the WGSL as it is). `wgsl`'s main must name its workgroup's cell `let gidx = wid.y * nwg.x + wid.x;` and
+ * its z as `wid.z`, and return nowhere early; it is wrapped in a loop that takes cell after cell (ticket 0 counts
+ * them; p.units cells in all, p.perZ of them a z) until none is left. The last workgroup to finish (ticket 1
+ * counts them) sets both counters back to zero for the next dispatch. Launched with one workgroup a thread on
+ * llvmpipe (unitWorkgroups), whose thread pool gives each thread a fixed share of a dispatch's workgroups: the
+ * thread that starts first takes over the cells of one that starts late. The same cells, each computed once by one
+ * workgroup, so the same results. Where it runs, orderedAtomics says why the counters can be trusted.
+ */
+export function takeCells(on: boolean, wgsl: string): string {
+  if (!on) return wgsl;
+  const open = wgsl.indexOf('{', wgsl.indexOf('fn main(')) + 1;
+  const cell = 'let gidx = wid.y * nwg.x + wid.x;';
+  if (!wgsl.includes(cell)) throw new Error('takeCells: the kernel does not name its cell as expected');
+  const body = wgsl
+    .slice(open, wgsl.lastIndexOf('}'))
+    .replace(cell, 'let gidx = unit % p.perZ;')
+    .replace(/wid\.z/g, '(unit / p.perZ)');
+  // (the loop's exit depends on a broadcast ticket, the same in every lane: subgroup-uniform, which WGSL's
+  // analysis cannot see)
+  return `${wgsl.slice(0, open).replace('@compute', '@diagnostic(off, subgroup_uniformity) @compute')}
+  loop {
+    var got = 0u;
+    if (sid == 0u) { got = atomicAdd(&tickets[0], 1u); }
+    let unit = subgroupBroadcast(got, 0u);
+    if (unit >= p.units) { break; }
+    {${body}}
+  }
+  if (sid == 0u) {
+    let done = atomicAdd(&tickets[1], 1u);
+    if (done + 1u == nwg.x * nwg.y * nwg.z) { atomicStore(&tickets[0], 0u); atomicStore(&tickets[1], 0u); }
+  }
+}`;
+}

@@ -5,6 +5,7 @@
 // F.relu(F.maxPool2d(F.conv2d(...))) in value and gradients, with the argmax and with window codes.
 import { describe, expect, it } from 'vitest';
 import { ShapeError, UsageError, VariantError } from '../../src/errors.js';
+import { orderedAtomics, unitWorkgroups } from '../../src/gpu/capabilities.js';
 import * as F from '../../src/nn/ops.js';
 import { setDefaultGpu } from '../../src/nn/tensor.js';
 import { imageLanesTile, imageLanesTiles, lastSliceSums } from '../../src/shaders/conv2d/backward-weight-patch.js';
@@ -159,6 +160,34 @@ describe('conv2dMaxPool2dRelu', () => {
   // Tiles past the tuner's: 4 rows per lane, two window rows each, on the seed's conv2 (8 rows: whole row blocks,
   // so the rows slide; vec4 and scalar loads) and on a 6-row output (the last block's second window row lies past
   // it; no sliding).
+  // On llvmpipe the v4 kernels launch one workgroup a thread, taking the grid's cells from a counter in the ticket
+  // buffer (dynamicUnits in direct.ts): the same sums as a workgroup for each cell, for any number of workgroups,
+  // also when run again (the last workgroup sets the counters back to zero), and with window codes.
+  it('v4 with its workgroups taking the cells from a counter: each workgroup its own cell, bit for bit, run after run', async () => {
+    const { gpu } = ctx;
+    if (!orderedAtomics(gpu)) {
+      expect(unitWorkgroups(gpu)).toBe(0);
+      return;
+    }
+    expect(unitWorkgroups(gpu)).toBeGreaterThan(0);
+    // the seed's conv2 (batch 3) with the direct tile, its conv1 (batch 9) with the patch tile, walking columns too
+    for (const [s, tile] of [
+      [SHAPES[1], { OT: 5, PT: 8, WG: 0, VX: 1, RT: 2 }],
+      [SHAPES[0], SEED_PATCH_TILE],
+      [SHAPES[0], { ...SEED_PATCH_TILE, SL: 3 }],
+    ] as const) {
+      const { x, w, b } = inputs(s, 41);
+      const cells = await fused(s, x, w, b, 'v4', { ...tile, DU: 0 }, true);
+      for (const DU of [1, 2, 5, 64])
+        for (const run of [1, 2])
+          expectSame(
+            await fused(s, x, w, b, 'v4', { ...tile, DU }, true),
+            cells,
+            `${s.label} ${JSON.stringify(tile)}: ${DU} workgroups, run ${run}`,
+          );
+    }
+  });
+
   it('4 rows per lane: two window rows, with and without sliding rows', async () => {
     const cases: [Shape, Conv2dTile][] = [
       [SHAPES[1], { OT: 3, PT: 4, WG: 0, RT: 4, VX: 1 }],

@@ -8,11 +8,11 @@
 // makes them fast on llvmpipe); v1 and v3 read every size from the uniform, so one pipeline serves all shapes
 // (llvmpipe compiles a constant-bound loop nest by unrolling it, which costs seconds per shape).
 import { VariantError } from '../../errors.js';
-import { fixedSubgroupSize } from '../../gpu/capabilities.js';
+import { fixedSubgroupSize, unitWorkgroups } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { maxPool2dCodes, POOL_CODE_CUT } from '../pool.js';
-import { FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
+import { CELL_PARAMS, FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel, range, TICKETS, takeCells } from '../wgsl.js';
 import { patchPoolRelu, patchTile, patchV4PoolRelu, patchWalkTiles, patchWindowTiles, windowMaxRelu } from './patch.js';
 import type { Geometry } from './sizes.js';
 
@@ -60,6 +60,11 @@ export interface Conv2dTile {
   UW?: number;
   /** The patch tile only: row blocks a workgroup walks down a column, loading RT new rows a block. */
   SL?: number;
+  /**
+   * v4 only: DU workgroups take the grid's cells from a counter (takeCells; 0: each its own cell). By default one
+   * a thread on llvmpipe (unitWorkgroups), else 0.
+   */
+  DU?: number;
 }
 
 const BUFFERS = { x: 'read', w: 'read', bias: 'read', y: 'read_write' } as const;
@@ -697,11 +702,13 @@ const directV4Kernel = memoKernel(
     )
     .join('\n  ')}
   ${pooled.join('\n  ')}`;
+    const units = !!t.DU;
     return declareKernel({
-      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}${pool ? '_pool_relu' : ''}${codes ? '_codes' : ''}${pool && !saveArgmax ? '_noidx' : ''}${pooledIn ? '_pooled_in' : ''}`,
+      name: `${flip ? 'conv2d_bwd_input_v4' : 'conv2d_v4'}${vx ? '_vx' : ''}${vy ? '_vy' : ''}${RT > 1 ? `_r${RT}` : ''}${pool ? '_pool_relu' : ''}${codes ? '_codes' : ''}${pool && !saveArgmax ? '_noidx' : ''}${pooledIn ? '_pooled_in' : ''}${units ? '_du' : ''}`,
       enable: ['subgroups'],
-      params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32' },
+      params: { ...DIRECT_PARAMS, N: 'u32', nNB: 'u32', ...(units ? CELL_PARAMS : {}) },
       buffers: {
+        ...(units ? TICKETS : {}),
         ...BUFFERS,
         ...(vx ? { x: { read: 'vec4f' } } : {}),
         ...(vy ? { y: { read_write: 'vec4f' } } : {}),
@@ -709,7 +716,9 @@ const directV4Kernel = memoKernel(
         ...(codes ? { codes: { read_write: 'u32' } } : {}),
         ...(pooledIn ? { codes: { read: 'u32' } } : {}),
       },
-      wgsl: /* wgsl */ `${pool ? `${IS_NAN}\n` : ''}@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
+      wgsl: takeCells(
+        units,
+        /* wgsl */ `${pool ? `${IS_NAN}\n` : ''}@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let gidx = wid.y * nwg.x + wid.x;  // (${RT > 1 ? 'row block' : 'oh'}, pb, image block); past the end only at grid rounding
   let nb = gidx % p.nNB;
   let pb = (gidx / p.nNB) % ${nPB}u;
@@ -752,6 +761,7 @@ const directV4Kernel = memoKernel(
   ${stores.join('\n  ')}`
   }
 }`,
+      ),
     });
   },
 );
@@ -964,6 +974,8 @@ function launchV4(
   pooledIn = false,
 ): void {
   const sg = fixedSubgroupSize(gpu)!; // the registry checked the requirement
+  // on llvmpipe one workgroup per thread, taking the cells of the grid from a counter (takeCells)
+  const DU = t.DU ?? unitWorkgroups(gpu);
   const RT = t.RT ?? 1;
   const nPB = Math.ceil(a.Wout / t.PT);
   const nNB = Math.ceil(a.N / sg);
@@ -977,7 +989,7 @@ function launchV4(
     a.KW,
     a.S,
     a.flip,
-    { ...t, WG: sg },
+    { ...t, WG: sg, DU: DU ? 1 : 0 },
     sg,
     a.Win,
     a.Wout,
@@ -990,9 +1002,10 @@ function launchV4(
     saveArgmax,
     pooledIn,
   );
+  const perZ = nNB * nPB * Math.ceil(a.Hout / RT);
   launch(gpu, kernel, {
-    params: { ...directParams(a), N: a.N, nNB },
-    buffers: { ...buffers },
-    workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
+    params: { ...directParams(a), N: a.N, nNB, ...(DU ? { units: perZ * Math.ceil(a.Cout / t.OT), perZ } : {}) },
+    buffers: { ...(DU ? { tickets: gpu.ticketBuffer } : {}), ...buffers },
+    workgroups: DU ? [DU, 1, 1] : [gx, gy, Math.ceil(a.Cout / t.OT)],
   });
 }

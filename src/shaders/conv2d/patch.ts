@@ -44,11 +44,11 @@
 // process (llvmpipe, AMD EPYC, 2026-12-01, uniform windows, nine runs of 21–41 rounds): 1.05–1.25× as fast walking
 // all six blocks (median 1.11×), 1.02–1.09× walking three.
 import { VariantError } from '../../errors.js';
-import { fixedSubgroupSize } from '../../gpu/capabilities.js';
+import { fixedSubgroupSize, unitWorkgroups } from '../../gpu/capabilities.js';
 import { type BufferDecl, declareKernel, launch } from '../../gpu/kernel.js';
 import type { Binding, Gpu } from '../../gpu/runtime.js';
 import { POOL_CODE_CUT } from '../pool.js';
-import { grid1d, IS_NAN, memoKernel, range } from '../wgsl.js';
+import { CELL_PARAMS, grid1d, IS_NAN, memoKernel, range, TICKETS, takeCells } from '../wgsl.js';
 import type { Conv2dTile, DirectArgs, PoolReluBuffers } from './direct.js';
 
 /**
@@ -267,10 +267,11 @@ const patchKernel = memoKernel(
     ]);
     const nPB = Wout / PT;
     return declareKernel({
-      name: `conv2d_v4_patch_pool_relu${t.SL ? `_sl${t.SL}` : ''}${t.UW ? `_uw${t.UW}x${windows}` : ''}${codes ? '_codes' : ''}${saveArgmax ? '' : '_noidx'}`,
+      name: `conv2d_v4_patch_pool_relu${t.SL ? `_sl${t.SL}` : ''}${t.UW ? `_uw${t.UW}x${windows}` : ''}${codes ? '_codes' : ''}${saveArgmax ? '' : '_noidx'}${t.DU ? '_du' : ''}`,
       enable: ['subgroups'],
-      params: { N: 'u32', nNB: 'u32', Cout: 'u32', hasBias: 'u32' },
+      params: { N: 'u32', nNB: 'u32', Cout: 'u32', hasBias: 'u32', ...(t.DU ? CELL_PARAMS : {}) },
       buffers: {
+        ...(t.DU ? TICKETS : {}),
         ...windowDecls(t.UW ?? 0, windows, image),
         w: 'read',
         bias: 'read',
@@ -278,7 +279,9 @@ const patchKernel = memoKernel(
         ...(saveArgmax ? { argmax: { read_write: 'vec4i' } } : {}),
         ...(codes ? { codes: { read_write: 'u32' } } : {}),
       },
-      wgsl: /* wgsl */ `${IS_NAN}
+      wgsl: takeCells(
+        !!t.DU,
+        /* wgsl */ `${IS_NAN}
 @compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let gidx = wid.y * nwg.x + wid.x;  // (SL row blocks, column block, image block); past the end only at grid rounding
   let nb = gidx % p.nNB;
@@ -308,6 +311,7 @@ const patchKernel = memoKernel(
   ${slide.join(' ')}
   }
 }`,
+      ),
     });
   },
 );
@@ -323,11 +327,21 @@ export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: PoolReluBuffer
   const [gx, gy] = grid1d(nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1) / (t.SL ?? 1)), 1);
   const windows = UW ? a.N / UW : 0;
   const { x, argmax, codes, ...rest } = buffers;
-  const tw = { ...t, WG: sg, UW: UW || undefined };
+  // on llvmpipe one workgroup per thread, taking the cells of the grid from a counter (takeCells)
+  const DU = t.DU ?? unitWorkgroups(gpu);
+  const tw = { ...t, WG: sg, UW: UW || undefined, DU: DU ? 1 : 0 };
   const kernel = patchKernel(a.Cin, a.Hin, a.Win, a.Hout, a.Wout, a.KH, a.KW, tw, sg, windows, !!codes, !!argmax);
+  const perZ = nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1) / (t.SL ?? 1));
+  const zs = Math.ceil(a.Cout / t.OT);
   launch(gpu, kernel, {
-    params: { N: a.N, nNB, Cout: a.Cout, hasBias: +a.hasBias },
-    buffers: { ...rest, ...(argmax ? { argmax } : {}), ...(codes ? { codes } : {}), ...windowsOf(x, a.N, image, UW) },
-    workgroups: [gx, gy, Math.ceil(a.Cout / t.OT)],
+    params: { N: a.N, nNB, Cout: a.Cout, hasBias: +a.hasBias, ...(DU ? { units: perZ * zs, perZ } : {}) },
+    buffers: {
+      ...(DU ? { tickets: gpu.ticketBuffer } : {}),
+      ...rest,
+      ...(argmax ? { argmax } : {}),
+      ...(codes ? { codes } : {}),
+      ...windowsOf(x, a.N, image, UW),
+    },
+    workgroups: DU ? [DU, 1, 1] : [gx, gy, zs],
   });
 }
