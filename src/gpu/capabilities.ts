@@ -44,5 +44,12 @@ export function orderedAtomics(gpu: Pick<Gpu, 'adapter'>): boolean {
  * dispatch's workgroups, so that the thread that starts first takes over the units of one that starts late.
  */
 export function unitWorkgroups(gpu: Pick<Gpu, 'adapter'>): number {
-  return orderedAtomics(gpu) ? softwareThreads() : 0;
+  let n = unitCounts.get(gpu.adapter);
+  if (n === undefined) {
+    n = orderedAtomics(gpu) ? softwareThreads() : 0;
+    unitCounts.set(gpu.adapter, n);
+  }
+  return n;
 }
+// (asked at every launch of the kernels that use it: once per adapter)
+const unitCounts = new WeakMap<object, number>();

@@ -81,8 +81,9 @@ export class Gpu {
   /** The fault word kernels record input faults in (fault.ts); bound by the kernels that check their input. */
   readonly faultBuffer: GPUBuffer;
   /**
-   * TICKET_WORDS counters, zero between dispatches: a kernel whose workgroups take tickets (atomicAdd) so that the
-   * last one to finish does a final step sets its counter back to zero (backward-weight-patch.ts).
+   * TICKET_WORDS counters, zero between dispatches: the kernels whose workgroups take tickets (atomicAdd), to take
+   * work (takeCells, wgsl.ts) or so that the last one to finish does a final step (backward-weight-patch.ts), set
+   * theirs back to zero before the dispatch ends.
    */
   readonly ticketBuffer: GPUBuffer;
   /** Dispatches recorded since the runtime was made, submits made, and readbacks waited for; for logs, benchmarks and tests. */

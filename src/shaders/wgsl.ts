@@ -99,6 +99,23 @@ export const TICKETS = { tickets: { read_write: 'atomic<u32>' } } as const;
 export const CELL_PARAMS = { units: 'u32', perZ: 'u32' } as const;
 
 /**
+ * What a launch of a takeCells kernel adds to its own, for `cells` cells of (x, y) in a grid with `zs` z layers:
+ * with `workgroups` (> 0) the counters' uniforms, the ticket buffer and that many workgroups; with 0 nothing but the
+ * grid itself (`grid`: its x and y for the cells).
+ */
+export function cellLaunch(
+  ticketBuffer: GPUBuffer,
+  workgroups: number,
+  cells: number,
+  zs: number,
+  grid: readonly [number, number],
+): { params: Record<string, number>; buffers: Record<string, GPUBuffer>; workgroups: [number, number, number] } {
+  return workgroups
+    ? { params: { units: cells * zs, perZ: cells }, buffers: { tickets: ticketBuffer }, workgroups: [workgroups, 1, 1] }
+    : { params: {}, buffers: {}, workgroups: [grid[0], grid[1], zs] };
+}
+
+/**
  * A kernel whose workgroups take the cells of its grid from a counter instead of each computing its own (`on`;
  * else the WGSL as it is). `wgsl`'s main must name its workgroup's cell `let gidx = wid.y * nwg.x + wid.x;` and
  * its z as `wid.z`, and return nowhere early; it is wrapped in a loop that takes cell after cell (ticket 0 counts

@@ -63,7 +63,7 @@ import { VariantError } from '../../errors.js';
 import { fixedSubgroupSize, orderedAtomics } from '../../gpu/capabilities.js';
 import { declareKernel, launch } from '../../gpu/kernel.js';
 import { type Gpu, TICKET_WORDS } from '../../gpu/runtime.js';
-import { memoKernel, range } from '../wgsl.js';
+import { memoKernel, range, TICKETS } from '../wgsl.js';
 import type { BackwardWeightBuffers, Conv2dWeightTile } from './backward-weight.js';
 import { imagesPerWindow, MAX_PATCH, uniformWindows, windowDecls, windowSwitch, windowsFor, windowsOf } from './patch.js';
 import type { Geometry } from './sizes.js';
@@ -304,7 +304,7 @@ const imageLanesKernel = memoKernel(
         ...(pooled ? (codes ? { codes: { read: 'u32' } } : { argmax: { read: 'vec4i' } }) : {}),
         part: 'read_write',
         ...(bias ? { dbPart: 'read_write' } : {}),
-        ...(lastSums ? { dw: 'read_write', ...(bias ? { db: 'read_write' } : {}), tickets: { read_write: 'atomic<u32>' } } : {}),
+        ...(lastSums ? { dw: 'read_write', ...(bias ? { db: 'read_write' } : {}), ...TICKETS } : {}),
       },
       wgsl: /* wgsl */ `@compute @workgroup_size(${sg}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sid: u32) {
   let slice = wid.x;
@@ -421,19 +421,14 @@ export function backwardWeightImageLanes(
     workgroups: [slices, 1, C / CT],
   });
   if (direct) return;
-  if (lastSums) {
-    // safe: the queue runs the recorded dispatches before any later use of the buffers
-    gpu.pool.release(part);
-    if (dbPart) gpu.pool.release(dbPart);
-    return;
-  }
-  sumPartials(
-    gpu,
-    { part, out: dw, M: g.O * g.C * g.KH * g.KW },
-    slices,
-    accumulate,
-    dbPart && db ? { part: dbPart, out: db, M: g.O } : undefined,
-  );
+  if (!lastSums)
+    sumPartials(
+      gpu,
+      { part, out: dw, M: g.O * g.C * g.KH * g.KW },
+      slices,
+      accumulate,
+      dbPart && db ? { part: dbPart, out: db, M: g.O } : undefined,
+    );
   // safe: the queue runs the recorded dispatches before any later use of the buffers
   gpu.pool.release(part);
   if (dbPart) gpu.pool.release(dbPart);

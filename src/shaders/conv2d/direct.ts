@@ -12,7 +12,7 @@ import { fixedSubgroupSize, unitWorkgroups } from '../../gpu/capabilities.js';
 import { declareKernel, launch, type ParamType } from '../../gpu/kernel.js';
 import type { Gpu } from '../../gpu/runtime.js';
 import { maxPool2dCodes, POOL_CODE_CUT } from '../pool.js';
-import { CELL_PARAMS, FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel, range, TICKETS, takeCells } from '../wgsl.js';
+import { CELL_PARAMS, cellLaunch, FLAT_BUILTINS, FLAT_INDEX, grid1d, IS_NAN, memoKernel, range, TICKETS, takeCells } from '../wgsl.js';
 import { patchPoolRelu, patchTile, patchV4PoolRelu, patchWalkTiles, patchWindowTiles, windowMaxRelu } from './patch.js';
 import type { Geometry } from './sizes.js';
 
@@ -979,7 +979,7 @@ function launchV4(
   const RT = t.RT ?? 1;
   const nPB = Math.ceil(a.Wout / t.PT);
   const nNB = Math.ceil(a.N / sg);
-  const [gx, gy] = grid1d(nNB * nPB * Math.ceil(a.Hout / RT), 1);
+  const cells = nNB * nPB * Math.ceil(a.Hout / RT);
   // Hout is compile-time only with several rows per lane (one-row kernels stay shared across heights). Unpadded
   // rows make the kh loop's bounds (0..KH) and Cin compile-time, for every row count: llvmpipe then runs the
   // seed's conv2 forward 1.09-1.13x faster (alternating in one process, medians of 21; AMD EPYC, 2026-11-30), with
@@ -1002,10 +1002,10 @@ function launchV4(
     saveArgmax,
     pooledIn,
   );
-  const perZ = nNB * nPB * Math.ceil(a.Hout / RT);
+  const cl = cellLaunch(gpu.ticketBuffer, DU, cells, Math.ceil(a.Cout / t.OT), grid1d(cells, 1));
   launch(gpu, kernel, {
-    params: { ...directParams(a), N: a.N, nNB, ...(DU ? { units: perZ * Math.ceil(a.Cout / t.OT), perZ } : {}) },
-    buffers: { ...(DU ? { tickets: gpu.ticketBuffer } : {}), ...buffers },
-    workgroups: DU ? [DU, 1, 1] : [gx, gy, Math.ceil(a.Cout / t.OT)],
+    params: { ...directParams(a), N: a.N, nNB, ...cl.params },
+    buffers: { ...cl.buffers, ...buffers },
+    workgroups: cl.workgroups,
   });
 }

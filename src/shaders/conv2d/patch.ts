@@ -48,7 +48,7 @@ import { fixedSubgroupSize, unitWorkgroups } from '../../gpu/capabilities.js';
 import { type BufferDecl, declareKernel, launch } from '../../gpu/kernel.js';
 import type { Binding, Gpu } from '../../gpu/runtime.js';
 import { POOL_CODE_CUT } from '../pool.js';
-import { CELL_PARAMS, grid1d, IS_NAN, memoKernel, range, TICKETS, takeCells } from '../wgsl.js';
+import { CELL_PARAMS, cellLaunch, grid1d, IS_NAN, memoKernel, range, TICKETS, takeCells } from '../wgsl.js';
 import type { Conv2dTile, DirectArgs, PoolReluBuffers } from './direct.js';
 
 /**
@@ -324,24 +324,17 @@ export function patchV4PoolRelu(gpu: Gpu, a: DirectArgs, buffers: PoolReluBuffer
   if (why) throw new VariantError(`conv2d_v4_patch_pool_relu: ${why}`);
   const UW = windowsFor(t.UW, buffers.x);
   const nNB = Math.ceil(a.N / sg);
-  const [gx, gy] = grid1d(nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1) / (t.SL ?? 1)), 1);
+  const cells = nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1) / (t.SL ?? 1));
   const windows = UW ? a.N / UW : 0;
   const { x, argmax, codes, ...rest } = buffers;
   // on llvmpipe one workgroup per thread, taking the cells of the grid from a counter (takeCells)
   const DU = t.DU ?? unitWorkgroups(gpu);
   const tw = { ...t, WG: sg, UW: UW || undefined, DU: DU ? 1 : 0 };
   const kernel = patchKernel(a.Cin, a.Hin, a.Win, a.Hout, a.Wout, a.KH, a.KW, tw, sg, windows, !!codes, !!argmax);
-  const perZ = nNB * (a.Wout / t.PT) * (a.Hout / (t.RT ?? 1) / (t.SL ?? 1));
-  const zs = Math.ceil(a.Cout / t.OT);
+  const cl = cellLaunch(gpu.ticketBuffer, DU, cells, Math.ceil(a.Cout / t.OT), grid1d(cells, 1));
   launch(gpu, kernel, {
-    params: { N: a.N, nNB, Cout: a.Cout, hasBias: +a.hasBias, ...(DU ? { units: perZ * zs, perZ } : {}) },
-    buffers: {
-      ...(DU ? { tickets: gpu.ticketBuffer } : {}),
-      ...rest,
-      ...(argmax ? { argmax } : {}),
-      ...(codes ? { codes } : {}),
-      ...windowsOf(x, a.N, image, UW),
-    },
-    workgroups: DU ? [DU, 1, 1] : [gx, gy, zs],
+    params: { N: a.N, nNB, Cout: a.Cout, hasBias: +a.hasBias, ...cl.params },
+    buffers: { ...cl.buffers, ...rest, ...(argmax ? { argmax } : {}), ...(codes ? { codes } : {}), ...windowsOf(x, a.N, image, UW) },
+    workgroups: cl.workgroups,
   });
 }
