@@ -339,29 +339,20 @@ export const matmulV4aKernel = memoKernel((l: MatmulLayout, t: SharedATile) => {
       : `vec4f(${KK.map((e) => `ldB(idxB(${kExpr}, ${colAt(q, e)}))`).join(', ')})`;
   // this lane's row of op(A): four k at once (aw), or one (the tail)
   const loadA4 = vecA ? 'ldA4((ra * p.K + k) >> 2u)' : `vec4f(${KK.map((kk) => `ldA(idxA(ra, k + ${kk}u))`).join(', ')})`;
-  const bc = (v: string, r: number) => `subgroupBroadcast(${v}, ${r}u)`;
+  // one k: row r's op(A) value (lane r's `a`, broadcast) times B's values `bv(q)` into the sums (and the row sum)
+  const step = (a: string, bv: (q: number) => string) =>
+    R.flatMap((r) => [
+      `{ let av = subgroupBroadcast(${a}, ${r}u);`,
+      ...Q.map((q) => `  acc${r}_${q} = fma(vec4f(av), ${bv(q)}, acc${r}_${q});`),
+      ...(l.sumA ? [`  sa${r} += av;`] : []),
+      '}',
+    ]);
   const body = [
     `let aw = ${loadA4};`,
     ...KK.flatMap((kk) => Q.map((q) => `let bv${kk}_${q} = ${loadB(`k + ${kk}u`, q)};`)),
-    ...KK.flatMap((kk) =>
-      R.flatMap((r) => [
-        `{ let av = ${bc(`aw[${kk}]`, r)};`,
-        ...Q.map((q) => `  acc${r}_${q} = fma(vec4f(av), bv${kk}_${q}, acc${r}_${q});`),
-        ...(l.sumA ? [`  sa${r} += av;`] : []),
-        '}',
-      ]),
-    ),
+    ...KK.flatMap((kk) => step(`aw[${kk}]`, (q) => `bv${kk}_${q}`)),
   ];
-  const tail = [
-    'let at = ldA(idxA(ra, k));',
-    ...Q.map((q) => `let bv${q} = ${loadB('k', q)};`),
-    ...R.flatMap((r) => [
-      `{ let av = ${bc('at', r)};`,
-      ...Q.map((q) => `  acc${r}_${q} = fma(vec4f(av), bv${q}, acc${r}_${q});`),
-      ...(l.sumA ? [`  sa${r} += av;`] : []),
-      '}',
-    ]),
-  ];
+  const tail = ['let at = ldA(idxA(ra, k));', ...Q.map((q) => `let bv${q} = ${loadB('k', q)};`), ...step('at', (q) => `bv${q}`)];
   const stores = R.flatMap((r) =>
     Q.flatMap((q) =>
       KK.map(
