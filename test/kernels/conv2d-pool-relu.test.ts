@@ -161,7 +161,7 @@ describe('conv2dMaxPool2dRelu', () => {
   // so the rows slide; vec4 and scalar loads) and on a 6-row output (the last block's second window row lies past
   // it; no sliding).
   // On llvmpipe the v4 kernels launch one workgroup a thread, taking the grid's cells from a counter in the ticket
-  // buffer (dynamicUnits in direct.ts): the same sums as a workgroup for each cell, for any number of workgroups,
+  // buffer (takeCells in wgsl.ts): the same sums as a workgroup for each cell, for any number of workgroups,
   // also when run again (the last workgroup sets the counters back to zero), and with window codes.
   it('v4 with its workgroups taking the cells from a counter: each workgroup its own cell, bit for bit, run after run', async () => {
     const { gpu } = ctx;
