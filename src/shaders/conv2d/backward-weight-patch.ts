@@ -67,7 +67,7 @@ import { memoKernel, range, TICKETS } from '../wgsl.js';
 import type { BackwardWeightBuffers, Conv2dWeightTile } from './backward-weight.js';
 import { imagesPerWindow, MAX_PATCH, uniformWindows, windowDecls, windowSwitch, windowsFor, windowsOf } from './patch.js';
 import type { Geometry } from './sizes.js';
-import { slicing, sumPartials } from './sum-partials.js';
+import { slicing, sumPartials, sumSlices } from './sum-partials.js';
 
 /** The most sums (taps and bias) a lane keeps; its patch holds at most MAX_PATCH input values, as the forward's. */
 const MAX_SUMS = 32;
@@ -268,8 +268,8 @@ const imageLanesKernel = memoKernel(
       return out;
     });
     // LS: the workgroups of a channel group take tickets when their slices' sums are in part, and the last adds
-    // up every slice's sums for the group, in slice order as conv2d_sum_partials does (the same sums, bit for bit),
-    // then sets the counter back to zero for the next dispatch. One dispatch instead of two: on llvmpipe the second
+    // up every slice's sums for the group, in slice order with conv2d_sum_partials' sumSlices (the same sums, bit
+    // for bit), then sets the counter back to zero for the next dispatch. One dispatch instead of two: on llvmpipe the second
     // costs about an empty dispatch, 30-40 µs (orderedAtomics: why the stores are seen there, and only there).
     const M = g.O * C * KH * KW;
     const finalSums = [
@@ -279,16 +279,12 @@ const imageLanesKernel = memoKernel(
       '  if (sid == 0u) { atomicStore(&tickets[wid.z], 0u); }',
       `  for (var j = sid; j < ${g.O * T}u; j += ${sg}u) {`,
       `    let i = (j / ${T}u * ${C}u + c0) * ${KH * KW}u + j % ${T}u; // (o·C + c0)·KH·KW + tap, tap < T`,
-      '    var acc = select(0.0, dw[i], p.addTo != 0u);',
-      `    for (var s = 0u; s < nwg.x; s++) { acc += part[s * ${M}u + i]; }`,
-      '    dw[i] = acc;',
+      `    ${sumSlices('dw', 'part', 'i', `${M}u`, 'nwg.x', 'p.addTo != 0u')}`,
       '  }',
       ...(bias
         ? [
             `  for (var o = sid; o < ${g.O}u && c0 == 0u; o += ${sg}u) {`,
-            '    var acc = select(0.0, db[o], p.addTo != 0u);',
-            `    for (var s = 0u; s < nwg.x; s++) { acc += dbPart[s * ${g.O}u + o]; }`,
-            '    db[o] = acc;',
+            `    ${sumSlices('db', 'dbPart', 'o', `${g.O}u`, 'nwg.x', 'p.addTo != 0u')}`,
             '  }',
           ]
         : []),

@@ -7,7 +7,16 @@ import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memoKernel } from '../wgsl.js';
 
 const WG_SUM = 64;
 
-// select() evaluates both sides; whatever out[i] held is discarded when not accumulating.
+/**
+ * WGSL statements: out[i] = (add ? out[i] : 0) + Σ_{s<splits} part[s·M + i], the slices added in order. Every pass
+ * that adds up partial sums (this kernel, backward-weight-patch.ts's last workgroup) uses it, so they agree bit for
+ * bit. select() evaluates both sides; whatever out[i] held is discarded when not adding.
+ */
+export const sumSlices = (out: string, part: string, i: string, M: string, splits: string, add: string): string =>
+  `var acc = select(0.0, ${out}[${i}], ${add});
+    for (var s = 0u; s < ${splits}; s++) { acc += ${part}[s * ${M} + ${i}]; }
+    ${out}[${i}] = acc;`;
+
 const sumPartialsKernel = memoKernel((two: boolean) =>
   declareKernel({
     name: two ? 'conv2d_sum_partials_2' : 'conv2d_sum_partials',
@@ -16,16 +25,12 @@ const sumPartialsKernel = memoKernel((two: boolean) =>
     wgsl: /* wgsl */ `@compute @workgroup_size(${WG_SUM}) fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX(WG_SUM)};
   if (i < p.M) {
-    var acc = select(0.0, out[i], p.accumulate != 0u);
-    for (var s = 0u; s < p.splits; s++) { acc += part[s * p.M + i]; }
-    out[i] = acc;
+    ${sumSlices('out', 'part', 'i', 'p.M', 'p.splits', 'p.accumulate != 0u')}
   }${
     two
       ? ` else if (i < p.M + p.M2) {
     let j = i - p.M;
-    var acc = select(0.0, out2[j], p.accumulate != 0u);
-    for (var s = 0u; s < p.splits; s++) { acc += part2[s * p.M2 + j]; }
-    out2[j] = acc;
+    ${sumSlices('out2', 'part2', 'j', 'p.M2', 'p.splits', 'p.accumulate != 0u')}
   }`
       : ''
   }
